@@ -1,0 +1,34 @@
+"""Flask extensions, created once and bound to an app in ``create_app`` (nothing connects here)."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from htmx_flask import Htmx
+from redis import Redis
+
+from portal.models.base import Base
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+login_manager = LoginManager()
+htmx = Htmx()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def get_redis() -> Redis:
+    """The app's Redis client, created lazily on first use and shared by the process."""
+    client = current_app.extensions.get("portal_redis")
+    if client is None:
+        url = current_app.config.get("REDIS_URL")
+        if not url:
+            raise RuntimeError("REDIS_URL is not configured")
+        client = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3)
+        current_app.extensions["portal_redis"] = client
+    return client

@@ -1,0 +1,6 @@
+from portal.main import bp
+
+
+@bp.get("/")
+def home():
+    return "Collection CRM"

@@ -1,0 +1,35 @@
+"""All models, imported here so metadata is complete for Alembic and for the app."""
+
+from portal.models.audit import AuditLog, Notification
+from portal.models.base import Base
+from portal.models.collection import (
+    Action,
+    ActionCode,
+    Case,
+    CaseAssignment,
+    Promise,
+    PromiseAllocation,
+)
+from portal.models.customers import Address, Customer, Email, Phone, ReferenceCustomer
+from portal.models.events import Event, EventDelivery
+from portal.models.field import AgentLocation, AgentStatus, AgentStatusEvent, CallRecord, Visit
+from portal.models.integrations import IntegrationRun, IntegrationSetting, QuarantinedRecord
+from portal.models.loans import (
+    Card,
+    Collateral,
+    Loan,
+    LoanApplication,
+    LoanBucketHistory,
+    LoanCollateral,
+)
+from portal.models.payments import Discrepancy, Payment, ReconciliationRun
+from portal.models.users import ApiToken, Team, User
+
+__all__ = [
+    "Action", "ActionCode", "Address", "AgentLocation", "AgentStatus", "AgentStatusEvent",
+    "ApiToken", "AuditLog", "Base", "Card", "CallRecord", "Case", "CaseAssignment", "Collateral",
+    "Customer", "Discrepancy", "Email", "Event", "EventDelivery", "IntegrationRun",
+    "IntegrationSetting", "Loan", "LoanApplication", "LoanBucketHistory", "LoanCollateral",
+    "Notification", "Payment", "Phone", "Promise", "PromiseAllocation", "QuarantinedRecord",
+    "ReconciliationRun", "ReferenceCustomer", "Team", "User", "Visit",
+]

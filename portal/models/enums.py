@@ -1,0 +1,58 @@
+"""Closed vocabularies of the data model: one place, used by models (CHECK constraints),
+services and forms. Bucket boundaries live here too."""
+
+from __future__ import annotations
+
+SOURCE_SYSTEMS = ("T24", "W4", "LOS", "CRM")
+CUSTOMER_TYPES = ("INDIVIDUAL", "ORGANIZATION")
+CUSTOMER_STATUSES = ("ACTIVE", "INACTIVE", "CLOSED", "DECEASED")
+ROLES = ("agent", "field_agent", "supervisor", "ops", "admin")
+
+LOAN_STATUSES = ("OPEN", "CLOSED", "WRITTEN_OFF", "RESTRUCTURED")
+CARD_STATUSES = ("ACTIVE", "BLOCKED", "CLOSED")
+PHONE_TYPES = ("MOBILE", "HOME", "WORK", "OTHER")
+ADDRESS_TYPES = ("HOME", "WORK", "MAILING", "OTHER")
+EMAIL_TYPES = ("PERSONAL", "WORK", "OTHER")
+RELATIONSHIP_TYPES = ("spouse", "guarantor", "co_signer", "parent", "child", "sibling",
+                      "relative", "colleague", "friend", "other")
+
+# DPD buckets: (name, lowest dpd, highest dpd or None). The one definition of bucket boundaries.
+BUCKETS = (
+    ("current", 0, 0),
+    ("1-30", 1, 30),
+    ("31-60", 31, 60),
+    ("61-90", 61, 90),
+    ("90+", 91, None),
+)
+BUCKET_NAMES = tuple(name for name, _, _ in BUCKETS)
+
+
+def bucket_for_dpd(dpd: int) -> str:
+    """The collection bucket of a number of days past due."""
+    if dpd is None or dpd < 0:
+        raise ValueError(f"dpd must be a non-negative integer, got {dpd!r}")
+    for name, low, high in BUCKETS:
+        if dpd >= low and (high is None or dpd <= high):
+            return name
+    raise AssertionError("unreachable: buckets cover every non-negative dpd")
+
+
+CASE_STATUSES = ("open", "in_progress", "promised", "closed", "legal", "skip_trace")
+CASE_PROCESSING_STATES = ("new", "contacting", "negotiating", "monitoring", "escalated", "done")
+ACTION_TYPES = ("CALL", "VISIT", "SMS", "EMAIL", "LETTER")
+ACTION_SOURCES = ("manual", "cti", "system")
+PROMISE_STATUSES = ("pending", "kept", "partially_kept", "broken", "cancelled")
+PAYMENT_STATUSES = ("received", "failed", "reversed")
+PAYMENT_SOURCES = ("webhook", "reconciliation", "manual")
+DISCREPANCY_KINDS = ("missing_in_crm", "missing_in_source", "amount_mismatch", "status_mismatch")
+DISCREPANCY_STATUSES = ("open", "resolved", "ignored")
+CALL_DIRECTIONS = ("inbound", "outbound")
+AGENT_STATUSES = ("available", "on_call", "wrap_up", "break", "offline")
+AGENT_STATUS_SOURCES = ("portal", "cti", "system")
+VISIT_STATUSES = ("planned", "checked_in", "completed", "cancelled", "missed")
+VISIT_VERIFICATIONS = ("verified", "unverified", "manual_pending", "manual_approved", "rejected")
+INTEGRATIONS = ("T24", "W4", "LOS", "PAYMENTS", "CTI", "GPS", "EVENTS")
+RUN_KINDS = ("sync", "reconcile", "forward")
+RUN_TRIGGERS = ("schedule", "manual", "webhook", "retry", "system")
+RUN_STATUSES = ("running", "succeeded", "partial", "failed", "cancelled")
+DELIVERY_STATUSES = ("pending", "delivered", "failed", "dead")

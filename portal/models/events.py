@@ -1,0 +1,69 @@
+"""The transactional outbox (events) and one delivery row per subscriber."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.models.base import Base, sql_in, utcnow
+from portal.models.enums import DELIVERY_STATUSES
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        # relay scans unrelayed events in order
+        Index("ix_events_unrelayed", "seq", postgresql_where="relayed_at IS NULL"),
+        Index("ix_events_type_occurred", "type", "occurred_at"),
+        Index("ix_events_aggregate", "aggregate_type", "aggregate_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True,
+                                          default=uuid.uuid4)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    aggregate_type: Mapped[str] = mapped_column(String(32))
+    aggregate_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JSONB)
+    correlation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    relayed_at: Mapped[datetime | None]
+
+    deliveries: Mapped[list[EventDelivery]] = relationship(back_populates="event")
+
+
+class EventDelivery(Base):
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "subscriber"),
+        CheckConstraint(f"status {sql_in(*DELIVERY_STATUSES)}", name="status"),
+        Index("ix_event_deliveries_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    subscriber: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    enqueued_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
+
+    event: Mapped[Event] = relationship(back_populates="deliveries")

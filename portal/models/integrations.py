@@ -1,0 +1,89 @@
+"""Integration runs, quarantined records and per-integration settings (feature flags)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.models.base import Base, sql_in, utcnow
+from portal.models.enums import INTEGRATIONS, RUN_KINDS, RUN_STATUSES, RUN_TRIGGERS
+
+
+class IntegrationRun(Base):
+    __tablename__ = "integration_runs"
+    __table_args__ = (
+        CheckConstraint(f"integration {sql_in(*INTEGRATIONS)}", name="integration"),
+        CheckConstraint(f"kind {sql_in(*RUN_KINDS)}", name="kind"),
+        CheckConstraint(f"trigger {sql_in(*RUN_TRIGGERS)}", name="trigger"),
+        CheckConstraint(f"status {sql_in(*RUN_STATUSES)}", name="status"),
+        CheckConstraint("extracted >= 0 AND loaded >= 0 AND failed >= 0", name="counts"),
+        Index("ix_integration_runs_integration_started", "integration", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    integration: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="running", server_default="running")
+    business_date: Mapped[date | None]
+    mode: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    extracted: Mapped[int] = mapped_column(default=0, server_default="0")
+    loaded: Mapped[int] = mapped_column(default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(default=0, server_default="0")
+    control_totals: Mapped[dict | None] = mapped_column(JSONB)
+    errors: Mapped[list | None] = mapped_column(JSONB)
+    correlation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    triggered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id",
+                                                                   ondelete="SET NULL"))
+    retry_of_id: Mapped[int | None] = mapped_column(ForeignKey("integration_runs.id",
+                                                               ondelete="SET NULL"))
+    duration_ms: Mapped[int | None]
+    cursor_before: Mapped[str | None] = mapped_column(String(64))
+    cursor_after: Mapped[str | None] = mapped_column(String(64))
+    total_amount: Mapped[Decimal | None]
+
+
+class QuarantinedRecord(Base):
+    __tablename__ = "quarantined_records"
+    __table_args__ = (
+        CheckConstraint(f"integration {sql_in(*INTEGRATIONS)}", name="integration"),
+        CheckConstraint("status IN ('open', 'reprocessed', 'discarded')", name="status"),
+        Index("ix_quarantined_records_run", "run_id"),
+        Index("ix_quarantined_records_integration_status", "integration", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    integration: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("integration_runs.id",
+                                                          ondelete="CASCADE"))
+    entity: Mapped[str] = mapped_column(String(32))
+    record_key: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict | list | str | None] = mapped_column(JSONB)
+    raw: Mapped[str | None] = mapped_column(Text)
+    source_file: Mapped[str | None] = mapped_column(String(300))
+    line_number: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class IntegrationSetting(Base):
+    __tablename__ = "integration_settings"
+    __table_args__ = (
+        CheckConstraint(f"integration {sql_in(*INTEGRATIONS)}", name="integration"),
+    )
+
+    integration: Mapped[str] = mapped_column(String(16), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=True, server_default="true")
+    schedule: Mapped[str | None] = mapped_column(String(64))
+    cursor: Mapped[str | None] = mapped_column(String(64))
+    config: Mapped[dict | None] = mapped_column(JSONB)
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    changed_at: Mapped[datetime | None]
+    change_reason: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,146 @@
+"""Fixtures: one real PostgreSQL database migrated once per session (tables truncated after each
+test that touched it), a real Redis on a dedicated DB number (flushed), the app, a client,
+role login helpers, factory fixtures and a live server for Playwright."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from redis import Redis
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from portal import create_app
+from portal.config import TestConfig
+from tests.settings import service_urls
+
+pytest_plugins = ["tests.factories"]
+
+
+def _reset_schema(url: str) -> None:
+    """Empty the test database completely, so the migrations start from nothing."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app():
+    db_url, redis_url = service_urls()
+    _reset_schema(db_url)
+    app = create_app(
+        TestConfig,
+        {"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url,
+         "RATELIMIT_STORAGE_URI": redis_url},
+    )
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        from portal.extensions import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture
+def redis_client(app):
+    client = Redis.from_url(app.config["REDIS_URL"])
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def db(app, redis_client):
+    """The Flask-SQLAlchemy handle inside an app context; every table is emptied afterwards."""
+    from portal.extensions import db as _db
+
+    ctx = app.app_context()
+    ctx.push()
+    try:
+        yield _db
+    finally:
+        _db.session.rollback()
+        _db.session.remove()
+        tables = ", ".join(f'"{t.name}"' for t in _db.metadata.sorted_tables)
+        with _db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        ctx.pop()
+
+
+@pytest.fixture
+def client(app, db):
+    return app.test_client()
+
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def csrf_token_from(html: str) -> str:
+    match = CSRF_META.search(html)
+    assert match, "page has no csrf-token meta tag"
+    return match.group(1)
+
+
+@pytest.fixture
+def csrf_token(client):
+    """A CSRF token valid for ``client``'s session (read from the login page's meta tag)."""
+
+    def get(path: str = "/auth/login") -> str:
+        return csrf_token_from(client.get(path).get_data(as_text=True))
+
+    return get
+
+
+@pytest.fixture
+def login(client):
+    """Log ``user`` in on ``client`` through the session (no form post, no rate limit)."""
+
+    def do(user):
+        with client.session_transaction() as session:
+            session["_user_id"] = str(user.get_id())
+            session["_fresh"] = True
+        return user
+
+    return do
+
+
+@pytest.fixture
+def login_as(login, make_user):
+    """Create a user with ``role`` and log it in: ``login_as("supervisor")``."""
+
+    def do(role: str, **kwargs):
+        return login(make_user(role=role, **kwargs))
+
+    return do
+
+
+class LiveServer:
+    def __init__(self, app):
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._server.shutdown()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    server = LiveServer(app)
+    server.start()
+    yield server
+    server.stop()

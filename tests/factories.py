@@ -1,0 +1,85 @@
+"""Factory fixtures: each returns a callable that creates and commits a row with sane defaults."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+
+from portal.models.enums import bucket_for_dpd
+
+_seq = itertools.count(1)
+DEFAULT_PASSWORD = "Passw0rd!demo"
+
+
+@pytest.fixture
+def make_team(db):
+    from portal.models import Team
+
+    def make(**kwargs):
+        n = next(_seq)
+        team = Team(name=kwargs.pop("name", f"Team {n}"), **kwargs)
+        db.session.add(team)
+        db.session.commit()
+        return team
+
+    return make
+
+
+@pytest.fixture
+def make_user(db):
+    from werkzeug.security import generate_password_hash
+
+    from portal.models import User
+
+    def make(role: str = "agent", password: str = DEFAULT_PASSWORD, **kwargs):
+        n = next(_seq)
+        kwargs.setdefault("username", f"{role}{n}")
+        kwargs.setdefault("full_name", f"Test {role.replace('_', ' ').title()} {n}")
+        user = User(role=role, password_hash=generate_password_hash(password), **kwargs)
+        db.session.add(user)
+        db.session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_customer(db):
+    from portal.models import Customer
+
+    def make(**kwargs):
+        n = next(_seq)
+        kwargs.setdefault("cif", f"CIF{n:08d}")
+        kwargs.setdefault("name", f"Nguyen Van {n}")
+        kwargs.setdefault("source_system", "T24")
+        customer = Customer(**kwargs)
+        db.session.add(customer)
+        db.session.commit()
+        return customer
+
+    return make
+
+
+@pytest.fixture
+def make_loan(db, make_customer):
+    from portal.models import Loan
+
+    def make(customer=None, dpd: int = 0, **kwargs):
+        n = next(_seq)
+        customer = customer or make_customer()
+        kwargs.setdefault("account_number", f"LN{n:010d}")
+        kwargs.setdefault("product_type", "PERSONAL_LOAN")
+        kwargs.setdefault("original_amount", Decimal("100000000"))
+        kwargs.setdefault("outstanding", Decimal("80000000"))
+        kwargs.setdefault("due_amount", Decimal("5000000") if dpd else Decimal("0"))
+        kwargs.setdefault("next_payment_date", date.today() + timedelta(days=10))
+        kwargs.setdefault("source_system", "T24")
+        loan = Loan(cif=customer.cif, dpd=dpd, bucket=bucket_for_dpd(dpd), **kwargs)
+        db.session.add(loan)
+        db.session.commit()
+        return loan
+
+    return make
