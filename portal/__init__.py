@@ -32,6 +32,10 @@ def create_app(config: type[Config] | None = None, overrides: dict | None = None
             "or export DATABASE_URL=postgresql://user@host/dbname"
         )
 
+    from portal.logging import init_logging
+
+    init_logging(app)
+
     from portal import models  # noqa: F401  (register every table with the metadata)
     from portal.extensions import csrf, db, htmx, limiter, login_manager, migrate
 

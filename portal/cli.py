@@ -1,4 +1,4 @@
-"""Flask CLI commands (``flask --app wsgi <command>``)."""
+"""Flask CLI commands (``flask --app wsgi <command>``): each area exposes ``commands``."""
 
 from __future__ import annotations
 
@@ -6,4 +6,11 @@ from flask import Flask
 
 
 def register_cli(app: Flask) -> None:
-    pass
+    from portal.auth import cli as auth_cli
+    from portal.events import cli as events_cli
+    from portal.seed import cli as seed_cli
+    from workers import cli as workers_cli
+
+    for module in (auth_cli, seed_cli, events_cli, workers_cli):
+        for command in module.commands:
+            app.cli.add_command(command)
