@@ -14,9 +14,13 @@ from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.config import TestConfig
-from tests.settings import service_urls
+from tests.settings import service_urls, stop_embedded
 
 pytest_plugins = ["tests.factories"]
+
+
+def pytest_unconfigure(config):
+    stop_embedded()
 
 
 def _reset_schema(url: str) -> None:

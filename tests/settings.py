@@ -13,6 +13,17 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "15"))
 
 
+_started: list = []
+
+
+def stop_embedded() -> None:
+    """Stop the embedded servers this test session started (no-op with real services)."""
+    from portal import embedded
+
+    while _started:
+        embedded.stop(_started.pop())
+
+
 @cache
 def service_urls() -> tuple[str, str]:
     """(database URL with the psycopg driver, redis URL on the dedicated test DB number)."""
@@ -22,6 +33,7 @@ def service_urls() -> tuple[str, str]:
         from portal import embedded
 
         services = embedded.start(ROOT / "instance" / "test", dbname="collection_crm_test")
+        _started.append(services)
         db_url = db_url or services.database_url
         redis_url = redis_url or services.redis_url
     base, _, query = redis_url.partition("?")
