@@ -1,6 +1,50 @@
+"""Home pages: each role lands on a page made of its own work, read from the database."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify, render_template
+from flask_login import current_user
+from sqlalchemy import text
+
+from portal.extensions import db, get_redis
 from portal.main import bp
+from portal.permissions import permission_required, public
+from portal.services import dashboard
 
 
 @bp.get("/")
+@permission_required("portal.access")
 def home():
-    return "Collection CRM"
+    role = current_user.role
+    today = dashboard.bank_today(current_app.config["BANK_TIMEZONE"])
+    if role == "agent":
+        data = dashboard.agent_home(db.session, current_user, today)
+    elif role == "field_agent":
+        data = dashboard.field_agent_home(db.session, current_user, today)
+    elif role == "supervisor":
+        data = dashboard.supervisor_home(db.session, current_user, today)
+    elif role == "ops":
+        data = dashboard.ops_home(db.session)
+    else:
+        data = dashboard.admin_home(db.session)
+    return render_template(f"main/home_{role}.html", data=data, today=today)
+
+
+@bp.get("/health")
+@public
+def health():
+    """Liveness and readiness for load balancers: PostgreSQL and Redis answer."""
+    checks = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        db.session.rollback()
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    try:
+        get_redis().ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["redis"] = f"error: {exc.__class__.__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return jsonify(status="ok" if healthy else "degraded", checks=checks), 200 if healthy else 503

@@ -1,13 +1,328 @@
-"""Registers blueprints, request hooks, template helpers and error handlers on the app."""
+"""Registers blueprints, the login manager, template helpers, security headers and error
+handlers on the app (HTML pages in the layout; JSON under /api/)."""
 
 from __future__ import annotations
 
-from flask import Flask
+import logging
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import wraps
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app, g, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from portal.models.enums import bucket_for_dpd
+from portal.permissions import (
+    PERMISSIONS,
+    ROLE_LABELS,
+    api_error,
+    can,
+    login_redirect_response,
+    public,
+)
+from portal.web.navigation import navigation
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+
+
+# Every area's blueprint (``bp`` in the package). An area package that does not exist yet is
+# skipped, so areas can be built in parallel; any other import error is raised.
+BLUEPRINT_PACKAGES = (
+    "portal.auth",
+    "portal.main",
+    "portal.cases",
+    "portal.supervisor",
+    "portal.field",
+    "portal.ops",
+    "portal.webhooks",
+    "portal.admin",
+    "portal.api",
+)
 
 
 def register_web(app: Flask) -> None:
-    from portal.auth import bp as auth_bp
-    from portal.main import bp as main_bp
+    import importlib
 
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(main_bp)
+    for name in BLUEPRINT_PACKAGES:
+        try:
+            package = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        bp = getattr(package, "bp", None)
+        if bp is not None:
+            app.register_blueprint(bp)
+
+    _mark_static_public(app)
+    _init_login_manager(app)
+    _register_template_helpers(app)
+    _register_error_handlers(app)
+    app.after_request(_security_headers)
+    app.teardown_request(_forget_request_state)
+
+
+def _mark_static_public(app: Flask) -> None:
+    """Static files are public; say so on the view so the route-protection walk sees it."""
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint == "static" or endpoint.endswith(".static"):
+            app.view_functions[endpoint] = _public_wrapper(view)
+
+
+def _public_wrapper(view):
+    @wraps(view)
+    def static_view(*args, **kwargs):
+        return view(*args, **kwargs)
+
+    return public(static_view)
+
+
+def _init_login_manager(app: Flask) -> None:
+    from portal.extensions import db, login_manager
+    from portal.models import User
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        if not user_id or not user_id.isdigit():
+            return None
+        user = db.session.get(User, int(user_id))
+        return user if user is not None and user.active else None
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        if request.path.startswith(API_PREFIX):
+            return api_error(401, "authentication_required", "Authentication required.")
+        return login_redirect_response()
+
+
+# --- template helpers --------------------------------------------------------------------------
+
+
+def format_vnd(value) -> str:
+    """Money as VND with thousands separators: 12500000 → "12,500,000 ₫"."""
+    if value is None or value == "":
+        return "—"
+    try:
+        amount = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return str(value)
+    return f"{amount:,.0f} ₫"
+
+
+def format_number(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,}"
+
+
+def _bank_zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config.get("BANK_TIMEZONE", "Asia/Ho_Chi_Minh"))
+
+
+def format_datetime(value: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
+    """A UTC timestamp shown in the bank's zone."""
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(_bank_zone()).strftime(fmt)
+
+
+def format_date(value: date | datetime | None, fmt: str = "%d/%m/%Y") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return format_datetime(value, fmt)
+    return value.strftime(fmt)
+
+
+def format_ago(value: datetime | None) -> str:
+    """"5 min ago", "3 h ago", "2 days ago"."""
+    if value is None:
+        return "never"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    seconds = int((datetime.now(UTC) - value).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    days = seconds // 86400
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+def humanize(value: str | None) -> str:
+    """"field_agent" → "Field agent", "missing_in_crm" → "Missing in crm"."""
+    if not value:
+        return ""
+    text = str(value).replace("_", " ")
+    return text[:1].upper() + text[1:].lower()
+
+
+def initials(name: str | None) -> str:
+    """"Nguyen Van An" → "NA" (first and last word)."""
+    words = [w for w in (name or "").split() if w]
+    if not words:
+        return "?"
+    if len(words) == 1:
+        return words[0][:2].upper()
+    return (words[0][0] + words[-1][0]).upper()
+
+
+def now_in_bank_zone() -> datetime:
+    return datetime.now(_bank_zone())
+
+
+def greeting(full_name: str | None) -> str:
+    """"Good morning, An" in the bank's zone (Vietnamese names: the given name comes last)."""
+    hour = now_in_bank_zone().hour
+    part = "morning" if hour < 12 else "afternoon" if hour < 18 else "evening"
+    words = (full_name or "").split()
+    return f"Good {part}, {words[-1]}" if words else f"Good {part}"
+
+
+def layout_template() -> str:
+    """The layout a page extends: the whole page, or only its content for an HTMX request that
+    targets part of a page (boosted navigation and history restores get the whole page)."""
+    htmx = getattr(request, "htmx", None)
+    if htmx and not htmx.boosted and not htmx.history_restore_request:
+        return "partial.html"
+    return "base.html"
+
+
+def _register_template_helpers(app: Flask) -> None:
+    app.jinja_env.filters.update(
+        vnd=format_vnd,
+        number=format_number,
+        datetime=format_datetime,
+        date=format_date,
+        ago=format_ago,
+        humanize=humanize,
+        initials=initials,
+        bucket=bucket_for_dpd,
+    )
+    app.jinja_env.globals.update(now_in_bank_zone=now_in_bank_zone, greeting=greeting)
+
+    @app.context_processor
+    def inject_helpers():
+        return {
+            "can": can,
+            "navigation": navigation,
+            "role_labels": ROLE_LABELS,
+            "permission_names": PERMISSIONS,
+            "layout": layout_template(),
+            "bank_currency": current_app.config.get("BANK_CURRENCY", "VND"),
+        }
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+ERROR_TITLES = {
+    400: "Bad request",
+    401: "Sign in required",
+    403: "Access denied",
+    404: "Page not found",
+    405: "Method not allowed",
+    413: "Request too large",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Something went wrong",
+}
+
+ERROR_CODES = {
+    400: "bad_request", 401: "authentication_required", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 413: "too_large", 422: "invalid", 429: "rate_limited",
+    500: "server_error",
+}
+
+
+def _wants_json() -> bool:
+    if request.path.startswith(API_PREFIX):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > \
+        request.accept_mimetypes["text/html"]
+
+
+def render_error(status: int, message: str, code: str | None = None):
+    code = code or ERROR_CODES.get(status, "error")
+    if _wants_json():
+        return api_error(status, code, message)
+    title = ERROR_TITLES.get(status, "Error")
+    response = current_app.make_response(
+        (render_template("errors/error.html", status=status, title=title, message=message),
+         status)
+    )
+    # Shown as a toast when an HTMX request targeting part of a page fails (static/js/app.js).
+    response.headers["X-Error-Message"] = message.encode("ascii", "replace").decode()[:200]
+    return response
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        # An HTMX request whose session expired has lost its CSRF token with the session:
+        # send it to the login page rather than showing a token error.
+        if getattr(request, "htmx", False) and not current_user.is_authenticated:
+            return login_redirect_response()
+        return render_error(400, error.description, "csrf_failed")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        status = error.code or 500
+        message = error.description or ERROR_TITLES.get(status, "Error")
+        if status == 404 and not _wants_json():
+            message = "The page you asked for does not exist or has moved."
+        if status == 429:
+            message = f"Too many requests ({error.description}). Wait a moment and try again."
+        response = render_error(status, message)
+        if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(InternalServerError)
+    def server_error(error: InternalServerError):
+        original = getattr(error, "original_exception", None)
+        if original is not None:
+            log.error("unhandled error on %s %s", request.method, request.path,
+                      exc_info=original)
+        return render_error(500, "An unexpected error occurred. It has been logged; "
+                                 "please try again or contact support.")
+
+
+def _forget_request_state(exc=None) -> None:
+    """Drop what extensions cache on ``g`` for one request (the signed-in user, the CSRF token,
+    the API principal). Each request normally has its own app context; when one is already
+    pushed (tests, CLI) Flask reuses it and these would leak into the next request."""
+    for key in ("_login_user", current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
+                "api_principal"):
+        g.pop(key, None)
+
+
+def _security_headers(response):
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    if response.mimetype == "text/html":
+        # the same URL answers a whole page or a fragment depending on these headers
+        response.vary.add("HX-Request")
+        response.vary.add("HX-Boosted")
+        if current_user.is_authenticated:
+            headers.setdefault("Cache-Control", "no-store")
+    return response
+

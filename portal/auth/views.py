@@ -1,0 +1,53 @@
+"""Login and logout pages."""
+
+from __future__ import annotations
+
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import login_user, logout_user
+
+from portal.auth import bp, operations
+from portal.auth.forms import LoginForm
+from portal.extensions import db, limiter
+from portal.permissions import permission_required, public
+from portal.services import login_protection
+from portal.web.navigation import safe_next
+
+
+def _login_rate_limit() -> str:
+    return current_app.config.get("LOGIN_RATE_LIMIT", "30 per minute")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_rate_limit, methods=["POST"])
+def login():
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next")) or ""
+    error, status = None, 200
+    if form.validate_on_submit():
+        outcome = operations.attempt_login(
+            db.session, form.username.data, form.password.data,
+            login_protection.from_app(current_app),
+        )
+        if outcome.ok:
+            session.clear()  # nothing of the anonymous session survives the login
+            login_user(outcome.user)
+            session.permanent = True
+            flash(f"Welcome, {outcome.user.full_name}.", "success")
+            return redirect(safe_next(form.next.data) or url_for("main.home"))
+        error = outcome.message
+        status = 429 if outcome.locked else 401
+    elif request.method == "POST":
+        status = 422
+    expired = request.args.get("expired") == "1" and request.method == "GET"
+    return render_template("auth/login.html", form=form, error=error, expired=expired), status
+
+
+@bp.post("/logout")
+@permission_required("portal.access")
+def logout():
+    logout_user()
+    session.clear()
+    flash("You have signed out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,48 @@
+"""The audit log: who changed what, before and after, when, and from where.
+
+``record`` adds a row to the caller's session; it commits with the change it describes, so a
+change is never saved without its audit row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import has_request_context, request
+from sqlalchemy.orm import Session
+
+from portal.models import AuditLog
+
+
+def record(
+    session: Session,
+    actor: Any,
+    action: str,
+    entity_type: str,
+    entity_id: Any = None,
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditLog:
+    """Add an audit row. ``actor`` is a User, a label (e.g. "cli", "system") or None."""
+    actor_id = getattr(actor, "id", None)
+    if actor is None:
+        actor_label = "system"
+    elif isinstance(actor, str):
+        actor_label = actor
+    else:
+        actor_label = getattr(actor, "username", None) or str(actor)
+    row = AuditLog(
+        actor_id=actor_id,
+        actor_label=actor_label[:100],
+        action=action,
+        entity_type=entity_type,
+        entity_id=None if entity_id is None else str(entity_id),
+        before=before,
+        after=after,
+    )
+    if has_request_context():
+        row.ip_address = (request.remote_addr or "")[:45] or None
+        row.user_agent = (request.user_agent.string or "")[:300] or None
+        row.correlation_id = request.headers.get("X-Correlation-ID", "")[:64] or None
+    session.add(row)
+    return row

@@ -1,0 +1,69 @@
+"""The navigation (one list; each role sees the entries its permissions allow and whose route
+exists) and the safe handling of ``next`` URLs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import current_app, request, url_for
+
+from portal.permissions import can
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    endpoint: str
+    permission: str
+    icon: str  # name of an inline SVG icon in templates/partials/icons.html
+    section: str = "Work"
+    also_active_on: tuple[str, ...] = ()  # other endpoints of the same page (form posts)
+
+
+# Entries whose endpoint is not registered (an area not built yet) are left out.
+NAV_ITEMS: tuple[NavItem, ...] = (
+    NavItem("Home", "main.home", "portal.access", "home", "Overview"),
+    NavItem("Work queue", "cases.queue", "cases.work", "inbox"),
+    NavItem("Customers", "cases.search", "cases.view", "users"),
+    NavItem("My visits", "field.visits", "field.visits", "pin"),
+    NavItem("Field map", "supervisor.map", "field.track", "map", "Supervision"),
+    NavItem("Agent board", "supervisor.board", "supervisor.board", "activity", "Supervision"),
+    NavItem("Assignment", "supervisor.assign", "supervisor.assign", "shuffle", "Supervision"),
+    NavItem("Team KPIs", "supervisor.kpi", "supervisor.kpi", "chart", "Supervision"),
+    NavItem("Integrations", "ops.integrations", "ops.integrations", "plug", "Operations"),
+    NavItem("Users", "admin.users", "admin.users", "users", "Administration"),
+    NavItem("API tokens", "admin.tokens", "admin.tokens", "key", "Administration",
+            ("admin.create_token", "admin.revoke_token")),
+)
+
+
+def navigation() -> list[tuple[str, list[dict]]]:
+    """Sections of nav links for the current user: [(section, [{label, url, icon, active}])]."""
+    sections: dict[str, list[dict]] = {}
+    current = request.endpoint or ""
+    for item in NAV_ITEMS:
+        if item.endpoint not in current_app.view_functions or not can(item.permission):
+            continue
+        sections.setdefault(item.section, []).append({
+            "label": item.label,
+            "url": url_for(item.endpoint),
+            "icon": item.icon,
+            "active": current == item.endpoint or current in item.also_active_on,
+        })
+    return list(sections.items())
+
+
+def safe_next(target: str | None) -> str | None:
+    """``target`` if it is a path on this site (no scheme, no host, no '//' trick), else None."""
+    if not target:
+        return None
+    target = target.strip()
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return None
+    if parts.path.startswith("/auth/"):
+        return None
+    return target
