@@ -1,0 +1,207 @@
+"""A small JSON REST client shared by the W4 and LOS adapters: authentication headers, timeouts,
+retries with exponential backoff and jitter on 5xx / 429 / timeouts / refused connections, and
+keyset pagination with a resumable cursor (docs/integrations.md, "Paginated JSON APIs").
+
+Pagination contract (both W4 and LOS): ``GET <path>?limit=N[&cursor=C | &updated_since=T]``
+answers ``{"data": [...], "cursor": C', "next_cursor": C' | null, "total": n}``. Records come in
+``(updated_at, key)`` order; ``cursor`` is the position just after the page's last record and
+``next_cursor`` is the same position when more records follow (null on the last page). A caller
+that stores ``cursor`` after loading each page can stop at any moment (an outage, a killed
+worker) and resume from it later with nothing skipped and nothing loaded twice.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import requests
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class ApiError(Exception):
+    """A request the remote system refused or could not answer."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
+                 url: str | None = None, attempts: int = 1):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.url = url
+        self.attempts = attempts
+
+
+class AuthError(ApiError):
+    """401/403: the credentials are wrong or lack permission (not retried)."""
+
+
+class Unavailable(ApiError):
+    """The system did not answer successfully after every retry (outage, timeouts, 5xx)."""
+
+
+@dataclass
+class Page:
+    data: list[dict]
+    cursor: str | None  # position after this page: store it once the page is loaded
+    next_cursor: str | None  # None on the last page
+    total: int | None  # records from the request's position to the end, when the API says
+    number: int  # 1-based page number within this run
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    failures: int = 0
+    pages: int = 0
+    records: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class JsonApiClient:
+    """Base client; subclasses set ``name`` and implement :meth:`auth_headers`."""
+
+    name = "API"
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, retries: int = 4,
+                 backoff: float = 0.5, max_backoff: float = 8.0, page_size: int = 200,
+                 session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.page_size = page_size
+        self.session = session or requests.Session()
+        self.sleep = sleep
+        self.stats = ClientStats()
+
+    def auth_headers(self) -> dict[str, str]:
+        return {}
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- one request, with retries -------------------------------------------------------------
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                return min(self.max_backoff, max(0.0, float(retry_after)))
+            except ValueError:
+                pass
+        base = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        return base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not security
+
+    def get_json(self, path: str, params: dict | None = None) -> dict:
+        url = f"{self.base_url}{path}"
+        headers = {"Accept": "application/json", **self.auth_headers()}
+        attempts = self.retries + 1
+        last_error = "no attempt made"
+        last_status = None
+        for attempt in range(1, attempts + 1):
+            self.stats.requests += 1
+            retry_after = None
+            try:
+                response = self.session.get(url, params=params, headers=headers,
+                                            timeout=self.timeout)
+            except requests.Timeout:
+                last_error, last_status = f"timed out after {self.timeout}s", None
+            except requests.ConnectionError as exc:
+                last_error, last_status = f"connection failed: {type(exc).__name__}", None
+            else:
+                status = response.status_code
+                if status in (401, 403):
+                    self.stats.failures += 1
+                    raise AuthError(f"{self.name} refused the credentials ({status}): "
+                                    f"{_error_message(response)}", status=status,
+                                    code=_error_code(response), url=url, attempts=attempt)
+                if status not in RETRY_STATUSES:
+                    if status >= 400:
+                        self.stats.failures += 1
+                        raise ApiError(f"{self.name} answered {status}: "
+                                       f"{_error_message(response)}", status=status,
+                                       code=_error_code(response), url=url, attempts=attempt)
+                    try:
+                        body = response.json()
+                    except ValueError as exc:
+                        last_error, last_status = "answer is not JSON", status
+                        if attempt < attempts:
+                            self.stats.retries += 1
+                            self.sleep(self._delay(attempt, None))
+                            continue
+                        self.stats.failures += 1
+                        raise Unavailable(f"{self.name}: {last_error}", status=status,
+                                          url=url, attempts=attempt) from exc
+                    if not isinstance(body, dict):
+                        self.stats.failures += 1
+                        raise ApiError(f"{self.name}: answer is not a JSON object",
+                                       status=status, url=url, attempts=attempt)
+                    return body
+                last_error = f"HTTP {status}: {_error_message(response)}"
+                last_status = status
+                retry_after = response.headers.get("Retry-After")
+            if attempt < attempts:
+                self.stats.retries += 1
+                self.sleep(self._delay(attempt, retry_after))
+        self.stats.failures += 1
+        self.stats.errors.append(last_error)
+        raise Unavailable(f"{self.name} unavailable: {last_error} (gave up after {attempts} "
+                          f"attempts)", status=last_status, url=url, attempts=attempts)
+
+    # -- pagination ----------------------------------------------------------------------------
+    def pages(self, path: str, *, cursor: str | None = None, updated_since: str | None = None,
+              limit: int | None = None) -> Iterator[Page]:
+        """Every page from ``cursor`` (a stored position) or ``updated_since`` (an ISO
+        timestamp, inclusive) to the end. Each request is retried on its own, so an outage
+        mid-way raises :class:`Unavailable` after the pages already yielded."""
+        params: dict[str, str | int] = {"limit": limit or self.page_size}
+        if cursor:
+            params["cursor"] = cursor
+        elif updated_since:
+            params["updated_since"] = updated_since
+        number = 0
+        while True:
+            body = self.get_json(path, params)
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise ApiError(f"{self.name}: page has no 'data' list", url=path)
+            number += 1
+            page = Page(data=data, cursor=body.get("cursor") or params.get("cursor"),
+                        next_cursor=body.get("next_cursor"), total=body.get("total"),
+                        number=number)
+            self.stats.pages += 1
+            self.stats.records += len(data)
+            yield page
+            if not page.next_cursor:
+                return
+            if page.next_cursor == params.get("cursor"):
+                raise ApiError(f"{self.name}: pagination does not advance", url=path)
+            params = {"limit": params["limit"], "cursor": page.next_cursor}
+
+
+def _error_body(response: requests.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _error_message(response: requests.Response) -> str:
+    return str(_error_body(response).get("message") or response.reason or "")[:300]
+
+
+def _error_code(response: requests.Response) -> str | None:
+    code = _error_body(response).get("code")
+    return str(code) if code else None
