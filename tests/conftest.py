@@ -16,7 +16,7 @@ from portal import create_app
 from portal.config import TestConfig
 from tests.settings import service_urls, stop_embedded
 
-pytest_plugins = ["tests.factories"]
+pytest_plugins = ["tests.factories", "tests.fixtures_workspace", "tests.fixtures_workflow"]
 
 
 def pytest_unconfigure(config):

@@ -1,0 +1,1 @@
+"""Factory fixtures for the workflow tests (plugin registered in tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Factory fixtures for the workspace tests (plugin registered in tests/conftest.py)."""
