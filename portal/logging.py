@@ -1,9 +1,171 @@
-"""Structured logging and the correlation id (filled in by the event-bus work)."""
+"""Structured logging and the correlation id.
+
+Every log line carries the correlation id of the work it belongs to: an HTTP request (taken from
+the ``X-Request-ID`` header or created, and returned in the response header), an event (published
+with the id of the request that caused it) and an RQ job (the id travels in ``job.meta`` and is set
+again while the job runs).
+
+``LOG_FORMAT`` is ``json`` (one JSON object per line) or ``text``; ``LOG_LEVEL`` the root level.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+import json
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+from flask import Flask, g, request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+# Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged too.
+_RECORD_ATTRS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+)
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def get_correlation_id() -> str | None:
+    """The correlation id of the current request, job or event handler (None outside them)."""
+    return _correlation_id.get()
+
+
+def set_correlation_id(value: str | None):
+    """Set the current correlation id; returns a token for ``reset_correlation_id``."""
+    return _correlation_id.set(value)
+
+
+def reset_correlation_id(token) -> None:
+    _correlation_id.reset(token)
+
+
+@contextmanager
+def correlation_scope(value: str | None = None) -> Iterator[str]:
+    """Run a block under ``value`` (or a new id when None), restoring the previous id after."""
+    value = value or new_correlation_id()
+    token = _correlation_id.set(value)
+    try:
+        yield value
+    finally:
+        _correlation_id.reset(token)
+
+
+def valid_request_id(value: str | None) -> str | None:
+    """A client-supplied request id if it is safe to log and store, else None."""
+    if value and _VALID_ID.match(value):
+        return value
+    return None
+
+
+class CorrelationFilter(logging.Filter):
+    """Adds ``correlation_id`` to every record (so text formats can use it too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "correlation_id", None):
+            record.correlation_id = _correlation_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, correlation_id and extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "correlation_id": getattr(record, "correlation_id", None) or _correlation_id.get(),
+            "pid": record.process,
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+# chatty at INFO about their own set-up
+QUIET_LOGGERS = ("alembic.runtime.plugins",)
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def make_handler(log_format: str, stream=None) -> logging.Handler:
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(formatter)
+    handler.addFilter(CorrelationFilter())
+    handler._portal_handler = True  # type: ignore[attr-defined]
+    return handler
+
+
+def configure_logging(log_format: str = "json", level: str | int = "INFO") -> None:
+    """Install (or replace) the portal handler on the root logger. Idempotent."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_portal_handler", False):
+            root.removeHandler(handler)
+    root.addHandler(make_handler(log_format))
+    root.setLevel(level if isinstance(level, int) else str(level).upper())
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def init_logging(app: Flask) -> None:
-    pass
+    """Configure structured logging and bind the correlation id to every request."""
+    log_format = str(app.config.get("LOG_FORMAT", "json")).lower()
+    if log_format not in ("json", "text"):
+        log_format = "json"
+    configure_logging(log_format, app.config.get("LOG_LEVEL", "INFO"))
+
+    @app.before_request
+    def _bind_correlation_id() -> None:
+        value = valid_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_correlation_id()
+        g.correlation_id = value
+        g._correlation_token = _correlation_id.set(value)
+
+    @app.after_request
+    def _return_correlation_id(response):
+        value = g.get("correlation_id")
+        if value:
+            response.headers[REQUEST_ID_HEADER] = value
+        return response
+
+    @app.teardown_request
+    def _unbind_correlation_id(exc) -> None:
+        token = g.pop("_correlation_token", None)
+        if token is not None:
+            try:
+                _correlation_id.reset(token)
+            except ValueError:  # reset from another context (streamed responses)
+                _correlation_id.set(None)

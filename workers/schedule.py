@@ -1,0 +1,152 @@
+"""Periodic jobs, declared as data: what runs, when (cron expression or interval), on which
+queue, with which timeout. ``flask workers schedules`` lists them; ``flask workers run
+--with-scheduler`` runs RQ's cron scheduler on them.
+
+Cron expressions are evaluated in the scheduler host's local time (RQ's rule); run workers with
+TZ=UTC in production, or write schedules that do not care. Other areas add their entries to
+``SCHEDULES`` (e.g. the daily T24 import on the ``integrations`` queue).
+
+Only one scheduler enqueues at a time, whatever the number of ``--with-scheduler`` processes: they
+share a Redis lock, the others stand by and take over when the holder disappears.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from croniter import croniter
+from redis import Redis
+from rq.cron import CronScheduler
+
+from workers.queues import get_spec
+
+log = logging.getLogger(__name__)
+
+CRON_LOCK_KEY = "portal:cron-scheduler:lock"
+CRON_LOCK_TTL = 30
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    func: str  # dotted path of the job function
+    queue: str
+    cron: str | None = None
+    interval: int | None = None  # seconds, instead of ``cron``
+    timeout: int | None = None  # default: the queue's job timeout
+    description: str = ""
+    args: tuple = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if bool(self.cron) == bool(self.interval):
+            raise ValueError(f"schedule {self.name}: give exactly one of cron or interval")
+        if self.cron and not croniter.is_valid(self.cron):
+            raise ValueError(f"schedule {self.name}: invalid cron expression {self.cron!r}")
+        get_spec(self.queue)
+
+    @property
+    def job_timeout(self) -> int:
+        return self.timeout or get_spec(self.queue).timeout
+
+    def resolve(self):
+        module_name, _, attr = self.func.rpartition(".")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def next_run(self, after: datetime | None = None) -> datetime | None:
+        if not self.cron:
+            return None
+        base = (after or datetime.now(UTC)).astimezone().replace(tzinfo=None)
+        local = croniter(self.cron, base).get_next(datetime)
+        return datetime.fromtimestamp(local.timestamp(), UTC)
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name, "func": self.func, "queue": self.queue, "cron": self.cron,
+            "interval": self.interval, "timeout": self.job_timeout,
+            "description": self.description,
+        }
+
+
+SCHEDULES: tuple[Schedule, ...] = (
+    Schedule(
+        "events.relay", "workers.jobs.events.relay_events", "events", cron="* * * * *",
+        timeout=120, description="relay events whose after-commit trigger was missed",
+    ),
+    Schedule(
+        "events.sweep", "workers.jobs.events.sweep_deliveries", "events", cron="*/2 * * * *",
+        timeout=120, description="re-enqueue deliveries whose job was lost (killed worker)",
+    ),
+)
+
+
+def build_cron_scheduler(connection: Redis,
+                         schedules: tuple[Schedule, ...] = SCHEDULES) -> CronScheduler:
+    cron = CronScheduler(connection=connection, logging_level=logging.INFO)
+    for s in schedules:
+        spec = get_spec(s.queue)
+        cron.register(
+            s.resolve(), s.queue, args=s.args, cron=s.cron, interval=s.interval,
+            job_timeout=s.job_timeout, result_ttl=spec.result_ttl, failure_ttl=spec.failure_ttl,
+            name=s.name,
+        )
+    return cron
+
+
+def _hold_lock(connection: Redis, name: str) -> bool:
+    if connection.set(CRON_LOCK_KEY, name, nx=True, ex=CRON_LOCK_TTL):
+        return True
+    holder = connection.get(CRON_LOCK_KEY)
+    if holder is not None and holder.decode() == name:
+        connection.expire(CRON_LOCK_KEY, CRON_LOCK_TTL)
+        return True
+    return False
+
+
+class _Stop(Exception):
+    pass
+
+
+def run_cron_scheduler(connection: Redis, *, parent_pid: int | None = None,
+                       schedules: tuple[Schedule, ...] = SCHEDULES,
+                       tick: float = 1.0) -> None:
+    """The cron scheduler loop (blocking). Stops on SIGTERM/SIGINT, or when ``parent_pid`` is no
+    longer its parent (the worker that started it died)."""
+    cron = build_cron_scheduler(connection, schedules)
+
+    def stop(signum, frame):
+        raise _Stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    cron.register_birth()
+    log.info("cron scheduler started", extra={"scheduler": cron.name,
+                                               "schedules": [s.name for s in schedules]})
+    try:
+        while True:
+            if parent_pid is not None and os.getppid() != parent_pid:
+                log.warning("cron scheduler: parent worker gone, stopping")
+                break
+            if _hold_lock(connection, cron.name):
+                if cron.enqueue_jobs():
+                    cron.save()
+            else:  # stand by: keep the timetable moving without enqueueing
+                moment = datetime.now(UTC)
+                for job in cron.get_jobs():
+                    if job.should_run():
+                        job.set_enqueue_time(moment)
+            cron.heartbeat()
+            time.sleep(max(0.05, min(cron.calculate_sleep_interval(), tick)))
+    except _Stop:
+        pass
+    finally:
+        cron.register_death()
+        holder = connection.get(CRON_LOCK_KEY)
+        if holder is not None and holder.decode() == cron.name:
+            connection.delete(CRON_LOCK_KEY)
+        log.info("cron scheduler stopped", extra={"scheduler": cron.name})
