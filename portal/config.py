@@ -58,6 +58,10 @@ class Config:
     RATELIMIT_SWALLOW_ERRORS = True
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
 
+    # Agent workspace
+    CASE_LOCK_MINUTES = int(os.environ.get("CASE_LOCK_MINUTES", "10"))
+    PROMISE_MAX_DAYS = int(os.environ.get("PROMISE_MAX_DAYS", "30"))
+
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 

@@ -27,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from integrations.sandbox import SIMULATORS
 from portal import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,13 +66,17 @@ def web_process(host: str, port: int) -> ProcessSpec:
     )
 
 
-WORKER_PROCESS = ProcessSpec("worker", flask("workers", "run", "--with-scheduler"))
+# cron expressions are read in the host's local time (RQ's rule): schedules are written in UTC
+WORKER_PROCESS = ProcessSpec("worker", flask("workers", "run", "--with-scheduler"),
+                             env={"TZ": "UTC"})
 
-# Sandbox simulators of the external systems (integrations/sandbox: T24, W4, LOS, payment
-# system, call centre, GPS). Each integration issue appends its simulator here, for example
-#   SANDBOX_PROCESSES.append(ProcessSpec("sim-w4", flask("sandbox", "serve", "w4")))
-# and they start with `make run` beside the web server and the worker.
-SANDBOX_PROCESSES: list[ProcessSpec] = []
+# Sandbox simulators of the external systems: every HTTP simulator registered in
+# integrations.sandbox.SIMULATORS starts with `make run` beside the web server and the worker.
+SANDBOX_PROCESSES: list[ProcessSpec] = [
+    ProcessSpec(f"sim-{sim.name}", tuple(sim.command(sys.executable)))
+    for sim in SIMULATORS
+    if sim.kind == "http"
+]
 
 
 # ---------------------------------------------------------------------------- output

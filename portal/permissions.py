@@ -40,6 +40,7 @@ PERMISSIONS: dict[str, str] = {
     "ops.actions": "Pause, resume, retry and resync integrations; retry dead letters",
     "admin.users": "Create, deactivate and reset users",
     "admin.tokens": "Create, list and revoke API tokens",
+    "admin.workflow": "Manage action codes, contact rules and promise limits",
     # Scopes of the JSON API (granted to API tokens and to roles for session use of the API)
     "api.profile": "API: read the calling principal (GET /api/v1/me)",
     "api.locations": "API: post GPS positions of a field agent",
@@ -71,7 +72,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "api.profile", "api.integrations",
     }),
     "admin": frozenset({
-        "portal.access", "admin.users", "admin.tokens", "ops.integrations",
+        "portal.access", "admin.users", "admin.tokens", "admin.workflow", "ops.integrations",
         "api.profile",
     }),
 }

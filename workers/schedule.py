@@ -82,6 +82,18 @@ SCHEDULES: tuple[Schedule, ...] = (
         "events.sweep", "workers.jobs.events.sweep_deliveries", "events", cron="*/2 * * * *",
         timeout=120, description="re-enqueue deliveries whose job was lost (killed worker)",
     ),
+    Schedule(
+        # hourly, not once at midnight: the job decides by the bank's date at run time and is
+        # idempotent, so it needs no time-zone arithmetic and catches up after downtime
+        "promises.broken", "workers.jobs.promises.run_broken_promises", "default",
+        cron="5 * * * *", timeout=600,
+        description="mark promises broken the day after their date when paid short",
+    ),
+    Schedule(
+        "cases.priorities", "workers.jobs.cases.run_recompute_priorities", "default",
+        cron="15 * * * *", timeout=900,
+        description="recompute work-queue priorities as follow-ups and promise dates come due",
+    ),
 )
 
 

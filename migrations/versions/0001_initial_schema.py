@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 02:20:58.938693
+Create Date: 2026-11-24 03:11:10.497098
 
 """
 from alembic import op
@@ -381,6 +381,14 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_api_tokens_prefix'), ['prefix'], unique=False)
         batch_op.create_index(batch_op.f('ix_api_tokens_user_id'), ['user_id'], unique=False)
 
+    op.create_table('app_settings',
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.Column('value', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('updated_by_id', sa.Integer(), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.ForeignKeyConstraint(['updated_by_id'], ['users.id'], name=op.f('fk_app_settings_updated_by_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_app_settings'))
+    )
     op.create_table('audit_log',
     sa.Column('id', sa.BigInteger(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
@@ -986,6 +994,7 @@ def downgrade():
         batch_op.drop_index('ix_audit_log_actor_at')
 
     op.drop_table('audit_log')
+    op.drop_table('app_settings')
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_tokens_user_id'))
         batch_op.drop_index(batch_op.f('ix_api_tokens_prefix'))

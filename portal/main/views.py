@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, render_template
+from flask import current_app, jsonify, render_template, request
 from flask_login import current_user
 from sqlalchemy import text
 
@@ -17,6 +17,15 @@ from portal.services import dashboard
 def home():
     role = current_user.role
     today = dashboard.bank_today(current_app.config["BANK_TIMEZONE"])
+    if role == "agent" and "cases.queue" in current_app.view_functions:
+        # an agent's home is the work queue, under the day's summary
+        from portal.services import clock, queue
+
+        filters = queue.QueueFilters.from_args(request.args)
+        page = queue.queue_page(db.session, current_user.id, filters, clock.now())
+        return render_template("cases/queue.html", page=page, filters=filters, now=clock.now(),
+                               home=dashboard.agent_home(db.session, current_user, today),
+                               today=today)
     if role == "agent":
         data = dashboard.agent_home(db.session, current_user, today)
     elif role == "field_agent":

@@ -23,12 +23,13 @@ from portal.models.loans import (
     LoanCollateral,
 )
 from portal.models.payments import Discrepancy, Payment, ReconciliationRun
+from portal.models.settings import AppSetting
 from portal.models.users import ApiToken, Team, User
 
 __all__ = [
     "Action", "ActionCode", "Address", "AgentLocation", "AgentStatus", "AgentStatusEvent",
-    "ApiToken", "AuditLog", "Base", "Card", "CallRecord", "Case", "CaseAssignment", "Collateral",
-    "Customer", "Discrepancy", "Email", "Event", "EventDelivery", "IntegrationRun",
+    "ApiToken", "AppSetting", "AuditLog", "Base", "Card", "CallRecord", "Case", "CaseAssignment",
+    "Collateral", "Customer", "Discrepancy", "Email", "Event", "EventDelivery", "IntegrationRun",
     "IntegrationSetting", "Loan", "LoanApplication", "LoanBucketHistory", "LoanCollateral",
     "Notification", "Payment", "Phone", "Promise", "PromiseAllocation", "QuarantinedRecord",
     "ReconciliationRun", "ReferenceCustomer", "Team", "User", "Visit",

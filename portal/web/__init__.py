@@ -42,6 +42,7 @@ BLUEPRINT_PACKAGES = (
     "portal.webhooks",
     "portal.admin",
     "portal.api",
+    "portal.notifications",
 )
 
 

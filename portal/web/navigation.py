@@ -35,6 +35,12 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Users", "admin.users", "admin.users", "users", "Administration"),
     NavItem("API tokens", "admin.tokens", "admin.tokens", "key", "Administration",
             ("admin.create_token", "admin.revoke_token")),
+    NavItem("Action codes", "admin.action_codes", "admin.workflow", "file", "Administration",
+            ("admin.create_action_code", "admin.edit_action_code", "admin.update_action_code",
+             "admin.toggle_action_code")),
+    NavItem("Contact rules", "admin.contact_rules", "admin.workflow", "shield", "Administration",
+            ("admin.save_contact_rules",)),
+    NavItem("Notifications", "notifications.index", "portal.access", "message", "Overview"),
 )
 
 

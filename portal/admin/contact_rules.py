@@ -1,0 +1,83 @@
+"""Admin: the bank's contact rules (window, call cap) and the promise-to-pay horizon."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import IntegerField, TimeField
+from wtforms.validators import InputRequired, NumberRange, ValidationError
+
+from portal.admin import bp
+from portal.extensions import db
+from portal.models import AppSetting, User
+from portal.permissions import permission_required
+from portal.services import contact_rules as rules_service
+from portal.services.contact_rules import ContactRules, PromiseRules
+
+
+class ContactRulesForm(FlaskForm):
+    window_start = TimeField("Contact window opens", validators=[
+        InputRequired("Enter the time calls and visits may start, e.g. 07:00.")])
+    window_end = TimeField("Contact window closes", validators=[
+        InputRequired("Enter the time calls and visits must stop, e.g. 21:00.")])
+    max_call_attempts = IntegerField("Call attempts allowed", validators=[
+        InputRequired("Enter a number of calls."),
+        NumberRange(1, 100, "Enter a number from 1 to 100.")])
+    attempt_window_days = IntegerField("Per rolling period of (days)", validators=[
+        InputRequired("Enter a number of days."),
+        NumberRange(1, 90, "Enter a number of days from 1 to 90.")])
+    promise_max_days = IntegerField("Promise date at most (days ahead)", validators=[
+        InputRequired("Enter a number of days."),
+        NumberRange(0, 365, "Enter a number of days from 0 to 365.")])
+
+    def validate_window_end(self, field):
+        if self.window_start.data and field.data and field.data <= self.window_start.data:
+            raise ValidationError("The window must close after it opens.")
+
+
+def _render(form: ContactRulesForm, status: int = 200):
+    settings = {row.key: row for row in db.session.scalars(
+        select(AppSetting).where(AppSetting.key.in_(
+            (rules_service.CONTACT_RULES_KEY, rules_service.PROMISE_RULES_KEY))))}
+    last = max(settings.values(), key=lambda r: r.updated_at, default=None)
+    changed_by = db.session.get(User, last.updated_by_id) if last and last.updated_by_id else None
+    return render_template(
+        "admin/contact_rules.html", form=form, last_change=last, changed_by=changed_by,
+        defaults=ContactRules(), promise_defaults=PromiseRules(),
+        current=rules_service.get_contact_rules(db.session),
+        current_promise=rules_service.get_promise_rules(db.session),
+    ), status
+
+
+@bp.get("/contact-rules")
+@permission_required("admin.workflow")
+def contact_rules():
+    rules = rules_service.get_contact_rules(db.session)
+    promise = rules_service.get_promise_rules(db.session)
+    form = ContactRulesForm(formdata=None, window_start=rules.window_start,
+                            window_end=rules.window_end,
+                            max_call_attempts=rules.max_call_attempts,
+                            attempt_window_days=rules.attempt_window_days,
+                            promise_max_days=promise.max_days)
+    return _render(form)
+
+
+@bp.post("/contact-rules")
+@permission_required("admin.workflow")
+def save_contact_rules():
+    form = ContactRulesForm()
+    if not form.validate_on_submit():
+        return _render(form, status=422)
+    rules_service.save_contact_rules(db.session, ContactRules(
+        window_start=form.window_start.data.replace(second=0, microsecond=0),
+        window_end=form.window_end.data.replace(second=0, microsecond=0),
+        max_call_attempts=form.max_call_attempts.data,
+        attempt_window_days=form.attempt_window_days.data,
+    ), current_user)
+    rules_service.save_promise_rules(db.session, PromiseRules(max_days=form.promise_max_days.data),
+                                     current_user)
+    db.session.commit()
+    flash("Contact rules saved. They apply to the next call or visit recorded.", "success")
+    return redirect(url_for("admin.contact_rules"))

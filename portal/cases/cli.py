@@ -1,0 +1,19 @@
+"""``flask cases recompute-priorities``: store the queue priority of every open case (after a
+bulk load, a change of weights, or from cron while no worker job does it)."""
+
+from __future__ import annotations
+
+import click
+
+from portal.cases import bp
+
+
+@bp.cli.command("recompute-priorities")
+def recompute_priorities_command() -> None:
+    """Recompute cases.priority for every open case (portal.services.queue)."""
+    from portal.extensions import db
+    from portal.services import queue
+
+    changed = queue.recompute_priorities(db.session)
+    db.session.commit()
+    click.echo(f"{changed} case priorities changed")

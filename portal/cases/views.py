@@ -1,0 +1,276 @@
+"""Work queue, Next case, customer search, case view, recording actions and contact updates.
+Thin: parse the request, call a service, render."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portal.cases import bp
+from portal.extensions import db
+from portal.models.enums import ACTION_TYPES
+from portal.permissions import can, permission_required
+from portal.services import actions, case_view, clock, contacts, queue
+
+
+def _is_partial(target: str) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.boosted and htmx.target == target
+
+
+# --- queue -----------------------------------------------------------------------------------
+
+
+@bp.get("/", endpoint="queue")
+@permission_required("cases.work")
+def work_queue():
+    filters = queue.QueueFilters.from_args(request.args)
+    page = queue.queue_page(db.session, current_user.id, filters, clock.now())
+    template = "cases/_queue_results.html" if _is_partial("queue-results") \
+        else "cases/queue.html"
+    return render_template(template, page=page, filters=filters, now=clock.now())
+
+
+@bp.post("/next")
+@permission_required("cases.work")
+def next_case():
+    minutes = int(current_app.config.get("CASE_LOCK_MINUTES", queue.DEFAULT_LOCK_MINUTES))
+    case = queue.next_case(db.session, current_user, clock.now(), minutes)
+    if case is None:
+        flash("Nothing needs work right now: every case in your queue has a follow-up "
+              "scheduled later, or is being worked by a colleague.", "info")
+        return redirect(url_for("cases.queue"))
+    return redirect(url_for("cases.view", cif=case.cif))
+
+
+@bp.get("/search")
+@permission_required("cases.view")
+def search():
+    filters = queue.QueueFilters.from_args(request.args)
+    page = None
+    if filters.q or filters.bucket or filters.status:
+        page = queue.queue_page(db.session, None, filters, clock.now(), with_counts=False)
+    template = "cases/_search_results.html" if _is_partial("search-results") \
+        else "cases/search.html"
+    return render_template(template, page=page, filters=filters)
+
+
+# --- case view -------------------------------------------------------------------------------
+
+
+def _load(cif: str) -> case_view.CaseView:
+    view = case_view.load_case_view(db.session, cif, clock.now())
+    if view is None:
+        abort(404)
+    return view
+
+
+def _context(view: case_view.CaseView, **extra) -> dict:
+    return {"v": view, "show_pii": can("customers.view_pii"), "can_work": can("cases.work"),
+            "mask_phone": case_view.mask_phone, "mask_id": case_view.mask_national_id,
+            "now": clock.now(), "today": clock.bank_today(), **extra}
+
+
+PANELS = {"timeline", "promises", "header", "contacts"}
+
+
+@bp.get("/<cif>")
+@permission_required("cases.view")
+def view(cif: str):
+    v = _load(cif)
+    form = _action_form_state(v, {}) if can("cases.work") else None
+    return render_template("cases/view.html", **_context(v, form=form))
+
+
+@bp.get("/<cif>/panels/<name>")
+@permission_required("cases.view")
+def panel(cif: str, name: str):
+    if name not in PANELS:
+        abort(404)
+    return render_template(f"cases/_panel_{name}.html", **_context(_load(cif)))
+
+
+# --- record an action ------------------------------------------------------------------------
+
+
+def _action_form_state(v: case_view.CaseView, args, errors=None, refusal=None) -> dict:
+    """The record-action form: chosen type → subtype → result and the other fields."""
+    codes = case_view.active_action_codes(db.session)
+    changed = args.get("changed")
+    types = sorted({c.type for c in codes}, key=ACTION_TYPES.index)
+    code = None
+    raw_code = args.get("action_code_id") or ""
+    if raw_code.isdigit() and changed not in ("type", "subtype"):
+        code = next((c for c in codes if c.id == int(raw_code)), None)
+    chosen_type = code.type if code else (args.get("type") if args.get("type") in types
+                                          else None)
+    subtypes = list(dict.fromkeys(c.subtype for c in codes if c.type == chosen_type))
+    chosen_subtype = code.subtype if code else (
+        args.get("subtype") if args.get("subtype") in subtypes and changed != "type" else None)
+    results = [c for c in codes if c.type == chosen_type and c.subtype == chosen_subtype]
+    follow_up = args.get("follow_up_date")
+    if code is not None and (not follow_up or args.get("changed") == "action_code_id"):
+        suggested = actions.default_follow_up(code, clock.now())
+        follow_up = suggested.isoformat() if suggested else ""
+    return {"types": types, "subtypes": subtypes, "results": results, "type": chosen_type,
+            "subtype": chosen_subtype, "code": code, "input": args,
+            "follow_up_date": follow_up or "", "errors": errors or {}, "refusal": refusal,
+            "default_promise_date": clock.add_days(clock.bank_today(), 1).isoformat()}
+
+
+@bp.get("/<cif>/action-form")
+@permission_required("cases.work")
+def action_form(cif: str):
+    v = _load(cif)
+    form = _action_form_state(v, request.args)
+    return render_template("cases/_action_form.html", **_context(v, form=form))
+
+
+@bp.post("/<cif>/actions")
+@permission_required("cases.work")
+def record_action(cif: str):
+    v = _load(cif)
+    form_data = request.form
+    errors: dict[str, str] = {}
+    data = actions.ActionInput(action_code_id=None)
+    raw_code = form_data.get("action_code_id") or ""
+    data.action_code_id = int(raw_code) if raw_code.isdigit() else None
+    data.account_number = form_data.get("account_number") or None
+    raw_phone = form_data.get("phone_id") or ""
+    data.phone_id = int(raw_phone) if raw_phone.isdigit() else None
+    data.notes = form_data.get("notes")
+    try:
+        data.follow_up_date = actions.parse_date(form_data.get("follow_up_date"))
+    except ValueError as exc:
+        errors["follow_up_date"] = str(exc)
+    try:
+        data.promise_amount = actions.parse_decimal(form_data.get("promise_amount"))
+    except ValueError as exc:
+        errors["amount"] = str(exc)
+    try:
+        data.promise_date = actions.parse_date(form_data.get("promise_date"))
+    except ValueError as exc:
+        errors["promised_date"] = str(exc)
+    refusal = None
+    if not errors:
+        try:
+            actions.record_action(db.session, agent=current_user, cif=cif, data=data,
+                                  now=clock.now())
+            db.session.commit()
+        except actions.ActionValidationError as exc:
+            db.session.rollback()
+            errors = exc.errors
+        except actions.ContactRefused as exc:
+            db.session.rollback()
+            refusal = exc
+    if errors or refusal:
+        form = _action_form_state(v, form_data, errors, refusal)
+        return render_template("cases/_action_form.html", **_context(v, form=form)), 422
+    v = _load(cif)
+    form = _action_form_state(v, {})
+    response = current_app.make_response(
+        render_template("cases/_action_form.html", **_context(v, form=form, saved=True)))
+    response.headers["HX-Trigger"] = "case-updated"
+    return response
+
+
+# --- contacts --------------------------------------------------------------------------------
+
+
+def _kind(name: str) -> contacts.ContactKind:
+    try:
+        return contacts.kind_of(name)
+    except KeyError:
+        abort(404)
+
+
+def _contact(kind: contacts.ContactKind, cif: str, contact_id: int):
+    row = db.session.get(kind.model, contact_id)
+    if row is None or row.cif != cif:
+        abort(404)
+    return row
+
+
+@bp.get("/<cif>/contacts/<kind>/new")
+@permission_required("cases.work")
+def contact_new(cif: str, kind: str):
+    _load(cif)
+    k = _kind(kind)
+    return render_template("cases/_contact_form.html", cif=cif, kind=k, row=None, values={},
+                           errors={})
+
+
+@bp.get("/<cif>/contacts/<kind>/<int:contact_id>/edit")
+@permission_required("cases.work")
+def contact_edit(cif: str, kind: str, contact_id: int):
+    k = _kind(kind)
+    row = _contact(k, cif, contact_id)
+    values = contacts.snapshot(k, row)
+    if k.name == "phone" and not can("customers.view_pii"):
+        values["number"] = ""  # a masked user re-enters the number rather than seeing it
+    return render_template("cases/_contact_form.html", cif=cif, kind=k, row=row, values=values,
+                           errors={})
+
+
+def _contacts_panel(cif: str, message: str):
+    response = current_app.make_response(
+        render_template("cases/_panel_contacts.html", **_context(_load(cif), message=message)))
+    response.headers["HX-Trigger"] = "contacts-updated"
+    return response
+
+
+def _contact_form_errors(cif: str, kind: contacts.ContactKind, row, errors: dict):
+    """The form again with its errors, swapped in place of the form (not the panel)."""
+    response = current_app.make_response((
+        render_template("cases/_contact_form.html", cif=cif, kind=kind, row=row,
+                        values=request.form, errors=errors), 422))
+    response.headers["HX-Retarget"] = "#contact-form-slot"
+    response.headers["HX-Reswap"] = "innerHTML"
+    return response
+
+
+@bp.post("/<cif>/contacts/<kind>")
+@permission_required("cases.work")
+def contact_create(cif: str, kind: str):
+    _load(cif)
+    k = _kind(kind)
+    try:
+        contacts.add_contact(db.session, current_user, cif, k.name, request.form)
+        db.session.commit()
+    except contacts.ContactValidationError as exc:
+        db.session.rollback()
+        return _contact_form_errors(cif, k, None, exc.errors)
+    return _contacts_panel(cif, f"{k.name.capitalize()} added.")
+
+
+@bp.post("/<cif>/contacts/<kind>/<int:contact_id>")
+@permission_required("cases.work")
+def contact_update(cif: str, kind: str, contact_id: int):
+    k = _kind(kind)
+    row = _contact(k, cif, contact_id)
+    try:
+        saved = contacts.update_contact(db.session, current_user, cif, k.name, contact_id,
+                                        request.form)
+        db.session.commit()
+    except contacts.ContactValidationError as exc:
+        db.session.rollback()
+        return _contact_form_errors(cif, k, row, exc.errors)
+    message = (f"Saved as a CRM correction: the {row.source_system} record stays as the bank "
+               "sent it.") if saved.id != contact_id else f"{k.name.capitalize()} updated."
+    return _contacts_panel(cif, message)
+
+
+@bp.post("/<cif>/contacts/<kind>/<int:contact_id>/flags")
+@permission_required("cases.work")
+def contact_flag(cif: str, kind: str, contact_id: int):
+    k = _kind(kind)
+    _contact(k, cif, contact_id)
+    flag = request.form.get("flag", "")
+    if flag not in contacts.FLAGS:
+        abort(400, description="Unknown flag.")
+    value = request.form.get("value") in ("1", "true", "on")
+    contacts.set_flag(db.session, current_user, cif, k.name, contact_id, flag, value)
+    db.session.commit()
+    label = {"is_verified": "verified" if value else "not verified",
+             "do_not_contact": "do not contact" if value else "contactable"}[flag]
+    return _contacts_panel(cif, f"{k.name.capitalize()} marked {label}.")

@@ -1,0 +1,199 @@
+"""Recording an action on a case: append-only, checked against the contact rules (calls and
+visits), capturing a promise to pay when the result says so, and moving the case on
+(follow-up, last contact, last action, status, priority)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.models import Action, ActionCode, Card, Case, Loan, Phone, User
+from portal.services import clock, queue
+
+CONTACT_CHECKED_TYPES = ("CALL", "VISIT")
+NOTES_MAX = 4000
+
+
+class ActionValidationError(Exception):
+    """Field name → message, shown next to the fields of the form."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class ContactRefused(Exception):
+    """The contact rules refuse this call or visit now."""
+
+    def __init__(self, reason: str, next_allowed_at: datetime | None):
+        super().__init__(reason)
+        self.reason = reason
+        self.next_allowed_at = next_allowed_at
+
+
+@dataclass
+class ActionInput:
+    action_code_id: int | None
+    account_number: str | None = None
+    phone_id: int | None = None
+    notes: str | None = None
+    follow_up_date: date | None = None
+    promise_amount: Decimal | None = None
+    promise_date: date | None = None
+
+
+def parse_decimal(raw: str | None) -> Decimal | None:
+    """"12,500,000" / "12 500 000" / "12500000.00" → Decimal; "" → None; junk → ValueError."""
+    if raw is None or not str(raw).strip():
+        return None
+    text = str(raw).strip().replace(",", "").replace(" ", "").replace("₫", "")
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise ValueError("Enter an amount such as 2500000.") from exc
+    if not value.is_finite():
+        raise ValueError("Enter an amount such as 2500000.")
+    return value
+
+
+def parse_date(raw: str | None) -> date | None:
+    if raw is None or not str(raw).strip():
+        return None
+    try:
+        return date.fromisoformat(str(raw).strip())
+    except ValueError as exc:
+        raise ValueError("Enter a date as YYYY-MM-DD.") from exc
+
+
+def default_follow_up(code: ActionCode, now: datetime | None = None) -> date | None:
+    """The follow-up date a result suggests: its offset from today's business date."""
+    if code.follow_up_days is None:
+        return None
+    return clock.add_days(clock.bank_today(now), code.follow_up_days)
+
+
+def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int | None,
+                  at: datetime):
+    """The contact rules service's decision (imported here so tests can replace it)."""
+    from portal.services import contact_rules
+
+    return contact_rules.check_contact(session, cif=cif, action_type=action_type,
+                                       phone_id=phone_id, at=at)
+
+
+def create_promise(session: Session, **kwargs):
+    from portal.services import promises
+
+    return promises.create_promise(session, **kwargs)
+
+
+def promise_validation_error():
+    from portal.services.promises import PromiseValidationError
+
+    return PromiseValidationError
+
+
+def _number_of_record(session: Session, phone: Phone | None) -> int | None:
+    """The phone row the contact rules should judge: a do-not-contact CRM row for the same
+    number (a correction beside a read-only bank row) takes precedence over ``phone``."""
+    if phone is None:
+        return None
+    if phone.number_e164 and not phone.do_not_contact:
+        blocked = session.scalar(select(Phone.id).where(
+            Phone.cif == phone.cif, Phone.number_e164 == phone.number_e164,
+            Phone.do_not_contact.is_(True)).limit(1))
+        if blocked is not None:
+            return blocked
+    return phone.id
+
+
+def record_action(session: Session, *, agent: User, cif: str, data: ActionInput,
+                  now: datetime | None = None) -> Action:
+    """Record an action on ``cif``'s case; no commit.
+
+    Raises ``ActionValidationError`` (field errors, promise fields included) or
+    ``ContactRefused``. The caller rolls back on either.
+    """
+    now = now or clock.now()
+    errors: dict[str, str] = {}
+    code = session.get(ActionCode, data.action_code_id) if data.action_code_id else None
+    if code is None or not code.active:
+        errors["action_code_id"] = "Choose a type, a subtype and a result."
+    account = None  # the loan, or the card contract number the action is about
+    card_number = None
+    if data.account_number:
+        account = session.scalar(select(Loan).where(Loan.account_number == data.account_number,
+                                                    Loan.cif == cif))
+        if account is None:
+            card_number = session.scalar(select(Card.contract_number).where(
+                Card.contract_number == data.account_number, Card.cif == cif))
+        if account is None and card_number is None:
+            errors["account_number"] = "This account does not belong to the customer."
+    phone = None
+    if data.phone_id is not None:
+        phone = session.get(Phone, data.phone_id)
+        if phone is None or phone.cif != cif:
+            errors["phone_id"] = "This number does not belong to the customer."
+    if data.notes and len(data.notes) > NOTES_MAX:
+        errors["notes"] = f"Notes are limited to {NOTES_MAX} characters."
+    today = clock.bank_today(now)
+    if data.follow_up_date is not None and data.follow_up_date < today:
+        errors["follow_up_date"] = "The follow-up date cannot be in the past."
+    if errors:
+        raise ActionValidationError(errors)
+
+    if code.type in CONTACT_CHECKED_TYPES:
+        decision = check_contact(session, cif=cif, action_type=code.type,
+                                 phone_id=_number_of_record(session, phone), at=now)
+        if not decision.allowed:
+            raise ContactRefused(decision.reason or "The contact rules do not allow this now.",
+                                 decision.next_allowed_at)
+
+    follow_up = data.follow_up_date if data.follow_up_date is not None \
+        else default_follow_up(code, now)
+    action = Action(
+        cif=cif, account_number=account.account_number if account else card_number,
+        agent_id=agent.id, action_code_id=code.id, type=code.type, subtype=code.subtype,
+        result=code.result, at=now, notes=(data.notes or "").strip() or None,
+        follow_up_date=follow_up, source="manual",
+    )
+    session.add(action)
+    session.flush()
+
+    if code.is_promise:
+        try:
+            create_promise(
+                session, agent_id=agent.id, cif=cif,
+                # promises are tracked per loan; one made on a card counts for the customer
+                account_number=account.account_number if account else None,
+                amount=data.promise_amount, promised_date=data.promise_date,
+                action_id=action.id, today=today,
+            )
+        except promise_validation_error() as exc:
+            raise ActionValidationError(dict(exc.errors)) from exc
+
+    case = session.scalar(select(Case).where(Case.cif == cif).with_for_update())
+    if case is not None:
+        case.last_action_at = now
+        if code.is_contact:
+            case.last_contact_at = now
+        if follow_up is not None:
+            case.next_action_at = clock.bank_datetime(follow_up)
+        if code.is_promise and case.status in ("open", "in_progress"):
+            case.status = "promised"
+        elif case.status == "open":
+            case.status = "in_progress"
+        if case.processing_state == "new":
+            case.processing_state = "contacting"
+        if code.is_promise:
+            case.processing_state = "monitoring"
+        if case.locked_by_id == agent.id:
+            case.locked_by_id = None
+            case.locked_until = None
+        session.flush()
+        queue.recompute_priorities(session, [case.id], now=now)
+    return action

@@ -1,0 +1,168 @@
+"""Everything the customer case view (customer 360) shows, read in a handful of queries, and
+the masking of national ids and phone numbers for roles without ``customers.view_pii``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from portal.models import (
+    Action,
+    ActionCode,
+    Address,
+    CallRecord,
+    Card,
+    Case,
+    Collateral,
+    Customer,
+    Email,
+    Loan,
+    LoanCollateral,
+    Payment,
+    Phone,
+    Promise,
+    ReferenceCustomer,
+    User,
+    Visit,
+)
+from portal.services import clock
+
+TIMELINE_LIMIT = 100
+PAYMENTS_LIMIT = 50
+CALLS_LIMIT = 50
+
+
+def mask_phone(number: str | None) -> str:
+    """"0912345678" → "•••••••678" (the last 3 digits stay, so agents can tell numbers apart)."""
+    if not number:
+        return ""
+    keep = 3
+    return "•" * max(0, len(number) - keep) + number[-keep:]
+
+
+def mask_national_id(value: str | None) -> str:
+    if not value:
+        return ""
+    return "•" * max(0, len(value) - 4) + value[-4:]
+
+
+@dataclass
+class CaseView:
+    customer: Customer
+    case: Case | None
+    loans: list[Loan]
+    cards: list[Card]
+    collaterals: list[tuple[Collateral, list[str]]]
+    phones: list[Phone]
+    addresses: list[Address]
+    emails: list[Email]
+    references: list[ReferenceCustomer]
+    actions: list[Action]
+    promises: list[Promise]
+    payments: list[Payment]
+    visits: list[Visit]
+    calls: list[CallRecord]
+    field_agent: User | None = None
+    agent: User | None = None
+    locked_by: User | None = None
+
+    @property
+    def total_overdue(self) -> Decimal:
+        if self.case is not None:
+            return self.case.total_overdue
+        return sum((ln.due_amount for ln in self.loans), Decimal(0)) + \
+            sum((c.min_due for c in self.cards if c.days_overdue), Decimal(0))
+
+    @property
+    def max_dpd(self) -> int:
+        if self.case is not None:
+            return self.case.max_dpd
+        return max([ln.dpd for ln in self.loans] + [c.days_overdue for c in self.cards] + [0])
+
+    @property
+    def total_outstanding(self) -> Decimal:
+        return sum((ln.outstanding for ln in self.loans), Decimal(0)) + \
+            sum((c.outstanding for c in self.cards), Decimal(0))
+
+    @property
+    def pending_promises(self) -> list[Promise]:
+        return [p for p in self.promises if p.status == "pending"]
+
+    @property
+    def accounts(self) -> list[tuple[str, str]]:
+        """(account number, label) of the open loans and cards an action can be for (a promise
+        on a card counts for the whole customer: promises are tracked per loan)."""
+        items = [(ln.account_number, f"{ln.account_number} · {ln.product_type.replace('_', ' ')}"
+                                     f" · {ln.dpd} DPD")
+                 for ln in self.loans if ln.status != "CLOSED"]
+        items += [(c.contract_number, f"{c.masked_card_number} · card · {c.days_overdue} DPD")
+                  for c in self.cards if c.status != "CLOSED"]
+        return items
+
+
+def load_case_view(session: Session, cif: str, now: datetime | None = None) -> CaseView | None:
+    customer = session.scalar(select(Customer).where(Customer.cif == cif))
+    if customer is None:
+        return None
+    now = now or clock.now()
+    case = session.scalar(select(Case).where(Case.cif == cif))
+    loans = session.scalars(
+        select(Loan).where(Loan.cif == cif)
+        .order_by(Loan.status == "CLOSED", Loan.dpd.desc(), Loan.account_number)).all()
+    cards = session.scalars(select(Card).where(Card.cif == cif)
+                            .order_by(Card.days_overdue.desc(), Card.contract_number)).all()
+    collaterals = session.scalars(select(Collateral).where(Collateral.cif == cif)
+                                  .order_by(Collateral.collateral_number)).all()
+    links: dict[str, list[str]] = {}
+    if collaterals:
+        for number, account in session.execute(
+            select(LoanCollateral.collateral_number, LoanCollateral.account_number)
+            .where(LoanCollateral.collateral_number.in_([c.collateral_number
+                                                         for c in collaterals]))
+        ):
+            links.setdefault(number, []).append(account)
+    phones = session.scalars(select(Phone).where(Phone.cif == cif)
+                             .order_by(Phone.is_primary.desc(), Phone.id)).all()
+    addresses = session.scalars(select(Address).where(Address.cif == cif)
+                                .order_by(Address.is_primary.desc(), Address.id)).all()
+    emails = session.scalars(select(Email).where(Email.cif == cif)
+                             .order_by(Email.is_primary.desc(), Email.id)).all()
+    references = session.scalars(
+        select(ReferenceCustomer).where(ReferenceCustomer.primary_cif == cif)
+        .options(selectinload(ReferenceCustomer.phones))
+        .order_by(ReferenceCustomer.relationship_type, ReferenceCustomer.name)).all()
+    actions = session.scalars(
+        select(Action).where(Action.cif == cif)
+        .options(selectinload(Action.agent), selectinload(Action.action_code))
+        .order_by(Action.at.desc(), Action.id.desc()).limit(TIMELINE_LIMIT)).all()
+    promises = session.scalars(
+        select(Promise).where(Promise.cif == cif).options(selectinload(Promise.agent))
+        .order_by(Promise.status != "pending", Promise.promised_date.desc(),
+                  Promise.id.desc())).all()
+    payments = session.scalars(select(Payment).where(Payment.cif == cif)
+                               .order_by(Payment.paid_at.desc()).limit(PAYMENTS_LIMIT)).all()
+    visits = session.scalars(select(Visit).where(Visit.cif == cif)
+                             .options(selectinload(Visit.agent))
+                             .order_by(Visit.planned_for.desc(), Visit.id.desc())).all()
+    calls = session.scalars(select(CallRecord).where(CallRecord.cif == cif)
+                            .order_by(CallRecord.started_at.desc()).limit(CALLS_LIMIT)).all()
+    view = CaseView(customer, case, list(loans), list(cards),
+                    [(c, links.get(c.collateral_number, [])) for c in collaterals],
+                    list(phones), list(addresses), list(emails), list(references),
+                    list(actions), list(promises), list(payments), list(visits), list(calls))
+    if case is not None:
+        view.agent = case.assigned_agent
+        view.field_agent = case.assigned_field_agent
+        if case.locked_by_id and case.locked_until and case.locked_until > now:
+            view.locked_by = session.get(User, case.locked_by_id)
+    return view
+
+
+def active_action_codes(session: Session) -> list[ActionCode]:
+    return list(session.scalars(
+        select(ActionCode).where(ActionCode.active.is_(True))
+        .order_by(ActionCode.sort_order, ActionCode.id)))

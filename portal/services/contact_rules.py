@@ -1,0 +1,264 @@
+"""Contact rules: when and how often a customer may be contacted, configurable per bank.
+
+    decision = check_contact(session, cif=cif, action_type="CALL", phone_id=phone.id, at=now)
+    if not decision.allowed:
+        ...  # show decision.reason and decision.next_allowed_at to the agent
+
+Rules (stored in ``app_settings`` under ``contact_rules``; defaults below for what is not set):
+
+- calls and visits only inside the contact window, local time in ``BANK_TIMEZONE``
+  (default 07:00–21:00; the end is exclusive: 21:00 is already outside);
+- at most ``max_call_attempts`` CALL actions per customer in any rolling ``attempt_window_days``
+  days (default 7 in 7), counting every CALL action recorded on the customer (any agent, any
+  result, answered or not);
+- never to a phone marked do-not-contact (any action type that uses a phone).
+
+A refusal says why in plain words and gives the earliest time every rule allows again (the next
+window opening, or when enough of the counted attempts have left the rolling window — moved to
+the next window opening if that falls outside the window). A do-not-contact number has no next
+time: ``next_allowed_at`` is None.
+
+Promise limits live here too (``promise_rules``: ``max_days``, default ``PROMISE_MAX_DAYS`` from
+the app config, else 30), edited on the same admin page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.models import Action, AppSetting, Phone
+from portal.models.base import utcnow
+from portal.services import audit
+from portal.services.clock import bank_zone
+
+CONTACT_RULES_KEY = "contact_rules"
+PROMISE_RULES_KEY = "promise_rules"
+WINDOW_TYPES = ("CALL", "VISIT")  # action types limited to the contact window
+CAPPED_TYPE = "CALL"  # action type counted against the rolling cap
+
+
+@dataclass(frozen=True)
+class ContactRules:
+    window_start: time = time(7, 0)
+    window_end: time = time(21, 0)
+    max_call_attempts: int = 7
+    attempt_window_days: int = 7
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["window_start"] = self.window_start.strftime("%H:%M")
+        data["window_end"] = self.window_end.strftime("%H:%M")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> ContactRules:
+        data = data or {}
+        default = cls()
+        return cls(
+            window_start=_time(data.get("window_start"), default.window_start),
+            window_end=_time(data.get("window_end"), default.window_end),
+            max_call_attempts=int(data.get("max_call_attempts", default.max_call_attempts)),
+            attempt_window_days=int(data.get("attempt_window_days",
+                                             default.attempt_window_days)),
+        )
+
+
+@dataclass(frozen=True)
+class PromiseRules:
+    max_days: int = 30
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> PromiseRules:
+        data = data or {}
+        return cls(max_days=int(data.get("max_days", cls().max_days)))
+
+
+@dataclass(frozen=True)
+class ContactDecision:
+    allowed: bool
+    reason: str | None = None
+    next_allowed_at: datetime | None = None  # UTC
+
+
+def _time(value: Any, default: time) -> time:
+    if not value:
+        return default
+    if isinstance(value, time):
+        return value
+    return time.fromisoformat(str(value))
+
+
+# -- stored rules --------------------------------------------------------------------------------
+
+
+def _load(session: Session, key: str) -> dict | None:
+    row = session.get(AppSetting, key)
+    return None if row is None else row.value
+
+
+def get_contact_rules(session: Session) -> ContactRules:
+    """The bank's current contact rules (defaults for anything never configured)."""
+    return ContactRules.from_json(_load(session, CONTACT_RULES_KEY))
+
+
+def get_promise_rules(session: Session) -> PromiseRules:
+    """Stored by the admin page; until then ``PROMISE_MAX_DAYS`` from the app config (default
+    30)."""
+    stored = _load(session, PROMISE_RULES_KEY)
+    if stored is None and has_app_context() and current_app.config.get("PROMISE_MAX_DAYS"):
+        return PromiseRules(max_days=int(current_app.config["PROMISE_MAX_DAYS"]))
+    return PromiseRules.from_json(stored)
+
+
+def _save(session: Session, key: str, value: dict, actor: Any) -> AppSetting:
+    row = session.get(AppSetting, key, with_for_update=True)
+    before = None if row is None else dict(row.value)
+    if row is None:
+        row = AppSetting(key=key, value=value)
+        session.add(row)
+    row.value = value
+    row.updated_by_id = getattr(actor, "id", None)
+    row.updated_at = utcnow()
+    if before != value:
+        audit.record(session, actor, "settings.update", "app_setting", key, before=before,
+                     after=value)
+    return row
+
+
+def save_contact_rules(session: Session, rules: ContactRules, actor: Any) -> ContactRules:
+    """Store ``rules`` (validated by the caller: window_start < window_end, positive counts);
+    audited. No commit."""
+    if rules.window_start >= rules.window_end:
+        raise ValueError("the contact window must start before it ends")
+    if rules.max_call_attempts < 1 or rules.attempt_window_days < 1:
+        raise ValueError("attempts and days must be at least 1")
+    _save(session, CONTACT_RULES_KEY, rules.as_json(), actor)
+    return rules
+
+
+def save_promise_rules(session: Session, rules: PromiseRules, actor: Any) -> PromiseRules:
+    if rules.max_days < 0:
+        raise ValueError("max_days must not be negative")
+    _save(session, PROMISE_RULES_KEY, rules.as_json(), actor)
+    return rules
+
+
+# -- the check -----------------------------------------------------------------------------------
+
+
+def _local_label(moment: datetime) -> str:
+    return moment.astimezone(bank_zone()).strftime("%d/%m/%Y %H:%M")
+
+
+def _window_label(rules: ContactRules) -> str:
+    return f"{rules.window_start:%H:%M}–{rules.window_end:%H:%M}"
+
+
+def in_window(rules: ContactRules, at: datetime) -> bool:
+    local = at.astimezone(bank_zone()).time()
+    return rules.window_start <= local < rules.window_end
+
+
+def next_window_opening(rules: ContactRules, at: datetime) -> datetime:
+    """The first moment at or after ``at`` inside the window (``at`` itself when inside)."""
+    if in_window(rules, at):
+        return at
+    zone = bank_zone()
+    local = at.astimezone(zone)
+    day = local.date()
+    if local.time() >= rules.window_end:
+        day += timedelta(days=1)
+    return datetime.combine(day, rules.window_start, tzinfo=zone).astimezone(UTC)
+
+
+def _recent_calls(session: Session, cif: str, at: datetime, days: int) -> list[datetime]:
+    since = at - timedelta(days=days)
+    return [moment.astimezone(UTC) for moment in session.scalars(
+        select(Action.at)
+        .where(Action.cif == cif, Action.type == CAPPED_TYPE, Action.at > since,
+               Action.at <= at)
+        .order_by(Action.at)
+    )]
+
+
+def call_attempts(session: Session, cif: str, at: datetime, days: int = 7) -> int:
+    """CALL actions on ``cif`` in the ``days`` days up to ``at``."""
+    return session.scalar(
+        select(func.count()).select_from(Action)
+        .where(Action.cif == cif, Action.type == CAPPED_TYPE,
+               Action.at > at - timedelta(days=days), Action.at <= at)
+    ) or 0
+
+
+def _cap_release(rules: ContactRules, attempts: list[datetime]) -> datetime | None:
+    """When the attempts in the window drop below the cap (None: below already)."""
+    over = len(attempts) - rules.max_call_attempts
+    if over < 0:
+        return None
+    # the (over + 1) oldest attempts must leave the window; an attempt at t counts while
+    # now - days < t, so it has left at exactly t + days
+    return attempts[over] + timedelta(days=rules.attempt_window_days)
+
+
+def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int | None,
+                  at: datetime) -> ContactDecision:
+    """Whether an action of ``action_type`` on customer ``cif`` (through phone ``phone_id``,
+    if any) is allowed at ``at`` (aware; UTC or any zone)."""
+    if at.tzinfo is None:
+        raise ValueError("check_contact needs an aware datetime")
+    at = at.astimezone(UTC)
+    rules = get_contact_rules(session)
+    action_type = (action_type or "").upper()
+
+    if phone_id is not None:
+        phone = session.get(Phone, phone_id)
+        if phone is None:
+            return ContactDecision(False, "This phone number is not on file.", None)
+        if phone.do_not_contact:
+            return ContactDecision(
+                False,
+                f"The number {_mask(phone.number)} is marked do-not-contact. "
+                "Use another number or channel.",
+                None,
+            )
+
+    reasons: list[str] = []
+    candidate = at
+    attempts: list[datetime] = []
+    if action_type == CAPPED_TYPE:
+        attempts = _recent_calls(session, cif, at, rules.attempt_window_days)
+        release = _cap_release(rules, attempts)
+        if release is not None:
+            reasons.append(
+                f"This customer has already been called {len(attempts)} times in the last "
+                f"{rules.attempt_window_days} days (the limit is {rules.max_call_attempts})."
+            )
+            candidate = max(candidate, release)
+    if action_type in WINDOW_TYPES and not in_window(rules, at):
+        reasons.append(
+            f"It is {_local_label(at)[-5:]} in the bank's time zone, outside the contact window "
+            f"({_window_label(rules)})."
+        )
+    if not reasons:
+        return ContactDecision(True)
+    if action_type in WINDOW_TYPES:
+        candidate = next_window_opening(rules, candidate)
+    return ContactDecision(
+        False,
+        " ".join(reasons) + f" Next allowed: {_local_label(candidate)}.",
+        candidate,
+    )
+
+
+def _mask(number: str | None) -> str:
+    digits = number or ""
+    return "•••" + digits[-3:] if len(digits) > 3 else digits

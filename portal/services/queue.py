@@ -1,0 +1,423 @@
+"""The work queue: THE priority of a case, the agent's queue with filters and counts, and
+"Next case" (hand the agent the top case and lock it so no other agent gets it).
+
+Priority — ``compute_priority`` is the one definition; ``recompute_priorities`` stores it in
+``cases.priority`` (the queue orders by that column, so reading the queue stays one indexed
+query). Points, higher first:
+
+======================================  ============================================
+DPD bucket (Case.max_dpd)               current 0 · 1-30 100 · 31-60 200 · 61-90 300 · 90+ 400
+amount overdue (Case.total_overdue)     30 × log10(1 + overdue / 1,000,000), at most 90
+                                        (1M ≈ 9 · 10M ≈ 31 · 100M ≈ 60 · 1B ≈ 90): it orders
+                                        cases within a bucket, never lifts one over a bucket
+broken promises, last 30 days           150 each, at most 300
+a pending promise due today (or past)   250
+follow-up reached (next_action_at ≤ now) 120
+days since the last right-party contact 5 a day, at most 150; never contacted: 150
+======================================  ============================================
+
+So a case with a promise due today or a fresh broken promise jumps a whole bucket, a follow-up
+that is due beats a slightly larger amount, and a long-silent case slowly rises.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from portal.models import Card, Case, CaseAssignment, Customer, Loan, Phone, Promise, User
+from portal.models.enums import BUCKETS, CASE_STATUSES, bucket_for_dpd
+from portal.services import audit, clock
+
+BUCKET_POINTS = {"current": 0, "1-30": 100, "31-60": 200, "61-90": 300, "90+": 400}
+OVERDUE_POINTS_PER_DECADE = 30
+OVERDUE_UNIT = Decimal(1_000_000)
+OVERDUE_POINTS_MAX = 90
+BROKEN_PROMISE_POINTS = 150
+BROKEN_PROMISE_POINTS_MAX = 300
+BROKEN_PROMISE_WINDOW_DAYS = 30
+PROMISE_DUE_POINTS = 250
+FOLLOW_UP_DUE_POINTS = 120
+SILENCE_POINTS_PER_DAY = 5
+SILENCE_POINTS_MAX = 150
+
+CARD_PRODUCT = "CARD"
+DEFAULT_LOCK_MINUTES = 10
+
+
+@dataclass(frozen=True)
+class PriorityInputs:
+    max_dpd: int
+    total_overdue: Decimal
+    broken_promises_30d: int = 0
+    promise_due: bool = False
+    next_action_at: datetime | None = None
+    last_contact_at: datetime | None = None
+
+
+def compute_priority(inputs: PriorityInputs, now: datetime) -> int:
+    """The priority of a case (see the module docstring for the weights)."""
+    points = BUCKET_POINTS[bucket_for_dpd(max(inputs.max_dpd or 0, 0))]
+    overdue = max(Decimal(inputs.total_overdue or 0), Decimal(0))
+    points += min(OVERDUE_POINTS_MAX,
+                  int(OVERDUE_POINTS_PER_DECADE * math.log10(1 + float(overdue / OVERDUE_UNIT))))
+    points += min(BROKEN_PROMISE_POINTS_MAX, BROKEN_PROMISE_POINTS * inputs.broken_promises_30d)
+    if inputs.promise_due:
+        points += PROMISE_DUE_POINTS
+    if inputs.next_action_at is not None and inputs.next_action_at <= now:
+        points += FOLLOW_UP_DUE_POINTS
+    if inputs.last_contact_at is None:
+        points += SILENCE_POINTS_MAX
+    else:
+        days = max(0, (now - inputs.last_contact_at).days)
+        points += min(SILENCE_POINTS_MAX, SILENCE_POINTS_PER_DAY * days)
+    return points
+
+
+def recompute_priorities(session: Session, case_ids: Iterable[int] | None = None,
+                         now: datetime | None = None) -> int:
+    """Recompute and store ``cases.priority`` for ``case_ids`` (default: every open case).
+    Returns how many cases changed. No commit."""
+    now = now or clock.now()
+    today = clock.bank_today(now)
+    broken = (
+        select(func.count(Promise.id))
+        .where(Promise.cif == Case.cif, Promise.status == "broken",
+               Promise.promised_date >= today - timedelta(days=BROKEN_PROMISE_WINDOW_DAYS))
+        .correlate(Case).scalar_subquery()
+    )
+    due = exists().where(Promise.cif == Case.cif, Promise.status == "pending",
+                         Promise.promised_date <= today)
+    stmt = select(Case.id, Case.priority, Case.max_dpd, Case.total_overdue, broken, due,
+                  Case.next_action_at, Case.last_contact_at)
+    if case_ids is None:
+        stmt = stmt.where(Case.status != "closed")
+    else:
+        ids = list(case_ids)
+        if not ids:
+            return 0
+        stmt = stmt.where(Case.id.in_(ids))
+    changes = []
+    for case_id, old, dpd, overdue, n_broken, is_due, next_at, contact_at in session.execute(stmt):
+        new = compute_priority(PriorityInputs(dpd, overdue, n_broken, bool(is_due), next_at,
+                                              contact_at), now)
+        if new != old:
+            changes.append({"case_id": case_id, "priority": new})
+    for start in range(0, len(changes), 5000):
+        session.execute(
+            update(Case.__table__).where(Case.__table__.c.id == bindparam("case_id"))
+            .values(priority=bindparam("priority")),
+            changes[start:start + 5000],
+        )
+    return len(changes)
+
+
+# --- the queue -------------------------------------------------------------------------------
+
+PAGE_SIZE = 25
+
+
+@dataclass
+class QueueFilters:
+    bucket: str | None = None
+    product: str | None = None
+    status: str | None = None
+    follow_up_due: bool = False
+    promise_due: bool = False
+    q: str | None = None
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args) -> QueueFilters:
+        bucket = args.get("bucket") or None
+        status = args.get("status") or None
+        try:
+            page = max(1, int(args.get("page", 1)))
+        except (TypeError, ValueError):
+            page = 1
+        return cls(
+            bucket=bucket if bucket in BUCKET_POINTS else None,
+            product=(args.get("product") or "").strip().upper() or None,
+            status=status if status in CASE_STATUSES else None,
+            follow_up_due=args.get("due") == "follow_up" or args.get("follow_up_due") == "1",
+            promise_due=args.get("due") == "promise" or args.get("promise_due") == "1",
+            q=(args.get("q") or "").strip() or None,
+            page=page,
+        )
+
+    def args(self, **overrides) -> dict:
+        """Query arguments of these filters (for links), with ``overrides``; None drops one."""
+        values = {"bucket": self.bucket, "product": self.product, "status": self.status,
+                  "due": "follow_up" if self.follow_up_due else "promise" if self.promise_due
+                  else None, "q": self.q}
+        values.update(overrides)
+        return {k: v for k, v in values.items() if v not in (None, "", False)}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.args())
+
+
+@dataclass
+class QueueRow:
+    case: Case
+    name: str
+    segment: str | None
+    products: list[str] = field(default_factory=list)
+    promise: Promise | None = None
+    locked_by: str | None = None
+
+    @property
+    def bucket(self) -> str:
+        return bucket_for_dpd(self.case.max_dpd or 0)
+
+
+@dataclass
+class QueueCounts:
+    total: int = 0
+    buckets: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)
+    products: dict[str, int] = field(default_factory=dict)
+    follow_up_due: int = 0
+    promise_due: int = 0
+
+
+@dataclass
+class QueuePage:
+    rows: list[QueueRow]
+    total: int
+    page: int
+    per_page: int
+    counts: QueueCounts
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def first(self) -> int:
+        return 0 if not self.total else (self.page - 1) * self.per_page + 1
+
+    @property
+    def last(self) -> int:
+        return min(self.total, self.page * self.per_page)
+
+
+def _bucket_condition(bucket: str):
+    for name, low, high in BUCKETS:
+        if name == bucket:
+            return Case.max_dpd >= low if high is None else Case.max_dpd.between(low, high)
+    raise ValueError(f"unknown bucket {bucket!r}")
+
+
+def _promise_due(today: date):
+    return exists().where(Promise.cif == Case.cif, Promise.status == "pending",
+                          Promise.promised_date <= today)
+
+
+def _product_condition(product: str):
+    if product == CARD_PRODUCT:
+        return exists().where(Card.cif == Case.cif, Card.status != "CLOSED")
+    return exists().where(Loan.cif == Case.cif, Loan.product_type == product,
+                          Loan.status != "CLOSED")
+
+
+_VIET = "àáạảãâầấậẩẫăằắặẳẵèéẹẻẽêềếệểễìíịỉĩòóọỏõôồốộổỗơờớợởỡùúụủũưừứựửữỳýỵỷỹđ"
+_PLAIN = "aaaaaaaaaaaaaaaaaeeeeeeeeeeeiiiiiooooooooooooooooouuuuuuuuuuuyyyyyd"
+
+
+def fold(text: str) -> str:
+    """Lower case without Vietnamese accents: "Nguyễn Văn Đức" → "nguyen van duc"."""
+    return text.lower().translate(str.maketrans(_VIET, _PLAIN))
+
+
+def folded(column):
+    """SQL twin of ``fold`` (no extension needed; an expression index can back it)."""
+    return func.translate(func.lower(column), _VIET, _PLAIN)
+
+
+def search_condition(q: str):
+    """Cases whose customer matches ``q``: cif, name (accents ignored), phone number or
+    account/contract number."""
+    q = q.strip()
+    digits = "".join(c for c in q if c.isdigit())
+    conditions = [
+        Case.cif == q.upper(),
+        folded(Customer.name).contains(fold(q), autoescape=True),
+        exists().where(Loan.cif == Case.cif, Loan.account_number == q.upper()),
+        exists().where(Card.cif == Case.cif, Card.contract_number == q.upper()),
+    ]
+    if len(q) >= 3:
+        conditions.append(Case.cif.ilike(f"{q}%"))
+    if len(digits) >= 4 and len(digits) >= len(q.replace(" ", "").replace("+", "")) - 1:
+        tail = digits.lstrip("0") or digits
+        conditions.append(exists().where(
+            Phone.cif == Case.cif,
+            or_(Phone.number.contains(digits), Phone.number_e164.contains(tail)),
+        ))
+    return or_(*conditions)
+
+
+def _scope(agent_id: int | None):
+    """Cases of an agent's queue (all cases when ``agent_id`` is None: supervisors' search)."""
+    return [Case.assigned_agent_id == agent_id] if agent_id is not None else []
+
+
+def queue_counts(session: Session, agent_id: int | None, now: datetime) -> QueueCounts:
+    """Counts per filter value over the agent's open cases."""
+    today = clock.bank_today(now)
+    base = [*_scope(agent_id), Case.status != "closed"]
+    columns = [func.count(Case.id).label("total"),
+               func.count(Case.id).filter(Case.next_action_at <= now).label("follow_up"),
+               func.count(Case.id).filter(_promise_due(today)).label("promise")]
+    names = [name for name, _, _ in BUCKETS]
+    columns += [func.count(Case.id).filter(_bucket_condition(name)) for name in names]
+    row = session.execute(select(*columns).where(*base)).one()
+    counts = QueueCounts(total=row[0], follow_up_due=row[1], promise_due=row[2],
+                         buckets=dict(zip(names, row[3:], strict=True)))
+    counts.statuses = dict(session.execute(
+        select(Case.status, func.count(Case.id)).where(*_scope(agent_id))
+        .group_by(Case.status)).all())
+    loan_products = session.execute(
+        select(Loan.product_type, func.count(func.distinct(Loan.cif)))
+        .join(Case, Case.cif == Loan.cif)
+        .where(*base, Loan.status != "CLOSED")
+        .group_by(Loan.product_type).order_by(Loan.product_type)
+    ).all()
+    counts.products = dict(loan_products)
+    cards = session.scalar(
+        select(func.count(func.distinct(Card.cif))).join(Case, Case.cif == Card.cif)
+        .where(*base, Card.status != "CLOSED"))
+    if cards:
+        counts.products[CARD_PRODUCT] = cards
+    return counts
+
+
+def queue_page(session: Session, agent_id: int | None, filters: QueueFilters,
+               now: datetime | None = None, per_page: int = PAGE_SIZE,
+               with_counts: bool = True) -> QueuePage:
+    """One page of the agent's queue (priority first) with the counts of every filter."""
+    now = now or clock.now()
+    today = clock.bank_today(now)
+    conditions = list(_scope(agent_id))
+    conditions.append(Case.status == filters.status if filters.status
+                      else Case.status != "closed")
+    if filters.bucket:
+        conditions.append(_bucket_condition(filters.bucket))
+    if filters.product:
+        conditions.append(_product_condition(filters.product))
+    if filters.follow_up_due:
+        conditions.append(Case.next_action_at <= now)
+    if filters.promise_due:
+        conditions.append(_promise_due(today))
+    if filters.q:
+        conditions.append(search_condition(filters.q))
+    base = select(Case).join(Customer, Customer.cif == Case.cif).where(*conditions)
+    total = session.scalar(select(func.count()).select_from(base.subquery()))
+    page = min(filters.page, max(1, math.ceil(total / per_page)))
+    found = session.execute(
+        base.add_columns(Customer.name, Customer.segment)
+        .order_by(Case.priority.desc(), Case.max_dpd.desc(), Case.total_overdue.desc(),
+                  Case.id)
+        .offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    rows = [QueueRow(case, name, segment) for case, name, segment in found]
+    _decorate(session, rows, now)
+    counts = queue_counts(session, agent_id, now) if with_counts else QueueCounts(total=total)
+    return QueuePage(rows, total, page, per_page, counts)
+
+
+def _decorate(session: Session, rows: list[QueueRow], now: datetime) -> None:
+    """Products, the next pending promise and who holds the lock, for one page of rows."""
+    if not rows:
+        return
+    cifs = [r.case.cif for r in rows]
+    products: dict[str, list[str]] = {}
+    for cif, product in session.execute(
+        select(Loan.cif, Loan.product_type).where(Loan.cif.in_(cifs), Loan.status != "CLOSED")
+        .distinct().order_by(Loan.cif, Loan.product_type)
+    ):
+        products.setdefault(cif, []).append(product)
+    for (cif,) in session.execute(
+        select(Card.cif).where(Card.cif.in_(cifs), Card.status != "CLOSED").distinct()
+    ):
+        products.setdefault(cif, []).append(CARD_PRODUCT)
+    promises: dict[str, Promise] = {}
+    for promise in session.scalars(
+        select(Promise).where(Promise.cif.in_(cifs), Promise.status == "pending")
+        .order_by(Promise.promised_date.desc())
+    ):
+        promises[promise.cif] = promise  # the earliest wins (ordered latest first)
+    lockers = {r.case.locked_by_id for r in rows
+               if r.case.locked_by_id and r.case.locked_until and r.case.locked_until > now}
+    names = dict(session.execute(select(User.id, User.full_name).where(User.id.in_(lockers))
+                                 ).all()) if lockers else {}
+    for row in rows:
+        row.products = products.get(row.case.cif, [])
+        row.promise = promises.get(row.case.cif)
+        if row.case.locked_by_id in names and row.case.locked_until > now:
+            row.locked_by = names[row.case.locked_by_id]
+
+
+# --- next case -------------------------------------------------------------------------------
+
+
+def next_case(session: Session, agent: User, now: datetime | None = None,
+              lock_minutes: int = DEFAULT_LOCK_MINUTES) -> Case | None:
+    """Hand ``agent`` the top case that needs work now and lock it for ``lock_minutes``.
+
+    Candidates: the agent's open cases and unassigned open cases (the shared pool; taking one
+    assigns it to the agent), not locked by another agent, with no follow-up scheduled in the
+    future. ``SELECT ... FOR UPDATE SKIP LOCKED`` makes two agents asking at the same moment
+    get two different cases. The agent's earlier locks are released. Commits.
+    """
+    now = now or clock.now()
+    session.execute(
+        update(Case).where(Case.locked_by_id == agent.id)
+        .values(locked_by_id=None, locked_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    case = session.scalars(
+        select(Case)
+        .where(
+            Case.status != "closed",
+            or_(Case.assigned_agent_id == agent.id, Case.assigned_agent_id.is_(None)),
+            or_(Case.locked_until.is_(None), Case.locked_until <= now,
+                Case.locked_by_id == agent.id),
+            or_(Case.next_action_at.is_(None), Case.next_action_at <= now),
+        )
+        .order_by(Case.priority.desc(), Case.max_dpd.desc(), Case.total_overdue.desc(),
+                  Case.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)  # the row as locked, not a stale copy
+    ).first()
+    if case is None:
+        session.commit()
+        return None
+    case.locked_by_id = agent.id
+    case.locked_until = now + timedelta(minutes=lock_minutes)
+    if case.assigned_agent_id is None:
+        case.assigned_agent_id = agent.id
+        session.add(CaseAssignment(case_id=case.id, role="agent", agent_id=agent.id,
+                                   assigned_by_id=agent.id, assigned_at=now,
+                                   reason="Taken from the shared pool with Next case"))
+        audit.record(session, agent, "case.assigned", "case", case.cif,
+                     before={"assigned_agent_id": None},
+                     after={"assigned_agent_id": agent.id, "via": "next_case"})
+    session.commit()
+    return case
+
+
+def lock_holder(session: Session, case: Case, now: datetime | None = None) -> User | None:
+    """The user holding a live lock on ``case`` (None when unlocked or expired)."""
+    now = now or clock.now()
+    if case.locked_by_id and case.locked_until and case.locked_until > now:
+        return session.get(User, case.locked_by_id)
+    return None
