@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -83,3 +83,40 @@ def make_loan(db, make_customer):
         return loan
 
     return make
+
+
+@pytest.fixture
+def make_phone(db):
+    """``make_phone(customer_or_cif, "0912345678", **columns)``: a bank (T24) mobile by default."""
+    from portal.models import Phone
+
+    def make(owner, number: str | None = None, **kwargs):
+        cif = owner if isinstance(owner, str) else owner.cif
+        number = number or f"09{next(_seq):08d}"
+        kwargs.setdefault("type", "MOBILE")
+        kwargs.setdefault("source_system", "T24")
+        kwargs.setdefault("number_e164", "+84" + number.lstrip("0"))
+        phone = Phone(cif=cif, number=number, **kwargs)
+        db.session.add(phone)
+        db.session.commit()
+        return phone
+
+    return make
+
+
+@pytest.fixture
+def frozen_now(app):
+    """``frozen_now("2026-11-24T23:30:00+00:00")`` (or a datetime; naive means UTC) freezes
+    portal.services.clock for the rest of the test."""
+    previous = app.config.get("FROZEN_NOW")
+
+    def freeze(value: datetime | str) -> datetime:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        app.config["FROZEN_NOW"] = value
+        return value
+
+    yield freeze
+    app.config["FROZEN_NOW"] = previous

@@ -41,21 +41,6 @@ def make_action(db):
 
 
 @pytest.fixture
-def make_phone(db):
-    from portal.models import Phone
-
-    def make(customer, number: str | None = None, **kwargs):
-        n = next(_seq)
-        kwargs.setdefault("type", "MOBILE")
-        phone = Phone(cif=customer.cif, number=number or f"09{n:08d}", **kwargs)
-        db.session.add(phone)
-        db.session.commit()
-        return phone
-
-    return make
-
-
-@pytest.fixture
 def make_case(db):
     from portal.models import Case
 
@@ -102,16 +87,3 @@ def make_payment(db):
         return payment
 
     return make
-
-
-@pytest.fixture
-def frozen_now(app):
-    """``frozen_now("2026-11-24T23:30:00+00:00")`` freezes portal.services.clock for the test."""
-    previous = app.config.get("FROZEN_NOW")
-
-    def freeze(value):
-        app.config["FROZEN_NOW"] = value
-        return value
-
-    yield freeze
-    app.config["FROZEN_NOW"] = previous

@@ -5,7 +5,6 @@ Names start with ``ws_`` so they never collide with the workflow plugin's fixtur
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -54,37 +53,3 @@ def ws_case(db, make_customer, make_loan):
         return case
 
     return make
-
-
-@pytest.fixture
-def ws_phone(db):
-    from portal.models import Phone
-
-    def make(cif: str, number: str | None = None, **kwargs):
-        number = number or f"09{next(_seq):08d}"
-        kwargs.setdefault("type", "MOBILE")
-        kwargs.setdefault("source_system", "T24")
-        phone = Phone(cif=cif, number=number, number_e164="+84" + number.lstrip("0"),
-                      **kwargs)
-        db.session.add(phone)
-        db.session.commit()
-        return phone
-
-    return make
-
-
-@pytest.fixture
-def ws_clock(app):
-    """``ws_clock(datetime)`` freezes portal.services.clock (app.config["FROZEN_NOW"])."""
-    previous = app.config.get("FROZEN_NOW")
-
-    def freeze(value: datetime | str):
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        app.config["FROZEN_NOW"] = value
-        return value
-
-    yield freeze
-    app.config["FROZEN_NOW"] = previous

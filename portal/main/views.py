@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, render_template, request
+from flask import jsonify, render_template, request
 from flask_login import current_user
 from sqlalchemy import text
 
 from portal.extensions import db, get_redis
 from portal.main import bp
 from portal.permissions import permission_required, public
-from portal.services import dashboard
+from portal.services import clock, dashboard, queue
 
 
 @bp.get("/")
 @permission_required("portal.access")
 def home():
     role = current_user.role
-    today = dashboard.bank_today(current_app.config["BANK_TIMEZONE"])
-    if role == "agent" and "cases.queue" in current_app.view_functions:
+    now = clock.now()
+    today = clock.bank_today(now)
+    if role == "agent":
         # an agent's home is the work queue, under the day's summary
-        from portal.services import clock, queue
-
         filters = queue.QueueFilters.from_args(request.args)
-        page = queue.queue_page(db.session, current_user.id, filters, clock.now())
-        return render_template("cases/queue.html", page=page, filters=filters, now=clock.now(),
+        page = queue.queue_page(db.session, current_user.id, filters, now)
+        return render_template("cases/queue.html", page=page, filters=filters, now=now,
                                home=dashboard.agent_home(db.session, current_user, today),
                                today=today)
-    if role == "agent":
-        data = dashboard.agent_home(db.session, current_user, today)
-    elif role == "field_agent":
+    if role == "field_agent":
         data = dashboard.field_agent_home(db.session, current_user, today)
     elif role == "supervisor":
         data = dashboard.supervisor_home(db.session, current_user, today)

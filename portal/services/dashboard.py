@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import distinct_on
@@ -31,11 +30,6 @@ from portal.models.base import utcnow
 from portal.models.enums import BUCKETS, INTEGRATIONS, ROLES
 
 OPEN_CASE = Case.status != "closed"
-
-
-def bank_today(timezone: str) -> date:
-    """Today's business date in the bank's zone (DPD and promise dates use it)."""
-    return datetime.now(ZoneInfo(timezone)).date()
 
 
 def bucket_expression(dpd_column):

@@ -23,6 +23,7 @@ from portal.permissions import (
     login_redirect_response,
     public,
 )
+from portal.services import clock
 from portal.web.navigation import navigation
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def format_number(value) -> str:
 
 
 def _bank_zone() -> ZoneInfo:
-    return ZoneInfo(current_app.config.get("BANK_TIMEZONE", "Asia/Ho_Chi_Minh"))
+    return clock.bank_zone()
 
 
 def format_datetime(value: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
@@ -185,7 +186,7 @@ def initials(name: str | None) -> str:
 
 
 def now_in_bank_zone() -> datetime:
-    return datetime.now(_bank_zone())
+    return clock.now().astimezone(_bank_zone())
 
 
 def greeting(full_name: str | None) -> str:

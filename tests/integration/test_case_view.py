@@ -32,15 +32,15 @@ REF_PHONE = "0987654321"
 
 
 @pytest.fixture
-def customer_360(db, make_user, ws_case, ws_phone, ws_action_codes, ws_clock):
-    ws_clock(NOW)
+def customer_360(db, make_user, ws_case, make_phone, ws_action_codes, frozen_now):
+    frozen_now(NOW)
     agent = make_user("agent", full_name="Tran Thi Agent")
     field_agent = make_user("field_agent", full_name="Vo Van Field")
     case = ws_case(agent, dpd=45, overdue="7500000", national_id=NATIONAL_ID,
                    segment="AFFLUENT", assigned_field_agent_id=field_agent.id)
     cif = case.cif
-    ws_phone(cif, PHONE, is_primary=True)
-    ws_phone(cif, "0900000001", do_not_contact=True, source_system="CRM")
+    make_phone(cif, PHONE, is_primary=True)
+    make_phone(cif, "0900000001", do_not_contact=True, source_system="CRM")
     db.session.add_all([
         Address(cif=cif, type="HOME", line1="12 Nguyen Hue", district="Quan 1",
                 city="Ho Chi Minh", source_system="T24", is_verified=True),

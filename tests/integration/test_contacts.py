@@ -12,10 +12,10 @@ from portal.models import Address, AuditLog, Email, Event, Phone
 
 
 @pytest.fixture
-def setup(db, make_user, ws_case, ws_phone, client, login, csrf_token):
+def setup(db, make_user, ws_case, make_phone, client, login, csrf_token):
     agent = login(make_user("agent"))
     case = ws_case(agent)
-    phone = ws_phone(case.cif, "0912345678", source_system="T24")
+    phone = make_phone(case.cif, "0912345678", source_system="T24")
     token = csrf_token(f"/cases/{case.cif}")
     return agent, case, phone, token
 
@@ -83,9 +83,9 @@ def test_correcting_a_bank_phone_creates_a_crm_row(client, db, setup):
     assert event.payload["changes"]["number"] == {"old": "0912345678", "new": "0912345679"}
 
 
-def test_editing_a_crm_row_changes_it_in_place(client, db, setup, ws_phone):
+def test_editing_a_crm_row_changes_it_in_place(client, db, setup, make_phone):
     _, case, _, token = setup
-    mine = ws_phone(case.cif, "0977000111", source_system="CRM")
+    mine = make_phone(case.cif, "0977000111", source_system="CRM")
     response = post(client, token, f"/cases/{case.cif}/contacts/phone/{mine.id}",
                     type="WORK", number="0977000222")
     assert response.status_code == 200
@@ -97,9 +97,9 @@ def test_editing_a_crm_row_changes_it_in_place(client, db, setup, ws_phone):
     assert set(event.payload["changes"]) == {"type", "number"}
 
 
-def test_flags_on_crm_and_bank_rows(client, db, setup, ws_phone):
+def test_flags_on_crm_and_bank_rows(client, db, setup, make_phone):
     agent, case, bank_phone, token = setup
-    mine = ws_phone(case.cif, "0977000111", source_system="CRM")
+    mine = make_phone(case.cif, "0977000111", source_system="CRM")
     url = f"/cases/{case.cif}/contacts/phone/{mine.id}/flags"
     assert post(client, token, url, flag="is_verified", value="1").status_code == 200
     db.session.expire_all()
@@ -136,9 +136,9 @@ def test_address_and_email(client, db, setup):
     assert {e.payload["contact_type"] for e in events(db)} == {"address", "email"}
 
 
-def test_contact_of_another_customer_is_404(client, db, setup, ws_case, ws_phone):
+def test_contact_of_another_customer_is_404(client, db, setup, ws_case, make_phone):
     _, case, _, token = setup
-    other = ws_phone(ws_case().cif, "0911000000")
+    other = make_phone(ws_case().cif, "0911000000")
     response = post(client, token, f"/cases/{case.cif}/contacts/phone/{other.id}",
                     type="MOBILE", number="0911000001")
     assert response.status_code == 404

@@ -24,9 +24,9 @@ def names(page) -> list[str]:
 
 
 @pytest.fixture
-def portfolio(db, make_user, ws_case, ws_phone, ws_clock):
+def portfolio(db, make_user, ws_case, make_phone, frozen_now):
     """Five cases of one agent, one of another agent, one unassigned."""
-    ws_clock(NOW)
+    frozen_now(NOW)
     agent = make_user("agent")
     other = make_user("agent")
     cases = {
@@ -46,7 +46,7 @@ def portfolio(db, make_user, ws_case, ws_phone, ws_clock):
     db.session.add(Card(contract_number="W4C0001", cif=cases["big"].cif,
                         masked_card_number="4111 **** **** 1111", days_overdue=20, bucket="1-30"))
     db.session.commit()
-    ws_phone(cases["mild"].cif, "0912345678")
+    make_phone(cases["mild"].cif, "0912345678")
     queue.recompute_priorities(db.session, now=NOW)
     db.session.commit()
     return agent, other, cases
@@ -194,10 +194,10 @@ def test_next_case_skips_cases_locked_by_others_and_takes_from_the_pool(db, port
     assert queue.next_case(db.session, colleague, later).cif == cases["pool"].cif
 
 
-def test_next_case_under_two_concurrent_agents(app, db, make_user, ws_case, ws_clock):
+def test_next_case_under_two_concurrent_agents(app, db, make_user, ws_case, frozen_now):
     """Agent A's transaction holds the row lock of the top case while agent B asks: B must get
     another case at once (SKIP LOCKED), not wait and not get the same one."""
-    ws_clock(NOW)
+    frozen_now(NOW)
     a, b = make_user("agent"), make_user("agent")
     top = ws_case(None, dpd=100, overdue="9000000")
     second = ws_case(None, dpd=50, overdue="9000000")
@@ -246,8 +246,8 @@ def test_next_case_under_two_concurrent_agents(app, db, make_user, ws_case, ws_c
 
 
 def test_next_case_when_nothing_is_due(client, login, csrf_token, make_user, ws_case,
-                                       ws_clock):
-    ws_clock(NOW)
+                                       frozen_now):
+    frozen_now(NOW)
     agent = make_user("agent")
     ws_case(agent, dpd=10, next_action_at=NOW + timedelta(days=1))
     login(agent)
@@ -256,8 +256,8 @@ def test_next_case_when_nothing_is_due(client, login, csrf_token, make_user, ws_
     assert "Nothing needs work right now" in response.get_data(as_text=True)
 
 
-def test_cli_recomputes_every_open_case(app, db, make_user, ws_case, ws_clock):
-    ws_clock(NOW)
+def test_cli_recomputes_every_open_case(app, db, make_user, ws_case, frozen_now):
+    frozen_now(NOW)
     case = ws_case(make_user("agent"), dpd=95, overdue="3000000")
     assert case.priority == 0
     result = app.test_cli_runner().invoke(args=["cases", "recompute-priorities"])

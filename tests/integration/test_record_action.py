@@ -19,12 +19,12 @@ TODAY = date(2026, 11, 24)
 
 
 @pytest.fixture
-def setup(db, make_user, ws_case, ws_phone, ws_action_codes, ws_clock, client, login,
+def setup(db, make_user, ws_case, make_phone, ws_action_codes, frozen_now, client, login,
           csrf_token):
-    ws_clock(NOW)
+    frozen_now(NOW)
     agent = login(make_user("agent"))
     case = ws_case(agent, dpd=20, overdue="6000000")
-    phone = ws_phone(case.cif, "0912345678")
+    phone = make_phone(case.cif, "0912345678")
     token = csrf_token(f"/cases/{case.cif}")
     return agent, case, phone, ws_action_codes, token
 
@@ -83,11 +83,11 @@ def test_inactive_codes_are_not_offered(client, db, setup):
     assert options(html, "action-subtype") == ["DEMAND"]
 
 
-def test_follow_up_prefilled_from_the_offset_in_the_bank_zone(client, setup, ws_clock):
+def test_follow_up_prefilled_from_the_offset_in_the_bank_zone(client, setup, frozen_now):
     _, case, _, codes, _ = setup
     hardship = codes[("CALL", "OUTBOUND", "RPC_HARDSHIP")]  # follow-up in 5 days
     # 18:30 UTC on the 24th is 01:30 on the 25th in Ho Chi Minh City
-    ws_clock(datetime(2026, 11, 24, 18, 30, tzinfo=UTC))
+    frozen_now(datetime(2026, 11, 24, 18, 30, tzinfo=UTC))
     html = text(client.get(f"/cases/{case.cif}/action-form?type=CALL&subtype=OUTBOUND"
                            f"&action_code_id={hardship.id}&changed=action_code_id"))
     assert 'name="follow_up_date" value="2026-11-30"' in html
@@ -184,9 +184,9 @@ def test_missing_result_is_an_error(client, setup):
     assert response.status_code == 422 and 'data-error-for="action_code_id"' in text(response)
 
 
-def test_call_outside_the_contact_window_is_refused(client, db, setup, ws_clock):
+def test_call_outside_the_contact_window_is_refused(client, db, setup, frozen_now):
     _, case, phone, codes, token = setup
-    ws_clock(datetime(2026, 11, 24, 15, 30, tzinfo=UTC))  # 22:30 in Ho Chi Minh City
+    frozen_now(datetime(2026, 11, 24, 15, 30, tzinfo=UTC))  # 22:30 in Ho Chi Minh City
     response = post(client, case, token, action_code_id=codes[("CALL", "OUTBOUND", "PTP")].id,
                     phone_id=phone.id, promise_amount="1000000", promise_date="2026-11-27")
     assert response.status_code == 422
@@ -228,9 +228,9 @@ def test_actions_are_append_only(app):
     assert all(not ({"PUT", "PATCH", "DELETE"} & r.methods) for r in rules)
 
 
-def test_do_not_contact_correction_blocks_the_bank_number_too(client, db, setup, ws_phone):
+def test_do_not_contact_correction_blocks_the_bank_number_too(client, db, setup, make_phone):
     _, case, phone, codes, token = setup
-    ws_phone(case.cif, phone.number, source_system="CRM", do_not_contact=True)
+    make_phone(case.cif, phone.number, source_system="CRM", do_not_contact=True)
     response = post(client, case, token, action_code_id=codes[("CALL", "OUTBOUND", "NO_ANSWER")].id,
                     phone_id=phone.id)  # the bank row, not flagged itself
     assert response.status_code == 422 and "do-not-contact" in text(response)
