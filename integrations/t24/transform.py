@@ -82,7 +82,7 @@ def to_int(minimum: int | None = None, maximum: int | None = None) -> Callable:
         if isinstance(value, bool | float):
             raise Invalid(f"{name}: expected a whole number, got {value!r}")
         if isinstance(value, Decimal):
-            if value != value.to_integral_value():
+            if not value.is_finite() or value != value.to_integral_value():
                 raise Invalid(f"{name}: expected a whole number, got {value}")
             number = int(value)
         elif isinstance(value, int):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
@@ -32,7 +33,7 @@ def records(field_names):
     return st.dictionaries(st.one_of(names, st.text(max_size=8)), values, max_size=12)
 
 
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -187,3 +187,12 @@ def test_malformed_records_of_the_sandbox_are_quarantined_and_their_neighbours_p
     if fmt == "jsonl":
         assert any(q.raw and q.payload is None for q in quarantined)  # a syntax error
     assert all(q.reason for q in quarantined)
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "sNaN"])
+def test_non_finite_decimal_is_not_a_whole_number(value):
+    # found by the fuzz test: Decimal("Infinity") passed the integral check and crashed int()
+    from integrations.t24.transform import Invalid, to_int
+
+    with pytest.raises(Invalid, match="expected a whole number"):
+        to_int()("dpd", Decimal(value))
