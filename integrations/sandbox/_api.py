@@ -177,6 +177,25 @@ class SandboxState:
         self.last_page_tail: dict | None = None
 
 
+def collection_builder(records: Iterable[dict] | Callable[[], Iterable[dict]] | None,
+                       default: Callable[[], Iterable[dict]], key: str) -> Callable[[], Collection]:
+    """``build`` for ``create_api_app``: the given records (or a callable making them), else
+    ``default()``, each stamped with a deterministic ``_updated_at`` within the last 30 days."""
+    base = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def build() -> Collection:
+        source = records() if callable(records) else records
+        rows = default() if source is None else source
+        items = []
+        for record in rows:
+            record = dict(record)
+            record["_updated_at"] = spread_updated_at(record[key], base)
+            items.append(record)
+        return Collection(items, key)
+
+    return build
+
+
 def create_api_app(*, name: str, collection_path: str, build: Callable[[], Collection],
                    authenticate: Callable[[], str | None], malform: Callable[[dict, int], dict],
                    mutate: Callable[[dict, int], None], faults: Faults | None = None,

@@ -21,13 +21,12 @@ from decimal import Decimal
 from flask import Flask, request
 
 from integrations.sandbox._api import (
-    Collection,
     Faults,
     apply_cli_faults,
+    collection_builder,
     create_api_app,
     run_parser,
     serve,
-    spread_updated_at,
 )
 
 NAME = "LOS"
@@ -138,17 +137,8 @@ def create_app(records: Iterable[dict] | Callable[[], Iterable[dict]] | None = N
     """The LOS simulator. ``records``: LOS application records (or a callable making them);
     default: the seed portfolio of ``customers``/``products``."""
     token = token or os.environ.get("LOS_SANDBOX_TOKEN") or DEFAULT_TOKEN
-    base = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-    def build() -> Collection:
-        source = records() if callable(records) else records
-        rows = seed_applications(customers, products) if source is None else source
-        items = []
-        for record in rows:
-            record = dict(record)
-            record["_updated_at"] = spread_updated_at(record["application_id"], base)
-            items.append(record)
-        return Collection(items, "application_id")
+    build = collection_builder(records, lambda: seed_applications(customers, products),
+                               "application_id")
 
     def authenticate() -> str | None:
         header = request.headers.get("Authorization", "")

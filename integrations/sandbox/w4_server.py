@@ -11,19 +11,18 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 
 from flask import Flask, request
 
 from integrations.sandbox._api import (
-    Collection,
     Faults,
     apply_cli_faults,
+    collection_builder,
     create_api_app,
     run_parser,
     serve,
-    spread_updated_at,
 )
 
 NAME = "W4"
@@ -96,17 +95,8 @@ def create_app(records: Iterable[dict] | Callable[[], Iterable[dict]] | None = N
     """The W4 simulator. ``records``: W4 card records (or a callable making them); default: the
     seed portfolio of ``customers``/``products``."""
     api_key = api_key or os.environ.get("W4_SANDBOX_API_KEY") or DEFAULT_API_KEY
-    base = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-    def build() -> Collection:
-        source = records() if callable(records) else records
-        rows = seed_cards(customers, products) if source is None else source
-        items = []
-        for record in rows:
-            record = dict(record)
-            record["_updated_at"] = spread_updated_at(record["contract_number"], base)
-            items.append(record)
-        return Collection(items, "contract_number")
+    build = collection_builder(records, lambda: seed_cards(customers, products),
+                               "contract_number")
 
     def authenticate() -> str | None:
         given = request.headers.get("X-API-Key", "")
