@@ -55,12 +55,13 @@ def seed_demo(customers: int, products: int) -> None:
         except BaseException:
             conn.rollback()
             raise
-    # the queue orders by the one priority formula (portal.services.queue), not the seed's guess
-    from portal.services.queue import recompute_priorities
+    # case totals and priorities by their one definition (portal.services.queue), not the seed's
+    from portal.services.queue import recompute_case_totals, recompute_priorities
 
+    totals = recompute_case_totals(db.session)
     changed = recompute_priorities(db.session)
     db.session.commit()
-    click.echo(f"priorities recomputed for {changed} cases")
+    click.echo(f"case totals recomputed for {totals} cases, priorities for {changed}")
     elapsed = time.perf_counter() - started
     rows = sum(counts.values())
     click.echo(f"seeded {rows} rows in {elapsed:.1f}s ({rows / elapsed:,.0f} rows/s)")

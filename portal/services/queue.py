@@ -80,6 +80,62 @@ def compute_priority(inputs: PriorityInputs, now: datetime) -> int:
     return points
 
 
+def recompute_case_totals(session: Session, case_ids: Iterable[int] | None = None) -> int:
+    """Store each case's ``total_overdue``, ``max_dpd`` and ``total_outstanding`` from its
+    customer's products still in collection (every status but CLOSED: a written-off loan is
+    still recovered) — the one definition of a case's totals:
+
+    - overdue: the loans' ``due_amount`` plus the ``min_due`` of cards with days overdue;
+    - max DPD: the largest ``dpd`` / ``days_overdue`` of those products;
+    - outstanding: the loans' and cards' ``outstanding``.
+
+    One UPDATE over aggregated products (default: every case). Returns how many cases changed.
+    No commit."""
+    loans = (
+        select(Loan.cif.label("cif"), Loan.due_amount.label("overdue"), Loan.dpd.label("dpd"),
+               Loan.outstanding.label("outstanding"))
+        .where(Loan.status != "CLOSED")
+    )
+    cards = (
+        select(Card.cif.label("cif"),
+               func.coalesce(func.nullif(func.sign(Card.days_overdue), 0), 0) * Card.min_due,
+               Card.days_overdue, Card.outstanding)
+        .where(Card.status != "CLOSED")
+    )
+    products = loans.union_all(cards).subquery()
+    totals = (
+        select(products.c.cif,
+               func.sum(products.c.overdue).label("overdue"),
+               func.max(products.c.dpd).label("dpd"),
+               func.sum(products.c.outstanding).label("outstanding"))
+        .group_by(products.c.cif).subquery()
+    )
+    overdue = func.coalesce(totals.c.overdue, 0)
+    dpd = func.coalesce(totals.c.dpd, 0)
+    outstanding = func.coalesce(totals.c.outstanding, 0)
+    stmt = (
+        update(Case).values(total_overdue=overdue, max_dpd=dpd, total_outstanding=outstanding)
+        .where(Case.cif == totals.c.cif)
+        .where((Case.total_overdue != overdue) | (Case.max_dpd != dpd)
+               | (Case.total_outstanding != outstanding))
+        .execution_options(synchronize_session=False)
+    )
+    # a case whose products have all closed owes nothing
+    cleared = (
+        update(Case).values(total_overdue=0, max_dpd=0, total_outstanding=0)
+        .where(~exists().where(products.c.cif == Case.cif))
+        .where((Case.total_overdue != 0) | (Case.max_dpd != 0) | (Case.total_outstanding != 0))
+        .execution_options(synchronize_session=False)
+    )
+    if case_ids is not None:
+        ids = list(case_ids)
+        if not ids:
+            return 0
+        stmt = stmt.where(Case.id.in_(ids))
+        cleared = cleared.where(Case.id.in_(ids))
+    return session.execute(stmt).rowcount + session.execute(cleared).rowcount
+
+
 def recompute_priorities(session: Session, case_ids: Iterable[int] | None = None,
                          now: datetime | None = None) -> int:
     """Recompute and store ``cases.priority`` for ``case_ids`` (default: every open case).
