@@ -45,14 +45,21 @@ def unread_count():
     return _counter()
 
 
-@bp.post("/<int:notification_id>/read")
-@permission_required("portal.access")
-def mark_read(notification_id: int):
+def _read_own(notification_id: int) -> Notification:
+    """The current user's notification ``notification_id`` (404 for anyone else's), marked
+    read and committed."""
     row = db.session.get(Notification, notification_id)
     if row is None or row.user_id != current_user.id:
         abort(404)
     inbox.mark_read(db.session, current_user.id, [notification_id])
     db.session.commit()
+    return row
+
+
+@bp.post("/<int:notification_id>/read")
+@permission_required("portal.access")
+def mark_read(notification_id: int):
+    row = _read_own(notification_id)
     db.session.refresh(row)
     if _htmx_partial():
         # the row, plus the top-bar counter out of band
@@ -74,11 +81,7 @@ def mark_all_read():
 @permission_required("portal.access")
 def open_notification(notification_id: int):
     """Mark read and follow the notification's link."""
-    row = db.session.get(Notification, notification_id)
-    if row is None or row.user_id != current_user.id:
-        abort(404)
-    inbox.mark_read(db.session, current_user.id, [notification_id])
-    db.session.commit()
+    row = _read_own(notification_id)
     from portal.web.navigation import safe_next
 
     return redirect(safe_next(row.link) or url_for("notifications.index"))
