@@ -74,14 +74,17 @@ class CaseView:
     def total_overdue(self) -> Decimal:
         if self.case is not None:
             return self.case.total_overdue
-        return sum((ln.due_amount for ln in self.loans), Decimal(0)) + \
-            sum((c.min_due for c in self.cards if c.days_overdue), Decimal(0))
+        # no case yet: the same rule as queue.recompute_case_totals, over the loaded products
+        return sum((ln.due_amount for ln in self.loans if ln.status != "CLOSED"), Decimal(0)) + \
+            sum((c.min_due for c in self.cards if c.days_overdue and c.status != "CLOSED"),
+                Decimal(0))
 
     @property
     def max_dpd(self) -> int:
         if self.case is not None:
             return self.case.max_dpd
-        return max([ln.dpd for ln in self.loans] + [c.days_overdue for c in self.cards] + [0])
+        return max([ln.dpd for ln in self.loans if ln.status != "CLOSED"]
+                   + [c.days_overdue for c in self.cards if c.status != "CLOSED"] + [0])
 
     @property
     def total_outstanding(self) -> Decimal:
