@@ -278,6 +278,8 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("PORTAL_ENV", "development")
     env["PYTHONUNBUFFERED"] = "1"
+    # where the sandbox simulators send their webhooks (payments, call centre)
+    env.setdefault("PORTAL_URL", f"http://{local_host(host)}:{port}")
 
     if port_open(local_host(host), port):
         say(f"something already answers on http://{local_host(host)}:{port}/ (another `make run`?)"
