@@ -25,16 +25,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.events import publish
-from portal.models import Card, Case, Loan, Payment, Promise, PromiseAllocation, User
+from portal.models import Case, Loan, Payment, Promise, PromiseAllocation, User
 from portal.services import audit, clock
 from portal.services.contact_rules import get_promise_rules
-from portal.services.queue import recompute_priorities
+from portal.services.queue import collectible_products, recompute_priorities
 
 log = logging.getLogger(__name__)
 
 OPEN_STATUSES = ("pending", "partially_kept")
-CLOSED_LOAN_STATUSES = ("CLOSED", "WRITTEN_OFF")
-CLOSED_CARD_STATUSES = ("CLOSED",)
+CLOSED_LOAN_STATUSES = ("CLOSED",)  # a written-off loan is still recovered: promises allowed
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("9999999999999999.99")  # Numeric(18, 2)
 
@@ -65,16 +64,10 @@ def _parse_amount(amount) -> Decimal | None:
 
 
 def customer_total_due(session: Session, cif: str) -> Decimal:
-    """What the customer owes now: due amounts of open loans plus minimum dues of open cards."""
-    loans = session.scalar(
-        select(func.coalesce(func.sum(Loan.due_amount), 0))
-        .where(Loan.cif == cif, Loan.status.not_in(CLOSED_LOAN_STATUSES))
-    )
-    cards = session.scalar(
-        select(func.coalesce(func.sum(Card.min_due), 0))
-        .where(Card.cif == cif, Card.status.not_in(CLOSED_CARD_STATUSES))
-    )
-    return Decimal(loans or 0) + Decimal(cards or 0)
+    """What the customer owes now: the overdue of every product still in collection — the
+    same figure as the case header's total overdue (``queue.collectible_products``)."""
+    products = collectible_products(cif).subquery()
+    return Decimal(session.scalar(select(func.coalesce(func.sum(products.c.overdue), 0))) or 0)
 
 
 def validate_promise(session: Session, *, cif: str, account_number: str | None, amount,

@@ -80,17 +80,11 @@ def compute_priority(inputs: PriorityInputs, now: datetime) -> int:
     return points
 
 
-def recompute_case_totals(session: Session, case_ids: Iterable[int] | None = None) -> int:
-    """Store each case's ``total_overdue``, ``max_dpd`` and ``total_outstanding`` from its
-    customer's products still in collection (every status but CLOSED: a written-off loan is
-    still recovered) — the one definition of a case's totals:
-
-    - overdue: the loans' ``due_amount`` plus the ``min_due`` of cards with days overdue;
-    - max DPD: the largest ``dpd`` / ``days_overdue`` of those products;
-    - outstanding: the loans' and cards' ``outstanding``.
-
-    One UPDATE over aggregated products (default: every case). Returns how many cases changed.
-    No commit."""
+def collectible_products(cif: str | None = None):
+    """The customer's products still in collection, one row per product: ``cif``, ``overdue``,
+    ``dpd``, ``outstanding``. Every status but CLOSED counts (a written-off loan is still
+    recovered); a loan's overdue is its ``due_amount``, a card's is its ``min_due`` once it has
+    days overdue. The one definition behind a case's totals and the promise limit."""
     loans = (
         select(Loan.cif.label("cif"), Loan.due_amount.label("overdue"), Loan.dpd.label("dpd"),
                Loan.outstanding.label("outstanding"))
@@ -102,7 +96,22 @@ def recompute_case_totals(session: Session, case_ids: Iterable[int] | None = Non
                Card.days_overdue, Card.outstanding)
         .where(Card.status != "CLOSED")
     )
-    products = loans.union_all(cards).subquery()
+    if cif is not None:
+        loans, cards = loans.where(Loan.cif == cif), cards.where(Card.cif == cif)
+    return loans.union_all(cards)
+
+
+def recompute_case_totals(session: Session, case_ids: Iterable[int] | None = None) -> int:
+    """Store each case's ``total_overdue``, ``max_dpd`` and ``total_outstanding`` from its
+    customer's ``collectible_products``:
+
+    - overdue: their overdue amounts summed;
+    - max DPD: the largest ``dpd`` / ``days_overdue`` of those products;
+    - outstanding: their ``outstanding`` summed.
+
+    One UPDATE over aggregated products (default: every case). Returns how many cases changed.
+    No commit."""
+    products = collectible_products().subquery()
     totals = (
         select(products.c.cif,
                func.sum(products.c.overdue).label("overdue"),

@@ -119,10 +119,28 @@ def test_without_a_loan_the_customer_total_due_across_loans_and_cards_is_the_lim
                         min_due=Decimal("500000"), days_overdue=12, bucket="1-30",
                         source_system="W4"))
     db.session.commit()
-    total = Decimal("7000000")  # 5,000,000 + 1,500,000 + 500,000
+    make_loan(customer, dpd=200, due_amount=Decimal("2000000"), status="WRITTEN_OFF")
+    db.session.add(Card(contract_number="C-2", cif=customer.cif,
+                        masked_card_number="4111********2222",
+                        credit_limit=Decimal("10000000"), outstanding=Decimal("1000000"),
+                        min_due=Decimal("300000"), days_overdue=0, bucket="current",
+                        source_system="W4"))  # not overdue: its minimum due is not yet owed
+    db.session.commit()
+    # 5,000,000 + 1,500,000 + 2,000,000 (written off, still recovered) + 500,000: the case's
+    # total overdue, by the same definition (queue.collectible_products)
+    total = Decimal("9000000")
+    from portal.models import Case
+    from portal.services.queue import recompute_case_totals
+    case = Case(cif=customer.cif, status="open")
+    db.session.add(case)
+    db.session.flush()
+    recompute_case_totals(db.session, [case.id])
+    db.session.commit()
+    db.session.refresh(case)
+    assert case.total_overdue == total
     errors = promise_errors(db, agent_id=agent.id, cif=customer.cif, account_number=None,
                             amount=total + Decimal("0.01"), promised_date=TODAY)
-    assert "more than the customer's total due (7,000,000.00 VND)" in errors["amount"]
+    assert "more than the customer's total due (9,000,000.00 VND)" in errors["amount"]
     create_promise(db.session, agent_id=agent.id, cif=customer.cif, account_number=None,
                    amount=total, promised_date=TODAY, action_id=None, today=TODAY)
 
@@ -267,3 +285,19 @@ def test_reversal_after_the_promised_date_breaks_the_promise(db, debtor, make_pr
     event = db.session.scalar(select(Event).where(Event.type == "PROMISE_BROKEN"))
     assert event.payload["previous_status"] == "kept"
     assert event.payload["agent_id"] == agent.id
+
+
+def test_a_written_off_loan_takes_promises_but_a_closed_one_does_not(db, debtor, make_loan):
+    customer, _, agent = debtor
+    written_off = make_loan(customer, dpd=400, due_amount=Decimal("3000000"),
+                            status="WRITTEN_OFF")
+    closed = make_loan(customer, dpd=0, due_amount=Decimal("0"), status="CLOSED")
+    errors = promise_errors(db, agent_id=agent.id, cif=customer.cif,
+                            account_number=closed.account_number, amount=Decimal("1000"),
+                            promised_date=TODAY)
+    assert errors["account_number"] == f"Loan {closed.account_number} is closed."
+    promise = create_promise(db.session, agent_id=agent.id, cif=customer.cif,
+                             account_number=written_off.account_number,
+                             amount=Decimal("3000000"), promised_date=TODAY, action_id=None,
+                             today=TODAY)
+    assert promise.status == "pending" and promise.account_number == written_off.account_number
