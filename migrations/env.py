@@ -5,6 +5,8 @@ import logging
 from alembic import context
 from flask import current_app
 
+from portal.models.base import include_object
+
 logger = logging.getLogger("alembic.env")
 config = context.config
 
@@ -17,7 +19,8 @@ target_metadata = db.metadata
 
 def run_migrations_offline():
     context.configure(url=config.get_main_option("sqlalchemy.url"),
-                      target_metadata=target_metadata, literal_binds=True)
+                      target_metadata=target_metadata, literal_binds=True,
+                      include_object=include_object)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -32,6 +35,7 @@ def run_migrations_online():
 
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", process_revision_directives)
+    conf_args.setdefault("include_object", include_object)
     with db.engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, **conf_args)
         with context.begin_transaction():

@@ -16,9 +16,41 @@ branch_labels = None
 depends_on = None
 
 
+# Accent-folding for Vietnamese names, as an IMMUTABLE function so an index can hold it.
+# The same letters as portal.services.queue.fold (the Python twin).
+_VIET = "àáạảãâầấậẩẫăằắặẳẵèéẹẻẽêềếệểễìíịỉĩòóọỏõôồốộổỗơờớợởỡùúụủũưừứựửữỳýỵỷỹđ"
+_PLAIN = "aaaaaaaaaaaaaaaaaeeeeeeeeeeeiiiiiooooooooooooooooouuuuuuuuuuuyyyyyd"
+
+# Trigram indexes back "contains" searches (name, CIF prefix, phone digits); they are
+# expression indexes, so they live here and not on the models (autogenerate skips them).
+_TRGM_INDEXES = (
+    ("ix_customers_name_fold_trgm", "customers", "crm_fold(name)"),
+    ("ix_customers_cif_trgm", "customers", "cif"),
+    ("ix_phones_number_trgm", "phones", "number"),
+    ("ix_phones_number_e164_trgm", "phones", "number_e164"),
+)
+
+
 def upgrade():
-    pass
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.execute(
+        "CREATE OR REPLACE FUNCTION crm_fold(value text) RETURNS text "
+        "LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS "
+        f"$$ SELECT translate(lower(value), '{_VIET}', '{_PLAIN}') $$"
+    )
+    for name, table, expression in _TRGM_INDEXES:
+        op.execute(f"CREATE INDEX {name} ON {table} USING gin ({expression} gin_trgm_ops)")
+    # the work queue: an agent's open cases in priority order, read from the index in order
+    op.create_index(
+        "ix_cases_open_queue", "cases",
+        ["assigned_agent_id", sa.text("priority DESC"), sa.text("max_dpd DESC"),
+         sa.text("total_overdue DESC"), "id"],
+        postgresql_where=sa.text("status <> 'closed'"),
+    )
 
 
 def downgrade():
-    pass
+    op.drop_index("ix_cases_open_queue", table_name="cases")
+    for name, _, _ in _TRGM_INDEXES:
+        op.execute(f"DROP INDEX IF EXISTS {name}")
+    op.execute("DROP FUNCTION IF EXISTS crm_fold(text)")

@@ -11,6 +11,7 @@ from portal.extensions import db
 from portal.models.enums import ACTION_TYPES
 from portal.permissions import can, permission_required
 from portal.services import actions, case_view, clock, contacts, queue
+from portal.services import search as customer_search
 
 
 def _is_partial(target: str) -> bool:
@@ -48,7 +49,11 @@ def next_case():
 def search():
     filters = queue.QueueFilters.from_args(request.args)
     page = None
-    if filters.q or filters.bucket or filters.status:
+    if filters.q:  # every customer, with a case or not
+        page = customer_search.customer_search(
+            db.session, filters.q, page=filters.page, status=filters.status,
+            bucket_condition=queue.bucket_condition(filters.bucket) if filters.bucket else None)
+    elif filters.bucket or filters.status:  # browsing cases by bucket / status
         page = queue.queue_page(db.session, None, filters, clock.now(), with_counts=False)
     template = "cases/_search_results.html" if _is_partial("search-results") \
         else "cases/search.html"

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -41,6 +42,10 @@ class Case(Base, TimestampMixin):
         Index("ix_cases_agent_queue", "assigned_agent_id", "status", "priority"),
         Index("ix_cases_field_agent_queue", "assigned_field_agent_id", "status", "priority"),
         Index("ix_cases_next_action_at", "next_action_at"),
+        # the open part of each agent's queue in display order: the page is an index range
+        Index("ix_cases_open_queue", "assigned_agent_id", text("priority DESC"),
+              text("max_dpd DESC"), text("total_overdue DESC"), "id",
+              postgresql_where=text("status <> 'closed'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

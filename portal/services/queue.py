@@ -31,9 +31,9 @@ from decimal import Decimal
 from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from portal.models import Card, Case, CaseAssignment, Customer, Loan, Phone, Promise, User
+from portal.models import Card, Case, CaseAssignment, Customer, Loan, Promise, User
 from portal.models.enums import BUCKETS, CASE_STATUSES, bucket_for_dpd
-from portal.services import audit, clock
+from portal.services import audit, clock, search
 
 BUCKET_POINTS = {"current": 0, "1-30": 100, "31-60": 200, "61-90": 300, "90+": 400}
 OVERDUE_POINTS_PER_DECADE = 30
@@ -274,7 +274,8 @@ class QueuePage:
         return min(self.total, self.page * self.per_page)
 
 
-def _bucket_condition(bucket: str):
+def bucket_condition(bucket: str):
+    """Cases whose max DPD falls in ``bucket`` (boundaries from enums.BUCKETS)."""
     for name, low, high in BUCKETS:
         if name == bucket:
             return Case.max_dpd >= low if high is None else Case.max_dpd.between(low, high)
@@ -293,40 +294,9 @@ def _product_condition(product: str):
                           Loan.status != "CLOSED")
 
 
-_VIET = "àáạảãâầấậẩẫăằắặẳẵèéẹẻẽêềếệểễìíịỉĩòóọỏõôồốộổỗơờớợởỡùúụủũưừứựửữỳýỵỷỹđ"
-_PLAIN = "aaaaaaaaaaaaaaaaaeeeeeeeeeeeiiiiiooooooooooooooooouuuuuuuuuuuyyyyyd"
-
-
-def fold(text: str) -> str:
-    """Lower case without Vietnamese accents: "Nguyễn Văn Đức" → "nguyen van duc"."""
-    return text.lower().translate(str.maketrans(_VIET, _PLAIN))
-
-
-def folded(column):
-    """SQL twin of ``fold`` (no extension needed; an expression index can back it)."""
-    return func.translate(func.lower(column), _VIET, _PLAIN)
-
-
 def search_condition(q: str):
-    """Cases whose customer matches ``q``: cif, name (accents ignored), phone number or
-    account/contract number."""
-    q = q.strip()
-    digits = "".join(c for c in q if c.isdigit())
-    conditions = [
-        Case.cif == q.upper(),
-        folded(Customer.name).contains(fold(q), autoescape=True),
-        exists().where(Loan.cif == Case.cif, Loan.account_number == q.upper()),
-        exists().where(Card.cif == Case.cif, Card.contract_number == q.upper()),
-    ]
-    if len(q) >= 3:
-        conditions.append(Case.cif.ilike(f"{q}%"))
-    if len(digits) >= 4 and len(digits) >= len(q.replace(" ", "").replace("+", "")) - 1:
-        tail = digits.lstrip("0") or digits
-        conditions.append(exists().where(
-            Phone.cif == Case.cif,
-            or_(Phone.number.contains(digits), Phone.number_e164.contains(tail)),
-        ))
-    return or_(*conditions)
+    """Cases whose customer matches ``q`` (cif, name, phone, account or contract number)."""
+    return Case.cif.in_(search.matching_cifs(q))
 
 
 def _scope(agent_id: int | None):
@@ -342,7 +312,7 @@ def queue_counts(session: Session, agent_id: int | None, now: datetime) -> Queue
                func.count(Case.id).filter(Case.next_action_at <= now).label("follow_up"),
                func.count(Case.id).filter(_promise_due(today)).label("promise")]
     names = [name for name, _, _ in BUCKETS]
-    columns += [func.count(Case.id).filter(_bucket_condition(name)) for name in names]
+    columns += [func.count(Case.id).filter(bucket_condition(name)) for name in names]
     row = session.execute(select(*columns).where(*base)).one()
     counts = QueueCounts(total=row[0], follow_up_due=row[1], promise_due=row[2],
                          buckets=dict(zip(names, row[3:], strict=True)))
@@ -374,7 +344,7 @@ def queue_page(session: Session, agent_id: int | None, filters: QueueFilters,
     conditions.append(Case.status == filters.status if filters.status
                       else Case.status != "closed")
     if filters.bucket:
-        conditions.append(_bucket_condition(filters.bucket))
+        conditions.append(bucket_condition(filters.bucket))
     if filters.product:
         conditions.append(_product_condition(filters.product))
     if filters.follow_up_due:

@@ -71,7 +71,7 @@ def test_a_fresh_broken_promise_beats_the_next_bucket():
 
 
 def test_search_folds_vietnamese_accents():
-    from portal.services.queue import _PLAIN, _VIET, fold
+    from portal.services.search import _PLAIN, _VIET, fold
 
     assert len(_VIET) == len(_PLAIN)
     assert fold("Nguyễn Thị Ánh Đào") == "nguyen thi anh dao"
