@@ -221,6 +221,8 @@ def test_agent_workspace(page, live_server, app, db, workspace, sign_in, screens
     crm_row = page.locator('[data-testid="phone-row"][data-source="CRM"]')
     expect(crm_row).to_contain_text("028 3822 9999")
     expect(crm_row).to_contain_text("CRM")
+    # the action form's "Number called" list follows the change without a reload
+    expect(page.locator("#action-phone")).to_contain_text("028 3822 9999")
     db.session.expire_all()
     audit = db.session.scalar(select(AuditLog).where(AuditLog.action == "phone.correct"))
     assert audit is not None and audit.actor_id == agent.id
