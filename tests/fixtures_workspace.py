@@ -44,6 +44,7 @@ def ws_case(db, make_customer, make_loan):
         customer = customer or make_customer(national_id=national_id, segment=segment)
         overdue = Decimal(overdue)
         loan = make_loan(customer=customer, dpd=dpd, due_amount=overdue)
+        kwargs.setdefault("products", [loan.product_type])
         case = Case(cif=customer.cif, assigned_agent_id=agent.id if agent else None,
                     max_dpd=dpd, total_overdue=overdue, total_outstanding=loan.outstanding,
                     **kwargs)

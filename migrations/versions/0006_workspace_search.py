@@ -32,6 +32,8 @@ _TRGM_INDEXES = (
 
 
 def upgrade():
+    op.add_column("cases", sa.Column("products", postgresql.ARRAY(sa.String(length=32)),
+                                     server_default="{}", nullable=False))
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     op.execute(
         "CREATE OR REPLACE FUNCTION crm_fold(value text) RETURNS text "
@@ -47,6 +49,15 @@ def upgrade():
          sa.text("total_overdue DESC"), "id"],
         postgresql_where=sa.text("status <> 'closed'"),
     )
+    # fill cases.products from the products still in collection (as recompute_case_totals does)
+    op.execute("""
+        UPDATE cases SET products = p.products
+        FROM (SELECT cif, array_agg(DISTINCT product ORDER BY product) AS products
+              FROM (SELECT cif, product_type AS product FROM loans WHERE status <> 'CLOSED'
+                    UNION ALL
+                    SELECT cif, 'CARD' FROM cards WHERE status <> 'CLOSED') AS x
+              GROUP BY cif) AS p
+        WHERE p.cif = cases.cif""")
 
 
 def downgrade():
@@ -54,3 +65,4 @@ def downgrade():
     for name, _, _ in _TRGM_INDEXES:
         op.execute(f"DROP INDEX IF EXISTS {name}")
     op.execute("DROP FUNCTION IF EXISTS crm_fold(text)")
+    op.drop_column("cases", "products")

@@ -17,6 +17,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.base import Base, TimestampMixin, sql_in, utcnow
@@ -64,6 +65,10 @@ class Case(Base, TimestampMixin):
     max_dpd: Mapped[int] = mapped_column(default=0, server_default="0")
     total_overdue: Mapped[Decimal] = mapped_column(default=0, server_default="0")
     total_outstanding: Mapped[Decimal] = mapped_column(default=0, server_default="0")
+    # product types still in collection (loan product types, "CARD"), kept with the totals by
+    # queue.recompute_case_totals: the queue filters and counts by product without a join
+    products: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list,
+                                                server_default="{}")
     next_action_at: Mapped[datetime | None]
     last_contact_at: Mapped[datetime | None]
     last_action_at: Mapped[datetime | None]

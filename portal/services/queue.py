@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy import String, bindparam, distinct, exists, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from portal.models import Card, Case, CaseAssignment, Customer, Loan, Promise, User
@@ -81,17 +82,19 @@ def compute_priority(inputs: PriorityInputs, now: datetime) -> int:
 
 
 def collectible_products(cif: str | None = None):
-    """The customer's products still in collection, one row per product: ``cif``, ``overdue``,
-    ``dpd``, ``outstanding``. Every status but CLOSED counts (a written-off loan is still
-    recovered); a loan's overdue is its ``due_amount``, a card's is its ``min_due`` once it has
-    days overdue. The one definition behind a case's totals and the promise limit."""
+    """The customer's products still in collection, one row per product: ``cif``, ``product``
+    (the loan's product type, or ``CARD``), ``overdue``, ``dpd``, ``outstanding``. Every status
+    but CLOSED counts (a written-off loan is still recovered); a loan's overdue is its
+    ``due_amount``, a card's is its ``min_due`` once it has days overdue. The one definition
+    behind a case's totals and the promise limit."""
     loans = (
-        select(Loan.cif.label("cif"), Loan.due_amount.label("overdue"), Loan.dpd.label("dpd"),
+        select(Loan.cif.label("cif"), Loan.product_type.label("product"),
+               Loan.due_amount.label("overdue"), Loan.dpd.label("dpd"),
                Loan.outstanding.label("outstanding"))
         .where(Loan.status != "CLOSED")
     )
     cards = (
-        select(Card.cif.label("cif"),
+        select(Card.cif.label("cif"), literal(CARD_PRODUCT, String),
                func.coalesce(func.nullif(func.sign(Card.days_overdue), 0), 0) * Card.min_due,
                Card.days_overdue, Card.outstanding)
         .where(Card.status != "CLOSED")
@@ -102,12 +105,13 @@ def collectible_products(cif: str | None = None):
 
 
 def recompute_case_totals(session: Session, case_ids: Iterable[int] | None = None) -> int:
-    """Store each case's ``total_overdue``, ``max_dpd`` and ``total_outstanding`` from its
-    customer's ``collectible_products``:
+    """Store each case's ``total_overdue``, ``max_dpd``, ``total_outstanding`` and
+    ``products`` from its customer's ``collectible_products``:
 
     - overdue: their overdue amounts summed;
     - max DPD: the largest ``dpd`` / ``days_overdue`` of those products;
-    - outstanding: their ``outstanding`` summed.
+    - outstanding: their ``outstanding`` summed;
+    - products: their product types, sorted, each once.
 
     One UPDATE over aggregated products (default: every case). Returns how many cases changed.
     No commit."""
@@ -116,24 +120,29 @@ def recompute_case_totals(session: Session, case_ids: Iterable[int] | None = Non
         select(products.c.cif,
                func.sum(products.c.overdue).label("overdue"),
                func.max(products.c.dpd).label("dpd"),
-               func.sum(products.c.outstanding).label("outstanding"))
+               func.sum(products.c.outstanding).label("outstanding"),
+               func.array_agg(aggregate_order_by(distinct(products.c.product),
+                                                 products.c.product)).label("products"))
         .group_by(products.c.cif).subquery()
     )
     overdue = func.coalesce(totals.c.overdue, 0)
     dpd = func.coalesce(totals.c.dpd, 0)
     outstanding = func.coalesce(totals.c.outstanding, 0)
     stmt = (
-        update(Case).values(total_overdue=overdue, max_dpd=dpd, total_outstanding=outstanding)
+        update(Case).values(total_overdue=overdue, max_dpd=dpd, total_outstanding=outstanding,
+                            products=totals.c.products)
         .where(Case.cif == totals.c.cif)
         .where((Case.total_overdue != overdue) | (Case.max_dpd != dpd)
-               | (Case.total_outstanding != outstanding))
+               | (Case.total_outstanding != outstanding)
+               | (Case.products != totals.c.products))
         .execution_options(synchronize_session=False)
     )
     # a case whose products have all closed owes nothing
     cleared = (
-        update(Case).values(total_overdue=0, max_dpd=0, total_outstanding=0)
+        update(Case).values(total_overdue=0, max_dpd=0, total_outstanding=0, products=[])
         .where(~exists().where(products.c.cif == Case.cif))
-        .where((Case.total_overdue != 0) | (Case.max_dpd != 0) | (Case.total_outstanding != 0))
+        .where((Case.total_overdue != 0) | (Case.max_dpd != 0) | (Case.total_outstanding != 0)
+               | (func.cardinality(Case.products) != 0))
         .execution_options(synchronize_session=False)
     )
     if case_ids is not None:
@@ -288,10 +297,7 @@ def _promise_due(today: date):
 
 
 def _product_condition(product: str):
-    if product == CARD_PRODUCT:
-        return exists().where(Card.cif == Case.cif, Card.status != "CLOSED")
-    return exists().where(Loan.cif == Case.cif, Loan.product_type == product,
-                          Loan.status != "CLOSED")
+    return Case.products.contains([product])
 
 
 def search_condition(q: str):
@@ -305,32 +311,31 @@ def _scope(agent_id: int | None):
 
 
 def queue_counts(session: Session, agent_id: int | None, now: datetime) -> QueueCounts:
-    """Counts per filter value over the agent's open cases."""
+    """Counts per filter value over the agent's open cases: a few aggregates over the agent's
+    case rows (products are kept on the case), and the due promises read from their index."""
     today = clock.bank_today(now)
     base = [*_scope(agent_id), Case.status != "closed"]
     columns = [func.count(Case.id).label("total"),
-               func.count(Case.id).filter(Case.next_action_at <= now).label("follow_up"),
-               func.count(Case.id).filter(_promise_due(today)).label("promise")]
+               func.count(Case.id).filter(Case.next_action_at <= now).label("follow_up")]
     names = [name for name, _, _ in BUCKETS]
     columns += [func.count(Case.id).filter(bucket_condition(name)) for name in names]
     row = session.execute(select(*columns).where(*base)).one()
-    counts = QueueCounts(total=row[0], follow_up_due=row[1], promise_due=row[2],
-                         buckets=dict(zip(names, row[3:], strict=True)))
+    counts = QueueCounts(total=row[0], follow_up_due=row[1],
+                         buckets=dict(zip(names, row[2:], strict=True)))
+    counts.promise_due = session.scalar(
+        select(func.count(distinct(Promise.cif)))
+        .join(Case, Case.cif == Promise.cif)
+        .where(Promise.status == "pending", Promise.promised_date <= today, *base))
     counts.statuses = dict(session.execute(
         select(Case.status, func.count(Case.id)).where(*_scope(agent_id))
         .group_by(Case.status)).all())
-    loan_products = session.execute(
-        select(Loan.product_type, func.count(func.distinct(Loan.cif)))
-        .join(Case, Case.cif == Loan.cif)
-        .where(*base, Loan.status != "CLOSED")
-        .group_by(Loan.product_type).order_by(Loan.product_type)
-    ).all()
-    counts.products = dict(loan_products)
-    cards = session.scalar(
-        select(func.count(func.distinct(Card.cif))).join(Case, Case.cif == Card.cif)
-        .where(*base, Card.status != "CLOSED"))
-    if cards:
-        counts.products[CARD_PRODUCT] = cards
+    product = func.unnest(Case.products).label("product")
+    per_product = select(product).where(*base).subquery()
+    counts.products = dict(session.execute(
+        select(per_product.c.product, func.count())
+        .group_by(per_product.c.product).order_by(per_product.c.product)).all())
+    if CARD_PRODUCT in counts.products:  # cards last, after the loan products
+        counts.products[CARD_PRODUCT] = counts.products.pop(CARD_PRODUCT)
     return counts
 
 
@@ -354,7 +359,7 @@ def queue_page(session: Session, agent_id: int | None, filters: QueueFilters,
     if filters.q:
         conditions.append(search_condition(filters.q))
     base = select(Case).join(Customer, Customer.cif == Case.cif).where(*conditions)
-    total = session.scalar(select(func.count()).select_from(base.subquery()))
+    total = session.scalar(select(func.count(Case.id)).where(*conditions))
     page = min(filters.page, max(1, math.ceil(total / per_page)))
     found = session.execute(
         base.add_columns(Customer.name, Customer.segment)
@@ -373,16 +378,6 @@ def _decorate(session: Session, rows: list[QueueRow], now: datetime) -> None:
     if not rows:
         return
     cifs = [r.case.cif for r in rows]
-    products: dict[str, list[str]] = {}
-    for cif, product in session.execute(
-        select(Loan.cif, Loan.product_type).where(Loan.cif.in_(cifs), Loan.status != "CLOSED")
-        .distinct().order_by(Loan.cif, Loan.product_type)
-    ):
-        products.setdefault(cif, []).append(product)
-    for (cif,) in session.execute(
-        select(Card.cif).where(Card.cif.in_(cifs), Card.status != "CLOSED").distinct()
-    ):
-        products.setdefault(cif, []).append(CARD_PRODUCT)
     promises: dict[str, Promise] = {}
     for promise in session.scalars(
         select(Promise).where(Promise.cif.in_(cifs), Promise.status == "pending")
@@ -394,7 +389,7 @@ def _decorate(session: Session, rows: list[QueueRow], now: datetime) -> None:
     names = dict(session.execute(select(User.id, User.full_name).where(User.id.in_(lockers))
                                  ).all()) if lockers else {}
     for row in rows:
-        row.products = products.get(row.case.cif, [])
+        row.products = sorted(row.case.products or [], key=lambda p: (p == CARD_PRODUCT, p))
         row.promise = promises.get(row.case.cif)
         if row.case.locked_by_id in names and row.case.locked_until > now:
             row.locked_by = names[row.case.locked_by_id]

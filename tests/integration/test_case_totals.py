@@ -33,6 +33,7 @@ def test_totals_are_loans_due_plus_overdue_cards_min_due(db, make_customer, make
     assert case.total_overdue == Decimal("7780000.50")
     assert case.max_dpd == 45
     assert case.total_outstanding == Decimal("128800000")
+    assert case.products == ["CARD", "PERSONAL_LOAN"]  # each open product type once
     assert recompute_case_totals(db.session) == 0  # nothing changes the second time
 
 
@@ -40,11 +41,29 @@ def test_case_without_open_products_owes_nothing(db, make_customer, make_loan, m
     customer = make_customer()
     make_loan(customer, dpd=10, status="CLOSED", close_date=date(2026, 11, 1))
     case = make_case(customer, total_overdue=Decimal("100"), max_dpd=10,
-                     total_outstanding=Decimal("100"))
+                     total_outstanding=Decimal("100"), products=["PERSONAL_LOAN"])
     other = make_case(make_customer(), total_overdue=Decimal("100"))
 
     assert recompute_case_totals(db.session, [case.id]) == 1
     db.session.commit()
     db.session.refresh(case)
     assert (case.total_overdue, case.max_dpd, case.total_outstanding) == (0, 0, 0)
+    assert case.products == []
     assert db.session.get(Case, other.id).total_overdue == Decimal("100")  # not in case_ids
+
+
+def test_a_product_closing_leaves_the_case_products(db, make_customer, make_loan, make_case):
+    customer = make_customer()
+    loan = make_loan(customer, dpd=10, due_amount=Decimal("100"))
+    make_loan(customer, dpd=5, due_amount=Decimal("50"), product_type="MORTGAGE")
+    case = make_case(customer)
+    recompute_case_totals(db.session)
+    db.session.commit()
+    db.session.refresh(case)
+    assert case.products == ["MORTGAGE", "PERSONAL_LOAN"]
+    loan.status = "CLOSED"
+    db.session.commit()
+    assert recompute_case_totals(db.session) == 1
+    db.session.commit()
+    db.session.refresh(case)
+    assert case.products == ["MORTGAGE"] and case.total_overdue == Decimal("50")

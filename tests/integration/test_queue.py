@@ -47,6 +47,7 @@ def portfolio(db, make_user, ws_case, make_phone, frozen_now):
                         masked_card_number="4111 **** **** 1111", days_overdue=20, bucket="1-30"))
     db.session.commit()
     make_phone(cases["mild"].cif, "0912345678")
+    queue.recompute_case_totals(db.session)  # the card joins "big"'s products
     queue.recompute_priorities(db.session, now=NOW)
     db.session.commit()
     return agent, other, cases
