@@ -59,3 +59,63 @@ def promise_broken(event, session) -> None:
         "your queue.",
         link=case_link(data["cif"]), cif=data["cif"], event_id=str(event.id),
     )
+
+
+# Customer fields whose change an agent should hear about (a new balance is on the case anyway).
+NOTIFIED_CUSTOMER_FIELDS = {
+    "name": "name", "status": "status", "segment": "segment", "national_id": "national id",
+    "date_of_birth": "date of birth", "phones": "phones", "addresses": "addresses",
+    "emails": "emails", "employer": "employer",
+}
+
+
+def _notify_case_agent(session, cif: str, kind: str, title: str, body: str,
+                       event_id: str, skip_user: int | None = None) -> None:
+    """One unread notice per agent, kind and customer: a later change refreshes the unread one
+    instead of piling up (a bank sync can touch a customer several times a day)."""
+    from portal.models import Notification
+    from portal.services import clock
+
+    agent_id = session.scalar(select(Case.assigned_agent_id).where(Case.cif == cif))
+    if agent_id is None or agent_id == skip_user:
+        return
+    unread = session.scalar(select(Notification).where(
+        Notification.user_id == agent_id, Notification.kind == kind, Notification.cif == cif,
+        Notification.read_at.is_(None)))
+    if unread is not None:
+        unread.title, unread.body = title[:200], body
+        unread.created_at, unread.event_id = clock.now(), event_id
+        return
+    notify(session, agent_id, kind, title, body, link=case_link(cif), cif=cif,
+           event_id=event_id)
+
+
+@subscriber("CUSTOMER_UPDATED", name="notifications.customer_changed")
+def customer_changed(event, session) -> None:
+    """Tell the case's agent that the bank changed the customer's details (not on creation,
+    and not for fields an agent does not act on)."""
+    data = event.payload
+    changes = data.get("changes") or {}
+    fields = [label for key, label in NOTIFIED_CUSTOMER_FIELDS.items()
+              if key in changes and changes[key].get("old") is not None]
+    if not fields:
+        return
+    name = session.scalar(select(Customer.name).where(Customer.cif == data["cif"]))
+    _notify_case_agent(
+        session, data["cif"], "customer_changed", f"Customer data changed: {name or data['cif']}",
+        f"{data.get('source_system', 'The bank')} updated the {', '.join(fields)}.",
+        str(event.id))
+
+
+@subscriber("CONTACT_UPDATED", name="notifications.contact_changed")
+def contact_changed(event, session) -> None:
+    """Tell the case's agent when someone else changed the customer's contact details."""
+    data = event.payload
+    name = session.scalar(select(Customer.name).where(Customer.cif == data["cif"]))
+    what = {"phone": "a phone number", "address": "an address", "email": "an email address"}[
+        data["contact_type"]]
+    _notify_case_agent(
+        session, data["cif"], "contact_changed", f"Contact details changed: {name or data['cif']}",
+        f"A colleague {data['operation']} {what}"
+        f"{' of a reference person' if data.get('ref_cif') else ''}.",
+        str(event.id), skip_user=data.get("actor_id"))
