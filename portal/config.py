@@ -61,6 +61,8 @@ class Config:
     # Agent workspace
     CASE_LOCK_MINUTES = int(os.environ.get("CASE_LOCK_MINUTES", "10"))
     PROMISE_MAX_DAYS = int(os.environ.get("PROMISE_MAX_DAYS", "30"))
+    # seconds an agent's queue counts are kept in Redis (0: count on every page)
+    QUEUE_COUNTS_TTL = int(os.environ.get("QUEUE_COUNTS_TTL", "30"))
 
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")

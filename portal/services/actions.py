@@ -196,4 +196,5 @@ def record_action(session: Session, *, agent: User, cif: str, data: ActionInput,
             case.locked_until = None
         session.flush()
         queue.recompute_priorities(session, [case.id], now=now)
+        queue.forget_queue_counts(case.assigned_agent_id, agent.id)
     return action

@@ -22,16 +22,21 @@ that is due beats a slightly larger amount, and a long-silent case slowly rises.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from flask import current_app, has_app_context
+from redis.exceptions import RedisError
 from sqlalchemy import String, bindparam, distinct, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
+from portal.extensions import get_redis
 from portal.models import Card, Case, CaseAssignment, Customer, Loan, Promise, User
 from portal.models.enums import BUCKETS, CASE_STATUSES, bucket_for_dpd
 from portal.services import audit, clock, search
@@ -339,6 +344,43 @@ def queue_counts(session: Session, agent_id: int | None, now: datetime) -> Queue
     return counts
 
 
+COUNTS_KEY = "crm:queue-counts:{agent_id}"
+
+
+def cached_queue_counts(session: Session, agent_id: int | None, now: datetime) -> QueueCounts:
+    """``queue_counts`` kept in Redis for ``QUEUE_COUNTS_TTL`` seconds (default 30) per agent.
+
+    The counts scan all of an agent's open cases (20,000 for a busy agent of a large bank); the
+    page of rows does not. An agent's own work (``record_action``) forgets their counts at once;
+    changes from elsewhere (payments, bank sync, the hourly jobs) show within the TTL. Redis
+    unavailable → counted directly. TTL 0 turns the cache off."""
+    ttl = int(current_app.config.get("QUEUE_COUNTS_TTL", 30)) if has_app_context() else 0
+    if not ttl or agent_id is None:
+        return queue_counts(session, agent_id, now)
+    key, day = COUNTS_KEY.format(agent_id=agent_id), clock.bank_today(now).isoformat()
+    try:
+        raw = get_redis().get(key)
+    except (RedisError, RuntimeError):
+        return queue_counts(session, agent_id, now)
+    if raw:
+        data = json.loads(raw)
+        if data.pop("day", None) == day:
+            return QueueCounts(**data)
+    counts = queue_counts(session, agent_id, now)
+    with contextlib.suppress(RedisError, RuntimeError):
+        get_redis().set(key, json.dumps({**asdict(counts), "day": day}), ex=ttl)
+    return counts
+
+
+def forget_queue_counts(*agent_ids: int | None) -> None:
+    """Drop the cached counts of these agents (after they changed their own cases)."""
+    keys = [COUNTS_KEY.format(agent_id=a) for a in agent_ids if a is not None]
+    if not keys or not has_app_context():
+        return
+    with contextlib.suppress(RedisError, RuntimeError):
+        get_redis().delete(*keys)
+
+
 def queue_page(session: Session, agent_id: int | None, filters: QueueFilters,
                now: datetime | None = None, per_page: int = PAGE_SIZE,
                with_counts: bool = True) -> QueuePage:
@@ -359,7 +401,11 @@ def queue_page(session: Session, agent_id: int | None, filters: QueueFilters,
     if filters.q:
         conditions.append(search_condition(filters.q))
     base = select(Case).join(Customer, Customer.cif == Case.cif).where(*conditions)
-    total = session.scalar(select(func.count(Case.id)).where(*conditions))
+    counts = cached_queue_counts(session, agent_id, now) if with_counts else None
+    if counts is not None and not filters.active:
+        total = counts.total  # the whole open queue: counted with the other counts
+    else:
+        total = session.scalar(select(func.count(Case.id)).where(*conditions))
     page = min(filters.page, max(1, math.ceil(total / per_page)))
     found = session.execute(
         base.add_columns(Customer.name, Customer.segment)
@@ -369,8 +415,7 @@ def queue_page(session: Session, agent_id: int | None, filters: QueueFilters,
     ).all()
     rows = [QueueRow(case, name, segment) for case, name, segment in found]
     _decorate(session, rows, now)
-    counts = queue_counts(session, agent_id, now) if with_counts else QueueCounts(total=total)
-    return QueuePage(rows, total, page, per_page, counts)
+    return QueuePage(rows, total, page, per_page, counts or QueueCounts(total=total))
 
 
 def _decorate(session: Session, rows: list[QueueRow], now: datetime) -> None:

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from portal.services import case_view, clock, queue
+from portal.services.search import customer_search
 
 CUSTOMERS = int(os.environ.get("BENCH_WS_CUSTOMERS", "500000"))
 PRODUCTS = int(os.environ.get("BENCH_WS_PRODUCTS", "1000000"))
@@ -43,8 +44,9 @@ def _top_up_actions(db, target: int) -> int:
             FROM cases c CROSS JOIN generate_series(1, :per_case) AS g
             LIMIT :need"""), {"per_case": per_case, "need": need})
         db.session.commit()
-    db.session.execute(text("ANALYZE"))
     db.session.commit()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM (ANALYZE) actions")  # as autovacuum would, after the load
     return db.session.scalar(text("SELECT count(*) FROM actions"))
 
 
@@ -110,11 +112,41 @@ def test_queue_and_case_view_latency_at_scale(app, db, client, login):
 
     get("/cases/")  # warm the caches once, as a running server would be
     filters = queue.QueueFilters()
+    filtered = queue.QueueFilters(bucket="31-60", product="CARD")
+    names = [" ".join(n.split()[-2:]) for n in db.session.scalars(text(
+        "SELECT name FROM customers ORDER BY id DESC LIMIT :n"), {"n": REQUESTS})]
+
+    def uncached(call):
+        def run(*args):
+            app.config["QUEUE_COUNTS_TTL"] = 0
+            try:
+                return call(*args)
+            finally:
+                app.config["QUEUE_COUNTS_TTL"] = ttl
+        return run
+
+    get_uncached = uncached(get)
+
+    ttl = app.config["QUEUE_COUNTS_TTL"]
     results = {
         "work queue (`/cases/`)": (
             _time(get, [("/cases/",)] * REQUESTS),
             _time(lambda: queue.queue_page(db.session, agent_id, filters, now),
                   [()] * REQUESTS),
+        ),
+        "work queue, counts not cached (`QUEUE_COUNTS_TTL=0`)": (
+            _time(get_uncached, [("/cases/",)] * REQUESTS),
+            _time(uncached(lambda: queue.queue_page(db.session, agent_id, filters, now)),
+                  [()] * REQUESTS),
+        ),
+        "work queue filtered (`/cases/?bucket=31-60&product=CARD`)": (
+            _time(get, [("/cases/?bucket=31-60&product=CARD",)] * REQUESTS),
+            _time(lambda: queue.queue_page(db.session, agent_id, filtered, now),
+                  [()] * REQUESTS),
+        ),
+        "customer search by name (`/cases/search?q=...`)": (
+            _time(get, [(f"/cases/search?q={name}",) for name in names]),
+            _time(lambda name: customer_search(db.session, name), [(n,) for n in names]),
         ),
         "case view (`/cases/<cif>`)": (
             _time(get, [(f"/cases/{cif}",) for cif in cifs]),

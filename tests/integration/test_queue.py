@@ -266,3 +266,36 @@ def test_cli_recomputes_every_open_case(app, db, make_user, ws_case, frozen_now)
     db.session.expire_all()
     assert db.session.get(Case, case.id).priority == queue.compute_priority(
         queue.PriorityInputs(95, Decimal("3000000")), NOW)
+
+
+def test_counts_are_cached_per_agent_and_forgotten_by_their_own_work(app, db, portfolio,
+                                                                      redis_client):
+    agent, _, cases = portfolio
+    first = queue.queue_page(db.session, agent.id, queue.QueueFilters(), NOW)
+    assert first.counts.total == 5 and first.total == 5
+    assert redis_client.exists(queue.COUNTS_KEY.format(agent_id=agent.id))
+    # a change made elsewhere (say a payment closing the case) shows within the TTL ...
+    db.session.get(Case, cases["mild"].id).status = "closed"
+    db.session.commit()
+    cached = queue.queue_page(db.session, agent.id, queue.QueueFilters(), NOW)
+    assert cached.counts.total == 5
+    assert len(cached.rows) == 4  # the rows themselves are always read fresh
+    # ... or at once when the agent's own work forgets the counts
+    queue.forget_queue_counts(agent.id)
+    fresh = queue.queue_page(db.session, agent.id, queue.QueueFilters(), NOW)
+    assert fresh.counts.total == 4 and fresh.total == 4
+    assert fresh.counts.buckets["1-30"] == 3
+
+
+def test_counts_are_counted_directly_when_the_cache_is_off_or_redis_is_down(
+        app, db, portfolio, monkeypatch):
+    agent, _, _ = portfolio
+    monkeypatch.setitem(app.config, "QUEUE_COUNTS_TTL", 0)
+    assert queue.queue_page(db.session, agent.id, queue.QueueFilters(), NOW).counts.total == 5
+    monkeypatch.setitem(app.config, "QUEUE_COUNTS_TTL", 30)
+    from redis import Redis
+
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    monkeypatch.setattr(queue, "get_redis", lambda: dead)
+    page = queue.queue_page(db.session, agent.id, queue.QueueFilters(), NOW)
+    assert page.counts.total == 5 and page.counts.promise_due == 1
