@@ -19,6 +19,8 @@ from portal.models import Card, Case, Customer, Loan, Phone
 
 PAGE_SIZE = 25
 MIN_CONTAINS = 3  # trigram indexes need three characters; shorter text matches exactly only
+MIN_PHONE_DIGITS = 6  # fewer digits ("0912") match a good part of the bank: refine instead
+COUNT_CAP = 1000  # beyond this a search says "1,000+ matches": counting more is wasted work
 
 _VIET = "àáạảãâầấậẩẫăằắặẳẵèéẹẻẽêềếệểễìíịỉĩòóọỏõôồốộổỗơờớợởỡùúụủũưừứựửữỳýỵỷỹđ"
 _PLAIN = "aaaaaaaaaaaaaaaaaeeeeeeeeeeeiiiiiooooooooooooooooouuuuuuuuuuuyyyyyd"
@@ -36,9 +38,10 @@ def folded(column):
 
 
 def phone_digits(q: str) -> str | None:
-    """The digits of ``q`` when it looks like a phone number (4+ digits, little else)."""
+    """The digits of ``q`` when it looks like a phone number (6+ digits, little else)."""
     digits = "".join(c for c in q if c.isdigit())
-    if len(digits) >= 4 and len(digits) >= len(q.replace(" ", "").replace("+", "")) - 1:
+    compact = q.replace(" ", "").replace("+", "")
+    if len(digits) >= MIN_PHONE_DIGITS and len(digits) >= len(compact) - 1:
         return digits
     return None
 
@@ -86,9 +89,14 @@ class SearchRow:
 @dataclass
 class SearchPage:
     rows: list[SearchRow]
-    total: int
+    total: int  # at most cap + 1 (see ``capped``)
     page: int
     per_page: int
+    cap: int = COUNT_CAP
+
+    @property
+    def capped(self) -> bool:
+        return self.total > self.cap
 
     @property
     def pages(self) -> int:
@@ -109,11 +117,13 @@ def customer_search(session: Session, q: str, *, bucket_condition=None, status: 
         stmt = stmt.where(bucket_condition)
     if status:
         stmt = stmt.where(Case.status == status)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery()))
+    cap = COUNT_CAP
+    total = session.scalar(select(func.count()).select_from(
+        stmt.with_only_columns(Customer.id).limit(cap + 1).subquery()))
     page = min(max(1, page), max(1, math.ceil(total / per_page)))
     found = session.execute(
         stmt.options(joinedload(Case.assigned_agent))
         .order_by(Case.priority.desc().nulls_last(), Customer.name, Customer.cif)
         .offset((page - 1) * per_page).limit(per_page)
     ).all()
-    return SearchPage([SearchRow(c, case) for c, case in found], total, page, per_page)
+    return SearchPage([SearchRow(c, case) for c, case in found], total, page, per_page, cap)

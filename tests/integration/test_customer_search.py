@@ -85,3 +85,22 @@ def test_queue_filter_uses_the_same_rule(client, login, db, people, make_user):
     login(agent)
     html = client.get("/cases/?q=dao").get_data(as_text=True)
     assert html.count('data-testid="queue-row"') == 1 and with_case.cif in html
+
+
+def test_a_few_digits_are_not_a_phone_search(db, people):
+    # "0987" is the start of a great many mobile numbers: six digits are needed
+    assert search.phone_digits("0987") is None and search.phone_digits("098765") == "098765"
+    assert cifs(db, "0987") == []
+
+
+def test_huge_result_sets_are_counted_up_to_a_cap(db, people, make_customer, monkeypatch,
+                                                  client, login_as):
+    for _ in range(4):
+        make_customer(name="Phạm Văn Long")
+    db.session.commit()
+    monkeypatch.setattr(search, "COUNT_CAP", 3)
+    page = search.customer_search(db.session, "van long")
+    assert page.capped and page.total == 4 and len(page.rows) == 4
+    login_as("supervisor")
+    html = client.get("/cases/search?q=van long").get_data(as_text=True)
+    assert "More than 3 matches<" in html
