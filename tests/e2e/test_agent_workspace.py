@@ -129,6 +129,7 @@ def workspace(app, db, make_user, make_customer, make_loan, ws_action_codes):
                                    promised_date=inside.astimezone(ZONE).date()
                                    - timedelta(days=3)))
     db.session.commit()
+    queue.recompute_case_totals(db.session)  # totals and product types from the products
     queue.recompute_priorities(db.session, now=inside)
     db.session.commit()
     yield agent, inside, outside
@@ -151,6 +152,7 @@ def test_agent_workspace(page, live_server, app, db, workspace, sign_in, screens
     expect(page.get_by_test_id("queue-row")).to_have_count(len(PORTFOLIO))
     top = page.get_by_test_id("queue-row").first
     expect(top).to_contain_text("Bui Thi Thu")
+    expect(top.locator(".chip-product")).to_have_text(["Auto loan", "Card"])
     page.get_by_role("link", name="Work queue").click()
     expect(page.get_by_role("heading", name="Work queue")).to_be_visible()
     page.keyboard.press("j")  # keyboard: select the first row
