@@ -50,11 +50,16 @@ def upgrade():
         ["assigned_agent_id", sa.text("priority DESC"), sa.text("max_dpd DESC"),
          sa.text("total_overdue DESC"), "id"],
         postgresql_where=sa.text("status <> 'closed'"),
+        postgresql_include=["status", "next_action_at", "cif", "products"],
     )
     # cases are rewritten all day (priorities hourly, totals on every sync and payment): vacuum
     # them early so their pages stay all-visible and the queue counts stay index-only scans
     op.execute("ALTER TABLE cases SET (autovacuum_vacuum_scale_factor = 0.02, "
                "autovacuum_analyze_scale_factor = 0.02)")
+    # due promises by customer, read from the index alone (the queue's "promise due" count)
+    op.drop_index("ix_promises_due", table_name="promises")
+    op.create_index("ix_promises_due", "promises", ["status", "promised_date"],
+                    postgresql_include=["cif"])
     # fill cases.products from the products still in collection (as recompute_case_totals does)
     op.execute("""
         UPDATE cases SET products = p.products
@@ -67,6 +72,8 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_index("ix_promises_due", table_name="promises")
+    op.create_index("ix_promises_due", "promises", ["status", "promised_date"])
     op.drop_index("ix_cases_open_queue", table_name="cases")
     op.execute("ALTER TABLE cases RESET (autovacuum_vacuum_scale_factor, "
                "autovacuum_analyze_scale_factor)")
