@@ -16,6 +16,7 @@ from rq import Queue
 from sqlalchemy import select
 
 from portal.events import publish
+from portal.events.subscribers import subscribers_for
 from portal.models.events import EventDelivery
 from tests.integration.test_events_support import (  # noqa: F401  (bus is a fixture)
     RECORD,
@@ -128,7 +129,8 @@ def test_worker_run_with_scheduler_reports_health_then_stops(app, db, redis_clie
         assert set(queues) == {"events", "default", "integrations"}
         assert queues["events"]["workers"] == 1 and queues["events"]["depth"] == 0
         assert queues["events"]["retry_scheduler"]  # RQ's scheduler holds the queue lock
-        assert health["events"]["deliveries"]["delivered"] == 1
+        assert health["events"]["deliveries"]["delivered"] \
+            == len(subscribers_for("CUSTOMER_UPDATED"))
         assert health["ok"], health["problems"]
         # a graceful stop unregisters the worker and the cron scheduler
         os.killpg(proc.pid, signal.SIGTERM)
@@ -167,9 +169,11 @@ def test_worker_run_burst_subprocess_and_status_command(app, db, redis_client):
                             env=worker_env(app), capture_output=True, timeout=60)
     assert status.returncode == 0, status.stderr.decode()
     health = json.loads(status.stdout.decode())
-    assert health["events"]["deliveries"]["delivered"] == 1
+    assert health["events"]["deliveries"]["delivered"] == len(subscribers_for("CUSTOMER_UPDATED"))
     assert health["events"]["unrelayed"] == 0
     from workers.cli import workers
 
     text = invoke(app, workers, ["status"])
-    assert "queues:" in text and "events: 0 unrelayed" in text and "delivered=1" in text
+    delivered = len(subscribers_for("CUSTOMER_UPDATED"))
+    assert "queues:" in text and "events: 0 unrelayed" in text
+    assert f"delivered={delivered}" in text
