@@ -76,7 +76,7 @@ def _context(view: case_view.CaseView, **extra) -> dict:
             "now": clock.now(), "today": clock.bank_today(), **extra}
 
 
-PANELS = {"timeline", "promises", "header", "contacts"}
+PANELS = {"timeline", "promises", "header", "contacts", "accounts", "history"}
 
 
 @bp.get("/<cif>")

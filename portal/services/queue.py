@@ -86,7 +86,7 @@ def compute_priority(inputs: PriorityInputs, now: datetime) -> int:
     return points
 
 
-def collectible_products(cif: str | None = None):
+def collectible_products(cif: str | None = None, cifs=None):
     """The customer's products still in collection, one row per product: ``cif``, ``product``
     (the loan's product type, or ``CARD``), ``overdue``, ``dpd``, ``outstanding``. Every status
     but CLOSED counts (a written-off loan is still recovered); a loan's overdue is its
@@ -106,6 +106,8 @@ def collectible_products(cif: str | None = None):
     )
     if cif is not None:
         loans, cards = loans.where(Loan.cif == cif), cards.where(Card.cif == cif)
+    if cifs is not None:  # a list or a SELECT of cifs
+        loans, cards = loans.where(Loan.cif.in_(cifs)), cards.where(Card.cif.in_(cifs))
     return loans.union_all(cards)
 
 
@@ -118,9 +120,13 @@ def recompute_case_totals(session: Session, case_ids: Iterable[int] | None = Non
     - outstanding: their ``outstanding`` summed;
     - products: their product types, sorted, each once.
 
-    One UPDATE over aggregated products (default: every case). Returns how many cases changed.
-    No commit."""
-    products = collectible_products().subquery()
+    One UPDATE over aggregated products (default: every case; with ``case_ids``, only those
+    customers' products are read). Returns how many cases changed. No commit."""
+    ids = None if case_ids is None else list(case_ids)
+    if ids is not None and not ids:
+        return 0
+    scope = None if ids is None else select(Case.cif).where(Case.id.in_(ids))
+    products = collectible_products(cifs=scope).subquery()
     totals = (
         select(products.c.cif,
                func.sum(products.c.overdue).label("overdue"),
@@ -150,10 +156,7 @@ def recompute_case_totals(session: Session, case_ids: Iterable[int] | None = Non
                | (func.cardinality(Case.products) != 0))
         .execution_options(synchronize_session=False)
     )
-    if case_ids is not None:
-        ids = list(case_ids)
-        if not ids:
-            return 0
+    if ids is not None:
         stmt = stmt.where(Case.id.in_(ids))
         cleared = cleared.where(Case.id.in_(ids))
     return session.execute(stmt).rowcount + session.execute(cleared).rowcount
