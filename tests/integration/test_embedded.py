@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -29,10 +31,15 @@ def _processes_using(path: Path) -> list[str]:
 
 
 @pytest.fixture
-def instance_dir(tmp_path):
-    directory = tmp_path / "inst"
+def instance_dir():
+    # not under pytest's tmp_path: as root the server runs as another user, who cannot enter
+    # /tmp/pytest-of-root (mode 0700)
+    base = Path(tempfile.mkdtemp(prefix="crm-embedded-test-"))
+    base.chmod(0o755)
+    directory = base / "inst"
     yield directory
     embedded.stop_instance(directory)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_start_reuse_stop_restart(instance_dir):
