@@ -34,8 +34,15 @@ class IntegrationRun(Base):
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     extracted: Mapped[int] = mapped_column(default=0, server_default="0")
-    loaded: Mapped[int] = mapped_column(default=0, server_default="0")
+    transformed: Mapped[int] = mapped_column(default=0, server_default="0")  # passed validation
+    loaded: Mapped[int] = mapped_column(default=0, server_default="0")  # inserted or changed
+    unchanged: Mapped[int] = mapped_column(default=0, server_default="0")
+    quarantined: Mapped[int] = mapped_column(default=0, server_default="0")
     failed: Mapped[int] = mapped_column(default=0, server_default="0")
+    # progress of a running run (records done / total), written while it runs (ops page)
+    progress_done: Mapped[int | None] = mapped_column(BigInteger)
+    progress_total: Mapped[int | None] = mapped_column(BigInteger)
+    attempt: Mapped[int] = mapped_column(default=1, server_default="1")
     control_totals: Mapped[dict | None] = mapped_column(JSONB)
     errors: Mapped[list | None] = mapped_column(JSONB)
     correlation_id: Mapped[str | None] = mapped_column(String(64), index=True)

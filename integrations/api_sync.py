@@ -1,0 +1,244 @@
+"""Incremental sync of a paginated JSON API (W4 cards, LOS applications) into PostgreSQL.
+
+One run = one ``integration_runs`` row. Pages are read from the cursor stored in
+``integration_settings.cursor`` (or from the start for a full run); each page is one
+transaction: its records are transformed (bad ones quarantined with reason and raw payload),
+COPied into a staging table and upserted by the integration's ``PageLoader`` (only real changes
+are written and produce events), and the page's ``cursor`` is stored **in the same
+transaction**. So a run that stops anywhere (outage after the client's retries, killed worker)
+has loaded exactly the pages before its stored cursor; the next run resumes from it, with nothing
+skipped and nothing loaded twice. Progress (records done / total) is written on the run row after
+each page; the case totals of the customers whose products changed are recomputed once, at the
+end of the run (a run that stops before its end leaves them to the hourly
+``cases.priorities`` job, which recomputes every case).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from psycopg import Connection
+from psycopg.pq import TransactionStatus
+from psycopg.types.json import Jsonb
+
+from integrations.case_totals import (
+    MAX_CASE_IDS,
+    ConnectionSession,
+    recompute_totals_of_touched,
+)
+from integrations.changes import ensure_change_table, publish_one
+from integrations.http import Page
+from integrations.t24.transform import Quarantine, Row
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PageCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0  # rejected while loading (unknown customer, ...)
+    events: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class PageLoader:
+    """What an integration does with one page of valid rows (inside the page's transaction)."""
+
+    integration = "API"
+    entity = "records"
+
+    def load(self, conn: Connection, rows: dict[str, Row], run: ApiRun) -> PageCounts:
+        raise NotImplementedError
+
+    def finish(self, conn: Connection, run: ApiRun) -> dict:
+        """After the last page (own transaction); extra figures for the run's control totals."""
+        return {}
+
+
+@dataclass
+class ApiRun:
+    run_id: int
+    integration: str
+    full: bool
+    cursor_before: str | None
+    cursor_after: str | None = None
+    status: str = "running"
+    extracted: int = 0
+    transformed: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    events: int = 0
+    pages: int = 0
+    total: int | None = None
+    errors: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+    correlation_id: str | None = None
+    touched: set[str] = field(default_factory=set)  # cifs whose case totals are to recompute
+    all_touched: bool = False  # too many: recompute every case
+
+    @property
+    def loaded(self) -> int:
+        return self.inserted + self.updated
+
+    def control(self) -> dict:
+        return {"pages": self.pages, "source_total": self.total, "extracted": self.extracted,
+                "inserted": self.inserted, "updated": self.updated,
+                "unchanged": self.unchanged, "quarantined": self.quarantined,
+                "events": self.events,
+                # every record received is accounted for exactly once
+                "difference": self.extracted - (self.loaded + self.unchanged + self.quarantined),
+                **self.extra}
+
+
+def read_cursor(conn: Connection, integration: str) -> str | None:
+    row = conn.execute("SELECT cursor FROM integration_settings WHERE integration = %s",
+                       (integration,)).fetchone()
+    return row[0] if row else None
+
+
+def store_cursor(conn: Connection, integration: str, cursor: str | None) -> None:
+    conn.execute("INSERT INTO integration_settings (integration, cursor) VALUES (%s, %s) "
+                 "ON CONFLICT (integration) DO UPDATE SET cursor = EXCLUDED.cursor",
+                 (integration, cursor))
+
+
+def quarantine_rows(conn: Connection, integration: str, run_id: int,
+                    items: list[Quarantine]) -> None:
+    if not items:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO quarantined_records (integration, run_id, entity, record_key, reason, "
+            "payload, raw, source_file, line_number) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(integration, run_id, q.entity, q.record_key, q.reason[:2000],
+              Jsonb(q.payload) if q.payload is not None else None, q.raw, q.source_file,
+              q.record_number) for q in items])
+
+
+def sync_pages(conn: Connection, *, integration: str, pages: Callable[[str | None], Iterator[Page]],
+               transform: Callable[..., Row | Quarantine], loader: PageLoader,
+               full: bool = False, trigger: str = "manual", triggered_by_id: int | None = None,
+               retry_of_id: int | None = None, attempt: int = 1,
+               correlation_id: str | None = None) -> ApiRun:
+    """Run one sync of ``integration``. Raises what the client raises (``Unavailable`` …) after
+    recording the run as failed; the pages loaded before stay loaded, with their cursor."""
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        raise ValueError("sync_pages needs a connection with no transaction in progress")
+    started = time.perf_counter()
+    with conn.transaction():
+        stored = read_cursor(conn, integration)
+        start = None if full else stored
+        run_id = conn.execute(
+            "INSERT INTO integration_runs (integration, kind, trigger, status, mode, "
+            "started_at, triggered_by_id, retry_of_id, attempt, correlation_id, cursor_before, "
+            "progress_done) VALUES (%s, 'sync', %s, 'running', %s, %s, %s, %s, %s, %s, %s, 0) "
+            "RETURNING id",
+            (integration, trigger, "full" if full else "delta", datetime.now(UTC),
+             triggered_by_id, retry_of_id, attempt, correlation_id, start)).fetchone()[0]
+    run = ApiRun(run_id, integration, full, start, cursor_after=start,
+                 correlation_id=correlation_id)
+    try:
+        for page in pages(start):
+            with conn.transaction():
+                _load_page(conn, page, transform, loader, run)
+                if page.cursor:
+                    store_cursor(conn, integration, page.cursor)
+                    run.cursor_after = page.cursor
+            run.pages += 1
+            if run.total is None and page.total is not None:
+                run.total = page.total
+            with conn.transaction():
+                conn.execute("UPDATE integration_runs SET progress_done = %s, "
+                             "progress_total = %s WHERE id = %s",
+                             (run.extracted, run.total, run_id))
+        with conn.transaction():
+            ensure_change_table(conn)
+            run.extra.update(loader.finish(conn, run))
+            run.extra["cases_updated"] = _recompute_cases(conn, run)
+            run.status = "partial" if run.quarantined else "succeeded"
+            _finish(conn, run, started)
+    except BaseException as exc:
+        run.status = "failed"
+        run.errors.append(f"{type(exc).__name__}: {exc}"[:2000])
+        if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+            with conn.transaction():
+                _finish(conn, run, started)
+        raise
+    return run
+
+
+def _load_page(conn: Connection, page: Page, transform, loader: PageLoader,
+               run: ApiRun) -> None:
+    rows: dict[str, Row] = {}
+    bad: list[Quarantine] = []
+    for number, record in enumerate(page.data, start=run.extracted + 1):
+        run.extracted += 1
+        item = transform(record, source=f"page {run.pages + 1}", number=number)
+        if isinstance(item, Quarantine):
+            if item.payload is None and item.raw is None:
+                item.raw = str(record)[:4000]
+            bad.append(item)
+        else:
+            if item.key in rows:  # the same record twice in one page: the later one counts
+                run.unchanged += 1
+            rows[item.key] = item
+    run.quarantined += len(bad)
+    quarantine_rows(conn, run.integration, run.run_id, bad)
+    run.transformed += len(page.data) - len(bad)
+    if not rows:
+        return
+    ensure_change_table(conn)
+    counts = loader.load(conn, rows, run)
+    run.inserted += counts.inserted
+    run.updated += counts.updated
+    run.unchanged += counts.unchanged
+    run.quarantined += counts.quarantined
+    run.transformed -= counts.quarantined
+    run.events += counts.events
+    for name, value in counts.extra.items():
+        run.extra[name] = run.extra.get(name, 0) + value
+    # customers whose products changed: their case totals are recomputed once, at the end
+    if not run.all_touched:
+        run.touched.update(cif for (cif,) in conn.execute("SELECT cif FROM sync_touched_cifs"))
+        if len(run.touched) > MAX_CASE_IDS:
+            run.all_touched, run.touched = True, set()
+
+
+def _recompute_cases(conn: Connection, run: ApiRun) -> int:
+    from portal.services.queue import recompute_case_totals
+
+    if run.all_touched:
+        return recompute_case_totals(ConnectionSession(conn))
+    if not run.touched:
+        return 0
+    with conn.cursor() as cur, cur.copy("COPY sync_touched_cifs (cif) FROM STDIN") as copy:
+        for cif in run.touched:
+            copy.write_row((cif,))
+    return recompute_totals_of_touched(conn)
+
+
+def _finish(conn: Connection, run: ApiRun, started: float) -> None:
+    conn.execute(
+        "UPDATE integration_runs SET status = %s, finished_at = %s, extracted = %s, "
+        "transformed = %s, loaded = %s, unchanged = %s, quarantined = %s, failed = %s, "
+        "control_totals = %s, errors = %s, duration_ms = %s, cursor_after = %s, "
+        "progress_done = %s, progress_total = coalesce(progress_total, %s) WHERE id = %s",
+        (run.status, datetime.now(UTC), run.extracted, run.transformed, run.loaded,
+         run.unchanged, run.quarantined, run.quarantined, Jsonb(run.control()),
+         Jsonb(run.errors) if run.errors else None,
+         int((time.perf_counter() - started) * 1000), run.cursor_after, run.extracted,
+         run.extracted, run.run_id))
+    publish_one(conn, "SYNC_COMPLETED", {
+        "run_id": run.run_id, "integration": run.integration, "kind": "sync",
+        "status": run.status, "extracted": run.extracted, "loaded": run.loaded,
+        "failed": run.quarantined, "unchanged": run.unchanged, "events": run.events,
+        "full_refresh": run.full, "cursor": run.cursor_after,
+    }, correlation_id=run.correlation_id)

@@ -1,0 +1,214 @@
+"""Set-based change capture and event publishing for the bank-sync loaders (T24, W4, LOS).
+
+The loaders work on a psycopg 3 connection with COPY into a staging table. Here:
+
+- :func:`upsert_changes` — one statement per batch: ``INSERT … SELECT FROM staging ON CONFLICT
+  (natural key) DO UPDATE … WHERE (data) IS DISTINCT FROM (new data)``, in a CTE beside the rows as
+  they were, so that every row inserted or really changed lands in the temporary table
+  ``sync_changes`` (key, owner cif, inserted, ``{column: {"old": …, "new": …}}``) without a
+  round trip per row. Unchanged rows are not written and leave no trace.
+- :func:`publish_changes` — one ``INSERT INTO events … SELECT FROM sync_changes`` (the outbox, in
+  the caller's transaction): CUSTOMER_UPDATED / LOAN_UPDATED / COLLATERAL_UPDATED with the
+  changed fields. Payloads follow ``portal/events/catalog.py`` (money as decimal strings, dates as
+  ``YYYY-MM-DD``); the tests validate every published payload against the catalog.
+- :func:`publish_one` — a single event (SYNC_COMPLETED), validated by the catalog first.
+- :func:`request_relay_quietly` — after the commit, ask for an event relay (never fails).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from psycopg import Connection, sql
+from psycopg.types.json import Jsonb
+
+from portal.events.catalog import get_event_type, validate_payload
+
+log = logging.getLogger(__name__)
+
+CHANGES_TABLE = "sync_changes"
+# entity -> (event type, aggregate type, payload key of the aggregate id, prefix of change keys)
+EVENTS_BY_ENTITY = {
+    "customers": ("CUSTOMER_UPDATED", "customer", "cif", ""),
+    "reference_customers": ("CUSTOMER_UPDATED", "customer", "ref_cif", "reference."),
+    "collaterals": ("COLLATERAL_UPDATED", "collateral", "collateral_number", ""),
+    "loans": ("LOAN_UPDATED", "loan", "account_number", ""),
+    "cards": ("LOAN_UPDATED", "loan", "account_number", ""),
+}
+
+_numeric_cache: dict[str, set[str]] = {}
+
+
+def _ident(name: str) -> sql.Identifier:
+    return sql.Identifier(name)
+
+
+def ensure_change_table(conn: Connection) -> None:
+    """The per-transaction scratch tables (dropped at commit)."""
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {CHANGES_TABLE} (key text PRIMARY KEY, "
+                 "cif text, inserted boolean NOT NULL, changes jsonb NOT NULL) ON COMMIT DROP")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS sync_touched_cifs (cif text PRIMARY KEY) "
+                 "ON COMMIT DROP")
+
+
+def numeric_columns(conn: Connection, table: str) -> set[str]:
+    """Columns of ``table`` that hold money/decimals (sent as strings in event payloads)."""
+    if table not in _numeric_cache:
+        rows = conn.execute("SELECT column_name FROM information_schema.columns WHERE "
+                            "table_schema = current_schema() AND table_name = %s AND "
+                            "data_type = 'numeric'", (table,)).fetchall()
+        _numeric_cache[table] = {name for (name,) in rows}
+    return _numeric_cache[table]
+
+
+def key_expr(keys, alias: str) -> sql.Composable:
+    parts = [sql.SQL("{}.{}").format(_ident(alias), _ident(k)) for k in keys]
+    if len(parts) == 1:
+        return parts[0]
+    return sql.SQL("concat_ws('|', {})").format(sql.SQL(", ").join(parts))
+
+
+def _json_value(conn, table: str, alias: str, column: str) -> sql.Composable:
+    ref = sql.SQL("{}.{}").format(_ident(alias), _ident(column))
+    if column in numeric_columns(conn, table):
+        return sql.SQL("{}::text").format(ref)
+    return ref
+
+
+def upsert_changes(conn: Connection, table: str, staging: str, keys, columns,
+                   *, owner: str | None, now: datetime, diff_columns=None,
+                   timestamps: bool = True, extra_sets=()) -> tuple[int, int]:
+    """Upsert ``staging`` into ``table`` writing only real changes; record them (replacing what
+    ``sync_changes`` held). ``columns`` are the staged columns (keys included), ``owner`` the
+    column holding the customer (cif) of a row. Returns (inserted, updated)."""
+    keys = list(keys)
+    data = [c for c in columns if c not in keys]
+    diff_columns = [c for c in (diff_columns or columns) if c != "source_system"]
+    conn.execute(f"TRUNCATE {CHANGES_TABLE}")
+    sets = [sql.SQL("{c} = EXCLUDED.{c}").format(c=_ident(c)) for c in data]
+    sets.append(sql.SQL("last_synced_at = EXCLUDED.last_synced_at"))
+    if timestamps:
+        sets.append(sql.SQL("updated_at = now()"))
+    sets += [sql.SQL(s) for s in extra_sets]
+    # {column: {"old", "new"}} of the columns that differ, as scalar expressions (no subquery
+    # per row): every column's entry, minus the keys of the columns that did not change.
+    entries = sql.SQL(", ").join(
+        sql.SQL("{name}, CASE WHEN o.{c} IS DISTINCT FROM u.{c} THEN jsonb_build_object("
+                "'old', {old}, 'new', {new}) END").format(
+                    name=sql.Literal(c), c=_ident(c), old=_json_value(conn, table, "o", c),
+                    new=_json_value(conn, table, "u", c))
+        for c in diff_columns)
+    unchanged = sql.SQL(", ").join(
+        sql.SQL("CASE WHEN o.{c} IS DISTINCT FROM u.{c} THEN NULL ELSE {name} END").format(
+            name=sql.Literal(c), c=_ident(c))
+        for c in diff_columns)
+    diff = sql.SQL("jsonb_build_object({entries}) - array_remove(ARRAY[{unchanged}]::text[], "
+                   "NULL)").format(entries=entries, unchanged=unchanged)
+    statement = sql.SQL("""
+        WITH o AS (
+            SELECT {tk} AS key, {tcols} FROM {t} t JOIN {stg} s USING ({keys})
+        ), u AS (
+            INSERT INTO {t} AS t ({cols}, last_synced_at)
+            SELECT {cols}, %(now)s FROM {stg}
+            ON CONFLICT ({keys}) DO UPDATE SET {sets}
+            WHERE ({tdata}) IS DISTINCT FROM ({edata})
+            RETURNING {tk} AS key, (xmax = 0) AS inserted, {tcols}
+        )
+        INSERT INTO {chg} (key, cif, inserted, changes)
+        SELECT u.key, {owner}, u.inserted, {diff}
+        FROM u LEFT JOIN o ON o.key = u.key""").format(
+        t=_ident(table), stg=_ident(staging), keys=sql.SQL(", ").join(map(_ident, keys)),
+        cols=sql.SQL(", ").join(map(_ident, columns)), sets=sql.SQL(", ").join(sets),
+        tk=key_expr(keys, "t"), chg=_ident(CHANGES_TABLE),
+        tcols=sql.SQL(", ").join(sql.SQL("t.{}").format(_ident(c)) for c in diff_columns),
+        tdata=sql.SQL(", ").join(sql.SQL("t.{}").format(_ident(c)) for c in data)
+        if data else sql.SQL("NULL"),
+        edata=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(_ident(c)) for c in data)
+        if data else sql.SQL("NULL"),
+        owner=sql.SQL("u.{}").format(_ident(owner)) if owner else sql.SQL("NULL"),
+        diff=diff,
+    )
+    conn.execute(statement, {"now": now})
+    inserted, total = conn.execute(
+        f"SELECT count(*) FILTER (WHERE inserted), count(*) FROM {CHANGES_TABLE}").fetchone()
+    return inserted, total - inserted
+
+
+def change_rows(conn: Connection) -> list[tuple[str, bool, dict]]:
+    """What ``sync_changes`` holds: (key, inserted, {column: [old, new]})."""
+    rows = conn.execute(f"SELECT key, inserted, changes FROM {CHANGES_TABLE} ORDER BY key")
+    return [(key, inserted, {c: [v.get("old"), v.get("new")] for c, v in changes.items()})
+            for key, inserted, changes in rows]
+
+
+def touch_cifs(conn: Connection) -> None:
+    """Remember the owners of the current changes (their case totals are recomputed)."""
+    conn.execute(f"INSERT INTO sync_touched_cifs SELECT DISTINCT cif FROM {CHANGES_TABLE} "
+                 "WHERE cif IS NOT NULL ON CONFLICT DO NOTHING")
+
+
+def publish_changes(conn: Connection, entity: str, *, source_system: str,
+                    run_id: int | None, correlation_id: str | None = None,
+                    extra: dict | None = None) -> int:
+    """One event per row of ``sync_changes`` (the outbox, caller's transaction). Returns the
+    number of events."""
+    if entity not in EVENTS_BY_ENTITY:
+        return 0
+    event_type, aggregate_type, key_field, prefix = EVENTS_BY_ENTITY[entity]
+    version = get_event_type(event_type).version
+    if prefix:
+        changes = sql.SQL("(SELECT jsonb_object_agg({p} || e.k, e.v) FROM "
+                          "jsonb_each(c.changes) AS e(k, v))").format(p=sql.Literal(prefix))
+    else:
+        changes = sql.SQL("c.changes")
+    aggregate_id = sql.SQL("c.cif") if aggregate_type == "customer" else sql.SQL("c.key")
+    base = {"source_system": source_system, "integration_run_id": run_id, **(extra or {})}
+    statement = sql.SQL("""
+        INSERT INTO events (id, type, version, aggregate_type, aggregate_id, payload,
+                            correlation_id, occurred_at)
+        SELECT gen_random_uuid(), %(type)s, %(version)s, %(aggregate_type)s, {aggregate_id},
+               %(base)s::jsonb || jsonb_build_object({key_field}, c.key, 'cif', c.cif,
+                                                     'created', c.inserted, 'changes', {changes}),
+               %(correlation_id)s, %(now)s
+        FROM {chg} c WHERE c.cif IS NOT NULL""").format(
+        aggregate_id=aggregate_id, key_field=sql.Literal(key_field), changes=changes,
+        chg=_ident(CHANGES_TABLE))
+    return conn.execute(statement, {
+        "type": event_type, "version": version, "aggregate_type": aggregate_type,
+        "base": Jsonb(base), "correlation_id": correlation_id,
+        "now": datetime.now(UTC)}).rowcount
+
+
+def publish_one(conn: Connection, event_type: str, payload: dict, *,
+                correlation_id: str | None = None) -> uuid.UUID:
+    """Validate ``payload`` by the catalog and add the event to the outbox (no commit)."""
+    from portal.events.publish import to_json
+
+    data = to_json(payload)
+    kind = validate_payload(event_type, data)
+    event_id = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO events (id, type, version, aggregate_type, aggregate_id, payload, "
+        "correlation_id, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (event_id, event_type, kind.version, kind.aggregate_type,
+         str(data[kind.aggregate_key]), Jsonb(data), correlation_id, datetime.now(UTC)))
+    return event_id
+
+
+def request_relay_quietly() -> None:
+    """After a commit that published events: ask for a relay (the periodic one catches up if
+    Redis is unreachable)."""
+    try:
+        from portal.events.relay import request_relay
+
+        request_relay()
+    except Exception:  # noqa: BLE001 - the data is committed; the cron relay will follow
+        log.warning("could not request an event relay; the periodic relay will",
+                    exc_info=True)
+
+
+def dumps(value) -> str:
+    return json.dumps(value, default=str)
