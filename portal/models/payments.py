@@ -1,4 +1,13 @@
-"""Payments from the payment system, and reconciliation of any integration with its source."""
+"""Payments from the payment system, and reconciliation of any integration with its source.
+
+A row of ``payments`` is one transaction of the payment system: a payment received, a payment
+attempt that failed, or a reversal (its own row, ``original_reference`` naming the payment it
+reverses; the reversed payment gets ``status = reversed`` and ``reversed_at``). Payments are
+made to loans only for now (``account_number`` references ``loans``; card payments would need a
+second reference). ``applied_amount`` is how much of the payment currently counts in the loan's
+balance and promise allocations (portal.payments.effects keeps it in step, in any event order).
+Refused webhook requests are kept in ``rejected_notifications`` for ops.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +38,7 @@ class Payment(Base, TimestampMixin):
         CheckConstraint("length(currency) = 3", name="currency_iso"),
         Index("ix_payments_cif_paid_at", "cif", "paid_at"),
         Index("ix_payments_account_paid_at", "account_number", "paid_at"),
+        Index("ix_payments_paid_at", "paid_at"),  # reconciliation: a business date's payments
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -48,6 +58,38 @@ class Payment(Base, TimestampMixin):
     source: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
     raw_payload: Mapped[dict | None] = mapped_column(JSONB)
     reversed_at: Mapped[datetime | None]
+    # the request exactly as received (webhook), and the X-Signature it carried: the same
+    # signature presented again is a replay, refused
+    raw_body: Mapped[str | None] = mapped_column(Text)
+    signature: Mapped[str | None] = mapped_column(String(80))
+    failure_reason: Mapped[str | None] = mapped_column(String(200))
+    applied_amount: Mapped[Decimal] = mapped_column(default=0, server_default="0")
+    effects_at: Mapped[datetime | None]
+
+
+class RejectedNotification(Base):
+    """A webhook request that was refused (bad signature, too large, invalid JSON or fields):
+    the raw request and why, for ops to read."""
+
+    __tablename__ = "rejected_notifications"
+    __table_args__ = (
+        CheckConstraint(f"integration {sql_in(*INTEGRATIONS)}", name="integration"),
+        Index("ix_rejected_notifications_integration_at", "integration", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    integration: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+    status_code: Mapped[int]
+    code: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    field: Mapped[str | None] = mapped_column(String(64))
+    event_id: Mapped[str | None] = mapped_column(String(64))
+    reference_number: Mapped[str | None] = mapped_column(String(64))
+    headers: Mapped[dict | None] = mapped_column(JSONB)
+    body: Mapped[str | None] = mapped_column(Text)  # at most the first 64 KiB
+    body_size: Mapped[int] = mapped_column(default=0, server_default="0")
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
 
 
 class ReconciliationRun(Base):

@@ -174,30 +174,42 @@ def _open_promises_for(session: Session, payment: Payment) -> list[Promise]:
     ))
 
 
-def allocate_payment(session: Session, payment: Payment) -> list[PromiseAllocation]:
+def allocate_payment(session: Session, payment: Payment, *,
+                     top_up: bool = False) -> list[PromiseAllocation]:
     """Allocate ``payment`` to the customer's open promises, FIFO (see the module doc).
-    Publishes PROMISE_KEPT for each promise it touches. No commit."""
+    Publishes PROMISE_KEPT for each promise it touches. No commit.
+
+    ``top_up``: allocate what is still unallocated of a payment allocated before (used after
+    another payment's reversal reopened promises); returns the allocations it made or grew."""
     existing = list(session.scalars(
         select(PromiseAllocation).where(PromiseAllocation.payment_id == payment.id)
         .order_by(PromiseAllocation.id)
     ))
-    if existing or payment.status != "received":
+    if (existing and not top_up) or payment.status != "received":
         return [a for a in existing if a.reversed_at is None]
-    remaining = Decimal(payment.amount)
+    active = {a.promise_id: a for a in existing if a.reversed_at is None}
+    undone = {a.promise_id for a in existing if a.reversed_at is not None}
+    remaining = Decimal(payment.amount) - sum((a.amount for a in active.values()), Decimal(0))
+    if remaining <= 0:
+        return []
     now = clock.now()
     allocations: list[PromiseAllocation] = []
     for promise in _open_promises_for(session, payment):
         if remaining <= 0:
             break
-        if promise.currency != payment.currency:
+        if promise.currency != payment.currency or promise.id in undone:
             continue
         take = min(promise.amount - promise.paid_amount, remaining)
         if take <= 0:
             continue
         remaining -= take
-        allocation = PromiseAllocation(promise_id=promise.id, payment_id=payment.id,
-                                       amount=take, allocated_at=now)
-        session.add(allocation)
+        allocation = active.get(promise.id)
+        if allocation is not None:
+            allocation.amount = allocation.amount + take
+        else:
+            allocation = PromiseAllocation(promise_id=promise.id, payment_id=payment.id,
+                                           amount=take, allocated_at=now)
+            session.add(allocation)
         allocations.append(allocation)
         promise.paid_amount = promise.paid_amount + take
         if promise.paid_amount >= promise.amount:
@@ -215,10 +227,15 @@ def allocate_payment(session: Session, payment: Payment) -> list[PromiseAllocati
 
 
 def undo_allocations(session: Session, payment: Payment,
-                     today: date | None = None) -> list[PromiseAllocation]:
+                     today: date | None = None, *,
+                     reallocate: bool = False) -> list[PromiseAllocation]:
     """Reverse ``payment``'s allocations (payment reversed): each promise loses the amount and
     reopens — pending (nothing paid left) or partially kept — or, when its date has already
-    passed (bank zone), becomes broken (PROMISE_BROKEN published). No commit."""
+    passed (bank zone), becomes broken (PROMISE_BROKEN published). No commit.
+
+    ``reallocate``: then give the reopened promises what other received payments of the
+    customer still have unallocated (oldest payment first), so the promises end up covered by
+    the payments that remain, whatever order payments and reversals arrived in."""
     today = today or clock.bank_today()
     now = clock.now()
     allocations = list(session.scalars(
@@ -240,7 +257,28 @@ def undo_allocations(session: Session, payment: Payment,
             promise.status = "pending" if promise.paid_amount == 0 else "partially_kept"
             promise.resolved_at = None
     session.flush()
+    if reallocate and allocations:
+        _reallocate_leftovers(session, payment)
     return allocations
+
+
+def _reallocate_leftovers(session: Session, reversed_payment: Payment) -> None:
+    """Top up the customer's reopened promises from received payments with money left over."""
+    allocated = (
+        select(func.coalesce(func.sum(PromiseAllocation.amount), 0))
+        .where(PromiseAllocation.payment_id == Payment.id,
+               PromiseAllocation.reversed_at.is_(None))
+        .correlate(Payment).scalar_subquery()
+    )
+    leftovers = session.scalars(
+        select(Payment)
+        .where(Payment.cif == reversed_payment.cif, Payment.status == "received",
+               Payment.original_reference.is_(None), Payment.id != reversed_payment.id,
+               Payment.amount > allocated)
+        .order_by(Payment.paid_at, Payment.id)
+    ).all()
+    for other in leftovers:
+        allocate_payment(session, other, top_up=True)
 
 
 # -- broken promises -----------------------------------------------------------------------------

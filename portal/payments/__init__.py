@@ -1,0 +1,17 @@
+"""Payments: notifications from the payment system (signed webhook, exactly once), their
+effects (loan balance, promise fulfilment, case, timeline, agents told), the refused-requests
+log and reconciliation discrepancies for ops, and the agent's live payment panel.
+
+- ``notifications``: check, store (with the PAYMENT_* event) or refuse a notification;
+- ``effects``: the PAYMENT_* subscribers;
+- ``views``: ops pages (refused notifications, discrepancies) and the case's live partial.
+
+The webhook route is portal/webhooks/payments.py; the payment system's client and the daily
+reconciliation are in integrations/payments/; the job in workers/jobs/payments.py.
+"""
+
+from flask import Blueprint
+
+bp = Blueprint("payments", __name__, url_prefix="/payments")
+
+from portal.payments import cli, effects, views  # noqa: E402,F401

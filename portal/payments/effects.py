@@ -1,0 +1,251 @@
+"""What a payment changes, as subscribers of PAYMENT_RECEIVED / _REVERSED / _FAILED.
+
+Events are delivered at least once and in any order (each subscriber's delivery row makes a
+redelivery a no-op, portal.events.subscribers); a reversal may even be handled before the payment
+it reverses. So the money effects are not applied per event but brought in step with the
+payment's state: ``payments.applied_amount`` is how much of the payment counts now (its amount
+while ``received``, else 0), and ``sync_payment`` applies only the difference, under a row lock:
+
+- the loan: ``outstanding`` and ``due_amount`` lowered by the difference (raised back on a
+  reversal), never below zero — the bank's next sync brings the bank's figures;
+- promises: FIFO allocation (kept / partially kept), or undone on a reversal, reopening or
+  breaking promises and giving them what other payments have left over
+  (portal.services.promises);
+- the case: totals recomputed from the customer's products (same rule as
+  portal.services.queue.recompute_case_totals, for one customer), the follow-up closed when the
+  customer owes nothing overdue any more, the priority recomputed.
+
+Per event (once each): a system action on the case timeline and a notification to the case's
+agent and to the agents whose promises the payment touched.
+
+While ops have paused the PAYMENTS integration (integrations.control), notifications are still
+stored and acknowledged, but these subscribers hold their effects; resuming runs
+``release_held_payments`` (a job), which applies every held payment's events once.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
+
+from portal.events import subscriber
+from portal.models import Action, Case, Loan, Payment, Promise, PromiseAllocation
+from portal.services import clock
+from portal.services.notifications import notify
+from portal.services.promises import allocate_payment, undo_allocations
+from portal.services.queue import recompute_case_totals, recompute_priorities
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+INTEGRATION = "PAYMENTS"
+
+
+def target_amount(payment: Payment) -> Decimal:
+    """How much of ``payment`` should count in the loan's balance and the promises."""
+    if payment.status == "received" and payment.original_reference is None:
+        return Decimal(payment.amount)
+    return ZERO
+
+
+def sync_payment(session: Session, payment_id: int) -> Decimal:
+    """Bring the loan, the promises and the case in step with the payment's state; returns the
+    amount applied now (negative when undone, 0 when nothing changed). No commit."""
+    payment = session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
+    if payment is None:
+        return ZERO
+    delta = target_amount(payment) - Decimal(payment.applied_amount or 0)
+    if delta == 0:
+        return ZERO
+    loan = session.scalar(select(Loan).where(Loan.account_number == payment.account_number)
+                          .with_for_update())
+    if loan is not None:
+        loan.outstanding = max(ZERO, Decimal(loan.outstanding or 0) - delta)
+        loan.due_amount = max(ZERO, Decimal(loan.due_amount or 0) - delta)
+    payment.applied_amount = Decimal(payment.applied_amount or 0) + delta
+    payment.effects_at = clock.now()
+    session.flush()
+    if delta > 0:
+        allocate_payment(session, payment)
+    else:
+        undo_allocations(session, payment, reallocate=True)
+    update_case(session, payment.cif)
+    return delta
+
+
+# -- the case -----------------------------------------------------------------------------------
+
+
+def update_case(session: Session, cif: str) -> Case | None:
+    """Case totals of ``cif`` from its products; its follow-up closed when nothing is overdue
+    any more; priority recomputed. No commit."""
+    case = session.scalar(select(Case).where(Case.cif == cif).with_for_update())
+    if case is None:
+        return None
+    session.flush()
+    recompute_case_totals(session, [case.id])  # the one definition, for this case only
+    session.refresh(case)
+    if case.total_overdue == 0 and case.next_action_at is not None:
+        case.next_action_at = None  # no longer overdue: the follow-up is closed
+    session.flush()
+    recompute_priorities(session, [case.id])
+    return case
+
+
+# -- subscribers --------------------------------------------------------------------------------
+
+
+def _money(amount, currency: str) -> str:
+    value = Decimal(amount)
+    return f"{value:,.0f} ₫" if currency == "VND" else f"{value:,.2f} {currency}"
+
+
+def _promise_agents(session: Session, payment_id: int) -> tuple[set[int], list[Promise]]:
+    promises = list(session.scalars(
+        select(Promise).join(PromiseAllocation, PromiseAllocation.promise_id == Promise.id)
+        .where(PromiseAllocation.payment_id == payment_id)
+    ))
+    return {p.agent_id for p in promises if p.agent_id}, promises
+
+
+def _record(session: Session, event, payment: Payment, result: str, notes: str,
+            kind: str, title: str, extra_agents: set[int] = frozenset()) -> None:
+    """The system action on the timeline and the agents' notifications."""
+    now = clock.now()
+    session.add(Action(cif=payment.cif, account_number=payment.account_number, type="SYSTEM",
+                       subtype="PAYMENT", result=result, at=now, notes=notes, source="system"))
+    case = session.execute(select(Case.id, Case.assigned_agent_id)
+                           .where(Case.cif == payment.cif)).first()
+    if case is not None:
+        session.execute(update(Case).where(Case.id == case.id).values(last_action_at=now))
+    agents = set(extra_agents)
+    if case is not None and case.assigned_agent_id:
+        agents.add(case.assigned_agent_id)
+    from portal.notifications.subscribers import case_link
+
+    for agent_id in sorted(agents):
+        notify(session, agent_id, kind, title, notes, link=case_link(payment.cif),
+               cif=payment.cif, event_id=str(event.id))
+
+
+def _customer_name(session: Session, cif: str) -> str:
+    from portal.models import Customer
+
+    return session.scalar(select(Customer.name).where(Customer.cif == cif)) or cif
+
+
+def _held(event) -> bool:
+    """True (and logged) while ops have paused payments: the event's effects wait."""
+    from integrations.control import is_paused
+
+    if is_paused(INTEGRATION):
+        log.info("payment effects held: payments are paused",
+                 extra={"event_id": str(event.id), "event_type": event.type})
+        return True
+    return False
+
+
+def release_held_payments(session: Session, limit: int = 10_000) -> int:
+    """Apply the events of payments whose effects were held while payments were paused (their
+    applied amount differs from what their state says), oldest first; returns how many events
+    were applied. Idempotent: an applied payment has nothing left to apply. No commit."""
+    from portal.models import Event
+
+    applied = 0
+    events = session.scalars(
+        select(Event).where(Event.type.in_(("PAYMENT_RECEIVED", "PAYMENT_REVERSED")))
+        .where(Event.aggregate_id.in_(
+            select(Payment.reference_number).where(
+                Payment.applied_amount != case(
+                    ((Payment.status == "received") & Payment.original_reference.is_(None),
+                     Payment.amount), else_=0))))
+        .order_by(Event.occurred_at, Event.id).limit(limit)
+    ).all()
+    for event in events:
+        payment = session.get(Payment, event.payload.get("payment_id") or 0)
+        if payment is None or target_amount(payment) == Decimal(payment.applied_amount or 0):
+            continue  # an earlier event of the same payment brought it in step
+        HANDLERS[event.type](event, session, release=True)
+        applied += 1
+    return applied
+
+
+@subscriber("PAYMENT_RECEIVED", name="payments.received")
+def payment_received(event, session: Session, release: bool = False) -> None:
+    """Apply a received payment: loan balance, promises, case; timeline and agents told."""
+    if not release and _held(event):
+        return
+    payment = session.get(Payment, event.payload["payment_id"])
+    if payment is None:
+        return
+    sync_payment(session, payment.id)
+    agents, promises = _promise_agents(session, payment.id)
+    money = _money(payment.amount, payment.currency)
+    notes = (f"Payment of {money} received on loan {payment.account_number}"
+             f"{' via ' + payment.channel.replace('_', ' ').lower() if payment.channel else ''}"
+             f" (ref {payment.reference_number}).")
+    kept = [p for p in promises if p.status == "kept"]
+    partial = [p for p in promises if p.status == "partially_kept"]
+    if kept:
+        notes += f" Promise{'s' if len(kept) > 1 else ''} kept."
+    elif partial:
+        notes += " Promise partially kept."
+    if payment.status == "reversed":
+        notes += " It has since been reversed."
+    _record(session, event, payment, "RECEIVED", notes, "payment_received",
+            f"Payment received: {_customer_name(session, payment.cif)} · {money}", agents)
+
+
+@subscriber("PAYMENT_REVERSED", name="payments.reversed")
+def payment_reversed(event, session: Session, release: bool = False) -> None:
+    """Undo a reversed payment's effects (balance, promises reopened or broken)."""
+    if not release and _held(event):
+        return
+    payment = session.get(Payment, event.payload["payment_id"])
+    if payment is None:
+        return
+    agents, _ = _promise_agents(session, payment.id)
+    sync_payment(session, payment.id)
+    money = _money(payment.amount, payment.currency)
+    reversal = event.payload.get("reversal_reference")
+    notes = (f"Payment {payment.reference_number} of {money} on loan {payment.account_number} "
+             f"was reversed{' (' + reversal + ')' if reversal else ''}"
+             f"{': ' + event.payload['reason'] if event.payload.get('reason') else ''}.")
+    _record(session, event, payment, "REVERSED", notes, "payment_reversed",
+            f"Payment reversed: {_customer_name(session, payment.cif)} · {money}", agents)
+
+
+@subscriber("PAYMENT_FAILED", name="payments.failed")
+def payment_failed(event, session: Session) -> None:
+    """A failed payment attempt goes on the timeline (nothing else changes)."""
+    payment = session.get(Payment, event.payload.get("payment_id") or 0)
+    if payment is None:
+        return
+    money = _money(payment.amount, payment.currency)
+    notes = (f"Payment attempt of {money} on loan {payment.account_number} failed: "
+             f"{payment.failure_reason or event.payload.get('reason') or 'no reason given'} "
+             f"(ref {payment.reference_number}).")
+    _record(session, event, payment, "FAILED", notes, "info",
+            f"Payment failed: {_customer_name(session, payment.cif)} · {money}")
+
+
+HANDLERS = {"PAYMENT_RECEIVED": payment_received, "PAYMENT_REVERSED": payment_reversed}
+
+
+def _release_on_resume(integration: str, user) -> None:
+    """Resume hook: queue the job that applies what was held while paused."""
+    from workers.queues import enqueue
+
+    enqueue("events", "workers.jobs.payments.release_held")
+
+
+def _register_resume_hook() -> None:
+    from integrations.control import register_resume_hook
+
+    register_resume_hook(INTEGRATION, _release_on_resume)
+
+
+_register_resume_hook()

@@ -1,0 +1,479 @@
+"""Receiving a payment notification: check it, store it exactly once with its event, or refuse it
+and keep the refused request for ops.
+
+One function takes a notification from either door — the signed webhook (``receive_webhook``)
+or the daily reconciliation (``accept`` with ``source="reconciliation"``) — so both apply the
+same rules:
+
+- **Exactly once.** ``payments.event_id`` and ``payments.reference_number`` are unique; the row
+  is inserted with ``ON CONFLICT DO NOTHING``, so of two concurrent copies one inserts and the
+  other (blocked on the unique index until the first commits) inserts nothing and answers
+  "duplicate" with the existing payment id. A copy arriving later is found by the first lookup.
+- **Outbox.** The PAYMENT_* event is added in the same transaction as the row (the caller
+  commits both); Redis is not touched before the commit, so a Redis outage never refuses a
+  payment — the relay publishes the event when Redis is back.
+- **Replay.** The ``X-Signature`` of each accepted request is kept on its row; the very same
+  signed request presented again is refused (409 ``signature_replayed``). A sender retrying
+  signs again (new timestamp, new signature) and gets 200 "duplicate".
+
+Wire format: docs/integrations.md, "Payment system".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from functools import cache
+
+from flask import current_app
+from sqlalchemy import bindparam, func, literal_column, or_, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.orm import Session
+
+from portal.events import publish
+from portal.events.publish import to_json
+from portal.models import Event, Loan, Payment
+from portal.models.payments import RejectedNotification
+from portal.services import clock
+from portal.webhooks import signing
+
+TYPES = ("payment.received", "payment.failed", "payment.reversed")
+STATUS_OF_TYPE = {"payment.received": "received", "payment.failed": "failed",
+                  "payment.reversed": "reversed"}
+EVENT_OF_TYPE = {"payment.received": "PAYMENT_RECEIVED", "payment.failed": "PAYMENT_FAILED",
+                 "payment.reversed": "PAYMENT_REVERSED"}
+MAX_AMOUNT = Decimal("9999999999999999.99")  # Numeric(18, 2)
+KEY_MAX = 64
+FUTURE_TOLERANCE = timedelta(minutes=10)
+OLDEST_PAID_AT = timedelta(days=400)
+LOGGED_BODY_MAX = 65536
+DEFAULT_MAX_BYTES = 65536
+KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Timestamp", "X-Signature",
+                "X-Request-Id", "X-Correlation-Id", "X-Forwarded-For")
+
+
+class Refused(Exception):
+    """A notification the portal will not take: HTTP status, stable code, message, field."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+    def to_json(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A notification whose shape has been checked (not yet against the database)."""
+
+    event_id: str | None
+    type: str
+    reference_number: str
+    account_number: str
+    cif: str
+    amount: Decimal
+    currency: str
+    paid_at: datetime
+    channel: str | None = None
+    original_reference: str | None = None
+    reason: str | None = None
+    raw: dict | None = None
+
+    @property
+    def status(self) -> str:
+        return STATUS_OF_TYPE[self.type]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    payment_id: int
+    status: str
+    duplicate: bool
+
+    @property
+    def http_status(self) -> int:
+        return 200 if self.duplicate else 201
+
+    def to_json(self) -> dict:
+        return {"payment_id": self.payment_id, "status": self.status,
+                "duplicate": self.duplicate}
+
+
+# -- shape --------------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def parse_body(body: bytes) -> dict:
+    """The JSON object of a request body (numbers with a fraction as Decimal, never float)."""
+    try:
+        data = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Refused(400, "malformed_json", f"the body is not valid JSON: {exc}"[:300],
+                      "body") from exc
+    if not isinstance(data, dict):
+        raise Refused(400, "malformed_json", "the body must be a JSON object", "body")
+    return data
+
+
+def _key(data: Mapping, name: str, *, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise Refused(422, "missing_field", f"{name} is required", name)
+        return None
+    if not isinstance(value, str) or len(value) > KEY_MAX or not value.strip():
+        raise Refused(422, "invalid_field",
+                      f"{name} must be a string of at most {KEY_MAX} characters", name)
+    return value.strip()
+
+
+def parse_amount(value) -> Decimal:
+    """A positive amount with at most 2 decimals, given as a JSON string or number."""
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        raise Refused(422, "invalid_amount", "amount must be a decimal string such as "
+                      "\"1500000.00\"", "amount")
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise Refused(422, "invalid_amount", f"amount {str(value)[:40]!r} is not a number",
+                      "amount") from None
+    if not amount.is_finite() or amount.as_tuple().exponent < -2:
+        raise Refused(422, "invalid_amount", "amount must have at most 2 decimals", "amount")
+    if amount <= 0:
+        raise Refused(422, "invalid_amount", "amount must be greater than zero", "amount")
+    if amount > MAX_AMOUNT:
+        raise Refused(422, "invalid_amount", "amount is too large", "amount")
+    return amount
+
+
+def parse_paid_at(value, now: datetime) -> datetime:
+    if not isinstance(value, str) or len(value) > 40:
+        raise Refused(422, "invalid_paid_at", "paid_at must be an ISO 8601 time with its "
+                      "offset, e.g. 2026-11-24T09:30:00+07:00", "paid_at")
+    try:
+        paid_at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise Refused(422, "invalid_paid_at", f"paid_at {value[:40]!r} is not an ISO 8601 time",
+                      "paid_at") from None
+    if paid_at.tzinfo is None:
+        raise Refused(422, "invalid_paid_at", "paid_at must carry its UTC offset", "paid_at")
+    paid_at = paid_at.astimezone(UTC)
+    if paid_at > now + FUTURE_TOLERANCE:
+        raise Refused(422, "invalid_paid_at", "paid_at is in the future", "paid_at")
+    if paid_at < now - OLDEST_PAID_AT:
+        raise Refused(422, "invalid_paid_at", "paid_at is more than 400 days ago", "paid_at")
+    return paid_at
+
+
+def parse_notice(data: Mapping, now: datetime | None = None, *,
+                 require_event_id: bool = True) -> Notice:
+    """Check the shape of a notification (fields, types, formats); raises ``Refused``."""
+    now = now or clock.now()
+    event_id = _key(data, "event_id", required=require_event_id)
+    kind = data.get("type")
+    if kind not in TYPES:
+        raise Refused(422, "invalid_type", f"type must be one of {', '.join(TYPES)}", "type")
+    reference = _key(data, "reference_number")
+    original = _key(data, "original_reference", required=kind == "payment.reversed")
+    account = _key(data, "loan_account_number")
+    cif = _key(data, "cif")
+    if "amount" not in data:
+        raise Refused(422, "missing_field", "amount is required", "amount")
+    amount = parse_amount(data["amount"])
+    currency = data.get("currency")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha() \
+            or not currency.isupper():
+        raise Refused(422, "invalid_currency", "currency must be an ISO 4217 code such as VND",
+                      "currency")
+    paid_at = parse_paid_at(data.get("paid_at"), now)
+    channel = data.get("channel")
+    if channel is not None and (not isinstance(channel, str) or len(channel) > 32):
+        raise Refused(422, "invalid_field", "channel must be a string of at most 32 characters",
+                      "channel")
+    metadata = data.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise Refused(422, "invalid_field", "metadata must be a JSON object", "metadata")
+    reason = data.get("reason") or (metadata or {}).get("reason")
+    if reason is not None:
+        reason = str(reason)[:200]
+    if original is not None and kind != "payment.reversed":
+        original = None
+    return Notice(event_id=event_id, type=kind, reference_number=reference,
+                  account_number=account, cif=cif, amount=amount, currency=currency,
+                  paid_at=paid_at, channel=channel or None, original_reference=original,
+                  reason=reason, raw=to_json(dict(data)))
+
+
+# -- storing ------------------------------------------------------------------------------------
+
+
+def _existing(session: Session, notice: Notice):
+    keys = [Payment.reference_number == notice.reference_number]
+    if notice.event_id:
+        keys.append(Payment.event_id == notice.event_id)
+    return session.execute(
+        select(Payment.id, Payment.status, Payment.signature).where(or_(*keys)).limit(1)
+    ).first()
+
+
+def _duplicate(row, signature: str | None) -> Outcome:
+    if signature and row.signature == signature:
+        raise Refused(409, "signature_replayed",
+                      "this signed request was already received: a retry must be signed again",
+                      signing.SIGNATURE_HEADER)
+    return Outcome(row.id, row.status, duplicate=True)
+
+
+def accept(session: Session, notice: Notice, *, source: str = "webhook",
+           raw_body: str | None = None, signature: str | None = None) -> Outcome:
+    """Store ``notice`` as a payment with its PAYMENT_* event, or find it already stored.
+    Raises ``Refused`` for a notification that does not fit the portal's data. No commit.
+
+    A payment or failed attempt takes one statement on the way in: the row is inserted from the
+    loan's row (``INSERT … SELECT … FROM loans WHERE`` the loan, customer and currency match
+    ``ON CONFLICT DO NOTHING``); only when nothing was inserted does a second look say why —
+    a duplicate, or which field is wrong."""
+    if notice.type == "payment.reversed":
+        return _accept_reversal(session, notice, source, raw_body, signature)
+    # the event is built and checked by portal.events.publish, then written by the same
+    # statement as the payment (one round trip), with the payment's id put into its payload
+    event = _publish(session, notice, None, source, None)
+    session.expunge(event)
+    payment_id = session.execute(
+        _insert_from_loan(), {**_row(notice, source, raw_body, signature),
+                              **{f"ev_{k}": v for k, v in _event_row(event).items()}}
+    ).scalar()
+    if payment_id is None:
+        found = _existing(session, notice)
+        if found is not None:  # stored before, or by a concurrent copy that committed first
+            return _duplicate(found, signature)
+        _check_loan(session, notice)
+        raise Refused(409, "conflict", "the payment conflicts with another one")  # pragma: no cover
+    return Outcome(payment_id, notice.status, duplicate=False)
+
+
+INSERT_COLUMNS = ("reference_number", "event_id", "original_reference", "account_number", "cif",
+                  "amount", "currency", "paid_at", "channel", "status", "source", "raw_payload",
+                  "raw_body", "signature", "failure_reason")
+
+
+def _row(notice: Notice, source: str, raw_body: str | None, signature: str | None) -> dict:
+    return {
+        "reference_number": notice.reference_number, "event_id": notice.event_id,
+        "original_reference": notice.original_reference,
+        "account_number": notice.account_number, "cif": notice.cif, "amount": notice.amount,
+        "currency": notice.currency, "paid_at": notice.paid_at, "channel": notice.channel,
+        "status": notice.status, "source": source, "raw_payload": notice.raw,
+        "raw_body": raw_body, "signature": signature,
+        "failure_reason": notice.reason if notice.type == "payment.failed" else None,
+    }
+
+
+EVENT_COLUMNS = ("id", "type", "version", "aggregate_type", "aggregate_id", "payload",
+                 "correlation_id", "occurred_at")
+
+
+def _event_row(event: Event) -> dict:
+    return {name: getattr(event, name) for name in EVENT_COLUMNS}
+
+
+@cache
+def _insert_from_loan():
+    """One statement: ``WITH payment AS (INSERT INTO payments (…) SELECT :values FROM loans
+    WHERE account_number, cif and currency match ON CONFLICT DO NOTHING RETURNING id) INSERT
+    INTO events … SELECT … FROM payment RETURNING the payment's id`` — no row when nothing was
+    inserted (a duplicate, or a loan that does not match). Built once, executed with a row."""
+    payments, events = Payment.__table__, Event.__table__  # Core: a dict is one row
+    values = [bindparam(name, type_=payments.c[name].type).label(name)
+              for name in INSERT_COLUMNS]
+    payment = (
+        insert(payments).from_select(
+            list(INSERT_COLUMNS),
+            select(*values).where(
+                Loan.account_number == bindparam("account_number"),
+                Loan.cif == bindparam("cif"), Loan.currency == bindparam("currency")),
+        ).on_conflict_do_nothing().returning(payments.c.id).cte("payment")
+    )
+    event_values = [
+        bindparam(f"ev_{name}", type_=events.c[name].type).label(name)
+        if name != "payload" else
+        func.jsonb_set(bindparam("ev_payload", type_=JSONB), literal_column("'{payment_id}'"),
+                       func.to_jsonb(payment.c.id)).label(name)
+        for name in EVENT_COLUMNS
+    ]
+    return (
+        insert(events).from_select(list(EVENT_COLUMNS),
+                                   select(*event_values).select_from(payment))
+        .returning(events.c.payload["payment_id"].as_integer())
+    )
+
+
+def _check_loan(session: Session, notice: Notice) -> None:
+    """Refuse (naming the field) a notification whose loan, customer or currency is wrong."""
+    loan = session.execute(
+        select(Loan.cif, Loan.currency).where(Loan.account_number == notice.account_number)
+    ).first()
+    if loan is None:
+        raise Refused(422, "unknown_loan", f"there is no loan {notice.account_number}",
+                      "loan_account_number")
+    if loan.cif != notice.cif:
+        raise Refused(422, "cif_mismatch",
+                      f"loan {notice.account_number} does not belong to customer {notice.cif}",
+                      "cif")
+    if loan.currency != notice.currency:
+        raise Refused(422, "currency_mismatch",
+                      f"loan {notice.account_number} is in {loan.currency}, "
+                      f"not {notice.currency}", "currency")
+
+
+def _accept_reversal(session: Session, notice: Notice, source: str, raw_body: str | None,
+                     signature: str | None) -> Outcome:
+    found = _existing(session, notice)
+    if found is not None:
+        return _duplicate(found, signature)
+    _check_loan(session, notice)
+    original = session.scalar(
+        select(Payment).where(Payment.reference_number == notice.original_reference)
+        .with_for_update()
+    )
+    if original is None:
+        raise Refused(422, "unknown_payment",
+                      f"there is no payment {notice.original_reference} to reverse",
+                      "original_reference")
+    if original.status == "reversed":
+        found = _existing(session, notice)  # a concurrent copy of this reversal won
+        if found is not None:
+            return _duplicate(found, signature)
+        raise Refused(409, "already_reversed",
+                      f"payment {notice.original_reference} is already reversed",
+                      "original_reference")
+    if original.original_reference is not None or original.status != "received":
+        raise Refused(422, "not_reversible",
+                      f"{notice.original_reference} is not a received payment",
+                      "original_reference")
+    if original.account_number != notice.account_number:
+        raise Refused(422, "reversal_mismatch",
+                      f"payment {notice.original_reference} was made to loan "
+                      f"{original.account_number}", "loan_account_number")
+    if original.amount != notice.amount:
+        raise Refused(422, "reversal_mismatch",
+                      f"payment {notice.original_reference} was "
+                      f"{original.amount} {original.currency}", "amount")
+    payment_id = session.execute(
+        insert(Payment).values(**_row(notice, source, raw_body, signature))
+        .on_conflict_do_nothing().returning(Payment.id)
+    ).scalar()
+    if payment_id is None:  # a concurrent copy inserted first (and has committed)
+        found = _existing(session, notice)
+        if found is None:  # pragma: no cover - a conflict always leaves a row behind
+            raise Refused(409, "conflict", "the payment conflicts with another one")
+        return _duplicate(found, signature)
+    _publish(session, notice, payment_id, source, original)
+    return Outcome(payment_id, notice.status, duplicate=False)
+
+
+def _publish(session: Session, notice: Notice, payment_id: int | None, source: str,
+             original: Payment | None) -> Event:
+    """Publish the notification's event (portal.events: validated, in the outbox).
+    ``payment_id`` None: the payment is inserted with the event (see ``accept``)."""
+    common = {"account_number": notice.account_number, "cif": notice.cif,
+              "amount": notice.amount, "currency": notice.currency}
+    if notice.type == "payment.received":
+        return publish("PAYMENT_RECEIVED", {
+            **common, "reference_number": notice.reference_number, "paid_at": notice.paid_at,
+            "payment_id": payment_id, "channel": notice.channel, "source": source,
+        }, session=session)
+    if notice.type == "payment.failed":
+        return publish("PAYMENT_FAILED", {
+            **common, "reference_number": notice.reference_number, "payment_id": payment_id,
+            "reason": notice.reason or "not given", "source": source,
+        }, session=session)
+    original.status, original.reversed_at = "reversed", notice.paid_at
+    return publish("PAYMENT_REVERSED", {
+        **common, "reference_number": original.reference_number,
+        "payment_id": original.id, "reason": notice.reason,
+        "reversed_at": notice.paid_at, "reversal_reference": notice.reference_number,
+        "reversal_id": payment_id, "source": source,
+    }, session=session)
+
+
+# -- the webhook --------------------------------------------------------------------------------
+
+
+def webhook_settings() -> tuple[list[str], int, int]:
+    """(secrets, replay window in seconds, body limit in bytes) from the app config."""
+    config = current_app.config
+    return (signing.parse_secrets(config.get("PAYMENT_WEBHOOK_SECRETS")),
+            int(config.get("PAYMENT_WEBHOOK_WINDOW_SECONDS") or signing.DEFAULT_WINDOW_SECONDS),
+            int(config.get("PAYMENT_WEBHOOK_MAX_BYTES") or DEFAULT_MAX_BYTES))
+
+
+def receive_webhook(session: Session, *, body: bytes, headers: Mapping[str, str],
+                    body_size: int | None = None, remote_addr: str | None = None
+                    ) -> tuple[int, dict]:
+    """Handle one webhook request end to end (commits). Returns (HTTP status, JSON body).
+
+    ``body`` is at most the limit plus one byte (the caller stops reading there);
+    ``body_size`` is the announced or read size when the caller knows it to be larger."""
+    secrets, window, limit = webhook_settings()
+    size = max(len(body), body_size or 0)
+    try:
+        if size > limit:
+            raise Refused(413, "body_too_large",
+                          f"the body is {size} bytes; the limit is {limit}", "body")
+        try:
+            signing.verify(headers, body, secrets, window_seconds=window)
+        except signing.SignatureError as exc:
+            status = 500 if exc.code == "no_secret_configured" else 401
+            raise Refused(status, exc.code, exc.message, exc.field) from None
+        notice = parse_notice(parse_body(body))
+        outcome = accept(session, notice, source="webhook",
+                         raw_body=_text(body),
+                         signature=headers.get(signing.SIGNATURE_HEADER))
+        session.commit()
+        return outcome.http_status, outcome.to_json()
+    except Refused as refusal:
+        session.rollback()
+        record_rejection(session, refusal, body=body, body_size=size, headers=headers,
+                         remote_addr=remote_addr)
+        session.commit()
+        return refusal.status, refusal.to_json()
+
+
+def _text(body: bytes) -> str:
+    """Bytes as text PostgreSQL can store (no NUL)."""
+    return body.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+def _peek(body: bytes, name: str) -> str | None:
+    """``name`` from a body that may not be JSON at all (for the rejection log only)."""
+    try:
+        value = json.loads(body).get(name)
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return None
+    return value[:KEY_MAX] if isinstance(value, str) else None
+
+
+def record_rejection(session: Session, refusal: Refused, *, body: bytes, body_size: int,
+                     headers: Mapping[str, str], remote_addr: str | None,
+                     integration: str = "PAYMENTS") -> RejectedNotification:
+    """Keep a refused request (first 64 KiB of the body, the headers that matter) for ops."""
+    small = len(body) <= LOGGED_BODY_MAX
+    row = RejectedNotification(
+        integration=integration, received_at=clock.now(), status_code=refusal.status,
+        code=refusal.code[:40], message=refusal.message, field=refusal.field,
+        event_id=_peek(body, "event_id") if small else None,
+        reference_number=_peek(body, "reference_number") if small else None,
+        headers={k: str(headers.get(k))[:500] for k in KEPT_HEADERS if headers.get(k)},
+        body=_text(body[:LOGGED_BODY_MAX]), body_size=body_size,
+        remote_addr=(remote_addr or "")[:64] or None,
+    )
+    session.add(row)
+    return row
