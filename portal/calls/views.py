@@ -1,0 +1,351 @@
+"""Thin views over portal/services/calls.py and agent_status.py."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from flask import abort, current_app, render_template, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from integrations.callcentre.client import from_config
+from portal.calls import bp
+from portal.extensions import db
+from portal.models import (
+    Action,
+    ActionCode,
+    AgentStatus,
+    CallRecord,
+    Card,
+    Customer,
+    Loan,
+    Phone,
+    ReferenceCustomer,
+    User,
+)
+from portal.models.payments import ReconciliationRun
+from portal.permissions import can, permission_required
+from portal.services import actions, agent_status, calls, clock
+from portal.services.case_view import mask_phone
+
+
+def _customer(cif: str) -> Customer | None:
+    return db.session.scalar(select(Customer).where(Customer.cif == cif)) if cif else None
+
+
+def _client():
+    return from_config(current_app.config)
+
+
+def _htmx_response(html: str, status: int = 200, trigger: str | None = None):
+    response = current_app.make_response((html, status))
+    if trigger:
+        response.headers["HX-Trigger"] = trigger
+    return response
+
+
+# --- agent status (nav control) ----------------------------------------------------------------
+
+
+def _status_context(row: AgentStatus | None, message: str | None = None) -> dict:
+    return {"status_row": row, "status_loaded": True, "labels": agent_status.STATUS_LABELS,
+            "choices": agent_status.PORTAL_STATUSES, "status_message": message,
+            "now": clock.now()}
+
+
+@bp.get("/status")
+@permission_required("cases.work")
+def status_control():
+    row = agent_status.current(db.session, current_user.id)
+    return render_template("calls/_status_control.html", **_status_context(row))
+
+
+@bp.post("/status")
+@permission_required("cases.work")
+def set_status():
+    status = request.form.get("status", "")
+    try:
+        row = agent_status.set_from_portal(db.session, current_user, status, clock.now())
+        db.session.commit()
+    except agent_status.StatusError as exc:
+        db.session.rollback()
+        row = agent_status.current(db.session, current_user.id)
+        return render_template("calls/_status_control.html",
+                               **_status_context(row, str(exc))), 422
+    client = _client()
+    try:
+        agent_status.push(db.session, row, client)
+        db.session.commit()
+    finally:
+        if client is not None:
+            client.close()
+    return render_template("calls/_status_control.html", **_status_context(row))
+
+
+# --- click-to-call, the call widget and its outcome ---------------------------------------------
+
+
+def _own_call(call_id: str) -> CallRecord:
+    record = db.session.scalar(select(CallRecord).where(CallRecord.call_id == call_id))
+    if record is None or (record.agent_id != current_user.id and not can("supervisor.board")):
+        abort(404)
+    return record
+
+
+def _accounts(cif: str) -> list[tuple[str, str]]:
+    items = [(number, f"{number} · {product.replace('_', ' ').lower()} · {dpd} DPD")
+             for number, product, dpd in db.session.execute(
+                 select(Loan.account_number, Loan.product_type, Loan.dpd)
+                 .where(Loan.cif == cif, Loan.status != "CLOSED").order_by(Loan.dpd.desc()))]
+    items += [(number, f"{masked} · card · {dpd} DPD") for number, masked, dpd in
+              db.session.execute(select(Card.contract_number, Card.masked_card_number,
+                                        Card.days_overdue)
+                                 .where(Card.cif == cif, Card.status != "CLOSED"))]
+    return items
+
+
+def _call_codes(subtype: str | None = None) -> list[ActionCode]:
+    codes = list(db.session.scalars(
+        select(ActionCode).where(ActionCode.active.is_(True), ActionCode.type == "CALL")
+        .order_by(ActionCode.sort_order, ActionCode.id)))
+    if subtype:
+        chosen = [c for c in codes if c.subtype == subtype]
+        return chosen or codes
+    return codes
+
+
+def _widget(record: CallRecord, *, errors=None, values=None, saved=False, message=None,
+            status=200, trigger=None):
+    action = db.session.get(Action, record.action_id) if record.action_id else None
+    customer = _customer(record.cif) if record.cif else None
+    html = render_template(
+        "calls/_call_widget.html", call=record, action=action, customer=customer,
+        state=calls.call_state(record), codes=_call_codes(action.subtype if action else None),
+        accounts=_accounts(record.cif) if record.cif else [], errors=errors or {},
+        values=values or {}, saved=saved, message=message, now=clock.now(),
+        show_pii=can("customers.view_pii"), mask_phone=mask_phone,
+        default_promise_date=clock.add_days(clock.bank_today(), 1).isoformat())
+    return _htmx_response(html, status, trigger)
+
+
+@bp.post("/dial")
+@permission_required("cases.work")
+def dial():
+    cif = request.form.get("cif", "")
+    raw_phone = request.form.get("phone_id", "")
+    if not raw_phone.isdigit() or _customer(cif) is None:
+        abort(404)
+    client = _client()
+    try:
+        record = calls.click_to_call(db.session, client, agent=current_user, cif=cif,
+                                     phone_id=int(raw_phone), now=clock.now())
+        db.session.commit()
+    except calls.ContactRefused as exc:
+        db.session.rollback()
+        return render_template("calls/_dial_refused.html", refusal=exc, cif=cif,
+                               phone_id=raw_phone), 422
+    except calls.DialRefused as exc:
+        db.session.rollback()
+        return render_template("calls/_dial_refused.html", message=str(exc), cif=cif,
+                               phone_id=raw_phone), 422
+    except calls.CallCentreDown as exc:
+        db.session.rollback()
+        return _manual_form(cif, int(raw_phone), down=str(exc))
+    finally:
+        if client is not None:
+            client.close()
+    return _widget(record, trigger="call-event")
+
+
+@bp.get("/<call_id>/widget")
+@permission_required("cases.work")
+def widget(call_id: str):
+    record = _own_call(call_id)
+    # the call has just ended: the case's timeline shows its action, awaiting the outcome
+    ended = record.ended_at is not None and record.outcome_recorded_at is None
+    return _widget(record, trigger="case-updated, call-event" if ended else None)
+
+
+@bp.post("/<call_id>/hangup")
+@permission_required("cases.work")
+def hangup(call_id: str):
+    record = _own_call(call_id)
+    client = _client()
+    message = None
+    try:
+        if client is not None:
+            client.hangup(call_id)
+    except Exception as exc:  # noqa: BLE001 - shown to the agent; the call ends on the phone
+        message = f"The call centre did not answer: {exc}"
+    finally:
+        if client is not None:
+            client.close()
+    return _widget(record, message=message)
+
+
+def _action_input(form) -> tuple[actions.ActionInput, dict[str, str]]:
+    errors: dict[str, str] = {}
+    data = actions.ActionInput(action_code_id=None)
+    raw_code = form.get("action_code_id") or ""
+    data.action_code_id = int(raw_code) if raw_code.isdigit() else None
+    data.account_number = form.get("account_number") or None
+    data.notes = form.get("notes")
+    for name, key, parse in (("follow_up_date", "follow_up_date", actions.parse_date),
+                             ("promise_amount", "amount", actions.parse_decimal),
+                             ("promise_date", "promised_date", actions.parse_date)):
+        try:
+            setattr(data, name, parse(form.get(name)))
+        except ValueError as exc:
+            errors[key] = str(exc)
+    return data, errors
+
+
+@bp.post("/<call_id>/outcome")
+@permission_required("cases.work")
+def outcome(call_id: str):
+    record = _own_call(call_id)
+    data, errors = _action_input(request.form)
+    if not errors:
+        try:
+            calls.record_outcome(db.session, agent=current_user, call_id=call_id, data=data,
+                                 now=clock.now())
+            db.session.commit()
+            return _widget(record, saved=True, trigger="case-updated, call-event")
+        except calls.ActionValidationError as exc:
+            db.session.rollback()
+            errors = exc.errors
+        except calls.OutcomeError as exc:
+            db.session.rollback()
+            return _widget(record, message=str(exc), status=409)
+    return _widget(record, errors=errors, values=request.form, status=422)
+
+
+# --- manual call logging -----------------------------------------------------------------------
+
+
+def _phones_of(cif: str) -> list[tuple[Phone, str | None]]:
+    own = [(p, None) for p in db.session.scalars(
+        select(Phone).where(Phone.cif == cif).order_by(Phone.is_primary.desc(), Phone.id))]
+    refs = [(p, name) for p, name in db.session.execute(
+        select(Phone, ReferenceCustomer.name)
+        .join(ReferenceCustomer, ReferenceCustomer.ref_cif == Phone.ref_cif)
+        .where(ReferenceCustomer.primary_cif == cif).order_by(Phone.id))]
+    return own + refs
+
+
+def _manual_form(cif: str, phone_id: int | None, *, errors=None, values=None, down=None,
+                 status=200):
+    now_local = clock.now().astimezone(clock.bank_zone())
+    return render_template(
+        "calls/_manual_call.html", cif=cif, phone_id=phone_id, phones=_phones_of(cif),
+        codes=_call_codes(), accounts=_accounts(cif), errors=errors or {},
+        values=values or {}, down=down, default_time=now_local.strftime("%H:%M"),
+        show_pii=can("customers.view_pii"), mask_phone=mask_phone,
+        default_promise_date=clock.add_days(clock.bank_today(), 1).isoformat()), status
+
+
+@bp.get("/manual")
+@permission_required("cases.work")
+def manual_form():
+    cif = request.args.get("cif", "")
+    if _customer(cif) is None:
+        abort(404)
+    raw = request.args.get("phone_id", "")
+    return _manual_form(cif, int(raw) if raw.isdigit() else None)
+
+
+@bp.post("/manual")
+@permission_required("cases.work")
+def manual_log():
+    form = request.form
+    cif = form.get("cif", "")
+    if _customer(cif) is None:
+        abort(404)
+    data, errors = _action_input(form)
+    raw_phone = form.get("phone_id") or ""
+    started = None
+    raw_time = (form.get("started_time") or "").strip()
+    if raw_time:
+        try:
+            local = datetime.combine(clock.bank_today(), time.fromisoformat(raw_time),
+                                     tzinfo=clock.bank_zone())
+            started = local.astimezone(clock.now().tzinfo)
+        except ValueError:
+            errors["started_at"] = "Enter the time as HH:MM."
+    duration = None
+    raw_minutes = (form.get("duration_minutes") or "").strip().replace(",", ".")
+    if raw_minutes:
+        try:
+            duration = int(round(float(raw_minutes) * 60))
+        except ValueError:
+            errors["duration"] = "Enter the length in minutes, e.g. 3 or 2.5."
+    phone_id = int(raw_phone) if raw_phone.isdigit() else None
+    if not errors:
+        try:
+            record = calls.log_manual_call(
+                db.session, agent=current_user, cif=cif, now=clock.now(),
+                call=calls.ManualCall(phone_id=phone_id,
+                                      direction=form.get("direction") or "outbound",
+                                      started_at=started, duration_s=duration, action=data))
+            db.session.commit()
+            html = render_template("calls/_manual_saved.html", call=record, cif=cif)
+            return _htmx_response(html, 200, "case-updated")
+        except calls.ActionValidationError as exc:
+            db.session.rollback()
+            errors = exc.errors
+        except calls.ContactRefused as exc:
+            db.session.rollback()
+            errors = {"refusal": exc.reason}
+    return _manual_form(cif, phone_id, errors=errors, values=form, status=422)
+
+
+# --- call history per agent and day ------------------------------------------------------------
+
+
+def _visible_agents() -> list[User]:
+    if can("supervisor.board"):
+        team_ids = agent_status.supervised_team_ids(db.session, current_user)
+        return list(db.session.scalars(select(User).where(
+            User.team_id.in_(team_ids), User.role == "agent").order_by(User.full_name)))
+    return [current_user]
+
+
+@bp.get("/")
+@permission_required("cases.view")
+def history():
+    agents = _visible_agents() or [current_user]
+    raw_agent = request.args.get("agent", "")
+    agent = next((a for a in agents if str(a.id) == raw_agent), agents[0])
+    try:
+        day = date.fromisoformat(request.args.get("day", "")) if request.args.get("day") \
+            else clock.bank_today()
+    except ValueError:
+        day = clock.bank_today()
+    records = calls.agent_calls(db.session, agent.id, day)
+    action_ids = [r.action_id for r in records if r.action_id]
+    actions_by_id = {a.id: a for a in db.session.scalars(
+        select(Action).where(Action.id.in_(action_ids)))} if action_ids else {}
+    names = dict(db.session.execute(select(Customer.cif, Customer.name).where(
+        Customer.cif.in_({r.cif for r in records if r.cif}))).all()) if records else {}
+    run = db.session.scalar(select(ReconciliationRun).where(
+        ReconciliationRun.integration == "CTI", ReconciliationRun.business_date == day)
+        .order_by(ReconciliationRun.id.desc()).limit(1))
+    status_events = agent_status.history(db.session, agent.id, calls.day_bounds(day)[0])
+    status_events = [e for e in status_events if e.at < calls.day_bounds(day)[1]]
+    answered = [r for r in records if r.answered_at]
+    summary = {
+        "calls": len(records), "answered": len(answered),
+        "talk": sum(r.duration_s or 0 for r in answered),
+        "pending": sum(1 for r in records if r.action_id and
+                       actions_by_id.get(r.action_id) and
+                       actions_by_id[r.action_id].result is None),
+        "unmatched": sum(1 for r in records if r.unmatched_reason),
+        "manual": sum(1 for r in records if r.source == "manual"),
+    }
+    return render_template("calls/history.html", agents=agents, agent=agent, day=day,
+                           records=records, actions=actions_by_id, names=names, run=run,
+                           summary=summary, status_events=status_events,
+                           previous_day=day - timedelta(days=1),
+                           next_day=day + timedelta(days=1), today=clock.bank_today(),
+                           show_pii=can("customers.view_pii"), mask_phone=mask_phone,
+                           duration_label=agent_status.duration_label)

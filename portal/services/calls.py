@@ -1,0 +1,677 @@
+"""Calls: CTI events become call records and actions; click-to-call; manual call logging; the
+agent's outcome of a call; the day's reconciliation against the call centre's call list.
+
+One merge rule for every source of call facts (``merge_call``): each fact is combined with what
+is stored by an order-free rule (earliest start / answer / end, first non-empty value), so
+duplicated and out-of-order events (``call.ended`` before ``call.answered``) end in the same
+state. The first time a call is seen ended it becomes a CALL action on the customer's case with
+the result still to choose (source ``cti``) and a CALL_LOGGED event; a number that matches no
+customer leaves the call record flagged ``unknown_number`` for supervisors, not an error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from integrations.t24.transform import phone_e164
+from portal.events import publish
+from portal.models import (
+    Action,
+    ActionCode,
+    CallRecord,
+    Card,
+    Case,
+    Loan,
+    Phone,
+    ReferenceCustomer,
+    User,
+)
+from portal.models.enums import CALL_DIRECTIONS
+from portal.services import actions, clock, queue
+from portal.services.actions import ActionInput, ActionValidationError, ContactRefused
+
+CALL_EVENT_TYPES = ("call.started", "call.answered", "call.ended")
+AGENT_EVENT_TYPES = ("agent.status_changed",)
+EVENT_TYPES = CALL_EVENT_TYPES + AGENT_EVENT_TYPES
+
+__all__ = ["ActionInput", "ActionValidationError", "ContactRefused"]
+
+
+# -- inbound events -----------------------------------------------------------------------------
+
+
+class CtiEventError(ValueError):
+    """An event the portal cannot read (400), naming the field at fault."""
+
+    def __init__(self, code: str, message: str, field_name: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field_name
+
+    def to_json(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+
+
+@dataclass
+class CtiEvent:
+    event_id: str
+    type: str
+    occurred_at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_time(value: Any, name: str, *, required: bool = False) -> datetime | None:
+    if value in (None, ""):
+        if required:
+            raise CtiEventError("missing_field", f"{name} is required", name)
+        return None
+    if not isinstance(value, str):
+        raise CtiEventError("bad_field", f"{name} must be an ISO 8601 timestamp", name)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise CtiEventError("bad_field", f"{name} must be an ISO 8601 timestamp", name) from exc
+    if moment.tzinfo is None:
+        raise CtiEventError("bad_field", f"{name} needs a time zone (Z or +07:00)", name)
+    return moment.astimezone(UTC)
+
+
+def _text(data: dict, name: str, limit: int, *, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value in (None, ""):
+        if required:
+            raise CtiEventError("missing_field", f"data.{name} is required", f"data.{name}")
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise CtiEventError("bad_field", f"data.{name} must be a string", f"data.{name}")
+    text = str(value).strip()
+    if len(text) > limit:
+        raise CtiEventError("bad_field", f"data.{name} is longer than {limit} characters",
+                            f"data.{name}")
+    return text
+
+
+def parse_event(body: Any) -> CtiEvent:
+    """A CTI event from its JSON body; raises CtiEventError (400) naming the bad field."""
+    if not isinstance(body, dict):
+        raise CtiEventError("bad_request", "the body must be a JSON object", None)
+    event_id = body.get("event_id")
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 100:
+        raise CtiEventError("missing_field", "event_id is required (a string)", "event_id")
+    kind = body.get("type")
+    if kind not in EVENT_TYPES:
+        raise CtiEventError("unknown_type", f"type must be one of {', '.join(EVENT_TYPES)}",
+                            "type")
+    occurred_at = parse_time(body.get("occurred_at"), "occurred_at", required=True)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise CtiEventError("missing_field", "data must be an object", "data")
+    return CtiEvent(event_id.strip(), kind, occurred_at, data)
+
+
+def apply_event(session: Session, event: CtiEvent, *, async_commit: bool = False) -> dict:
+    """Apply one event (no commit); returns what the webhook answers. ``async_commit``: the
+    caller's transaction may commit without waiting for the WAL flush."""
+    if event.type in AGENT_EVENT_TYPES:
+        from portal.services import agent_status
+
+        return agent_status.apply_cti_event(session, event, async_commit=async_commit)
+    return apply_call_event(session, event, async_commit=async_commit)
+
+
+def apply_call_event(session: Session, event: CtiEvent, *, async_commit: bool = False) -> dict:
+    data = event.data
+    call_id = _text(data, "call_id", 64, required=True)
+    direction = (_text(data, "direction", 8) or "outbound").lower()
+    if direction not in CALL_DIRECTIONS:
+        raise CtiEventError("bad_field", "data.direction must be inbound or outbound",
+                            "data.direction")
+    phone = _text(data, "phone", 32, required=True)
+    started = parse_time(data.get("started_at"), "data.started_at")
+    answered = parse_time(data.get("answered_at"), "data.answered_at")
+    ended = parse_time(data.get("ended_at"), "data.ended_at")
+    duration = data.get("duration_seconds")
+    if duration is not None and (not isinstance(duration, int) or isinstance(duration, bool)
+                                 or duration < 0):
+        raise CtiEventError("bad_field", "data.duration_seconds must be a whole number ≥ 0",
+                            "data.duration_seconds")
+    if event.type == "call.started":
+        started = started or event.occurred_at
+    elif event.type == "call.answered":
+        answered = answered or event.occurred_at
+    else:
+        ended = ended or event.occurred_at
+        if started is None:  # the start is not in the event: estimate it from the length
+            started = ended - timedelta(seconds=duration or 0)
+    if started is None:
+        started = answered or event.occurred_at
+    agent_ref = _text(data, "agent_id", 64)
+    extension = _text(data, "extension", 20)
+    record, newly_ended = merge_call(
+        session, call_id, phone=phone, direction=direction, started_at=started,
+        answered_at=answered, ended_at=ended,
+        duration_s=duration if event.type == "call.ended" else None,
+        disposition=_text(data, "disposition", 32) if event.type == "call.ended" else None,
+        recording_ref=_text(data, "recording_ref", 200) if event.type == "call.ended" else None,
+        agent_ref=agent_ref, extension=extension, at=event.occurred_at,
+        async_commit=async_commit,
+    )
+    return {"accepted": True, "event_id": event.event_id, "call_id": record.call_id,
+            "state": call_state(record), "matched": record.unmatched_reason is None,
+            "action_id": record.action_id, "logged": newly_ended}
+
+
+def call_state(record: CallRecord) -> str:
+    if record.ended_at is not None:
+        return "ended"
+    if record.answered_at is not None:
+        return "answered"
+    return "ringing"
+
+
+# -- matching -----------------------------------------------------------------------------------
+
+
+def normalise_phone(number: str | None) -> str | None:
+    if not number:
+        return None
+    return phone_e164(number) or number.strip()
+
+
+# -- the merge rule -----------------------------------------------------------------------------
+
+
+# One statement per event: find the agent (call-centre id or extension) and the customer (the
+# number, E.164, of a customer or a reference person; the agent's own case first when several
+# share it), create the call or merge the event's facts into it by the order-free rule
+# (earliest times, first values; ON CONFLICT DO UPDATE also locks the row to the end of the
+# transaction), and follow the agent's current call on the board. Written in SQL because it
+# runs for every CTI event (docs/performance.md); ``merge_call`` below is its Python face.
+MERGE_CALL_SQL = text("""
+WITH agent AS (
+    SELECT CASE WHEN CAST(:async_commit AS boolean)
+                THEN set_config('synchronous_commit', 'off', true) END AS async_commit,
+           COALESCE(CAST(:agent_id AS integer), (
+        SELECT u.id FROM users u
+        WHERE u.cti_agent_id = CAST(:agent_ref AS varchar)
+           OR u.phone_extension = CAST(:agent_ref AS varchar)
+           OR u.phone_extension = CAST(:extension AS varchar)
+        ORDER BY (u.cti_agent_id = CAST(:agent_ref AS varchar)) IS NOT TRUE,
+                 (u.phone_extension = CAST(:agent_ref AS varchar)) IS NOT TRUE
+        LIMIT 1)) AS id
+), customer AS (
+    SELECT COALESCE(p.cif, r.primary_cif) AS cif, p.ref_cif
+    FROM phones p
+    LEFT JOIN reference_customers r ON r.ref_cif = p.ref_cif
+    LEFT JOIN cases c ON c.cif = COALESCE(p.cif, r.primary_cif)
+                     AND c.assigned_agent_id = (SELECT id FROM agent)
+    WHERE NOT CAST(:force_cif AS boolean) AND p.number_e164 = CAST(:phone AS varchar)
+      AND COALESCE(p.cif, r.primary_cif) IS NOT NULL
+    ORDER BY c.id IS NULL, p.cif IS NULL, p.do_not_contact, p.is_primary DESC, p.id
+    LIMIT 1
+), facts AS (
+    SELECT (SELECT id FROM agent) AS agent_id,
+           CASE WHEN CAST(:force_cif AS boolean) THEN CAST(:cif AS varchar)
+                ELSE (SELECT cif FROM customer) END AS cif,
+           CASE WHEN CAST(:force_cif AS boolean) THEN CAST(:ref_cif AS varchar)
+                ELSE (SELECT ref_cif FROM customer) END AS ref_cif
+), merged AS (
+    INSERT INTO call_records AS cr (
+        call_id, phone, direction, started_at, answered_at, ended_at, duration_s, disposition,
+        recording_ref, agent_id, cti_agent_ref, cif, ref_cif, unmatched_reason, source,
+        created_at, updated_at)
+    SELECT CAST(:call_id AS varchar), CAST(:phone AS varchar), CAST(:direction AS varchar),
+           CAST(:started_at AS timestamptz), CAST(:answered_at AS timestamptz),
+           CAST(:ended_at AS timestamptz), CAST(:duration_s AS integer),
+           CAST(:disposition AS varchar), CAST(:recording_ref AS varchar), f.agent_id,
+           CAST(:cti_agent_ref AS varchar), f.cif, f.ref_cif,
+           NULLIF(concat_ws('+', CASE WHEN f.cif IS NULL THEN 'unknown_number' END,
+                                 CASE WHEN f.agent_id IS NULL THEN 'unknown_agent' END), ''),
+           CAST(:source AS varchar), CAST(:now AS timestamptz), CAST(:now AS timestamptz)
+    FROM facts f
+    ON CONFLICT (call_id) DO UPDATE SET
+        started_at = LEAST(cr.started_at, EXCLUDED.started_at),
+        answered_at = LEAST(cr.answered_at, EXCLUDED.answered_at),
+        ended_at = LEAST(cr.ended_at, EXCLUDED.ended_at),
+        duration_s = COALESCE(cr.duration_s, EXCLUDED.duration_s),
+        disposition = COALESCE(cr.disposition, EXCLUDED.disposition),
+        recording_ref = COALESCE(cr.recording_ref, EXCLUDED.recording_ref),
+        cti_agent_ref = COALESCE(cr.cti_agent_ref, EXCLUDED.cti_agent_ref),
+        agent_id = COALESCE(cr.agent_id, EXCLUDED.agent_id),
+        cif = CASE WHEN CAST(:force_cif AS boolean) THEN EXCLUDED.cif
+                   ELSE COALESCE(cr.cif, EXCLUDED.cif) END,
+        ref_cif = CASE WHEN CAST(:force_cif AS boolean) OR cr.cif IS NULL THEN EXCLUDED.ref_cif
+                       ELSE cr.ref_cif END,
+        unmatched_reason = NULLIF(concat_ws('+',
+            CASE WHEN (CASE WHEN CAST(:force_cif AS boolean) THEN EXCLUDED.cif
+                            ELSE COALESCE(cr.cif, EXCLUDED.cif) END) IS NULL
+                 THEN 'unknown_number' END,
+            CASE WHEN COALESCE(cr.agent_id, EXCLUDED.agent_id) IS NULL
+                 THEN 'unknown_agent' END), ''),
+        updated_at = EXCLUDED.updated_at
+    RETURNING cr.id, cr.call_id, cr.cif, cr.ref_cif, cr.agent_id, cr.phone, cr.direction,
+              cr.started_at, cr.answered_at, cr.ended_at, cr.duration_s, cr.disposition,
+              cr.source, cr.action_id, cr.logged_at, cr.unmatched_reason
+), follow AS (
+    UPDATE agent_status s
+    SET current_call_id = CASE WHEN m.ended_at IS NULL THEN m.call_id END,
+        current_cif = CASE WHEN m.ended_at IS NULL THEN m.cif END
+    FROM merged m
+    WHERE s.agent_id = m.agent_id
+      AND (m.ended_at IS NULL OR s.current_call_id = m.call_id)
+    RETURNING s.agent_id
+)
+SELECT m.*, (SELECT count(*) FROM follow) AS followed FROM merged m
+""")
+
+
+def merge_call(session: Session, call_id: str, *, phone: str, direction: str,
+               started_at: datetime, at: datetime | None = None,
+               answered_at: datetime | None = None, ended_at: datetime | None = None,
+               duration_s: int | None = None, disposition: str | None = None,
+               recording_ref: str | None = None, agent_id: int | None = None,
+               agent_ref: str | None = None, extension: str | None = None,
+               cif: str | None = None, ref_cif: str | None = None,
+               source: str = "cti", async_commit: bool = False) -> tuple[Any, bool]:
+    """Combine facts about ``call_id`` with the stored record (created if new; the row stays
+    locked to the end of the transaction); returns (the merged record, whether the call was
+    seen ended for the first time). No commit.
+
+    The agent is ``agent_id``, else found by the call centre's ``agent_ref`` / ``extension``;
+    ``cif`` given (a click-to-call from a case) overrides matching by number.
+    ``async_commit``: the transaction will commit without waiting for the WAL flush (see
+    portal/webhooks/cti.py), set inside the same statement to save a round trip."""
+    number = normalise_phone(phone) or phone
+    now = clock.now()
+    row = session.execute(MERGE_CALL_SQL, {
+        "call_id": call_id, "phone": number, "direction": direction, "started_at": started_at,
+        "answered_at": answered_at, "ended_at": ended_at, "duration_s": duration_s,
+        "disposition": disposition, "recording_ref": recording_ref, "agent_id": agent_id,
+        "agent_ref": agent_ref, "extension": extension,
+        "cti_agent_ref": agent_ref or extension, "cif": cif, "ref_cif": ref_cif,
+        "force_cif": cif is not None, "source": source, "now": now,
+        "async_commit": async_commit,
+    }).one()
+    record = SimpleNamespace(**row._mapping)
+    if record.ended_at is None and record.agent_id is not None and not record.followed:
+        from portal.services import agent_status  # the agent has no status row yet
+
+        agent_status.set_current_call(session, record.agent_id, record.call_id, record.cif,
+                                      at or started_at)
+    newly_ended = record.ended_at is not None and record.logged_at is None
+    if newly_ended:
+        record.action_id = _log_call(session, record, now)
+        record.logged_at = now
+    elif record.action_id is not None and cif is not None:
+        # a click-to-call's facts arrived after the events: the pending action follows
+        actions_table = Action.__table__
+        session.execute(update(actions_table).where(actions_table.c.id == record.action_id,
+                                                    actions_table.c.result.is_(None))
+                        .values(cif=record.cif))
+    return record, newly_ended
+
+
+def _duration_label(seconds: int | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _subtype(record) -> str:
+    if record.ref_cif:
+        return "REFERENCE"
+    return "INBOUND" if record.direction == "inbound" else "OUTBOUND"
+
+
+LOG_CALL_SQL = text("""
+WITH action AS (
+    INSERT INTO actions (cif, agent_id, type, subtype, result, at, notes, call_id, source,
+                         created_at)
+    SELECT CAST(:cif AS varchar), CAST(:agent_id AS integer), 'CALL', CAST(:subtype AS varchar),
+           NULL, CAST(:at AS timestamptz), CAST(:notes AS text), CAST(:call_id AS varchar),
+           'cti', CAST(:now AS timestamptz)
+    WHERE CAST(:cif AS varchar) IS NOT NULL AND CAST(:action_id AS bigint) IS NULL
+    RETURNING id
+)
+UPDATE call_records
+SET action_id = COALESCE(CAST(:action_id AS bigint), (SELECT id FROM action)),
+    logged_at = CAST(:now AS timestamptz)
+WHERE id = CAST(:id AS bigint)
+RETURNING action_id
+""")
+
+
+def _log_call(session: Session, record, now: datetime) -> int | None:
+    """A call just ended: a CALL action with its result to choose (when the customer is
+    known), the record marked logged, and the CALL_LOGGED event. Returns the action id."""
+    answered = "answered" if record.duration_s else "not answered"
+    record.action_id = session.execute(LOG_CALL_SQL, {
+        "cif": record.cif, "agent_id": record.agent_id, "subtype": _subtype(record),
+        "at": record.ended_at, "call_id": record.call_id, "now": now, "id": record.id,
+        "action_id": record.action_id,
+        "notes": f"{record.direction.capitalize()} call · {_duration_label(record.duration_s)}"
+                 f" · {(record.disposition or answered).replace('_', ' ').lower()}"
+                 " — outcome to record",
+    }).scalar()
+    publish("CALL_LOGGED", call_logged_payload(record), session=session,
+            occurred_at=record.ended_at)
+    return record.action_id
+
+
+def call_logged_payload(record) -> dict:
+    def iso(moment: datetime | None) -> str | None:
+        return moment.astimezone(UTC).isoformat() if moment else None
+
+    return {
+        "call_id": record.call_id, "direction": record.direction,
+        "started_at": iso(record.started_at), "cif": record.cif, "agent_id": record.agent_id,
+        "phone": record.phone, "answered_at": iso(record.answered_at),
+        "ended_at": iso(record.ended_at), "duration_seconds": record.duration_s,
+        "disposition": record.disposition, "action_id": record.action_id,
+        "source": "manual" if record.source == "manual" else "cti",
+    }
+
+
+# -- click-to-call ------------------------------------------------------------------------------
+
+
+class CallCentreDown(Exception):
+    """The call centre did not answer: the agent is offered manual call logging."""
+
+
+class DialRefused(Exception):
+    """The dial cannot be asked for (no extension, number not the customer's, ...)."""
+
+
+def callable_phone(session: Session, cif: str, phone_id: int) -> Phone:
+    """A phone of the customer, or of one of the customer's reference persons."""
+    phone = session.get(Phone, phone_id)
+    if phone is None:
+        raise DialRefused("This number is not on file.")
+    if phone.cif == cif:
+        return phone
+    if phone.ref_cif and session.scalar(select(ReferenceCustomer.primary_cif).where(
+            ReferenceCustomer.ref_cif == phone.ref_cif)) == cif:
+        return phone
+    raise DialRefused("This number does not belong to the customer.")
+
+
+def check_dial(session: Session, cif: str, phone: Phone, at: datetime):
+    """The contact rules' decision (window, attempts, do-not-contact) for calling ``phone``."""
+    return actions.check_contact(session, cif=cif, action_type="CALL",
+                                 phone_id=actions._number_of_record(session, phone), at=at)
+
+
+def click_to_call(session: Session, client, *, agent: User, cif: str, phone_id: int,
+                  now: datetime | None = None) -> CallRecord:
+    """Check the contact rules, ask the call centre to dial, record the call as ringing (no
+    commit). Raises ContactRefused, DialRefused or CallCentreDown."""
+    from integrations.http import ApiError
+
+    now = now or clock.now()
+    phone = callable_phone(session, cif, phone_id)
+    decision = check_dial(session, cif, phone, now)
+    if not decision.allowed:
+        raise ContactRefused(decision.reason or "The contact rules do not allow this call now.",
+                             decision.next_allowed_at)
+    agent_ref = agent.cti_agent_id or agent.phone_extension
+    if not agent_ref:
+        raise DialRefused("You have no call-centre extension: ask an administrator.")
+    if client is None:
+        raise CallCentreDown("No call centre is configured.")
+    number = phone.number_e164 or normalise_phone(phone.number) or phone.number
+    try:
+        answer = client.dial(agent_ref, number, reference=cif, request_id=str(uuid.uuid4()))
+    except ApiError as exc:
+        raise CallCentreDown(str(exc)) from exc
+    call_id = str(answer.get("call_id") or "")
+    if not call_id:
+        raise CallCentreDown("The call centre did not return a call id.")
+    ref_cif = phone.ref_cif if phone.cif is None else None
+    row, _ = merge_call(session, call_id, phone=number, direction="outbound", started_at=now,
+                        agent_id=agent.id, agent_ref=agent_ref, cif=cif, ref_cif=ref_cif)
+    return session.get(CallRecord, row.id)
+
+
+# -- the agent's outcome of a CTI call ----------------------------------------------------------
+
+
+class OutcomeError(Exception):
+    pass
+
+
+def record_outcome(session: Session, *, agent: User, call_id: str, data: ActionInput,
+                   now: datetime | None = None) -> Action:
+    """Complete a CTI call's action with the agent's result (once), capture the promise the
+    result carries and move the case on, as recording any action does. No commit. Raises
+    ActionValidationError (field errors) or OutcomeError."""
+    now = now or clock.now()
+    record = session.scalar(select(CallRecord).where(CallRecord.call_id == call_id)
+                            .with_for_update())
+    if record is None or record.action_id is None:
+        raise OutcomeError("This call has no action to complete.")
+    action = session.scalar(select(Action).where(Action.id == record.action_id)
+                            .with_for_update())
+    if action is None or action.result is not None:
+        raise OutcomeError("The outcome of this call has already been recorded.")
+    errors: dict[str, str] = {}
+    code = session.get(ActionCode, data.action_code_id) if data.action_code_id else None
+    if code is None or not code.active or code.type != "CALL":
+        errors["action_code_id"] = "Choose the result of the call."
+    account_number = None
+    if data.account_number:
+        account_number = session.scalar(select(Loan.account_number).where(
+            Loan.account_number == data.account_number, Loan.cif == action.cif)) or \
+            session.scalar(select(Card.contract_number).where(
+                Card.contract_number == data.account_number, Card.cif == action.cif))
+        if account_number is None:
+            errors["account_number"] = "This account does not belong to the customer."
+    if data.notes and len(data.notes) > actions.NOTES_MAX:
+        errors["notes"] = f"Notes are limited to {actions.NOTES_MAX} characters."
+    today = clock.bank_today(now)
+    if data.follow_up_date is not None and data.follow_up_date < today:
+        errors["follow_up_date"] = "The follow-up date cannot be in the past."
+    if errors:
+        raise ActionValidationError(errors)
+
+    follow_up = data.follow_up_date if data.follow_up_date is not None \
+        else actions.default_follow_up(code, now)
+    action.action_code_id, action.subtype, action.result = code.id, code.subtype, code.result
+    action.account_number = account_number
+    action.agent_id = action.agent_id or agent.id
+    action.follow_up_date = follow_up
+    note = (data.notes or "").strip()
+    action.notes = note or None
+    record.outcome_recorded_at = now
+    session.flush()
+    if code.is_promise:
+        loan = session.scalar(select(Loan.account_number).where(
+            Loan.account_number == account_number)) if account_number else None
+        try:
+            actions.create_promise(session, agent_id=agent.id, cif=action.cif,
+                                   account_number=loan, amount=data.promise_amount,
+                                   promised_date=data.promise_date, action_id=action.id,
+                                   today=today)
+        except actions.promise_validation_error() as exc:
+            raise ActionValidationError(dict(exc.errors)) from exc
+    _move_case(session, action.cif, code, agent, action.at, follow_up, now)
+    return action
+
+
+def _move_case(session: Session, cif: str, code: ActionCode, agent: User, at: datetime,
+               follow_up: date | None, now: datetime) -> None:
+    """The case moves on as actions.record_action moves it for a recorded action."""
+    case = session.scalar(select(Case).where(Case.cif == cif).with_for_update())
+    if case is None:
+        return
+    case.last_action_at = max(case.last_action_at or at, at)
+    if code.is_contact:
+        case.last_contact_at = max(case.last_contact_at or at, at)
+    if follow_up is not None:
+        case.next_action_at = clock.bank_datetime(follow_up)
+    if code.is_promise and case.status in ("open", "in_progress"):
+        case.status = "promised"
+    elif case.status == "open":
+        case.status = "in_progress"
+    if case.processing_state == "new":
+        case.processing_state = "contacting"
+    if code.is_promise:
+        case.processing_state = "monitoring"
+    if case.locked_by_id == agent.id:
+        case.locked_by_id = None
+        case.locked_until = None
+    session.flush()
+    queue.recompute_priorities(session, [case.id], now=now)
+
+
+# -- manual call logging (the call centre is down) -----------------------------------------------
+
+
+@dataclass
+class ManualCall:
+    phone_id: int | None
+    direction: str
+    started_at: datetime | None
+    duration_s: int | None
+    action: ActionInput
+
+
+def log_manual_call(session: Session, *, agent: User, cif: str, call: ManualCall,
+                    now: datetime | None = None) -> CallRecord:
+    """A call the agent made outside the call centre: the action with its result (as the
+    action form records it, contact rules included), a call record with source ``manual``
+    and CALL_LOGGED. No commit. Raises ActionValidationError or ContactRefused."""
+    now = now or clock.now()
+    errors: dict[str, str] = {}
+    if call.direction not in CALL_DIRECTIONS:
+        errors["direction"] = "Choose inbound or outbound."
+    if call.phone_id is None:
+        errors["phone_id"] = "Choose the number called."
+    if call.started_at is not None and call.started_at > now + timedelta(minutes=1):
+        errors["started_at"] = "The call cannot start in the future."
+    if call.duration_s is not None and not 0 <= call.duration_s <= 4 * 3600:
+        errors["duration"] = "Enter the length of the call in minutes (up to 4 hours)."
+    phone = None
+    if call.phone_id is not None:
+        try:
+            phone = callable_phone(session, cif, call.phone_id)
+        except DialRefused as exc:
+            errors["phone_id"] = str(exc)
+    if errors:
+        raise ActionValidationError(errors)
+    data = call.action
+    data.phone_id = phone.id if phone.cif == cif else None
+    action = actions.record_action(session, agent=agent, cif=cif, data=data, now=now)
+    started = call.started_at or now
+    duration = call.duration_s or 0
+    answered = started if duration else None
+    record = CallRecord(
+        call_id=f"MAN-{uuid.uuid4().hex[:20]}", agent_id=agent.id, cif=cif,
+        ref_cif=phone.ref_cif if phone.cif is None else None,
+        phone=phone.number_e164 or phone.number, direction=call.direction, started_at=started,
+        answered_at=answered, ended_at=started + timedelta(seconds=duration),
+        duration_s=duration, disposition=action.result, action_id=action.id, source="manual",
+        outcome_recorded_at=now, logged_at=now,
+    )
+    session.add(record)
+    session.flush()
+    action.call_id = record.call_id
+    publish("CALL_LOGGED", call_logged_payload(record), session=session,
+            occurred_at=record.ended_at)
+    return record
+
+
+# -- history and reconciliation -----------------------------------------------------------------
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, datetime.min.time(), tzinfo=clock.bank_zone()).astimezone(UTC)
+    return start, start + timedelta(days=1)
+
+
+def agent_calls(session: Session, agent_id: int, day: date) -> list[CallRecord]:
+    start, end = day_bounds(day)
+    return list(session.scalars(
+        select(CallRecord).where(CallRecord.agent_id == agent_id,
+                                 CallRecord.started_at >= start, CallRecord.started_at < end)
+        .order_by(CallRecord.started_at)))
+
+
+def unmatched_calls(session: Session, since: datetime, limit: int = 50) -> list[CallRecord]:
+    return list(session.scalars(
+        select(CallRecord).where(CallRecord.unmatched_reason.is_not(None),
+                                 CallRecord.started_at >= since)
+        .order_by(CallRecord.started_at.desc()).limit(limit)))
+
+
+def count_unmatched(session: Session, since: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(CallRecord).where(
+        CallRecord.unmatched_reason.is_not(None), CallRecord.started_at >= since)) or 0
+
+
+def reconcile_day(session: Session, client, day: date, *, trigger: str = "schedule",
+                  now: datetime | None = None):
+    """Match the call centre's calls of ``day`` against call records by call id: a call the
+    portal missed is added (as if its events had arrived; gap ``missing_in_crm``), a CTI record
+    the call centre does not list is ``missing_in_source``, a different length is
+    ``status_mismatch``. Manual calls are the portal's own and not compared. No commit."""
+    from portal.models import Discrepancy, ReconciliationRun
+
+    now = now or clock.now()
+    run = ReconciliationRun(integration="CTI", business_date=day, status="running",
+                            started_at=now)
+    session.add(run)
+    session.flush()
+    start, end = day_bounds(day)
+    ours = {c.call_id: c for c in session.scalars(
+        select(CallRecord).where(CallRecord.started_at >= start, CallRecord.started_at < end,
+                                 CallRecord.source == "cti"))}
+    seen: set[str] = set()
+    gaps: list[Discrepancy] = []
+    source_count = 0
+    for item in client.calls_of_day(day):
+        source_count += 1
+        call_id = str(item.get("call_id") or "")
+        if not call_id:
+            continue
+        seen.add(call_id)
+        mine = ours.get(call_id)
+        if mine is None:
+            mine = session.scalar(select(CallRecord).where(CallRecord.call_id == call_id))
+        if mine is None:
+            event = CtiEvent(f"reconcile-{call_id}", "call.ended",
+                             parse_time(item.get("ended_at") or item.get("started_at"),
+                                        "ended_at", required=True), item)
+            apply_call_event(session, event)
+            gaps.append(Discrepancy(run_id=run.id, kind="missing_in_crm", entity="call",
+                                    key=call_id, source_value=item, crm_value=None,
+                                    status="resolved", resolution="added from the call list",
+                                    resolved_at=now))
+        elif item.get("duration_seconds") is not None and mine.ended_at is not None and \
+                mine.duration_s != item.get("duration_seconds"):
+            gaps.append(Discrepancy(run_id=run.id, kind="status_mismatch", entity="call",
+                                    key=call_id, source_value=item,
+                                    crm_value={"duration_seconds": mine.duration_s}))
+    for call_id, mine in ours.items():
+        if call_id not in seen:
+            gaps.append(Discrepancy(run_id=run.id, kind="missing_in_source", entity="call",
+                                    key=call_id, source_value=None,
+                                    crm_value={"started_at": mine.started_at.isoformat(),
+                                               "agent_id": mine.agent_id}))
+    session.add_all(gaps)
+    run.source_count = source_count
+    run.crm_count = len(ours)
+    run.discrepancy_count = len(gaps)
+    run.matched_count = len(seen & set(ours))
+    run.status = "succeeded" if not gaps else "partial"
+    run.finished_at = clock.now()
+    session.flush()
+    return run

@@ -1,0 +1,54 @@
+"""Jobs of the call centre: push agent statuses the call centre has not confirmed (every 30 s),
+and the daily reconciliation of calls against the call centre's call list."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+from flask import current_app
+
+from integrations.callcentre.client import from_config
+from portal.extensions import db
+from portal.services import agent_status, calls, clock
+from workers.context import job
+
+log = logging.getLogger(__name__)
+
+
+@job
+def sync_agent_statuses() -> dict:
+    """Retry every unsynced agent status (kept while the call centre was unreachable)."""
+    client = from_config(current_app.config)
+    try:
+        result = agent_status.sync_pending(db.session, client)
+    finally:
+        if client is not None:
+            client.close()
+    if result["pending"]:
+        log.info("agent statuses pushed to the call centre", extra=result)
+    return result
+
+
+@job
+def reconcile_calls(day: str | None = None) -> dict:
+    """Match the call centre's calls of ``day`` (ISO date; default: the bank's yesterday)
+    against call records; commits the run and its discrepancies."""
+    business_date = date.fromisoformat(day) if day else \
+        clock.bank_today() - timedelta(days=1)
+    client = from_config(current_app.config)
+    if client is None:
+        return {"business_date": business_date.isoformat(), "skipped": "no call centre"}
+    try:
+        run = calls.reconcile_day(db.session, client, business_date)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    finally:
+        client.close()
+    result = {"business_date": business_date.isoformat(), "run_id": run.id,
+              "source": run.source_count, "crm": run.crm_count, "matched": run.matched_count,
+              "discrepancies": run.discrepancy_count}
+    log.info("calls reconciled", extra=result)
+    return result
