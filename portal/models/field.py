@@ -33,6 +33,8 @@ class CallRecord(Base, TimestampMixin):
         CheckConstraint("duration_s IS NULL OR duration_s >= 0", name="duration_non_negative"),
         Index("ix_call_records_agent_started", "agent_id", "started_at"),
         Index("ix_call_records_cif_started", "cif", "started_at"),
+        Index("ix_call_records_unmatched", "started_at",
+              postgresql_where="unmatched_reason IS NOT NULL"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -49,6 +51,13 @@ class CallRecord(Base, TimestampMixin):
     recording_ref: Mapped[str | None] = mapped_column(String(200))
     action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id", ondelete="SET NULL"))
     source: Mapped[str] = mapped_column(String(8), default="cti", server_default="cti")
+    # the call centre's own agent and customer keys as received, and why a call could not be
+    # matched to an agent or a customer (None: matched); unmatched calls go to supervisors
+    cti_agent_ref: Mapped[str | None] = mapped_column(String(64))
+    ref_cif: Mapped[str | None] = mapped_column(String(32))
+    unmatched_reason: Mapped[str | None] = mapped_column(String(32))
+    outcome_recorded_at: Mapped[datetime | None]
+    logged_at: Mapped[datetime | None]  # seen ended: action + CALL_LOGGED done (once)
 
 
 class AgentStatus(Base):
@@ -68,6 +77,10 @@ class AgentStatus(Base):
     synced: Mapped[bool] = mapped_column(default=True, server_default="true")
     current_call_id: Mapped[str | None] = mapped_column(String(64))
     current_cif: Mapped[str | None] = mapped_column(String(32))
+    # a portal change the call centre has not confirmed: retried by workers/jobs/calls.py
+    sync_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    sync_error: Mapped[str | None] = mapped_column(String(200))
+    last_sync_at: Mapped[datetime | None]
 
     agent = relationship("User")
 
@@ -147,3 +160,17 @@ class Visit(Base, TimestampMixin):
     notes: Mapped[str | None] = mapped_column(Text)
 
     agent = relationship("User", foreign_keys=[agent_id])
+
+
+class FieldDevice(Base, TimestampMixin):
+    """A phone or tracker's own identifier (the OsmAnd/Traccar ``id``) → the field agent it
+    belongs to. Lets a shared gateway token, or a device token, name its agent by device id."""
+
+    __tablename__ = "field_devices"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str | None] = mapped_column(String(100))
+    last_seen_at: Mapped[datetime | None]
+
+    agent = relationship("User")

@@ -1,0 +1,310 @@
+"""Field work API for phones: GPS positions (our JSON and the OsmAnd / Traccar Client protocol),
+the visit plan, check-in, suggestions of nearby customers, and the agent's route.
+
+The agent is the user the API token belongs to (a device token). A system token (no user, e.g. a
+tracking gateway) names the agent by a registered device id (``field_devices``). Wire formats
+and refusal codes: docs/integrations.md ("GPS")."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import wraps
+
+from flask import g, jsonify, request
+from sqlalchemy import select
+
+from integrations.gps import forward
+from integrations.gps.verify import remote_verifier
+from portal.api import bp
+from portal.extensions import db
+from portal.models import User, Visit
+from portal.models.field import FieldDevice
+from portal.permissions import api_error, api_permission_required
+from portal.services import clock, locations, visits
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.response = api_error(status, code, message)
+
+
+def token_in_query(view):
+    """Trackers such as the Traccar Client cannot send headers: accept ``?token=`` (or a form
+    field) as the Bearer token. Outside ``api_permission_required`` so that one still decides."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        raw = request.args.get("token") or (request.form.get("token") if request.form else None)
+        if raw and "HTTP_AUTHORIZATION" not in request.environ:
+            request.environ["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _caller() -> User | None:
+    principal = g.api_principal
+    return db.session.get(User, principal.user_id) if principal.user_id else None
+
+
+def _field_agent(device_id: str | None = None) -> User:
+    """The field agent a request posts for: the token's user, or the registered device."""
+    user = _caller()
+    device = db.session.get(FieldDevice, str(device_id)[:64]) if device_id else None
+    if user is not None:
+        if user.role != "field_agent":
+            raise _Refusal(403, "not_a_field_agent",
+                           f"User {user.username} is not a field agent.")
+        if device is not None and device.agent_id != user.id:
+            raise _Refusal(403, "device_mismatch",
+                           f"Device {device_id} is registered to another agent.")
+    else:
+        if not device_id:
+            raise _Refusal(422, "device_required",
+                           "A token without a user must name the device ('id' / 'device_id').")
+        if device is None:
+            raise _Refusal(404, "unknown_device", f"Device {device_id} is not registered.")
+        user = device.agent
+        if user is None or not user.active or user.role != "field_agent":
+            raise _Refusal(403, "agent_inactive",
+                           f"The agent of device {device_id} is not an active field agent.")
+    if device is not None:
+        now = clock.now()
+        if device.last_seen_at is None or (now - device.last_seen_at).total_seconds() > 60:
+            device.last_seen_at = now
+    return user
+
+
+def _ingest_response(result: locations.IngestResult, single: bool):
+    db.session.commit()
+    if result.accepted:
+        forward.request_forward()
+    body = result.as_dict()
+    if single and result.refused:
+        refusal = result.refused[0]
+        response = jsonify({"error": {"code": refusal["code"], "message": refusal["message"]},
+                            **body})
+        response.status_code = 422
+        return response
+    return jsonify(body)
+
+
+@bp.post("/field/locations")
+@api_permission_required("api.locations")
+def post_locations():
+    """One point (an object with ``lat``), or ``{"points": [...]}`` / a JSON list (≤ 1,000)."""
+    body = request.get_json(silent=True)
+    if body is None:
+        return api_error(400, "malformed_json", "Send a JSON object or list "
+                                                "(Content-Type: application/json).")
+    single = isinstance(body, dict) and "points" not in body
+    device_id = body.get("device_id") if isinstance(body, dict) else None
+    points = [body] if single else body.get("points") if isinstance(body, dict) else body
+    if not isinstance(points, list):
+        return api_error(400, "malformed", "'points' must be a list of points.")
+    if not points:
+        return api_error(422, "empty_batch", "The batch has no points.")
+    if len(points) > locations.MAX_BATCH:
+        return api_error(413, "batch_too_large",
+                         f"A batch holds at most {locations.MAX_BATCH} points "
+                         f"(got {len(points)}).")
+    try:
+        agent = _field_agent(device_id)
+    except _Refusal as refusal:
+        return refusal.response
+    locations.relax_commit(db.session)
+    result = locations.ingest(db.session, agent.id, points, source="api")
+    return _ingest_response(result, single)
+
+
+@bp.route("/field/osmand", methods=["GET", "POST"])
+@token_in_query
+@api_permission_required("api.locations")
+def osmand():
+    """The OsmAnd protocol (Traccar Client): query string or form fields, or its JSON body."""
+    body = request.get_json(silent=True) if request.is_json else None
+    if request.is_json and not isinstance(body, dict):
+        return api_error(400, "malformed_json", "Send the Traccar Client JSON object.")
+    try:
+        if body is not None:
+            device_id, points = locations.parse_osmand_json(body)
+        else:
+            params = request.values
+            device_id = params.get("id") or params.get("deviceid")
+            try:
+                _, point = locations.parse_osmand_params(params)
+                points = [point]
+            except locations.PointRefused as exc:  # answered below with its reason
+                points = [exc]
+    except locations.PointRefused as exc:
+        return api_error(400, exc.code, exc.message)
+    if len(points) > locations.MAX_BATCH:
+        return api_error(413, "batch_too_large",
+                         f"A batch holds at most {locations.MAX_BATCH} points.")
+    try:
+        agent = _field_agent(device_id)
+    except _Refusal as refusal:
+        return refusal.response
+    locations.relax_commit(db.session)
+    result = locations.ingest(db.session, agent.id, points, source="osmand")
+    db.session.commit()
+    if result.accepted:
+        forward.request_forward()
+    body = result.as_dict()
+    if result.refused and len(result.refused) == len(points):
+        # the tracker keeps what it could not deliver: say exactly why it was refused
+        refusal = result.refused[0]
+        response = jsonify({"error": {"code": refusal["code"], "message": refusal["message"]},
+                            **body})
+        response.status_code = 400
+        return response
+    return jsonify(body)
+
+
+def _visit_json(v: dict | Visit) -> dict:
+    if isinstance(v, Visit):
+        return {"id": v.id, "cif": v.cif, "agent_id": v.agent_id,
+                "planned_for": v.planned_for.isoformat(), "status": v.status,
+                "verification": v.verification, "verification_source": v.verification_source,
+                "distance_m": None if v.distance_m is None else float(v.distance_m),
+                "checked_in_at": v.checked_in_at.isoformat() if v.checked_in_at else None}
+    return {"id": v["id"], "cif": v["cif"], "customer": v["customer_name"],
+            "agent_id": v["agent_id"], "planned_for": v["planned_for"].isoformat(),
+            "status": v["status"], "verification": v["verification"],
+            "address": v["line1"], "district": v["district"],
+            "lat": None if v["lat"] is None else float(v["lat"]),
+            "lon": None if v["lon"] is None else float(v["lon"]),
+            "distance_m": None if v["distance_m"] is None else float(v["distance_m"]),
+            "checked_in_at": v["checked_in_at"].isoformat() if v["checked_in_at"] else None}
+
+
+def _day_arg() -> date:
+    raw = request.args.get("date")
+    if not raw:
+        return clock.bank_today()
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise _Refusal(400, "invalid_date", "date must be YYYY-MM-DD.") from None
+
+
+@bp.get("/field/visits")
+@api_permission_required("api.visits")
+def list_visits():
+    """The calling agent's visits of a day (``?date=``, default today), in a short route order."""
+    try:
+        agent = _field_agent()
+        day = _day_arg()
+    except _Refusal as refusal:
+        return refusal.response
+    rows = visits.visits_for_day(db.session, day, agent_ids=[agent.id])
+    route = visits.plan_my_day(db.session, agent, day)
+    return jsonify({"date": day.isoformat(), "visits": [_visit_json(v) for v in rows],
+                    "route": route})
+
+
+@bp.post("/field/visits")
+@api_permission_required("api.visits")
+def plan_visit():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return api_error(400, "malformed_json", "Send a JSON object.")
+    try:
+        agent = _field_agent()
+        day = date.fromisoformat(body["planned_for"]) if body.get("planned_for") else None
+    except _Refusal as refusal:
+        return refusal.response
+    except (TypeError, ValueError):
+        return api_error(422, "invalid", "planned_for must be YYYY-MM-DD.")
+    try:
+        visit = visits.plan_visit(db.session, cif=str(body.get("cif") or ""),
+                                  agent_id=agent.id, planned_for=day, planned_by=agent,
+                                  notes=body.get("notes"))
+    except visits.VisitError as exc:
+        db.session.rollback()
+        return _visit_error(exc)
+    db.session.commit()
+    response = jsonify(_visit_json(visit))
+    response.status_code = 201
+    return response
+
+
+def _visit_error(exc: visits.VisitError):
+    response = jsonify({"error": {"code": exc.code, "message": str(exc),
+                                  "fields": exc.errors}})
+    response.status_code = exc.status
+    return response
+
+
+@bp.post("/field/visits/<int:visit_id>/checkin")
+@api_permission_required("api.visits")
+def checkin(visit_id: int):
+    """``{"lat", "lon", "accuracy_m", "recorded_at"?}`` → the visit with its verification."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return api_error(400, "malformed_json", "Send a JSON object.")
+    try:
+        agent = _field_agent()
+    except _Refusal as refusal:
+        return refusal.response
+    visit = db.session.scalar(select(Visit).where(Visit.id == visit_id).with_for_update())
+    if visit is None:
+        return api_error(404, "not_found", f"No visit {visit_id}.")
+    at = None
+    if body.get("recorded_at"):
+        try:
+            at = locations.parse_timestamp(body["recorded_at"])
+        except locations.PointRefused as exc:
+            return api_error(422, exc.code, exc.message)
+        now = clock.now()
+        if at > now or (now - at).total_seconds() > 3600:
+            return api_error(422, "invalid_timestamp",
+                             "recorded_at must be within the last hour and not in the future.")
+    for name in ("lat", "lon", "accuracy_m"):
+        if body.get(name) is None:
+            db.session.rollback()
+            return api_error(422, "missing_field", f"{name} is required.")
+    try:
+        visit, decision = visits.checkin(db.session, visit, agent_id=agent.id, lat=body["lat"],
+                                         lon=body["lon"], accuracy_m=body["accuracy_m"], at=at,
+                                         remote=remote_verifier())
+    except visits.VisitError as exc:
+        db.session.rollback()
+        return _visit_error(exc)
+    db.session.commit()
+    return jsonify({**_visit_json(visit), "reason": decision.reason})
+
+
+@bp.get("/field/suggestions")
+@api_permission_required("api.visits")
+def suggestions():
+    """Customers near the agent's latest position (or ``?lat=&lon=``), by priority then
+    distance; ``radius_km`` (default FIELD_NEARBY_KM), ``limit`` (≤ 100)."""
+    try:
+        agent = _field_agent()
+        lat = float(request.args["lat"]) if request.args.get("lat") else None
+        lon = float(request.args["lon"]) if request.args.get("lon") else None
+        radius = float(request.args["radius_km"]) if request.args.get("radius_km") else None
+        limit = min(100, max(1, int(request.args.get("limit", 20))))
+    except _Refusal as refusal:
+        return refusal.response
+    except ValueError:
+        return api_error(400, "invalid", "lat, lon, radius_km and limit must be numbers.")
+    if radius is not None and not 0 < radius <= 50:
+        return api_error(400, "invalid", "radius_km must be between 0 and 50.")
+    found = visits.suggestions(db.session, agent, lat=lat, lon=lon, radius_km=radius,
+                               limit=limit)
+    return jsonify(found)
+
+
+@bp.get("/field/route")
+@api_permission_required("api.locations")
+def my_route():
+    """The calling agent's route of a day (``?date=``): simplified line, distance, stops."""
+    try:
+        agent = _field_agent()
+        day = _day_arg()
+    except _Refusal as refusal:
+        return refusal.response
+    return jsonify(locations.route_history(db.session, agent.id, day))

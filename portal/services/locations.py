@@ -1,0 +1,406 @@
+"""GPS positions of field agents: validation of what phones send (our JSON and the OsmAnd /
+Traccar Client protocol), bulk storage, latest positions and a day's route.
+
+Every point is judged alone. A refused point is not stored and comes back with a reason code
+(the API answers it to the phone); a suspicious one is stored with a ``flag``. The same agent and
+``recorded_at`` twice is a duplicate, ignored by the database (unique index, ON CONFLICT DO
+NOTHING); a point older than the last one is stored all the same — order is by ``recorded_at``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from flask import current_app, has_app_context
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from portal.services import clock, field_geo
+
+MAX_BATCH = 1000
+KNOTS_TO_MS = 0.514444
+
+# refusal reason codes (stable: phones and docs/integrations.md rely on them)
+REASONS = {
+    "malformed": "a point must be a JSON object",
+    "missing_field": "a required field is missing",
+    "invalid_number": "a field that must be a number is not one",
+    "lat_out_of_range": "lat must be between -90 and 90",
+    "lon_out_of_range": "lon must be between -180 and 180",
+    "null_island": "lat 0, lon 0 is a receiver without a fix",
+    "invalid_timestamp": "recorded_at must be ISO 8601 with a zone, or Unix seconds/milliseconds",
+    "future_timestamp": "recorded_at is in the future",
+    "too_old": "recorded_at is older than the oldest point accepted",
+    "accuracy_absurd": "accuracy is negative or beyond the largest accepted",
+}
+# flags stored with a point that is kept
+FLAG_POOR_ACCURACY = "poor_accuracy"
+FLAG_SPEED = "implausible_speed"
+MAX_SPEED_MS = 70.0  # 250 km/h: not a motorbike in a city
+
+
+class PointRefused(ValueError):
+    def __init__(self, code: str, message: str | None = None):
+        super().__init__(message or REASONS[code])
+        self.code = code
+        self.message = message or REASONS[code]
+
+
+@dataclass
+class Limits:
+    flag_accuracy_m: float = 500.0
+    max_accuracy_m: float = 10_000.0
+    future_tolerance_s: int = 120
+    max_age_days: int = 7
+
+    @classmethod
+    def from_config(cls) -> Limits:
+        if not has_app_context():
+            return cls()
+        c = current_app.config
+        return cls(c.get("LOCATION_FLAG_ACCURACY_M", 500.0), c.get("LOCATION_MAX_ACCURACY_M",
+                                                                     10_000.0),
+                   c.get("LOCATION_FUTURE_TOLERANCE_S", 120), c.get("LOCATION_MAX_AGE_DAYS", 7))
+
+
+@dataclass
+class Point:
+    lat: float
+    lon: float
+    recorded_at: datetime
+    accuracy_m: float | None = None
+    speed: float | None = None  # m/s
+    heading: float | None = None
+    battery: float | None = None  # percent
+    flag: str | None = None
+
+
+@dataclass
+class IngestResult:
+    received: int = 0
+    accepted: int = 0  # stored now
+    duplicates: int = 0  # same agent + recorded_at already stored (or twice in the batch)
+    flagged: int = 0  # stored with a flag
+    refused: list[dict] = field(default_factory=list)  # {"index", "code", "message"}
+
+    def as_dict(self) -> dict:
+        return {"received": self.received, "accepted": self.accepted,
+                "duplicates": self.duplicates, "flagged": self.flagged,
+                "refused": self.refused}
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def _number(value, name: str, required: bool = False) -> float | None:
+    if value is None or value == "":
+        if required:
+            raise PointRefused("missing_field", f"{name} is required")
+        return None
+    if isinstance(value, bool):
+        raise PointRefused("invalid_number", f"{name} must be a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PointRefused("invalid_number", f"{name} must be a number") from None
+    if not math.isfinite(number):
+        raise PointRefused("invalid_number", f"{name} must be a finite number")
+    return number
+
+
+def parse_timestamp(value, name: str = "recorded_at") -> datetime:
+    """ISO 8601 with a zone, or Unix time in seconds or milliseconds (numbers or digits)."""
+    if value is None or value == "":
+        raise PointRefused("missing_field", f"{name} is required")
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool) or (
+                isinstance(value, str) and value.replace(".", "", 1).isdigit()):
+            seconds = float(value)
+            if seconds > 1e11:  # milliseconds
+                seconds /= 1000
+            return datetime.fromtimestamp(seconds, UTC)
+        if isinstance(value, str):
+            ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            if ts.tzinfo is None:
+                raise PointRefused("invalid_timestamp",
+                                   f"{name} needs a time zone (e.g. 2026-11-24T08:00:00Z)")
+            return ts.astimezone(UTC)
+    except PointRefused:
+        raise
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise PointRefused("invalid_timestamp", f"{name} must be ISO 8601 with a zone, or Unix "
+                                            "seconds/milliseconds")
+
+
+def check_point(point: Point, now: datetime, limits: Limits) -> Point:
+    """Range, time and accuracy rules; sets ``flag``; raises PointRefused."""
+    if not -90 <= point.lat <= 90:
+        raise PointRefused("lat_out_of_range", f"lat {point.lat} is not between -90 and 90")
+    if not -180 <= point.lon <= 180:
+        raise PointRefused("lon_out_of_range", f"lon {point.lon} is not between -180 and 180")
+    if point.lat == 0 and point.lon == 0:
+        raise PointRefused("null_island")
+    if point.recorded_at > now + timedelta(seconds=limits.future_tolerance_s):
+        ahead = int((point.recorded_at - now).total_seconds())
+        raise PointRefused("future_timestamp", f"recorded_at is {ahead} s in the future "
+                                               f"(tolerance {limits.future_tolerance_s} s)")
+    if point.recorded_at < now - timedelta(days=limits.max_age_days):
+        raise PointRefused("too_old", f"recorded_at is older than {limits.max_age_days} days")
+    if point.accuracy_m is not None and not 0 <= point.accuracy_m <= limits.max_accuracy_m:
+        raise PointRefused("accuracy_absurd", f"accuracy {point.accuracy_m:g} m is not between "
+                                              f"0 and {limits.max_accuracy_m:g} m")
+    flags = []
+    if point.accuracy_m is not None and point.accuracy_m > limits.flag_accuracy_m:
+        flags.append(FLAG_POOR_ACCURACY)
+    if point.speed is not None and not 0 <= point.speed <= MAX_SPEED_MS:
+        flags.append(FLAG_SPEED)
+        point.speed = None if point.speed < 0 else point.speed
+    if point.battery is not None and not 0 <= point.battery <= 100:
+        point.battery = None
+    if point.heading is not None:
+        point.heading = point.heading % 360
+    if point.speed is not None and point.speed >= 100_000:
+        point.speed = None  # beyond numeric(7,2); the point is flagged already
+    point.flag = ",".join(flags) or None
+    return point
+
+
+def _fast_point(raw: dict) -> Point | None:
+    """The common case, cheaply: numbers as JSON numbers and an ISO timestamp with a zone.
+    None when anything is unusual (the careful path then says exactly what)."""
+    lat, lon, ts = raw.get("lat"), raw.get("lon"), raw.get("recorded_at")
+    if type(lat) not in _NUMBER or type(lon) not in _NUMBER or type(ts) is not str:
+        return None
+    optional = [raw.get(k) for k in ("accuracy_m", "speed", "heading", "battery")]
+    if any(v is not None and type(v) not in _NUMBER for v in optional) or "lng" in raw \
+            or "accuracy" in raw:
+        return None
+    try:
+        recorded_at = datetime.fromisoformat(ts)
+    except ValueError:
+        return None
+    if recorded_at.tzinfo is None or not all(
+            math.isfinite(v) for v in (lat, lon, *[o for o in optional if o is not None])):
+        return None
+    return Point(float(lat), float(lon), recorded_at.astimezone(UTC),
+                 *[None if v is None else float(v) for v in optional])
+
+
+_NUMBER = (int, float)
+
+
+def parse_json_point(raw) -> Point:
+    """One point of ``POST /api/v1/field/locations``."""
+    if not isinstance(raw, dict):
+        raise PointRefused("malformed")
+    fast = _fast_point(raw)
+    if fast is not None:
+        return fast
+    return Point(
+        lat=_number(raw.get("lat"), "lat", required=True),
+        lon=_number(raw.get("lon", raw.get("lng")), "lon", required=True),
+        recorded_at=parse_timestamp(raw.get("recorded_at")),
+        accuracy_m=_number(raw.get("accuracy_m", raw.get("accuracy")), "accuracy_m"),
+        speed=_number(raw.get("speed"), "speed"),
+        heading=_number(raw.get("heading"), "heading"),
+        battery=_number(raw.get("battery"), "battery"),
+    )
+
+
+def parse_osmand_params(params) -> tuple[str | None, Point]:
+    """OsmAnd protocol (query string or form): id, lat, lon, timestamp, accuracy, speed (knots),
+    bearing, batt; ``location=lat,lon`` is accepted for lat/lon."""
+    device_id = params.get("id") or params.get("deviceid")
+    lat, lon = params.get("lat"), params.get("lon")
+    if (lat is None or lon is None) and params.get("location"):
+        lat, _, lon = str(params["location"]).partition(",")
+    speed = _number(params.get("speed"), "speed")
+    return device_id, Point(
+        lat=_number(lat, "lat", required=True),
+        lon=_number(lon, "lon", required=True),
+        recorded_at=parse_timestamp(params.get("timestamp"), "timestamp"),
+        accuracy_m=_number(params.get("accuracy", params.get("hdop")), "accuracy"),
+        speed=None if speed is None else speed * KNOTS_TO_MS,
+        heading=_number(params.get("bearing", params.get("heading")), "bearing"),
+        battery=_number(params.get("batt"), "batt"),
+    )
+
+
+def parse_osmand_json(body: dict) -> tuple[str | None, list]:
+    """The JSON form of the Traccar Client (``{"device_id", "location": {...} | [...]}``):
+    returns the device id and a list of Point-or-PointRefused, one per location."""
+    device_id = body.get("device_id") or body.get("id")
+    locations = body.get("location", body.get("locations"))
+    if isinstance(locations, dict):
+        locations = [locations]
+    if not isinstance(locations, list):
+        raise PointRefused("malformed", "expected 'location' (an object or a list)")
+    out: list = []
+    for loc in locations:
+        try:
+            if not isinstance(loc, dict):
+                raise PointRefused("malformed")
+            coords = loc.get("coords") or {}
+            battery = loc.get("battery") or {}
+            level = battery.get("level") if isinstance(battery, dict) else None
+            level = _number(level, "battery.level")
+            speed = _number(coords.get("speed"), "coords.speed")
+            out.append(Point(
+                lat=_number(coords.get("latitude"), "coords.latitude", required=True),
+                lon=_number(coords.get("longitude"), "coords.longitude", required=True),
+                recorded_at=parse_timestamp(loc.get("timestamp"), "timestamp"),
+                accuracy_m=_number(coords.get("accuracy"), "coords.accuracy"),
+                speed=None if speed is None or speed < 0 else speed,  # m/s; -1 = unknown
+                heading=(lambda h: None if h is None or h < 0 else h)(
+                    _number(coords.get("heading"), "coords.heading")),
+                battery=None if level is None or level < 0 else level * 100,
+            ))
+        except PointRefused as exc:
+            out.append(exc)
+    return device_id, out
+
+
+# --- storing ---------------------------------------------------------------------------------
+
+# The batch travels as one JSON parameter (json.dumps is C; adapting eight Python lists to
+# PostgreSQL arrays costs more than the insert) and is unpacked by json_to_recordset.
+_INSERT_SQL = """
+    INSERT INTO agent_locations (agent_id, lat, lon, accuracy_m, speed, heading, battery,
+                                 recorded_at, received_at, source, flag)
+    SELECT :agent_id, p.a, p.o, p.c, p.s, p.h, p.b, p.t, :received_at, :source, p.f
+    FROM json_to_recordset(CAST(:points AS json))
+         AS p(a float8, o float8, c float8, s float8, h float8, b float8, t timestamptz, f text)
+    ON CONFLICT (agent_id, recorded_at) DO NOTHING
+"""
+_INSERT = text(_INSERT_SQL)
+# with flagged points, RETURNING tells how many of them were stored (not duplicates); it costs
+# more than the plain insert, whose row count is enough for the common batch without flags
+_INSERT_COUNTING_FLAGS = text(
+    f"WITH ins AS ({_INSERT_SQL} RETURNING flag) SELECT count(*), count(flag) FROM ins")
+
+
+def store_points(session: Session, agent_id: int, points: list[Point], *, source: str = "api",
+                 now: datetime | None = None) -> tuple[int, int]:
+    """Insert checked points in one statement (no ORM row per point); no commit.
+    Returns (stored, stored with a flag); the rest were duplicates."""
+    if not points:
+        return 0, 0
+    payload = json.dumps([
+        {"a": round(p.lat, 6), "o": round(p.lon, 6), "c": p.accuracy_m, "s": p.speed,
+         "h": p.heading, "b": p.battery, "t": p.recorded_at.isoformat(), "f": p.flag}
+        for p in points])
+    params = {"agent_id": agent_id, "received_at": now or clock.now(), "source": source,
+              "points": payload}
+    if any(p.flag for p in points):
+        row = session.execute(_INSERT_COUNTING_FLAGS, params).one()
+        return int(row[0]), int(row[1])
+    return session.execute(_INSERT, params).rowcount, 0
+
+
+def relax_commit(session: Session) -> None:
+    """This transaction's commit does not wait for the WAL flush (``LOCATION_ASYNC_COMMIT``,
+    on by default): a database crash may lose the last few milliseconds of positions, never
+    corrupt anything. Positions are telemetry; only location posts use it."""
+    if not has_app_context() or current_app.config.get("LOCATION_ASYNC_COMMIT", True):
+        session.execute(text("SET LOCAL synchronous_commit TO off"))
+
+
+def ingest(session: Session, agent_id: int, raw_points: list, *, source: str = "api",
+           parse=parse_json_point, now: datetime | None = None,
+           limits: Limits | None = None) -> IngestResult:
+    """Check and store a batch of raw points (dicts of our JSON API by default, or already
+    parsed Points / PointRefused) for one agent; no commit."""
+    now = now or clock.now()
+    limits = limits or Limits.from_config()
+    result = IngestResult(received=len(raw_points))
+    good: list[Point] = []
+    for index, raw in enumerate(raw_points):
+        try:
+            if isinstance(raw, PointRefused):
+                raise raw
+            point = raw if isinstance(raw, Point) else parse(raw)
+            good.append(check_point(point, now, limits))
+        except PointRefused as exc:
+            result.refused.append({"index": index, "code": exc.code, "message": exc.message})
+    stored, flagged = store_points(session, agent_id, good, source=source, now=now)
+    result.accepted, result.flagged = stored, flagged
+    result.duplicates = len(good) - stored
+    return result
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The bank business day ``day`` as a UTC [start, end) range."""
+    zone = clock.bank_zone()
+    start = datetime.combine(day, time(0), zone)
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+
+
+def latest_positions(session: Session, *, team_id: int | None = None,
+                     agent_ids: list[int] | None = None) -> list[dict]:
+    """The last position of every active field agent (None when none yet)."""
+    where = ["u.role = 'field_agent'", "u.active"]
+    params: dict = {}
+    if team_id is not None:
+        where.append("u.team_id = :team_id")
+        params["team_id"] = team_id
+    if agent_ids is not None:
+        where.append("u.id = ANY(:agent_ids)")
+        params["agent_ids"] = list(agent_ids)
+    rows = session.execute(text(f"""
+        SELECT u.id, u.username, u.full_name, u.team_id, t.name AS team_name,
+               l.lat, l.lon, l.accuracy_m, l.speed, l.battery, l.recorded_at
+        FROM users u
+        LEFT JOIN teams t ON t.id = u.team_id
+        LEFT JOIN LATERAL (
+            SELECT lat, lon, accuracy_m, speed, battery, recorded_at FROM agent_locations
+            WHERE agent_id = u.id ORDER BY recorded_at DESC LIMIT 1
+        ) l ON true
+        WHERE {' AND '.join(where)}
+        ORDER BY u.full_name
+    """), params).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def latest_position(session: Session, agent_id: int) -> dict | None:
+    row = session.execute(text("""
+        SELECT lat, lon, accuracy_m, recorded_at FROM agent_locations
+        WHERE agent_id = :a ORDER BY recorded_at DESC LIMIT 1"""), {"a": agent_id}).mappings()
+    found = row.first()
+    return dict(found) if found else None
+
+
+def route_history(session: Session, agent_id: int, day: date, *,
+                  tolerance_m: float = 15.0) -> dict:
+    """An agent's points of a bank day: simplified line, distance travelled, stops.
+
+    Points flagged for poor accuracy are left out of the line and the distance."""
+    start, end = day_bounds(day)
+    rows = session.execute(text("""
+        SELECT lat, lon, recorded_at, flag FROM agent_locations
+        WHERE agent_id = :a AND recorded_at >= :s AND recorded_at < :e
+        ORDER BY recorded_at"""), {"a": agent_id, "s": start, "e": end}).all()
+    good = [(float(r.lat), float(r.lon), r.recorded_at) for r in rows
+            if not (r.flag and FLAG_POOR_ACCURACY in r.flag)]
+    latlon = [(p[0], p[1]) for p in good]
+    keep = field_geo.simplify(latlon, tolerance_m)
+    found_stops = field_geo.stops(good)
+    return {
+        "agent_id": agent_id,
+        "date": day.isoformat(),
+        "points": len(rows),
+        "used_points": len(good),
+        "line": [[good[i][0], good[i][1], good[i][2].isoformat()] for i in keep],
+        "distance_m": round(field_geo.path_length_m(latlon), 1),
+        "stops": [{"lat": round(s.lat, 6), "lon": round(s.lon, 6),
+                   "started_at": s.started_at.isoformat(), "ended_at": s.ended_at.isoformat(),
+                   "minutes": round(s.minutes, 1)} for s in found_stops],
+        "first_at": good[0][2].isoformat() if good else None,
+        "last_at": good[-1][2].isoformat() if good else None,
+    }
