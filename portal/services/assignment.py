@@ -1,0 +1,544 @@
+"""Assignment of cases to call agents and field agents: single, bulk by filter, CSV upload
+(validated per line before anything is applied) and automatic distribution.
+
+Every change closes the case's open ``case_assignments`` row for that role and opens a new one
+(the history), writes an audit row per case, and notifies each affected agent once per batch
+(the agent receiving cases, and the agent losing them). Nothing here commits.
+
+Scope: an admin may assign any case to any active agent; a supervisor only cases that are
+unassigned or held by agents of the teams they supervise, and only to those agents.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.orm import Session
+
+from portal.models import Address, AgentLocation, Case, CaseAssignment, Team, User
+from portal.models.enums import BUCKETS
+from portal.services import audit, clock, field_geo
+from portal.services.notifications import notify
+
+ROLE_COLUMNS = {"agent": "assigned_agent_id", "field_agent": "assigned_field_agent_id"}
+ROLE_LABELS = {"agent": "call agent", "field_agent": "field agent"}
+CSV_MAX_LINES = 20_000
+CSV_COLUMNS = ("cif", "agent")
+STRATEGIES = ("balance", "round_robin")
+
+
+class AssignmentError(ValueError):
+    """The assignment cannot be made as asked (the message says why)."""
+
+
+# --- who may assign what ---------------------------------------------------------------------
+
+
+def team_ids_for(session: Session, actor: User) -> list[int] | None:
+    """Teams whose agents ``actor`` may assign to: None means every team (admin)."""
+    if actor.role == "admin":
+        return None
+    conditions = [Team.supervisor_id == actor.id]
+    if actor.team_id is not None:
+        conditions.append(Team.id == actor.team_id)
+    return list(session.scalars(select(Team.id).where(or_(*conditions)).order_by(Team.name)))
+
+
+def assignable_agents(session: Session, actor: User, role: str | None = None,
+                      team_id: int | None = None) -> list[User]:
+    """Active call/field agents of the actor's teams (optionally one team / one role)."""
+    roles = [role] if role else list(ROLE_COLUMNS)
+    query = select(User).where(User.active.is_(True), User.role.in_(roles))
+    teams = team_ids_for(session, actor)
+    if teams is not None:
+        query = query.where(User.team_id.in_(teams or [-1]))
+    if team_id is not None:
+        query = query.where(User.team_id == team_id)
+    return list(session.scalars(query.order_by(User.full_name)))
+
+
+def _check_agent(session: Session, actor: User, agent: User | None) -> User:
+    if agent is None:
+        raise AssignmentError("Unknown agent.")
+    if not agent.active:
+        raise AssignmentError(f"{agent.full_name} is deactivated.")
+    if agent.role not in ROLE_COLUMNS:
+        raise AssignmentError(f"{agent.full_name} is a {agent.role}, not a call or field agent.")
+    teams = team_ids_for(session, actor)
+    if teams is not None and agent.team_id not in teams:
+        raise AssignmentError(f"{agent.full_name} is not in one of your teams.")
+    return agent
+
+
+def _case_scope(session: Session, actor: User):
+    """Condition limiting cases to those the actor may reassign."""
+    teams = team_ids_for(session, actor)
+    if teams is None:
+        return None
+    own = select(User.id).where(User.team_id.in_(teams or [-1]))
+    return and_(
+        or_(Case.assigned_agent_id.is_(None), Case.assigned_agent_id.in_(own)),
+        or_(Case.assigned_field_agent_id.is_(None), Case.assigned_field_agent_id.in_(own)),
+    )
+
+
+# --- filters -----------------------------------------------------------------------------------
+
+
+@dataclass
+class CaseFilter:
+    """Cases to act on in bulk. ``agent_id`` 0 means unassigned (for ``role``)."""
+
+    role: str = "agent"
+    agent_id: int | None = None
+    team_id: int | None = None
+    bucket: str | None = None
+    status: str | None = None
+    product: str | None = None
+    province: str | None = None
+    cifs: list[str] = field(default_factory=list)
+
+    def statement(self, session: Session, actor: User):
+        column = getattr(Case, ROLE_COLUMNS[self.role])
+        query = select(Case).where(Case.status != "closed")
+        scope = _case_scope(session, actor)
+        if scope is not None:
+            query = query.where(scope)
+        if self.agent_id == 0:
+            query = query.where(column.is_(None))
+        elif self.agent_id:
+            query = query.where(column == self.agent_id)
+        if self.team_id:
+            query = query.where(column.in_(select(User.id).where(User.team_id == self.team_id)))
+        if self.bucket:
+            low, high = next(((lo, hi) for name, lo, hi in BUCKETS if name == self.bucket),
+                             (None, None))
+            if low is not None:
+                query = query.where(Case.max_dpd >= low)
+                if high is not None:
+                    query = query.where(Case.max_dpd <= high)
+        if self.status:
+            query = query.where(Case.status == self.status)
+        if self.product:
+            query = query.where(Case.products.any(self.product))
+        if self.province:
+            query = query.where(Case.cif.in_(select(Address.cif).where(
+                Address.province == self.province)))
+        if self.cifs:
+            query = query.where(Case.cif.in_(self.cifs))
+        return query
+
+
+def find_cases(session: Session, actor: User, case_filter: CaseFilter, *, limit: int = 50,
+               offset: int = 0) -> tuple[list[Case], int]:
+    query = case_filter.statement(session, actor)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = list(session.scalars(query.order_by(Case.priority.desc(), Case.max_dpd.desc(),
+                                               Case.id).limit(limit).offset(offset)))
+    return rows, total
+
+
+# --- the one way a case changes hands ------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    role: str
+    changed: int = 0
+    unchanged: int = 0
+    gained: Counter = field(default_factory=Counter)  # agent id -> cases received
+    lost: Counter = field(default_factory=Counter)  # agent id -> cases taken away
+    case_ids: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.changed} case{'s' if self.changed != 1 else ''} assigned"
+                + (f", {self.unchanged} already with that agent" if self.unchanged else ""))
+
+
+def assign_cases(session: Session, actor: User, plan: list[tuple[int, int | None]], *,
+                 role: str, reason: str | None = None) -> BatchResult:
+    """Apply ``plan`` = [(case id, agent id or None to unassign)] for ``role``, in one batch:
+    history, one audit row per changed case, one notification per affected agent."""
+    if role not in ROLE_COLUMNS:
+        raise AssignmentError(f"Unknown role {role!r}.")
+    column_name = ROLE_COLUMNS[role]
+    column = getattr(Case, column_name)
+    result = BatchResult(role)
+    if not plan:
+        return result
+    targets = {agent_id for _, agent_id in plan if agent_id is not None}
+    agents = {u.id: u for u in session.scalars(select(User).where(User.id.in_(targets)))}
+    for agent_id in targets:
+        agent = _check_agent(session, actor, agents.get(agent_id))
+        if agent.role != role:
+            raise AssignmentError(f"{agent.full_name} is a {ROLE_LABELS[agent.role]}; "
+                                  f"choose a {ROLE_LABELS[role]}.")
+    wanted = dict(plan)
+    query = select(Case.id, Case.cif, column).where(Case.id.in_(wanted)).with_for_update()
+    scope = _case_scope(session, actor)
+    rows = session.execute(query).all()
+    if len(rows) != len(wanted):
+        raise AssignmentError("Some of the cases no longer exist.")
+    if scope is not None:
+        allowed = set(session.scalars(select(Case.id).where(Case.id.in_(wanted), scope)))
+        refused = [cif for cid, cif, _ in rows if cid not in allowed]
+        if refused:
+            raise AssignmentError(f"{len(refused)} case(s) are held by agents outside your "
+                                  f"teams (e.g. {refused[0]}).")
+    now = clock.now()
+    history, audits = [], []
+    by_target: dict[int | None, list[int]] = defaultdict(list)
+    for case_id, cif, current in rows:
+        target = wanted[case_id]
+        if current == target:
+            result.unchanged += 1
+            continue
+        by_target[target].append(case_id)
+        result.changed += 1
+        result.case_ids.append(case_id)
+        if target is not None:
+            result.gained[target] += 1
+        if current is not None:
+            result.lost[current] += 1
+        history.append(CaseAssignment(case_id=case_id, role=role, agent_id=target,
+                                      previous_agent_id=current, assigned_by_id=actor.id,
+                                      assigned_at=now, reason=(reason or None) and reason[:200]))
+        audits.append((case_id, cif, current, target))
+    if not result.changed:
+        return result
+    changed = result.case_ids
+    for i in range(0, len(changed), 5000):
+        session.execute(update(CaseAssignment)
+                        .where(CaseAssignment.case_id.in_(changed[i:i + 5000]),
+                               CaseAssignment.role == role,
+                               CaseAssignment.unassigned_at.is_(None))
+                        .values(unassigned_at=now).execution_options(synchronize_session=False))
+    for target, ids in by_target.items():
+        for i in range(0, len(ids), 5000):
+            session.execute(update(Case).where(Case.id.in_(ids[i:i + 5000]))
+                            .values({column_name: target, "updated_at": now})
+                            .execution_options(synchronize_session=False))
+    session.add_all(history)
+    for case_id, cif, current, target in audits:
+        audit.record(session, actor, f"case.assign.{role}", "case", case_id,
+                     {column_name: current, "cif": cif}, {column_name: target, "cif": cif,
+                                                          "reason": reason})
+    _notify(session, actor, result)
+    return result
+
+
+def _notify(session: Session, actor: User, result: BatchResult) -> None:
+    names = dict(session.execute(select(User.id, User.full_name).where(
+        User.id.in_(set(result.gained) | set(result.lost)))).all())
+    role_label = ROLE_LABELS[result.role]
+    for agent_id, n in result.gained.items():
+        notify(session, agent_id, "assignment",
+               f"{n} case{'s' if n != 1 else ''} assigned to you",
+               f"{actor.full_name} assigned you {n} case{'s' if n != 1 else ''} as "
+               f"{role_label}.", link="/cases/queue")
+    for agent_id, n in result.lost.items():
+        if agent_id not in names:
+            continue
+        notify(session, agent_id, "assignment",
+               f"{n} case{'s' if n != 1 else ''} moved out of your queue",
+               f"{actor.full_name} reassigned {n} of your cases to another {role_label}.")
+
+
+def assign_filtered(session: Session, actor: User, case_filter: CaseFilter,
+                    agent_id: int | None, *, reason: str | None = None,
+                    case_ids: list[int] | None = None) -> BatchResult:
+    """Bulk: every case matching ``case_filter`` (or only ``case_ids`` among them) to
+    ``agent_id`` (None: unassign)."""
+    query = case_filter.statement(session, actor).with_only_columns(Case.id)
+    if case_ids is not None:
+        query = query.where(Case.id.in_(case_ids or [-1]))
+    ids = list(session.scalars(query))
+    return assign_cases(session, actor, [(i, agent_id) for i in ids], role=case_filter.role,
+                        reason=reason)
+
+
+# --- CSV upload -------------------------------------------------------------------------------
+
+
+@dataclass
+class CsvLine:
+    line: int
+    cif: str
+    agent: str
+    reason: str | None = None
+    error: str | None = None
+    case_id: int | None = None
+    agent_id: int | None = None
+    role: str | None = None
+    current_agent: str | None = None
+
+
+@dataclass
+class CsvPreview:
+    lines: list[CsvLine]
+    fatal: str | None = None
+
+    @property
+    def errors(self) -> list[CsvLine]:
+        return [line for line in self.lines if line.error]
+
+    @property
+    def valid(self) -> list[CsvLine]:
+        return [line for line in self.lines if not line.error]
+
+    @property
+    def ok(self) -> bool:
+        return self.fatal is None and bool(self.lines) and not self.errors
+
+    def per_agent(self) -> list[tuple[str, int]]:
+        return Counter(line.agent for line in self.valid).most_common()
+
+
+def preview_csv(session: Session, actor: User, content: str) -> CsvPreview:
+    """Validate an upload (columns ``cif,agent`` with a header; agent = username) line by
+    line without changing anything: unknown cif, unknown agent, agent outside the actor's
+    teams or not a call/field agent, case held outside the actor's teams, duplicate cif."""
+    content = content.lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(content))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        return CsvPreview([], "The file is empty.")
+    except csv.Error as exc:
+        return CsvPreview([], f"Not a CSV file: {exc}")
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        return CsvPreview([], "The first line must name the columns cif and agent "
+                              f"(missing: {', '.join(missing)}).")
+    ci, ai = header.index("cif"), header.index("agent")
+    ri = header.index("reason") if "reason" in header else None
+    lines: list[CsvLine] = []
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(lines) >= CSV_MAX_LINES:
+                return CsvPreview([], f"Too many lines: at most {CSV_MAX_LINES:,} per file.")
+            lines.append(CsvLine(reader.line_num, _cell(row, ci), _cell(row, ai),
+                                 _cell(row, ri) or None))
+    except csv.Error as exc:
+        return CsvPreview([], f"Line {reader.line_num}: {exc}")
+    cases = dict(session.execute(select(Case.cif, Case.id).where(
+        Case.cif.in_({line.cif for line in lines if line.cif}))).all())
+    users = {u.username.lower(): u for u in session.scalars(select(User).where(
+        func.lower(User.username).in_({line.agent.lower() for line in lines if line.agent})))}
+    teams = team_ids_for(session, actor)
+    held_outside: set[int] = set()
+    current: dict[int, tuple[int | None, int | None]] = {}
+    if cases:
+        for cid, agent_id, field_id in session.execute(select(
+                Case.id, Case.assigned_agent_id, Case.assigned_field_agent_id)
+                .where(Case.id.in_(cases.values()))):
+            current[cid] = (agent_id, field_id)
+        if teams is not None:
+            scope = _case_scope(session, actor)
+            allowed = set(session.scalars(select(Case.id).where(
+                Case.id.in_(cases.values()), scope)))
+            held_outside = set(cases.values()) - allowed
+    seen: dict[tuple[str, str], int] = {}
+    for line in lines:
+        if not line.cif:
+            line.error = "The cif is missing."
+            continue
+        if not line.agent:
+            line.error = "The agent is missing."
+            continue
+        case_id = cases.get(line.cif)
+        if case_id is None:
+            line.error = f"Unknown cif {line.cif}: no case for this customer."
+            continue
+        agent = users.get(line.agent.lower())
+        if agent is None:
+            line.error = f"Unknown agent {line.agent}."
+            continue
+        if agent.role not in ROLE_COLUMNS:
+            line.error = f"{agent.username} is a {agent.role}, not a call or field agent."
+            continue
+        if not agent.active:
+            line.error = f"Agent {agent.username} is deactivated."
+            continue
+        if teams is not None and agent.team_id not in teams:
+            line.error = f"Agent {agent.username} is in another team."
+            continue
+        if case_id in held_outside:
+            line.error = f"Case {line.cif} is held by an agent outside your teams."
+            continue
+        key = (line.cif, agent.role)
+        if key in seen:
+            line.error = f"Duplicate: cif {line.cif} already on line {seen[key]}."
+            continue
+        seen[key] = line.line
+        line.case_id, line.agent_id, line.role = case_id, agent.id, agent.role
+    return CsvPreview(lines)
+
+
+def _cell(row: list[str], index: int | None) -> str:
+    return row[index].strip() if index is not None and index < len(row) else ""
+
+
+def apply_csv(session: Session, actor: User, content: str, *,
+              skip_invalid: bool = False) -> tuple[CsvPreview, list[BatchResult]]:
+    """Validate again and apply, all or nothing: refused while any line is in error, unless
+    ``skip_invalid`` (the supervisor chose to apply the valid lines only)."""
+    preview = preview_csv(session, actor, content)
+    if preview.fatal:
+        raise AssignmentError(preview.fatal)
+    if preview.errors and not skip_invalid:
+        raise AssignmentError(f"{len(preview.errors)} line(s) have errors; fix them or choose "
+                              "to apply the valid lines only.")
+    if not preview.valid:
+        raise AssignmentError("No valid line to apply.")
+    results = []
+    for role in ROLE_COLUMNS:
+        plan = [(line.case_id, line.agent_id) for line in preview.valid if line.role == role]
+        if plan:
+            results.append(assign_cases(session, actor, plan, role=role,
+                                        reason="CSV upload"))
+    return preview, results
+
+
+# --- automatic distribution ---------------------------------------------------------------
+
+
+@dataclass
+class DistributionPlan:
+    role: str
+    strategy: str
+    plan: list[tuple[int, int]]
+    load_before: dict[int, int]
+    load_after: dict[int, int]
+    unplaced: int = 0
+
+
+def _open_load(session: Session, role: str, agent_ids: list[int]) -> dict[int, int]:
+    column = getattr(Case, ROLE_COLUMNS[role])
+    load = dict.fromkeys(agent_ids, 0)
+    for agent_id, n in session.execute(select(column, func.count()).where(
+            column.in_(agent_ids or [-1]), Case.status != "closed").group_by(column)):
+        load[agent_id] = n
+    return load
+
+
+def plan_distribution(session: Session, actor: User, *, team_id: int, role: str = "agent",
+                      strategy: str = "balance", case_filter: CaseFilter | None = None,
+                      limit: int | None = None) -> DistributionPlan:
+    """Who gets which unassigned case, without changing anything.
+
+    Call agents: ``round_robin`` deals the cases in priority order to the team's agents in
+    turn; ``balance`` gives each next case to the agent with the fewest open cases (ties by
+    name), so loads end as even as the existing queues allow.
+    Field agents: each case goes to the nearest field agent (from the customer's address with
+    coordinates to the agent's latest GPS position), capped so loads stay balanced; without
+    coordinates, an agent whose home region matches the address province, else the least
+    loaded.
+    """
+    if strategy not in STRATEGIES:
+        raise AssignmentError(f"Unknown strategy {strategy!r}.")
+    agents = assignable_agents(session, actor, role=role, team_id=team_id)
+    if not agents:
+        raise AssignmentError(f"The team has no active {ROLE_LABELS[role]}s to distribute to.")
+    case_filter = case_filter or CaseFilter(role=role)
+    case_filter.role, case_filter.agent_id = role, 0
+    query = case_filter.statement(session, actor).with_only_columns(Case.id, Case.cif)
+    query = query.order_by(Case.priority.desc(), Case.max_dpd.desc(), Case.id)
+    if limit:
+        query = query.limit(limit)
+    cases = session.execute(query).all()
+    ids = [a.id for a in agents]
+    before = _open_load(session, role, ids)
+    load = dict(before)
+    plan: list[tuple[int, int]] = []
+    if role == "field_agent":
+        plan = _plan_field(session, agents, cases, load)
+    elif strategy == "round_robin":
+        for i, (case_id, _cif) in enumerate(cases):
+            agent_id = ids[i % len(ids)]
+            plan.append((case_id, agent_id))
+            load[agent_id] += 1
+    else:
+        import heapq
+
+        order = {a.id: i for i, a in enumerate(agents)}
+        heap = [(load[a], order[a], a) for a in ids]
+        heapq.heapify(heap)
+        for case_id, _cif in cases:
+            n, rank, agent_id = heapq.heappop(heap)
+            plan.append((case_id, agent_id))
+            load[agent_id] = n + 1
+            heapq.heappush(heap, (n + 1, rank, agent_id))
+    return DistributionPlan(role, strategy if role == "agent" else "nearest", plan, before,
+                            load)
+
+
+def _plan_field(session: Session, agents: list[User], cases, load: dict[int, int]):
+    ids = [a.id for a in agents]
+    positions: dict[int, tuple[float, float]] = {}
+    latest = (select(AgentLocation.agent_id, AgentLocation.lat, AgentLocation.lon)
+              .where(AgentLocation.agent_id.in_(ids))
+              .order_by(AgentLocation.agent_id, AgentLocation.recorded_at.desc())
+              .ext(distinct_on(AgentLocation.agent_id)))
+    for agent_id, lat, lon in session.execute(latest):
+        positions[agent_id] = (float(lat), float(lon))
+    cifs = [cif for _, cif in cases]
+    addresses: dict[str, tuple[float | None, float | None, str | None]] = {}
+    for cif, lat, lon, province in session.execute(
+        select(Address.cif, Address.lat, Address.lon, Address.province)
+        .where(Address.cif.in_(cifs or ["-"]))
+        .order_by(Address.cif, Address.is_primary.desc(), (Address.lat.is_(None)), Address.id)
+        .ext(distinct_on(Address.cif))
+    ):
+        addresses[cif] = (None if lat is None else float(lat), None if lon is None else float(lon),
+                          province)
+    cap = math.ceil((sum(load.values()) + len(cases)) / len(ids))
+    region = {a.id: (a.region or "").strip().lower() for a in agents}
+    plan = []
+    for case_id, cif in cases:
+        lat, lon, province = addresses.get(cif, (None, None, None))
+        open_agents = [a for a in ids if load[a] < cap] or ids
+        choice = None
+        if lat is not None and lon is not None:
+            located = [a for a in open_agents if a in positions]
+            if located:
+                choice = min(located, key=lambda a: (field_geo.distance_m(
+                    lat, lon, *positions[a]), load[a]))
+        if choice is None and province:
+            local = [a for a in open_agents if region[a] and region[a] == province.lower()]
+            if local:
+                choice = min(local, key=lambda a: load[a])
+        if choice is None:
+            choice = min(open_agents, key=lambda a: load[a])
+        plan.append((case_id, choice))
+        load[choice] += 1
+    return plan
+
+
+def distribute(session: Session, actor: User, *, team_id: int, role: str = "agent",
+               strategy: str = "balance", case_filter: CaseFilter | None = None,
+               limit: int | None = None) -> tuple[DistributionPlan, BatchResult]:
+    plan = plan_distribution(session, actor, team_id=team_id, role=role, strategy=strategy,
+                             case_filter=case_filter, limit=limit)
+    result = assign_cases(session, actor, plan.plan, role=role,
+                          reason=f"automatic distribution ({plan.strategy})")
+    return plan, result
+
+
+def history(session: Session, case_id: int) -> list[CaseAssignment]:
+    return list(session.scalars(select(CaseAssignment).where(CaseAssignment.case_id == case_id)
+                                .order_by(CaseAssignment.assigned_at.desc(),
+                                          CaseAssignment.id.desc())))
+
+
+def queue_counts(session: Session, agent_ids: list[int], role: str = "agent") -> dict[int, int]:
+    return _open_load(session, role, agent_ids)
+
