@@ -1,0 +1,289 @@
+"""Ops pages: integration health (cards polled by HTMX), runs and their detail, quarantined
+records, workers and queues, alerts; actions (ops.actions) ask for confirmation and are audited
+in the service they call."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from integrations import control
+from portal.extensions import db, get_redis
+from portal.logging import captured_lines
+from portal.models import IntegrationRun, QuarantinedRecord
+from portal.models.enums import INTEGRATIONS, RUN_STATUSES
+from portal.ops import bp, charts
+from portal.permissions import permission_required
+from portal.services import alerts, ops_actions, ops_health
+from portal.web import format_datetime
+
+PAGE_SIZE = 50
+
+
+@bp.app_template_filter("duration_ms")
+def _duration_filter(value) -> str:
+    return charts.format_duration_ms(value)
+
+
+@bp.app_template_filter("percent")
+def _percent_filter(value) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%".replace(".0%", "%")
+
+
+def _page() -> int:
+    return max(1, request.args.get("page", 1, type=int) or 1)
+
+
+def _integration(name: str) -> str:
+    name = (name or "").upper()
+    if name not in INTEGRATIONS:
+        abort(404)
+    return name
+
+
+def _back(default_endpoint: str = "ops.integrations", **values):
+    """Where an action returns: the page it came from (same site only) or ``default``."""
+    from portal.web.navigation import safe_next
+
+    target = safe_next(request.form.get("next")) or url_for(default_endpoint, **values)
+    return redirect(target, code=303)
+
+
+def _cards_context() -> dict:
+    cards = ops_health.collect_cards(db.session)
+    return {
+        "cards": cards,
+        "charts": {c.name: charts.card_charts(c) for c in cards},
+        "summary": ops_health.summary(cards),
+        "firing": alerts.firing(db.session),
+        "available": {c.name: ops_actions.available(c.name) for c in cards},
+        "triggers": ops_actions.TRIGGERS,
+        "poll": current_app.config.get("OPS_POLL_SECONDS", 10),
+        "url_endpoints": current_app.view_functions,
+    }
+
+
+# --- health page ---------------------------------------------------------------------------------
+
+
+@bp.get("/ops/integrations")
+@permission_required("ops.integrations")
+def integrations():
+    return render_template("ops/integrations.html", **_cards_context())
+
+
+@bp.get("/ops/integrations/cards")
+@permission_required("ops.integrations")
+def cards():
+    """The cards grid alone (polled every OPS_POLL_SECONDS by the health page)."""
+    return render_template("ops/_cards.html", **_cards_context())
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+@bp.get("/ops/integrations/runs")
+@permission_required("ops.integrations")
+def runs():
+    integration = (request.args.get("integration") or "").upper() or None
+    status = request.args.get("status") or None
+    query = select(IntegrationRun)
+    if integration in INTEGRATIONS:
+        query = query.where(IntegrationRun.integration == integration)
+    if status in RUN_STATUSES:
+        query = query.where(IntegrationRun.status == status)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = _page()
+    rows = db.session.scalars(
+        query.order_by(IntegrationRun.started_at.desc(), IntegrationRun.id.desc())
+        .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    return render_template("ops/runs.html", rows=rows, total=total, page=page,
+                           pages=max(1, -(-total // PAGE_SIZE)), integration=integration,
+                           status=status, integrations=INTEGRATIONS, statuses=RUN_STATUSES,
+                           labels={c.name: c.label for c in ops_health.CARDS})
+
+
+@bp.get("/ops/integrations/runs/<int:run_id>")
+@permission_required("ops.integrations")
+def run_detail(run_id: int):
+    run = db.session.get(IntegrationRun, run_id) or abort(404)
+    quarantined = db.session.scalars(
+        select(QuarantinedRecord).where(QuarantinedRecord.run_id == run.id)
+        .order_by(QuarantinedRecord.id).limit(200)).all()
+    quarantined_total = db.session.scalar(
+        select(func.count()).select_from(QuarantinedRecord)
+        .where(QuarantinedRecord.run_id == run.id)) or 0
+    retries = db.session.scalars(
+        select(IntegrationRun).where(IntegrationRun.retry_of_id == run.id)
+        .order_by(IntegrationRun.id)).all()
+    lines = []
+    if run.correlation_id:
+        try:
+            lines = captured_lines(get_redis(), run.correlation_id)
+        except Exception:  # noqa: BLE001 - Redis unavailable: the page says there are none
+            lines = []
+    for line in lines:  # the log's UTC time, shown in the bank's zone like the rest of the page
+        try:
+            line["time_local"] = format_datetime(datetime.fromisoformat(line.get("ts", "")),
+                                                 "%H:%M:%S") + line["ts"][19:23]
+        except (TypeError, ValueError):
+            line["time_local"] = ""
+    duration = run.duration_ms
+    if duration is None and run.finished_at:
+        duration = (run.finished_at - run.started_at).total_seconds() * 1000
+    return render_template(
+        "ops/run_detail.html", run=run, quarantined=quarantined,
+        quarantined_total=quarantined_total, retries=retries, lines=lines, duration=duration,
+        spec=ops_health.CARD_BY_NAME.get(run.integration),
+        available=ops_actions.available(run.integration), triggers=ops_actions.TRIGGERS)
+
+
+@bp.get("/ops/integrations/quarantine")
+@permission_required("ops.integrations")
+def quarantine():
+    integration = (request.args.get("integration") or "").upper() or None
+    status = request.args.get("status", "open")
+    query = select(QuarantinedRecord)
+    if integration in INTEGRATIONS:
+        query = query.where(QuarantinedRecord.integration == integration)
+    if status in ("open", "reprocessed", "discarded"):
+        query = query.where(QuarantinedRecord.status == status)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = _page()
+    rows = db.session.scalars(query.order_by(QuarantinedRecord.id.desc())
+                              .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    return render_template("ops/quarantine.html", rows=rows, total=total, page=page,
+                           pages=max(1, -(-total // PAGE_SIZE)), integration=integration,
+                           status=status, integrations=INTEGRATIONS)
+
+
+# --- actions (ops.actions; each confirmed in the page and audited by its service) ---------------
+
+
+def _run_action(name: str, action: str, run=None):
+    try:
+        message = ops_actions.trigger(db.session, name, action, current_user, run=run)
+    except ops_actions.ActionError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    except Exception as exc:  # the integration's trigger failed: say so, keep the page
+        db.session.rollback()
+        current_app.logger.exception("ops action failed")
+        flash(f"{name}: {action.replace('_', ' ')} failed: {type(exc).__name__}: {exc}", "error")
+    else:
+        flash(message, "success")
+
+
+@bp.post("/ops/integrations/<name>/run")
+@permission_required("ops.actions")
+def run_now(name: str):
+    _run_action(_integration(name), "run_now")
+    return _back()
+
+
+@bp.post("/ops/integrations/<name>/resync")
+@permission_required("ops.actions")
+def full_resync(name: str):
+    _run_action(_integration(name), "full_resync")
+    return _back()
+
+
+@bp.post("/ops/integrations/runs/<int:run_id>/retry")
+@permission_required("ops.actions")
+def retry_run(run_id: int):
+    run = db.session.get(IntegrationRun, run_id) or abort(404)
+    _run_action(run.integration, "retry_run", run)
+    return _back("ops.run_detail", run_id=run_id)
+
+
+@bp.post("/ops/integrations/<name>/pause")
+@permission_required("ops.actions")
+def pause(name: str):
+    name = _integration(name)
+    control.pause(name, current_user, request.form.get("reason"))
+    flash(f"{ops_health.CARD_BY_NAME[name].label} paused: its jobs skip their work and its "
+          "webhooks store what arrives until you resume it.", "warning")
+    return _back()
+
+
+@bp.post("/ops/integrations/<name>/resume")
+@permission_required("ops.actions")
+def resume(name: str):
+    name = _integration(name)
+    control.resume(name, current_user, request.form.get("reason"))
+    flash(f"{ops_health.CARD_BY_NAME[name].label} resumed.", "success")
+    return _back()
+
+
+@bp.post("/ops/breakers/<name>")
+@permission_required("ops.actions")
+def force_breaker(name: str):
+    name = _integration(name)
+    state = request.form.get("state", "")
+    if state not in control.BREAKER_STATES:
+        abort(400, description="state must be open, closed or half_open")
+    control.force(name, state, current_user, reason=request.form.get("reason"))
+    db.session.commit()  # the audit row
+    flash(f"Circuit breaker of {name} forced {state.replace('_', '-')}.", "success")
+    return _back()
+
+
+@bp.post("/ops/dead-letters/retry")
+@permission_required("ops.actions")
+def retry_dead_letters():
+    count = ops_actions.retry_dead_letters(db.session, current_user)
+    flash(f"Re-enqueued {count} dead letter{'s' if count != 1 else ''}.", "success")
+    return _back()
+
+
+# --- workers and queues --------------------------------------------------------------------------
+
+
+@bp.get("/ops/workers")
+@permission_required("ops.integrations")
+def workers():
+    from workers.health import collect_health
+
+    error = None
+    try:
+        health = collect_health()
+        failed = ops_actions.failed_jobs()
+    except Exception as exc:  # Redis down: the page says so
+        health, failed, error = None, [], f"{type(exc).__name__}: {exc}"
+    return render_template("ops/workers.html", health=health, failed=failed, error=error,
+                           poll=current_app.config.get("OPS_POLL_SECONDS", 10))
+
+
+@bp.post("/ops/workers/failed/requeue")
+@permission_required("ops.actions")
+def requeue_failed():
+    from workers.queues import QUEUES
+
+    queue_name = request.form.get("queue", "")
+    if queue_name not in QUEUES:
+        abort(400, description="unknown queue")
+    job_id = request.form.get("job_id") or None
+    try:
+        count = ops_actions.requeue_failed(db.session, current_user, queue_name=queue_name,
+                                           job_id=job_id)
+    except ops_actions.ActionError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Requeued {count} failed job{'s' if count != 1 else ''} on {queue_name}.",
+              "success")
+    return _back("ops.workers")
+
+
+# --- alerts --------------------------------------------------------------------------------------
+
+
+@bp.get("/ops/alerts")
+@permission_required("ops.integrations")
+def alerts_page():
+    return render_template("ops/alerts.html", firing=alerts.firing(db.session),
+                           history=alerts.history(db.session, limit=100),
+                           rules=alerts.RULE_TITLES,
+                           webhook=bool(current_app.config.get("ALERT_WEBHOOK_URL")))
