@@ -69,8 +69,11 @@ class JsonApiClient:
     def __init__(self, base_url: str, *, timeout: float = 10.0, retries: int = 4,
                  backoff: float = 0.5, max_backoff: float = 8.0, page_size: int = 200,
                  session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, breaker=None):
         self.base_url = base_url.rstrip("/")
+        # optional circuit breaker (integrations/control.py Breaker): asked before each request,
+        # told the outcome after its retries; None: no breaker
+        self.breaker = breaker
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -103,6 +106,24 @@ class JsonApiClient:
         return base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not security
 
     def get_json(self, path: str, params: dict | None = None) -> dict:
+        if self.breaker is None:
+            return self._get_json(path, params)
+        if not self.breaker.allow():
+            self.stats.failures += 1
+            raise Unavailable(f"{self.name} unavailable: circuit breaker open (not called)",
+                              code="breaker_open", url=f"{self.base_url}{path}", attempts=0)
+        try:
+            body = self._get_json(path, params)
+        except Unavailable as exc:
+            self.breaker.record_failure(exc)
+            raise
+        except ApiError:
+            self.breaker.record_success()  # it answered (4xx, bad body): the system is up
+            raise
+        self.breaker.record_success()
+        return body
+
+    def _get_json(self, path: str, params: dict | None = None) -> dict:
         url = f"{self.base_url}{path}"
         headers = {"Accept": "application/json", **self.auth_headers()}
         attempts = self.retries + 1

@@ -14,3 +14,8 @@ def register_cli(app: Flask) -> None:
     for module in (auth_cli, seed_cli, events_cli, workers_cli):
         for command in module.commands:
             app.cli.add_command(command)
+
+    from integrations import sync_cli  # flask sync t24|w4|los
+
+    for command in sync_cli.commands:
+        app.cli.add_command(command)

@@ -58,17 +58,94 @@ class Config:
     RATELIMIT_SWALLOW_ERRORS = True
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
 
+    # Read API (issue 10): GraphQL limits, refused before execution (portal/api/graphql.py)
+    GRAPHQL_MAX_DEPTH = int(os.environ.get("GRAPHQL_MAX_DEPTH", "5"))
+    GRAPHQL_MAX_COST = int(os.environ.get("GRAPHQL_MAX_COST", "5000"))
+
     # Agent workspace
     CASE_LOCK_MINUTES = int(os.environ.get("CASE_LOCK_MINUTES", "10"))
     PROMISE_MAX_DAYS = int(os.environ.get("PROMISE_MAX_DAYS", "30"))
     # seconds an agent's queue counts are kept in Redis (0: count on every page)
     QUEUE_COUNTS_TTL = int(os.environ.get("QUEUE_COUNTS_TTL", "30"))
 
+    # Call centre (CTI): signed inbound events, outbound REST (status, click-to-call, call list)
+    CTI_WEBHOOK_SECRETS = os.environ.get("CTI_WEBHOOK_SECRETS", "")
+    CALLCENTRE_URL = os.environ.get("CALLCENTRE_URL")
+    CALLCENTRE_API_KEY = os.environ.get("CALLCENTRE_API_KEY")
+    CALLCENTRE_TIMEOUT = float(os.environ.get("CALLCENTRE_TIMEOUT", "3"))
+    CTI_ASYNC_COMMIT = _bool("CTI_ASYNC_COMMIT", True)  # see portal/webhooks/cti.py
+    # agent-status board: polling period and "stuck in status" thresholds (minutes per status)
+    BOARD_POLL_SECONDS = int(os.environ.get("BOARD_POLL_SECONDS", "5"))
+    BOARD_STUCK_MINUTES = os.environ.get("BOARD_STUCK_MINUTES",
+                                         "on_call=20,wrap_up=5,break=20")
+
+    # Field work: GPS ingest, visit verification, map (issue 8)
+    GPS_API_URL = os.environ.get("GPS_API_URL")  # the GPS tracking system; unset: no forwarding
+    GPS_API_KEY = os.environ.get("GPS_API_KEY", "")
+    GPS_TIMEOUT_SECONDS = float(os.environ.get("GPS_TIMEOUT_SECONDS", "5"))
+    GPS_FORWARD_BATCH = int(os.environ.get("GPS_FORWARD_BATCH", "500"))
+    LOCATION_FLAG_ACCURACY_M = float(os.environ.get("LOCATION_FLAG_ACCURACY_M", "500"))
+    LOCATION_MAX_ACCURACY_M = float(os.environ.get("LOCATION_MAX_ACCURACY_M", "10000"))
+    LOCATION_FUTURE_TOLERANCE_S = int(os.environ.get("LOCATION_FUTURE_TOLERANCE_S", "120"))
+    LOCATION_MAX_AGE_DAYS = int(os.environ.get("LOCATION_MAX_AGE_DAYS", "7"))
+    LOCATION_ASYNC_COMMIT = _bool("LOCATION_ASYNC_COMMIT", True)  # positions: no WAL wait
+    VISIT_RADIUS_M = float(os.environ.get("VISIT_RADIUS_M", "200"))
+    VISIT_MAX_ACCURACY_M = float(os.environ.get("VISIT_MAX_ACCURACY_M", "100"))
+    FIELD_NEARBY_KM = float(os.environ.get("FIELD_NEARBY_KM", "3"))
+    FIELD_STALE_MINUTES = int(os.environ.get("FIELD_STALE_MINUTES", "15"))
+    FIELD_MAP_REFRESH_SECONDS = int(os.environ.get("FIELD_MAP_REFRESH_SECONDS", "10"))
+    MAP_TILE_URL = os.environ.get("MAP_TILE_URL", "")  # internal tile server; empty: no tiles
+    MAP_TILE_ATTRIBUTION = os.environ.get("MAP_TILE_ATTRIBUTION", "")
+
+    # Payments (issue 6): signed webhook (two secrets during a rotation), body limit, replay
+    # window; the payment system's daily transactions report for reconciliation
+    PAYMENT_WEBHOOK_SECRETS = os.environ.get("PAYMENT_WEBHOOK_SECRETS", "")
+    PAYMENT_WEBHOOK_MAX_BYTES = int(os.environ.get("PAYMENT_WEBHOOK_MAX_BYTES", "65536"))
+    PAYMENT_WEBHOOK_WINDOW_SECONDS = int(os.environ.get("PAYMENT_WEBHOOK_WINDOW_SECONDS", "300"))
+    PAYMENTS_API_URL = os.environ.get("PAYMENTS_API_URL")
+    PAYMENTS_API_KEY = os.environ.get("PAYMENTS_API_KEY", "")
+    PAYMENTS_TIMEOUT_SECONDS = float(os.environ.get("PAYMENTS_TIMEOUT_SECONDS", "10"))
+    PAYMENTS_LIVE_POLL_SECONDS = int(os.environ.get("PAYMENTS_LIVE_POLL_SECONDS", "5"))
+
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 
+    # Ops (issue 9, docs/operations.md): circuit breakers, alerts, log lines by correlation id
+    BREAKER_FAILURES = int(os.environ.get("BREAKER_FAILURES", "5"))  # consecutive, to open
+    BREAKER_COOLDOWN_SECONDS = float(os.environ.get("BREAKER_COOLDOWN_SECONDS", "60"))
+    OPS_POLL_SECONDS = int(os.environ.get("OPS_POLL_SECONDS", "10"))  # health page refresh
+    ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL")  # the bank's paging system; unset: off
+    ALERT_WEBHOOK_SECRET = os.environ.get("ALERT_WEBHOOK_SECRET", "")
+    ALERT_WEBHOOK_TIMEOUT = float(os.environ.get("ALERT_WEBHOOK_TIMEOUT", "5"))
+    ALERT_DOWN_MINUTES = int(os.environ.get("ALERT_DOWN_MINUTES", "10"))
+    ALERT_DISCREPANCY_THRESHOLD = int(os.environ.get("ALERT_DISCREPANCY_THRESHOLD", "10"))
+    ALERT_QUEUE_DEPTH = int(os.environ.get("ALERT_QUEUE_DEPTH", "1000"))
+    ALERT_HEARTBEAT_SECONDS = int(os.environ.get("ALERT_HEARTBEAT_SECONDS", "480"))
+    LOG_CAPTURE = _bool("LOG_CAPTURE", True)  # keep recent log lines per correlation id
+    LOG_CAPTURE_MAX_LINES = int(os.environ.get("LOG_CAPTURE_MAX_LINES", "500"))
+    LOG_CAPTURE_TTL_DAYS = int(os.environ.get("LOG_CAPTURE_TTL_DAYS", "7"))
+
     # Demo / sandbox
     SANDBOX_ENABLED = _bool("SANDBOX_ENABLED", False)
+
+    # Bank synchronisation (integrations/sync.py; docs/integrations.md)
+    T24_INBOX_DIR = os.environ.get("T24_INBOX_DIR", "instance/t24")
+    T24_SFTP_HOST = os.environ.get("T24_SFTP_HOST")  # unset: no SFTP fetch step
+    T24_SFTP_PORT = int(os.environ.get("T24_SFTP_PORT", "22"))
+    T24_SFTP_USER = os.environ.get("T24_SFTP_USER")
+    T24_SFTP_PASSWORD = os.environ.get("T24_SFTP_PASSWORD")
+    T24_SFTP_KEY_FILE = os.environ.get("T24_SFTP_KEY_FILE")
+    T24_SFTP_REMOTE_DIR = os.environ.get("T24_SFTP_REMOTE_DIR", "outbox")
+    T24_SFTP_KNOWN_HOSTS = os.environ.get("T24_SFTP_KNOWN_HOSTS")
+    W4_API_URL = os.environ.get("W4_API_URL")
+    W4_API_KEY = os.environ.get("W4_API_KEY")
+    LOS_API_URL = os.environ.get("LOS_API_URL")
+    LOS_API_TOKEN = os.environ.get("LOS_API_TOKEN")
+    SYNC_PAGE_SIZE = int(os.environ.get("SYNC_PAGE_SIZE", "200"))
+    SYNC_HTTP_TIMEOUT = float(os.environ.get("SYNC_HTTP_TIMEOUT", "10"))
+    SYNC_HTTP_RETRIES = int(os.environ.get("SYNC_HTTP_RETRIES", "4"))
+    SYNC_RETRIES = int(os.environ.get("SYNC_RETRIES", "3"))  # whole-run retries
+    SYNC_RETRY_BACKOFF = float(os.environ.get("SYNC_RETRY_BACKOFF", "30"))  # seconds, doubling
 
 
 class DevConfig(Config):
@@ -76,6 +153,24 @@ class DevConfig(Config):
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SANDBOX_ENABLED = _bool("SANDBOX_ENABLED", True)
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+    # the sandbox twins of `make run` (integrations/sandbox)
+    W4_API_URL = os.environ.get("W4_API_URL", "http://127.0.0.1:8701")
+    W4_API_KEY = os.environ.get("W4_API_KEY", "sandbox-w4-key")
+    LOS_API_URL = os.environ.get("LOS_API_URL", "http://127.0.0.1:8702")
+    LOS_API_TOKEN = os.environ.get("LOS_API_TOKEN", "sandbox-los-token")
+    GPS_API_URL = os.environ.get("GPS_API_URL", "http://127.0.0.1:8705")  # sandbox GPS
+    GPS_API_KEY = os.environ.get("GPS_API_KEY", "sandbox-gps-key")
+    MAP_TILE_URL = os.environ.get("MAP_TILE_URL",
+                                  "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+    MAP_TILE_ATTRIBUTION = os.environ.get("MAP_TILE_ATTRIBUTION", "© OpenStreetMap")
+    # the sandbox call centre of `make run` (integrations/sandbox/callcentre_server.py)
+    CTI_WEBHOOK_SECRETS = os.environ.get("CTI_WEBHOOK_SECRETS", "sandbox-cti-secret")
+    CALLCENTRE_URL = os.environ.get("CALLCENTRE_URL", "http://127.0.0.1:8704")
+    CALLCENTRE_API_KEY = os.environ.get("CALLCENTRE_API_KEY", "sandbox-cc-key")
+    # the sandbox payment system of `make run` (integrations/sandbox/payments_server.py)
+    PAYMENT_WEBHOOK_SECRETS = os.environ.get("PAYMENT_WEBHOOK_SECRETS", "sandbox-payments-secret")
+    PAYMENTS_API_URL = os.environ.get("PAYMENTS_API_URL", "http://127.0.0.1:8703")
+    PAYMENTS_API_KEY = os.environ.get("PAYMENTS_API_KEY", "sandbox-payments-key")
 
 
 class TestConfig(Config):
@@ -88,6 +183,8 @@ class TestConfig(Config):
     RATELIMIT_STORAGE_URI = os.environ.get("TEST_REDIS_URL") or "memory://"
     LOG_FORMAT = "json"
     SANDBOX_ENABLED = True
+    PAYMENT_WEBHOOK_SECRETS = "test-payments-current,test-payments-next"
+    PAYMENTS_API_KEY = "test-payments-key"
 
 
 CONFIGS = {"production": Config, "development": DevConfig, "testing": TestConfig}

@@ -77,6 +77,33 @@ class CorrelationFilter(logging.Filter):
         return True
 
 
+class WorkContextFilter(logging.Filter):
+    """Adds ``user`` (the signed-in user of the request, when already loaded: never a query)
+    and ``job_id`` (the RQ job being run) to records that do not carry them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "user"):
+            try:
+                from flask import has_app_context
+
+                user = g.get("_login_user") if has_app_context() else None
+                username = getattr(user, "username", None)
+                if username:
+                    record.user = username
+            except Exception:  # noqa: BLE001 - logging never fails the caller
+                pass
+        if not hasattr(record, "job_id"):
+            try:
+                from rq import get_current_job
+
+                job = get_current_job()
+                if job is not None:
+                    record.job_id = job.id
+            except Exception:  # noqa: BLE001
+                pass
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, correlation_id and extras."""
 
@@ -125,6 +152,8 @@ def make_handler(log_format: str, stream=None) -> logging.Handler:
     formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(formatter)
     handler.addFilter(CorrelationFilter())
+    if log_format == "json":
+        handler.addFilter(WorkContextFilter())
     handler._portal_handler = True  # type: ignore[attr-defined]
     return handler
 
@@ -147,6 +176,7 @@ def init_logging(app: Flask) -> None:
     if log_format not in ("json", "text"):
         log_format = "json"
     configure_logging(log_format, app.config.get("LOG_LEVEL", "INFO"))
+    install_log_capture(app)
 
     @app.before_request
     def _bind_correlation_id() -> None:
@@ -169,3 +199,89 @@ def init_logging(app: Flask) -> None:
                 _correlation_id.reset(token)
             except ValueError:  # reset from another context (streamed responses)
                 _correlation_id.set(None)
+
+
+# --- recent log lines per correlation id (the ops page's run detail) ---------------------------
+
+LOG_CAPTURE_PREFIX = "crm:logs:"
+_capturing: ContextVar[bool] = ContextVar("log_capturing", default=False)
+
+
+class CorrelationLogCapture(logging.Handler):
+    """Keeps the recent JSON log lines of each correlation id in Redis: a capped list per id
+    (``LOG_CAPTURE_MAX_LINES``) that expires ``LOG_CAPTURE_TTL_DAYS`` after its last line.
+
+    Never fails or holds up the caller: short socket timeouts, every error swallowed, and after
+    an error the handler stays silent for 30 s instead of trying Redis on every line.
+    """
+
+    def __init__(self, redis_url: str, *, max_lines: int = 500, ttl_seconds: int = 7 * 86400,
+                 level: int = logging.INFO):
+        super().__init__(level)
+        self.redis_url = redis_url
+        self.max_lines = max_lines
+        self.ttl_seconds = ttl_seconds
+        self._client = None
+        self._silent_until = 0.0
+        self.setFormatter(JsonFormatter())
+        self.addFilter(CorrelationFilter())
+        self.addFilter(WorkContextFilter())
+
+    def _redis(self):
+        if self._client is None:
+            from redis import Redis
+
+            self._client = Redis.from_url(self.redis_url, socket_timeout=0.25,
+                                          socket_connect_timeout=0.25)
+        return self._client
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import time
+
+        correlation_id = getattr(record, "correlation_id", None) or _correlation_id.get()
+        if not correlation_id or _capturing.get() or time.monotonic() < self._silent_until:
+            return
+        token = _capturing.set(True)  # the Redis client's own log lines are not captured
+        try:
+            key = LOG_CAPTURE_PREFIX + correlation_id
+            pipe = self._redis().pipeline(transaction=False)
+            pipe.rpush(key, self.format(record))
+            pipe.ltrim(key, -self.max_lines, -1)
+            pipe.expire(key, self.ttl_seconds)
+            pipe.execute()
+        except Exception:  # noqa: BLE001 - logging must never fail the caller
+            self._silent_until = time.monotonic() + 30
+        finally:
+            _capturing.reset(token)
+
+
+def install_log_capture(app: Flask) -> None:
+    """Add (or replace) the capture handler on the root logger when Redis is configured."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, CorrelationLogCapture):
+            root.removeHandler(handler)
+    url = app.config.get("REDIS_URL")
+    if not url or not app.config.get("LOG_CAPTURE", True):
+        return
+    root.addHandler(CorrelationLogCapture(
+        url, max_lines=int(app.config.get("LOG_CAPTURE_MAX_LINES", 500)),
+        ttl_seconds=int(app.config.get("LOG_CAPTURE_TTL_DAYS", 7)) * 86400))
+
+
+def captured_lines(redis_client, correlation_id: str, limit: int = 500) -> list[dict]:
+    """The captured log lines of ``correlation_id``, oldest first (parsed JSON objects)."""
+    if not correlation_id:
+        return []
+    try:
+        raw = redis_client.lrange(LOG_CAPTURE_PREFIX + correlation_id, -limit, -1)
+    except Exception:  # noqa: BLE001 - the page shows "unavailable" instead
+        return []
+    lines = []
+    for item in raw:
+        try:
+            lines.append(json.loads(item))
+        except ValueError:
+            lines.append({"message": item.decode(errors="replace") if isinstance(item, bytes)
+                          else str(item)})
+    return lines

@@ -74,6 +74,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({
         "portal.access", "admin.users", "admin.tokens", "admin.workflow", "ops.integrations",
         "api.profile",
+        "supervisor.kpi",  # admins see every team's KPIs (issue 10)
     }),
 }
 

@@ -94,6 +94,61 @@ SCHEDULES: tuple[Schedule, ...] = (
         cron="15 * * * *", timeout=900,
         description="recompute work-queue priorities as follow-ups and promise dates come due",
     ),
+    Schedule(
+        # 00:30 in Ho Chi Minh City (UTC+7): yesterday's report is complete; the job takes
+        # the bank's yesterday at run time, so a late run still reconciles the right date
+        "payments.reconcile", "workers.jobs.payments.run_payments_reconciliation",
+        "integrations", cron="30 17 * * *", timeout=1800,
+        description="reconcile yesterday's payments with the payment system's report",
+    ),
+    # Bank synchronisation, daily (UTC; override with SYNC_T24_CRON / SYNC_W4_CRON /
+    # SYNC_LOS_CRON). T24 after the bank's end of day (01:30 Asia/Ho_Chi_Minh = 18:30 UTC).
+    Schedule(
+        "sync.t24", "workers.jobs.sync.run_scheduled_sync", "integrations",
+        cron=os.environ.get("SYNC_T24_CRON", "30 18 * * *"), args=("T24",),
+        description="load the T24 file sets waiting in the inbox (integrations/sync.py)",
+    ),
+    Schedule(
+        "sync.w4", "workers.jobs.sync.run_scheduled_sync", "integrations",
+        cron=os.environ.get("SYNC_W4_CRON", "0 19 * * *"), args=("W4",),
+        description="W4 cards changed since the stored cursor",
+    ),
+    Schedule(
+        "sync.los", "workers.jobs.sync.run_scheduled_sync", "integrations",
+        cron=os.environ.get("SYNC_LOS_CRON", "15 19 * * *"), args=("LOS",),
+        description="LOS applications changed since the stored cursor",
+    ),
+    Schedule(
+        "calls.status_sync", "workers.jobs.calls.sync_agent_statuses", "integrations",
+        interval=30, timeout=120,
+        description="push agent statuses the call centre has not confirmed (it was down)",
+    ),
+    Schedule(
+        # 00:30 in Asia/Ho_Chi_Minh: the bank's day just ended
+        "calls.reconcile", "workers.jobs.calls.reconcile_calls", "integrations",
+        cron="30 17 * * *", timeout=900,
+        description="reconcile yesterday's calls against the call centre's call list",
+    ),
+    Schedule(
+        "kpis.aggregate", "workers.jobs.kpis.aggregate_kpis", "default",
+        cron="*/10 * * * *", timeout=900,
+        description="KPI daily per-agent aggregates up to yesterday and roll-rate snapshots",
+    ),
+    Schedule(
+        "field.forward", "workers.jobs.field.forward_locations", "integrations",
+        cron="* * * * *", timeout=600,
+        description="forward stored GPS positions to the GPS system, oldest first (backlog)",
+    ),
+    Schedule(
+        "field.missed_visits", "workers.jobs.field.mark_missed_visits", "default",
+        cron="20 * * * *", timeout=300,
+        description="mark planned visits of past days without a check-in as missed",
+    ),
+    Schedule(
+        "ops.alerts", "workers.jobs.alerts.evaluate_alerts", "default",
+        cron="* * * * *", timeout=120,
+        description="evaluate the ops alert rules: raise, clear, deliver alert webhooks",
+    ),
 )
 
 

@@ -37,6 +37,17 @@ SIMULATORS: tuple[Simulator, ...] = (
               "W4 card system: GET /api/v1/cards, X-API-Key, keyset pages"),
     Simulator("los", "LOS", "integrations.sandbox.los_server", "http", 8702, "LOS_SANDBOX",
               "LOS: GET /api/v1/applications, Bearer token, keyset pages"),
+    Simulator("payments", "PAYMENTS", "integrations.sandbox.payments_server", "http", 8703,
+              "PAYMENTS_SANDBOX", "Payment system: signed webhooks to PORTAL_URL (fault knobs), "
+              "GET /api/v1/reports/<date>/transactions, X-API-Key"),
+    Simulator("callcentre", "CTI", "integrations.sandbox.callcentre_server", "http", 8704,
+              "CALLCENTRE_SANDBOX",
+              "Call centre: agents, dial, status and call-list API (X-API-Key); signed CTI "
+              "events and a working day's traffic posted to PORTAL_URL"),
+    Simulator("gps", "GPS", "integrations.sandbox.gps_server", "http", 8705, "GPS_SANDBOX",
+              "GPS tracking: POST positions, POST verify, GET agent route, X-API-Key"),
+    Simulator("phones", "GPS", "integrations.sandbox.phone_sim", "http", 8706, "PHONE_SIM",
+              "Field agents' phones posting positions to PORTAL_URL (JSON batch and OsmAnd)"),
 )
 
 

@@ -99,7 +99,11 @@ def _types(*types: EventType) -> dict[str, EventType]:
 
 
 _SYNC_CHANGE = {"source_system": enum(SOURCE_SYSTEMS), "changes": CHANGES}
-_SYNC_OPTIONAL = {"integration_run_id": nullable(INT_ID), "significant": {"type": "boolean"}}
+_SYNC_OPTIONAL = {"integration_run_id": nullable(INT_ID), "significant": {"type": "boolean"},
+                  # bank sync (integrations/changes.py): a new row, its business date, the
+                  # reference person a CUSTOMER_UPDATED is about, "card" for a W4 card
+                  "created": {"type": "boolean"}, "business_date": nullable(DATE),
+                  "ref_cif": nullable(STRING), "product": nullable(STRING)}
 
 CATALOG: dict[str, EventType] = _types(
     EventType(
@@ -126,7 +130,8 @@ CATALOG: dict[str, EventType] = _types(
             {"run_id": INT_ID, "integration": enum(INTEGRATIONS), "kind": enum(RUN_KINDS),
              "status": enum(RUN_STATUSES)},
             {"business_date": nullable(DATE), "extracted": COUNT, "loaded": COUNT,
-             "failed": COUNT, "full_refresh": {"type": "boolean"}},
+             "failed": COUNT, "full_refresh": {"type": "boolean"},
+             "unchanged": COUNT, "events": COUNT, "cursor": nullable(STRING)},
         ),
         "A bank synchronisation run finished (whatever its outcome).",
         ("bank sync",),

@@ -54,3 +54,19 @@ def health():
         checks["redis"] = f"error: {exc.__class__.__name__}"
     healthy = all(v == "ok" for v in checks.values())
     return jsonify(status="ok" if healthy else "degraded", checks=checks), 200 if healthy else 503
+
+
+@bp.get("/healthz")
+@public
+def healthz():
+    """Liveness: the process answers (checks nothing else, so a database outage does not get
+    every web process restarted)."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+@public
+def readyz():
+    """Readiness: PostgreSQL and Redis both answer (503 otherwise: take this process out of
+    the load balancer until they do). Same checks as /health."""
+    return health()

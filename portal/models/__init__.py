@@ -13,6 +13,7 @@ from portal.models.collection import (
 from portal.models.customers import Address, Customer, Email, Phone, ReferenceCustomer
 from portal.models.events import Event, EventDelivery
 from portal.models.field import AgentLocation, AgentStatus, AgentStatusEvent, CallRecord, Visit
+from portal.models.kpis import KpiAgentDaily, KpiPortfolioSnapshot  # noqa: F401
 from portal.models.integrations import IntegrationRun, IntegrationSetting, QuarantinedRecord
 from portal.models.loans import (
     Card,
@@ -22,6 +23,7 @@ from portal.models.loans import (
     LoanBucketHistory,
     LoanCollateral,
 )
+from portal.models.ops import Alert  # noqa: F401
 from portal.models.payments import Discrepancy, Payment, ReconciliationRun
 from portal.models.settings import AppSetting
 from portal.models.users import ApiToken, Team, User

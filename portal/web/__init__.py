@@ -44,6 +44,10 @@ BLUEPRINT_PACKAGES = (
     "portal.admin",
     "portal.api",
     "portal.notifications",
+    "portal.calls",
+    "portal.payments",
+    "portal.kpi",
+    "portal.assignment",
 )
 
 
