@@ -78,6 +78,10 @@ def db(app, redis_client):
         tables = ", ".join(f'"{t.name}"' for t in _db.metadata.sorted_tables)
         with _db.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # process-local caches of what was just truncated (ops pause flags, seconds-long)
+        from integrations.control import clear_pause_cache
+
+        clear_pause_cache()
         ctx.pop()
 
 

@@ -232,7 +232,7 @@ def test_run_now_queues_the_integrations_own_job(client, login_as, csrf_token, d
     response = post(client, csrf_token, f"/ops/integrations/{integration}/run")
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "queued (job" in page
-    [job] = Queue("integrations", connection=redis_client).get_jobs()
-    assert job.func_name == func
+    jobs = Queue("integrations", connection=redis_client).get_jobs()
+    assert func in {job.func_name for job in jobs}
     assert db.session.scalar(select(AuditLog).where(AuditLog.action == "ops.run_now")) \
         .entity_id == integration
