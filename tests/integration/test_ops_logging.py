@@ -63,6 +63,7 @@ def test_request_lines_carry_the_signed_in_user(app, client, login_as, csrf_toke
     handler = make_handler("json", stream)
     logger = logging.getLogger("portal")  # current_app.logger
     logger.addHandler(handler)
+    saved = ops_actions.TRIGGERS.pop("GPS", None)  # the product's, put back afterwards
     ops_actions.register_trigger("GPS", run_now=broken_trigger)
     try:
         ops = login_as("ops")
@@ -73,6 +74,8 @@ def test_request_lines_carry_the_signed_in_user(app, client, login_as, csrf_toke
     finally:
         logger.removeHandler(handler)
         ops_actions.TRIGGERS.pop("GPS", None)
+        if saved is not None:
+            ops_actions.TRIGGERS["GPS"] = saved
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     entry = next(line for line in lines if line["message"] == "ops action failed")
     assert entry["user"] == ops.username and entry["correlation_id"] == "req-user-1"
