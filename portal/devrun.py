@@ -280,6 +280,8 @@ def main() -> int:
     env["PYTHONUNBUFFERED"] = "1"
     # where the sandbox simulators send their webhooks (payments, call centre)
     env.setdefault("PORTAL_URL", f"http://{local_host(host)}:{port}")
+    # the demo's customers pay now and then (the sandbox payment system sends signed webhooks)
+    env.setdefault("PAYMENTS_SANDBOX_PAY_EVERY", "30")
 
     if port_open(local_host(host), port):
         say(f"something already answers on http://{local_host(host)}:{port}/ (another `make run`?)"
