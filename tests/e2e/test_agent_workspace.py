@@ -136,8 +136,18 @@ def workspace(app, db, make_user, make_customer, make_loan, ws_action_codes):
     app.config["FROZEN_NOW"] = None
 
 
+HTMX_READY = """id => {
+    const el = document.getElementById(id);
+    const data = el && el['htmx-internal-data'];
+    return !!(data && data.initHash) && !document.querySelector('.htmx-request');
+}"""
+
+
 def choose(page, select_id: str, label: str):
-    """Pick an option; the form re-renders through HTMX, so wait for the swap to settle."""
+    """Pick an option; the form re-renders through HTMX, so wait for the swap to settle: no
+    request in flight and the new select processed by HTMX (a change made before HTMX has
+    attached its listener to the swapped-in select would be lost)."""
+    page.wait_for_function(HTMX_READY, arg=select_id)
     page.select_option(f"#{select_id}", label=label)
     expect(page.locator(f"#{select_id} option:checked")).to_have_text(label)
 
