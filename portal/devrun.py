@@ -308,6 +308,8 @@ def main() -> int:
             env["DATABASE_URL"] = services.database_url
         if need_redis:
             env["REDIS_URL"] = services.redis_url
+    # the sandbox payment system's demo payers: open loans of the bank's book (this database)
+    env.setdefault("PAYMENTS_SANDBOX_LOAN_BOOK_URL", env["DATABASE_URL"])
     say(f"DATABASE_URL={mask_password(env['DATABASE_URL'])}")
     say(f"REDIS_URL={mask_password(env['REDIS_URL'])}")
     data_dir = str(instance_dir) if services else "external PostgreSQL and Redis (see URLs above)"

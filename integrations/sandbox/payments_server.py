@@ -464,6 +464,20 @@ def seed_payers(customers: int, products: int) -> list[dict]:
             for _, r in rows if r["status"] == "OPEN" and (r["due_amount"] or 0) > 0]
 
 
+def payers_from_database(url: str, limit: int = 2000) -> list[dict]:
+    """Delinquent open loans read from the bank's loan book (the demo's database): the payment
+    system and the core banking system share the bank's accounts."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        rows = conn.execute(
+            "SELECT account_number, cif, currency, due_amount FROM loans "
+            "WHERE status = 'OPEN' AND due_amount > 0 ORDER BY account_number LIMIT %s",
+            (limit,)).fetchall()
+    return [{"loan_account_number": a, "cif": c, "currency": cur, "due": int(d)}
+            for a, c, cur, d in rows]
+
+
 def start_demo_payments(system: PaymentSystem, payers: Callable[[], list[dict]],
                         every: float) -> threading.Thread:
     """Every ``every`` seconds a customer of the demo portfolio pays part of what is due."""
@@ -503,8 +517,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     app = create_app(portal_url=args.portal_url)
     if args.pay_every > 0:
-        start_demo_payments(app.extensions["payments_sandbox"],
-                            lambda: seed_payers(args.customers, args.products), args.pay_every)
+        loan_book = os.environ.get(f"{ENV_PREFIX}_LOAN_BOOK_URL")
+        start_demo_payments(
+            app.extensions["payments_sandbox"],
+            (lambda: payers_from_database(loan_book)) if loan_book
+            else (lambda: seed_payers(args.customers, args.products)), args.pay_every)
     serve(app, args.host, args.port)
 
 
