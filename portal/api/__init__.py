@@ -4,6 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from portal.api import views  # noqa: E402,F401
-from portal.api import field  # noqa: E402,F401
-from portal.api import read  # noqa: E402,F401
+from portal.api import field, read, views  # noqa: E402,F401  (routes register on bp)

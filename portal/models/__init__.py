@@ -13,8 +13,8 @@ from portal.models.collection import (
 from portal.models.customers import Address, Customer, Email, Phone, ReferenceCustomer
 from portal.models.events import Event, EventDelivery
 from portal.models.field import AgentLocation, AgentStatus, AgentStatusEvent, CallRecord, Visit
-from portal.models.kpis import KpiAgentDaily, KpiPortfolioSnapshot  # noqa: F401
 from portal.models.integrations import IntegrationRun, IntegrationSetting, QuarantinedRecord
+from portal.models.kpis import KpiAgentDaily, KpiPortfolioSnapshot  # noqa: F401
 from portal.models.loans import (
     Card,
     Collateral,
