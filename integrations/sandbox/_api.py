@@ -279,23 +279,7 @@ def create_api_app(*, name: str, collection_path: str, build: Callable[[], Colle
     def health():
         return jsonify({"status": "ok", "system": name, "records": len(state.collection)})
 
-    @app.get("/_sandbox/faults")
-    def get_faults():
-        return jsonify({**asdict(state.faults), "served": state.served})
-
-    @app.put("/_sandbox/faults")
-    def put_faults():
-        values = request.get_json(silent=True)
-        if not isinstance(values, dict):
-            return error(400, "bad_request", "send a JSON object of knobs")
-        with state.lock:
-            try:
-                state.faults.update(values)
-            except (TypeError, ValueError) as exc:
-                return error(400, "bad_request", str(exc))
-            if "outage_after" in values:
-                state.served = 0
-        return jsonify(asdict(state.faults))
+    register_fault_routes(app, state)
 
     @app.post("/_sandbox/touch")
     def touch():
@@ -390,3 +374,26 @@ class ServerThread:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def register_fault_routes(app, state) -> None:
+    """``GET/PUT /_sandbox/faults``: read and turn the fault knobs of a simulator whose
+    ``state`` has ``faults`` (with ``update``), ``served`` and ``lock``."""
+
+    @app.get("/_sandbox/faults")
+    def get_faults():
+        return jsonify({**asdict(state.faults), "served": state.served})
+
+    @app.put("/_sandbox/faults")
+    def put_faults():
+        values = request.get_json(silent=True)
+        if not isinstance(values, dict):
+            return error(400, "bad_request", "send a JSON object of knobs")
+        with state.lock:
+            try:
+                state.faults.update(values)
+            except (TypeError, ValueError) as exc:
+                return error(400, "bad_request", str(exc))
+            if "outage_after" in values:
+                state.served = 0
+        return jsonify(asdict(state.faults))

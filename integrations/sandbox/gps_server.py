@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, jsonify, request
 
-from integrations.sandbox._api import Faults, error, serve
+from integrations.sandbox._api import Faults, error, register_fault_routes, serve
 
 NAME = "GPS"
 DEFAULT_PORT = 8705
@@ -199,23 +199,7 @@ def create_app(*, api_key: str | None = None, faults: Faults | None = None,
     def health():
         return jsonify({"status": "ok", "system": NAME, "positions": len(state.positions)})
 
-    @app.get("/_sandbox/faults")
-    def get_faults():
-        return jsonify({**asdict(state.faults), "served": state.served})
-
-    @app.put("/_sandbox/faults")
-    def put_faults():
-        values = request.get_json(silent=True)
-        if not isinstance(values, dict):
-            return error(400, "bad_request", "send a JSON object of knobs")
-        with state.lock:
-            try:
-                state.faults.update(values)
-            except (TypeError, ValueError) as exc:
-                return error(400, "bad_request", str(exc))
-            if "outage_after" in values:
-                state.served = 0
-        return jsonify(asdict(state.faults))
+    register_fault_routes(app, state)
 
     @app.get("/_sandbox/stats")
     def stats():
