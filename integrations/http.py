@@ -106,14 +106,23 @@ class JsonApiClient:
         return base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not security
 
     def get_json(self, path: str, params: dict | None = None) -> dict:
+        return self._guarded("GET", path, params=params)
+
+    def post_json(self, path: str, body: dict) -> dict:
+        """POST a JSON body, with the same retry rules as ``get_json`` (5xx/429/timeouts
+        retried with backoff): the caller's request must be safe to repeat."""
+        return self._guarded("POST", path, json=body)
+
+    def _guarded(self, method: str, path: str, **kwargs) -> dict:
+        """The request behind the circuit breaker, when the client has one."""
         if self.breaker is None:
-            return self._get_json(path, params)
+            return self._request_json(method, path, **kwargs)
         if not self.breaker.allow():
             self.stats.failures += 1
             raise Unavailable(f"{self.name} unavailable: circuit breaker open (not called)",
                               code="breaker_open", url=f"{self.base_url}{path}", attempts=0)
         try:
-            body = self._get_json(path, params)
+            body = self._request_json(method, path, **kwargs)
         except Unavailable as exc:
             self.breaker.record_failure(exc)
             raise
@@ -123,7 +132,8 @@ class JsonApiClient:
         self.breaker.record_success()
         return body
 
-    def _get_json(self, path: str, params: dict | None = None) -> dict:
+    def _request_json(self, method: str, path: str, *, params: dict | None = None,
+                      json: dict | None = None) -> dict:
         url = f"{self.base_url}{path}"
         headers = {"Accept": "application/json", **self.auth_headers()}
         attempts = self.retries + 1
@@ -133,8 +143,12 @@ class JsonApiClient:
             self.stats.requests += 1
             retry_after = None
             try:
-                response = self.session.get(url, params=params, headers=headers,
-                                            timeout=self.timeout)
+                if method == "GET":
+                    response = self.session.get(url, params=params, headers=headers,
+                                                timeout=self.timeout)
+                else:
+                    response = self.session.post(url, params=params, json=json,
+                                                 headers=headers, timeout=self.timeout)
             except requests.Timeout:
                 last_error, last_status = f"timed out after {self.timeout}s", None
             except requests.ConnectionError as exc:

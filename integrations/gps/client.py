@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import requests
 from flask import current_app
 
 from integrations.http import (
-    RETRY_STATUSES,
-    ApiError,
-    AuthError,
     JsonApiClient,
-    Unavailable,
-    _error_code,
-    _error_message,
 )
 
 
@@ -34,54 +27,6 @@ class GpsClient(JsonApiClient):
 
     def auth_headers(self) -> dict[str, str]:
         return {"X-API-Key": self.api_key}
-
-    def post_json(self, path: str, body: dict) -> dict:
-        """POST with the base client's retry rules (5xx/429/timeouts retried with backoff)."""
-        url = f"{self.base_url}{path}"
-        headers = {"Accept": "application/json", **self.auth_headers()}
-        attempts = self.retries + 1
-        last_error, last_status = "no attempt made", None
-        for attempt in range(1, attempts + 1):
-            self.stats.requests += 1
-            retry_after = None
-            try:
-                response = self.session.post(url, json=body, headers=headers,
-                                             timeout=self.timeout)
-            except requests.Timeout:
-                last_error, last_status = f"timed out after {self.timeout}s", None
-            except requests.ConnectionError as exc:
-                last_error, last_status = f"connection failed: {type(exc).__name__}", None
-            else:
-                status = response.status_code
-                if status in (401, 403):
-                    self.stats.failures += 1
-                    raise AuthError(f"GPS refused the credentials ({status}): "
-                                    f"{_error_message(response)}", status=status,
-                                    code=_error_code(response), url=url, attempts=attempt)
-                if status not in RETRY_STATUSES:
-                    if status >= 400:
-                        self.stats.failures += 1
-                        raise ApiError(f"GPS answered {status}: {_error_message(response)}",
-                                       status=status, code=_error_code(response), url=url,
-                                       attempts=attempt)
-                    try:
-                        answer = response.json()
-                    except ValueError:
-                        answer = None
-                    if isinstance(answer, dict):
-                        return answer
-                    last_error, last_status = "answer is not a JSON object", status
-                else:
-                    last_error = f"HTTP {status}: {_error_message(response)}"
-                    last_status = status
-                    retry_after = response.headers.get("Retry-After")
-            if attempt < attempts:
-                self.stats.retries += 1
-                self.sleep(self._delay(attempt, retry_after))
-        self.stats.failures += 1
-        self.stats.errors.append(last_error)
-        raise Unavailable(f"GPS unavailable: {last_error} (gave up after {attempts} attempts)",
-                          status=last_status, url=url, attempts=attempts)
 
     def send_positions(self, positions: list[dict]) -> dict:
         return self.post_json("/api/v1/positions", {"positions": positions})
