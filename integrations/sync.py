@@ -216,9 +216,19 @@ def run_sync(integration: str, *, full: bool = False, business_date: date | str 
         business_date = date.fromisoformat(business_date)
     retries = app.config["SYNC_RETRIES"] if retries is None else retries
     backoff = app.config["SYNC_RETRY_BACKOFF"] if backoff is None else backoff
-    from portal.logging import get_correlation_id
+    from portal.logging import correlation_scope, get_correlation_id
 
     correlation_id = correlation_id or get_correlation_id() or uuid.uuid4().hex
+    with correlation_scope(correlation_id):  # the run's log lines carry the run's id
+        return _run_with_retries(integration, app, full=full, business_date=business_date,
+                                 trigger=trigger, user_id=user_id, retries=retries,
+                                 backoff=backoff, sleep=sleep, correlation_id=correlation_id)
+
+
+def _run_with_retries(integration: str, app: Flask, *, full: bool,
+                      business_date: date | None, trigger: str, user_id: int | None,
+                      retries: int, backoff: float, sleep: Callable[[float], None],
+                      correlation_id: str) -> SyncOutcome:
     outcome = SyncOutcome(integration, "running")
     with connect(app) as lock_conn:
         # One run per integration at a time: a session-level advisory lock, released by the

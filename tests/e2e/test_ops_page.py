@@ -1,15 +1,21 @@
-"""Browser: the integration health page. Ops sees every card with its charts, opens W4's failed
-run, reads the quarantined record and its reason, retries the run (the card turns healthy),
-then pauses the payments integration after confirming and sees it paused. Screenshots in
-test-results/screenshots/ops-*.png."""
+"""Browser: the integration health page. W4's latest run is a real sync against the W4 sandbox
+server (real HTTP, free port) that quarantined malformed cards and then failed in an outage. Ops
+sees every card with its charts, opens that failed run, reads a quarantined record and its
+reason, retries the run (the retry is enqueued and a real RQ worker runs the sync against the
+recovered sandbox: the card turns healthy), then pauses the payments integration after
+confirming and sees it paused. Screenshots in test-results/screenshots/ops-*.png."""
 
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import requests
 from playwright.sync_api import expect
+from sqlalchemy import select
 
 from tests.e2e.conftest import SCREENSHOTS
 from tests.factories import DEFAULT_PASSWORD
@@ -19,13 +25,14 @@ pytestmark = pytest.mark.e2e
 KINDS = {"PAYMENTS": "reconcile", "CTI": "reconcile", "GPS": "forward"}
 EVERY_HOURS = {"T24": 24, "W4": 6, "LOS": 6, "PAYMENTS": 8, "CTI": 4, "GPS": 1}
 MEDIAN_MS = {"T24": 48000, "W4": 9000, "LOS": 6500, "PAYMENTS": 3200, "CTI": 1400, "GPS": 350}
+CUSTOMERS, PRODUCTS = 60, 90  # the W4 sandbox's portfolio (as in the W4 sync tests)
 RECORDS = {"T24": 4200, "W4": 860, "LOS": 310, "PAYMENTS": 1200, "CTI": 640, "GPS": 90}
 
 
 def seed_history(db, now):
-    """A week of runs for each integration (a few failures), W4's latest failed with a
-    quarantined record, and the CTI breaker open."""
-    from portal.models import IntegrationRun, QuarantinedRecord
+    """A week of runs for each integration (a few failures) and the latest run of each but W4
+    (whose latest run is the real sync of the test)."""
+    from portal.models import IntegrationRun
 
     rnd = random.Random(9)
     for name, hours in EVERY_HOURS.items():
@@ -41,7 +48,7 @@ def seed_history(db, now):
                 extracted=extracted, transformed=extracted, loaded=0 if failed else extracted,
                 errors=[{"message": "connection reset by peer"}] if failed else None))
             at += timedelta(hours=hours, minutes=rnd.randint(-20, 20))
-    # the latest runs: everyone healthy but W4, whose latest run failed with a bad record
+    # the latest runs: everyone healthy; W4's is the test's own
     for name in EVERY_HOURS:
         if name != "W4":
             db.session.add(IntegrationRun(
@@ -49,22 +56,8 @@ def seed_history(db, now):
                 status="succeeded", started_at=now - timedelta(minutes=12),
                 finished_at=now - timedelta(minutes=11), duration_ms=MEDIAN_MS[name],
                 extracted=RECORDS[name], loaded=RECORDS[name]))
-    failed = IntegrationRun(
-        integration="W4", kind="sync", trigger="schedule", status="failed",
-        started_at=now - timedelta(minutes=9), finished_at=now - timedelta(minutes=8),
-        duration_ms=41000, extracted=900, transformed=899, loaded=640, quarantined=1,
-        failed=0, attempt=4, correlation_id="e2e-w4-run", control_totals={"pages": 9},
-        errors=[{"message": "W4 unavailable: HTTP 503 (gave up after 5 attempts)"}])
-    db.session.add(failed)
-    db.session.flush()
-    db.session.add(QuarantinedRecord(
-        integration="W4", run_id=failed.id, entity="card", record_key="4123-XXXX-0042",
-        reason="credit_limit must not be negative",
-        raw='{"contract_number": "4123-XXXX-0042", "credit_limit": -5000000, "cif": "CIF00012"}'))
     db.session.commit()
     seed_events(db, now, rnd)
-    seed_log_lines("e2e-w4-run")
-    return failed
 
 
 def seed_events(db, now, rnd):
@@ -87,54 +80,80 @@ def seed_events(db, now, rnd):
     db.session.commit()
 
 
-def seed_log_lines(correlation_id):
-    """What the W4 sync logged under its correlation id (kept by the capture handler)."""
-    import logging
-
-    from portal.logging import correlation_scope
-
-    log = logging.getLogger("integrations.sync")
-    with correlation_scope(correlation_id):
-        log.info("sync started", extra={"integration": "W4", "attempt": 4})
-        log.info("page loaded", extra={"integration": "W4", "page": 8, "records": 100})
-        log.warning("record quarantined", extra={"integration": "W4",
-                                                 "record_key": "4123-XXXX-0042"})
-        log.error("sync attempt failed", extra={"integration": "W4", "attempt": 4,
-                                                "error": "W4 unavailable: HTTP 503"})
-
-
 @pytest.fixture
-def w4_retry(db):
-    """The W4 retry trigger, as the bank sync registers it: here it records a good run."""
-    from portal.extensions import db as _db
-    from portal.models import IntegrationRun
-    from portal.services import ops_actions
+def w4_sandbox(app, monkeypatch):
+    """The W4 sandbox server on a free port, with the customers its cards belong to loaded from
+    T24 files; the sync configured to reach it with small pages and no retry back-off."""
+    import psycopg
 
-    def retry(*, user, run):
-        now = datetime.now(UTC)
-        _db.session.add(IntegrationRun(
-            integration="W4", kind="sync", trigger="retry", status="succeeded",
-            started_at=now - timedelta(seconds=8), finished_at=now, duration_ms=8000,
-            extracted=900, transformed=900, loaded=900, retry_of_id=run.id, attempt=1,
-            triggered_by_id=user.id))
-        _db.session.commit()
-        return f"W4 sync retried (run {run.id})"
+    from integrations.sandbox._api import ServerThread
+    from integrations.sandbox.t24_files import SeedSource, generate_day
+    from integrations.sandbox.w4_server import DEFAULT_API_KEY, create_app, seed_cards
+    from integrations.t24.load import load_set
+    from integrations.t24.manifest import verify
+    from tests.integration.sync_helpers import pg_url
 
-    saved = ops_actions.TRIGGERS.pop("W4", None)
-    ops_actions.register_trigger("W4", retry_run=retry)
-    yield
-    ops_actions.TRIGGERS.pop("W4", None)
-    if saved:
-        ops_actions.TRIGGERS["W4"] = saved
+    with tempfile.TemporaryDirectory(prefix="e2e-w4-") as files:
+        source = SeedSource(CUSTOMERS, PRODUCTS, business_date=date(2026, 11, 24))
+        with psycopg.connect(pg_url(app), autocommit=True) as conn:
+            load_set(conn, verify(generate_day(Path(files) / "t24", source)))
+            conn.execute("TRUNCATE events, integration_runs CASCADE")
+    with ServerThread(create_app(seed_cards(CUSTOMERS, PRODUCTS))) as server:
+        for key, value in {"W4_API_URL": server.url, "W4_API_KEY": DEFAULT_API_KEY,
+                           "SYNC_PAGE_SIZE": 10, "SYNC_HTTP_RETRIES": 0, "SYNC_RETRIES": 0,
+                           "SYNC_RETRY_BACKOFF": 0}.items():
+            monkeypatch.setitem(app.config, key, value)
+        yield server
 
 
-def test_ops_health_page_retry_and_pause(page, live_server, db, make_user, redis_client,
-                                         w4_retry, sign_in, screenshot):
+def faults(server, **knobs):
+    assert requests.put(f"{server.url}/_sandbox/faults", json=knobs, timeout=5).ok
+
+
+def failed_w4_sync(app, server):
+    """A real W4 sync: pages with malformed cards (quarantined), then an outage (the run fails
+    after its attempts). Returns the failed run."""
+    from integrations.sync import SyncError, run_sync
+    from portal.extensions import db
+    from portal.models import IntegrationRun, QuarantinedRecord
+
+    faults(server, malformed_rate=0.3, outage_after=1)  # one page served, then down
+    with pytest.raises(SyncError, match="W4 unavailable"):
+        run_sync("W4", app=app, trigger="schedule")
+    db.session.expire_all()
+    run = db.session.scalars(select(IntegrationRun).where(IntegrationRun.integration == "W4")
+                             .order_by(IntegrationRun.id.desc())).first()
+    assert run.status == "failed" and run.quarantined > 0
+    quarantined = db.session.scalars(select(QuarantinedRecord).where(
+        QuarantinedRecord.run_id == run.id).order_by(QuarantinedRecord.id)).all()
+    assert len(quarantined) == run.quarantined
+    return run, quarantined[0]
+
+
+def run_queued_syncs(app) -> list:
+    """What a worker of the integrations queue does with the jobs the ops page enqueued: a real
+    RQ worker (in this process, burst mode) runs them."""
+    from rq.registry import FailedJobRegistry, FinishedJobRegistry
+
+    from tests.integration.test_events_support import drain, worker_connection
+    from workers.queues import get_queue
+
+    queue = get_queue("integrations", worker_connection(app))
+    assert queue.count == 1  # the retry the button enqueued
+    drain(app, queues=("integrations",), timeout=60)
+    assert FailedJobRegistry(queue=queue).get_job_ids() == []
+    return FinishedJobRegistry(queue=queue).get_job_ids()
+
+
+def test_ops_health_page_retry_and_pause(app, page, live_server, db, make_user, redis_client,
+                                         w4_sandbox, sign_in, screenshot):
     from integrations import control
+    from portal.models import IntegrationRun
 
     control.clear_pause_cache()
     now = datetime.now(UTC)
-    failed = seed_history(db, now)
+    seed_history(db, now)
+    failed, bad_card = failed_w4_sync(app, w4_sandbox)
     control.breaker("CTI").force("open", "e2e", reason="vendor maintenance")
     db.session.commit()
     make_user(role="ops", username="minh.ops", full_name="Tran Van Minh")
@@ -152,15 +171,22 @@ def test_ops_health_page_retry_and_pause(page, live_server, db, make_user, redis
     # the failed run: counts, quarantined record with its reason, retry
     page.get_by_test_id("last-run-W4").click()
     expect(page.get_by_role("heading", name=f"W4 card system · run {failed.id}")).to_be_visible()
-    expect(page.get_by_test_id("quarantine-reason")).to_have_text(
-        "credit_limit must not be negative")
-    expect(page.get_by_test_id("quarantined")).to_contain_text("-5000000")
-    expect(page.get_by_test_id("run-errors")).to_contain_text("HTTP 503")
+    expect(page.get_by_test_id("quarantine-reason").first).to_have_text(bad_card.reason)
+    expect(page.get_by_test_id("quarantined")).to_contain_text(bad_card.record_key)
+    expect(page.get_by_test_id("run-errors")).to_contain_text("W4 unavailable")
     expect(page.get_by_test_id("log-lines")).to_contain_text("sync attempt failed")
     screenshot(page, "ops-run-detail")
+
+    # W4 is back; ops retries the run, the worker runs the sync, the card turns healthy
+    faults(w4_sandbox, outage=False, outage_after=None, malformed_rate=0)
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_test_id("retry-run").click()
-    expect(page.get_by_text(f"W4 sync retried (run {failed.id})")).to_be_visible()
+    expect(page.get_by_text(f"W4 run {failed.id} retried")).to_be_visible()
+    assert len(run_queued_syncs(app)) == 1
+    db.session.expire_all()
+    latest = db.session.scalars(select(IntegrationRun).where(IntegrationRun.integration == "W4")
+                                .order_by(IntegrationRun.id.desc())).first()
+    assert latest.id > failed.id and latest.status == "succeeded" and latest.loaded > 0
 
     page.get_by_role("link", name="Integration health").first.click()
     expect(page.get_by_test_id("state-W4")).to_have_text("Healthy")
