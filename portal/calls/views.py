@@ -24,13 +24,20 @@ from portal.models import (
     User,
 )
 from portal.models.payments import ReconciliationRun
-from portal.permissions import can, permission_required
+from portal.permissions import can, may_access_case, permission_required
 from portal.services import actions, agent_status, calls, clock
 from portal.services.case_view import mask_phone
 
 
 def _customer(cif: str) -> Customer | None:
     return db.session.scalar(select(Customer).where(Customer.cif == cif)) if cif else None
+
+
+def _workable_customer(cif: str) -> Customer | None:
+    """The customer ``cif`` if the current user may work their case (None: answer 404)."""
+    if not cif or not may_access_case(db.session, current_user, cif):
+        return None
+    return _customer(cif)
 
 
 def _client():
@@ -133,7 +140,7 @@ def _widget(record: CallRecord, *, errors=None, values=None, saved=False, messag
 def dial():
     cif = request.form.get("cif", "")
     raw_phone = request.form.get("phone_id", "")
-    if not raw_phone.isdigit() or _customer(cif) is None:
+    if not raw_phone.isdigit() or _workable_customer(cif) is None:
         abort(404)
     client = _client()
     try:
@@ -248,7 +255,7 @@ def _manual_form(cif: str, phone_id: int | None, *, errors=None, values=None, do
 @permission_required("cases.work")
 def manual_form():
     cif = request.args.get("cif", "")
-    if _customer(cif) is None:
+    if _workable_customer(cif) is None:
         abort(404)
     raw = request.args.get("phone_id", "")
     return _manual_form(cif, int(raw) if raw.isdigit() else None)
@@ -259,7 +266,7 @@ def manual_form():
 def manual_log():
     form = request.form
     cif = form.get("cif", "")
-    if _customer(cif) is None:
+    if _workable_customer(cif) is None:
         abort(404)
     data, errors = _action_input(form)
     raw_phone = form.get("phone_id") or ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from portal import permissions
 from portal.cases import bp
 from portal.extensions import db
 from portal.models.enums import ACTION_TYPES
@@ -49,12 +50,15 @@ def next_case():
 def search():
     filters = queue.QueueFilters.from_args(request.args)
     page = None
+    scope = permissions.case_scope(db.session, current_user)  # not other teams' cases
     if filters.q:  # every customer, with a case or not
         page = customer_search.customer_search(
             db.session, filters.q, page=filters.page, status=filters.status,
-            bucket_condition=queue.bucket_condition(filters.bucket) if filters.bucket else None)
+            bucket_condition=queue.bucket_condition(filters.bucket) if filters.bucket else None,
+            case_scope=scope)
     elif filters.bucket or filters.status:  # browsing cases by bucket / status
-        page = queue.queue_page(db.session, None, filters, clock.now(), with_counts=False)
+        page = queue.queue_page(db.session, None, filters, clock.now(), with_counts=False,
+                                case_scope=scope)
     template = "cases/_search_results.html" if _is_partial("search-results") \
         else "cases/search.html"
     return render_template(template, page=page, filters=filters)

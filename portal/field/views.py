@@ -9,6 +9,7 @@ from flask import abort, current_app, flash, jsonify, redirect, render_template,
 from flask_login import current_user
 from sqlalchemy import select
 
+from portal import permissions
 from portal.extensions import db
 from portal.field import bp
 from portal.models import ActionCode, Team, User, Visit
@@ -30,20 +31,48 @@ def _int_arg(name: str) -> int | None:
 
 
 def _filters() -> dict:
-    """Team and agent of the map; a supervisor starts on their own team."""
+    """Team and agent of the map, within the teams the user supervises (403 outside them): a
+    supervisor starts on their own team; "all" means all of theirs."""
     team_raw = request.args.get("team")
     if team_raw is None:
         team_id = current_user.team_id
     else:
         team_id = int(team_raw) if team_raw.isdigit() else None
-    return {"team_id": team_id, "agent_id": _int_arg("agent")}
+    scope = permissions.team_scope(db.session, current_user)
+    if team_id is not None and scope is not None and team_id not in scope:
+        abort(403, description="That team is not one of yours.")
+    agent_id = _int_arg("agent")
+    if agent_id is not None and not permissions.may_access_agent(db.session, current_user,
+                                                                 agent_id):
+        abort(403, description="That agent is not in one of your teams.")
+    return {"team_id": team_id, "agent_id": agent_id, "scope": scope}
 
 
-def _field_agents(team_id: int | None) -> list[User]:
+def _field_agents(team_id: int | None, scope: list[int | None] | None = None) -> list[User]:
+    """Active field agents of ``team_id``, or of every team in ``scope`` (None: all teams)."""
     query = select(User).where(User.role == "field_agent", User.active.is_(True))
     if team_id is not None:
         query = query.where(User.team_id == team_id)
+    elif scope is not None:
+        query = query.where(permissions.members_of(scope))
     return list(db.session.scalars(query.order_by(User.full_name)))
+
+
+def _agents_shown(filters: dict) -> list[int] | None:
+    """The agent ids the map and the reviews are limited to (None: no limit, an admin)."""
+    if filters["agent_id"]:
+        return [filters["agent_id"]]
+    if filters["team_id"] is None and filters["scope"] is not None:
+        return [a.id for a in _field_agents(None, filters["scope"])]
+    return None
+
+
+def _reviewable_agent_ids() -> list[int] | None:
+    """Agents whose visits the current supervisor reviews (None: every agent, an admin)."""
+    scope = permissions.team_scope(db.session, current_user)
+    if scope is None:
+        return None
+    return list(db.session.scalars(select(User.id).where(permissions.members_of(scope))))
 
 
 # --- supervisor map --------------------------------------------------------------------------
@@ -53,8 +82,11 @@ def _field_agents(team_id: int | None) -> list[User]:
 @permission_required("field.track")
 def map_page():
     filters = _filters()
-    teams = list(db.session.scalars(select(Team).order_by(Team.name)))
-    agents = _field_agents(filters["team_id"])
+    teams_query = select(Team).order_by(Team.name)
+    if filters["scope"] is not None:
+        teams_query = teams_query.where(Team.id.in_([t for t in filters["scope"] if t]))
+    teams = list(db.session.scalars(teams_query))
+    agents = _field_agents(filters["team_id"], filters["scope"])
     today = clock.bank_today()
     config = current_app.config
     map_config = {
@@ -69,7 +101,8 @@ def map_page():
     return render_template(
         "field/map.html", teams=teams, agents=agents, filters=filters, today=today,
         map_config=map_config, buckets=BUCKET_NAMES, bucket_colours=BUCKET_COLOURS,
-        pending_reviews=visits.count_pending_reviews(db.session) if can("field.review") else 0)
+        pending_reviews=visits.count_pending_reviews(db.session, _reviewable_agent_ids())
+        if can("field.review") else 0)
 
 
 def _agent_json(row: dict, now, stale_minutes: int) -> dict:
@@ -94,7 +127,7 @@ def map_data():
     filters = _filters()
     now = clock.now()
     stale = int(current_app.config.get("FIELD_STALE_MINUTES", 15))
-    agent_ids = [filters["agent_id"]] if filters["agent_id"] else None
+    agent_ids = _agents_shown(filters)
     agents = locations.latest_positions(db.session, team_id=filters["team_id"],
                                         agent_ids=agent_ids)
     day = clock.bank_today()
@@ -117,7 +150,7 @@ def map_data():
     # compact rows [cif, name, lat, lon, bucket, dpd, priority, agent_id], as PostgreSQL wrote
     # them: spliced into the answer rather than decoded and encoded again
     customers = visits.team_customers_json(db.session, team_id=filters["team_id"],
-                                           agent_id=filters["agent_id"])
+                                           agent_ids=agent_ids)
     head = json.dumps(body, separators=(",", ":"))
     return current_app.response_class(f'{head[:-1]},"customers":{customers}}}',
                                       mimetype="application/json")
@@ -146,7 +179,7 @@ def agent_route(agent_id: int):
 @bp.get("/reviews")
 @permission_required("field.review")
 def reviews():
-    rows = visits.pending_reviews(db.session)
+    rows = visits.pending_reviews(db.session, agent_ids=_reviewable_agent_ids())
     return render_template("field/reviews.html", rows=rows,
                            radius_m=visits.radius_m(), max_accuracy_m=visits.max_accuracy_m())
 
@@ -165,7 +198,8 @@ def review_visit(visit_id: int):
                       note=request.form.get("note"))
     except visits.VisitError as exc:
         db.session.rollback()
-        row = next((r for r in visits.pending_reviews(db.session) if r["id"] == visit_id), None)
+        row = next((r for r in visits.pending_reviews(db.session, agent_ids=[visit.agent_id])
+                    if r["id"] == visit_id), None)
         if row is None:
             abort(409, description=str(exc))
         return render_template("field/_review_row.html", r=row, errors=exc.errors,
@@ -196,6 +230,8 @@ def plan():
                                   notes=request.form.get("notes"))
     except visits.VisitError as exc:
         db.session.rollback()
+        if exc.status == 404:
+            abort(404)
         flash("Visit not planned: " + " ".join(exc.errors.values()), "error")
         return redirect(request.referrer or url_for("field.map"))
     db.session.commit()
@@ -255,6 +291,8 @@ def plan_own():
                                   planned_by=current_user, notes=request.form.get("notes"))
     except visits.VisitError as exc:
         db.session.rollback()
+        if exc.status == 404:
+            abort(404)
         flash("Visit not planned: " + " ".join(exc.errors.values()), "error")
         return redirect(url_for("field.visits"))
     db.session.commit()

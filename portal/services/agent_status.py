@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal_column, or_, select, text, update
+from sqlalchemy import and_, case, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from portal import permissions
 from portal.events import publish
 from portal.models import (
     Action,
@@ -343,10 +344,8 @@ SORTS = {
 
 
 def supervised_team_ids(session: Session, supervisor: User) -> list[int]:
-    conditions = [Team.supervisor_id == supervisor.id]
-    if supervisor.team_id is not None:
-        conditions.append(Team.id == supervisor.team_id)
-    return list(session.scalars(select(Team.id).where(or_(*conditions)).order_by(Team.name)))
+    """The teams on the supervisor's board (``permissions.team_scope``)."""
+    return permissions.supervised_team_ids(session, supervisor) or []
 
 
 def board(session: Session, supervisor: User, *, team_id: int | None = None,

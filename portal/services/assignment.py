@@ -21,7 +21,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
-from portal.models import Address, AgentLocation, Case, CaseAssignment, Team, User
+from portal import permissions
+from portal.models import Address, AgentLocation, Case, CaseAssignment, User
 from portal.models.enums import BUCKETS
 from portal.services import audit, clock, field_geo
 from portal.services.notifications import notify
@@ -42,12 +43,7 @@ class AssignmentError(ValueError):
 
 def team_ids_for(session: Session, actor: User) -> list[int] | None:
     """Teams whose agents ``actor`` may assign to: None means every team (admin)."""
-    if actor.role == "admin":
-        return None
-    conditions = [Team.supervisor_id == actor.id]
-    if actor.team_id is not None:
-        conditions.append(Team.id == actor.team_id)
-    return list(session.scalars(select(Team.id).where(or_(*conditions)).order_by(Team.name)))
+    return permissions.supervised_team_ids(session, actor)
 
 
 def assignable_agents(session: Session, actor: User, role: str | None = None,
@@ -305,6 +301,8 @@ def preview_csv(session: Session, actor: User, content: str) -> CsvPreview:
     line without changing anything: unknown cif, unknown agent, agent outside the actor's
     teams or not a call/field agent, case held outside the actor's teams, duplicate cif."""
     content = content.lstrip("\ufeff")
+    if "\x00" in content:  # no text column can hold it: a binary file, not a CSV
+        return CsvPreview([], "The file holds NUL characters: it is not a text CSV file.")
     reader = csv.reader(io.StringIO(content))
     try:
         header = [h.strip().lower() for h in next(reader)]
@@ -320,13 +318,14 @@ def preview_csv(session: Session, actor: User, content: str) -> CsvPreview:
     ri = header.index("reason") if "reason" in header else None
     lines: list[CsvLine] = []
     try:
+        start = reader.line_num + 1  # a quoted cell may span lines: name the line it starts on
         for row in reader:
+            line, start = start, reader.line_num + 1
             if not any(cell.strip() for cell in row):
                 continue
             if len(lines) >= CSV_MAX_LINES:
                 return CsvPreview([], f"Too many lines: at most {CSV_MAX_LINES:,} per file.")
-            lines.append(CsvLine(reader.line_num, _cell(row, ci), _cell(row, ai),
-                                 _cell(row, ri) or None))
+            lines.append(CsvLine(line, _cell(row, ci), _cell(row, ai), _cell(row, ri) or None))
     except csv.Error as exc:
         return CsvPreview([], f"Line {reader.line_num}: {exc}")
     cases = dict(session.execute(select(Case.cif, Case.id).where(

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from portal import permissions
 from portal.models import AppSetting, KpiAgentDaily, KpiPortfolioSnapshot, Team, User
 from portal.models.enums import BUCKET_NAMES
 from portal.services import clock
@@ -407,12 +408,10 @@ class Dashboard:
 def visible_team_ids(session: Session, user: User) -> list[int]:
     """Teams whose KPIs ``user`` may see: all for an admin, else the teams they supervise
     (and their own team)."""
-    if user.role == "admin":
+    teams = permissions.supervised_team_ids(session, user)
+    if teams is None:
         return list(session.scalars(select(Team.id).order_by(Team.name)))
-    conditions = [Team.supervisor_id == user.id]
-    if user.team_id is not None:
-        conditions.append(Team.id == user.team_id)
-    return list(session.scalars(select(Team.id).where(or_(*conditions)).order_by(Team.name)))
+    return teams
 
 
 def _team_agents(session: Session, team_ids: list[int]) -> list[User]:

@@ -392,11 +392,14 @@ def forget_queue_counts(*agent_ids: int | None) -> None:
 
 def queue_page(session: Session, agent_id: int | None, filters: QueueFilters,
                now: datetime | None = None, per_page: int = PAGE_SIZE,
-               with_counts: bool = True) -> QueuePage:
-    """One page of the agent's queue (priority first) with the counts of every filter."""
+               with_counts: bool = True, case_scope=None) -> QueuePage:
+    """One page of the agent's queue (priority first) with the counts of every filter;
+    ``case_scope`` (``permissions.case_scope``) limits browsing to the cases a user may open."""
     now = now or clock.now()
     today = clock.bank_today(now)
     conditions = list(_scope(agent_id))
+    if case_scope is not None:
+        conditions.append(case_scope)
     conditions.append(Case.status == filters.status if filters.status
                       else Case.status != "closed")
     if filters.bucket:

@@ -104,9 +104,10 @@ class SearchPage:
 
 
 def customer_search(session: Session, q: str, *, bucket_condition=None, status: str | None = None,
-                    page: int = 1, per_page: int = PAGE_SIZE) -> SearchPage:
+                    page: int = 1, per_page: int = PAGE_SIZE, case_scope=None) -> SearchPage:
     """Customers matching ``q`` — with or without a collection case — most urgent case first,
-    then by name. ``bucket_condition`` / ``status`` narrow to customers whose case matches."""
+    then by name. ``bucket_condition`` / ``status`` narrow to customers whose case matches;
+    ``case_scope`` (``permissions.case_scope``) leaves out the cases of other teams."""
     cifs = matching_cifs(q).subquery()
     stmt = (
         select(Customer, Case)
@@ -115,6 +116,8 @@ def customer_search(session: Session, q: str, *, bucket_condition=None, status: 
     )
     if bucket_condition is not None:
         stmt = stmt.where(bucket_condition)
+    if case_scope is not None:  # a customer without a case matches it (NULL assignees)
+        stmt = stmt.where(case_scope)
     if status:
         stmt = stmt.where(Case.status == status)
     cap = COUNT_CAP

@@ -18,6 +18,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from portal import permissions
 from portal.events import publish
 from portal.models import Action, Address, Customer, User, Visit
 from portal.models.enums import bucket_for_dpd
@@ -68,7 +69,9 @@ def visit_address(session: Session, cif: str) -> Address | None:
 def plan_visit(session: Session, *, cif: str, agent_id: int | None, planned_for: date | None,
                planned_by: User, notes: str | None = None,
                today: date | None = None) -> Visit:
-    """Plan a visit; a field agent plans only their own. No commit."""
+    """Plan a visit; a field agent plans only their own, a supervisor for the field agents of
+    their teams, and only to customers whose case both may work (else ``VisitError`` 404,
+    as if the customer or agent did not exist). No commit."""
     today = today or clock.bank_today()
     errors: dict[str, str] = {}
     customer = session.scalar(select(Customer).where(Customer.cif == cif)) if cif else None
@@ -79,6 +82,12 @@ def plan_visit(session: Session, *, cif: str, agent_id: int | None, planned_for:
     agent = session.get(User, agent_id) if agent_id else None
     if agent is None or agent.role != "field_agent" or not agent.active:
         errors["agent_id"] = "Choose an active field agent."
+    elif not permissions.may_access_agent(session, planned_by, agent.id):
+        raise VisitError({"agent_id": "No such field agent in your teams."}, "not_found", 404)
+    if customer is not None and not all(
+            permissions.may_access_case(session, user, customer.cif)
+            for user in (planned_by, agent) if user is not None):
+        raise VisitError({"cif": "No such customer among your teams' cases."}, "not_found", 404)
     if planned_for is None:
         errors["planned_for"] = "Choose the day of the visit."
     elif planned_for < today:
@@ -304,12 +313,17 @@ def visits_for_day(session: Session, day: date, *, agent_ids: list[int] | None =
     return [dict(r) for r in rows]
 
 
-def pending_reviews(session: Session, *, team_id: int | None = None) -> list[dict]:
+def pending_reviews(session: Session, *, team_id: int | None = None,
+                    agent_ids: list[int] | None = None) -> list[dict]:
+    """Visits waiting for a supervisor's review (of a team / of ``agent_ids``)."""
     where = "v.verification = 'manual_pending'"
     params: dict = {}
     if team_id is not None:
         where += " AND u.team_id = :team"
         params["team"] = team_id
+    if agent_ids is not None:
+        where += " AND v.agent_id = ANY(:agents)"
+        params["agents"] = list(agent_ids)
     rows = session.execute(text(f"""
         SELECT v.id, v.cif, v.agent_id, u.full_name AS agent_name, v.checked_in_at,
                v.distance_m, v.checkin_accuracy_m, v.verification_source, v.planned_for,
@@ -348,15 +362,19 @@ def _bucket_case_sql(column: str) -> str:
 
 
 def team_customers_json(session: Session, *, team_id: int | None = None,
-                        agent_id: int | None = None) -> str:
-    """Customers with open cases held by field agents (of a team / one agent), at their visit
-    address, as compact JSON rows built by PostgreSQL (the map's first load carries thousands):
-    ``[[cif, name, lat, lon, bucket, dpd, priority, agent_id], ...]``."""
+                        agent_id: int | None = None,
+                        agent_ids: list[int] | None = None) -> str:
+    """Customers with open cases held by field agents (of a team / one agent / ``agent_ids``),
+    at their visit address, as compact JSON rows built by PostgreSQL (the map's first load
+    carries thousands): ``[[cif, name, lat, lon, bucket, dpd, priority, agent_id], ...]``."""
     params: dict = {"open": list(OPEN_CASE_STATUSES)}
     where = "cs.assigned_field_agent_id IS NOT NULL"
     if agent_id is not None:
         where = "cs.assigned_field_agent_id = :agent"
         params["agent"] = agent_id
+    elif agent_ids is not None:
+        where = "cs.assigned_field_agent_id = ANY(:agents)"
+        params["agents"] = list(agent_ids)
     elif team_id is not None:
         where = ("cs.assigned_field_agent_id IN (SELECT id FROM users WHERE team_id = :team "
                  "AND role = 'field_agent')")
@@ -427,6 +445,8 @@ def plan_my_day(session: Session, agent: User, day: date | None = None) -> dict:
             "distance_m": round(field_geo.path_length_m(path), 1)}
 
 
-def count_pending_reviews(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Visit).where(
-        Visit.verification == "manual_pending")) or 0
+def count_pending_reviews(session: Session, agent_ids: list[int] | None = None) -> int:
+    query = select(func.count()).select_from(Visit).where(Visit.verification == "manual_pending")
+    if agent_ids is not None:
+        query = query.where(Visit.agent_id.in_(agent_ids))
+    return session.scalar(query) or 0

@@ -174,7 +174,7 @@ def test_checkin_refusals(client, db, planned, make_field_agent, make_device_tok
 
 
 def test_supervisor_approves_and_rejects_with_an_audit_trail(client, db, planned, login_as,
-                                                             csrf_token,
+                                                             csrf_token, field_team,
                                                              make_field_customer):
     from portal.models import AuditLog, Visit
 
@@ -186,7 +186,7 @@ def test_supervisor_approves_and_rejects_with_an_audit_trail(client, db, planned
     assert checkin(client, token, second.id, north_m=50, accuracy=400).get_json()[
         "verification"] == "manual_pending"
 
-    supervisor = login_as("supervisor")
+    supervisor = login_as("supervisor", team_id=field_team.id)  # the agent's team's
     page = client.get("/field/reviews")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
