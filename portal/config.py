@@ -41,6 +41,18 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     PERMANENT_SESSION_LIFETIME = timedelta(hours=int(os.environ.get("SESSION_HOURS", "10")))
 
+    # Request size: the largest body any page posts is the assignment CSV (2 MB file, then
+    # its text re-posted as a form field on apply); API and webhook routes keep their own,
+    # smaller limits (PAYMENT_WEBHOOK_MAX_BYTES, GPS batch size). Larger: 413.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(4 * 1024 * 1024)))
+    MAX_FORM_MEMORY_SIZE = MAX_CONTENT_LENGTH  # Flask's default (500 kB) is below that CSV
+
+    # Security headers (portal/security_headers.py, docs/security.md). HSTS is sent only on a
+    # request that came over TLS; PROXY_FIX_HOPS: how many proxies in front set a trusted
+    # X-Forwarded-For/-Proto/-Host (0: none; gunicorn's FORWARDED_ALLOW_IPS also sets https)
+    HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
+    PROXY_FIX_HOPS = int(os.environ.get("PROXY_FIX_HOPS", "0"))
+
     # CSRF (Flask-WTF): HTMX sends the token in the X-CSRFToken header
     WTF_CSRF_TIME_LIMIT = None
     WTF_CSRF_SSL_STRICT = _bool("WTF_CSRF_SSL_STRICT", False)

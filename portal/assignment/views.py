@@ -67,7 +67,7 @@ def bulk():
     case_ids = [int(i) for i in request.form.getlist("case_id") if i.isdigit()]
     scope_all = request.form.get("scope") == "all"
     try:
-        if not target:
+        if not target or (target != "none" and _int(target) is None):
             raise AssignmentError("Choose the agent who takes the cases.")
         if not scope_all and not case_ids:
             raise AssignmentError("Tick the cases to reassign, or choose all matching cases.")

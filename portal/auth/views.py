@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
 
@@ -11,6 +13,16 @@ from portal.extensions import db, limiter
 from portal.permissions import permission_required, public
 from portal.services import login_protection
 from portal.web.navigation import safe_next
+
+SESSION_ID_BYTES = 16
+
+
+def start_session() -> None:
+    """Nothing of the anonymous session survives the login (no session fixation: its CSRF
+    token and anything planted in it are gone), and the signed-in session gets a random id of
+    its own, so two logins never share a cookie value (docs/security.md)."""
+    session.clear()
+    session["sid"] = secrets.token_urlsafe(SESSION_ID_BYTES)
 
 
 def _login_rate_limit() -> str:
@@ -31,7 +43,7 @@ def login():
             login_protection.from_app(current_app),
         )
         if outcome.ok:
-            session.clear()  # nothing of the anonymous session survives the login
+            start_session()
             login_user(outcome.user)
             session.permanent = True
             flash(f"Welcome, {outcome.user.full_name}.", "success")

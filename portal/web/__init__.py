@@ -23,6 +23,7 @@ from portal.permissions import (
     login_redirect_response,
     public,
 )
+from portal.security_headers import init_security_headers
 from portal.services import clock
 from portal.web.navigation import navigation
 
@@ -69,7 +70,7 @@ def register_web(app: Flask) -> None:
     _init_login_manager(app)
     _register_template_helpers(app)
     _register_error_handlers(app)
-    app.after_request(_security_headers)
+    init_security_headers(app)
     app.teardown_request(_forget_request_state)
 
 
@@ -317,18 +318,3 @@ def _forget_request_state(exc=None) -> None:
     for key in ("_login_user", current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
                 "api_principal"):
         g.pop(key, None)
-
-
-def _security_headers(response):
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    if response.mimetype == "text/html":
-        # the same URL answers a whole page or a fragment depending on these headers
-        response.vary.add("HX-Request")
-        response.vary.add("HX-Boosted")
-        if current_user.is_authenticated:
-            headers.setdefault("Cache-Control", "no-store")
-    return response
-

@@ -51,6 +51,48 @@
     });
   });
 
+  // Behaviours declared in the markup (the Content-Security-Policy allows no inline handler,
+  // docs/security.md):
+  // <select data-autosubmit>: a change submits the form (through htmx when the form is boosted);
+  // data-autosubmit="native": a plain browser submission (a full page load).
+  document.addEventListener("change", function (event) {
+    var field = event.target.closest && event.target.closest("[data-autosubmit]");
+    if (!field || !field.form) { return; }
+    if (field.getAttribute("data-autosubmit") === "native") {
+      field.form.submit();
+    } else {
+      field.form.requestSubmit();
+    }
+  });
+
+  // <input type="checkbox" data-check-all="selector">: checks or unchecks every box matching the
+  // selector in the same table.
+  document.addEventListener("click", function (event) {
+    var box = event.target.closest && event.target.closest("[data-check-all]");
+    if (!box) { return; }
+    var table = box.closest("table");
+    if (!table) { return; }
+    table.querySelectorAll(box.getAttribute("data-check-all")).forEach(function (b) {
+      b.checked = box.checked;
+    });
+  });
+
+  // <button data-remove-closest="form">: removes the enclosing element (a cancelled inline form).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-remove-closest]");
+    if (!button) { return; }
+    var target = button.closest(button.getAttribute("data-remove-closest"));
+    if (target) { target.remove(); }
+  });
+
+  // Polling paused while something is open: <div hx-trigger="every 10s"
+  // data-poll-paused-by="#cards details[open]"> skips its request while the selector matches.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var source = event.detail.elt;
+    var selector = source && source.getAttribute && source.getAttribute("data-poll-paused-by");
+    if (selector && document.querySelector(selector)) { event.preventDefault(); }
+  });
+
   // Copy buttons: <button data-copy="#id">.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");

@@ -61,6 +61,10 @@
     return node;
   }
 
+  // Leaflet puts a string tooltip in with innerHTML: names (from the bank's systems) go in as
+  // text, in an element, never as markup.
+  function text(value) { return el("span", null, value); }
+
   function fmtKm(m) { return (m / 1000).toFixed(m < 10000 ? 2 : 1) + " km"; }
 
   function timeOf(iso) {
@@ -280,7 +284,7 @@
         self.agentMarkers[a.id] = marker;
       }
       marker._stale = a.stale;
-      var tip = a.name + " · " + a.last_seen;
+      var tip = text(a.name + " · " + a.last_seen);
       if (marker.getTooltip()) { marker.setTooltipContent(tip); }
       else { marker.bindTooltip(tip, { direction: "top", offset: [0, -16] }); }
     });
@@ -423,7 +427,7 @@
                              renderer: self.svgRenderer })
             .addTo(self.routeLayer);
           L.circleMarker(line[0], { radius: 6, color: "#fff", weight: 2, fillColor: "#2e8b57", fillOpacity: 1 })
-            .bindTooltip("Start " + timeOf(route.first_at)).addTo(self.routeLayer);
+            .bindTooltip(text("Start " + timeOf(route.first_at))).addTo(self.routeLayer);
           route.stops.forEach(function (s) {
             L.circleMarker([s.lat, s.lon], { radius: 8, color: "#173a66", weight: 2, fillColor: "#ffffff", fillOpacity: 1 })
               .bindTooltip("Stop " + timeOf(s.started_at) + "–" + timeOf(s.ended_at) + " (" + Math.round(s.minutes) + " min)")
@@ -470,7 +474,7 @@
     (data.suggestions || []).forEach(function (s) {
       L.circleMarker([s.lat, s.lon], { radius: 6, weight: 1, color: "#fff",
         fillColor: colours[s.bucket] || "#2b6fca", fillOpacity: 0.9 })
-        .bindTooltip(s.name + " · " + Math.round(s.distance_m) + " m").addTo(map);
+        .bindTooltip(text(s.name + " · " + Math.round(s.distance_m) + " m")).addTo(map);
       pts.push([s.lat, s.lon]);
     });
     var route = [];
@@ -479,7 +483,7 @@
       if (v.lat === null) { return; }
       var icon = L.divIcon({ className: "visit-marker", html: '<span class="visit-order">' + Number(v.order || 0) + "</span>",
         iconSize: [24, 24], iconAnchor: [12, 12] });
-      L.marker([v.lat, v.lon], { icon: icon }).bindTooltip(v.customer).addTo(map);
+      L.marker([v.lat, v.lon], { icon: icon }).bindTooltip(text(v.customer)).addTo(map);
       pts.push([v.lat, v.lon]);
     });
     (data.route || []).forEach(function (p) { route.push(p); });
