@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
 
@@ -11,18 +9,8 @@ from portal.auth import bp, operations
 from portal.auth.forms import LoginForm
 from portal.extensions import db, limiter
 from portal.permissions import permission_required, public
-from portal.services import login_protection
+from portal.services import login_protection, sessions
 from portal.web.navigation import safe_next
-
-SESSION_ID_BYTES = 16
-
-
-def start_session() -> None:
-    """Nothing of the anonymous session survives the login (no session fixation: its CSRF
-    token and anything planted in it are gone), and the signed-in session gets a random id of
-    its own, so two logins never share a cookie value (docs/security.md)."""
-    session.clear()
-    session["sid"] = secrets.token_urlsafe(SESSION_ID_BYTES)
 
 
 def _login_rate_limit() -> str:
@@ -43,7 +31,7 @@ def login():
             login_protection.from_app(current_app),
         )
         if outcome.ok:
-            start_session()
+            sessions.start()
             login_user(outcome.user)
             session.permanent = True
             flash(f"Welcome, {outcome.user.full_name}.", "success")
@@ -60,6 +48,6 @@ def login():
 @permission_required("portal.access")
 def logout():
     logout_user()
-    session.clear()
+    sessions.revoke_current()  # a copy of this cookie no longer signs anyone in
     flash("You have signed out.", "info")
     return redirect(url_for("auth.login"))

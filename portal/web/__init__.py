@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from functools import wraps
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, g, render_template, request
+from flask import Flask, current_app, g, render_template, request, session
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -24,7 +24,7 @@ from portal.permissions import (
     public,
 )
 from portal.security_headers import init_security_headers
-from portal.services import clock
+from portal.services import clock, sessions
 from portal.web.navigation import navigation
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,8 @@ def _init_login_manager(app: Flask) -> None:
     @login_manager.user_loader
     def load_user(user_id: str):
         if not user_id or not user_id.isdigit():
+            return None
+        if sessions.is_revoked(session.get("sid")):  # signed out: a copy of its cookie
             return None
         user = db.session.get(User, int(user_id))
         return user if user is not None and user.active else None

@@ -1,5 +1,6 @@
 """Sessions: nothing of the pre-login session survives the login (no fixation), the cookie flags,
-logout clears the session (docs/security.md, "Sessions and cookies")."""
+logout clears the session and revokes it, so a copy of the signed-in cookie is worthless
+(docs/security.md, "Sessions and cookies")."""
 
 from __future__ import annotations
 
@@ -117,3 +118,27 @@ def test_logout_needs_a_post_with_the_token(client, make_user):
     assert client.get("/auth/logout").status_code == 405
     assert client.post("/auth/logout").status_code == 400
     assert client.get("/").status_code == 200  # still signed in
+
+
+def test_a_copy_of_the_cookie_taken_before_logout_no_longer_signs_in(app, client, make_user):
+    log_in(client, make_user(role="supervisor"))
+    page = client.get("/")
+    assert page.status_code == 200
+    stolen = session_cookie(client)
+    other = app.test_client()  # the copy, in another browser
+    other.set_cookie(COOKIE, stolen)
+    assert other.get("/").status_code == 200
+    token = csrf_token_from(page.get_data(as_text=True))
+    assert client.post("/auth/logout", data={"csrf_token": token}).status_code == 302
+    response = other.get("/")
+    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+    assert other.get("/api/v1/customers").status_code == 401
+
+
+def test_logging_in_again_after_a_logout_works(client, make_user):
+    user = make_user()
+    log_in(client, user)
+    token = csrf_token_from(client.get("/").get_data(as_text=True))
+    client.post("/auth/logout", data={"csrf_token": token})
+    log_in(client, user)
+    assert client.get("/").status_code == 200
