@@ -82,6 +82,7 @@ class Config:
 
     # Call centre (CTI): signed inbound events, outbound REST (status, click-to-call, call list)
     CTI_WEBHOOK_SECRETS = os.environ.get("CTI_WEBHOOK_SECRETS", "")
+    CTI_WEBHOOK_MAX_BYTES = int(os.environ.get("CTI_WEBHOOK_MAX_BYTES", "65536"))  # larger: 413
     CALLCENTRE_URL = os.environ.get("CALLCENTRE_URL")
     CALLCENTRE_API_KEY = os.environ.get("CALLCENTRE_API_KEY")
     CALLCENTRE_TIMEOUT = float(os.environ.get("CALLCENTRE_TIMEOUT", "3"))

@@ -43,15 +43,48 @@ def token_in_query(view):
     return wrapped
 
 
+def _json_body():
+    """The request's JSON, or None when it is not JSON — nested too deep for the decoder
+    included (a RecursionError, which Flask's ``silent`` does not catch)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
 def _caller() -> User | None:
     principal = g.api_principal
     return db.session.get(User, principal.user_id) if principal.user_id else None
 
 
+def _storable(text: str) -> bool:
+    """Whether a text column can hold ``text`` (no NUL, no lone surrogate)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _device_key(device_id) -> str | None:
+    """The device id as the key of ``field_devices`` (64 characters); refused when a text
+    column cannot hold it."""
+    if not device_id:
+        return None
+    key = str(device_id)[:64]
+    if not _storable(key):
+        raise _Refusal(400, "invalid_device", "The device id holds a NUL or an invalid "
+                                              "character.")
+    return key
+
+
 def _field_agent(device_id: str | None = None) -> User:
     """The field agent a request posts for: the token's user, or the registered device."""
     user = _caller()
-    device = db.session.get(FieldDevice, str(device_id)[:64]) if device_id else None
+    device_id = _device_key(device_id)
+    device = db.session.get(FieldDevice, device_id) if device_id else None
     if user is not None:
         if user.role != "field_agent":
             raise _Refusal(403, "not_a_field_agent",
@@ -94,7 +127,7 @@ def _ingest_response(result: locations.IngestResult, single: bool):
 @api_permission_required("api.locations")
 def post_locations():
     """One point (an object with ``lat``), or ``{"points": [...]}`` / a JSON list (≤ 1,000)."""
-    body = request.get_json(silent=True)
+    body = _json_body()
     if body is None:
         return api_error(400, "malformed_json", "Send a JSON object or list "
                                                 "(Content-Type: application/json).")
@@ -123,7 +156,7 @@ def post_locations():
 @api_permission_required("api.locations")
 def osmand():
     """The OsmAnd protocol (Traccar Client): query string or form fields, or its JSON body."""
-    body = request.get_json(silent=True) if request.is_json else None
+    body = _json_body() if request.is_json else None
     if request.is_json and not isinstance(body, dict):
         return api_error(400, "malformed_json", "Send the Traccar Client JSON object.")
     try:
@@ -179,14 +212,22 @@ def _visit_json(v: dict | Visit) -> dict:
             "checked_in_at": v["checked_in_at"].isoformat() if v["checked_in_at"] else None}
 
 
+# the days a route or a visit list can be asked for (a bank day's bounds in UTC must exist)
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 31)
+
+
 def _day_arg() -> date:
     raw = request.args.get("date")
     if not raw:
         return clock.bank_today()
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise _Refusal(400, "invalid_date", "date must be YYYY-MM-DD.") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise _Refusal(400, "invalid_date", f"date must be between {FIRST_DAY} and "
+                                            f"{LAST_DAY}.")
+    return day
 
 
 @bp.get("/field/visits")
@@ -207,7 +248,7 @@ def list_visits():
 @bp.post("/field/visits")
 @api_permission_required("api.visits")
 def plan_visit():
-    body = request.get_json(silent=True)
+    body = _json_body()
     if not isinstance(body, dict):
         return api_error(400, "malformed_json", "Send a JSON object.")
     try:
@@ -217,10 +258,15 @@ def plan_visit():
         return refusal.response
     except (TypeError, ValueError):
         return api_error(422, "invalid", "planned_for must be YYYY-MM-DD.")
+    cif, notes = body.get("cif"), body.get("notes")
+    if cif is not None and not isinstance(cif, str | int) or not _storable(str(cif or "")):
+        return api_error(422, "invalid", "cif must be a customer number.")
+    if notes is not None and not (isinstance(notes, str) and _storable(notes)):
+        return api_error(422, "invalid", "notes must be text.")
     try:
-        visit = visits.plan_visit(db.session, cif=str(body.get("cif") or ""),
+        visit = visits.plan_visit(db.session, cif=str(cif or ""),
                                   agent_id=agent.id, planned_for=day, planned_by=agent,
-                                  notes=body.get("notes"))
+                                  notes=notes)
     except visits.VisitError as exc:
         db.session.rollback()
         return _visit_error(exc)
@@ -241,7 +287,7 @@ def _visit_error(exc: visits.VisitError):
 @api_permission_required("api.visits")
 def checkin(visit_id: int):
     """``{"lat", "lon", "accuracy_m", "recorded_at"?}`` → the visit with its verification."""
-    body = request.get_json(silent=True)
+    body = _json_body()
     if not isinstance(body, dict):
         return api_error(400, "malformed_json", "Send a JSON object.")
     try:
@@ -291,8 +337,11 @@ def suggestions():
         return refusal.response
     except ValueError:
         return api_error(400, "invalid", "lat, lon, radius_km and limit must be numbers.")
-    if radius is not None and not 0 < radius <= 50:
+    if radius is not None and not 0 < radius <= 50:  # (NaN fails every comparison)
         return api_error(400, "invalid", "radius_km must be between 0 and 50.")
+    if lat is not None and not -90 <= lat <= 90 or lon is not None and not -180 <= lon <= 180:
+        return api_error(400, "invalid", "lat must be between -90 and 90, lon between -180 "
+                                         "and 180.")
     found = visits.suggestions(db.session, agent, lat=lat, lon=lon, radius_km=radius,
                                limit=limit)
     return jsonify(found)

@@ -279,7 +279,8 @@ class Query:
     @strawberry.field
     def customer(self, info: Info, cif: str) -> CustomerT | None:
         _check_cifs([cif])
-        row = db.session.scalar(select(Customer).where(Customer.cif == cif))
+        row = db.session.scalar(read.visible(select(Customer).where(Customer.cif == cif),
+                                             Customer.cif))
         if row is None:
             return None
         _batch(info).register([row])
@@ -290,8 +291,8 @@ class Query:
         if len(cifs) > MAX_CUSTOMERS:
             raise GraphQLError(f"At most {MAX_CUSTOMERS} cifs per query.")
         _check_cifs(cifs)
-        rows = list(db.session.scalars(select(Customer).where(Customer.cif.in_(cifs))
-                                       .order_by(Customer.cif)))
+        query = select(Customer).where(Customer.cif.in_(cifs)).order_by(Customer.cif)
+        rows = list(db.session.scalars(read.visible(query, Customer.cif)))
         _batch(info).register(rows)
         return [_customer(c, _batch(info).pii) for c in rows]
 

@@ -10,6 +10,8 @@ import re
 from flask import current_app, jsonify
 
 from portal.api import bp
+from portal.api.openapi_routes import ROUTES
+from portal.api.openapi_routes import SCHEMAS as ROUTE_SCHEMAS
 from portal.models.enums import BUCKET_NAMES
 from portal.permissions import PERMISSIONS, public, route_protection
 
@@ -124,6 +126,33 @@ def _path_and_params(rule: str) -> tuple[str, list[dict]]:
     return _CONVERTER.sub(repl, rule), params
 
 
+def _response(status: int, schema_name: str | None) -> dict:
+    schema = {"$ref": f"#/components/schemas/{schema_name}"} if schema_name else \
+        {"type": "object"}
+    return {"description": HTTP_STATUS_TEXT.get(status, str(status)),
+            "content": {"application/json": {"schema": schema}}}
+
+
+HTTP_STATUS_TEXT = {200: "OK", 201: "Created", 400: "Invalid request.",
+                    401: "No or invalid credentials (or signature).",
+                    403: "Not allowed (scope, role or device).", 404: "Not found.",
+                    409: "Conflicts with the current state.", 413: "Too large.",
+                    422: "Refused (the reason is in the error)."}
+
+
+def _describe(op: dict, route: dict, method: str, kind: str) -> None:
+    """Parameters, body and responses of a route described in portal/api/openapi_routes.py."""
+    op["parameters"].extend(route.get("params", ()))
+    if "body" in route and method != "GET":
+        op["requestBody"] = {"required": True, "content": {
+            media: {"schema": schema} for media, schema in route["body"].items()}}
+    statuses = dict(route["responses"])
+    if kind == "api":
+        statuses.update({401: "Refusal", 403: "Refusal"})
+    op["responses"] = {str(status): _response(status, name)
+                       for status, name in sorted(statuses.items())}
+
+
 def build_document(app) -> dict:
     paths: dict[str, dict] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
@@ -161,6 +190,8 @@ def build_document(app) -> dict:
                 }
                 if spec["not_found"]:
                     op["responses"]["404"] = _error("No such customer or case.")
+            elif rule.endpoint in ROUTES:
+                _describe(op, ROUTES[rule.endpoint], method, kind)
             else:
                 op["responses"] = {"default": {"description": "See the area's documentation "
                                                "(docs/integrations.md)."}}
@@ -182,7 +213,7 @@ def build_document(app) -> dict:
         "servers": [{"url": PREFIX}],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **ROUTE_SCHEMAS},
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
                 "description": "API token; scopes: " + ", ".join(

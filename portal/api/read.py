@@ -46,7 +46,12 @@ from portal.models.enums import (
     PAYMENT_STATUSES,
     PROMISE_STATUSES,
 )
-from portal.permissions import api_error, api_permission_required, permissions_for_role
+from portal.permissions import (
+    api_error,
+    api_permission_required,
+    permissions_for_role,
+    principal_cif_scope,
+)
 from portal.services.case_view import mask_national_id, mask_phone
 
 MAX_LIMIT = 200
@@ -280,6 +285,13 @@ def page(items: list[dict], limit: int, cursor_of) -> dict:
             "next_cursor": cursor_of(items[-1]) if more and items else None}
 
 
+def visible(query, column):
+    """``query`` limited to the customers (by ``column``, a cif) the caller may open — every one
+    for a system token (the REST lists and GraphQL)."""
+    scope = principal_cif_scope(db.session, g.api_principal, column)
+    return query if scope is None else query.where(scope)
+
+
 def _customer_or_404(cif: str) -> Customer | None:
     return db.session.scalar(select(Customer).where(Customer.cif == cif))
 
@@ -303,7 +315,7 @@ def _not_found(cif: str):
 def list_customers():
     """Customers ordered by cif."""
     a = args_for(list_customers)
-    q = select(Customer).order_by(Customer.cif)
+    q = visible(select(Customer).order_by(Customer.cif), Customer.cif)
     if a["status"]:
         q = q.where(Customer.status == a["status"])
     if a["type"]:
@@ -492,7 +504,7 @@ def get_payments(cif: str):
 def list_cases():
     """Collection cases by id."""
     a = args_for(list_cases)
-    q = select(Case).order_by(Case.id)
+    q = visible(select(Case).order_by(Case.id), Case.cif)
     if a["status"]:
         q = q.where(Case.status == a["status"])
     if a["assigned_agent"]:
@@ -520,7 +532,7 @@ def list_cases():
 def list_loans():
     """Loans ordered by account number."""
     a = args_for(list_loans)
-    q = select(Loan).order_by(Loan.account_number)
+    q = visible(select(Loan).order_by(Loan.account_number), Loan.cif)
     if a["status"]:
         q = q.where(Loan.status == a["status"])
     if a["bucket"]:

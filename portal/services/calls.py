@@ -40,6 +40,7 @@ from portal.services.actions import ActionInput, ActionValidationError, ContactR
 CALL_EVENT_TYPES = ("call.started", "call.answered", "call.ended")
 AGENT_EVENT_TYPES = ("agent.status_changed",)
 EVENT_TYPES = CALL_EVENT_TYPES + AGENT_EVENT_TYPES
+MAX_CALL_SECONDS = 24 * 3600  # a call longer than a day is a bad record
 
 __all__ = ["ActionInput", "ActionValidationError", "ContactRefused"]
 
@@ -81,7 +82,10 @@ def parse_time(value: Any, name: str, *, required: bool = False) -> datetime | N
         raise CtiEventError("bad_field", f"{name} must be an ISO 8601 timestamp", name) from exc
     if moment.tzinfo is None:
         raise CtiEventError("bad_field", f"{name} needs a time zone (Z or +07:00)", name)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+07:00 is before year 1 in UTC
+        raise CtiEventError("bad_field", f"{name} is out of range", name) from None
 
 
 def _text(data: dict, name: str, limit: int, *, required: bool = False) -> str | None:
@@ -140,9 +144,9 @@ def apply_call_event(session: Session, event: CtiEvent, *, async_commit: bool = 
     ended = parse_time(data.get("ended_at"), "data.ended_at")
     duration = data.get("duration_seconds")
     if duration is not None and (not isinstance(duration, int) or isinstance(duration, bool)
-                                 or duration < 0):
-        raise CtiEventError("bad_field", "data.duration_seconds must be a whole number ≥ 0",
-                            "data.duration_seconds")
+                                 or not 0 <= duration <= MAX_CALL_SECONDS):
+        raise CtiEventError("bad_field", "data.duration_seconds must be a whole number from 0 "
+                            f"to {MAX_CALL_SECONDS}", "data.duration_seconds")
     if event.type == "call.started":
         started = started or event.occurred_at
     elif event.type == "call.answered":

@@ -104,7 +104,7 @@ def _number(value, name: str, required: bool = False) -> float | None:
         raise PointRefused("invalid_number", f"{name} must be a number")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond float
         raise PointRefused("invalid_number", f"{name} must be a number") from None
     if not math.isfinite(number):
         raise PointRefused("invalid_number", f"{name} must be a finite number")
@@ -183,11 +183,14 @@ def _fast_point(raw: dict) -> Point | None:
         recorded_at = datetime.fromisoformat(ts)
     except ValueError:
         return None
-    if recorded_at.tzinfo is None or not all(
-            math.isfinite(v) for v in (lat, lon, *[o for o in optional if o is not None])):
+    try:  # an integer beyond float or a time at year 1 (astimezone) overflows
+        if recorded_at.tzinfo is None or not all(
+                math.isfinite(v) for v in (lat, lon, *[o for o in optional if o is not None])):
+            return None
+        return Point(float(lat), float(lon), recorded_at.astimezone(UTC),
+                     *[None if v is None else float(v) for v in optional])
+    except OverflowError:
         return None
-    return Point(float(lat), float(lon), recorded_at.astimezone(UTC),
-                 *[None if v is None else float(v) for v in optional])
 
 
 _NUMBER = (int, float)
@@ -245,6 +248,8 @@ def parse_osmand_json(body: dict) -> tuple[str | None, list]:
             if not isinstance(loc, dict):
                 raise PointRefused("malformed")
             coords = loc.get("coords") or {}
+            if not isinstance(coords, dict):
+                raise PointRefused("malformed", "coords must be an object")
             battery = loc.get("battery") or {}
             level = battery.get("level") if isinstance(battery, dict) else None
             level = _number(level, "battery.level")

@@ -144,7 +144,7 @@ def local_rule(distance: float | None, accuracy: float | None, *, radius: float 
 def _float(value, name: str, errors: dict, low: float, high: float) -> float | None:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         errors[name] = f"{name} must be a number."
         return None
     if not low <= number <= high or number != number:

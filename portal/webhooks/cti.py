@@ -3,8 +3,10 @@ webhooks (portal/webhooks/signing.py, secrets ``CTI_WEBHOOK_SECRETS``).
 
 One event per request: ``{"event_id", "type", "occurred_at", "data"}`` with ``type`` one of
 call.started, call.answered, call.ended, agent.status_changed (docs/integrations.md, "Call
-centre"). 200 with what was done; 400 an unreadable event (the field at fault); 401 a bad
-signature. An unknown phone number or agent is accepted (the call is flagged unmatched).
+centre"). 200 with what was done; 400 an unreadable event (the field at fault: ``body`` when
+it is not a JSON object); 401 a bad signature; 413 a body over ``CTI_WEBHOOK_MAX_BYTES``
+(64 KiB by default; an event is a few hundred bytes), not read beyond the limit. An unknown
+phone number or agent is accepted (the call is flagged unmatched).
 """
 
 from __future__ import annotations
@@ -22,23 +24,72 @@ from portal.webhooks import bp
 from portal.webhooks.signing import SignatureError, verify
 
 log = logging.getLogger(__name__)
+DEFAULT_MAX_BYTES = 64 * 1024
+
+
+def _refused(status: int, code: str, message: str, field: str | None):
+    response = jsonify({"error": {"code": code, "message": message, "field": field}})
+    response.status_code = status
+    return response
+
+
+def _unstorable(value) -> str | None:
+    """The path of the first text PostgreSQL cannot store (a NUL, a lone surrogate), if any.
+    Iterative: the body may nest as deep as the JSON decoder allows."""
+    stack = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                name = f"{path}.{key}" if path else str(key)
+                if _bad_text(key):
+                    return path or "body"
+                stack.append((name, inner))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", inner) for i, inner in enumerate(item))
+        elif isinstance(item, str) and _bad_text(item):
+            return path or "body"
+    return None
+
+
+def _bad_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @bp.post("/cti/events")
 @public
 def cti_event():
-    body = request.get_data(cache=False)
+    limit = int(current_app.config.get("CTI_WEBHOOK_MAX_BYTES") or DEFAULT_MAX_BYTES)
+    announced = request.content_length or 0
+    body = b"" if announced > limit else request.stream.read(limit + 1)
+    if announced > limit or len(body) > limit:
+        return _refused(413, "body_too_large", f"the body is larger than {limit} bytes",
+                        "body")
     try:
         verify(request.headers, body, current_app.config.get("CTI_WEBHOOK_SECRETS"))
     except SignatureError as exc:
         log.warning("cti webhook refused", extra={"code": exc.code})
         return jsonify(exc.to_json()), 401
     try:
-        event = calls.parse_event(json.loads(body or b"null"))
-    except ValueError as exc:  # json errors and CtiEventError
-        error = exc if isinstance(exc, calls.CtiEventError) else \
-            calls.CtiEventError("bad_json", "the body is not JSON", None)
-        return jsonify(error.to_json()), 400
+        payload = json.loads(body or b"null")
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested absurdly deep
+        return _refused(400, "bad_json", "the body is not JSON", "body")
+    if not isinstance(payload, dict):
+        return _refused(400, "bad_request", "the body must be a JSON object", "body")
+    where = _unstorable(payload)
+    if where is not None:
+        return _refused(400, "bad_field", f"{where} holds a NUL or an invalid character",
+                        where)
+    try:
+        event = calls.parse_event(payload)
+    except calls.CtiEventError as exc:
+        return jsonify(exc.to_json()), 400
     for attempt in range(3):  # a deadlock between two events of one call: try again
         try:
             # CTI_ASYNC_COMMIT: commit without waiting for the WAL flush; a database crash may

@@ -76,7 +76,8 @@ def verify(headers: Mapping[str, str], body: bytes, secrets: Iterable[str], *,
     if not raw_ts:
         raise SignatureError("missing_timestamp", f"{TIMESTAMP_HEADER} header is required",
                              TIMESTAMP_HEADER)
-    if not raw_ts.isdigit() or len(raw_ts) > 12:
+    # ASCII digits only: str.isdigit() also accepts '²' or '١', which int() refuses or reads
+    if not (raw_ts.isascii() and raw_ts.isdigit()) or len(raw_ts) > 12:
         raise SignatureError("bad_timestamp",
                              f"{TIMESTAMP_HEADER} must be unix seconds, got {raw_ts[:20]!r}",
                              TIMESTAMP_HEADER)

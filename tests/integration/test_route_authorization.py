@@ -12,7 +12,7 @@ a variable and no entry fails ``test_every_rule_with_a_variable_is_mapped``.
 ``BODY_ROUTES`` does the same for the routes that take a customer or agent id in the form, the
 query string or a JSON body (dial, manual call, visit planning, map filters). ``LISTS`` and
 ``API_LISTS`` check that searches, the map, the review queue, the read API's lists and GraphQL
-do not list what the viewer may not open (the API lists wait for a change in portal/api: xfail).
+do not list what the viewer may not open.
 Every refused browser request is sent twice, as a page and as an HTMX partial.
 
 One world for the module (two teams, their agents, field agents and supervisors, an agent
@@ -513,9 +513,6 @@ API_LISTS: list[tuple[str, dict | None, str, str, str]] = [  # url, GraphQL body
 ]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the read API's lists and GraphQL are not yet limited to the caller's teams: "
-    "portal/api/read.py and portal/api/graphql.py (owner: prop) need permissions.cif_scope"))
 @pytest.mark.parametrize(("url", "body", "viewer", "owner", "hidden"), API_LISTS)
 def test_api_lists_and_graphql_show_only_what_the_caller_may_open(app, world, url, body,
                                                                  viewer, owner, hidden):
