@@ -69,6 +69,9 @@ class T24FormatError(ValueError):
         where = f"{source}:{line}" if line else source
         super().__init__(f"{where}: {reason}")
 
+    def __reduce__(self):  # picklable (raised in the reader process, re-raised by the loader)
+        return type(self), (self.source, self.reason, self.line)
+
 
 def format_of(name: str) -> str:
     """'jsonl', 'json' or 'xml' from a file name's extension."""

@@ -1,14 +1,18 @@
 """Load a verified T24 file set into PostgreSQL: streaming, batched, only real changes written.
 
-For each entity in load order, records are read and transformed one at a time and gathered in
-batches (``batch_size``); each batch is
+The files are read, validated and encoded for COPY in batches (``batch_size`` records) by
+integrations/t24/batches.py — in a reader process of its own one batch ahead (``READ_AHEAD``),
+so that on a multi-core host parsing overlaps with PostgreSQL's work. For each entity in load
+order, each batch is
 
-1. COPied into a temporary staging table (same column types as the target);
+1. COPied into a temporary staging table (same column types as the target, plus the record's
+   number in the file);
 2. cleaned in SQL: keys already loaded from this file (duplicates) and rows whose references do
    not exist (a loan whose cif is not a customer) are removed and quarantined;
 3. upserted: ``INSERT … SELECT … FROM staging ON CONFLICT (natural key) DO UPDATE … WHERE
    (columns) IS DISTINCT FROM (EXCLUDED columns)`` — an unchanged row is not written at all; the
-   statement returns the rows inserted or changed, with their values before and after.
+   statement records the rows changed with their values before and after (the columns that
+   differ) and the rows created with their headline fields (``CREATED_FIELDS``).
 
 Customers' and references' phones, addresses and e-mails (T24's own rows, ``source_system =
 'T24'``; what the collection team entered is never touched) are reconciled per owner: rows T24 no
@@ -22,17 +26,17 @@ the same set run again ends in the same state (unchanged rows are not rewritten)
 ``integration_runs`` row is written before (status running, its own transaction) and completed
 after; bad records go to ``quarantined_records`` with the run.
 
-Memory does not grow with the file: one batch of rows, plus the keys seen so far kept in a
-temporary table, not in Python.
+Memory does not grow with the file: a batch or two of encoded rows, plus the keys seen so far
+kept in a temporary table, not in Python. Statements joining a batch with a large table go
+through the table's index (``Loader._by_index``): their cost is per batch, not per table.
 """
 
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -46,24 +50,30 @@ from integrations.changes import (
     CHANGES_TABLE,
     change_rows,
     ensure_change_table,
+    numeric_columns,
     publish_changes,
     publish_one,
     touch_cifs,
-    upsert_changes,
+)
+from integrations.t24.batches import (
+    CONTACT_OWNERS,
+    CONTACT_TABLES,
+    RECORD_COLUMN,
+    Batch,
+    BatchReader,
+    contact_columns,
+    load_columns,
 )
 from integrations.t24.formats import NATURAL_KEYS
 from integrations.t24.manifest import Verification
-from integrations.t24.parser import read_records
-from integrations.t24.transform import (
-    ENTITY_FIELDS,
-    ControlTotals,
-    Quarantine,
-    Row,
-    json_safe,
-    transform,
-)
+from integrations.t24.transform import ControlTotals, Quarantine, json_safe
 
-BATCH_SIZE = 5000
+__all__ = ["CONTACT_OWNERS", "CONTACT_TABLES", "load_columns", "load_set", "process_inbox"]
+
+BATCH_SIZE = 20000
+# Read, validate and encode the files in a child process one batch ahead of the loader
+# (integrations/t24/batches.py); 0: in the loader's own process.
+READ_AHEAD = os.environ.get("T24_READ_AHEAD", "1") == "1"
 
 
 TABLES_WITH_TIMESTAMPS = {"customers", "reference_customers", "collaterals", "loans"}
@@ -76,28 +86,18 @@ REFERENCES = {
     "loan_collaterals": (("account_number", "loans", "account_number"),
                          ("collateral_number", "collaterals", "collateral_number")),
 }
-CONTACT_TABLES = {
-    # table: (identifying columns besides the owner, data columns)
-    "phones": (("number",), ("type", "number_e164", "is_primary", "is_verified",
-                             "do_not_contact")),
-    "addresses": (("type", "line1"), ("line2", "ward", "district", "city", "province",
-                                      "country", "postal_code", "lat", "lon", "is_primary",
-                                      "is_verified")),
-    "emails": (("address",), ("type", "is_primary", "is_verified")),
-}
-CONTACT_OWNERS = {"customers": "cif", "reference_customers": "ref_cif"}
 # The column holding the customer a row belongs to (the cif of its events, case totals).
 OWNER_COLUMNS = {"customers": "cif", "reference_customers": "primary_cif",
                  "collaterals": "cif", "loans": "cif"}
-
-
-def load_columns(entity: str) -> list[str]:
-    columns = [f.name for f in ENTITY_FIELDS[entity]]
-    if entity == "loans":
-        columns.append("bucket")
-    return [*columns, "source_system"]
-
-
+# What the changes of a *created* row hold (``{column: {"old": null, "new": …}}``): the row is
+# in the database, its event names it and says ``created``; these are its headline fields.
+CREATED_FIELDS = {
+    "customers": ("name", "status"),
+    "reference_customers": ("primary_cif", "relationship_type", "name"),
+    "collaterals": ("type", "value"),
+    "loans": ("status", "outstanding", "dpd", "bucket"),
+    "loan_collaterals": ("account_number", "collateral_number"),
+}
 @dataclass
 class EntityResult:
     entity: str
@@ -143,68 +143,16 @@ def _cols(names) -> sql.Composed:
     return sql.SQL(", ").join(map(_ident, names))
 
 
+def _staged_key(entity: str, values: dict) -> str:
+    """A staged row's natural key as the transform writes it (``Row.key``)."""
+    return "|".join(str(values[k]) for k in NATURAL_KEYS[entity])[:64]
+
+
 def _key_expr(entity: str, alias: str) -> sql.Composable:
     parts = [sql.SQL("{}.{}").format(_ident(alias), _ident(k)) for k in NATURAL_KEYS[entity]]
     if len(parts) == 1:
         return parts[0]
     return sql.SQL("concat_ws('|', {})").format(sql.SQL(", ").join(parts))
-
-
-_END = object()
-READ_AHEAD = os.environ.get("T24_READ_AHEAD", "0") == "1"
-
-
-def transformed(path, entity: str, chunk: int = BATCH_SIZE):
-    """The file's records, read and transformed (``Row`` or ``Quarantine``). With
-    ``T24_READ_AHEAD=1`` in a thread of their own, a chunk ahead of the caller: parsing and
-    validating overlap with the database's work on the previous batch (the connection waits
-    without holding the GIL); at most two chunks wait in between, so memory stays flat. Off by
-    default: measured ~10% slower on a 2-core host, where the threads contend for the GIL and
-    the cores (docs/performance.md)."""
-    if not READ_AHEAD:
-        for record in read_records(path, entity):
-            yield transform(record)
-        return
-    chunks: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def put(value) -> bool:
-        while not stop.is_set():
-            try:
-                chunks.put(value, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            items = []
-            for record in read_records(path, entity):
-                items.append(transform(record))
-                if len(items) >= chunk:
-                    if not put(items):
-                        return
-                    items = []
-            if items:
-                put(items)
-            put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            put(exc)
-
-    worker = threading.Thread(target=produce, name=f"t24-read-{entity}", daemon=True)
-    worker.start()
-    try:
-        while True:
-            items = chunks.get()
-            if items is _END:
-                return
-            if isinstance(items, BaseException):
-                raise items
-            yield from items
-    finally:
-        stop.set()
-        worker.join(timeout=5)
 
 
 class Loader:
@@ -226,31 +174,43 @@ class Loader:
         self.done = 0
         self.quarantine_buffer: list[tuple] = []
 
+    @contextmanager
+    def _by_index(self):
+        """Statements that join a staged batch with a large table: through the table's index,
+        never a scan of the whole table per batch (quadratic in the file). The planner's
+        statistics of the tables are those from before the load (they grow within this
+        transaction), so it is told rather than left to guess."""
+        self.conn.execute("SET LOCAL enable_seqscan = off")
+        yield  # (an error aborts the whole load's transaction: nothing to restore then)
+        self.conn.execute("SET LOCAL enable_seqscan = on")
+
     # -- staging -------------------------------------------------------------------------------
     def _prepare(self, entity: str) -> None:
-        columns = load_columns(entity)
         ensure_change_table(self.conn)
         self.conn.execute(sql.SQL(
-            "CREATE TEMP TABLE IF NOT EXISTS {stg} ON COMMIT DROP AS SELECT {cols} FROM {t} "
-            "WITH NO DATA").format(stg=_ident(f"stg_{entity}"), cols=_cols(columns),
-                                   t=_ident(entity)))
+            "CREATE TEMP TABLE IF NOT EXISTS {stg} ON COMMIT DROP AS SELECT {cols}, "
+            "0::integer AS {rec} FROM {t} WITH NO DATA").format(
+                stg=_ident(f"stg_{entity}"), cols=_cols(load_columns(entity)),
+                rec=_ident(RECORD_COLUMN), t=_ident(entity)))
         self.conn.execute(sql.SQL(
             "CREATE TEMP TABLE IF NOT EXISTS {seen} (key text PRIMARY KEY) ON COMMIT DROP"
         ).format(seen=_ident(f"seen_{entity}")))
         if entity in CONTACT_OWNERS:
-            owner = CONTACT_OWNERS[entity]
-            for table, (ident, data) in CONTACT_TABLES.items():
+            for table in CONTACT_TABLES:
                 self.conn.execute(sql.SQL(
                     "CREATE TEMP TABLE IF NOT EXISTS {stg} ON COMMIT DROP AS SELECT {cols} "
                     "FROM {t} WITH NO DATA").format(
-                        stg=_ident(f"stg_{entity}_{table}"), cols=_cols([owner, *ident, *data]),
-                        t=_ident(table)))
+                        stg=_ident(f"stg_{entity}_{table}"),
+                        cols=_cols(contact_columns(entity, table)), t=_ident(table)))
 
-    def _copy(self, table: str, columns: list[str], rows) -> None:
+    def _copy(self, table: str, columns: list[str], data: bytes) -> None:
+        """Stage COPY text (integrations/t24/batches.py) in ``table`` (emptied first)."""
+        self.conn.execute(sql.SQL("TRUNCATE {}").format(_ident(table)))
+        if not data:
+            return
         with self.conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
                 _ident(table), _cols(columns))) as copy:
-            for row in rows:
-                copy.write_row(row)
+            copy.write(data)
         # statistics of what was staged: without them the planner guesses and joins badly
         self.conn.execute(sql.SQL("ANALYZE {}").format(_ident(table)))
 
@@ -275,113 +235,187 @@ class Loader:
         self.quarantine_buffer.clear()
 
     # -- one entity ----------------------------------------------------------------------------
-    def load_file(self, entity: str, path, result: EntityResult) -> None:
+    def load_file(self, entity: str, batches: Iterable[Batch], result: EntityResult) -> None:
+        """Load one file's batches (``BatchReader.batches``)."""
         self._prepare(entity)
-        batch: dict[str, Row] = {}
-        for item in transformed(path, entity, self.batch_size):
-            result.extracted += 1
-            result.totals.add(item)
-            if isinstance(item, Quarantine):
-                result.quarantined += 1
+        for batch in batches:
+            result.extracted += batch.records
+            result.totals.merge(batch.totals)
+            result.quarantined += len(batch.quarantined)
+            result.unreadable_keys += batch.unreadable_keys
+            for item in batch.quarantined:
                 self.quarantine(item)
-                if not item.record_key:
-                    result.unreadable_keys += 1
-                elif entity == "loans":
-                    self._remember_key(entity, item.record_key)  # not closed for being bad
-            elif item.key in batch:
-                result.quarantined += 1
-                self.quarantine(Quarantine(entity, f"duplicate {entity} key {item.key!r} in "
-                                           f"{item.source_file}", item.key,
-                                           json_safe(item.values), None, item.source_file,
-                                           None, item.record_number))
-            else:
-                batch[item.key] = item
-            if len(batch) >= self.batch_size:
+            if entity == "loans" and batch.bad_keys:  # not closed for being bad
+                self.conn.execute(sql.SQL(
+                    "INSERT INTO {} (key) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING")
+                    .format(_ident(f"seen_{entity}")), (batch.bad_keys,))
+            if batch.rows:
                 self._load_batch(entity, batch, result)
-                batch = {}
-        if batch:
-            self._load_batch(entity, batch, result)
+            self.done += batch.records
+            if self.progress:
+                self.progress(self.done)
         self.flush_quarantine()
 
-    def _remember_key(self, entity: str, key: str) -> None:
-        self.conn.execute(sql.SQL("INSERT INTO {} (key) VALUES (%s) ON CONFLICT DO NOTHING")
-                          .format(_ident(f"seen_{entity}")), (key,))
-
-    def _load_batch(self, entity: str, batch: dict[str, Row], result: EntityResult) -> None:
+    def _load_batch(self, entity: str, batch: Batch, result: EntityResult) -> None:
         columns = load_columns(entity)
         stg = _ident(f"stg_{entity}")
         seen = _ident(f"seen_{entity}")
-        self.conn.execute(sql.SQL("TRUNCATE {}").format(stg))
-        self._copy(f"stg_{entity}", columns,
-                   ([row.values[c] for c in columns] for row in batch.values()))
+        self._copy(f"stg_{entity}", [*columns, RECORD_COLUMN], batch.data)
+        staged = sql.SQL(", ").join([*(sql.SQL("s.{}").format(_ident(c)) for c in columns),
+                                     sql.SQL("s.{}").format(_ident(RECORD_COLUMN))])
 
         # Keys already loaded from this file: the first record won.
-        dropped = self.conn.execute(sql.SQL(
-            "DELETE FROM {stg} s USING {seen} x WHERE x.key = {k} RETURNING {k}").format(
-                stg=stg, seen=seen, k=_key_expr(entity, "s"))).fetchall()
-        for (key,) in dropped:
-            self._reject(entity, batch.pop(key), f"duplicate {entity} key {key!r} in the file",
-                         result)
+        with self._by_index():
+            dropped = self.conn.execute(sql.SQL(
+                "DELETE FROM {stg} s USING {seen} x WHERE x.key = {k} RETURNING {staged}").format(
+                    stg=stg, seen=seen, k=_key_expr(entity, "s"), staged=staged)).fetchall()
+        rejected = len(dropped)
+        for row in dropped:
+            key = _staged_key(entity, dict(zip(columns, row, strict=False)))
+            self._reject(entity, batch, columns, row,
+                         f"duplicate {entity} key {key!r} in the file", result)
         self.conn.execute(sql.SQL("INSERT INTO {seen} (key) SELECT {k} FROM {stg} s "
                                   "ON CONFLICT DO NOTHING").format(
                                       seen=seen, k=_key_expr(entity, "s"), stg=stg))
         # Referential integrity: what a row points to must exist (in this or an earlier load).
         for column, table, target in REFERENCES.get(entity, ()):
-            missing = self.conn.execute(sql.SQL(
-                "DELETE FROM {stg} s WHERE NOT EXISTS (SELECT 1 FROM {t} p WHERE p.{tc} = "
-                "s.{c}) RETURNING {k}, s.{c}").format(
-                    stg=stg, t=_ident(table), tc=_ident(target), c=_ident(column),
-                    k=_key_expr(entity, "s"))).fetchall()
-            for key, value in missing:
-                self._reject(entity, batch.pop(key),
-                             f"{column}: {value!r} is not a known {table[:-1].replace('_', ' ')}",
-                             result)
+            with self._by_index():
+                missing = self.conn.execute(sql.SQL(
+                    "DELETE FROM {stg} s WHERE NOT EXISTS (SELECT 1 FROM {t} p WHERE p.{tc} = "
+                    "s.{c}) RETURNING {staged}").format(
+                        stg=stg, t=_ident(table), tc=_ident(target), c=_ident(column),
+                        staged=staged)).fetchall()
+            rejected += len(missing)
+            noun = table[:-1].replace("_", " ")
+            for row in missing:
+                value = row[columns.index(column)]
+                self._reject(entity, batch, columns, row,
+                             f"{column}: {value!r} is not a known {noun}", result)
+        if batch.rows == rejected:
+            return
 
-        all_new = self._upsert(entity, columns, result)
+        all_new = self._upsert(entity, columns, batch.rows - rejected, result)
         if entity in CONTACT_OWNERS:
-            owners, added = self._contacts(entity, batch, all_new)
+            owners, added = self._contacts(entity, batch, all_new, bool(rejected))
             result.contacts_changed += owners
             result.updated += added  # only their contacts changed
             result.unchanged -= added
         if entity == "loans":
-            self._bucket_history()
+            self._bucket_history(all_new)
             touch_cifs(self.conn)
         self._changes_recorded(entity)
-        self.done += len(batch)
-        if self.progress:
-            self.progress(self.done)
 
-    def _reject(self, entity: str, row: Row, reason: str, result: EntityResult) -> None:
+    def _reject(self, entity: str, batch: Batch, columns: list[str], staged: tuple,
+                reason: str, result: EntityResult) -> None:
+        values = dict(zip(columns, staged, strict=False))
+        key = _staged_key(entity, values)
         result.quarantined += 1
         result.totals.rows -= 1
         result.totals.quarantined += 1
         for name in result.totals.sums:
-            result.totals.sums[name] -= row.values[name] or 0
-        self.quarantine(Quarantine(entity, reason, row.key, json_safe(row.values), None,
-                                   row.source_file, None, row.record_number))
+            result.totals.sums[name] -= values[name] or 0
+        self.quarantine(Quarantine(entity, reason, key,
+                                   json_safe(values), None, batch.source_file, None,
+                                   staged[-1]))
 
-    def _upsert(self, entity: str, columns: list[str], result: EntityResult) -> bool:
+    def _upsert(self, entity: str, columns: list[str], staged: int,
+                result: EntityResult) -> bool:
         """Write the staged rows that are new or really changed; they (and only they) land in
-        ``sync_changes`` with their changed fields."""
-        staged = self.conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-            _ident(f"stg_{entity}"))).fetchone()[0]
-        inserted, updated = upsert_changes(
-            self.conn, entity, f"stg_{entity}", NATURAL_KEYS[entity], columns,
-            owner=OWNER_COLUMNS.get(entity), now=self.now,
-            timestamps=entity in TABLES_WITH_TIMESTAMPS)
-        result.inserted += inserted
-        result.updated += updated
-        result.unchanged += staged - inserted - updated
-        return inserted == staged  # every row of the batch is new
+        ``sync_changes``: a changed row with ``{column: {old, new}}`` of the columns that
+        differ, a created one with its CREATED_FIELDS. A batch none of whose keys is in the
+        table yet (a first load) is a plain INSERT: no conflict handling, no rows as they were
+        (a key inserted meanwhile by another transaction fails the load, which is retried).
+        Returns whether every staged row was new."""
+        conn = self.conn
+        keys = list(NATURAL_KEYS[entity])
+        data = [c for c in columns if c not in keys]
+        diff_columns = [c for c in columns if c != "source_system"]
+        conn.execute(f"TRUNCATE {CHANGES_TABLE}")
+        sets = [sql.SQL("{c} = EXCLUDED.{c}").format(c=_ident(c)) for c in data]
+        sets.append(sql.SQL("last_synced_at = EXCLUDED.last_synced_at"))
+        if entity in TABLES_WITH_TIMESTAMPS:
+            sets.append(sql.SQL("updated_at = now()"))
+        numeric = numeric_columns(conn, entity)
 
-    def _contacts(self, entity: str, batch: dict[str, Row],
-                  all_new: bool = False) -> tuple[int, int]:
+        def value(alias: str, column: str) -> sql.Composable:
+            ref = sql.SQL("{}.{}").format(_ident(alias), _ident(column))
+            return sql.SQL("{}::text").format(ref) if column in numeric else ref
+
+        # {column: {"old", "new"}} of the columns that differ, as scalar expressions (no
+        # subquery per row): every column's entry, minus the columns that did not change.
+        entries = sql.SQL(", ").join(
+            sql.SQL("{name}, CASE WHEN o.{c} IS DISTINCT FROM u.{c} THEN jsonb_build_object("
+                    "'old', {old}, 'new', {new}) END").format(
+                        name=sql.Literal(c), c=_ident(c), old=value("o", c), new=value("u", c))
+            for c in diff_columns)
+        unchanged = sql.SQL(", ").join(
+            sql.SQL("CASE WHEN o.{c} IS DISTINCT FROM u.{c} THEN NULL ELSE {name} END").format(
+                name=sql.Literal(c), c=_ident(c)) for c in diff_columns)
+        created = sql.SQL(", ").join(
+            sql.SQL("{name}, jsonb_build_object('old', NULL, 'new', {new})").format(
+                name=sql.Literal(c), new=value("u", c)) for c in CREATED_FIELDS[entity])
+        owner = OWNER_COLUMNS.get(entity)
+        params = {
+            "t": _ident(entity), "stg": _ident(f"stg_{entity}"), "keys": _cols(keys),
+            "cols": _cols(columns), "tk": _key_expr(entity, "t"), "chg": _ident(CHANGES_TABLE),
+            "owner": sql.SQL("u.{}").format(_ident(owner)) if owner else sql.SQL("NULL"),
+            "created": created}
+        with self._by_index():
+            known = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} t JOIN {stg} s "
+                                         "USING ({keys}))").format(**params)).fetchone()[0]
+        if not known:  # every staged row is new (a first load): a plain insert
+            conn.execute(sql.SQL("""
+                WITH u AS (
+                    INSERT INTO {t} AS t ({cols}, last_synced_at)
+                    SELECT {cols}, %(now)s FROM {stg}
+                    RETURNING {returned}
+                )
+                INSERT INTO {chg} (key, cif, inserted, changes)
+                SELECT {uk}, {owner}, true, jsonb_build_object({created}) FROM u""").format(
+                    uk=_key_expr(entity, "u"), returned=_cols(dict.fromkeys(
+                        [*keys, *([owner] if owner else []), *CREATED_FIELDS[entity]])),
+                    **params), {"now": self.now})
+            result.inserted += staged
+            return True
+        statement = sql.SQL("""
+            WITH o AS (
+                SELECT {tk} AS key, {tcols} FROM {t} t JOIN {stg} s USING ({keys})
+            ), u AS (
+                INSERT INTO {t} AS t ({cols}, last_synced_at)
+                SELECT {cols}, %(now)s FROM {stg}
+                ON CONFLICT ({keys}) DO UPDATE SET {sets}
+                WHERE ({tdata}) IS DISTINCT FROM ({edata})
+                RETURNING {tk} AS key, (xmax = 0) AS inserted, {tcols}
+            )
+            INSERT INTO {chg} (key, cif, inserted, changes)
+            SELECT u.key, {owner}, u.inserted, CASE WHEN u.inserted
+                THEN jsonb_build_object({created})
+                ELSE jsonb_build_object({entries}) - array_remove(ARRAY[{unchanged}]::text[],
+                                                                  NULL) END
+            FROM u LEFT JOIN o ON o.key = u.key""").format(
+            sets=sql.SQL(", ").join(sets),
+            tcols=sql.SQL(", ").join(sql.SQL("t.{}").format(_ident(c)) for c in diff_columns),
+            tdata=sql.SQL(", ").join(sql.SQL("t.{}").format(_ident(c)) for c in data),
+            edata=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(_ident(c)) for c in data),
+            entries=entries, unchanged=unchanged, **params)
+        with self._by_index():
+            conn.execute(statement, {"now": self.now})
+        inserted, total = conn.execute(
+            f"SELECT count(*) FILTER (WHERE inserted), count(*) FROM {CHANGES_TABLE}").fetchone()
+        result.inserted += inserted
+        result.updated += total - inserted
+        result.unchanged += staged - total
+        return inserted == staged
+
+    def _contacts(self, entity: str, batch: Batch, all_new: bool = False,
+                  rejected: bool = False) -> tuple[int, int]:
         """Reconcile T24's phones/addresses/emails of the batch's owners. Owners whose contacts
         changed are added to ``sync_changes`` with, per kind, the number of T24 rows before and
         after (``{"phones": {"old": 1, "new": 2}}``; same numbers: rows changed in place); a
         customer created by this batch keeps its creation changes only. ``all_new``: every owner
         of the batch was just inserted, so none has T24 contacts yet — they are only inserted
-        (an initial load skips the delete and update passes).
+        (an initial load skips the delete and update passes). ``rejected``: some owners of the
+        batch were quarantined in SQL; their contacts are dropped from the staging.
         Returns (owners whose contacts changed, of them not otherwise changed)."""
         owner = CONTACT_OWNERS[entity]
         owners_stg = _ident(f"stg_{entity}")
@@ -390,16 +424,12 @@ class Loader:
         self.conn.execute("TRUNCATE sync_contact_changes")
         for table, (ident, data) in CONTACT_TABLES.items():
             stg = _ident(f"stg_{entity}_{table}")
-            self.conn.execute(sql.SQL("TRUNCATE {}").format(stg))
-            columns = [owner, *ident, *data]
-            rows, seen = [], set()
-            for row in batch.values():
-                for contact in row.contacts.get(table, []):
-                    identity = (contact[owner], *(contact[c] for c in ident))
-                    if identity not in seen:  # the same number twice: once
-                        seen.add(identity)
-                        rows.append([contact[c] for c in columns])
-            self._copy(f"stg_{entity}_{table}", columns, rows)
+            columns = contact_columns(entity, table)
+            self._copy(f"stg_{entity}_{table}", columns, batch.contacts.get(table, b""))
+            if rejected:
+                self.conn.execute(sql.SQL(
+                    "DELETE FROM {stg} c WHERE NOT EXISTS (SELECT 1 FROM {owners} s "
+                    "WHERE s.{o} = c.{o})").format(stg=stg, owners=owners_stg, o=_ident(owner)))
             match = sql.SQL(" AND ").join(
                 sql.SQL("p.{c} = s.{c}").format(c=_ident(c)) for c in [owner, *ident])
             params = {
@@ -435,9 +465,15 @@ class Loader:
                     "WITH w AS (" + statement + ") INSERT INTO sync_contact_changes "
                     "SELECT {o}, {tbl}, {op} FROM w").format(op=sql.Literal(op), **params),
                     {"now": self.now})
-        if all_new:  # new owners: their creation event says it all
-            return len({row.key for row in batch.values()
-                        if any(row.contacts.get(t) for t in CONTACT_TABLES)}), 0
+        if all_new and not rejected:  # new owners: their creation event says it all
+            return batch.contact_owners, 0
+        if all_new:
+            having = sql.SQL(" OR ").join(
+                sql.SQL("EXISTS (SELECT 1 FROM {c} c WHERE c.{o} = s.{o})").format(
+                    c=_ident(f"stg_{entity}_{table}"), o=_ident(owner))
+                for table in CONTACT_TABLES)
+            return self.conn.execute(sql.SQL("SELECT count(*) FROM {owners} s WHERE {having}")
+                                     .format(owners=owners_stg, having=having)).fetchone()[0], 0
         owners = self.conn.execute(
             "SELECT count(DISTINCT key) FROM sync_contact_changes").fetchone()[0]
         if not owners:
@@ -480,26 +516,34 @@ class Loader:
             for key, inserted, changes in change_rows(self.conn):
                 self.on_change(entity, key, inserted, changes)
 
-    def _bucket_history(self) -> None:
+    def _bucket_history(self, all_new: bool = False) -> None:
         """A new stay in loan_bucket_history for every loan of the batch whose bucket is not
-        the one of its open stay (or that has none)."""
+        the one of its open stay (or that has none). ``all_new``: every loan of the batch was
+        just inserted, so none has a stay yet (history rows go with their loan)."""
         day = self.business_date
-        self.conn.execute("""
-            UPDATE loan_bucket_history h SET bucket = s.bucket, dpd = s.dpd
-            FROM stg_loans s
-            WHERE h.account_number = s.account_number AND h.to_date IS NULL
-              AND h.from_date >= %(day)s AND h.bucket <> s.bucket""", {"day": day})
-        self.conn.execute("""
-            UPDATE loan_bucket_history h SET to_date = %(day)s::date - 1
-            FROM stg_loans s
-            WHERE h.account_number = s.account_number AND h.to_date IS NULL
-              AND h.from_date < %(day)s AND h.bucket <> s.bucket""", {"day": day})
-        self.conn.execute("""
-            INSERT INTO loan_bucket_history (account_number, bucket, dpd, from_date)
-            SELECT s.account_number, s.bucket, s.dpd, %(day)s FROM stg_loans s
-            WHERE NOT EXISTS (SELECT 1 FROM loan_bucket_history h
-                              WHERE h.account_number = s.account_number AND h.to_date IS NULL)
-        """, {"day": day})
+        if all_new:
+            self.conn.execute("""
+                INSERT INTO loan_bucket_history (account_number, bucket, dpd, from_date)
+                SELECT s.account_number, s.bucket, s.dpd, %(day)s FROM stg_loans s""",
+                              {"day": day})
+            return
+        with self._by_index():
+            self.conn.execute("""
+                UPDATE loan_bucket_history h SET bucket = s.bucket, dpd = s.dpd
+                FROM stg_loans s
+                WHERE h.account_number = s.account_number AND h.to_date IS NULL
+                  AND h.from_date >= %(day)s AND h.bucket <> s.bucket""", {"day": day})
+            self.conn.execute("""
+                UPDATE loan_bucket_history h SET to_date = %(day)s::date - 1
+                FROM stg_loans s
+                WHERE h.account_number = s.account_number AND h.to_date IS NULL
+                  AND h.from_date < %(day)s AND h.bucket <> s.bucket""", {"day": day})
+            self.conn.execute("""
+                INSERT INTO loan_bucket_history (account_number, bucket, dpd, from_date)
+                SELECT s.account_number, s.bucket, s.dpd, %(day)s FROM stg_loans s
+                WHERE NOT EXISTS (SELECT 1 FROM loan_bucket_history h
+                                  WHERE h.account_number = s.account_number AND h.to_date IS NULL)
+            """, {"day": day})
 
     def close_absent_loans(self, result: EntityResult) -> None:
         """Full set: open T24 loans that the loans file did not mention are closed (a
@@ -527,6 +571,17 @@ class Loader:
             FROM closed""", {"day": self.business_date, "now": self.now}).rowcount
         touch_cifs(self.conn)
         self._changes_recorded("loans")
+
+
+def _tune_session(conn: Connection) -> None:
+    """Settings of the load's transaction. The load may be re-run whole (one transaction,
+    idempotent): no need to wait for the WAL flush at commit. No JIT: a batch's statements
+    are estimated costly enough to be compiled, which takes longer than running them. The
+    staged batches' statistics (ANALYZE after each COPY) come from a small sample: they only
+    steer the joins."""
+    conn.execute("SET LOCAL synchronous_commit = off")
+    conn.execute("SET LOCAL jit = off")
+    conn.execute("SET LOCAL default_statistics_target = 10")
 
 
 def _start_run(conn: Connection, verification: Verification, trigger: str,
@@ -647,12 +702,16 @@ def load_set(conn: Connection, verification: Verification, *, trigger: str = "ma
                     progress=_progress_writer(run_id, total, progress, progress_conn),
                     publish_events=publish_events, correlation_id=correlation_id)
     control: dict = {"mode": manifest.mode, "entities": {}}
+    files = verification.files()
     try:
-        with conn.transaction():
-            for entry, path in verification.files():
+        with BatchReader([(entry.entity, path) for entry, path in files], batch_size,
+                         READ_AHEAD) as reader, conn.transaction():
+            _tune_session(conn)
+            for entry, _path in files:
                 entity_result = EntityResult(entry.entity, totals=ControlTotals(entry.entity))
                 result.entities[entry.entity] = entity_result
-                loader.load_file(entry.entity, path, entity_result)
+                loader.load_file(entry.entity, reader.batches(entry.entity),
+                                 entity_result)
                 if entry.entity == "loans" and manifest.mode == "full":
                     if entity_result.unreadable_keys:
                         # A loan we could not read is not absent: closing would be a guess.

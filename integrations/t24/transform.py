@@ -40,6 +40,10 @@ _AMOUNT = re.compile(r"^-?\d+(\.\d+)?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _PHONE = re.compile(r"^\+?\d{8,15}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_INTEGER = re.compile(r"-?\d+")
+_T24_DATE = re.compile(r"\d{8}")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PHONE_PUNCTUATION = re.compile(r"[\s.\-()]")
 _TRUE = {"true", "1", "yes", "y"}
 _FALSE = {"false", "0", "no", "n"}
 
@@ -87,7 +91,7 @@ def to_int(minimum: int | None = None, maximum: int | None = None) -> Callable:
             number = int(value)
         elif isinstance(value, int):
             number = value
-        elif isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
             number = int(value.strip())
         else:
             raise Invalid(f"{name}: expected a whole number, got {value!r}")
@@ -103,8 +107,14 @@ def to_int(minimum: int | None = None, maximum: int | None = None) -> Callable:
 def to_decimal(places: int = 2, integer_digits: int = MONEY_INTEGER_DIGITS,
                non_negative: bool = True) -> Callable:
     """Exact amounts: int, Decimal or a plain decimal string; never float."""
+    quantum = Decimal(1).scaleb(-places)
+    # the common case, checked by its shape alone: a plain string within the digits allowed
+    plain = re.compile(("" if non_negative else "-?") +
+                       rf"\d{{1,{integer_digits}}}(\.\d{{1,{places}}})?")
 
     def convert(name: str, value):
+        if type(value) is str and plain.fullmatch(value):
+            return Decimal(value).quantize(quantum)
         if isinstance(value, bool | float):
             raise Invalid(f"{name}: amounts must not be floating point, got {value!r}")
         if isinstance(value, int):
@@ -140,9 +150,9 @@ def to_date(name: str, value):
         raise Invalid(f"{name}: expected a date, got {value!r}")
     text = value.strip()
     try:
-        if re.fullmatch(r"\d{8}", text):  # T24's own YYYYMMDD
+        if _T24_DATE.fullmatch(text):  # T24's own YYYYMMDD
             return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if _ISO_DATE.fullmatch(text):
             return date.fromisoformat(text)
     except ValueError as exc:
         raise Invalid(f"{name}: not a valid date: {value!r}") from exc
@@ -193,7 +203,7 @@ def _fields(*items: Field) -> tuple[Field, ...]:
 
 def phone_e164(number: str) -> str | None:
     """A Vietnamese number in E.164 form: 0901234567 -> +84901234567 (None if not a number)."""
-    digits = re.sub(r"[\s.\-()]", "", number)
+    digits = _PHONE_PUNCTUATION.sub("", number)
     if not _PHONE.match(digits):
         return None
     if digits.startswith("+"):
@@ -486,6 +496,13 @@ class ControlTotals:
         self.rows += 1
         for name in self.sums:
             self.sums[name] += result.values[name] or 0
+
+    def merge(self, other: ControlTotals) -> None:
+        """Add another part's counts and sums (a batch's) to these."""
+        self.rows += other.rows
+        self.quarantined += other.quarantined
+        for name, amount in other.sums.items():
+            self.sums[name] += amount
 
     def compare(self, expected: Mapping[str, Decimal]) -> dict[str, dict[str, str]]:
         """Fields whose sum differs from the manifest's: {field: {expected, actual, diff}}.

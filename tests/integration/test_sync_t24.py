@@ -314,11 +314,12 @@ def test_a_worker_sigkilled_mid_load_then_rerun_ends_as_an_uninterrupted_run(app
     assert len(events_since(conn, 0, "LOAN_UPDATED")) == loan_events
 
 
-def test_reading_ahead_in_a_thread_loads_the_same(conn, source, tmp_path, monkeypatch):
+def test_reading_in_a_process_of_its_own_loads_the_same(conn, source, tmp_path, monkeypatch):
     from integrations.t24 import load
 
     manifest = generate_day(tmp_path / "set", source, new_customers=2,
                             faults=T24Faults(malformed_every=7))
+    monkeypatch.setattr(load, "READ_AHEAD", False)  # read in the loader's own process
     first = load_set(conn, verify(manifest), batch_size=20)
     plain, quarantined = snapshot(conn), count(conn, "quarantined_records")
     truncate_bank_data(conn)

@@ -1,0 +1,243 @@
+"""Read, validate and encode a T24 set's files in batches ready for ``COPY``, optionally in a
+child process that works one batch ahead of the loader.
+
+A :class:`Batch` holds up to ``batch_size`` records of one file: the valid rows already encoded
+as ``COPY … FROM STDIN`` text (the entity's staging columns plus ``_rec``, the record's number in
+the file), the rows of their phones / addresses / e-mails likewise, the quarantined records,
+and the counts and control sums of the rows. The loader only hands the bytes to PostgreSQL: no
+per-row Python work is left in the process that talks to the database.
+
+With ``read_ahead`` the files are read in a forked child process (it reads files and writes to
+its pipe, nothing else): on a multi-core host parsing and validating the next batch overlap with
+PostgreSQL's work on the current one (a thread would not: the GIL). The pipe holds about one
+batch, so memory stays flat; the child dies with the loader (``PR_SET_PDEATHSIG``, and a write
+to a closed pipe fails).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import pickle
+import re
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from integrations.t24.parser import read_records
+from integrations.t24.transform import (
+    ENTITY_FIELDS,
+    ControlTotals,
+    Quarantine,
+    Row,
+    json_safe,
+    transform,
+)
+
+CONTACT_TABLES = {
+    # table: (identifying columns besides the owner, data columns)
+    "phones": (("number",), ("type", "number_e164", "is_primary", "is_verified",
+                             "do_not_contact")),
+    "addresses": (("type", "line1"), ("line2", "ward", "district", "city", "province",
+                                      "country", "postal_code", "lat", "lon", "is_primary",
+                                      "is_verified")),
+    "emails": (("address",), ("type", "is_primary", "is_verified")),
+}
+CONTACT_OWNERS = {"customers": "cif", "reference_customers": "ref_cif"}
+RECORD_COLUMN = "_rec"  # the staged row's record number in its file
+
+_ESCAPE = re.compile(r"[\\\t\n\r]")
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def load_columns(entity: str) -> list[str]:
+    """The columns a row of ``entity`` is staged and upserted with."""
+    columns = [f.name for f in ENTITY_FIELDS[entity]]
+    if entity == "loans":
+        columns.append("bucket")
+    return [*columns, "source_system"]
+
+
+def contact_columns(entity: str, table: str) -> list[str]:
+    ident, data = CONTACT_TABLES[table]
+    return [CONTACT_OWNERS[entity], *ident, *data]
+
+
+def copy_value(value) -> str:
+    """One value in ``COPY`` text format."""
+    kind = type(value)
+    if value is None:
+        return "\\N"
+    if kind is str:
+        return _ESCAPE.sub(lambda m: _ESCAPES[m.group()], value) if _ESCAPE.search(value) \
+            else value
+    if kind is bool:
+        return "t" if value else "f"
+    if kind is date:
+        return value.isoformat()
+    if kind is int or kind is Decimal:
+        return str(value)
+    raise TypeError(f"no COPY text for {kind.__name__}")
+
+
+def copy_line(values) -> str:
+    return "\t".join(map(copy_value, values)) + "\n"
+
+
+@dataclass
+class Batch:
+    entity: str
+    source_file: str
+    records: int = 0  # records read (rows and quarantined)
+    rows: int = 0  # valid rows staged in ``data``
+    data: bytes = b""  # COPY text: load_columns(entity) + _rec
+    contacts: dict[str, bytes] = field(default_factory=dict)  # table -> COPY text
+    contact_owners: int = 0  # rows with at least one phone, address or e-mail
+    quarantined: list[Quarantine] = field(default_factory=list)
+    bad_keys: list[str] = field(default_factory=list)  # keys of quarantined records
+    unreadable_keys: int = 0  # quarantined records without a readable key
+    totals: ControlTotals | None = None  # of this batch's rows
+
+
+class _Builder:
+    def __init__(self, entity: str, source_file: str):
+        self.entity = entity
+        self.columns = load_columns(entity)
+        self.owner = CONTACT_OWNERS.get(entity)
+        self.batch = Batch(entity, source_file, totals=ControlTotals(entity))
+        self.lines: list[str] = []
+        self.contact_lines: dict[str, list[str]] = {t: [] for t in CONTACT_TABLES} \
+            if self.owner else {}
+        self.contact_columns = {t: contact_columns(entity, t) for t in self.contact_lines}
+        self.keys: set[str] = set()
+        self.contact_seen: set[tuple] = set()
+
+    def add(self, item: Row | Quarantine) -> None:
+        batch = self.batch
+        batch.records += 1
+        if isinstance(item, Quarantine):
+            batch.totals.add(item)
+            batch.quarantined.append(item)
+            if item.record_key:
+                batch.bad_keys.append(item.record_key)
+            else:
+                batch.unreadable_keys += 1
+            return
+        if item.key in self.keys:  # the first record of a key won
+            batch.totals.quarantined += 1
+            batch.quarantined.append(Quarantine(
+                self.entity, f"duplicate {self.entity} key {item.key!r} in {item.source_file}",
+                item.key, json_safe(item.values), None, item.source_file, None,
+                item.record_number))
+            return
+        self.keys.add(item.key)
+        batch.totals.add(item)
+        batch.rows += 1
+        values = item.values
+        self.lines.append(copy_line([*(values[c] for c in self.columns), item.record_number]))
+        if any(item.contacts.get(table) for table in self.contact_lines):
+            batch.contact_owners += 1
+        for table, lines in self.contact_lines.items():
+            columns = self.contact_columns[table]
+            for contact in item.contacts.get(table, ()):
+                row = [contact[c] for c in columns]
+                identity = tuple(row[:len(CONTACT_TABLES[table][0]) + 1])
+                if identity not in self.contact_seen:  # the same number twice: once
+                    self.contact_seen.add(identity)
+                    lines.append(copy_line(row))
+
+    def finish(self) -> Batch:
+        batch = self.batch
+        batch.data = "".join(self.lines).encode()
+        batch.contacts = {t: "".join(lines).encode() for t, lines in self.contact_lines.items()}
+        return batch
+
+
+def file_batches(entity: str, path: Path, batch_size: int) -> Iterator[Batch]:
+    """The file's records, validated and encoded, ``batch_size`` records a batch."""
+    builder = _Builder(entity, path.name)
+    for record in read_records(path, entity):
+        builder.add(transform(record))
+        if builder.batch.records >= batch_size:
+            yield builder.finish()
+            builder = _Builder(entity, path.name)
+    if builder.batch.records:
+        yield builder.finish()
+
+
+class BatchReader:
+    """The batches of a set's files, in order: ``for batch in reader.batches(entity)`` per
+    file, in the order the files were given. A context manager (stops the child)."""
+
+    def __init__(self, files: list[tuple[str, Path]], batch_size: int, read_ahead: bool):
+        self.files = files
+        self.batch_size = batch_size
+        self.read_ahead = read_ahead
+        self.process = None
+        self.pipe = None
+
+    def __enter__(self) -> BatchReader:
+        # a daemonic process may not have children: it reads in-process
+        if self.read_ahead and not multiprocessing.current_process().daemon:
+            context = multiprocessing.get_context("fork")
+            reader, writer = context.Pipe(duplex=False)
+            self.process = context.Process(target=_child, name="t24-reader", daemon=True,
+                                           args=(writer, self.files, self.batch_size))
+            self.process.start()
+            writer.close()
+            self.pipe = reader
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None:
+            self.pipe.close()
+            if self.process.is_alive():
+                self.process.kill()
+            self.process.join()
+            self.process = None
+
+    def batches(self, entity: str) -> Iterator[Batch]:
+        if self.pipe is None:
+            path = next(p for e, p in self.files if e == entity)
+            yield from file_batches(entity, path, self.batch_size)
+            return
+        while True:
+            try:
+                kind, value = pickle.loads(self.pipe.recv_bytes())
+            except EOFError:
+                raise RuntimeError("the T24 reader process ended unexpectedly") from None
+            if kind == "batch":
+                yield value
+            elif kind == "end":
+                if value != entity:
+                    raise RuntimeError(f"T24 reader: expected {entity}, got {value}")
+                return
+            else:  # "error": the reader's exception, raised here
+                raise value
+
+
+def _child(pipe, files, batch_size: int) -> None:
+    with contextlib.suppress(Exception):  # the reader dies with the loader
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    try:
+        for entity, path in files:
+            for batch in file_batches(entity, Path(path), batch_size):
+                pipe.send_bytes(pickle.dumps(("batch", batch), pickle.HIGHEST_PROTOCOL))
+            pipe.send_bytes(pickle.dumps(("end", entity)))
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    except BaseException as exc:  # noqa: BLE001 - handed to the loader, raised there
+        try:
+            message = pickle.dumps(("error", exc))
+        except Exception:  # noqa: BLE001 - an exception that does not pickle: its text
+            message = pickle.dumps(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+        with contextlib.suppress(Exception):
+            pipe.send_bytes(message)
+    finally:
+        pipe.close()
+        os._exit(0)
