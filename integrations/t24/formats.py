@@ -55,8 +55,8 @@ CONTROL_TOTAL_FIELDS = {
 FORMATS = {".jsonl": "jsonl", ".json": "json", ".xml": "xml"}
 MODES = ("full", "delta")
 
-_NAME = re.compile(r"^t24_(?P<entity>[a-z_]+)_(?P<date>\d{8})\.(?P<ext>jsonl|json|xml)$")
-_MANIFEST = re.compile(r"^t24_manifest_(?P<date>\d{8})\.json$")
+_NAME = re.compile(r"t24_(?P<entity>[a-z_]+)_(?P<date>\d{8})\.(?P<ext>jsonl|json|xml)")
+_MANIFEST = re.compile(r"t24_manifest_(?P<date>\d{8})\.json")
 
 
 class T24FormatError(ValueError):
@@ -95,7 +95,7 @@ def manifest_name(business_date: date) -> str:
 
 def parse_data_file_name(name: str) -> tuple[str, date, str] | None:
     """(entity, business date, format) of a data file name, or None if it is not one."""
-    match = _NAME.match(name)
+    match = _NAME.fullmatch(name)
     if not match or match["entity"] not in ENTITIES:
         return None
     try:
@@ -106,7 +106,7 @@ def parse_data_file_name(name: str) -> tuple[str, date, str] | None:
 
 
 def parse_manifest_name(name: str) -> date | None:
-    match = _MANIFEST.match(name)
+    match = _MANIFEST.fullmatch(name)
     if not match:
         return None
     raw = match["date"]

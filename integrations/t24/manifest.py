@@ -141,7 +141,11 @@ class Manifest:
             where = "/".join(str(p) for p in exc.absolute_path) or "manifest"
             raise ManifestError(f"{path.name}: invalid manifest at {where}: {exc.message}") \
                 from exc
-        business_date = date.fromisoformat(data["business_date"])
+        try:
+            business_date = date.fromisoformat(data["business_date"])
+        except ValueError:
+            raise ManifestError(f"{path.name}: business_date {data['business_date']!r} is not "
+                                "a date") from None
         named = parse_manifest_name(path.name)
         if named is not None and named != business_date:
             raise ManifestError(f"{path.name}: business_date {business_date} contradicts the "

@@ -98,6 +98,10 @@ def _read_jsonl(path: Path, entity: str) -> Iterator[RawRecord]:
                 yield RawRecord(entity, name, number, line_no, None, text[:RAW_KEEP_CHARS],
                                 f"invalid JSON: {exc.msg} at column {exc.colno}")
                 continue
+            except RecursionError:
+                yield RawRecord(entity, name, number, line_no, None, text[:RAW_KEEP_CHARS],
+                                "invalid JSON: nested too deeply")
+                continue
             if not isinstance(data, dict):
                 yield RawRecord(entity, name, number, line_no, None, text[:RAW_KEEP_CHARS],
                                 f"a record must be a JSON object, got {type(data).__name__}")
@@ -201,6 +205,9 @@ def _decode_one(buf: _Buffer) -> tuple[object, int]:
                 continue
             line = buf.line + buf.text.count("\n", buf.pos, exc.pos)
             raise T24FormatError(buf.source, f"invalid JSON: {exc.msg}", line) from exc
+        except RecursionError:
+            raise T24FormatError(buf.source, "invalid JSON: nested too deeply",
+                                 buf.line) from None
         # A number at the very end of the buffer may continue in the next chunk.
         if end >= len(buf.text) and not buf.eof and buf.fill():
             continue

@@ -74,6 +74,8 @@ def to_str(max_len: int | None = None, choices: Iterable[str] | None = None,
             text = text.lower()
         if max_len is not None and len(text) > max_len:
             raise Invalid(f"{name}: longer than {max_len} characters")
+        if "\x00" in text or not text.isascii() and not storable(text):
+            raise Invalid(f"{name}: holds a NUL or an invalid character")
         if allowed is not None and text not in allowed:
             raise Invalid(f"{name}: {text!r} is not one of {', '.join(allowed)}")
         return text
@@ -354,14 +356,36 @@ class Quarantine:
     record_number: int | None
 
 
+def storable(text: str) -> bool:
+    """Whether PostgreSQL can store ``text``: no NUL and no lone UTF-16 surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """``text`` made storable (NUL and lone surrogates replaced): for keys and raw payloads kept
+    beside a quarantined record."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
 def json_safe(value):
-    """The record with Decimal and date values as strings (for a JSONB payload)."""
+    """The record with Decimal and date values as strings (for a JSONB payload); text made
+    storable."""
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {printable(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     if isinstance(value, Decimal | date):
         return str(value) if isinstance(value, Decimal) else value.isoformat()
+    if isinstance(value, str):
+        return printable(value)
     return value
 
 
@@ -385,7 +409,7 @@ def _record_key(entity: str, data: Mapping | None) -> str | None:
     parts = [data.get(k) for k in NATURAL_KEYS[entity]]
     if any(_blank(p) for p in parts):
         return None
-    return "|".join(str(p).strip() for p in parts)[:64]
+    return printable("|".join(str(p).strip() for p in parts))[:64]
 
 
 def _check_rules(entity: str, values: dict) -> None:

@@ -15,7 +15,7 @@ clean_text = st.one_of(
     st.sampled_from(NASTY),
 )
 # What no database text column can hold: NUL, lone surrogates; plus controls and giants.
-# (each is a known bug of the T24/W4/LOS transforms until they refuse them: see the xfail tests)
+# (the T24/W4/LOS transforms refuse them: tests/property/test_t24_load.py)
 UNSTORABLE = ["\x00", "a\x00b", "\ud800", "x\udfffy"]
 hostile_text = st.one_of(
     st.text(st.characters(blacklist_characters="\x00"), max_size=30),
@@ -50,23 +50,3 @@ json_values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=4),
                             st.dictionaries(st.text(max_size=10), inner, max_size=4)),
     max_leaves=10)
-
-
-def trips_a_known_bug(value) -> bool:
-    """Values that still crash a parser owned elsewhere (reported; each has a strict xfail
-    test): integers beyond float range or absurd durations, and ISO times at the edge of the
-    calendar (OverflowError in portal/services/locations.py and portal/services/calls.py).
-    Kept out of the generated data until fixed: then delete this with the xfail markers."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return abs(value) > 10**8
-    if isinstance(value, str):
-        return value.startswith(("0001-", "9999-"))
-    if isinstance(value, dict):
-        return any(trips_a_known_bug(k) or trips_a_known_bug(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(trips_a_known_bug(v) for v in value)
-    return False
-
-
-# any_values without the known bugs' triggers
-safe_values = any_values.filter(lambda v: not trips_a_known_bug(v))

@@ -27,7 +27,7 @@ from tests.field_support import (  # noqa: F401 - fixtures
     make_field_agent,
 )
 from tests.property.conftest import examples
-from tests.property.strategies import any_values, json_values, safe_values
+from tests.property.strategies import any_values, json_values
 
 LOCATIONS = "/api/v1/field/locations"
 OSMAND = "/api/v1/field/osmand"
@@ -66,8 +66,7 @@ def point(seconds_ago: int = 60, **extra) -> dict:
             **extra}
 
 
-# (the values that still trip the T24/W4/LOS transforms: see strategies.trips_a_known_bug)
-point_values = safe_values
+point_values = any_values
 
 
 @st.composite
@@ -247,7 +246,7 @@ def test_field_queries_are_answered_never_a_500(client, db, phone, query, path):
 @example(body={"lat": 10.7769, "lon": 106.7009, "accuracy_m": 5}, checkin=True)
 @given(body=st.one_of(st.dictionaries(st.sampled_from(["cif", "planned_for", "notes", "lat",
                                                       "lon", "accuracy_m", "recorded_at"]),
-                                      safe_values, max_size=5), json_values),
+                                      any_values, max_size=5), json_values),
        checkin=st.booleans())
 def test_visit_bodies_are_answered_and_a_refusal_plans_nothing(client, db, phone, make_customer,
                                                                body, checkin):

@@ -253,9 +253,6 @@ def test_a_mangled_manifest_is_refused_with_a_reason_never_an_exception(
         assert result.errors and all(isinstance(e, str) and e for e in result.errors)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="t24 bug (reported to t24): "
-                   "Manifest.load lets date.fromisoformat's ValueError out for a business_date "
-                   "matching the pattern but not a date, so verify() raises instead of refusing")
 @pytest.mark.parametrize("business_date", ["2026-02-30", "2026-13-01"])
 def test_a_manifest_with_an_impossible_business_date_is_refused(tmp_path, business_date):
     path = tmp_path / "t24_manifest_20261124.json"
@@ -265,9 +262,6 @@ def test_a_manifest_with_an_impossible_business_date_is_refused(tmp_path, busine
     assert not result.ok and "business_date" in result.errors[0]
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason="t24 bug (reported): a deeply "
-                   "nested JSON value raises RecursionError out of the parser (the JSONL line "
-                   "should be quarantined, the JSON array refused with a T24FormatError)")
 @pytest.mark.parametrize("ext", ["jsonl", "json"])
 def test_a_deeply_nested_record_is_a_bad_record_not_a_crash(tmp_path, ext):
     path = tmp_path / f"t24_loans_20261124.{ext}"

@@ -108,9 +108,6 @@ def test_hostile_values_are_quarantined_and_the_good_neighbours_load(pg, tmp_pat
         assert good <= stored, (entity, good - stored)
 
 
-@pytest.mark.xfail(strict=True, reason="t24 bug (reported): a NUL or a lone surrogate in a "
-                   "record fails the whole load (COPY / JSONB refuse it) instead of "
-                   "quarantining that record")
 def test_a_nul_or_a_lone_surrogate_quarantines_its_record_only(pg, tmp_path, seed_records):
     failures = []
     for n, (value, where) in enumerate((v, w) for v in UNSTORABLE for w in ("name", "payload")):
