@@ -200,6 +200,18 @@ def _last_run_id(conn, integration: str) -> int | None:
     return row[0] if row else None
 
 
+def _close_failed_attempt(conn, integration: str, before: int | None,
+                          exc: BaseException) -> int:
+    """Mark failed the run rows this attempt left 'running' (its loader could not: e.g. its
+    database connection was cut mid-load). Under the integration's lock, so only ours."""
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    return conn.execute(
+        "UPDATE integration_runs SET status = 'failed', finished_at = now(), errors = "
+        "coalesce(errors, '[]'::jsonb) || jsonb_build_array(%s::text) WHERE integration = %s "
+        "AND kind = 'sync' AND status = 'running' AND id > %s",
+        (error, integration, before or 0)).rowcount
+
+
 def run_sync(integration: str, *, full: bool = False, business_date: date | str | None = None,
              trigger: str = "manual", user_id: int | None = None, app: Flask | None = None,
              retries: int | None = None, backoff: float | None = None,
@@ -263,6 +275,7 @@ def _run_with_retries(integration: str, app: Flask, *, full: bool,
                             user_id=user_id, retry_of_id=retry_of_id, attempt=attempt,
                             correlation_id=correlation_id)
             except RETRYABLE as exc:
+                _close_failed_attempt(conn, integration, before, exc)
                 failed_run = _last_run_id(conn, integration)
                 if failed_run != before:
                     outcome.run_ids.append(failed_run)
@@ -276,6 +289,7 @@ def _run_with_retries(integration: str, app: Flask, *, full: bool,
                 outcome.status = "failed"
                 break
             except Exception as exc:  # not worth retrying: credentials, a bug, bad data
+                _close_failed_attempt(conn, integration, before, exc)
                 failed_run = _last_run_id(conn, integration)
                 if failed_run != before:
                     outcome.run_ids.append(failed_run)

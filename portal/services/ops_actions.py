@@ -125,20 +125,20 @@ def _payments_rerun(*, user=None, run=None) -> str:
 
     day = (run.business_date.isoformat() if getattr(run, "business_date", None) else None)
     job = enqueue("integrations", "workers.jobs.payments.run_payments_reconciliation",
-                  business_date=day, trigger="ops", user_id=getattr(user, "id", None))
+                  business_date=day, trigger="retry", user_id=getattr(user, "id", None))
     return f"Reconciliation of {day or 'yesterday'} queued again (job {job.id})"
 
 
 register_trigger("PAYMENTS", run_now=_enqueue(
     "Reconciliation of yesterday", "integrations",
-    "workers.jobs.payments.run_payments_reconciliation", trigger="ops"),
+    "workers.jobs.payments.run_payments_reconciliation", trigger="manual"),
     retry_run=_payments_rerun, label_run_now="Reconcile now")
 register_trigger("CTI", run_now=_enqueue(
     "Call reconciliation of yesterday", "integrations", "workers.jobs.calls.reconcile_calls"),
     label_run_now="Reconcile calls now")
 register_trigger("GPS", run_now=_enqueue(
     "Forwarding of waiting positions", "integrations",
-    "workers.jobs.field.forward_locations", trigger="ops"),
+    "workers.jobs.field.forward_locations", trigger="manual"),
     label_run_now="Forward now")
 
 

@@ -221,3 +221,38 @@ def test_resume_runs_the_hooks_and_survives_a_broken_one(db, make_user, monkeypa
     control.resume("PAYMENTS", ops)
     assert seen == [("PAYMENTS", ops.id)]
     assert control.is_paused("PAYMENTS") is False
+
+
+def test_every_ops_button_enqueues_a_run_trigger_the_runs_table_accepts(db, make_user,
+                                                                       redis_client):
+    """The jobs behind "Sync now", "Reconcile now", "Forward now" and "Retry run" record their
+    runs with a trigger of ``integration_runs`` (a value outside RUN_TRIGGERS fails the run's
+    insert: every such run failed)."""
+    from datetime import UTC, date, datetime
+
+    from portal.models import IntegrationRun
+    from portal.models.enums import RUN_TRIGGERS
+    from portal.services import ops_actions
+    from workers.queues import get_queue
+
+    ops = make_user(role="ops")
+    failed = IntegrationRun(integration="PAYMENTS", kind="reconcile", trigger="schedule",
+                            status="failed", business_date=date(2026, 11, 23),
+                            started_at=datetime.now(UTC))
+    db.session.add(failed)
+    db.session.commit()
+    queue = get_queue("integrations", redis_client)
+    for name, spec in ops_actions.TRIGGERS.items():
+        for action in ("run_now", "full_resync", "retry_run"):
+            if getattr(spec, action, None) is None or name == "EVENTS":
+                continue
+            run = failed if name == "PAYMENTS" and action == "retry_run" else None
+            if action == "retry_run" and run is None:
+                continue
+            queue.empty()
+            ops_actions.trigger(db.session, name, action, ops, run=run)
+            jobs = queue.get_jobs()
+            assert jobs, (name, action)
+            for job in jobs:
+                assert job.kwargs.get("trigger", "manual") in RUN_TRIGGERS, (name, action,
+                                                                            job.kwargs)
