@@ -5,7 +5,9 @@ attempt that failed, or a reversal (its own row, ``original_reference`` naming t
 reverses; the reversed payment gets ``status = reversed`` and ``reversed_at``). Payments are
 made to loans only for now (``account_number`` references ``loans``; card payments would need a
 second reference). ``applied_amount`` is how much of the payment currently counts in the loan's
-balance and promise allocations (portal.payments.effects keeps it in step, in any event order).
+balance and promise allocations (portal.payments.effects keeps it in step, in any event order);
+``due_applied`` how much of it the loan's due amount took (never more than was due), which is
+what a reversal gives back.
 Refused webhook requests are kept in ``rejected_notifications`` for ops.
 """
 
@@ -64,6 +66,7 @@ class Payment(Base, TimestampMixin):
     signature: Mapped[str | None] = mapped_column(String(80))
     failure_reason: Mapped[str | None] = mapped_column(String(200))
     applied_amount: Mapped[Decimal] = mapped_column(default=0, server_default="0")
+    due_applied: Mapped[Decimal] = mapped_column(default=0, server_default="0")
     effects_at: Mapped[datetime | None]
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from portal.events import subscriber
@@ -64,7 +64,7 @@ def sync_payment(session: Session, payment_id: int) -> Decimal:
                           .with_for_update())
     if loan is not None:
         loan.outstanding = max(ZERO, Decimal(loan.outstanding or 0) - delta)
-        loan.due_amount = max(ZERO, Decimal(loan.due_amount or 0) - delta)
+        _apply_to_due(session, loan, payment, delta)
     payment.applied_amount = Decimal(payment.applied_amount or 0) + delta
     payment.effects_at = clock.now()
     session.flush()
@@ -74,6 +74,26 @@ def sync_payment(session: Session, payment_id: int) -> Decimal:
         undo_allocations(session, payment, reallocate=True)
     update_case(session, payment.cif)
     return delta
+
+
+def _apply_to_due(session: Session, loan: Loan, payment: Payment, delta: Decimal) -> None:
+    """The loan's due amount after ``payment`` counts ``delta`` more (less, when undone): the
+    bank's due less the payments standing since the loan's last sync, never below zero — the
+    same whatever order payments and reversals arrive in. ``due_applied`` of those payments
+    adds up to what they took off the bank's figure (their sum is what matters), so the bank's
+    figure is ``due_amount`` + that sum."""
+    query = select(func.coalesce(func.sum(Payment.due_applied), 0),
+                   func.coalesce(func.sum(Payment.applied_amount), 0)).where(
+        Payment.account_number == loan.account_number, Payment.id != payment.id)
+    if loan.last_synced_at is not None:  # the bank's figure includes what came before
+        query = query.where(Payment.effects_at > loan.last_synced_at)
+    others_taken, others_applied = session.execute(query).one()
+    taken = Decimal(others_taken) + Decimal(payment.due_applied or 0)
+    bank_due = Decimal(loan.due_amount or 0) + taken
+    standing = Decimal(others_applied) + Decimal(payment.applied_amount or 0) + delta
+    due = max(ZERO, bank_due - standing)
+    payment.due_applied = Decimal(payment.due_applied or 0) + (bank_due - due) - taken
+    loan.due_amount = due
 
 
 # -- the case -----------------------------------------------------------------------------------

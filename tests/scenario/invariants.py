@@ -56,24 +56,11 @@ def net_paid(day: Day) -> dict[str, Decimal]:
     return paid
 
 
-def gross_paid(day: Day) -> dict[str, Decimal]:
-    """Per loan: every payment received, reversed later or not."""
-    paid: dict[str, Decimal] = defaultdict(Decimal)
-    for t in payment_truth(day).values():
-        if t["type"] == "payment.received":
-            paid[t["loan_account_number"]] += Decimal(t["amount"])
-    return paid
-
-
 def loan_balances_equal_the_source(day: Day) -> None:
     """T24's balance less the payments standing since (the bank's figure until its next file);
-    cards as W4 serves them.
-
-    The due amount is compared exactly where the payments never took it below zero. Where they
-    did, the portal's figure depends on the order payments and reversals arrived in (a
-    reversal raises it back by the whole payment, though the floor at zero took less): see
-    test_due_amount_after_a_reversal_follows_the_payments_standing (xfail, reported)."""
-    paid, gross = net_paid(day), gross_paid(day)
+    cards as W4 serves them. The due amount likewise: the bank's due less the payments
+    standing, never below zero, whatever order payments and reversals arrived in."""
+    paid = net_paid(day)
     loans = {r.account_number: r for r in rows(
         day, "SELECT account_number, cif, outstanding, due_amount, status FROM loans "
              "WHERE source_system = 'T24'")}
@@ -84,9 +71,8 @@ def loan_balances_equal_the_source(day: Day) -> None:
         expected = max(ZERO, Decimal(source["outstanding"]) - paid[account])
         due = max(ZERO, source_due - paid[account])
         loan = loans[account]
-        due_ok = gross[account] > source_due or loan.due_amount == due
-        if (loan.outstanding, loan.cif, loan.status) != (expected, source["cif"],
-                                                        source["status"]) or not due_ok:
+        if (loan.outstanding, loan.due_amount, loan.cif, loan.status) != (
+                expected, due, source["cif"], source["status"]):
             wrong.append((account, loan.outstanding, expected, loan.due_amount, due))
     assert not wrong, f"{len(wrong)} loan balances differ from the source, e.g. {wrong[:3]}"
     cards = {r.contract_number: r.outstanding for r in rows(
