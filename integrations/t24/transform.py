@@ -33,6 +33,7 @@ from portal.models.enums import (
     RELATIONSHIP_TYPES,
     bucket_for_dpd,
 )
+from portal.text import printable, storable
 
 SOURCE = "T24"
 MONEY_INTEGER_DIGITS = 16  # Numeric(18, 2)
@@ -354,25 +355,6 @@ class Quarantine:
     source_file: str | None
     line_number: int | None
     record_number: int | None
-
-
-def storable(text: str) -> bool:
-    """Whether PostgreSQL can store ``text``: no NUL and no lone UTF-16 surrogate."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def printable(text: str) -> str:
-    """``text`` made storable (NUL and lone surrogates replaced): for keys and raw payloads kept
-    beside a quarantined record."""
-    if text.isascii() and "\x00" not in text:
-        return text
-    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def json_safe(value):

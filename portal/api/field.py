@@ -21,6 +21,7 @@ from portal.models import User, Visit
 from portal.models.field import FieldDevice
 from portal.permissions import api_error, api_permission_required
 from portal.services import clock, locations, visits
+from portal.text import storable
 
 
 class _Refusal(Exception):
@@ -57,24 +58,13 @@ def _caller() -> User | None:
     return db.session.get(User, principal.user_id) if principal.user_id else None
 
 
-def _storable(text: str) -> bool:
-    """Whether a text column can hold ``text`` (no NUL, no lone surrogate)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _device_key(device_id) -> str | None:
     """The device id as the key of ``field_devices`` (64 characters); refused when a text
     column cannot hold it."""
     if not device_id:
         return None
     key = str(device_id)[:64]
-    if not _storable(key):
+    if not storable(key):
         raise _Refusal(400, "invalid_device", "The device id holds a NUL or an invalid "
                                               "character.")
     return key
@@ -259,9 +249,9 @@ def plan_visit():
     except (TypeError, ValueError):
         return api_error(422, "invalid", "planned_for must be YYYY-MM-DD.")
     cif, notes = body.get("cif"), body.get("notes")
-    if cif is not None and not isinstance(cif, str | int) or not _storable(str(cif or "")):
+    if cif is not None and not isinstance(cif, str | int) or not storable(str(cif or "")):
         return api_error(422, "invalid", "cif must be a customer number.")
-    if notes is not None and not (isinstance(notes, str) and _storable(notes)):
+    if notes is not None and not (isinstance(notes, str) and storable(notes)):
         return api_error(422, "invalid", "notes must be text.")
     try:
         visit = visits.plan_visit(db.session, cif=str(cif or ""),

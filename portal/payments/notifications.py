@@ -38,6 +38,7 @@ from portal.events.publish import to_json
 from portal.models import Event, Loan, Payment
 from portal.models.payments import RejectedNotification
 from portal.services import clock
+from portal.text import first_unstorable, printable
 from portal.webhooks import signing
 
 TYPES = ("payment.received", "payment.failed", "payment.reversed")
@@ -123,42 +124,11 @@ def parse_body(body: bytes) -> dict:
     if not isinstance(data, dict):
         raise Refused(400, "malformed_json", "the body must be a JSON object", "body")
     if b"\\u" in body:  # only \u escapes can make a NUL or a lone surrogate
-        field = _unstorable_text(data)
+        field = first_unstorable(data)
         if field is not None:
             raise Refused(422, "invalid_text", f"{field} holds a NUL or an invalid character",
                           field)
     return data
-
-
-def _unstorable_text(value, path: str = "") -> str | None:
-    """The path of the first string (or key) PostgreSQL cannot store: a NUL character or a lone
-    UTF-16 surrogate. None when every string is fine."""
-    if isinstance(value, str):
-        return None if _storable(value) else (path or "body")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if not _storable(key):
-                return path or "body"
-            found = _unstorable_text(item, where)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _unstorable_text(item, f"{path}[{index}]")
-            if found:
-                return found
-    return None
-
-
-def _storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _key(data: Mapping, name: str, *, required: bool = True) -> str | None:
@@ -509,7 +479,7 @@ def _peek(body: bytes, name: str) -> str | None:
         return None
     if not isinstance(value, str):
         return None
-    return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode()[:KEY_MAX]
+    return printable(value)[:KEY_MAX]
 
 
 def record_rejection(session: Session, refusal: Refused, *, body: bytes, body_size: int,

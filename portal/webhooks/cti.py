@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from portal.extensions import db
 from portal.permissions import public
 from portal.services import calls
+from portal.text import first_unstorable
 from portal.webhooks import bp
 from portal.webhooks.signing import SignatureError, verify
 
@@ -31,35 +32,6 @@ def _refused(status: int, code: str, message: str, field: str | None):
     response = jsonify({"error": {"code": code, "message": message, "field": field}})
     response.status_code = status
     return response
-
-
-def _unstorable(value) -> str | None:
-    """The path of the first text PostgreSQL cannot store (a NUL, a lone surrogate), if any.
-    Iterative: the body may nest as deep as the JSON decoder allows."""
-    stack = [("", value)]
-    while stack:
-        path, item = stack.pop()
-        if isinstance(item, dict):
-            for key, inner in item.items():
-                name = f"{path}.{key}" if path else str(key)
-                if _bad_text(key):
-                    return path or "body"
-                stack.append((name, inner))
-        elif isinstance(item, list):
-            stack.extend((f"{path}[{i}]", inner) for i, inner in enumerate(item))
-        elif isinstance(item, str) and _bad_text(item):
-            return path or "body"
-    return None
-
-
-def _bad_text(text: str) -> bool:
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 @bp.post("/cti/events")
@@ -82,7 +54,7 @@ def cti_event():
         return _refused(400, "bad_json", "the body is not JSON", "body")
     if not isinstance(payload, dict):
         return _refused(400, "bad_request", "the body must be a JSON object", "body")
-    where = _unstorable(payload)
+    where = first_unstorable(payload)
     if where is not None:
         return _refused(400, "bad_field", f"{where} holds a NUL or an invalid character",
                         where)
