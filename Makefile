@@ -4,26 +4,32 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements/lock.txt
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 INSTANCE_DIR ?= instance
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test bench lint format stop clean-instance
+.PHONY: help venv run test bench bench-full audit lock lint format stop clean-instance
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-# The virtualenv is (re)built when missing or when pyproject.toml is newer than the stamp.
-$(STAMP): pyproject.toml
+# The virtualenv is (re)built when missing or when the lock or pyproject.toml is newer than the
+# stamp: every dependency from the lock (exact versions, hashes checked), then the project itself
+# without resolving anything more.
+$(STAMP): $(LOCK) pyproject.toml
 	@if [ ! -x $(PY) ]; then \
 	  echo "creating $(VENV) with $(PYTHON)"; \
 	  $(PYTHON) -m venv $(VENV); \
 	fi
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@$(PY) -m pip check >/dev/null || { $(PY) -m pip check; \
+	  echo "requirements/lock.txt does not cover pyproject.toml's dependencies: run make lock"; \
+	  exit 1; }
 	@touch $(STAMP)
 
-venv: $(STAMP)  ## create or update .venv (python3.11, pip install -e '.[dev]')
+venv: $(STAMP)  ## create or update .venv (python3.11) from requirements/lock.txt
 
 run: $(STAMP)  ## run the portal: embedded PostgreSQL + Redis, migrations, demo data, web, worker
 	$(PY) -m portal.devrun
@@ -33,8 +39,24 @@ test: $(STAMP)  ## unit, integration and browser tests (not the benchmarks)
 	@$(VENV)/bin/pytest -m "not benchmark" tests $(PYTEST_ARGS); rc=$$?; \
 	  if [ -n "$(PYTEST_RC_FILE)" ]; then echo $$rc > "$(PYTEST_RC_FILE)"; fi; exit $$rc
 
-bench: $(STAMP)  ## benchmarks on large data (slow)
-	$(VENV)/bin/pytest -m benchmark tests/benchmarks -s $(PYTEST_ARGS)
+# `make bench FULL=1` = `make bench-full` (make cannot take `make bench --full`: pytest can).
+bench: $(STAMP)  ## every benchmark at reduced sizes (~10 min); summary in docs/performance.md
+	$(VENV)/bin/pytest -m benchmark tests/benchmarks -s $(if $(FULL),--full) $(PYTEST_ARGS)
+
+bench-full: $(STAMP)  ## every benchmark at the issues' large sizes (hours)
+	$(MAKE) --no-print-directory bench FULL=1
+
+audit: $(STAMP)  ## pip-audit over requirements/lock.txt: fails on a known vulnerability
+	$(PY) .ci/audit_lock.py $(LOCK)
+
+# Re-pin after changing pyproject.toml's dependencies (keeps the current pins where they still
+# fit; `make lock UPGRADE=1` moves every pin to the newest release).
+lock:  ## regenerate requirements/lock.txt from pyproject.toml (pip-tools, hashes)
+	$(PYTHON) -m venv build/piptools
+	build/piptools/bin/pip install --quiet pip-tools
+	build/piptools/bin/pip-compile --quiet --extra dev --generate-hashes \
+	  --strip-extras --allow-unsafe --no-emit-find-links --no-emit-index-url \
+	  $(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml
 
 lint: $(STAMP)  ## ruff check
 	$(VENV)/bin/ruff check .

@@ -5,14 +5,15 @@ bus:   N × (``publish`` + ``commit``; each commit may request a relay), then on
        runs the relay (batches of EVENTS_RELAY_BATCH) and the N deliveries to a no-op
        subscriber (each: lock the delivery row, run, mark delivered, commit).
 
-Rounds of bare and bus alternate (BENCH_ROUNDS, default 3, of BENCH_EVENTS = 300) and the best
-rate of each is kept, so that a load spike from other processes on the host hits both alike.
+Rounds of bare and bus alternate (BENCH_ROUNDS of BENCH_EVENTS: 3 × 300 reduced, 5 × 1,000 with
+--full) and the best rate of each is kept, so that a load spike from other processes on the
+host hits both alike.
 Measured with the worker ``flask workers run`` starts (PortalWorker: events jobs in process)
 — the target, bus ≥ 50% of bare, applies to it — and, for information, with a work horse forked
 per job (ForkingWorker; BENCH_FORK=0 skips it). Figures are printed and written to
 docs/performance.md.
 
-    make bench            # pytest -m benchmark tests/benchmarks
+    make bench            # pytest -m benchmark tests/benchmarks (make bench-full: --full)
     BENCH_EVENTS=1000 BENCH_ROUNDS=5 make bench
 """
 
@@ -31,6 +32,7 @@ from sqlalchemy import func, select, text
 
 from portal.events import publish
 from portal.models.events import EventDelivery
+from tests.benchmarks.sizing import bench_size
 from tests.integration.test_events_support import (  # noqa: F401  (bus is a fixture)
     NOOP,
     agent_status,
@@ -38,9 +40,9 @@ from tests.integration.test_events_support import (  # noqa: F401  (bus is a fix
 )
 from workers.worker import ForkingWorker, PortalWorker
 
-N = int(os.environ.get("BENCH_EVENTS", "300"))  # events (jobs) per round
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))  # interleaved bare/bus rounds; best is kept
-FORK_N = int(os.environ.get("BENCH_FORK_EVENTS", "100"))
+N = bench_size(300, 1000, "BENCH_EVENTS")  # events (jobs) per round
+ROUNDS = bench_size(3, 5, "BENCH_ROUNDS")  # interleaved bare/bus rounds; best is kept
+FORK_N = bench_size(100, 300, "BENCH_FORK_EVENTS")
 TARGET = 0.5
 DOC = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
 BEGIN = "<!-- event-bus-benchmark:begin -->"
@@ -136,7 +138,7 @@ def _write_doc(rows: list[tuple]) -> None:
 
 @pytest.mark.benchmark
 @pytest.mark.usefixtures("bus")
-def test_event_throughput_vs_bare_rq(app, db, monkeypatch):
+def test_event_throughput_vs_bare_rq(app, db, monkeypatch, bench_report):
     monkeypatch.setitem(app.config, "LOG_LEVEL", "WARNING")
     configs = [("PortalWorker (default: events in process)", PortalWorker, N, ROUNDS)]
     if os.environ.get("BENCH_FORK", "1") != "0":
@@ -150,5 +152,13 @@ def test_event_throughput_vs_bare_rq(app, db, monkeypatch):
     _write_doc(rows)
     # the target applies to the worker `flask workers run` starts
     name, _, _, bare, bus_, _ = rows[0]
+    met = bus_["rate"] >= TARGET * bare["rate"]
+    bench_report.record(f"event bus, {N} events × {ROUNDS} (PortalWorker)", bus_["rate"],
+                        "events/s", baseline=bare["rate"], baseline_label="bare RQ",
+                        target=f"≥ {TARGET:.0%} of bare", met=met)
+    for name_, n, _, bare_, fork, _ in rows[1:]:
+        bench_report.record(f"event bus, {n} events ({name_.split(' ')[0]})", fork["rate"],
+                            "events/s", baseline=bare_["rate"], baseline_label="bare RQ",
+                            notes="for information (no target)")
     assert bus_["rate"] >= TARGET * bare["rate"], (
         f"{name}: bus {bus_['rate']:.0f}/s < 50% of bare {bare['rate']:.0f}/s")
