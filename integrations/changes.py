@@ -169,7 +169,7 @@ def publish_changes(conn: Connection, entity: str, *, source_system: str,
     statement = sql.SQL("""
         INSERT INTO events (id, type, version, aggregate_type, aggregate_id, payload,
                             correlation_id, occurred_at)
-        SELECT gen_random_uuid(), %(type)s, %(version)s, %(aggregate_type)s, {aggregate_id},
+        SELECT crm_uuid7(), %(type)s, %(version)s, %(aggregate_type)s, {aggregate_id},
                %(base)s::jsonb || jsonb_build_object({key_field}, c.key, 'cif', c.cif,
                                                      'created', c.inserted, 'changes', {changes}),
                %(correlation_id)s, %(now)s

@@ -26,9 +26,12 @@ the same set run again ends in the same state (unchanged rows are not rewritten)
 ``integration_runs`` row is written before (status running, its own transaction) and completed
 after; bad records go to ``quarantined_records`` with the run.
 
-Memory does not grow with the file: a batch or two of encoded rows, plus the keys seen so far
-kept in a temporary table, not in Python. Statements joining a batch with a large table go
-through the table's index (``Loader._by_index``): their cost is per batch, not per table.
+Memory does not grow with the file: a batch or two of encoded rows; which keys the file held so
+far (duplicates, loans absent from a full file) is in PostgreSQL, not in Python — the rows this
+load wrote carry its ``last_synced_at``, the other keys (rows left unchanged, rows rejected) are
+kept in a temporary table (``seen_<entity>``; empty in a first load). Statements joining a batch
+with a large table go through the table's index (``Loader._by_index``): their cost is per batch,
+not per table.
 """
 
 from __future__ import annotations
@@ -264,27 +267,40 @@ class Loader:
         staged = sql.SQL(", ").join([*(sql.SQL("s.{}").format(_ident(c)) for c in columns),
                                      sql.SQL("s.{}").format(_ident(RECORD_COLUMN))])
 
-        # Keys already loaded from this file: the first record won.
+        # Whether any staged key is in the table already (never in a first load).
+        with self._by_index():
+            known = self.conn.execute(sql.SQL(
+                "SELECT EXISTS (SELECT 1 FROM {t} t JOIN {stg} s USING ({keys}))").format(
+                    t=_ident(entity), stg=stg, keys=_cols(NATURAL_KEYS[entity]))).fetchone()[0]
+        # Keys already loaded from this file: the first record won. The rows this load wrote
+        # are in the table with its last_synced_at; the other keys (unchanged, rejected) are
+        # in seen_<entity>.
+        written = sql.SQL("")
+        if known:
+            written = sql.SQL(" OR EXISTS (SELECT 1 FROM {t} t WHERE {match} AND "
+                              "t.last_synced_at = %(now)s)").format(
+                t=_ident(entity), match=sql.SQL(" AND ").join(
+                    sql.SQL("t.{k} = s.{k}").format(k=_ident(k)) for k in NATURAL_KEYS[entity]))
         with self._by_index():
             dropped = self.conn.execute(sql.SQL(
-                "DELETE FROM {stg} s USING {seen} x WHERE x.key = {k} RETURNING {staged}").format(
-                    stg=stg, seen=seen, k=_key_expr(entity, "s"), staged=staged)).fetchall()
+                "DELETE FROM {stg} s WHERE EXISTS (SELECT 1 FROM {seen} x WHERE x.key = {k})"
+                "{written} RETURNING {staged}").format(
+                    stg=stg, seen=seen, k=_key_expr(entity, "s"), written=written,
+                    staged=staged), {"now": self.now}).fetchall()
         rejected = len(dropped)
         for row in dropped:
             key = _staged_key(entity, dict(zip(columns, row, strict=False)))
             self._reject(entity, batch, columns, row,
                          f"duplicate {entity} key {key!r} in the file", result)
-        self.conn.execute(sql.SQL("INSERT INTO {seen} (key) SELECT {k} FROM {stg} s "
-                                  "ON CONFLICT DO NOTHING").format(
-                                      seen=seen, k=_key_expr(entity, "s"), stg=stg))
         # Referential integrity: what a row points to must exist (in this or an earlier load).
         for column, table, target in REFERENCES.get(entity, ()):
             with self._by_index():
                 missing = self.conn.execute(sql.SQL(
-                    "DELETE FROM {stg} s WHERE NOT EXISTS (SELECT 1 FROM {t} p WHERE p.{tc} = "
-                    "s.{c}) RETURNING {staged}").format(
+                    "WITH m AS (DELETE FROM {stg} s WHERE NOT EXISTS (SELECT 1 FROM {t} p "
+                    "WHERE p.{tc} = s.{c}) RETURNING {staged}), k AS (INSERT INTO {seen} (key) "
+                    "SELECT {mk} FROM m ON CONFLICT DO NOTHING) SELECT * FROM m").format(
                         stg=stg, t=_ident(table), tc=_ident(target), c=_ident(column),
-                        staged=staged)).fetchall()
+                        staged=staged, seen=seen, mk=_key_expr(entity, "m"))).fetchall()
             rejected += len(missing)
             noun = table[:-1].replace("_", " ")
             for row in missing:
@@ -294,7 +310,12 @@ class Loader:
         if batch.rows == rejected:
             return
 
-        all_new = self._upsert(entity, columns, batch.rows - rejected, result)
+        all_new = self._upsert(entity, columns, batch.rows - rejected, result, known)
+        if not all_new:  # the keys of the rows left unchanged (the others carry last_synced_at)
+            self.conn.execute(sql.SQL(
+                "INSERT INTO {seen} (key) SELECT {k} FROM {stg} s WHERE NOT EXISTS (SELECT 1 "
+                "FROM {chg} c WHERE c.key = {k}) ON CONFLICT DO NOTHING").format(
+                    seen=seen, k=_key_expr(entity, "s"), stg=stg, chg=_ident(CHANGES_TABLE)))
         if entity in CONTACT_OWNERS:
             owners, added = self._contacts(entity, batch, all_new, bool(rejected))
             result.contacts_changed += owners
@@ -319,13 +340,14 @@ class Loader:
                                    staged[-1]))
 
     def _upsert(self, entity: str, columns: list[str], staged: int,
-                result: EntityResult) -> bool:
+                result: EntityResult, known: bool) -> bool:
         """Write the staged rows that are new or really changed; they (and only they) land in
         ``sync_changes``: a changed row with ``{column: {old, new}}`` of the columns that
         differ, a created one with its CREATED_FIELDS. A batch none of whose keys is in the
         table yet (a first load) is a plain INSERT: no conflict handling, no rows as they were
         (a key inserted meanwhile by another transaction fails the load, which is retried).
-        Returns whether every staged row was new."""
+        ``known``: whether some staged key is in the table. Returns whether every staged row
+        was new."""
         conn = self.conn
         keys = list(NATURAL_KEYS[entity])
         data = [c for c in columns if c not in keys]
@@ -360,9 +382,6 @@ class Loader:
             "cols": _cols(columns), "tk": _key_expr(entity, "t"), "chg": _ident(CHANGES_TABLE),
             "owner": sql.SQL("u.{}").format(_ident(owner)) if owner else sql.SQL("NULL"),
             "created": created}
-        with self._by_index():
-            known = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} t JOIN {stg} s "
-                                         "USING ({keys}))").format(**params)).fetchone()[0]
         if not known:  # every staged row is new (a first load): a plain insert
             conn.execute(sql.SQL("""
                 WITH u AS (
@@ -556,6 +575,7 @@ class Loader:
                        last_synced_at = %(now)s, updated_at = now()
                 FROM loans o
                 WHERE o.id = l.id AND l.source_system = 'T24' AND l.status <> 'CLOSED'
+                  AND l.last_synced_at IS DISTINCT FROM %(now)s
                   AND NOT EXISTS (SELECT 1 FROM seen_loans s WHERE s.key = l.account_number)
                 RETURNING l.account_number, l.cif, o.status AS old_status, l.close_date,
                           o.close_date AS old_close_date

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -32,8 +33,11 @@ class Event(Base):
         Index("ix_events_aggregate", "aggregate_type", "aggregate_id"),
     )
 
+    # ids made in the database (bulk loads) are time-ordered (crm_uuid7(), migration 0009): the
+    # primary key then grows at its end instead of at random places
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True,
-                                          default=uuid.uuid4)
+                                          default=uuid.uuid4,
+                                          server_default=text("crm_uuid7()"))
     seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
     type: Mapped[str] = mapped_column(String(64))
     version: Mapped[int]
