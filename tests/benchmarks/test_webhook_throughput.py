@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -41,6 +38,7 @@ from sqlalchemy import func, select
 
 from portal.models import Event, Payment
 from tests.benchmarks.sizing import bench_size
+from tests.load.server import Gunicorn
 
 pytestmark = pytest.mark.benchmark
 
@@ -68,51 +66,6 @@ def bare():
     data = request.get_json()
     return jsonify({"ok": True, "event_id": data.get("event_id")}), 201
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Gunicorn:
-    """``gunicorn -c python:portal.gunicorn_conf -w 2 <app>`` on a free port."""
-
-    def __init__(self, app_path: str, env: dict, log: Path, chdir: Path = ROOT):
-        self.port = free_port()
-        self.log = log
-        self._log_file = log.open("wb")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:portal.gunicorn_conf",
-             "--chdir", str(chdir), "-w", "2", "--max-requests", "0",
-             "--access-logfile", "/dev/null", "--log-level", "warning",
-             "-b", f"127.0.0.1:{self.port}", app_path],
-            env={**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{chdir}"}, cwd=str(ROOT),
-            stdout=subprocess.DEVNULL, stderr=self._log_file,
-        )
-
-    def wait(self, path: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.log.read_text()[-2000:]}")
-            try:
-                requests.get(self.url + path, timeout=5)
-                return
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self._log_file.close()
 
 
 # -- the load generator (runs in worker processes) -----------------------------------------------
@@ -261,8 +214,10 @@ def test_webhook_throughput_against_bare_endpoint(app, db, bench_loans, tmp_path
     env = {**os.environ, "PORTAL_ENV": "testing", "LOG_LEVEL": "WARNING",
            "TEST_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
            "TEST_REDIS_URL": app.config["REDIS_URL"], "GUNICORN_THREADS": GUNICORN_THREADS}
-    bare = Gunicorn("bare_app:app", env, tmp_path / "bare.log", chdir=tmp_path)
-    portal = Gunicorn("wsgi:app", env, tmp_path / "portal.log")
+    threads = int(GUNICORN_THREADS)
+    bare = Gunicorn(env, tmp_path / "bare.log", threads=threads, app_path="bare_app:app",
+                    chdir=tmp_path)
+    portal = Gunicorn(env, tmp_path / "portal.log", threads=threads)
     try:
         bare.wait("/")
         portal.wait("/health")

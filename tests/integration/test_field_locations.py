@@ -5,6 +5,7 @@ out-of-order points; the device mapping of OsmAnd ids; route history and suggest
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from sqlalchemy import text
@@ -79,8 +80,9 @@ def test_batch_is_stored_with_exact_refusals_duplicates_and_out_of_order(
     }
     messages = {r["index"]: r["message"] for r in body["refused"]}
     assert messages[4] == "lat 91.5 is not between -90 and 90"
-    assert messages[6].startswith("recorded_at is 3600 s in the future") or \
-        messages[6].startswith("recorded_at is 3599 s in the future")
+    # an hour ahead when the batch was built; a busy host may take seconds to send it
+    ahead = re.fullmatch(r"recorded_at is (\d+) s in the future \(tolerance 120 s\)", messages[6])
+    assert ahead and 3540 <= int(ahead.group(1)) <= 3600, messages[6]
     assert messages[11] == "lat is required"
     assert "time zone" in messages[13]
 

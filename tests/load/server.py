@@ -26,18 +26,19 @@ class Gunicorn:
     (warnings and tracebacks) goes to ``log``."""
 
     def __init__(self, env: dict[str, str], log: Path, *, workers: int = 2, threads: int = 8,
-                 app_path: str = "wsgi:app"):
+                 app_path: str = "wsgi:app", chdir: Path = ROOT):
+        """``chdir``: where ``app_path``'s module lives (another app, e.g. a bare baseline)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._log_file = log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:portal.gunicorn_conf",
-             "-w", str(workers), "--threads", str(threads), "--max-requests", "0",
-             "--access-logfile", "/dev/null", "--log-level", "warning",
+             "--chdir", str(chdir), "-w", str(workers), "--threads", str(threads),
+             "--max-requests", "0", "--access-logfile", "/dev/null", "--log-level", "warning",
              "-b", f"127.0.0.1:{self.port}", app_path],
-            env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=str(ROOT),
-            stdout=subprocess.DEVNULL, stderr=self._log_file)
+            env={**os.environ, **env, "PYTHONPATH": f"{ROOT}{os.pathsep}{chdir}"},
+            cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=self._log_file)
 
     def wait(self, path: str = "/health", timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
