@@ -78,6 +78,26 @@ def _json_value(conn, table: str, alias: str, column: str) -> sql.Composable:
     return ref
 
 
+# Upsert a staging table into its table, writing only rows whose data differ, and record each
+# written row in sync_changes: {t} the table, {stg} the staging table, {keys} / {cols} column
+# lists, {sets} the DO UPDATE assignments, {tdata} / {edata} the data columns of the row and of
+# EXCLUDED, {tk} the key expression, {tcols} the compared columns (the old row "o", the written
+# "u"), {owner} the row's customer, {changes} what a written row's change record holds.
+UPSERT_RECORDING_CHANGES = sql.SQL("""
+    WITH o AS (
+        SELECT {tk} AS key, {tcols} FROM {t} t JOIN {stg} s USING ({keys})
+    ), u AS (
+        INSERT INTO {t} AS t ({cols}, last_synced_at)
+        SELECT {cols}, %(now)s FROM {stg}
+        ON CONFLICT ({keys}) DO UPDATE SET {sets}
+        WHERE ({tdata}) IS DISTINCT FROM ({edata})
+        RETURNING {tk} AS key, (xmax = 0) AS inserted, {tcols}
+    )
+    INSERT INTO {chg} (key, cif, inserted, changes)
+    SELECT u.key, {owner}, u.inserted, {changes}
+    FROM u LEFT JOIN o ON o.key = u.key""")
+
+
 def upsert_changes(conn: Connection, table: str, staging: str, keys, columns,
                    *, owner: str | None, now: datetime, diff_columns=None,
                    timestamps: bool = True, extra_sets=()) -> tuple[int, int]:
@@ -107,19 +127,7 @@ def upsert_changes(conn: Connection, table: str, staging: str, keys, columns,
         for c in diff_columns)
     diff = sql.SQL("jsonb_build_object({entries}) - array_remove(ARRAY[{unchanged}]::text[], "
                    "NULL)").format(entries=entries, unchanged=unchanged)
-    statement = sql.SQL("""
-        WITH o AS (
-            SELECT {tk} AS key, {tcols} FROM {t} t JOIN {stg} s USING ({keys})
-        ), u AS (
-            INSERT INTO {t} AS t ({cols}, last_synced_at)
-            SELECT {cols}, %(now)s FROM {stg}
-            ON CONFLICT ({keys}) DO UPDATE SET {sets}
-            WHERE ({tdata}) IS DISTINCT FROM ({edata})
-            RETURNING {tk} AS key, (xmax = 0) AS inserted, {tcols}
-        )
-        INSERT INTO {chg} (key, cif, inserted, changes)
-        SELECT u.key, {owner}, u.inserted, {diff}
-        FROM u LEFT JOIN o ON o.key = u.key""").format(
+    statement = UPSERT_RECORDING_CHANGES.format(
         t=_ident(table), stg=_ident(staging), keys=sql.SQL(", ").join(map(_ident, keys)),
         cols=sql.SQL(", ").join(map(_ident, columns)), sets=sql.SQL(", ").join(sets),
         tk=key_expr(keys, "t"), chg=_ident(CHANGES_TABLE),
@@ -129,7 +137,7 @@ def upsert_changes(conn: Connection, table: str, staging: str, keys, columns,
         edata=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(_ident(c)) for c in data)
         if data else sql.SQL("NULL"),
         owner=sql.SQL("u.{}").format(_ident(owner)) if owner else sql.SQL("NULL"),
-        diff=diff,
+        changes=diff,
     )
     conn.execute(statement, {"now": now})
     inserted, total = conn.execute(

@@ -51,6 +51,7 @@ from psycopg.types.json import Jsonb
 from integrations.case_totals import recompute_totals_of_touched
 from integrations.changes import (
     CHANGES_TABLE,
+    UPSERT_RECORDING_CHANGES,
     change_rows,
     ensure_change_table,
     numeric_columns,
@@ -396,27 +397,17 @@ class Loader:
                     **params), {"now": self.now})
             result.inserted += staged
             return True
-        statement = sql.SQL("""
-            WITH o AS (
-                SELECT {tk} AS key, {tcols} FROM {t} t JOIN {stg} s USING ({keys})
-            ), u AS (
-                INSERT INTO {t} AS t ({cols}, last_synced_at)
-                SELECT {cols}, %(now)s FROM {stg}
-                ON CONFLICT ({keys}) DO UPDATE SET {sets}
-                WHERE ({tdata}) IS DISTINCT FROM ({edata})
-                RETURNING {tk} AS key, (xmax = 0) AS inserted, {tcols}
-            )
-            INSERT INTO {chg} (key, cif, inserted, changes)
-            SELECT u.key, {owner}, u.inserted, CASE WHEN u.inserted
-                THEN jsonb_build_object({created})
-                ELSE jsonb_build_object({entries}) - array_remove(ARRAY[{unchanged}]::text[],
-                                                                  NULL) END
-            FROM u LEFT JOIN o ON o.key = u.key""").format(
+        # created rows: their headline fields; changed rows: the columns that differ
+        changes = sql.SQL(
+            "CASE WHEN u.inserted THEN jsonb_build_object({created}) ELSE "
+            "jsonb_build_object({entries}) - array_remove(ARRAY[{unchanged}]::text[], NULL) "
+            "END").format(created=created, entries=entries, unchanged=unchanged)
+        statement = UPSERT_RECORDING_CHANGES.format(
             sets=sql.SQL(", ").join(sets),
             tcols=sql.SQL(", ").join(sql.SQL("t.{}").format(_ident(c)) for c in diff_columns),
             tdata=sql.SQL(", ").join(sql.SQL("t.{}").format(_ident(c)) for c in data),
             edata=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(_ident(c)) for c in data),
-            entries=entries, unchanged=unchanged, **params)
+            changes=changes, **params)
         with self._by_index():
             conn.execute(statement, {"now": self.now})
         inserted, total = conn.execute(
