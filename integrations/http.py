@@ -210,6 +210,9 @@ class JsonApiClient:
             data = body.get("data")
             if not isinstance(data, list):
                 raise ApiError(f"{self.name}: page has no 'data' list", url=path)
+            for name in ("cursor", "next_cursor"):  # positions are stored and sent back
+                if body.get(name) is not None and not isinstance(body[name], str):
+                    raise ApiError(f"{self.name}: page's '{name}' is not a string", url=path)
             number += 1
             page = Page(data=data, cursor=body.get("cursor") or params.get("cursor"),
                         next_cursor=body.get("next_cursor"), total=body.get("total"),
