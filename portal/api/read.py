@@ -292,6 +292,18 @@ def visible(query, column):
     return query if scope is None else query.where(scope)
 
 
+def _newest_first(model, cif: str, a: dict, to_json, *conditions):
+    """A customer's rows of ``model``, by id descending, filtered by ``conditions`` (None:
+    no filter), paged by the numeric ``after`` cursor: the JSON page."""
+    q = select(model).where(model.cif == cif, *(c for c in conditions if c is not None))
+    after = _int_cursor(a["after"])
+    if after is not None:
+        q = q.where(model.id < after)
+    q = q.order_by(model.id.desc()).limit(a["limit"] + 1)
+    rows = [to_json(x) for x in db.session.scalars(q)]
+    return jsonify(page(rows, a["limit"], lambda r: str(r["id"])))
+
+
 def _customer_or_404(cif: str) -> Customer | None:
     return db.session.scalar(select(Customer).where(Customer.cif == cif))
 
@@ -440,16 +452,9 @@ def get_actions(cif: str):
     a = args_for(get_actions)
     if _customer_or_404(cif) is None:
         return _not_found(cif)
-    q = select(Action).where(Action.cif == cif).order_by(Action.id.desc())
-    if a["type"]:
-        q = q.where(Action.type == a["type"])
-    if a["since"]:
-        q = q.where(Action.at >= a["since"])
-    after = _int_cursor(a["after"])
-    if after is not None:
-        q = q.where(Action.id < after)
-    rows = [action_json(x) for x in db.session.scalars(q.limit(a["limit"] + 1))]
-    return jsonify(page(rows, a["limit"], lambda r: str(r["id"])))
+    return _newest_first(Action, cif, a, action_json,
+                         Action.type == a["type"] if a["type"] else None,
+                         Action.at >= a["since"] if a["since"] else None)
 
 
 @bp.get("/customers/<cif>/promises")
@@ -462,14 +467,8 @@ def get_promises(cif: str):
     a = args_for(get_promises)
     if _customer_or_404(cif) is None:
         return _not_found(cif)
-    q = select(Promise).where(Promise.cif == cif).order_by(Promise.id.desc())
-    if a["status"]:
-        q = q.where(Promise.status == a["status"])
-    after = _int_cursor(a["after"])
-    if after is not None:
-        q = q.where(Promise.id < after)
-    rows = [promise_json(x) for x in db.session.scalars(q.limit(a["limit"] + 1))]
-    return jsonify(page(rows, a["limit"], lambda r: str(r["id"])))
+    return _newest_first(Promise, cif, a, promise_json,
+                         Promise.status == a["status"] if a["status"] else None)
 
 
 @bp.get("/customers/<cif>/payments")
@@ -482,14 +481,8 @@ def get_payments(cif: str):
     a = args_for(get_payments)
     if _customer_or_404(cif) is None:
         return _not_found(cif)
-    q = select(Payment).where(Payment.cif == cif).order_by(Payment.id.desc())
-    if a["status"]:
-        q = q.where(Payment.status == a["status"])
-    after = _int_cursor(a["after"])
-    if after is not None:
-        q = q.where(Payment.id < after)
-    rows = [payment_json(x) for x in db.session.scalars(q.limit(a["limit"] + 1))]
-    return jsonify(page(rows, a["limit"], lambda r: str(r["id"])))
+    return _newest_first(Payment, cif, a, payment_json,
+                         Payment.status == a["status"] if a["status"] else None)
 
 
 @bp.get("/cases")
