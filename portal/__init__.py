@@ -40,6 +40,11 @@ def create_app(config: type[Config] | None = None, overrides: dict | None = None
     from portal.extensions import csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)
+    from portal import db_ping
+
+    with app.app_context():
+        for engine in db.engines.values():
+            db_ping.install(engine, app.config["DB_PING_AFTER_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=os.path.join(root, "migrations"), compare_type=True)
     login_manager.init_app(app)
     htmx.init_app(app)

@@ -28,7 +28,15 @@ class Config:
 
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-secret-change-me")
     SQLALCHEMY_DATABASE_URI = normalize_database_url(os.environ.get("DATABASE_URL"))
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # one pooled connection per gunicorn thread and a spare or two: fewer, and a busy worker opens
+    # and closes an overflow connection for many of its requests
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_size": int(os.environ.get("DB_POOL_SIZE")
+                         or int(os.environ.get("GUNICORN_THREADS", "4")) + 2),
+        "max_overflow": int(os.environ.get("DB_POOL_OVERFLOW", "10")),
+    }
+    # connections are pinged when they leave the pool after resting this long (portal/db_ping.py)
+    DB_PING_AFTER_IDLE_SECONDS = float(os.environ.get("DB_PING_AFTER_IDLE_SECONDS", "1"))
     REDIS_URL = os.environ.get("REDIS_URL")
     BANK_TIMEZONE = os.environ.get("BANK_TIMEZONE", "Asia/Ho_Chi_Minh")
     BANK_CURRENCY = os.environ.get("BANK_CURRENCY", "VND")

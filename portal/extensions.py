@@ -19,7 +19,24 @@ migrate = Migrate()
 login_manager = LoginManager()
 htmx = Htmx()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+class RouteLimiter(Limiter):
+    """Flask-Limiter for limits set on routes (``@limiter.limit``), which check themselves when
+    the route runs. Its middleware — a check before every request, for default, application and
+    blueprint limits — is skipped while there are none of those (there are none today), which
+    spares every request (a webhook, a GPS batch) the limiter's lookups."""
+
+    def _check_request_limit(self, callable_name: str | None = None,
+                             in_middleware: bool = True) -> None:
+        manager = self.limit_manager
+        if in_middleware and not (manager.default_limits or manager.application_limits
+                                  or manager._blueprint_limits):
+            return
+        super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
+
+
+limiter = RouteLimiter(key_func=get_remote_address, default_limits=[])
 
 
 def get_redis() -> Redis:

@@ -41,7 +41,10 @@ def app():
     app = create_app(
         TestConfig,
         {"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url,
-         "RATELIMIT_STORAGE_URI": redis_url},
+         "RATELIMIT_STORAGE_URI": redis_url,
+         # a test that has just committed looks for the relay job at once
+         # (servers the tests start as processes keep the default: in the background)
+         "EVENTS_RELAY_REQUEST_BACKGROUND": False},
     )
     from flask_migrate import upgrade
 

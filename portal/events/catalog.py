@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
@@ -39,12 +40,13 @@ TEXT = {"type": "string", "maxLength": 4000}
 ID = {"type": ["integer", "string"], "minLength": 1}
 INT_ID = {"type": "integer", "minimum": 1}
 COUNT = {"type": "integer", "minimum": 0}
-MONEY = {"type": "string", "pattern": r"^-?\d{1,16}(\.\d{1,4})?$"}
+MONEY = {"type": "string", "pattern": r"^-?[0-9]{1,16}(\.[0-9]{1,4})?$"}
 CURRENCY = {"type": "string", "pattern": r"^[A-Z]{3}$"}
-DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+DATE = {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 DATETIME = {
     "type": "string",
-    "pattern": r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$",
+    "pattern": (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+                r"(Z|[+-][0-9]{2}:?[0-9]{2})$"),
 }
 LAT = {"type": "number", "minimum": -90, "maximum": 90}
 LON = {"type": "number", "minimum": -180, "maximum": 180}
@@ -91,7 +93,14 @@ class EventType:
 
     @cached_property
     def validator(self) -> Draft202012Validator:
+        """The reference validator: it decides, and names the failing field."""
         return Draft202012Validator(self.schema)
+
+    @cached_property
+    def fast_validator(self) -> jsonschema_rs.Draft202012Validator:
+        """A compiled copy (~1 µs a payload against ~50 µs): a payload it passes is valid; one
+        it fails goes to ``validator`` for the verdict and the field to name."""
+        return jsonschema_rs.Draft202012Validator(self.schema)
 
 
 def _types(*types: EventType) -> dict[str, EventType]:
@@ -294,6 +303,8 @@ def _field_path(error) -> str:
 def validate_payload(name: str, payload: Any) -> EventType:
     """Check ``payload`` against the schema of event type ``name``; raise naming the field."""
     event_type = get_event_type(name)
+    if event_type.fast_validator.is_valid(payload):
+        return event_type
     error = best_match(event_type.validator.iter_errors(payload))
     if error is not None:
         raise EventValidationError(name, _field_path(error), error.message)

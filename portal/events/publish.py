@@ -18,6 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from flask import has_request_context
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -97,9 +98,12 @@ def _after_commit(session: Session) -> None:
     if not session.info.pop(SESSION_FLAG, False):
         return
     try:
-        from portal.events.relay import request_relay
+        from portal.events import relay, settings
 
-        request_relay()
+        if has_request_context() and settings.relay_request_in_background():
+            relay.nudger().nudge()
+        else:
+            relay.request_relay()
     except Exception:  # the commit has happened: never let the trigger fail it
         log.warning("could not request an event relay after commit; the periodic relay will",
                     exc_info=True)

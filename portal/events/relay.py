@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import Flask, current_app
 from redis import Redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -72,6 +75,60 @@ def request_relay(connection: Redis | None = None) -> bool:
         connection.delete(RELAY_REQUESTED_KEY)
         raise
     return True
+
+
+class RelayNudger:
+    """Makes the relay requests of one process from a background thread, so a web request does
+    not wait for Redis after its commit and concurrent commits share one request.
+
+    ``nudge()`` (after a commit) sets a flag; the thread waits ``gather`` seconds for other
+    commits, clears the flag and calls ``request_relay`` — which therefore always starts after
+    every commit that set the flag before it was cleared. A nudge lost with its process (killed
+    before the thread ran) delays those events until the scheduled relay, never loses them."""
+
+    def __init__(self, app: Flask, gather: float = 0.005):
+        self.app, self.gather = app, gather
+        self._wanted = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def nudge(self) -> None:
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            self._start()
+        if not self._wanted.is_set():  # already wanted: the coming request covers this commit
+            self._wanted.set()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+                return
+            self._wanted = threading.Event()  # a forked child does not inherit a waiter
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="relay-nudger", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        wanted = self._wanted
+        while True:
+            wanted.wait()
+            time.sleep(self.gather)
+            wanted.clear()
+            try:
+                with self.app.app_context():
+                    request_relay()
+            except Exception:
+                log.warning("could not request an event relay; the scheduled relay will",
+                            exc_info=True)
+
+
+def nudger() -> RelayNudger:
+    """The current app's ``RelayNudger`` (one per app and process)."""
+    app = current_app._get_current_object()
+    found = app.extensions.get("relay_nudger")
+    if found is None:
+        found = app.extensions.setdefault("relay_nudger", RelayNudger(app))
+    return found
 
 
 # -- relaying -----------------------------------------------------------------------------------

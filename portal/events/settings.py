@@ -9,6 +9,9 @@
   after this many seconds; must exceed the events queue job timeout |
 | EVENTS_DELIVERY_ASYNC_COMMIT | true | delivery transactions commit without waiting for the
   WAL flush (see ``subscribers._lock_delivery``); false to wait |
+| EVENTS_RELAY_REQUEST_BACKGROUND | true | in a web request, the after-commit relay request is
+  made by a background thread of the process, which folds the requests of concurrent commits
+  into one Redis call (``relay.RelayNudger``); false to make it in the request |
 | EVENT_SUBSCRIBER_MODULES | (none) | comma-separated modules (``pkg.mod``) or registration
   functions (``pkg.mod:func``) that register subscribers; imported by the relay and workers |
 """
@@ -25,6 +28,7 @@ DEFAULTS: dict[str, object] = {
     "EVENTS_STALE_AFTER": 420,
     "EVENT_SUBSCRIBER_MODULES": (),
     "EVENTS_DELIVERY_ASYNC_COMMIT": True,
+    "EVENTS_RELAY_REQUEST_BACKGROUND": True,
 }
 
 
@@ -58,8 +62,16 @@ def subscriber_modules() -> list[str]:
     return _as_list(_raw("EVENT_SUBSCRIBER_MODULES"))
 
 
-def delivery_async_commit() -> bool:
-    value = _raw("EVENTS_DELIVERY_ASYNC_COMMIT")
+def _flag(name: str) -> bool:
+    value = _raw(name)
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "on"}
     return bool(value)
+
+
+def delivery_async_commit() -> bool:
+    return _flag("EVENTS_DELIVERY_ASYNC_COMMIT")
+
+
+def relay_request_in_background() -> bool:
+    return _flag("EVENTS_RELAY_REQUEST_BACKGROUND")

@@ -145,9 +145,11 @@ class MixedLoad:
         self._session_count = sessions
         self._counters = {name: itertools.count() for name in REQUEST_TYPES}
         now = datetime.now(UTC).replace(microsecond=0)
-        # GPS times: one range per protocol, a second apart per point and per agent
-        self._batch_base = now - timedelta(hours=10)
-        self._osmand_base = now - timedelta(hours=11)
+        # GPS times: one range per protocol, a second apart per point and per agent, more than a
+        # day back: the demo seed's trail (every 5 minutes of today's or yesterday's working
+        # hours, portal/seed/demo.py) never holds them, so no point is a duplicate of the seed's
+        self._batch_base = now - timedelta(hours=30)
+        self._osmand_base = now - timedelta(hours=31)
         self._local = threading.local()
 
     # -- agents' sessions -----------------------------------------------------------------------
