@@ -30,4 +30,3 @@ if os.path.isdir("/dev/shm"):
 # No control socket (gunicorn >= 25): it lives at one path per user, so two gunicorns on one
 # machine (make run beside the tests, or two checkouts) would fight over it.
 control_socket_disable = True
-

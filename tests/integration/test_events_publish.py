@@ -172,3 +172,32 @@ def test_every_response_carries_a_request_id(client):
     assert len(generated) == 32
     unsafe = client.get("/auth/login", headers={"X-Request-ID": "bad id <x>"})
     assert unsafe.headers["X-Request-ID"] != "bad id <x>"
+
+
+def test_in_a_web_request_the_relay_is_requested_by_a_background_thread(app, db, redis_client,
+                                                                      monkeypatch):
+    """Commits of concurrent requests share one relay request, made after the last of them."""
+    import time
+
+    from portal.events import relay
+
+    monkeypatch.setitem(app.config, "EVENTS_RELAY_REQUEST_BACKGROUND", True)
+    calls = []
+    real = relay.request_relay
+    monkeypatch.setattr(relay, "request_relay", lambda: calls.append(time.monotonic()) or real())
+    with app.test_request_context("/"):
+        nudger = relay.nudger()
+        monkeypatch.setattr(nudger, "gather", 0.2)  # commits within 0.2 s share a request
+        committed = []
+        for n in range(3):
+            publish("LOAN_UPDATED", loan_updated(f"LN{n}"))
+            db.session.commit()
+            committed.append(time.monotonic())
+        assert calls == []  # not in the request: the request went on at once
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert len(calls) == 1 and calls[0] > committed[-1]
+    assert queued_job_funcs(redis_client) == [RELAY_JOB]
+    assert count_events(db) == 3
