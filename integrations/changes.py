@@ -71,6 +71,13 @@ def key_expr(keys, alias: str) -> sql.Composable:
     return sql.SQL("concat_ws('|', {})").format(sql.SQL(", ").join(parts))
 
 
+def key_match(keys, table: str = "t", staged: str = "s") -> sql.Composable:
+    """``t.k1 = s.k1 AND …``: a staged row's natural key equals a table row's."""
+    return sql.SQL(" AND ").join(
+        sql.SQL("{t}.{k} = {s}.{k}").format(t=_ident(table), s=_ident(staged), k=_ident(k))
+        for k in keys)
+
+
 def _json_value(conn, table: str, alias: str, column: str) -> sql.Composable:
     ref = sql.SQL("{}.{}").format(_ident(alias), _ident(column))
     if column in numeric_columns(conn, table):
@@ -82,10 +89,15 @@ def _json_value(conn, table: str, alias: str, column: str) -> sql.Composable:
 # written row in sync_changes: {t} the table, {stg} the staging table, {keys} / {cols} column
 # lists, {sets} the DO UPDATE assignments, {tdata} / {edata} the data columns of the row and of
 # EXCLUDED, {tk} the key expression, {tcols} the compared columns (the old row "o", the written
-# "u"), {owner} the row's customer, {changes} what a written row's change record holds.
+# "u"), {match} the staged row's key = the table row's (``key_match``), {owner} the row's
+# customer, {changes} what a written row's change record holds. The rows as they were are read
+# by a lookup per staged row (LATERAL … LIMIT 1, which the planner cannot turn into a join):
+# a batch is small beside the table, and a merge join read a million-row table's whole index
+# per batch.
 UPSERT_RECORDING_CHANGES = sql.SQL("""
     WITH o AS (
-        SELECT {tk} AS key, {tcols} FROM {t} t JOIN {stg} s USING ({keys})
+        SELECT t.* FROM {stg} s CROSS JOIN LATERAL (
+            SELECT {tk} AS key, {tcols} FROM {t} t WHERE {match} LIMIT 1) t
     ), u AS (
         INSERT INTO {t} AS t ({cols}, last_synced_at)
         SELECT {cols}, %(now)s FROM {stg}
@@ -130,7 +142,7 @@ def upsert_changes(conn: Connection, table: str, staging: str, keys, columns,
     statement = UPSERT_RECORDING_CHANGES.format(
         t=_ident(table), stg=_ident(staging), keys=sql.SQL(", ").join(map(_ident, keys)),
         cols=sql.SQL(", ").join(map(_ident, columns)), sets=sql.SQL(", ").join(sets),
-        tk=key_expr(keys, "t"), chg=_ident(CHANGES_TABLE),
+        tk=key_expr(keys, "t"), chg=_ident(CHANGES_TABLE), match=key_match(keys),
         tcols=sql.SQL(", ").join(sql.SQL("t.{}").format(_ident(c)) for c in diff_columns),
         tdata=sql.SQL(", ").join(sql.SQL("t.{}").format(_ident(c)) for c in data)
         if data else sql.SQL("NULL"),
@@ -158,6 +170,25 @@ def touch_cifs(conn: Connection) -> None:
                  "WHERE cif IS NOT NULL ON CONFLICT DO NOTHING")
 
 
+def uuid7_prefix(at: datetime) -> str:
+    """The first 15 characters of a UUID version 7 (RFC 9562) made at ``at``: its 48-bit Unix
+    time in milliseconds, then the version digit. With the rest of a random UUID's text
+    (``substr(gen_random_uuid()::text, 16)``: 74 random bits and the variant) it is a UUIDv7 —
+    a bulk insert's ids sort after earlier ones and append to the primary key's index (as
+    ``crm_uuid7()``, migration 0009, without a PL/pgSQL call per row)."""
+    digits = f"{int(at.timestamp() * 1000):012x}"
+    return f"{digits[:8]}-{digits[8:]}-7"
+
+
+def _typed(value) -> sql.Composable:
+    """A parameter PostgreSQL can type inside ``jsonb_build_object``."""
+    if value is None:
+        return sql.SQL("NULL")
+    cast = "boolean" if isinstance(value, bool) else "bigint" if isinstance(value, int) \
+        else "text"
+    return sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(cast))
+
+
 def publish_changes(conn: Connection, entity: str, *, source_system: str,
                     run_id: int | None, correlation_id: str | None = None,
                     extra: dict | None = None) -> int:
@@ -174,20 +205,25 @@ def publish_changes(conn: Connection, entity: str, *, source_system: str,
         changes = sql.SQL("c.changes")
     aggregate_id = sql.SQL("c.cif") if aggregate_type == "customer" else sql.SQL("c.key")
     base = {"source_system": source_system, "integration_run_id": run_id, **(extra or {})}
+    # one jsonb_build_object per row: the fixed fields are literals of the statement
+    fixed = sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(name), _typed(value))
+                               for name, value in base.items())
+    now = datetime.now(UTC)
     statement = sql.SQL("""
         INSERT INTO events (id, type, version, aggregate_type, aggregate_id, payload,
                             correlation_id, occurred_at)
-        SELECT crm_uuid7(), %(type)s, %(version)s, %(aggregate_type)s, {aggregate_id},
-               %(base)s::jsonb || jsonb_build_object({key_field}, c.key, 'cif', c.cif,
-                                                     'created', c.inserted, 'changes', {changes}),
+        SELECT (%(id_prefix)s || substr(gen_random_uuid()::text, 16))::uuid, %(type)s,
+               %(version)s, %(aggregate_type)s, {aggregate_id},
+               jsonb_build_object({fixed}, {key_field}, c.key, 'cif', c.cif,
+                                  'created', c.inserted, 'changes', {changes}),
                %(correlation_id)s, %(now)s
         FROM {chg} c WHERE c.cif IS NOT NULL""").format(
         aggregate_id=aggregate_id, key_field=sql.Literal(key_field), changes=changes,
-        chg=_ident(CHANGES_TABLE))
+        chg=_ident(CHANGES_TABLE), fixed=fixed)
     return conn.execute(statement, {
-        "type": event_type, "version": version, "aggregate_type": aggregate_type,
-        "base": Jsonb(base), "correlation_id": correlation_id,
-        "now": datetime.now(UTC)}).rowcount
+        "id_prefix": uuid7_prefix(now), "type": event_type, "version": version,
+        "aggregate_type": aggregate_type, "correlation_id": correlation_id,
+        "now": now}).rowcount
 
 
 def publish_one(conn: Connection, event_type: str, payload: dict, *,

@@ -29,8 +29,11 @@ class Event(Base):
     __table_args__ = (
         # relay scans unrelayed events in order
         Index("ix_events_unrelayed", "seq", postgresql_where="relayed_at IS NULL"),
-        Index("ix_events_type_occurred", "type", "occurred_at"),
-        Index("ix_events_aggregate", "aggregate_type", "aggregate_id"),
+        Index("ix_events_type_occurred", "type", "occurred_at"),  # replay of a type since
+        # releasing held payments (payments.effects); no other reader looks events up by
+        # aggregate or by correlation id, and a bulk load pays for every index (migration 0012)
+        Index("ix_events_payment_aggregate", "aggregate_id",
+              postgresql_where="type IN ('PAYMENT_RECEIVED', 'PAYMENT_REVERSED')"),
     )
 
     # ids made in the database (bulk loads) are time-ordered (crm_uuid7(), migration 0009): the
@@ -44,7 +47,7 @@ class Event(Base):
     aggregate_type: Mapped[str] = mapped_column(String(32))
     aggregate_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSONB)
-    correlation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     relayed_at: Mapped[datetime | None]
 

@@ -292,3 +292,19 @@ def test_the_same_day_in_another_format_changes_nothing(conn, source, tmp_path, 
     again, changes = run(conn, tmp_path / fmt, source, day=1, new_customers=2, fmt=fmt)
     assert again.status == "succeeded" and changes == [] and again.changed == 0
     assert state(conn) == before
+
+
+def test_a_loads_events_have_time_ordered_version_7_ids(conn, source, tmp_path):
+    from datetime import UTC, datetime
+
+    started = int(datetime.now(UTC).timestamp() * 1000)
+    result, _ = run(conn, tmp_path / "d0", source)
+    finished = int(datetime.now(UTC).timestamp() * 1000)
+    ids = [row[0] for row in conn.execute(
+        "SELECT id FROM events WHERE type <> 'SYNC_COMPLETED' ORDER BY seq").fetchall()]
+    assert len(ids) == result.events > 25  # several batches, several statements
+    assert {i.version for i in ids} == {7} and len(set(ids)) == len(ids)
+    millis = [int(i.hex[:12], 16) for i in ids]
+    assert started <= min(millis) and max(millis) <= finished
+    assert millis == sorted(millis)  # in the order they were written, time never goes back
+
