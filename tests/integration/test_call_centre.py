@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
@@ -17,6 +16,7 @@ from sqlalchemy import func, select
 from integrations.sandbox._api import ServerThread
 from integrations.sandbox.callcentre_server import create_app as create_callcentre
 from portal.webhooks.signing import signed_headers
+from tests.integration.test_events_support import wait_for
 
 SECRET = "test-cti-secret"
 API_KEY = "test-cc-key"
@@ -332,16 +332,6 @@ def open_window(db):
     db.session.commit()
 
 
-def wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
-
-
 def test_click_to_call_dials_the_call_arrives_and_the_outcome_completes_the_action(
         db, client, login, callcentre, team_of_agents, make_loan, make_phone, csrf_token,
         ws_action_codes, open_window):
@@ -371,7 +361,7 @@ def test_click_to_call_dials_the_call_arrives_and_the_outcome_completes_the_acti
             CallRecord.call_id == call["call_id"]))
         return record if record is not None and record.action_id else None
 
-    record = wait_for(ended)
+    record = wait_for(ended, timeout=15.0, what="the call to end")
     assert record.cif == loan.cif and record.agent_id == agent.id and record.answered_at
     widget = client.get(f"/calls/{record.call_id}/widget").get_data(as_text=True)
     assert 'data-testid="outcome-form"' in widget

@@ -17,17 +17,13 @@ from pathlib import Path
 import psycopg
 from redis import Redis
 
+from tests.integration.test_events_support import wait_for
 from tests.scenario.harness import Day
 
 
 def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05, what: str = "it"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    """``wait_for`` with the scenario's patience (a fault day is slower than a unit test)."""
+    return wait_for(predicate, timeout=timeout, interval=interval, what=what)
 
 
 # -- ops actions ----------------------------------------------------------------------------------
