@@ -12,13 +12,11 @@ The loaders work on a psycopg 3 connection with COPY into a staging table. Here:
   changed fields. Payloads follow ``portal/events/catalog.py`` (money as decimal strings, dates as
   ``YYYY-MM-DD``); the tests validate every published payload against the catalog.
 - :func:`publish_one` — a single event (SYNC_COMPLETED), validated by the catalog first.
-- :func:`request_relay_quietly` — after the commit, ask for an event relay (never fails).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -26,8 +24,6 @@ from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
 
 from portal.events.catalog import get_event_type, validate_payload
-
-log = logging.getLogger(__name__)
 
 CHANGES_TABLE = "sync_changes"
 # entity -> (event type, aggregate type, payload key of the aggregate id, prefix of change keys)
@@ -240,18 +236,6 @@ def publish_one(conn: Connection, event_type: str, payload: dict, *,
         (event_id, event_type, kind.version, kind.aggregate_type,
          str(data[kind.aggregate_key]), Jsonb(data), correlation_id, datetime.now(UTC)))
     return event_id
-
-
-def request_relay_quietly() -> None:
-    """After a commit that published events: ask for a relay (the periodic one catches up if
-    Redis is unreachable)."""
-    try:
-        from portal.events.relay import request_relay
-
-        request_relay()
-    except Exception:  # noqa: BLE001 - the data is committed; the cron relay will follow
-        log.warning("could not request an event relay; the periodic relay will",
-                    exc_info=True)
 
 
 def dumps(value) -> str:

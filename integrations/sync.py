@@ -302,9 +302,9 @@ def _run_with_retries(integration: str, app: Flask, *, full: bool,
             outcome.errors += errors
             break
     if outcome.run_ids or outcome.status != "nothing":
-        from integrations.changes import request_relay_quietly
+        from portal.events.relay import request_relay_after_commit
 
-        request_relay_quietly()
+        request_relay_after_commit()
     if outcome.status == "failed":
         alert_ops(app, outcome)
         raise SyncError(f"{integration} sync failed after {outcome.attempts} attempt(s): "

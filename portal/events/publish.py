@@ -12,13 +12,11 @@ Nothing is committed here. When the caller's transaction commits, one relay job 
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import has_request_context
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -26,8 +24,6 @@ from portal.events.catalog import validate_payload
 from portal.logging import get_correlation_id
 from portal.models.base import utcnow
 from portal.models.events import Event
-
-log = logging.getLogger(__name__)
 
 SESSION_FLAG = "portal_events_published"
 
@@ -97,16 +93,9 @@ _hook_installed = False
 def _after_commit(session: Session) -> None:
     if not session.info.pop(SESSION_FLAG, False):
         return
-    try:
-        from portal.events import relay, settings
+    from portal.events.relay import request_relay_after_commit
 
-        if has_request_context() and settings.relay_request_in_background():
-            relay.nudger().nudge()
-        else:
-            relay.request_relay()
-    except Exception:  # the commit has happened: never let the trigger fail it
-        log.warning("could not request an event relay after commit; the periodic relay will",
-                    exc_info=True)
+    request_relay_after_commit()
 
 
 def _after_rollback(session: Session) -> None:

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context
 from redis import Redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -120,6 +120,22 @@ class RelayNudger:
             except Exception:
                 log.warning("could not request an event relay; the scheduled relay will",
                             exc_info=True)
+
+
+def request_relay_after_commit() -> None:
+    """After a commit that published events: ask for a relay — in a web request through the
+    process's ``RelayNudger`` (``EVENTS_RELAY_REQUEST_BACKGROUND``), elsewhere at once. Never
+    raises: the data is committed, and the scheduled relay catches up if Redis is away."""
+    from portal.events import settings
+
+    try:
+        if has_request_context() and settings.relay_request_in_background():
+            nudger().nudge()
+        else:
+            request_relay()
+    except Exception:  # noqa: BLE001 - the commit has happened: never let the trigger fail it
+        log.warning("could not request an event relay after commit; the periodic relay will",
+                    exc_info=True)
 
 
 def nudger() -> RelayNudger:

@@ -112,7 +112,7 @@ def test_commit_succeeds_when_redis_is_down(app, db, redis_client, caplog):
     app.extensions["portal_redis"] = dead
     try:
         publish("LOAN_UPDATED", loan_updated("LN-DOWN"))
-        with caplog.at_level(logging.WARNING, logger="portal.events.publish"):
+        with caplog.at_level(logging.WARNING, logger="portal.events.relay"):
             db.session.commit()
     finally:
         if good is None:
