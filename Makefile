@@ -9,7 +9,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 INSTANCE_DIR ?= instance
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test bench bench-full audit lock lint format stop clean-instance
+.PHONY: help venv run test test-clock bench bench-full audit lock lint format stop clean-instance
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -35,9 +35,24 @@ run: $(STAMP)  ## run the portal: embedded PostgreSQL + Redis, migrations, demo 
 	$(PY) -m portal.devrun
 
 # PYTEST_RC_FILE (set by .ci/run) receives pytest's own exit code: make only reports "failed".
+# The suite waits more than it computes (servers, workers, browsers): TEST_WORKERS pytest-xdist
+# workers share it, each on its own database and Redis DB (tests/settings.py); a file's tests
+# stay on one worker. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: $(STAMP)  ## unit, integration and browser tests (not the benchmarks)
-	@$(VENV)/bin/pytest -m "not benchmark" tests $(PYTEST_ARGS); rc=$$?; \
+	@$(VENV)/bin/pytest $(XDIST) -m "not benchmark" tests $(PYTEST_ARGS); rc=$$?; \
 	  if [ -n "$(PYTEST_RC_FILE)" ]; then echo $$rc > "$(PYTEST_RC_FILE)"; fi; exit $$rc
+
+# The suite at each instant of tests/clock.py's HOSTILE_INSTANTS (TEST_CLOCK): a Sunday night on
+# 31 December, a minute before the contact window opens, the instant it closes, a leap day.
+CLOCK_TESTS ?= tests/integration tests/e2e tests/scenario
+test-clock: $(STAMP)  ## integration, browser and scenario tests at each hostile TEST_CLOCK instant
+	@set -e; for instant in $$($(PY) -m tests.clock instants); do \
+	  echo "== TEST_CLOCK=$$instant"; \
+	  TEST_CLOCK=$$instant $(VENV)/bin/pytest $(XDIST) -m "not benchmark" $(CLOCK_TESTS) \
+	    $(PYTEST_ARGS); \
+	done
 
 # `make bench FULL=1` = `make bench-full` (make cannot take `make bench --full`: pytest can).
 bench: $(STAMP)  ## every benchmark at reduced sizes (~10 min); summary in docs/performance.md

@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from psycopg import Connection
 from psycopg.pq import TransactionStatus
@@ -33,6 +32,7 @@ from integrations.case_totals import (
 from integrations.changes import ensure_change_table, publish_one
 from integrations.http import Page
 from integrations.t24.transform import Quarantine, Row
+from portal import clock
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def sync_pages(conn: Connection, *, integration: str, pages: Callable[[str | Non
             "started_at, triggered_by_id, retry_of_id, attempt, correlation_id, cursor_before, "
             "progress_done) VALUES (%s, 'sync', %s, 'running', %s, %s, %s, %s, %s, %s, %s, 0) "
             "RETURNING id",
-            (integration, trigger, "full" if full else "delta", datetime.now(UTC),
+            (integration, trigger, "full" if full else "delta", clock.running_now(),
              triggered_by_id, retry_of_id, attempt, correlation_id, start)).fetchone()[0]
     run = ApiRun(run_id, integration, full, start, cursor_after=start,
                  correlation_id=correlation_id)
@@ -231,7 +231,7 @@ def _finish(conn: Connection, run: ApiRun, started: float) -> None:
         "transformed = %s, loaded = %s, unchanged = %s, quarantined = %s, failed = %s, "
         "control_totals = %s, errors = %s, duration_ms = %s, cursor_after = %s, "
         "progress_done = %s, progress_total = coalesce(progress_total, %s) WHERE id = %s",
-        (run.status, datetime.now(UTC), run.extracted, run.transformed, run.loaded,
+        (run.status, clock.running_now(), run.extracted, run.transformed, run.loaded,
          run.unchanged, run.quarantined, run.quarantined, Jsonb(run.control()),
          Jsonb(run.errors) if run.errors else None,
          int((time.perf_counter() - started) * 1000), run.cursor_after, run.extracted,

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
 
+from portal import clock
 from portal.events.catalog import get_event_type, validate_payload
 
 CHANGES_TABLE = "sync_changes"
@@ -119,7 +120,7 @@ def upsert_changes(conn: Connection, table: str, staging: str, keys, columns,
     sets = [sql.SQL("{c} = EXCLUDED.{c}").format(c=_ident(c)) for c in data]
     sets.append(sql.SQL("last_synced_at = EXCLUDED.last_synced_at"))
     if timestamps:
-        sets.append(sql.SQL("updated_at = now()"))
+        sets.append(sql.SQL("updated_at = crm_now()"))
     sets += [sql.SQL(s) for s in extra_sets]
     # {column: {"old", "new"}} of the columns that differ, as scalar expressions (no subquery
     # per row): every column's entry, minus the keys of the columns that did not change.
@@ -204,7 +205,7 @@ def publish_changes(conn: Connection, entity: str, *, source_system: str,
     # one jsonb_build_object per row: the fixed fields are literals of the statement
     fixed = sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(name), _typed(value))
                                for name, value in base.items())
-    now = datetime.now(UTC)
+    now = clock.running_now()
     statement = sql.SQL("""
         INSERT INTO events (id, type, version, aggregate_type, aggregate_id, payload,
                             correlation_id, occurred_at)
@@ -234,7 +235,7 @@ def publish_one(conn: Connection, event_type: str, payload: dict, *,
         "INSERT INTO events (id, type, version, aggregate_type, aggregate_id, payload, "
         "correlation_id, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
         (event_id, event_type, kind.version, kind.aggregate_type,
-         str(data[kind.aggregate_key]), Jsonb(data), correlation_id, datetime.now(UTC)))
+         str(data[kind.aggregate_key]), Jsonb(data), correlation_id, clock.running_now()))
     return event_id
 
 

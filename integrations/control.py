@@ -98,9 +98,10 @@ def _read_paused(name: str) -> bool:
 
 def _set_enabled(integration: str, enabled: bool, user: Any, reason: str | None,
                  session=None):
+    from portal import clock
     from portal.extensions import db
     from portal.models import IntegrationSetting
-    from portal.services import audit, clock
+    from portal.services import audit
 
     name = _name(integration)
     session = session or db.session

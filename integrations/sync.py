@@ -30,6 +30,7 @@ import psycopg
 from flask import Flask, current_app
 
 from integrations.http import Unavailable
+from portal import clock
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def database_url(app: Flask) -> str:
 
 def connect(app: Flask) -> psycopg.Connection:
     """An autocommit psycopg connection for a loader (it opens its own transactions)."""
-    return psycopg.connect(database_url(app), autocommit=True)
+    return psycopg.connect(database_url(app), autocommit=True, **clock.postgres_connect_args())
 
 
 # -- one attempt per integration -----------------------------------------------------------------
@@ -206,7 +207,7 @@ def _close_failed_attempt(conn, integration: str, before: int | None,
     database connection was cut mid-load). Under the integration's lock, so only ours."""
     error = f"{type(exc).__name__}: {exc}"[:2000]
     return conn.execute(
-        "UPDATE integration_runs SET status = 'failed', finished_at = now(), errors = "
+        "UPDATE integration_runs SET status = 'failed', finished_at = crm_now(), errors = "
         "coalesce(errors, '[]'::jsonb) || jsonb_build_array(%s::text) WHERE integration = %s "
         "AND kind = 'sync' AND status = 'running' AND id > %s",
         (error, integration, before or 0)).rowcount
@@ -250,7 +251,7 @@ def _run_with_retries(integration: str, app: Flask, *, full: bool,
                             (LOCK_CLASS, INTEGRATIONS.index(integration))).fetchone()[0]:
             raise AlreadyRunning(f"a {integration} sync is already running")
         abandoned = conn.execute(
-            "UPDATE integration_runs SET status = 'failed', finished_at = now(), errors = "
+            "UPDATE integration_runs SET status = 'failed', finished_at = crm_now(), errors = "
             "coalesce(errors, '[]'::jsonb) || '[\"abandoned: its worker stopped mid-run\"]'"
             "::jsonb WHERE integration = %s AND kind = 'sync' AND status = 'running'",
             (integration,)).rowcount

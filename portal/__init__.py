@@ -36,6 +36,14 @@ def create_app(config: type[Config] | None = None, overrides: dict | None = None
 
     init_logging(app)
 
+    from portal import clock
+
+    # PostgreSQL's crm_now() runs on the product's clock (portal/clock.py, migration 0013)
+    engine_options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    engine_options["connect_args"] = {**clock.postgres_connect_args(),
+                                      **engine_options.get("connect_args", {})}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
+
     from portal import models  # noqa: F401  (register every table with the metadata)
     from portal.extensions import csrf, db, htmx, limiter, login_manager, migrate
 

@@ -1,6 +1,7 @@
-"""Fixtures: one real PostgreSQL database migrated once per session (tables truncated after each
-test that touched it), a real Redis on a dedicated DB number (flushed), the app, a client,
-role login helpers, factory fixtures and a live server for Playwright."""
+"""Fixtures: one real PostgreSQL database migrated once per session (per xdist worker), emptied
+after each test that touched it (only the tables that hold rows), a real Redis on a dedicated DB
+number (flushed), the app, a client, role login helpers, factory fixtures and a live server for
+Playwright. ``TEST_CLOCK`` sets the instant the clock starts at (tests/clock.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,28 @@ from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.config import TestConfig
-from tests.settings import service_urls, stop_embedded
+from tests import clock as test_clock
+from tests.database import empty_tables
+from tests.settings import (
+    service_urls,
+    start_embedded_for_workers,
+    stop_embedded,
+    xdist_worker,
+)
+
+CLOCK_HEADER = test_clock.apply()  # before any server or worker is started: they inherit it
 
 pytest_plugins = ["tests.factories", "tests.fixtures_workspace", "tests.fixtures_workflow"]
+
+
+def pytest_report_header(config):
+    return CLOCK_HEADER
+
+
+def pytest_configure(config):
+    # xdist's controlling process: start the embedded servers once, before the workers
+    if not xdist_worker() and getattr(config.option, "numprocesses", None):
+        start_embedded_for_workers()
 
 
 def pytest_unconfigure(config):
@@ -68,7 +88,8 @@ def redis_client(app):
 
 @pytest.fixture
 def db(app, redis_client):
-    """The Flask-SQLAlchemy handle inside an app context; every table is emptied afterwards."""
+    """The Flask-SQLAlchemy handle inside an app context; every table is emptied afterwards
+    (tests.database: only the tables that hold rows)."""
     from portal.extensions import db as _db
 
     ctx = app.app_context()
@@ -78,9 +99,7 @@ def db(app, redis_client):
     finally:
         _db.session.rollback()
         _db.session.remove()
-        tables = ", ".join(f'"{t.name}"' for t in _db.metadata.sorted_tables)
-        with _db.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        empty_tables(_db.engine, _db.metadata)
         # process-local caches of what was just truncated (ops pause flags, seconds-long)
         from integrations.control import clear_pause_cache
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
 
+from portal import clock
 from portal.models.enums import bucket_for_dpd
 
 _seq = itertools.count(1)
@@ -75,7 +76,7 @@ def make_loan(db, make_customer):
         kwargs.setdefault("original_amount", Decimal("100000000"))
         kwargs.setdefault("outstanding", Decimal("80000000"))
         kwargs.setdefault("due_amount", Decimal("5000000") if dpd else Decimal("0"))
-        kwargs.setdefault("next_payment_date", date.today() + timedelta(days=10))
+        kwargs.setdefault("next_payment_date", clock.bank_today() + timedelta(days=10))
         kwargs.setdefault("source_system", "T24")
         loan = Loan(cif=customer.cif, dpd=dpd, bucket=bucket_for_dpd(dpd), **kwargs)
         db.session.add(loan)
@@ -107,7 +108,7 @@ def make_phone(db):
 @pytest.fixture
 def frozen_now(app):
     """``frozen_now("2026-11-24T23:30:00+00:00")`` (or a datetime; naive means UTC) freezes
-    portal.services.clock for the rest of the test."""
+    portal.clock for the rest of the test."""
     previous = app.config.get("FROZEN_NOW")
 
     def freeze(value: datetime | str) -> datetime:
@@ -120,3 +121,17 @@ def frozen_now(app):
 
     yield freeze
     app.config["FROZEN_NOW"] = previous
+
+
+# A working hour: inside the contact window (07:00-21:00 bank time) whatever TEST_CLOCK says.
+WORKING_HOUR = time(10, 30)
+
+
+@pytest.fixture
+def bank_hours(frozen_now):
+    """Freeze the clock at 10:30 bank time on the running clock's business date, for a test
+    that records calls or visits (the contact window refuses them at night) or plans today's
+    work; returns the frozen instant (UTC)."""
+    from portal import clock
+
+    return frozen_now(clock.bank_datetime(clock.bank_today(clock.running_now()), WORKING_HOUR))

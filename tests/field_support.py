@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from integrations.sandbox._api import Faults, ServerThread
+from portal import clock
 
 _seq = itertools.count(1)
 HCMC = (10.7769, 106.7009)
@@ -20,7 +21,7 @@ def iso(ts: datetime) -> str:
 
 
 def ago(seconds: float = 0) -> datetime:
-    return datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=seconds)
+    return clock.now().replace(microsecond=0) - timedelta(seconds=seconds)
 
 
 @pytest.fixture

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+
+from portal import clock
 
 _seq = itertools.count(1)
 
@@ -32,7 +34,7 @@ def make_action(db):
     from portal.models import Action
 
     def make(customer, at: datetime | None = None, type: str = "CALL", **kwargs):
-        action = Action(cif=customer.cif, type=type, at=at or datetime.now(UTC), **kwargs)
+        action = Action(cif=customer.cif, type=type, at=at or clock.now(), **kwargs)
         db.session.add(action)
         db.session.commit()
         return action
@@ -80,7 +82,7 @@ def make_payment(db):
         kwargs.setdefault("reference_number", f"PAY{n:010d}")
         kwargs.setdefault("currency", "VND")
         payment = Payment(account_number=loan.account_number, cif=loan.cif,
-                          amount=Decimal(amount), paid_at=paid_at or datetime.now(UTC),
+                          amount=Decimal(amount), paid_at=paid_at or clock.now(),
                           **kwargs)
         db.session.add(payment)
         db.session.commit()

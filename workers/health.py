@@ -28,6 +28,7 @@ from rq.cron import CronScheduler
 from rq.job import Job
 from rq.scheduler import RQScheduler
 
+from portal import clock
 from workers.queues import QUEUES, all_queues, get_connection
 from workers.schedule import CRON_LOCK_KEY, SCHEDULES
 
@@ -167,11 +168,11 @@ def event_summary(now: datetime) -> dict | None:
 def collect_health(connection: Redis | None = None) -> dict:
     """The state of workers, queues, schedulers and the outbox (see the module docstring)."""
     connection = connection or get_connection()
-    now = datetime.now(UTC)
+    now = datetime.now(UTC)  # RQ's heartbeats and registries are stamped by the system clock
     workers = worker_rows(connection, now)
     queues = queue_rows(connection, now, workers)
     crons = cron_rows(connection, now)
-    events = event_summary(now)
+    events = event_summary(clock.running_now())  # the outbox by the product's clock
     problems = []
     if not any(w["alive"] for w in workers):
         problems.append("no live worker")

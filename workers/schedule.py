@@ -61,6 +61,7 @@ class Schedule:
     def next_run(self, after: datetime | None = None) -> datetime | None:
         if not self.cron:
             return None
+        # RQ's cron fires by the system clock, so its timetable is read by that clock too
         base = (after or datetime.now(UTC)).astimezone().replace(tzinfo=None)
         local = croniter(self.cron, base).get_next(datetime)
         return datetime.fromtimestamp(local.timestamp(), UTC)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -26,8 +25,8 @@ from sqlalchemy.orm import Session
 from integrations.gps import circuit
 from integrations.gps.client import GpsClient
 from integrations.http import ApiError
+from portal import clock
 from portal.models.integrations import IntegrationRun
-from portal.services import clock
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +157,7 @@ def request_forward(delay_seconds: int = DEBOUNCE_SECONDS) -> bool:
         from portal.extensions import get_redis
         from workers.queues import enqueue
 
-        if not get_redis().set(DEBOUNCE_KEY, datetime.now().isoformat(), nx=True,
+        if not get_redis().set(DEBOUNCE_KEY, clock.running_now().isoformat(), nx=True,
                                ex=delay_seconds):
             return False
         enqueue("integrations", "workers.jobs.field.forward_locations", trigger="system")

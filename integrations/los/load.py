@@ -15,7 +15,7 @@ Per page (one transaction, see ``integrations.api_sync``):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
@@ -25,6 +25,7 @@ from integrations.changes import publish_changes, upsert_changes
 from integrations.los.client import LOSClient
 from integrations.los.transform import transform_application
 from integrations.t24.transform import Quarantine, Row, json_safe
+from portal import clock
 
 INTEGRATION = "LOS"
 APPLICATION_COLUMNS = ("application_id", "cif", "account_number", "product", "requested_amount",
@@ -62,7 +63,7 @@ class ApplicationLoader(PageLoader):
     entity = "loan_applications"
 
     def load(self, conn: Connection, rows: dict[str, Row], run: ApiRun) -> PageCounts:
-        now = datetime.now(UTC)
+        now = clock.running_now()
         _staging(conn, "stg_applications", "loan_applications", APPLICATION_COLUMNS)
         _copy(conn, "stg_applications", APPLICATION_COLUMNS, (r.values for r in rows.values()))
         unknown = conn.execute(
@@ -118,7 +119,7 @@ class ApplicationLoader(PageLoader):
                               WHERE s.ref_cif = p.ref_cif AND s.number = p.number)""")
         conn.execute("""
             UPDATE phones p SET type = s.type, number_e164 = s.number_e164,
-                   last_synced_at = %(now)s, updated_at = now()
+                   last_synced_at = %(now)s, updated_at = crm_now()
             FROM stg_los_phones s
             WHERE p.source_system = 'LOS' AND p.ref_cif = s.ref_cif AND p.number = s.number
               AND (p.type, p.number_e164) IS DISTINCT FROM (s.type, s.number_e164)""", params)
@@ -137,7 +138,7 @@ class ApplicationLoader(PageLoader):
         linked = conn.execute("""
             UPDATE loan_applications a
             SET account_number = a.raw->>'loan_account_number',
-                raw = a.raw - 'loan_account_number', updated_at = now()
+                raw = a.raw - 'loan_account_number', updated_at = crm_now()
             WHERE a.source_system = 'LOS' AND a.account_number IS NULL
               AND a.raw ? 'loan_account_number'
               AND EXISTS (SELECT 1 FROM loans l

@@ -32,9 +32,9 @@ from defusedxml.ElementTree import fromstring
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal import clock
 from portal.models import Loan
 from portal.payments.notifications import Refused, accept, parse_notice
-from portal.services import clock
 
 
 class CamtError(ValueError):

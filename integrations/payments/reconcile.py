@@ -28,10 +28,10 @@ from sqlalchemy.orm import Session
 
 from integrations.http import ApiError
 from integrations.payments.client import PaymentsClient
+from portal import clock
 from portal.logging import get_correlation_id
 from portal.models import Discrepancy, IntegrationRun, Payment, ReconciliationRun
 from portal.payments.notifications import Refused, accept, parse_notice
-from portal.services import clock
 
 log = logging.getLogger(__name__)
 

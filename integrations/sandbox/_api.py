@@ -29,6 +29,8 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Flask, Response, jsonify, request
 
+from portal import clock as portal_clock
+
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 200
 TS_FORMAT = "%Y%m%dT%H%M%S.%fZ"
@@ -121,12 +123,12 @@ class Collection:
         position = chunk[-1] if chunk else after
         return items, len(self._order) - start, position, start + limit < len(self._order)
 
-    def touch(self, count: int, now: datetime, mutate: Callable[[dict, int], None],
+    def touch(self, count: int, now: datetime, mutate: Callable[[dict, int, datetime], None],
               round_no: int) -> list[str]:
         """``count`` records change now (chosen deterministically per round)."""
         keys = sorted(self._records, key=lambda k: stable_hash("touch", round_no, k))[:count]
         for i, key in enumerate(keys):
-            mutate(self._records[key], stable_hash("mutate", round_no, key))
+            mutate(self._records[key], stable_hash("mutate", round_no, key), now)
             self._updated[key] = now + timedelta(microseconds=i)
         self._resort()
         return keys
@@ -178,12 +180,15 @@ class SandboxState:
 
 
 def collection_builder(records: Iterable[dict] | Callable[[], Iterable[dict]] | None,
-                       default: Callable[[], Iterable[dict]], key: str) -> Callable[[], Collection]:
+                       default: Callable[[], Iterable[dict]], key: str, *,
+                       clock: Callable[[], datetime] = portal_clock.now,
+                       ) -> Callable[[], Collection]:
     """``build`` for ``create_api_app``: the given records (or a callable making them), else
-    ``default()``, each stamped with a deterministic ``_updated_at`` within the last 30 days."""
-    base = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    ``default()``, each stamped with a deterministic ``_updated_at`` within the 30 days before
+    ``clock()``'s day."""
 
     def build() -> Collection:
+        base = clock().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         source = records() if callable(records) else records
         rows = default() if source is None else source
         items = []
@@ -198,9 +203,10 @@ def collection_builder(records: Iterable[dict] | Callable[[], Iterable[dict]] | 
 
 def create_api_app(*, name: str, collection_path: str, build: Callable[[], Collection],
                    authenticate: Callable[[], str | None], malform: Callable[[dict, int], dict],
-                   mutate: Callable[[dict, int], None], faults: Faults | None = None,
-                   seed: int = 0) -> Flask:
-    """``authenticate`` returns None when the request may pass, else an error message (401)."""
+                   mutate: Callable[[dict, int, datetime], None], faults: Faults | None = None,
+                   seed: int = 0, clock: Callable[[], datetime] = portal_clock.now) -> Flask:
+    """``authenticate`` returns None when the request may pass, else an error message (401).
+    ``clock`` dates what the twin changes (``/_sandbox/touch``)."""
     app = Flask(name)
     state = SandboxState(build, faults or Faults(), seed)
     app.extensions["sandbox"] = state
@@ -290,7 +296,7 @@ def create_api_app(*, name: str, collection_path: str, build: Callable[[], Colle
             return error(400, "bad_request", "count must be a number")
         with state.lock:
             state.touch_rounds += 1
-            keys = state.collection.touch(count, datetime.now(UTC), mutate, state.touch_rounds)
+            keys = state.collection.touch(count, clock(), mutate, state.touch_rounds)
         return jsonify({"touched": keys})
 
     @app.post("/_sandbox/reset")

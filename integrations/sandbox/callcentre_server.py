@@ -37,15 +37,17 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import requests
 from flask import Flask, jsonify, request
 
 from integrations.sandbox._api import Faults, error, iso, run_parser, serve
+from portal import clock as portal_clock
 
 NAME = "Call centre"
 SYSTEM = "CTI"  # as in portal.models.enums.INTEGRATIONS
@@ -73,7 +75,9 @@ class CallCentre:
 
     def __init__(self, *, agents: list[dict], portal_url: str | None, secret: str,
                  api_key: str, faults: Faults, ring: float = 2.0, talk: float = 4.0,
-                 wrap: float = 2.0, bank_tz: str = "Asia/Ho_Chi_Minh"):
+                 wrap: float = 2.0, bank_tz: str = "Asia/Ho_Chi_Minh",
+                 clock: Callable[[], datetime] = portal_clock.running_now):
+        self.clock = clock  # stamps calls and status changes (the product's clock)
         self.lock = threading.RLock()
         self.portal_url = portal_url.rstrip("/") if portal_url else None
         self.secret = secret
@@ -93,7 +97,7 @@ class CallCentre:
 
     def reset(self, agents: list[dict] | None = None) -> None:
         with self.lock:
-            now = datetime.now(UTC)
+            now = self.clock()
             source = agents if agents is not None else list(self.agents.values())
             self.agents = {a["agent_id"]: {"agent_id": a["agent_id"],
                                            "extension": a.get("extension"),
@@ -140,7 +144,7 @@ class CallCentre:
 
     def set_status(self, agent_id: str, status: str, at: datetime | None = None, *,
                    emit: bool = True, reason: str | None = None) -> dict:
-        at = at or datetime.now(UTC)
+        at = at or self.clock()
         with self.lock:
             agent = self.agents[agent_id]
             agent["status"], agent["since"] = status, at
@@ -179,7 +183,7 @@ class CallCentre:
         agent = self.agents[agent_id]
         call = {"call_id": self.new_call_id(), "agent_id": agent_id,
                 "extension": agent["extension"], "phone": phone, "direction": "outbound",
-                "reference": reference, "started_at": datetime.now(UTC), "answered_at": None,
+                "reference": reference, "started_at": self.clock(), "answered_at": None,
                 "ended_at": None, "duration_seconds": None, "disposition": None}
         self.store(call)
         threading.Thread(target=self._play_dialled, args=(call,), daemon=True,
@@ -193,7 +197,7 @@ class CallCentre:
         self.set_status(agent_id, "on_call")
         self._wait(call, self.timing["ring"])
         if call["call_id"] not in self.hung_up:
-            call["answered_at"] = datetime.now(UTC)
+            call["answered_at"] = self.clock()
             self.emit("call.answered", self.call_data(call), call["answered_at"])
             self._wait(call, self.timing["talk"])
         self.finish(call)
@@ -207,7 +211,7 @@ class CallCentre:
         with self.lock:
             if call.get("ended_at"):
                 return
-            call["ended_at"] = datetime.now(UTC)
+            call["ended_at"] = self.clock()
         answered = call.get("answered_at")
         call["duration_seconds"] = int((call["ended_at"] - answered).total_seconds()) \
             if answered else 0
@@ -243,7 +247,7 @@ class CallCentre:
         """Generate ``minutes`` of calls for ``agents`` ending at ``end`` (now), post every
         event, and return the calls (the portal must then hold exactly these)."""
         rng = random.Random(seed)
-        end = end or datetime.now(UTC) - timedelta(seconds=5)
+        end = end or self.clock() - timedelta(seconds=5)
         start = end - timedelta(minutes=minutes)
         calls: list[dict] = []
         events: list[tuple[str, dict, datetime]] = []
@@ -338,7 +342,7 @@ class CallCentre:
         while not self.traffic_stop.wait(tick):
             for agent_id, agent in list(self.agents.items()):
                 status = agent["status"]
-                idle = (datetime.now(UTC) - agent["since"]).total_seconds()
+                idle = (self.clock() - agent["since"]).total_seconds()
                 if status == "available" and idle > 3 and rng.random() < 0.12:
                     if rng.random() < 0.08:
                         self.set_status(agent_id, "break", reason="short break")
@@ -354,7 +358,7 @@ class CallCentre:
         call = {"call_id": self.new_call_id(), "agent_id": agent_id,
                 "extension": agent["extension"], "phone": phone,
                 "direction": "inbound" if rng.random() < 0.15 else "outbound",
-                "started_at": datetime.now(UTC), "answered_at": None, "ended_at": None}
+                "started_at": self.clock(), "answered_at": None, "ended_at": None}
         self.store(call)
         self.set_status(agent_id, "on_call")
         answer = self.post("call.started", self.call_data(call), call["started_at"])
@@ -366,7 +370,7 @@ class CallCentre:
         def play() -> None:
             time.sleep(ring)
             if answered:
-                call["answered_at"] = datetime.now(UTC)
+                call["answered_at"] = self.clock()
                 self.emit("call.answered", self.call_data(call), call["answered_at"])
                 time.sleep(talk)
             self.finish(call)

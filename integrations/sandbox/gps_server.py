@@ -22,6 +22,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -29,6 +30,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, Response, jsonify, request
 
 from integrations.sandbox._api import Faults, error, register_fault_routes, serve
+from portal import clock as portal_clock
 
 NAME = "GPS"
 DEFAULT_PORT = 8705
@@ -71,7 +73,8 @@ class GpsState:
 
 
 def create_app(*, api_key: str | None = None, faults: Faults | None = None,
-               bank_timezone: str = "Asia/Ho_Chi_Minh", seed: int = 0) -> Flask:
+               bank_timezone: str = "Asia/Ho_Chi_Minh", seed: int = 0,
+               clock: Callable[[], datetime] = portal_clock.running_now) -> Flask:
     api_key = api_key or os.environ.get("GPS_SANDBOX_API_KEY") or DEFAULT_API_KEY
     app = Flask(NAME)
     state = GpsState(faults or Faults.from_env(ENV_PREFIX), seed)
@@ -155,7 +158,7 @@ def create_app(*, api_key: str | None = None, faults: Faults | None = None,
             radius = float(body.get("radius_m") or 200)
             accuracy = body.get("accuracy_m")
             accuracy = None if accuracy is None else float(accuracy)
-            at = _ts(body["at"]) if body.get("at") else datetime.now(UTC)
+            at = _ts(body["at"]) if body.get("at") else clock()
         except (KeyError, TypeError, ValueError):
             return error(400, "bad_request", "need lat, lon, target {lat, lon}, radius_m, at")
         with state.lock:

@@ -28,6 +28,7 @@ from integrations.sandbox._api import (
     run_parser,
     serve,
 )
+from portal import clock as portal_clock
 
 NAME = "LOS"
 DEFAULT_PORT = 8702
@@ -89,10 +90,13 @@ def application_record(row: dict, referees: list[dict]) -> dict:
     }
 
 
-def seed_applications(customers: int, products: int) -> list[dict]:
+def seed_applications(customers: int, products: int, *,
+                      business_date: date | None = None) -> list[dict]:
+    """The applications of the seed portfolio as of ``business_date`` (default: the bank's
+    date on the product clock): application ids and dates follow it."""
     from integrations.sandbox.t24_files import SeedSource
 
-    source = SeedSource(customers, products)
+    source = SeedSource(customers, products, business_date=business_date)
     applications, references = [], defaultdict(list)
     for table, row in source.table_rows(("loan_applications", "reference_customers")):
         if table == "reference_customers":
@@ -114,9 +118,9 @@ def malform(record: dict, h: int) -> dict:
     return record
 
 
-def mutate(record: dict, h: int) -> None:
+def mutate(record: dict, h: int, now: datetime) -> None:
     """An application moves on: a decision, or a disbursement of an approved one."""
-    today = datetime.now(UTC).date()
+    today = now.astimezone(UTC).date()
     if record["status"] == "IN_REVIEW":
         approved = h % 2 == 0
         record.update(status="APPROVED" if approved else "REJECTED",
@@ -133,12 +137,15 @@ def mutate(record: dict, h: int) -> None:
 
 def create_app(records: Iterable[dict] | Callable[[], Iterable[dict]] | None = None, *,
                token: str | None = None, faults: Faults | None = None,
-               customers: int = 200, products: int = 300, seed: int = 0) -> Flask:
+               customers: int = 200, products: int = 300, seed: int = 0,
+               clock: Callable[[], datetime] = portal_clock.now) -> Flask:
     """The LOS simulator. ``records``: LOS application records (or a callable making them);
-    default: the seed portfolio of ``customers``/``products``."""
+    default: the seed portfolio of ``customers``/``products`` as of ``clock()``'s bank date."""
     token = token or os.environ.get("LOS_SANDBOX_TOKEN") or DEFAULT_TOKEN
-    build = collection_builder(records, lambda: seed_applications(customers, products),
-                               "application_id")
+    build = collection_builder(
+        records, lambda: seed_applications(customers, products,
+                                           business_date=portal_clock.bank_today(clock())),
+        "application_id", clock=clock)
 
     def authenticate() -> str | None:
         header = request.headers.get("Authorization", "")
@@ -151,7 +158,7 @@ def create_app(records: Iterable[dict] | Callable[[], Iterable[dict]] | None = N
 
     return create_api_app(name=NAME, collection_path="/api/v1/applications", build=build,
                           authenticate=authenticate, malform=malform, mutate=mutate,
-                          faults=faults or Faults.from_env(ENV_PREFIX), seed=seed)
+                          faults=faults or Faults.from_env(ENV_PREFIX), seed=seed, clock=clock)
 
 
 def main(argv: list[str] | None = None) -> int:

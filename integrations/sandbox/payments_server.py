@@ -39,7 +39,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
@@ -47,6 +47,7 @@ import requests
 from flask import Flask, jsonify, request
 
 from integrations.sandbox._api import error, serve
+from portal import clock as portal_clock
 from portal.webhooks.signing import signed_headers
 
 WEBHOOK_PATH = "/api/v1/payments/notifications"
@@ -107,7 +108,9 @@ class PaymentSystem:
     """Transactions and the webhook sender (a few threads draining a timed queue)."""
 
     def __init__(self, *, portal_url: str | None, secret: str, knobs: Knobs, seed: int = 0,
-                 zone: str = "Asia/Ho_Chi_Minh", senders: int = 4):
+                 zone: str = "Asia/Ho_Chi_Minh", senders: int = 4,
+                 clock: Callable[[], datetime] = portal_clock.running_now):
+        self.clock = clock  # dates transactions and signs webhooks (the product's clock)
         self.portal_url = (portal_url or "").rstrip("/")
         self.secret = secret
         self.knobs = knobs
@@ -181,7 +184,7 @@ class PaymentSystem:
             amount = Decimal(str(item["amount"]))
         except InvalidOperation:
             raise ValueError("amount is not a number") from None
-        paid_at = item.get("paid_at") or datetime.now(UTC).isoformat(timespec="seconds")
+        paid_at = item.get("paid_at") or self.clock().isoformat(timespec="seconds")
         txn = {
             "event_id": item.get("event_id")
             or f"evt_{uuid.UUID(int=self.rng.getrandbits(128)).hex}",
@@ -259,7 +262,7 @@ class PaymentSystem:
         """A signing time later than any earlier attempt for the same transaction: the portal
         refuses a signature it has seen (a replay), so each attempt must sign anew."""
         with self.lock:
-            stamp = max(int(time.time()), self.last_signed.get(reference, 0) + 1)
+            stamp = max(int(self.clock().timestamp()), self.last_signed.get(reference, 0) + 1)
             self.last_signed[reference] = stamp
         return stamp
 

@@ -25,10 +25,13 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import requests
+
+from portal import clock as portal_clock
 
 DEFAULT_PORT = 8706
 SPEED_MS = 8.0  # ~30 km/h in city traffic
@@ -112,7 +115,9 @@ def _leg_length(a, b) -> float:
 
 
 class PhoneSimulator:
-    def __init__(self, portal_url: str, walkers: list[Walker], *, timeout: float = 10.0):
+    def __init__(self, portal_url: str, walkers: list[Walker], *, timeout: float = 10.0,
+                 clock: Callable[[], datetime] = portal_clock.running_now):
+        self.clock = clock  # stamps the positions the phones post
         self.portal_url = portal_url.rstrip("/")
         self.walkers = walkers
         self.session = requests.Session()
@@ -138,7 +143,7 @@ class PhoneSimulator:
     def step(self, seconds: float = 5.0, *, flush: bool = True,
              at: datetime | None = None) -> list[int]:
         """Advance every walker by ``seconds`` and post; returns the HTTP statuses."""
-        at = at or datetime.now(UTC)
+        at = at or self.clock()
         statuses = []
         self.ticks += 1
         for walker in self.walkers:

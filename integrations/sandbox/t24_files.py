@@ -48,6 +48,7 @@ from integrations.t24.formats import (
     manifest_name,
 )
 from integrations.t24.manifest import FileEntry, Manifest
+from portal import clock
 
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
 AMOUNT_FIELDS = {"original_amount", "outstanding", "due_amount", "min_pay", "value"}
@@ -147,7 +148,7 @@ class SeedSource:
         self.products = products
         self.tz = ZoneInfo(tz)
         self.seed = RANDOM_SEED if seed is None else seed
-        self.business_date = business_date or datetime.now(self.tz).date()
+        self.business_date = business_date or clock.now().astimezone(self.tz).date()
         self.chunk_size = chunk_size
 
     def _context(self, seed: int, counters: dict[str, int] | None = None):
@@ -506,9 +507,11 @@ def generate_day(out_dir: str | Path, source: SeedSource, *, day: int = 0, mode:
                  fmt: str | Mapping[str, str] = "jsonl", base_date: date | None = None,
                  change_rate: float = 0.05, new_customers: int = 0,
                  full_omit_rate: float = 0.0, faults: T24Faults | None = None,
-                 entities: tuple[str, ...] = ENTITIES) -> Path:
+                 entities: tuple[str, ...] = ENTITIES,
+                 generated_at: datetime | None = None) -> Path:
     """Write the file set of day ``day`` into ``out_dir``; returns the manifest's path (written
-    last). ``fmt`` is one format for every file or a format per entity."""
+    last). ``fmt`` is one format for every file or a format per entity. The manifest is stamped
+    ``generated_at`` (default: now on the product clock, to the second)."""
     if mode not in ("full", "delta"):
         raise ValueError("mode must be 'full' or 'delta'")
     if mode == "delta" and day == 0:
@@ -579,7 +582,7 @@ def generate_day(out_dir: str | Path, source: SeedSource, *, day: int = 0, mode:
         if entry.entity in faults.missing:
             path.unlink()
     manifest = Manifest(business_date=business_date, mode=mode, files=entries,
-                        generated_at=datetime.now(UTC).replace(microsecond=0))
+                        generated_at=(generated_at or clock.running_now()).replace(microsecond=0))
     return manifest.write(out / manifest_name(business_date))
 
 

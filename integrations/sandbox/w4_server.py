@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from flask import Flask, request
@@ -24,6 +24,7 @@ from integrations.sandbox._api import (
     run_parser,
     serve,
 )
+from portal import clock as portal_clock
 
 NAME = "W4"
 DEFAULT_PORT = 8701
@@ -58,10 +59,12 @@ def card_record(row: dict) -> dict:
     }
 
 
-def seed_cards(customers: int, products: int) -> list[dict]:
+def seed_cards(customers: int, products: int, *, business_date: date | None = None) -> list[dict]:
+    """The cards of the seed portfolio as of ``business_date`` (default: the bank's date on
+    the product clock)."""
     from integrations.sandbox.t24_files import SeedSource
 
-    source = SeedSource(customers, products)
+    source = SeedSource(customers, products, business_date=business_date)
     return [card_record(row) for _, row in source.table_rows(("cards",))]
 
 
@@ -76,7 +79,7 @@ def malform(record: dict, h: int) -> dict:
     return record
 
 
-def mutate(record: dict, h: int) -> None:
+def mutate(record: dict, h: int, now: datetime) -> None:
     """A day in the life of a card: a payment cures it, or it rolls one cycle further."""
     dpd = int(record["days_past_due"])
     if dpd and h % 2:
@@ -91,12 +94,15 @@ def mutate(record: dict, h: int) -> None:
 
 def create_app(records: Iterable[dict] | Callable[[], Iterable[dict]] | None = None, *,
                api_key: str | None = None, faults: Faults | None = None,
-               customers: int = 200, products: int = 300, seed: int = 0) -> Flask:
+               customers: int = 200, products: int = 300, seed: int = 0,
+               clock: Callable[[], datetime] = portal_clock.now) -> Flask:
     """The W4 simulator. ``records``: W4 card records (or a callable making them); default: the
-    seed portfolio of ``customers``/``products``."""
+    seed portfolio of ``customers``/``products`` as of ``clock()``'s bank date."""
     api_key = api_key or os.environ.get("W4_SANDBOX_API_KEY") or DEFAULT_API_KEY
-    build = collection_builder(records, lambda: seed_cards(customers, products),
-                               "contract_number")
+    build = collection_builder(
+        records, lambda: seed_cards(customers, products,
+                                    business_date=portal_clock.bank_today(clock())),
+        "contract_number", clock=clock)
 
     def authenticate() -> str | None:
         given = request.headers.get("X-API-Key", "")
@@ -108,7 +114,7 @@ def create_app(records: Iterable[dict] | Callable[[], Iterable[dict]] | None = N
 
     return create_api_app(name=NAME, collection_path="/api/v1/cards", build=build,
                           authenticate=authenticate, malform=malform, mutate=mutate,
-                          faults=faults or Faults.from_env(ENV_PREFIX), seed=seed)
+                          faults=faults or Faults.from_env(ENV_PREFIX), seed=seed, clock=clock)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,11 +31,12 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 from integrations.t24.formats import parse_data_file_name, parse_manifest_name
 from integrations.t24.manifest import Manifest, ManifestError, sha256_file
+from portal import clock
 
 OUTCOMES = ("processed", "rejected", "duplicate")
 
@@ -101,7 +102,7 @@ class Inbox:
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
         self.state.mkdir(parents=True, exist_ok=True)
-        at = datetime.now(UTC).isoformat()
+        at = clock.running_now().isoformat()
         lines = []
         for path in file_set.all_files:
             sha = (file_set.manifest_sha256 if path == file_set.manifest_path
@@ -177,7 +178,7 @@ class Inbox:
     def _move_set(self, file_set: FileSet, base: Path) -> Path:
         target = base / f"{file_set.business_date:%Y%m%d}" / file_set.set_id
         if target.exists():  # the same set dealt with before: keep both
-            target = target.with_name(f"{target.name}-{datetime.now(UTC):%H%M%S%f}")
+            target = target.with_name(f"{target.name}-{clock.running_now():%H%M%S%f}")
         target.mkdir(parents=True)
         for path in file_set.all_files:
             if path.exists():
@@ -200,5 +201,5 @@ class Inbox:
         (target / "reason.json").write_text(json.dumps(
             {"set": file_set.set_id, "business_date": file_set.business_date.isoformat(),
              "duplicate": duplicate, "errors": errors,
-             "rejected_at": datetime.now(UTC).isoformat()}, indent=2) + "\n", encoding="utf-8")
+             "rejected_at": clock.running_now().isoformat()}, indent=2) + "\n", encoding="utf-8")
         return target

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 
 from psycopg import Connection, sql
@@ -72,6 +72,7 @@ from integrations.t24.batches import (
 from integrations.t24.formats import NATURAL_KEYS
 from integrations.t24.manifest import Verification
 from integrations.t24.transform import ControlTotals, Quarantine, json_safe
+from portal import clock
 
 __all__ = ["CONTACT_OWNERS", "CONTACT_TABLES", "load_columns", "load_set", "process_inbox"]
 
@@ -179,7 +180,7 @@ class Loader:
         self.batch_size = batch_size
         self.on_change = on_change
         self.progress = progress
-        self.now = datetime.now(UTC)
+        self.now = clock.running_now()
         self.done = 0
         self.quarantine_buffer: list[tuple] = []
 
@@ -369,7 +370,7 @@ class Loader:
         sets = [sql.SQL("{c} = EXCLUDED.{c}").format(c=_ident(c)) for c in data]
         sets.append(sql.SQL("last_synced_at = EXCLUDED.last_synced_at"))
         if entity in TABLES_WITH_TIMESTAMPS:
-            sets.append(sql.SQL("updated_at = now()"))
+            sets.append(sql.SQL("updated_at = crm_now()"))
         numeric = numeric_columns(conn, entity)
 
         def value(alias: str, column: str) -> sql.Composable:
@@ -469,7 +470,7 @@ class Loader:
                 "d", "DELETE FROM {t} p WHERE p.source_system = 'T24' AND p.{o} IN "
                 "(SELECT {o} FROM {owners}) AND NOT EXISTS (SELECT 1 FROM {stg} s WHERE {match}) "
                 "RETURNING p.{o}",
-                "u", "UPDATE {t} p SET {sets}, last_synced_at = %(now)s, updated_at = now() "
+                "u", "UPDATE {t} p SET {sets}, last_synced_at = %(now)s, updated_at = crm_now() "
                 "FROM {stg} s WHERE p.source_system = 'T24' AND {match} "
                 "AND ({pdata}) IS DISTINCT FROM ({sdata}) RETURNING p.{o}",
                 "i", "INSERT INTO {t} ({cols}, source_system, last_synced_at) "
@@ -576,7 +577,7 @@ class Loader:
             WITH closed AS (
                 UPDATE loans l SET status = 'CLOSED',
                        close_date = coalesce(l.close_date, %(day)s),
-                       last_synced_at = %(now)s, updated_at = now()
+                       last_synced_at = %(now)s, updated_at = crm_now()
                 FROM loans o
                 WHERE o.id = l.id AND l.source_system = 'T24' AND l.status <> 'CLOSED'
                   AND l.last_synced_at IS DISTINCT FROM %(now)s
@@ -654,7 +655,7 @@ def _start_run(conn: Connection, verification: Verification, trigger: str,
             "progress_done, progress_total) VALUES ('T24', 'sync', %s, 'running', %s, %s, %s, "
             "%s, %s, %s, %s, 0, %s) RETURNING id",
             (trigger, manifest.business_date if manifest else None,
-             manifest.mode if manifest else None, datetime.now(UTC), triggered_by_id,
+             manifest.mode if manifest else None, clock.running_now(), triggered_by_id,
              retry_of_id, attempt, correlation_id, total),
         ).fetchone()[0]
 
@@ -686,7 +687,7 @@ def _finish_run(conn: Connection, run_id: int, result: LoadResult, started: floa
             "control_totals = %s, errors = %s, duration_ms = %s, total_amount = %s, "
             "progress_done = CASE WHEN %s IN ('succeeded', 'partial') THEN progress_total "
             "ELSE progress_done END WHERE id = %s",
-            (result.status, datetime.now(UTC), counts.extracted, counts.transformed,
+            (result.status, clock.running_now(), counts.extracted, counts.transformed,
              counts.loaded, counts.unchanged, counts.quarantined, counts.quarantined,
              Jsonb(control), Jsonb(result.errors) if result.errors else None,
              int((time.perf_counter() - started) * 1000), total_amount, result.status, run_id))

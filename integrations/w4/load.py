@@ -9,8 +9,6 @@ with the changed fields.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from psycopg import Connection, sql
 
 from integrations.api_sync import ApiRun, PageCounts, PageLoader, quarantine_rows, sync_pages
@@ -18,6 +16,7 @@ from integrations.changes import publish_changes, touch_cifs, upsert_changes
 from integrations.t24.transform import Quarantine, Row, json_safe
 from integrations.w4.client import W4Client
 from integrations.w4.transform import transform_card
+from portal import clock
 
 INTEGRATION = "W4"
 COLUMNS = ("contract_number", "cif", "masked_card_number", "product", "currency",
@@ -46,7 +45,7 @@ class CardLoader(PageLoader):
                        rows[key].record_number) for key, cif in unknown])
         staged = len(rows) - len(unknown)
         inserted, updated = upsert_changes(conn, "cards", "stg_cards", ("contract_number",),
-                                           COLUMNS, owner="cif", now=datetime.now(UTC))
+                                           COLUMNS, owner="cif", now=clock.running_now())
         touch_cifs(conn)
         events = publish_changes(conn, "cards", source_system=INTEGRATION, run_id=run.run_id,
                                  correlation_id=run.correlation_id, extra={"product": "card"})

@@ -15,12 +15,13 @@ from sqlalchemy import select
 
 from integrations.gps import forward
 from integrations.gps.verify import remote_verifier
+from portal import clock
 from portal.api import bp
 from portal.extensions import db
 from portal.models import User, Visit
 from portal.models.field import FieldDevice
 from portal.permissions import api_error, api_permission_required
-from portal.services import clock, locations, visits
+from portal.services import locations, visits
 from portal.text import storable
 
 

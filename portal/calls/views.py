@@ -9,6 +9,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from integrations.callcentre.client import from_config
+from portal import clock
 from portal.calls import bp
 from portal.extensions import db
 from portal.models import (
@@ -25,7 +26,7 @@ from portal.models import (
 )
 from portal.models.payments import ReconciliationRun
 from portal.permissions import can, may_access_case, permission_required
-from portal.services import actions, agent_status, calls, clock
+from portal.services import actions, agent_status, calls
 from portal.services.case_view import mask_phone
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from portal import permissions
+from portal import clock, permissions
 from portal.cases import bp
 from portal.extensions import db
 from portal.models.enums import ACTION_TYPES
 from portal.permissions import can, permission_required
-from portal.services import actions, case_view, clock, contacts, queue
+from portal.services import actions, case_view, contacts, queue
 from portal.services import search as customer_search
 
 

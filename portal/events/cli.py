@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import click
 from flask.cli import AppGroup
 
+from portal import clock
+
 events = AppGroup("events", help="The event bus: outbox, deliveries, dead letters.")
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -22,7 +24,7 @@ def parse_since(value: str) -> datetime:
     if match:
         amount, unit = int(match.group(1)), match.group(2)
         seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit] * amount
-        return datetime.now(UTC) - timedelta(seconds=seconds)
+        return clock.running_now() - timedelta(seconds=seconds)
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:

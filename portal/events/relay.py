@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app, has_request_context
 from redis import Redis
@@ -305,6 +305,7 @@ def sweep_stale(session: Session, *, older_than: float | None = None, limit: int
     """
     older_than = settings.stale_after() if older_than is None else older_than
     cutoff = utcnow() - timedelta(seconds=older_than)
+    system_cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
     rows = session.execute(
         select(EventDelivery)
         .where(EventDelivery.status.in_(("pending", "failed")),
@@ -322,8 +323,9 @@ def sweep_stale(session: Session, *, older_than: float | None = None, limit: int
         status, started_at = _job_state(row.job_id, connection)
         if status in _WAITING:
             continue
+        # RQ stamps jobs by the system clock, not the product's (portal.clock)
         if status == JobStatus.STARTED and started_at and started_at.replace(
-                tzinfo=started_at.tzinfo or cutoff.tzinfo) > cutoff:
+                tzinfo=started_at.tzinfo or UTC) > system_cutoff:
             continue
         stale.append(row)
     if not stale:

@@ -9,13 +9,13 @@ from flask import abort, current_app, flash, jsonify, redirect, render_template,
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal import permissions
+from portal import clock, permissions
 from portal.extensions import db
 from portal.field import bp
 from portal.models import ActionCode, Team, User, Visit
 from portal.models.enums import BUCKET_NAMES
 from portal.permissions import can, permission_required
-from portal.services import actions, clock, locations, visits
+from portal.services import actions, locations, visits
 from portal.web import format_ago
 
 BUCKET_COLOURS = {"current": "#2e8b57", "1-30": "#2b6fca", "31-60": "#d4a017",

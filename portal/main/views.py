@@ -6,10 +6,11 @@ from flask import jsonify, render_template, request
 from flask_login import current_user
 from sqlalchemy import text
 
+from portal import clock
 from portal.extensions import db, get_redis
 from portal.main import bp
 from portal.permissions import permission_required, public
-from portal.services import clock, dashboard, queue
+from portal.services import dashboard, queue
 
 
 @bp.get("/")

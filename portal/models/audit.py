@@ -23,7 +23,7 @@ class Notification(Base):
     link: Mapped[str | None] = mapped_column(String(300))
     cif: Mapped[str | None] = mapped_column(String(32))
     event_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.crm_now())
     read_at: Mapped[datetime | None]
 
 
@@ -37,7 +37,7 @@ class AuditLog(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.crm_now())
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     actor_label: Mapped[str | None] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(64))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import DateTime, MetaData, Numeric, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
+
+from portal import clock
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -34,7 +36,8 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Record stamps: the product's running clock (portal.clock), never frozen."""
+    return clock.running_now()
 
 
 class Base(DeclarativeBase):
@@ -45,9 +48,9 @@ class Base(DeclarativeBase):
 
 
 class TimestampMixin:
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.crm_now(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
-        server_default=func.now(), default=utcnow, onupdate=utcnow
+        server_default=func.crm_now(), default=utcnow, onupdate=utcnow
     )
 
 

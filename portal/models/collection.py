@@ -157,7 +157,7 @@ class Action(Base):
     lat: Mapped[float | None] = mapped_column(Numeric(9, 6))
     lon: Mapped[float | None] = mapped_column(Numeric(9, 6))
     source: Mapped[str] = mapped_column(String(8), default="manual", server_default="manual")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.crm_now())
 
     agent = relationship("User", foreign_keys=[agent_id])
     action_code = relationship("ActionCode")

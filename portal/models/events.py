@@ -48,7 +48,7 @@ class Event(Base):
     aggregate_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSONB)
     correlation_id: Mapped[str | None] = mapped_column(String(64))
-    occurred_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.crm_now())
     relayed_at: Mapped[datetime | None]
 
     deliveries: Mapped[list[EventDelivery]] = relationship(back_populates="event")

@@ -77,7 +77,7 @@ class QuarantinedRecord(Base):
     source_file: Mapped[str | None] = mapped_column(String(300))
     line_number: Mapped[int | None]
     status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.crm_now())
 
 
 class IntegrationSetting(Base):

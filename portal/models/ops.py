@@ -36,8 +36,8 @@ class Alert(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(String(300))
     data: Mapped[dict | None] = mapped_column(JSONB)
-    raised_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
-    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.crm_now())
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.crm_now())
     resolved_at: Mapped[datetime | None]
     # the alert webhook (ALERT_WEBHOOK_URL) for the latest transition (raised or resolved)
     webhook_status: Mapped[str | None] = mapped_column(String(16))  # sent | failed | None

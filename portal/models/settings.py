@@ -19,5 +19,5 @@ class AppSetting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[dict] = mapped_column(JSONB)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(),
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.crm_now(),
                                                  onupdate=utcnow)

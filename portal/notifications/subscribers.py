@@ -73,8 +73,8 @@ def _notify_case_agent(session, cif: str, kind: str, title: str, body: str,
                        event_id: str, skip_user: int | None = None) -> None:
     """One unread notice per agent, kind and customer: a later change refreshes the unread one
     instead of piling up (a bank sync can touch a customer several times a day)."""
+    from portal import clock
     from portal.models import Notification
-    from portal.services import clock
 
     agent_id = session.scalar(select(Case.assigned_agent_id).where(Case.cif == cif))
     if agent_id is None or agent_id == skip_user:

@@ -202,7 +202,7 @@ class StateCollector:
 
     def _events(self, session):
         unrelayed, lag = session.execute(text(
-            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM (now() - min(occurred_at))), 0) "
+            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM (crm_now() - min(occurred_at))), 0) "
             "FROM events WHERE relayed_at IS NULL")).one()
         yield _gauge("crm_events_unrelayed", "Events in the outbox not yet relayed", unrelayed)
         yield _gauge("crm_event_lag_seconds", "Age of the oldest unrelayed event", float(lag))

@@ -31,9 +31,9 @@ from decimal import Decimal
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+from portal import clock
 from portal.events import subscriber
 from portal.models import Action, Case, Loan, Payment, Promise, PromiseAllocation
-from portal.services import clock
 from portal.services.notifications import notify
 from portal.services.promises import allocate_payment, undo_allocations
 from portal.services.queue import recompute_case_totals, recompute_priorities

@@ -33,11 +33,11 @@ from sqlalchemy import bindparam, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session, scoped_session
 
+from portal import clock
 from portal.events import publish
 from portal.events.publish import to_json
 from portal.models import Event, Loan, Payment
 from portal.models.payments import RejectedNotification
-from portal.services import clock
 from portal.text import first_unstorable, printable
 from portal.webhooks import signing
 

@@ -9,13 +9,14 @@ from flask import abort, flash, make_response, redirect, render_template, reques
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from portal import clock
 from portal.extensions import db
 from portal.models import Case, Customer, Discrepancy, ReconciliationRun
 from portal.models.enums import DISCREPANCY_KINDS, DISCREPANCY_STATUSES
 from portal.models.payments import RejectedNotification
 from portal.payments import bp, live
 from portal.permissions import permission_required
-from portal.services import audit, clock
+from portal.services import audit
 from portal.services import notifications as inbox
 
 PAGE_SIZE = 50

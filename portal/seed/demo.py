@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from portal import clock
 from portal.models import Base
 from portal.models.enums import INTEGRATIONS
 from portal.seed import activity
@@ -99,7 +100,7 @@ class DemoSeeder:
         self.products = products
         self.password_hash = password_hash
         self.echo = echo
-        self.ctx = SeedContext(bulk=BulkWriter(conn), tz=tz, now=now or datetime.now(UTC))
+        self.ctx = SeedContext(bulk=BulkWriter(conn), tz=tz, now=now or clock.now())
 
     @property
     def bulk(self) -> BulkWriter:

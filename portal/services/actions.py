@@ -11,8 +11,9 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal import clock
 from portal.models import Action, ActionCode, Card, Case, Loan, Phone, User
-from portal.services import clock, queue
+from portal.services import queue
 
 CONTACT_CHECKED_TYPES = ("CALL", "VISIT")
 NOTES_MAX = 4000

@@ -19,7 +19,7 @@ from sqlalchemy import and_, case, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from portal import permissions
+from portal import clock, permissions
 from portal.events import publish
 from portal.models import (
     Action,
@@ -32,7 +32,6 @@ from portal.models import (
     User,
 )
 from portal.models.enums import AGENT_STATUSES
-from portal.services import clock
 
 PORTAL_STATUSES = ("available", "break", "offline")  # what an agent may choose in the portal
 STATUS_TONES = {"available": "green", "on_call": "blue", "wrap_up": "amber", "break": "amber",

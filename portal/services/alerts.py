@@ -39,8 +39,9 @@ from flask import current_app
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from portal import clock
 from portal.models import Alert, User
-from portal.services import clock, notifications
+from portal.services import notifications
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
-from portal import permissions
+from portal import clock, permissions
 from portal.models import Address, AgentLocation, Case, CaseAssignment, User
 from portal.models.enums import BUCKETS
-from portal.services import audit, clock, field_geo
+from portal.services import audit, field_geo
 from portal.services.notifications import notify
 
 ROLE_COLUMNS = {"agent": "assigned_agent_id", "field_agent": "assigned_field_agent_id"}

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from integrations.t24.transform import phone_e164
+from portal import clock
 from portal.events import publish
 from portal.models import (
     Action,
@@ -34,7 +35,7 @@ from portal.models import (
     User,
 )
 from portal.models.enums import CALL_DIRECTIONS
-from portal.services import actions, clock, queue
+from portal.services import actions, queue
 from portal.services.actions import ActionInput, ActionValidationError, ContactRefused
 
 CALL_EVENT_TYPES = ("call.started", "call.answered", "call.ended")

@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from portal import clock
 from portal.models import (
     Action,
     ActionCode,
@@ -29,7 +30,6 @@ from portal.models import (
     User,
     Visit,
 )
-from portal.services import clock
 
 TIMELINE_LIMIT = 100
 PAYMENTS_LIMIT = 50

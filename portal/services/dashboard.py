@@ -10,6 +10,7 @@ from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
+from portal import clock
 from portal.models import (
     Action,
     Address,
@@ -84,7 +85,7 @@ def agent_home(session: Session, user: User, today: date) -> AgentHome:
         .where(OPEN_CASE, mine)
     ).one()
     follow_ups = session.scalar(
-        select(func.count(Case.id)).where(OPEN_CASE, mine, Case.next_action_at <= utcnow())
+        select(func.count(Case.id)).where(OPEN_CASE, mine, Case.next_action_at <= clock.now())
     )
     promises = session.execute(
         select(Promise, Customer.name)

@@ -30,10 +30,9 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from portal import permissions
+from portal import clock, permissions
 from portal.models import AppSetting, KpiAgentDaily, KpiPortfolioSnapshot, Team, User
 from portal.models.enums import BUCKET_NAMES
-from portal.services import clock
 
 PERIODS = ("today", "week", "month")
 PERIOD_LABELS = {"today": "Today", "week": "This week", "month": "This month"}

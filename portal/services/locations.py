@@ -18,7 +18,8 @@ from flask import current_app, has_app_context
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from portal.services import clock, field_geo
+from portal import clock
+from portal.services import field_geo
 
 MAX_BATCH = 1000
 KNOTS_TO_MS = 0.514444

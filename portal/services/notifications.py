@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from portal import clock
 from portal.models import Notification
-from portal.services import clock
 
 KIND_LABELS = {
     "promise_broken": "Promise broken",

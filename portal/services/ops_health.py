@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from portal.services import clock
+from portal import clock
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ register_backlog("GPS", "unforwarded positions",
                  degraded_at=5000)
 register_backlog("PAYMENTS", "rejected notifications (24 h)",
                  _scalar("SELECT count(*) FROM rejected_notifications "
-                         "WHERE received_at >= now() - interval '24 hours'"))
+                         "WHERE received_at >= crm_now() - interval '24 hours'"))
 
 
 def read_backlogs(session: Session, integration: str) -> list[dict]:

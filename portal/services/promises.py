@@ -10,7 +10,7 @@ Promises made for *another* loan of the customer are not touched: money paid int
 not keep a promise about another. What is left after every eligible promise is covered stays
 unallocated (over-payment). A payment is allocated once: calling again returns its allocations.
 
-Business dates (promise dates, "today") are in ``BANK_TIMEZONE`` (portal.services.clock).
+Business dates (promise dates, "today") are in ``BANK_TIMEZONE`` (portal.clock).
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from portal import clock
 from portal.events import publish
 from portal.models import Case, Loan, Payment, Promise, PromiseAllocation, User
-from portal.services import audit, clock
+from portal.services import audit
 from portal.services.contact_rules import get_promise_rules
 from portal.services.queue import collectible_products, recompute_priorities
 

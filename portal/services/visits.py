@@ -18,11 +18,11 @@ from flask import current_app, has_app_context
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from portal import permissions
+from portal import clock, permissions
 from portal.events import publish
 from portal.models import Action, Address, Customer, User, Visit
 from portal.models.enums import bucket_for_dpd
-from portal.services import actions, audit, clock, field_geo, locations
+from portal.services import actions, audit, field_geo, locations
 
 OPEN_CASE_STATUSES = ("open", "in_progress", "promised", "skip_trace")
 REVIEW_NOTE_MAX = 2000
@@ -278,7 +278,7 @@ def record_outcome(session: Session, visit: Visit, *, agent: User,
 def mark_missed(session: Session, today: date | None = None) -> int:
     today = today or clock.bank_today()
     result = session.execute(text("""
-        UPDATE visits SET status = 'missed', updated_at = now()
+        UPDATE visits SET status = 'missed', updated_at = crm_now()
         WHERE status = 'planned' AND planned_for < :today"""), {"today": today})
     return result.rowcount or 0
 

@@ -7,10 +7,11 @@ from datetime import timedelta
 from flask import current_app, render_template, request
 from flask_login import current_user
 
+from portal import clock
 from portal.extensions import db
 from portal.models.enums import AGENT_STATUSES
 from portal.permissions import permission_required
-from portal.services import agent_status, calls, clock
+from portal.services import agent_status, calls
 from portal.services.case_view import mask_phone
 from portal.supervisor import bp
 

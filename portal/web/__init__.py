@@ -14,6 +14,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from portal import clock
 from portal.models.enums import bucket_for_dpd
 from portal.permissions import (
     PERMISSIONS,
@@ -24,7 +25,7 @@ from portal.permissions import (
     public,
 )
 from portal.security_headers import init_security_headers
-from portal.services import clock, sessions
+from portal.services import sessions
 from portal.web.navigation import navigation
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def format_ago(value: datetime | None) -> str:
         return "never"
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    seconds = int((datetime.now(UTC) - value).total_seconds())
+    seconds = int((clock.now() - value).total_seconds())
     if seconds < 0:
         return "in the future"
     if seconds < 60:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from portal import clock
 
 TIMESTAMP_HEADER = "X-Timestamp"
 SIGNATURE_HEADER = "X-Signature"
@@ -49,7 +50,7 @@ def signature(secret: str, timestamp: str | int, body: bytes) -> str:
 
 def signed_headers(secret: str, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
     """Headers a sender (or a test, or a sandbox) attaches to ``body``."""
-    ts = str(int(time.time()) if timestamp is None else timestamp)
+    ts = str(int(clock.running_now().timestamp()) if timestamp is None else timestamp)
     return {
         "Content-Type": "application/json",
         TIMESTAMP_HEADER: ts,
@@ -82,7 +83,7 @@ def verify(headers: Mapping[str, str], body: bytes, secrets: Iterable[str], *,
                              f"{TIMESTAMP_HEADER} must be unix seconds, got {raw_ts[:20]!r}",
                              TIMESTAMP_HEADER)
     ts = int(raw_ts)
-    current = time.time() if now is None else now
+    current = clock.running_now().timestamp() if now is None else now
     if abs(current - ts) > window_seconds:
         raise SignatureError(
             "timestamp_expired",

@@ -196,7 +196,7 @@ def _seed_map(db) -> tuple[int, int]:
     db.session.execute(text("""
         INSERT INTO visits (cif, agent_id, planned_for, status)
         SELECT cs.cif, cs.assigned_field_agent_id, :today, 'planned' FROM cases cs
-        WHERE cs.id % 50 = 0"""), {"today": __import__("portal.services.clock",
+        WHERE cs.id % 50 = 0"""), {"today": __import__("portal.clock",
                                                          fromlist=["x"]).bank_today()})
     db.session.execute(text("ANALYZE"))
     db.session.commit()

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from portal.services import case_view, clock, queue
+from portal import clock
+from portal.services import case_view, queue
 from portal.services.search import customer_search
 from tests.benchmarks.sizing import bench_size
 

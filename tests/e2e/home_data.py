@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
+from portal import clock
 from portal.models import (
     Action,
     Address,
@@ -44,11 +44,11 @@ class HomeUsers:
 
 
 def bank_today():
-    return datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+    return clock.bank_today()
 
 
 def seed_home_data(db, make_user, make_team, make_customer, make_loan) -> HomeUsers:
-    now = datetime.now(UTC)
+    now = clock.now()
     today = bank_today()
     supervisor = make_user(role="supervisor", full_name="Pham Thi Lan", username="lan.pham")
     team = make_team(name="HCMC Team 1", region="Ho Chi Minh City", supervisor_id=supervisor.id)

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from portal import clock
 from portal.models import (
     Action,
     Address,
@@ -47,7 +48,7 @@ PORTFOLIO = [
 
 def frozen_times():
     """A time inside the contact window and one outside it, both on the bank's today."""
-    local_now = datetime.now(ZONE)
+    local_now = clock.now().astimezone(ZONE)
     today = local_now.date()
     inside = local_now if time(8) <= local_now.time() <= time(20) else \
         datetime.combine(today, time(10), tzinfo=ZONE)

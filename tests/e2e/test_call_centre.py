@@ -5,11 +5,12 @@ the sandbox and the agent records its outcome on the case."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import requests
 from playwright.sync_api import expect
 
+from portal import clock
 from tests.factories import DEFAULT_PASSWORD
 from tests.integration.test_call_centre import (  # noqa: F401 - fixtures
     callcentre,
@@ -38,7 +39,7 @@ def test_board_follows_the_call_centre_without_reload(page, app, db, portal, cal
             status = ("available", "on_call", "wrap_up", "break")[i % 4]
             requests.post(f"{callcentre.url}/_sandbox/agents/{agent.cti_agent_id}/status",
                           json={"status": status}, timeout=10)
-        now = datetime.now(UTC)
+        now = clock.now()
         post_event(portal.url, "agent.status_changed",  # on a break for 35 minutes: stuck
                    {"agent_id": agents[7].cti_agent_id, "status": "break"},
                    now - timedelta(minutes=35))

@@ -208,8 +208,9 @@ def test_hostile_names_on_the_field_agents_map_stay_text(browser, live_server, d
     map tooltip must arrive as text (and the CSP would report the injected handler)."""
     from decimal import Decimal
 
+    from portal import clock
     from portal.models import Address, Case
-    from portal.services import clock, visits
+    from portal.services import visits
 
     hostile = '<img src=x onerror="document.title=1">Nguyen <b>An</b>'
     team = make_team()

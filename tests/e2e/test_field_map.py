@@ -39,7 +39,8 @@ def offline_map(app):
 @pytest.fixture
 def field_day(db, client, field_team, make_user, make_field_agent, make_device_token,
               make_field_customer):
-    from portal.services import clock, visits
+    from portal import clock
+    from portal.services import visits
 
     supervisor = make_user(role="supervisor", username="sup_map", team_id=field_team.id)
     names = ["Le Van Hung", "Pham Thi Mai", "Do Quoc Bao"]
@@ -156,9 +157,10 @@ def test_supervisor_map_offline_moves_markers_and_draws_routes(
 
 
 def test_field_agent_day_checks_in_with_the_browser_position(
-        page, live_server, sign_in, screenshot, offline_map, db, client, field_team,
+        page, live_server, sign_in, screenshot, offline_map, db, bank_hours, client, field_team,
         make_field_agent, make_device_token, make_field_customer, ws_action_codes):
-    from portal.services import clock, visits
+    from portal import clock
+    from portal.services import visits
 
     agent = make_field_agent(username="field_day", full_name="Nguyen Van Tuan")
     token = make_device_token(agent)

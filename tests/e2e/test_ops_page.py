@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import tempfile
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ import requests
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from portal import clock
 from tests.e2e.conftest import SCREENSHOTS
 from tests.factories import DEFAULT_PASSWORD
 
@@ -151,7 +152,7 @@ def test_ops_health_page_retry_and_pause(app, page, live_server, db, make_user, 
     from portal.models import IntegrationRun
 
     control.clear_pause_cache()
-    now = datetime.now(UTC)
+    now = clock.now()
     seed_history(db, now)
     failed, bad_card = failed_w4_sync(app, w4_sandbox)
     control.breaker("CTI").force("open", "e2e", reason="vendor maintenance")

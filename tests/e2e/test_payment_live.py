@@ -6,13 +6,14 @@ Screenshots: test-results/screenshots/payment-live-*.png."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import requests
 from playwright.sync_api import expect
 
+from portal import clock
 from tests.factories import DEFAULT_PASSWORD
 from tests.integration.test_events_support import drain
 
@@ -31,7 +32,8 @@ def promised_case(app, db, make_user, make_customer, make_loan, make_case, make_
                      outstanding=Decimal("36000000"))
     make_case(customer, agent, total_overdue=Decimal("4500000"), max_dpd=18,
               total_outstanding=Decimal("36000000"))
-    make_promise(customer, "4500000", date.today() + timedelta(days=3), loan=loan, agent=agent)
+    make_promise(customer, "4500000", clock.bank_today() + timedelta(days=3), loan=loan,
+                 agent=agent)
     return agent, customer, loan
 
 
@@ -42,7 +44,7 @@ def pay(live_server, loan, amount: str) -> dict:
         "event_id": f"evt-live-{loan.account_number}", "type": "payment.received",
         "reference_number": f"FT{loan.account_number}", "loan_account_number":
         loan.account_number, "cif": loan.cif, "amount": amount, "currency": "VND",
-        "paid_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "paid_at": clock.now().isoformat(timespec="seconds"),
         "channel": "MOBILE_BANKING",
     }).encode()
     r = requests.post(f"{live_server.url}/api/v1/payments/notifications", data=body,
@@ -81,15 +83,15 @@ def test_agent_sees_the_promise_kept_without_reloading(app, page, live_server, d
 
 def test_ops_reviews_refused_notifications_and_resolves_a_discrepancy(
         page, live_server, db, make_user, make_customer, make_loan, sign_in, screenshot):
+    from portal import clock
     from portal.models import Discrepancy, ReconciliationRun
-    from portal.services import clock
 
     ops = make_user(role="ops", username="minh.ops", full_name="Le Van Minh")
     loan = make_loan(make_customer(), dpd=5)
     body = json.dumps({"event_id": "evt-ops-1", "type": "payment.received",
                        "reference_number": "FT-OPS-1", "loan_account_number": "LN-NOPE",
                        "cif": loan.cif, "amount": "150000", "currency": "VND",
-                       "paid_at": datetime.now(UTC).isoformat()}).encode()
+                       "paid_at": clock.now().isoformat()}).encode()
     from portal.webhooks.signing import signed_headers
 
     url = f"{live_server.url}/api/v1/payments/notifications"

@@ -4,11 +4,12 @@ with its bell (screenshots in test-results/screenshots/workflow-*.png)."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
 
+from portal import clock
 from tests.factories import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +77,7 @@ def test_agent_reads_notifications_and_the_bell_counts_down(page, live_server, d
     from portal.services.notifications import notify
 
     agent = make_user(role="agent", username="an.tran", full_name="Tran Van An")
-    now = datetime.now(UTC)
+    now = clock.now()
     rows = [
         ("promise_broken", "Promise broken: Le Van Hung",
          "2,000,000 ₫ promised for 23/11/2026 on loan LN0000012345; 0 ₫ paid. The case is "

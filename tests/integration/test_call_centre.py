@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from integrations.sandbox._api import ServerThread
 from integrations.sandbox.callcentre_server import create_app as create_callcentre
+from portal import clock
 from portal.webhooks.signing import signed_headers
 from tests.integration.test_events_support import wait_for
 
@@ -188,7 +189,7 @@ def test_ended_before_answered_and_repeats_give_the_state_of_the_ordered_events(
     _, agents = team_of_agents(2)
     numbers = portfolio(3)
     phones = sorted(numbers)
-    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    base = clock.now().replace(microsecond=0) - timedelta(minutes=30)
     plans = []
     for n in range(6):
         start = base + timedelta(minutes=3 * n)
@@ -234,7 +235,7 @@ def test_an_unknown_number_is_a_call_flagged_unmatched_for_supervisors(
     from portal.models import Action, CallRecord
 
     supervisor, agents = team_of_agents(1)
-    at = datetime.now(UTC) - timedelta(minutes=2)
+    at = clock.now() - timedelta(minutes=2)
     data = {"call_id": "UNK-1", "direction": "inbound", "agent_id": agents[0].cti_agent_id,
             "phone": "0987 654 321", "started_at": at.isoformat()}
     assert post_event(portal.url, "call.started", data, at).status_code == 200
@@ -254,7 +255,7 @@ def test_an_unknown_number_is_a_call_flagged_unmatched_for_supervisors(
 
 
 def test_bad_signatures_and_unreadable_events_are_refused(db, portal):
-    at = datetime.now(UTC)
+    at = clock.now()
     wrong = post_event(portal.url, "call.started", {"call_id": "X"}, at, secret="other")
     assert wrong.status_code == 401
     assert wrong.json()["error"]["code"] == "signature_mismatch"
@@ -314,7 +315,7 @@ def test_status_changes_from_the_call_centre_show_and_late_ones_go_to_history(
     assert db.session.get(AgentStatus, agent.id).status == "wrap_up"
     late = post_event(callcentre.centre.portal_url, "agent.status_changed",
                       {"agent_id": agent.cti_agent_id, "status": "break"},
-                      datetime.now(UTC) - timedelta(hours=1))
+                      clock.now() - timedelta(hours=1))
     assert late.json()["changed"] is False
     db.session.rollback()
     assert db.session.get(AgentStatus, agent.id).status == "wrap_up"
@@ -370,7 +371,7 @@ def test_click_to_call_dials_the_call_arrives_and_the_outcome_completes_the_acti
     saved = client.post(f"/calls/{record.call_id}/outcome", headers={"X-CSRFToken": token},
                         data={"action_code_id": ptp.id, "account_number": loan.account_number,
                               "promise_amount": "3000000",
-                              "promise_date": (datetime.now(UTC).date() + timedelta(days=2))
+                              "promise_date": (clock.now().date() + timedelta(days=2))
                               .isoformat(), "notes": "Will pay Friday"})
     assert saved.status_code == 200, saved.get_data(as_text=True)
     assert "case-updated" in saved.headers["HX-Trigger"]
@@ -438,8 +439,9 @@ def test_call_centre_down_offers_manual_logging_and_nothing_is_lost(
 def test_daily_reconciliation_adds_calls_the_portal_missed(
         db, app, callcentre, team_of_agents, portfolio):
     from integrations.callcentre.client import CallCentreClient
+    from portal import clock
     from portal.models import CallRecord, Discrepancy
-    from portal.services import calls, clock
+    from portal.services import calls
 
     _, agents = team_of_agents(3)
     numbers = portfolio(5)
@@ -465,7 +467,7 @@ def test_the_agents_day_lists_calls_outcomes_to_record_and_status_changes(
     agent = agents[0]
     numbers = portfolio(2)
     known = sorted(numbers)[0]
-    at = datetime.now(UTC) - timedelta(minutes=20)
+    at = clock.now() - timedelta(minutes=20)
     for call_id, phone in (("DAY-1", known), ("DAY-2", "0977000111")):
         data = {"call_id": call_id, "agent_id": agent.cti_agent_id, "phone": phone,
                 "started_at": at.isoformat()}
@@ -504,7 +506,7 @@ def test_the_awaiting_outcome_panel_lists_the_agents_pending_calls(
     _, agents = team_of_agents(1)
     numbers = portfolio(1)
     phone, cif = next(iter(numbers.items()))
-    at = datetime.now(UTC) - timedelta(minutes=3)
+    at = clock.now() - timedelta(minutes=3)
     data = {"call_id": "WAIT-1", "agent_id": agents[0].cti_agent_id, "phone": phone,
             "started_at": at.isoformat()}
     post_event(portal.url, "call.ended", {**data, "duration_seconds": 12}, at)

@@ -238,7 +238,8 @@ def test_osmand_device_mapping_with_a_gateway_token(client, db, make_field_agent
 
 def test_route_history_is_simplified_with_distance_and_stops(client, db, make_field_agent,
                                                             make_device_token):
-    from portal.services import clock, locations
+    from portal import clock
+    from portal.services import locations
 
     agent = make_field_agent()
     token = make_device_token(agent)

@@ -32,7 +32,8 @@ def bearer(token: str) -> dict:
 @pytest.fixture
 def planned(db, make_field_agent, make_device_token, make_field_customer):
     """(agent, token, visit) — a visit planned today at a customer living at HCMC."""
-    from portal.services import clock, visits
+    from portal import clock
+    from portal.services import visits
 
     agent = make_field_agent()
     token = make_device_token(agent)
@@ -146,8 +147,8 @@ def test_no_gps_system_configured_uses_the_local_rule(client, db, planned):
 
 
 def test_checkin_refusals(client, db, planned, make_field_agent, make_device_token):
+    from portal import clock
     from portal.models import Visit
-    from portal.services import clock
 
     agent, token, plan = planned
     visit = plan()
@@ -230,10 +231,10 @@ def test_supervisor_approves_and_rejects_with_an_audit_trail(client, db, planned
     assert client.get("/field/reviews").status_code == 403
 
 
-def test_outcome_is_a_visit_action_with_a_promise(client, db, planned, login, ws_action_codes,
-                                                  csrf_token):
+def test_outcome_is_a_visit_action_with_a_promise(client, db, bank_hours, planned, login,
+                                                  ws_action_codes, csrf_token):
+    from portal import clock
     from portal.models import Action, Promise, Visit
-    from portal.services import clock
 
     agent, token, plan = planned
     visit = plan()
@@ -293,8 +294,8 @@ def test_field_agent_page_lists_visits_and_suggestions(client, db, planned, logi
 
 
 def test_planned_visits_of_past_days_become_missed(db, planned):
+    from portal import clock
     from portal.models import Visit
-    from portal.services import clock
     from workers.jobs.field import mark_missed_visits
 
     agent, _, plan = planned

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from portal import clock
 from portal.models import Notification
 from portal.services.notifications import list_notifications, mark_read, notify, unread_count
 
@@ -38,7 +39,7 @@ def test_inbox_page_lists_newest_first_with_links(client, db, login_as):
     agent = login_as("agent")
     add(db, agent, "Older one", body="Body of the older one", cif="CIF1", link="/cases/CIF1")
     newer = add(db, agent, "Newer one", kind="payment_received")
-    newer.created_at = datetime.now(UTC) + timedelta(seconds=1)
+    newer.created_at = clock.now() + timedelta(seconds=1)
     db.session.commit()
     response = client.get("/notifications/")
     assert response.status_code == 200

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -19,6 +19,7 @@ from integrations.http import Unavailable
 from integrations.sandbox._api import ServerThread
 from integrations.sandbox.w4_server import DEFAULT_API_KEY, create_app, seed_cards
 from integrations.w4.client import W4Client
+from portal import clock
 from portal.models import Alert, IntegrationRun, Notification
 from portal.services import alerts, ops_health
 from portal.webhooks.signing import verify
@@ -136,7 +137,7 @@ def test_missing_worker_heartbeat_and_queue_depth(db, app, redis_client):
 
 def test_failed_webhook_is_retried_at_the_next_evaluation(db, receiver):
     receiver.status = 500
-    run_row(db, "PAYMENTS", "failed", datetime.now(UTC) - timedelta(minutes=1),
+    run_row(db, "PAYMENTS", "failed", clock.now() - timedelta(minutes=1),
             errors=["report unavailable"])
     alerts.evaluate(db.session, health=HEALTHY_WORKERS)
     alert = db.session.scalar(select(Alert).where(Alert.rule == "run_failed"))
@@ -149,10 +150,10 @@ def test_failed_webhook_is_retried_at_the_next_evaluation(db, receiver):
 
 
 def test_sync_run_failing_before_its_last_attempt_does_not_alert(db, app):
-    run_row(db, "W4", "failed", datetime.now(UTC) - timedelta(minutes=1), attempt=1)
+    run_row(db, "W4", "failed", clock.now() - timedelta(minutes=1), attempt=1)
     keys = [c.key for c in alerts.conditions(db.session, health=HEALTHY_WORKERS)]
     assert "run_failed:W4" not in keys
-    run_row(db, "W4", "failed", datetime.now(UTC), attempt=app.config["SYNC_RETRIES"] + 1)
+    run_row(db, "W4", "failed", clock.now(), attempt=app.config["SYNC_RETRIES"] + 1)
     keys = [c.key for c in alerts.conditions(db.session, health=HEALTHY_WORKERS)]
     assert "run_failed:W4" in keys
 
@@ -162,7 +163,7 @@ def test_sync_run_failing_before_its_last_attempt_does_not_alert(db, app):
 
 def sync_w4(db, client) -> IntegrationRun:
     """A minimal W4 run as the bank sync records it: one integration_runs row per attempt."""
-    started = datetime.now(UTC)
+    started = clock.now()
     run = IntegrationRun(integration="W4", kind="sync", trigger="schedule", status="running",
                          started_at=started, attempt=4)
     db.session.add(run)
@@ -173,7 +174,7 @@ def sync_w4(db, client) -> IntegrationRun:
         run.status, run.errors = "failed", [{"message": str(exc)}]
     else:
         run.status, run.extracted, run.loaded = "succeeded", records, records
-    run.finished_at = datetime.now(UTC)
+    run.finished_at = clock.now()
     run.duration_ms = int((run.finished_at - started).total_seconds() * 1000)
     db.session.commit()
     return run

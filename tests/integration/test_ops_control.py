@@ -13,6 +13,7 @@ from integrations.http import Unavailable
 from integrations.sandbox._api import ServerThread
 from integrations.sandbox.w4_server import DEFAULT_API_KEY, create_app, seed_cards
 from integrations.w4.client import W4Client
+from portal.clock import running_now
 from portal.models import AuditLog, IntegrationSetting
 
 
@@ -228,7 +229,7 @@ def test_every_ops_button_enqueues_a_run_trigger_the_runs_table_accepts(db, make
     """The jobs behind "Sync now", "Reconcile now", "Forward now" and "Retry run" record their
     runs with a trigger of ``integration_runs`` (a value outside RUN_TRIGGERS fails the run's
     insert: every such run failed)."""
-    from datetime import UTC, date, datetime
+    from datetime import date
 
     from portal.models import IntegrationRun
     from portal.models.enums import RUN_TRIGGERS
@@ -238,7 +239,7 @@ def test_every_ops_button_enqueues_a_run_trigger_the_runs_table_accepts(db, make
     ops = make_user(role="ops")
     failed = IntegrationRun(integration="PAYMENTS", kind="reconcile", trigger="schedule",
                             status="failed", business_date=date(2026, 11, 23),
-                            started_at=datetime.now(UTC))
+                            started_at=running_now())
     db.session.add(failed)
     db.session.commit()
     queue = get_queue("integrations", redis_client)

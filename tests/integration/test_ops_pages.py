@@ -5,7 +5,7 @@ Prometheus parser, /healthz and /readyz (503 with Redis unreachable)."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,6 +13,7 @@ from redis import Redis
 from sqlalchemy import select
 
 from integrations import control
+from portal import clock
 from portal.logging import correlation_scope
 from portal.models import AuditLog, IntegrationRun, IntegrationSetting, QuarantinedRecord
 from portal.services import ops_actions
@@ -25,7 +26,7 @@ def post(client, csrf_token, url, **data):
 
 @pytest.fixture
 def run(db):
-    at = datetime.now(UTC) - timedelta(minutes=5)
+    at = clock.now() - timedelta(minutes=5)
     row = IntegrationRun(integration="W4", kind="sync", trigger="schedule", status="failed",
                          started_at=at, finished_at=at + timedelta(seconds=3), duration_ms=3000,
                          extracted=10, loaded=8, quarantined=1, failed=1, attempt=4,

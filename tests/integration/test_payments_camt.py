@@ -4,7 +4,7 @@ webhook for the same reference store nothing twice, and a DTD is refused."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from integrations.payments.camt import CamtError, import_camt054, parse_camt054
+from portal import clock
 from portal.models import Event, Payment
 from tests.integration.test_payments_webhook import notification, post
 
@@ -57,7 +58,7 @@ def loan(db, make_customer, make_loan):
 
 
 def test_camt054_entries_are_imported_once(app, client, db, loan):
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = clock.now().replace(microsecond=0)
     at = (now - timedelta(hours=2)).isoformat()
     later = (now - timedelta(hours=1)).isoformat()
     data = document(
@@ -91,7 +92,7 @@ def test_camt054_entries_are_imported_once(app, client, db, loan):
 def test_cli_imports_a_file(app, db, loan, tmp_path):
     path = tmp_path / "camt054.xml"
     path.write_bytes(document(entry("FT-CLI", loan.account_number, "250000",
-                                    booked_at=datetime.now(UTC).isoformat())))
+                                    booked_at=clock.now().isoformat())))
     result = CliRunner().invoke(app.cli, ["payments", "import-camt", str(path)],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output

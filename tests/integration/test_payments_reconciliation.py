@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -20,6 +20,7 @@ from integrations.payments.client import PaymentsClient
 from integrations.payments.reconcile import reconcile
 from integrations.sandbox._api import ServerThread
 from integrations.sandbox.payments_server import Knobs, create_app
+from portal import clock
 from portal.models import (
     AuditLog,
     Case,
@@ -32,7 +33,6 @@ from portal.models import (
     ReconciliationRun,
 )
 from portal.models.payments import RejectedNotification
-from portal.services import clock
 from tests.integration.test_events_support import drain
 from workers.jobs.payments import run_payments_reconciliation
 
@@ -63,7 +63,7 @@ def portfolio(db, make_user, make_customer, make_loan, make_case, make_promise):
         customer = make_customer()
         loan = make_loan(customer, dpd=20, due_amount=DUE, outstanding=OUTSTANDING)
         make_case(customer, agent, total_overdue=DUE, max_dpd=20)
-        make_promise(customer, PROMISED, date.today() + timedelta(days=5), loan=loan,
+        make_promise(customer, PROMISED, clock.bank_today() + timedelta(days=5), loan=loan,
                      agent=agent)
         loans.append(loan)
     return loans
@@ -234,7 +234,7 @@ def test_report_outage_records_a_failed_run(app, db, sandbox):
 
 
 def test_wrong_api_key_is_refused_by_the_report(sandbox):
-    r = requests.get(sandbox.url + f"/api/v1/reports/{datetime.now(UTC).date()}/transactions",
+    r = requests.get(sandbox.url + f"/api/v1/reports/{clock.now().date()}/transactions",
                      headers={"X-API-Key": "nope"}, timeout=5)
     assert r.status_code == 401
 

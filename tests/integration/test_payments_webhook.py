@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,6 +16,7 @@ import requests
 from redis import Redis
 from sqlalchemy import func, select
 
+from portal import clock
 from portal.models import Action, Case, Event, Loan, Notification, Payment, Promise
 from portal.models.payments import RejectedNotification
 from portal.webhooks.signing import signed_headers
@@ -26,13 +27,18 @@ SECRET = "test-payments-current"
 NEXT_SECRET = "test-payments-next"
 
 
+def now_seconds() -> int:
+    """The unix time a sender signs with: the product's running clock (signing.verify)."""
+    return int(clock.running_now().timestamp())
+
+
 def notification(loan, **overrides) -> dict:
     n = overrides.pop("n", 1)
     body = {
         "event_id": f"evt-{loan.account_number}-{n}", "type": "payment.received",
         "reference_number": f"REF-{loan.account_number}-{n}",
         "loan_account_number": loan.account_number, "cif": loan.cif, "amount": "3000000.00",
-        "currency": "VND", "paid_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "currency": "VND", "paid_at": clock.now().isoformat(timespec="seconds"),
         "channel": "MOBILE_BANKING", "metadata": {"payer": "customer"},
     }
     body.update(overrides)
@@ -64,8 +70,8 @@ def world(db, make_user, make_customer, make_loan, make_case, make_promise):
     loan = make_loan(customer, dpd=12, currency="VND", due_amount=Decimal("10000000"),
                      outstanding=Decimal("80000000"))
     case = make_case(customer, agent, total_overdue=Decimal("10000000"), max_dpd=12,
-                     next_action_at=datetime.now(UTC) + timedelta(days=1))
-    promise = make_promise(customer, "3000000", date.today() + timedelta(days=5), loan=loan,
+                     next_action_at=clock.now() + timedelta(days=1))
+    promise = make_promise(customer, "3000000", clock.bank_today() + timedelta(days=5), loan=loan,
                            agent=agent)
     return {"agent": agent, "customer": customer, "loan": loan, "case": case,
             "promise": promise}
@@ -121,7 +127,7 @@ def test_concurrent_copies_insert_once(app, db, world, live_server):
     barrier = threading.Barrier(8)
 
     def send(i: int):
-        headers = signed_headers(SECRET, body, timestamp=int(time.time()) - i)  # distinct sigs
+        headers = signed_headers(SECRET, body, timestamp=now_seconds() - i)  # distinct sigs
         barrier.wait()
         r = requests.post(live_server.url + URL, data=body, headers=headers, timeout=10)
         answers.append((r.status_code, r.json()["payment_id"]))
@@ -189,7 +195,7 @@ def test_replayed_signature_is_refused(client, db, world):
 
 
 def test_expired_timestamp_is_refused(client, db, world):
-    old = int(time.time()) - 301
+    old = now_seconds() - 301
     row = assert_refused(db, post(client, notification(world["loan"]), timestamp=old), 401,
                          "timestamp_expired", "X-Timestamp")
     assert row.headers["X-Timestamp"] == str(old)
@@ -364,7 +370,7 @@ def test_paused_payments_are_stored_and_acknowledged_then_applied_on_resume(app,
     try:
         first = post(client, notification(loan, amount="10000000"))
         duplicate = post(client, notification(loan, amount="10000000"),
-                         timestamp=int(time.time()) - 1)  # re-signed, as a resend is
+                         timestamp=now_seconds() - 1)  # re-signed, as a resend
         second = post(client, notification(loan, amount="2000000", n=2))
         assert (first.status_code, duplicate.status_code, second.status_code) == (201, 200, 201)
         drain(app)  # the events are delivered, the effects held

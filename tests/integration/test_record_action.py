@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from portal import clock
 from portal.models import Action, Case, Event, Promise
-from portal.services import clock
 
 # 10:00 in Ho Chi Minh City (UTC+7), inside the default contact window 07:00–21:00
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)

@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from redis import Redis
 from sqlalchemy import text
 
+from portal import clock
 from portal.permissions import OBJECT_RULES, UNOWNED_URL_VARIABLES
 from tests.conftest import csrf_token_from
+from tests.factories import WORKING_HOUR
 
 # --- the mapping -------------------------------------------------------------------------------
 
@@ -194,7 +196,7 @@ class World:
     def resolve(self, value: str) -> str:
         days = {"tomorrow": 1, "in_3_days": 3}.get(value)
         if days:  # bank dates: a day of margin either side of UTC midnight
-            return (datetime.now(UTC).date() + timedelta(days=days + 1)).isoformat()
+            return (clock.now().date() + timedelta(days=days + 1)).isoformat()
         return str(self.ids.get(value, value))
 
 
@@ -221,7 +223,7 @@ def _build(session) -> World:
     )
     from portal.services import api_tokens
 
-    now = datetime.now(UTC)
+    now = clock.now()
     today = now.date()
     pw = generate_password_hash("Passw0rd!demo", method="pbkdf2:sha256:1000")
     team_a, team_b = Team(name="Team A"), Team(name="Team B")
@@ -337,7 +339,20 @@ def _truncate(session) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(app):
+def working_hour(app):
+    """The module's clock stands at 10:30 bank time: the owners' calls, visits and outcomes are
+    inside the contact window whatever TEST_CLOCK says (what is refused outside it is
+    tests/integration/test_contact_rules.py's)."""
+    previous = app.config.get("FROZEN_NOW")
+    with app.app_context():
+        app.config["FROZEN_NOW"] = clock.bank_datetime(clock.bank_today(clock.running_now()),
+                                                       WORKING_HOUR)
+    yield app.config["FROZEN_NOW"]
+    app.config["FROZEN_NOW"] = previous
+
+
+@pytest.fixture(scope="module")
+def world(app, working_hour):
     from portal.extensions import db as _db
 
     redis = Redis.from_url(app.config["REDIS_URL"])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
 from werkzeug.security import check_password_hash
 
+from portal import clock
 from portal.models.enums import (
     ACTION_TYPES,
     BUCKET_NAMES,
@@ -211,7 +212,7 @@ def test_cases_belong_to_delinquent_customers(db, seeded):
         LEFT JOIN users f ON f.id = c.assigned_field_agent_id""")
     assert {c.cif for c in cases} == delinquent
     assert any(c.assigned_field_agent_id for c in cases)
-    now = datetime.now(UTC)
+    now = clock.now()
     for case in cases:
         assert case.agent_role == "agent"
         assert case.field_role in (None, "field_agent")
@@ -230,7 +231,7 @@ def test_cases_belong_to_delinquent_customers(db, seeded):
 
 
 def test_history_is_recent_and_uses_action_codes(db, seeded):
-    now = datetime.now(UTC)
+    now = clock.now()
     first, last = rows(db, "SELECT min(at), max(at) FROM actions")[0]
     assert first >= now - timedelta(days=32) and last <= now
     assert scalar(db, """

@@ -19,26 +19,28 @@ from integrations.t24.manifest import verify
 from tests.integration.sync_helpers import conn_fixture, count, events  # noqa: F401 - fixture
 
 CUSTOMERS, PRODUCTS = 60, 90
+# the bank's date of the T24 set, the cards and the applications: one portfolio, one day
+BANK_DAY = date(2026, 11, 24)
 
 
 @pytest.fixture(scope="module")
 def cards():
     from integrations.sandbox.w4_server import seed_cards
 
-    return seed_cards(CUSTOMERS, PRODUCTS)
+    return seed_cards(CUSTOMERS, PRODUCTS, business_date=BANK_DAY)
 
 
 @pytest.fixture(scope="module")
 def applications():
     from integrations.sandbox.los_server import seed_applications
 
-    return seed_applications(CUSTOMERS, PRODUCTS)
+    return seed_applications(CUSTOMERS, PRODUCTS, business_date=BANK_DAY)
 
 
 @pytest.fixture
 def t24_loaded(conn, tmp_path):
     """The customers and loans the cards and applications belong to (T24 day 0)."""
-    source = SeedSource(CUSTOMERS, PRODUCTS, business_date=date(2026, 11, 24))
+    source = SeedSource(CUSTOMERS, PRODUCTS, business_date=BANK_DAY)
     load_set(conn, verify(generate_day(tmp_path / "t24", source)))
     conn.execute("TRUNCATE events, integration_runs CASCADE")
     return conn

@@ -11,6 +11,7 @@ import pytest
 from integrations.sandbox.t24_files import SeedSource, T24Faults, generate_day
 from integrations.t24.load import load_set
 from integrations.t24.manifest import verify
+from portal import clock
 
 BASE = date(2026, 11, 24)
 LOAN_STATE = ("SELECT account_number, cif, product_type, currency, original_amount, outstanding, "
@@ -295,11 +296,10 @@ def test_the_same_day_in_another_format_changes_nothing(conn, source, tmp_path, 
 
 
 def test_a_loads_events_have_time_ordered_version_7_ids(conn, source, tmp_path):
-    from datetime import UTC, datetime
 
-    started = int(datetime.now(UTC).timestamp() * 1000)
+    started = int(clock.now().timestamp() * 1000)
     result, _ = run(conn, tmp_path / "d0", source)
-    finished = int(datetime.now(UTC).timestamp() * 1000)
+    finished = int(clock.now().timestamp() * 1000)
     ids = [row[0] for row in conn.execute(
         "SELECT id FROM events WHERE type <> 'SYNC_COMPLETED' ORDER BY seq").fetchall()]
     assert len(ids) == result.events > 25  # several batches, several statements

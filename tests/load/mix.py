@@ -25,10 +25,11 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import requests
 
+from portal import clock
 from portal.webhooks.signing import signed_headers
 
 REQUEST_TYPES = ("login", "work queue", "case view", "search", "payment webhook", "gps batch",
@@ -144,7 +145,7 @@ class MixedLoad:
         self._sessions: queue.Queue = queue.Queue()
         self._session_count = sessions
         self._counters = {name: itertools.count() for name in REQUEST_TYPES}
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = clock.now().replace(microsecond=0)
         # GPS times: one range per protocol, a second apart per point and per agent, more than a
         # day back: the demo seed's trail (every 5 minutes of today's or yesterday's working
         # hours, portal/seed/demo.py) never holds them, so no point is a duplicate of the seed's
@@ -218,7 +219,7 @@ class MixedLoad:
             "event_id": f"load-{self.tag}-{i}", "type": "payment.received",
             "reference_number": f"LOAD-{self.tag}-{i}", "loan_account_number": account,
             "cif": cif, "amount": f"{50000 + i % 991}.00", "currency": "VND",
-            "paid_at": datetime.now(UTC).isoformat(timespec="seconds"), "channel": "ATM",
+            "paid_at": clock.now().isoformat(timespec="seconds"), "channel": "ATM",
         }, separators=(",", ":")).encode()
         response = self._http().post(self.url + PAYMENT_WEBHOOK, data=body, timeout=TIMEOUT_S,
                                      headers=signed_headers(self.world.payment_secret, body))

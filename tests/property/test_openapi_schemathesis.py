@@ -20,6 +20,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from portal import clock
 from portal.api.openapi import PREFIX
 from portal.models import Action, Case, Promise, Visit
 from portal.services import api_tokens
@@ -46,7 +47,7 @@ def world(db, make_customer, make_loan, make_phone, make_field_agent):
                                promised_date=date(2026, 11, 30), status="pending"))
     agent = make_field_agent()
     db.session.flush()
-    visit = Visit(cif=customers[0].cif, agent_id=agent.id, planned_for=date.today(),
+    visit = Visit(cif=customers[0].cif, agent_id=agent.id, planned_for=clock.bank_today(),
                   status="planned", planned_by_id=agent.id)
     db.session.add(visit)
     _, system = api_tokens.create_token(db.session, name="bank system",

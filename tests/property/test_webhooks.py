@@ -5,13 +5,13 @@ the field at fault (never a 500); nothing refused is stored as a payment or a ca
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from portal import clock
 from portal.models import CallRecord, Payment
 from portal.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
 from tests.property.conftest import examples
@@ -63,7 +63,8 @@ def test_a_bad_signature_is_a_401_naming_the_header(client, db, cti_secret, time
                                                     signature, url):
     headers = {"Content-Type": "application/json"}
     if timestamp is not None:
-        headers[TIMESTAMP_HEADER] = str(int(time.time())) if timestamp == "now" else timestamp
+        headers[TIMESTAMP_HEADER] = (
+            str(int(clock.running_now().timestamp())) if timestamp == "now" else timestamp)
     if signature is not None:
         headers[SIGNATURE_HEADER] = signature
     before = stored(db, Payment), stored(db, CallRecord)

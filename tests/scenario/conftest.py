@@ -88,7 +88,7 @@ def day_factory(app, db, redis_client, systems, poison, frozen_now, make_user, m
                 ws_action_codes, tmp_path, monkeypatch):
     """``day_factory(sizes)`` → a :class:`Day` ready to run, with the clock at 10:00 today
     (bank zone): inside every contact window whatever time the test runs."""
-    from portal.services import clock
+    from portal import clock
 
     today = clock.bank_today()
     morning = clock.bank_datetime(today, time(10, 0))

@@ -116,8 +116,10 @@ class Day:
         self.rng = random.Random(2026)
         self.record = Record()
         self.source = SeedSource(sizes.customers, sizes.products, business_date=today)
-        systems.portfolio["cards"] = seed_cards(sizes.customers, sizes.products)
-        systems.portfolio["applications"] = seed_applications(sizes.customers, sizes.products)
+        systems.portfolio["cards"] = seed_cards(sizes.customers, sizes.products,
+                                                business_date=today)
+        systems.portfolio["applications"] = seed_applications(sizes.customers, sizes.products,
+                                                              business_date=today)
         self.record.cards = {c["contract_number"]: c for c in systems.portfolio["cards"]}
         self.record.applications = {a["application_id"]: a
                                     for a in systems.portfolio["applications"]}
@@ -450,7 +452,7 @@ class Day:
     # -- the night -------------------------------------------------------------------------------
     def nightly(self) -> None:
         """01:00 the next bank day: the broken-promise job (as the schedule enqueues it)."""
-        from portal.services import clock
+        from portal import clock
         from workers.queues import enqueue
 
         night = self.freeze(clock.bank_datetime(self.today + timedelta(days=1),
@@ -470,6 +472,6 @@ class Day:
 
 
 def _bank_zone():
-    from portal.services import clock
+    from portal import clock
 
     return clock.bank_zone()

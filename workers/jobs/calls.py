@@ -9,8 +9,9 @@ from datetime import date, timedelta
 from flask import current_app
 
 from integrations.callcentre.client import from_config
+from portal import clock
 from portal.extensions import db
-from portal.services import agent_status, calls, clock
+from portal.services import agent_status, calls
 from workers.context import job
 
 log = logging.getLogger(__name__)

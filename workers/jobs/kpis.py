@@ -12,9 +12,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from portal import clock
 from portal.extensions import db
 from portal.models import Team
-from portal.services import clock, kpis
+from portal.services import kpis
 from workers.context import job
 
 log = logging.getLogger(__name__)

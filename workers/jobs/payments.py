@@ -15,8 +15,8 @@ from flask import current_app
 
 from integrations.payments.client import client_from_config
 from integrations.payments.reconcile import reconcile
+from portal import clock
 from portal.extensions import db
-from portal.services import clock
 from workers.context import job
 
 log = logging.getLogger(__name__)

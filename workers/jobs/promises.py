@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from portal import clock
 from portal.extensions import db
-from portal.services import clock
 from portal.services.promises import mark_broken_promises
 from workers.context import job
 

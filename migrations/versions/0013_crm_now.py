@@ -1,0 +1,52 @@
+"""crm_now(): the product's clock inside PostgreSQL
+
+Stamps the database writes itself (column defaults, ``updated_at`` in the loaders' statements,
+the ops queries' "last 24 hours") were taken from ``now()``, the server's clock, while the
+product decides by its own (portal.clock), which a test or a demo can start at any instant
+(``TEST_CLOCK``). ``crm_now()`` is ``now()`` shifted by the connection's ``crm.clock_offset``
+setting, which the product passes on every connection when its clock is shifted (seconds, as
+in ``-c crm.clock_offset=63072000``); without it, it is exactly ``now()``. Every column default
+of ``now()`` becomes ``crm_now()``.
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-06 17:00:00
+
+"""
+from alembic import op
+
+revision = '0013'
+down_revision = '0012'
+branch_labels = None
+depends_on = None
+
+CRM_NOW = """
+CREATE OR REPLACE FUNCTION crm_now() RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT now() + coalesce(nullif(current_setting('crm.clock_offset', true), ''), '0')::float8
+                   * interval '1 second'
+$$"""
+
+
+def _set_defaults(old: str, new: str) -> None:
+    op.execute(f"""
+        DO $$
+        DECLARE r record;
+        BEGIN
+            FOR r IN SELECT table_name, column_name FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND column_default = '{old}'
+            LOOP
+                EXECUTE format('ALTER TABLE %I ALTER COLUMN %I SET DEFAULT {new}',
+                               r.table_name, r.column_name);
+            END LOOP;
+        END $$""")
+
+
+def upgrade():
+    op.execute(CRM_NOW)
+    _set_defaults("now()", "crm_now()")
+
+
+def downgrade():
+    _set_defaults("crm_now()", "now()")
+    op.execute("DROP FUNCTION crm_now()")

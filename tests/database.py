@@ -1,0 +1,65 @@
+"""Emptying the test database between tests: only the tables that hold rows.
+
+TRUNCATE of all 41 tables cost 0.19 s per test (a new file for every table and index). A test
+writes a handful of tables, so teardown asks which tables hold a row (one query), DELETEs those
+children first, and restarts the sequences they own, which leaves the database as TRUNCATE ...
+RESTART IDENTITY did for what the next test can see.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from sqlalchemy import text
+
+# A table with more rows than this (a bulk load's) is cheaper to TRUNCATE than to DELETE.
+DELETE_LIMIT = 5_000
+
+
+@cache
+def _owned_sequences(engine) -> dict[str, tuple[str, ...]]:
+    """{table: sequences it owns (serial / identity columns)} read once per engine."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT t.relname, s.relname FROM pg_depend d "
+            "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+            "JOIN pg_class t ON t.oid = d.refobjid "
+            "JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = 'public' "
+            "WHERE d.deptype IN ('a', 'i')")).all()
+    owned: dict[str, list[str]] = {}
+    for table, sequence in rows:
+        owned.setdefault(table, []).append(sequence)
+    return {table: tuple(seqs) for table, seqs in owned.items()}
+
+
+def tables_with_rows(conn, tables: list[str]) -> list[str]:
+    query = " UNION ALL ".join(
+        f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM \"{name}\")" for name in tables)
+    found = {row[0] for row in conn.execute(text(query))}
+    return [name for name in tables if name in found]
+
+
+def empty_tables(engine, metadata) -> list[str]:
+    """Empty every table of ``metadata`` that holds a row and restart its sequences; returns the
+    tables that were emptied."""
+    ordered = [t.name for t in metadata.sorted_tables]  # parents before children
+    owned = _owned_sequences(engine)
+    with engine.begin() as conn:
+        dirty = tables_with_rows(conn, ordered)
+        if not dirty:
+            return []
+        large = conn.execute(text(" UNION ALL ".join(
+            f"SELECT '{name}' FROM (SELECT 1 FROM \"{name}\" OFFSET {DELETE_LIMIT} LIMIT 1) x"
+            for name in dirty))).scalars().all()
+        if large:
+            # TRUNCATE ... CASCADE also empties every table that refers to these: all of them
+            # appear in ``dirty`` or are already empty.
+            names = ", ".join(f'"{name}"' for name in dirty)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return dirty
+        for name in reversed(dirty):  # children before parents
+            conn.execute(text(f'DELETE FROM "{name}"'))
+        sequences = [seq for name in dirty for seq in owned.get(name, ())]
+        for seq in sequences:
+            conn.execute(text(f'ALTER SEQUENCE "{seq}" RESTART'))
+    return dirty
