@@ -213,7 +213,7 @@ def _load_page(conn: Connection, page: Page, transform, loader: PageLoader,
 
 
 def _recompute_cases(conn: Connection, run: ApiRun) -> int:
-    from portal.services.queue import recompute_case_totals
+    from portal.cases.queue import recompute_case_totals
 
     if run.all_touched:
         return recompute_case_totals(ConnectionSession(conn))

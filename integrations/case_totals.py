@@ -1,5 +1,5 @@
 """Case totals of the customers a bank sync touched, by the one definition
-(``portal.services.queue.recompute_case_totals``), run on the loader's psycopg connection inside
+(``portal.cases.queue.recompute_case_totals``), run on the loader's psycopg connection inside
 the load's transaction.
 
 The loaders work on a plain psycopg connection (COPY, one transaction per set), not on a
@@ -43,7 +43,7 @@ class ConnectionSession:
 
 def recompute_totals_of_touched(conn: Connection) -> int:
     """Recompute the totals of the cases of ``sync_touched_cifs``; returns how many changed."""
-    from portal.services.queue import recompute_case_totals
+    from portal.cases.queue import recompute_case_totals
 
     exists = conn.execute("SELECT to_regclass('pg_temp.sync_touched_cifs')").fetchone()[0]
     if exists is None:

@@ -98,10 +98,9 @@ def _read_paused(name: str) -> bool:
 
 def _set_enabled(integration: str, enabled: bool, user: Any, reason: str | None,
                  session=None):
-    from portal import clock
+    from portal import audit, clock
     from portal.extensions import db
     from portal.models import IntegrationSetting
-    from portal.services import audit
 
     name = _name(integration)
     session = session or db.session
@@ -379,8 +378,8 @@ class Breaker:
         from flask import has_app_context
 
         if session is not None or has_app_context():
+            from portal import audit
             from portal.extensions import db
-            from portal.services import audit
 
             session = session or db.session
             audit.record(session, user, "breaker.forced", "breaker", self.system,

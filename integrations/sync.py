@@ -319,7 +319,7 @@ def alert_ops(app: Flask, outcome: SyncOutcome) -> int:
 
     from portal.extensions import db
     from portal.models import User
-    from portal.services.notifications import notify
+    from portal.notifications.operations import notify
 
     with app.app_context():
         users = db.session.scalars(select(User.id).where(User.role == "ops",
@@ -349,7 +349,7 @@ def trigger(integration: str, *, full: bool = False, business_date: date | str |
             user_id: int | None = None) -> str:
     """Enqueue a sync of ``integration`` on the integrations queue (what the ops page calls);
     returns the RQ job id."""
-    from workers.queues import enqueue
+    from portal.queues import enqueue
 
     integration = normalise(integration)
     if isinstance(business_date, date):
@@ -376,7 +376,7 @@ def progress(conn_or_session, integration: str) -> dict | None:
             "percent": percent}
 
 
-# -- the ops page's buttons (portal/services/ops_actions.py) --------------------------------------
+# -- the ops page's buttons (portal/ops/actions.py) --------------------------------------
 
 def _ops_run_now(integration: str):
     def run_now(*, user=None, run=None) -> str:
@@ -406,7 +406,7 @@ def _ops_retry_run(integration: str):
 def register_ops_triggers() -> None:
     """Offer "Run now", "Full resync" and "Retry run" for T24, W4 and LOS on the ops page."""
     try:
-        from portal.services.ops_actions import register_trigger
+        from portal.ops.actions import register_trigger
     except ImportError:  # the ops page is not installed
         return
     for name in INTEGRATIONS:

@@ -9,9 +9,8 @@ def register_cli(app: Flask) -> None:
     from portal.auth import cli as auth_cli
     from portal.events import cli as events_cli
     from portal.seed import cli as seed_cli
-    from workers import cli as workers_cli
 
-    for module in (auth_cli, seed_cli, events_cli, workers_cli):
+    for module in (auth_cli, seed_cli, events_cli):
         for command in module.commands:
             app.cli.add_command(command)
 

@@ -408,7 +408,7 @@ def api_permission_required(scope: str) -> Callable[[Callable], Callable]:
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapped(*args, **kwargs):
-            from portal.services import api_tokens
+            from portal.auth import api_tokens
 
             authorization = request.headers.get("Authorization")
             if authorization:

@@ -43,8 +43,8 @@ def _cron_process(redis_url: str, parent_pid: int) -> None:
               help="Do not enqueue the start-up relay and stale-delivery sweep.")
 def run_command(queue_opts, with_scheduler, burst, worker_class, name, max_jobs, no_recover):
     """Run an RQ worker in the foreground (``make run`` uses --with-scheduler)."""
+    from portal.queues import QUEUE_NAMES, get_queue
     from workers.context import set_app
-    from workers.queues import QUEUE_NAMES, get_queue
 
     app = current_app._get_current_object()
     set_app(app)
@@ -59,7 +59,7 @@ def run_command(queue_opts, with_scheduler, burst, worker_class, name, max_jobs,
 
     if not no_recover and "events" in names:
         # pick up what a previous (killed) worker or a Redis outage left behind
-        from workers.queues import enqueue
+        from portal.queues import enqueue
 
         try:
             enqueue("events", "workers.jobs.events.recover", connection=connection)

@@ -29,7 +29,7 @@ from rq.job import Job
 from rq.scheduler import RQScheduler
 
 from portal import clock
-from workers.queues import QUEUES, all_queues, get_connection
+from portal.queues import QUEUES, all_queues, get_connection
 from workers.schedule import CRON_LOCK_KEY, SCHEDULES
 
 log = logging.getLogger(__name__)

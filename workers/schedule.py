@@ -24,7 +24,7 @@ from croniter import croniter
 from redis import Redis
 from rq.cron import CronScheduler
 
-from workers.queues import get_spec
+from portal.queues import get_spec
 
 log = logging.getLogger(__name__)
 

@@ -155,7 +155,7 @@ def request_forward(delay_seconds: int = DEBOUNCE_SECONDS) -> bool:
     phone posts makes one job). Never raises: the cron schedule catches up anyway."""
     try:
         from portal.extensions import get_redis
-        from workers.queues import enqueue
+        from portal.queues import enqueue
 
         if not get_redis().set(DEBOUNCE_KEY, clock.running_now().isoformat(), nx=True,
                                ex=delay_seconds):

@@ -1,5 +1,5 @@
 """Visit verification by the GPS system (its own track of the agent), with graceful degradation:
-``remote_verifier()`` returns a callable for ``portal.services.visits.checkin`` that answers the
+``remote_verifier()`` returns a callable for ``portal.field.visits.checkin`` that answers the
 GPS system's decision, or None when the system is not configured, its circuit is open, or it
 fails — the service then applies the local distance rule."""
 

@@ -119,7 +119,7 @@ class CallCentre:
                            "occurred_at": iso(at), "data": data}).encode()
         if not self.portal_url:
             return None
-        from portal.webhooks.signing import signed_headers
+        from portal.signing import signed_headers
 
         for attempt in range(3):
             try:

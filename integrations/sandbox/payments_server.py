@@ -48,7 +48,7 @@ from flask import Flask, jsonify, request
 
 from integrations.sandbox._api import error, serve
 from portal import clock as portal_clock
-from portal.webhooks.signing import signed_headers
+from portal.signing import signed_headers
 
 WEBHOOK_PATH = "/api/v1/payments/notifications"
 DEFAULT_SECRET = "sandbox-payments-secret"

@@ -13,12 +13,12 @@ from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from portal.admin import bp
+from portal import audit
+from portal.admin.views import bp
 from portal.extensions import db
 from portal.models import Action, ActionCode
 from portal.models.enums import ACTION_TYPES
 from portal.permissions import permission_required
-from portal.services import audit
 
 CODE_PATTERN = Regexp(r"^[A-Z0-9_]+$", message="Use capital letters, digits and _ only "
                                                  "(e.g. NO_ANSWER).")

@@ -9,12 +9,12 @@ from sqlalchemy import select
 from wtforms import IntegerField, TimeField
 from wtforms.validators import InputRequired, NumberRange, ValidationError
 
-from portal.admin import bp
+from portal.admin.views import bp
+from portal.cases import contact_rules as rules_service
+from portal.cases.contact_rules import ContactRules, PromiseRules
 from portal.extensions import db
 from portal.models import AppSetting, User
 from portal.permissions import permission_required
-from portal.services import contact_rules as rules_service
-from portal.services.contact_rules import ContactRules, PromiseRules
 
 
 class ContactRulesForm(FlaskForm):

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms.fields import SelectChoice
 
-from portal.admin import bp
 from portal.admin.forms import TokenForm
+from portal.auth import api_tokens
 from portal.extensions import db
 from portal.models import ApiToken, User
 from portal.models.base import utcnow
 from portal.permissions import ROLE_LABELS, permission_required
-from portal.services import api_tokens
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 @bp.get("/users")

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from integrations.gps import forward
 from integrations.gps.verify import remote_verifier
 from portal import clock
-from portal.api import bp
+from portal.api.views import bp
 from portal.extensions import db
+from portal.field import locations, visits
 from portal.models import User, Visit
 from portal.models.field import FieldDevice
 from portal.permissions import api_error, api_permission_required
-from portal.services import locations, visits
 from portal.text import storable
 
 

@@ -9,9 +9,9 @@ import re
 
 from flask import current_app, jsonify
 
-from portal.api import bp
 from portal.api.openapi_routes import ROUTES
 from portal.api.openapi_routes import SCHEMAS as ROUTE_SCHEMAS
+from portal.api.views import bp
 from portal.models.enums import BUCKET_NAMES
 from portal.permissions import PERMISSIONS, public, route_protection
 

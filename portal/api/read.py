@@ -18,7 +18,8 @@ from decimal import Decimal
 from flask import g, jsonify, request
 from sqlalchemy import select
 
-from portal.api import bp
+from portal.api.views import bp
+from portal.cases.case_view import mask_national_id, mask_phone
 from portal.extensions import db
 from portal.models import (
     Action,
@@ -52,7 +53,6 @@ from portal.permissions import (
     permissions_for_role,
     principal_cif_scope,
 )
-from portal.services.case_view import mask_national_id, mask_phone
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -536,15 +536,3 @@ def list_loans():
         q = q.where(Loan.account_number > a["after"])
     rows = [loan_json(x) for x in db.session.scalars(q.limit(a["limit"] + 1))]
     return jsonify(page(rows, a["limit"], lambda r: r["account_number"]))
-
-
-@bp.record_once
-def _register_graphql(state) -> None:
-    # the GraphQL endpoint lives at /api/graphql, outside this blueprint's /api/v1 prefix
-    from portal.api.graphql import graphql_bp
-
-    if "graphql" not in state.app.blueprints:
-        state.app.register_blueprint(graphql_bp)
-
-
-from portal.api import openapi  # noqa: E402,F401  (serves /api/v1/openapi.json)

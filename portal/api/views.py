@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from flask import g, jsonify
+from flask import Blueprint, g, jsonify
 
-from portal.api import bp
 from portal.permissions import api_permission_required
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/me")

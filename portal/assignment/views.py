@@ -1,18 +1,19 @@
-"""Assignment pages: parse the form, call portal.services.assignment, render (errors → 422)."""
+"""Assignment pages: parse the form, call portal.assignment.operations, render (errors → 422)."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal.assignment import bp
+from portal.assignment import operations as assignment
+from portal.assignment.operations import AssignmentError, CaseFilter
 from portal.extensions import db
 from portal.models import Customer, Team, User
 from portal.models.enums import BUCKET_NAMES
 from portal.permissions import permission_required
-from portal.services import assignment
-from portal.services.assignment import AssignmentError, CaseFilter
+
+bp = Blueprint("assignment", __name__, url_prefix="/supervisor/assignment")
 
 PAGE_SIZE = 50
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024

@@ -49,9 +49,8 @@ def create_user(username, full_name, role, email, team_name, password):
 @with_appcontext
 def set_password(username, password):
     """Set a user's password (and lift a login lockout)."""
-    from portal.auth import operations
+    from portal.auth import login_protection, operations
     from portal.extensions import db
-    from portal.services import login_protection
 
     user = operations.find_user(db.session, username)
     if user is None:
@@ -99,10 +98,9 @@ def tokens() -> None:
 @with_appcontext
 def create_token(name, scopes, username, expires_days):
     """Create an API token and print it ONCE."""
-    from portal.auth import operations
+    from portal.auth import api_tokens, operations
     from portal.extensions import db
     from portal.models.base import utcnow
-    from portal.services import api_tokens
 
     user = None
     if username:
@@ -129,8 +127,8 @@ def create_token(name, scopes, username, expires_days):
 @with_appcontext
 def list_tokens(show_all):
     """List API tokens (never the secret)."""
+    from portal.auth import api_tokens
     from portal.extensions import db
-    from portal.services import api_tokens
 
     rows = api_tokens.list_tokens(db.session, include_inactive=show_all)
     click.echo(f"{'ID':>5}  {'PREFIX':<13} {'STATE':<8} {'USER':<16} {'LAST USED':<17} "
@@ -148,8 +146,8 @@ def list_tokens(show_all):
 @with_appcontext
 def revoke_token(token):
     """Revoke a token by id or visible prefix."""
+    from portal.auth import api_tokens
     from portal.extensions import db
-    from portal.services import api_tokens
 
     row = api_tokens.find_token(db.session, token)
     if row is None:

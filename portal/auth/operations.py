@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from portal import audit
+from portal.auth.login_protection import LoginProtection, normalize_username
 from portal.models import Team, User
 from portal.models.base import utcnow
 from portal.models.enums import ROLES
-from portal.services import audit
-from portal.services.login_protection import LoginProtection, normalize_username
 
 INVALID_CREDENTIALS = "Invalid username or password."
 MIN_PASSWORD_LENGTH = 10

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import login_user, logout_user
 
-from portal.auth import bp, operations
+from portal.auth import login_protection, operations, sessions
 from portal.auth.forms import LoginForm
 from portal.extensions import db, limiter
 from portal.permissions import permission_required, public
-from portal.services import login_protection, sessions
 from portal.web.navigation import safe_next
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
 def _login_rate_limit() -> str:

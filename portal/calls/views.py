@@ -1,16 +1,19 @@
-"""Thin views over portal/services/calls.py and agent_status.py."""
+"""Thin views over portal/calls/operations.py and agent_status.py."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from flask import abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
 from integrations.callcentre.client import from_config
 from portal import clock
-from portal.calls import bp
+from portal.calls import agent_status
+from portal.calls import operations as calls
+from portal.cases import actions
+from portal.cases.case_view import mask_phone
 from portal.extensions import db
 from portal.models import (
     Action,
@@ -26,8 +29,8 @@ from portal.models import (
 )
 from portal.models.payments import ReconciliationRun
 from portal.permissions import can, may_access_case, permission_required
-from portal.services import actions, agent_status, calls
-from portal.services.case_view import mask_phone
+
+bp = Blueprint("calls", __name__, url_prefix="/calls")
 
 
 def _customer(cif: str) -> Customer | None:

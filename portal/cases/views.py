@@ -3,16 +3,17 @@ Thin: parse the request, call a service, render."""
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portal import clock, permissions
-from portal.cases import bp
+from portal.cases import actions, case_view, contacts, queue
+from portal.cases import search as customer_search
 from portal.extensions import db
 from portal.models.enums import ACTION_TYPES
 from portal.permissions import can, permission_required
-from portal.services import actions, case_view, contacts, queue
-from portal.services import search as customer_search
+
+bp = Blueprint("cases", __name__, url_prefix="/cases")
 
 
 def _is_partial(target: str) -> bool:

@@ -64,7 +64,7 @@ def _redis() -> Redis:
 def request_relay(connection: Redis | None = None) -> bool:
     """Enqueue one relay job unless one is already waiting (cheap; called after each commit that
     published events). Returns whether a job was enqueued."""
-    from workers.queues import enqueue
+    from portal.queues import enqueue
 
     connection = connection or _redis()
     if not connection.set(RELAY_REQUESTED_KEY, "1", nx=True, ex=RELAY_REQUEST_TTL):
@@ -231,7 +231,7 @@ def run_relay(session: Session) -> dict:
 def enqueue_deliveries(jobs: list[PendingJob]) -> None:
     if not jobs:
         return
-    from workers.queues import JobRequest, enqueue_many, make_retry
+    from portal.queues import JobRequest, enqueue_many, make_retry
 
     enqueue_many(
         EVENTS_QUEUE,

@@ -7,8 +7,9 @@
         ...   # use ``session``; do not commit — the delivery commits your effects with its row
 
 A subscriber's name (default ``module.function``) is stored in each delivery row, so renaming one
-makes it a new subscriber. Modules holding subscribers are listed in EVENT_SUBSCRIBER_MODULES (or
-imported by the app) so that the relay and every worker know them.
+makes it a new subscriber. The product's modules holding subscribers are listed once, in
+SUBSCRIBER_MODULES below; EVENT_SUBSCRIBER_MODULES adds others (tests). ``load_subscribers`` (called
+by create_app, which the relay and every worker build) imports them.
 
 Delivery (``deliver``): claim the ``(event, subscriber)`` row — one UPDATE that locks it and marks
 it delivered unless it already is; if it already is, do nothing; else run the subscriber in the
@@ -98,10 +99,17 @@ def unregister(name: str) -> None:
         _unregister_locked(name)
 
 
+# Every module of the product that holds subscribers (a static list: no import side effects).
+SUBSCRIBER_MODULES = (
+    "portal.notifications.subscribers",
+    "portal.payments.effects",
+)
+
+
 def load_subscribers() -> None:
-    """Import the modules (``pkg.mod``) or call the functions (``pkg.mod:func``) listed in
-    EVENT_SUBSCRIBER_MODULES, once per process."""
-    for entry in settings.subscriber_modules():
+    """Import the modules (``pkg.mod``) or call the functions (``pkg.mod:func``) of
+    SUBSCRIBER_MODULES and EVENT_SUBSCRIBER_MODULES, once per process."""
+    for entry in (*SUBSCRIBER_MODULES, *settings.subscriber_modules()):
         if entry in _loaded_modules:
             continue
         module_name, _, func_name = entry.partition(":")

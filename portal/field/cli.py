@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from portal.field import bp
+from portal.field.views import bp
 
 
 @bp.cli.command("register-device")
@@ -17,10 +17,10 @@ def register_device(device_id: str, username: str, label: str | None) -> None:
     """Map DEVICE_ID to the field agent USERNAME (re-registering moves it; audited)."""
     from sqlalchemy import select
 
+    from portal import audit
     from portal.extensions import db
     from portal.models import User
     from portal.models.field import FieldDevice
-    from portal.services import audit
 
     agent = db.session.scalar(select(User).where(User.username == username))
     if agent is None or agent.role != "field_agent":
@@ -43,9 +43,9 @@ def register_device(device_id: str, username: str, label: str | None) -> None:
 @bp.cli.command("unregister-device")
 @click.argument("device_id")
 def unregister_device(device_id: str) -> None:
+    from portal import audit
     from portal.extensions import db
     from portal.models.field import FieldDevice
-    from portal.services import audit
 
     device = db.session.get(FieldDevice, device_id)
     if device is None:

@@ -5,18 +5,30 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
-from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
 from portal import clock, permissions
+from portal.cases import actions
 from portal.extensions import db
-from portal.field import bp
+from portal.field import locations, visits
 from portal.models import ActionCode, Team, User, Visit
 from portal.models.enums import BUCKET_NAMES
 from portal.permissions import can, permission_required
-from portal.services import actions, locations, visits
 from portal.web import format_ago
+
+bp = Blueprint("field", __name__, url_prefix="/field")
 
 BUCKET_COLOURS = {"current": "#2e8b57", "1-30": "#2b6fca", "31-60": "#d4a017",
                   "61-90": "#e07020", "90+": "#c0392b"}

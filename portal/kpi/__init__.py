@@ -1,7 +1,1 @@
-"""Team KPI dashboard (supervisor: own teams; admin: all) over portal.services.kpis."""
-
-from flask import Blueprint
-
-bp = Blueprint("kpi", __name__, url_prefix="/supervisor/kpi")
-
-from portal.kpi import views  # noqa: E402,F401
+"""Team KPI dashboard (supervisor: own teams; admin: all) over portal.kpi.operations."""

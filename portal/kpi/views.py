@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Response, abort, render_template, request
+from flask import Blueprint, Response, abort, render_template, request
 from flask_login import current_user
 
 from portal.extensions import db
-from portal.kpi import bp
+from portal.kpi import operations as kpis
 from portal.models import Team
 from portal.permissions import permission_required
-from portal.services import kpis
+
+bp = Blueprint("kpi", __name__, url_prefix="/supervisor/kpi")
 
 
 def _selection():

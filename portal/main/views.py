@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from flask import jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 from flask_login import current_user
 from sqlalchemy import text
 
 from portal import clock
+from portal.cases import queue
 from portal.extensions import db, get_redis
-from portal.main import bp
+from portal.main import dashboard
 from portal.permissions import permission_required, public
-from portal.services import dashboard, queue
+
+bp = Blueprint("main", __name__)
 
 
 @bp.get("/")

@@ -1,4 +1,4 @@
-"""Pre-aggregated KPI figures (portal.services.kpis reads them; workers/jobs/kpis.py fills them).
+"""Pre-aggregated KPI figures (portal.kpi.operations reads them; workers/jobs/kpis.py fills them).
 
 ``kpi_agent_daily``: one row per agent and closed business day (bank zone) with the additive
 counts of that day; today is always computed live, so the dashboard is seconds fresh while a

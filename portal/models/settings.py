@@ -1,5 +1,5 @@
 """Settings the bank configures in the portal (contact rules, promise limits), one JSON value
-per key. Read through the service that owns the key (e.g. portal.services.contact_rules), which
+per key. Read through the service that owns the key (e.g. portal.cases.contact_rules), which
 applies defaults for what is not stored; every change is audited."""
 
 from __future__ import annotations

@@ -1,9 +1,3 @@
 """Notifications: the user's inbox page, mark read, the unread counter in the top bar, and the
 event subscribers that fill inboxes (imported here, so the app, the relay and every worker —
 which all build the app — know them)."""
-
-from flask import Blueprint
-
-bp = Blueprint("notifications", __name__, url_prefix="/notifications")
-
-from portal.notifications import subscribers, views  # noqa: E402,F401

@@ -11,7 +11,7 @@ from werkzeug.routing import BuildError
 
 from portal.events import subscriber
 from portal.models import Case, Customer, Promise
-from portal.services.notifications import notify
+from portal.notifications.operations import notify
 
 CASE_ENDPOINTS = ("cases.case", "cases.view", "cases.customer", "cases.case_view")
 

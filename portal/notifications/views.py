@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portal.extensions import db
 from portal.models import Notification
-from portal.notifications import bp
+from portal.notifications import operations as inbox
 from portal.permissions import permission_required
-from portal.services import notifications as inbox
+
+bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 
 PAGE_SIZE = 30
 

@@ -29,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from portal.ops import bp
+from portal.ops.views import bp
 from portal.permissions import api_permission_required
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class StateCollector:
 
     def _integrations(self, session):
         from integrations.control import breaker_states
-        from portal.services import ops_health
+        from portal.ops import health as ops_health
 
         runs = CounterMetricFamily("crm_integration_runs", "Integration runs by status",
                                    labels=["integration", "status"])
@@ -150,7 +150,7 @@ class StateCollector:
             breaker.add_metric([name], BREAKER_VALUES.get(b.state, 0))
         yield breaker
 
-        from portal.services import alerts
+        from portal.ops import alerts
 
         firing = GaugeMetricFamily("crm_alerts_firing", "Alerts firing now", labels=["rule"])
         counts: dict[str, int] = {}

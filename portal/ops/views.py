@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -15,10 +15,13 @@ from portal.extensions import db, get_redis
 from portal.logging import captured_lines
 from portal.models import IntegrationRun, QuarantinedRecord
 from portal.models.enums import INTEGRATIONS, RUN_STATUSES
-from portal.ops import bp, charts
+from portal.ops import actions as ops_actions
+from portal.ops import alerts, charts
+from portal.ops import health as ops_health
 from portal.permissions import permission_required
-from portal.services import alerts, ops_actions, ops_health
 from portal.web import format_datetime
+
+bp = Blueprint("ops", __name__)
 
 PAGE_SIZE = 50
 
@@ -260,7 +263,7 @@ def workers():
 @bp.post("/ops/workers/failed/requeue")
 @permission_required("ops.actions")
 def requeue_failed():
-    from workers.queues import QUEUES
+    from portal.queues import QUEUES
 
     queue_name = request.form.get("queue", "")
     if queue_name not in QUEUES:

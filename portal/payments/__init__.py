@@ -9,9 +9,3 @@ log and reconciliation discrepancies for ops, and the agent's live payment panel
 The webhook route is portal/webhooks/payments.py; the payment system's client and the daily
 reconciliation are in integrations/payments/; the job in workers/jobs/payments.py.
 """
-
-from flask import Blueprint
-
-bp = Blueprint("payments", __name__, url_prefix="/payments")
-
-from portal.payments import cli, effects, views  # noqa: E402,F401

@@ -7,7 +7,7 @@ from datetime import date
 
 import click
 
-from portal.payments import bp
+from portal.payments.views import bp
 
 
 @bp.cli.command("reconcile")

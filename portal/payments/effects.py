@@ -10,9 +10,9 @@ while ``received``, else 0), and ``sync_payment`` applies only the difference, u
   reversal), never below zero — the bank's next sync brings the bank's figures;
 - promises: FIFO allocation (kept / partially kept), or undone on a reversal, reopening or
   breaking promises and giving them what other payments have left over
-  (portal.services.promises);
+  (portal.cases.promises);
 - the case: totals recomputed from the customer's products (same rule as
-  portal.services.queue.recompute_case_totals, for one customer), the follow-up closed when the
+  portal.cases.queue.recompute_case_totals, for one customer), the follow-up closed when the
   customer owes nothing overdue any more, the priority recomputed.
 
 Per event (once each): a system action on the case timeline and a notification to the case's
@@ -32,11 +32,11 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from portal import clock
+from portal.cases.promises import allocate_payment, undo_allocations
+from portal.cases.queue import recompute_case_totals, recompute_priorities
 from portal.events import subscriber
 from portal.models import Action, Case, Loan, Payment, Promise, PromiseAllocation
-from portal.services.notifications import notify
-from portal.services.promises import allocate_payment, undo_allocations
-from portal.services.queue import recompute_case_totals, recompute_priorities
+from portal.notifications.operations import notify
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ HANDLERS = {"PAYMENT_RECEIVED": payment_received, "PAYMENT_REVERSED": payment_re
 
 def _release_on_resume(integration: str, user) -> None:
     """Resume hook: queue the job that applies what was held while paused."""
-    from workers.queues import enqueue
+    from portal.queues import enqueue
 
     enqueue("events", "workers.jobs.payments.release_held")
 

@@ -33,13 +33,12 @@ from sqlalchemy import bindparam, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session, scoped_session
 
-from portal import clock
+from portal import clock, signing
 from portal.events import publish
 from portal.events.publish import to_json
 from portal.models import Event, Loan, Payment
 from portal.models.payments import RejectedNotification
 from portal.text import first_unstorable, printable
-from portal.webhooks import signing
 
 TYPES = ("payment.received", "payment.failed", "payment.reversed")
 STATUS_OF_TYPE = {"payment.received": "received", "payment.failed": "failed",

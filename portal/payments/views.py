@@ -5,19 +5,29 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from portal import clock
+from portal import audit, clock
 from portal.extensions import db
 from portal.models import Case, Customer, Discrepancy, ReconciliationRun
 from portal.models.enums import DISCREPANCY_KINDS, DISCREPANCY_STATUSES
 from portal.models.payments import RejectedNotification
-from portal.payments import bp, live
+from portal.notifications import operations as inbox
+from portal.payments import live
 from portal.permissions import permission_required
-from portal.services import audit
-from portal.services import notifications as inbox
+
+bp = Blueprint("payments", __name__, url_prefix="/payments")
 
 PAGE_SIZE = 50
 RESOLUTION_MAX = 2000
@@ -102,7 +112,7 @@ def run_reconciliation():
     except ValueError:
         flash("The business date must be YYYY-MM-DD.", "error")
         return redirect(url_for("payments.reconciliation"))
-    from workers.queues import enqueue
+    from portal.queues import enqueue
 
     try:
         enqueue("integrations", "workers.jobs.payments.run_payments_reconciliation",

@@ -55,8 +55,8 @@ def seed_demo(customers: int, products: int) -> None:
         except BaseException:
             conn.rollback()
             raise
-    # case totals and priorities by their one definition (portal.services.queue), not the seed's
-    from portal.services.queue import recompute_case_totals, recompute_priorities
+    # case totals and priorities by their one definition (portal.cases.queue), not the seed's
+    from portal.cases.queue import recompute_case_totals, recompute_priorities
 
     totals = recompute_case_totals(db.session)
     changed = recompute_priorities(db.session)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request
 from flask_login import current_user
 
 from portal import clock
+from portal.calls import agent_status
+from portal.calls import operations as calls
+from portal.cases.case_view import mask_phone
 from portal.extensions import db
 from portal.models.enums import AGENT_STATUSES
 from portal.permissions import permission_required
-from portal.services import agent_status, calls
-from portal.services.case_view import mask_phone
-from portal.supervisor import bp
+
+bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 
 
 def board_args(args) -> dict:

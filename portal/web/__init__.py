@@ -15,6 +15,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal import clock
+from portal.auth import sessions
 from portal.models.enums import bucket_for_dpd
 from portal.permissions import (
     PERMISSIONS,
@@ -25,7 +26,6 @@ from portal.permissions import (
     public,
 )
 from portal.security_headers import init_security_headers
-from portal.services import sessions
 from portal.web.navigation import navigation
 
 log = logging.getLogger(__name__)
@@ -33,40 +33,9 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/"
 
 
-# Every area's blueprint (``bp`` in the package). An area package that does not exist yet is
-# skipped, so areas can be built in parallel; any other import error is raised.
-BLUEPRINT_PACKAGES = (
-    "portal.auth",
-    "portal.main",
-    "portal.cases",
-    "portal.supervisor",
-    "portal.field",
-    "portal.ops",
-    "portal.webhooks",
-    "portal.admin",
-    "portal.api",
-    "portal.notifications",
-    "portal.calls",
-    "portal.payments",
-    "portal.kpi",
-    "portal.assignment",
-)
-
-
 def register_web(app: Flask) -> None:
-    import importlib
-
-    for name in BLUEPRINT_PACKAGES:
-        try:
-            package = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        bp = getattr(package, "bp", None)
-        if bp is not None:
-            app.register_blueprint(bp)
-
+    """What every page shares (after the blueprints are registered): login, template helpers,
+    error pages, security headers."""
     _mark_static_public(app)
     _init_login_manager(app)
     _register_template_helpers(app)

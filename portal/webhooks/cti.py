@@ -1,5 +1,5 @@
 """Inbound call-centre (CTI) events: ``POST /api/v1/cti/events``, signed like the payment
-webhooks (portal/webhooks/signing.py, secrets ``CTI_WEBHOOK_SECRETS``).
+webhooks (portal/signing.py, secrets ``CTI_WEBHOOK_SECRETS``).
 
 One event per request: ``{"event_id", "type", "occurred_at", "data"}`` with ``type`` one of
 call.started, call.answered, call.ended, agent.status_changed (docs/integrations.md, "Call
@@ -17,12 +17,12 @@ import logging
 from flask import current_app, jsonify, request
 from sqlalchemy.exc import OperationalError
 
+from portal.calls import operations as calls
 from portal.extensions import db
 from portal.permissions import public
-from portal.services import calls
+from portal.signing import SignatureError, verify
 from portal.text import first_unstorable
-from portal.webhooks import bp
-from portal.webhooks.signing import SignatureError, verify
+from portal.webhooks.views import bp
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 64 * 1024

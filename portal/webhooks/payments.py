@@ -12,7 +12,7 @@ from flask import jsonify, request
 from portal.extensions import db
 from portal.payments import notifications
 from portal.permissions import public
-from portal.webhooks import bp
+from portal.webhooks.views import bp
 
 
 @bp.post("/payments/notifications")

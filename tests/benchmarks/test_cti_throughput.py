@@ -35,7 +35,7 @@ import pytest
 import requests
 from sqlalchemy import insert
 
-from portal.webhooks.signing import signed_headers
+from portal.signing import signed_headers
 from tests.benchmarks.sizing import bench_size
 
 N = bench_size(300, 600, "BENCH_CTI_EVENTS")

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
+from portal.kpi import operations as kpis
 from portal.models import Team
-from portal.services import kpis
 from tests.benchmarks.sizing import bench_size
 
 pytestmark = pytest.mark.benchmark

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from portal.services import ops_health
+from portal.ops import health as ops_health
 from tests.benchmarks.sizing import bench_size
 
 pytestmark = pytest.mark.benchmark

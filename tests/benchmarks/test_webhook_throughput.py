@@ -87,7 +87,7 @@ def run_clients(url: str, path: str, start_at: float, seconds: float, threads: i
     """``threads`` clients, each sending on its own keep-alive connection until ``seconds``
     after ``start_at`` — back to back (``rate`` None) or at ``rate`` requests/s in total for
     this process, paced by schedule (open loop)."""
-    from portal.webhooks.signing import signed_headers
+    from portal.signing import signed_headers
 
     results = {"latencies": [], "statuses": Counter(), "sent": [], "duplicates": 0}
     lock = threading.Lock()

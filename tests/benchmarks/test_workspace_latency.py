@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import text
 
 from portal import clock
-from portal.services import case_view, queue
-from portal.services.search import customer_search
+from portal.cases import case_view, queue
+from portal.cases.search import customer_search
 from tests.benchmarks.sizing import bench_size
 
 CUSTOMERS = bench_size(20_000, 500_000, "BENCH_WS_CUSTOMERS")

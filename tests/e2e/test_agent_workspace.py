@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from portal import clock
+from portal.cases import queue
 from portal.models import (
     Action,
     Address,
@@ -29,7 +30,6 @@ from portal.models import (
     ReferenceCustomer,
     Visit,
 )
-from portal.services import queue
 from tests.factories import DEFAULT_PASSWORD
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")

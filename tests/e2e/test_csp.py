@@ -209,8 +209,8 @@ def test_hostile_names_on_the_field_agents_map_stay_text(browser, live_server, d
     from decimal import Decimal
 
     from portal import clock
+    from portal.field import visits
     from portal.models import Address, Case
-    from portal.services import visits
 
     hostile = '<img src=x onerror="document.title=1">Nguyen <b>An</b>'
     team = make_team()

@@ -40,7 +40,7 @@ def offline_map(app):
 def field_day(db, client, field_team, make_user, make_field_agent, make_device_token,
               make_field_customer):
     from portal import clock
-    from portal.services import visits
+    from portal.field import visits
 
     supervisor = make_user(role="supervisor", username="sup_map", team_id=field_team.id)
     names = ["Le Van Hung", "Pham Thi Mai", "Do Quoc Bao"]
@@ -160,7 +160,7 @@ def test_field_agent_day_checks_in_with_the_browser_position(
         page, live_server, sign_in, screenshot, offline_map, db, bank_hours, client, field_team,
         make_field_agent, make_device_token, make_field_customer, ws_action_codes):
     from portal import clock
-    from portal.services import visits
+    from portal.field import visits
 
     agent = make_field_agent(username="field_day", full_name="Nguyen Van Tuan")
     token = make_device_token(agent)

@@ -136,8 +136,8 @@ def run_queued_syncs(app) -> list:
     RQ worker (in this process, burst mode) runs them."""
     from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
+    from portal.queues import get_queue
     from tests.integration.test_events_support import drain, worker_connection
-    from workers.queues import get_queue
 
     queue = get_queue("integrations", worker_connection(app))
     assert queue.count == 1  # the retry the button enqueued

@@ -38,7 +38,7 @@ def promised_case(app, db, make_user, make_customer, make_loan, make_case, make_
 
 
 def pay(live_server, loan, amount: str) -> dict:
-    from portal.webhooks.signing import signed_headers
+    from portal.signing import signed_headers
 
     body = json.dumps({
         "event_id": f"evt-live-{loan.account_number}", "type": "payment.received",
@@ -92,7 +92,7 @@ def test_ops_reviews_refused_notifications_and_resolves_a_discrepancy(
                        "reference_number": "FT-OPS-1", "loan_account_number": "LN-NOPE",
                        "cif": loan.cif, "amount": "150000", "currency": "VND",
                        "paid_at": clock.now().isoformat()}).encode()
-    from portal.webhooks.signing import signed_headers
+    from portal.signing import signed_headers
 
     url = f"{live_server.url}/api/v1/payments/notifications"
     assert requests.post(url, data=body, headers=signed_headers(SECRET, body)).status_code == 422

@@ -74,7 +74,7 @@ def test_admin_manages_action_codes_and_contact_rules(page, live_server, db, mak
 
 def test_agent_reads_notifications_and_the_bell_counts_down(page, live_server, db, make_user,
                                                             sign_in, screenshot):
-    from portal.services.notifications import notify
+    from portal.notifications.operations import notify
 
     agent = make_user(role="agent", username="an.tran", full_name="Tran Van An")
     now = clock.now()
@@ -96,7 +96,7 @@ def test_agent_reads_notifications_and_the_bell_counts_down(page, live_server, d
         note = notify(db.session, agent.id, kind, title, body, link=f"/cases/{cif}", cif=cif)
         note.created_at = now - age
     db.session.commit()
-    from portal.services.notifications import list_notifications, mark_read
+    from portal.notifications.operations import list_notifications, mark_read
 
     oldest = list_notifications(db.session, agent.id)[-1]
     mark_read(db.session, agent.id, [oldest.id])

@@ -8,8 +8,8 @@ import re
 import pytest
 from sqlalchemy import select
 
+from portal.cases.contact_rules import get_contact_rules, get_promise_rules
 from portal.models import ActionCode, AuditLog
-from portal.services.contact_rules import get_contact_rules, get_promise_rules
 
 
 @pytest.fixture

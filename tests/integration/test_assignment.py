@@ -11,6 +11,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, insert, select
 
+from portal.assignment import operations as assignment
+from portal.assignment.operations import AssignmentError, CaseFilter
 from portal.models import (
     Address,
     AgentLocation,
@@ -20,8 +22,6 @@ from portal.models import (
     Customer,
     Notification,
 )
-from portal.services import assignment
-from portal.services.assignment import AssignmentError, CaseFilter
 
 
 def bulk_cases(db, n: int, prefix: str = "A", **case_values) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from portal.auth.login_protection import failures_key, lock_key
 from portal.models import AuditLog
-from portal.services.login_protection import failures_key, lock_key
 from tests.factories import DEFAULT_PASSWORD
 
 
@@ -221,7 +221,7 @@ def test_redis_down_login_still_works(app, client, csrf_token, make_user, monkey
     token = csrf_token()
     unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     monkeypatch.setitem(app.extensions, "portal_redis", unreachable)
-    with caplog.at_level("WARNING", logger="portal.services.login_protection"):
+    with caplog.at_level("WARNING", logger="portal.auth.login_protection"):
         wrong = client.post("/auth/login", data={
             "username": user.username, "password": "nope", "csrf_token": token})
         right = client.post("/auth/login", data={

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from portal.cases.queue import PriorityInputs, compute_priority
 from portal.events.subscribers import deliver
 from portal.models import AuditLog, Case, Event, Notification, Promise
-from portal.services.queue import PriorityInputs, compute_priority
 from workers.jobs.promises import run_broken_promises
 
 PROMISED = date(2026, 11, 24)

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from integrations.sandbox._api import ServerThread
 from integrations.sandbox.callcentre_server import create_app as create_callcentre
 from portal import clock
-from portal.webhooks.signing import signed_headers
+from portal.signing import signed_headers
 from tests.integration.test_events_support import wait_for
 
 SECRET = "test-cti-secret"
@@ -325,7 +325,7 @@ def test_status_changes_from_the_call_centre_show_and_late_ones_go_to_history(
 @pytest.fixture
 def open_window(db):
     """Contact rules that allow calls at any hour (the tests run at any time of day)."""
-    from portal.services import contact_rules
+    from portal.cases import contact_rules
 
     contact_rules.save_contact_rules(
         db.session, contact_rules.ContactRules(window_start=dtime(0, 0),
@@ -440,8 +440,8 @@ def test_daily_reconciliation_adds_calls_the_portal_missed(
         db, app, callcentre, team_of_agents, portfolio):
     from integrations.callcentre.client import CallCentreClient
     from portal import clock
+    from portal.calls import operations as calls
     from portal.models import CallRecord, Discrepancy
-    from portal.services import calls
 
     _, agents = team_of_agents(3)
     numbers = portfolio(5)
@@ -501,7 +501,7 @@ def test_the_awaiting_outcome_panel_lists_the_agents_pending_calls(
     from flask import render_template
     from flask_login import login_user
 
-    from portal.services import case_view
+    from portal.cases import case_view
 
     _, agents = team_of_agents(1)
     numbers = portfolio(1)

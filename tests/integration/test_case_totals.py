@@ -3,8 +3,8 @@
 from datetime import date
 from decimal import Decimal
 
+from portal.cases.queue import recompute_case_totals
 from portal.models import Card, Case
-from portal.services.queue import recompute_case_totals
 
 
 def _card(db, customer, **kwargs):

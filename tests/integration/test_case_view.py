@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from portal import permissions
+from portal.cases.case_view import mask_national_id, mask_phone
 from portal.models import (
     Action,
     Address,
@@ -23,7 +24,6 @@ from portal.models import (
     ReferenceCustomer,
     Visit,
 )
-from portal.services.case_view import mask_national_id, mask_phone
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 NATIONAL_ID = "079188001234"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from portal.services.contact_rules import (
+from portal.cases.contact_rules import (
     ContactRules,
     check_contact,
     get_contact_rules,

@@ -1,5 +1,5 @@
 """Customer search: every customer (with a case or not) by CIF, folded name, phone, account or
-card number — one rule (portal.services.search) behind the search page and the queue filter."""
+card number — one rule (portal.cases.search) behind the search page and the queue filter."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from portal.cases import search
 from portal.models import Card, Case
-from portal.services import search
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ def test_event_relayed_twice_is_handled_once(app, db, redis_client):
     db.session.commit()
     assert relay_pending(db.session) == (1, 0)
     # ... and enqueue its delivery job twice more by hand, under the same and another id
-    from workers.queues import JobRequest, enqueue_many
+    from portal.queues import JobRequest, enqueue_many
 
     enqueue_many("events", [JobRequest(DELIVER_JOB, (str(event.id), RECORD),
                                        job_id=delivery_job_id(event.id, RECORD))])

@@ -157,7 +157,7 @@ def worker_connection(app) -> Redis:
 def drain(app, *, timeout: float = 20.0, queues=("events",)) -> None:
     """Run in-process burst workers (with RQ's scheduler for retries) until no job is queued,
     scheduled or running on ``queues``."""
-    from workers.queues import get_queue
+    from portal.queues import get_queue
 
     connection = worker_connection(app)
     deadline = time.monotonic() + timeout

@@ -128,7 +128,7 @@ def test_a_failure_mid_way_keeps_the_rest_in_order(client, db, gps_sandbox, make
 
 def test_new_points_enqueue_one_forward_job(client, db, redis_client, make_field_agent,
                                             make_device_token):
-    from workers.queues import get_queue
+    from portal.queues import get_queue
 
     agent = make_field_agent()
     token = make_device_token(agent)

@@ -33,7 +33,7 @@ def bearer(token: str) -> dict:
 def planned(db, make_field_agent, make_device_token, make_field_customer):
     """(agent, token, visit) — a visit planned today at a customer living at HCMC."""
     from portal import clock
-    from portal.services import visits
+    from portal.field import visits
 
     agent = make_field_agent()
     token = make_device_token(agent)

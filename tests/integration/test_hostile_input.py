@@ -381,7 +381,7 @@ def test_a_body_over_the_limit_is_refused_with_413(app, client, db, login, make_
         assert body is not None, (path, response.get_data(as_text=True)[:200])
         assert "too_large" in str(body), body
     # with a valid token, the API refuses the oversized body in JSON too
-    from portal.services import api_tokens
+    from portal.auth import api_tokens
 
     device = make_user("field_agent")
     _, raw = api_tokens.create_token(db.session, name="phone", scopes=["api.locations"],
@@ -396,7 +396,7 @@ def test_a_body_over_the_limit_is_refused_with_413(app, client, db, login, make_
 def test_the_largest_form_still_fits(client, login, make_user, make_team):
     """The assignment CSV is re-posted as a form field on apply: a file of the most lines
     it may have (CSV_MAX_LINES) must not hit Flask's default 500 kB form-field limit."""
-    from portal.services.assignment import CSV_MAX_LINES
+    from portal.assignment.operations import CSV_MAX_LINES
 
     login(make_user("supervisor", team=make_team()))
     token = csrf_token_from(client.get("/supervisor/assignment/upload").get_data(as_text=True))

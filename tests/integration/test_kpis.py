@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from portal.kpi import operations as kpis
 from portal.models import (
     Action,
     ActionCode,
@@ -50,7 +51,6 @@ from portal.models import (
     Promise,
     PromiseAllocation,
 )
-from portal.services import kpis
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 11, 18, 3, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from portal import clock
 from portal.models import Notification
-from portal.services.notifications import list_notifications, mark_read, notify, unread_count
+from portal.notifications.operations import list_notifications, mark_read, notify, unread_count
 
 
 def add(db, user, title="Promise broken: Le Van Hung", **kwargs):

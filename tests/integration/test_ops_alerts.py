@@ -21,8 +21,9 @@ from integrations.sandbox.w4_server import DEFAULT_API_KEY, create_app, seed_car
 from integrations.w4.client import W4Client
 from portal import clock
 from portal.models import Alert, IntegrationRun, Notification
-from portal.services import alerts, ops_health
-from portal.webhooks.signing import verify
+from portal.ops import alerts
+from portal.ops import health as ops_health
+from portal.signing import verify
 
 SECRET = "alert-test-secret"
 HEALTHY_WORKERS = {

@@ -233,8 +233,8 @@ def test_every_ops_button_enqueues_a_run_trigger_the_runs_table_accepts(db, make
 
     from portal.models import IntegrationRun
     from portal.models.enums import RUN_TRIGGERS
-    from portal.services import ops_actions
-    from workers.queues import get_queue
+    from portal.ops import actions as ops_actions
+    from portal.queues import get_queue
 
     ops = make_user(role="ops")
     failed = IntegrationRun(integration="PAYMENTS", kind="reconcile", trigger="schedule",

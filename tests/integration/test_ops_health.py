@@ -10,7 +10,7 @@ import pytest
 from integrations import control
 from integrations.control import Breaker
 from portal.models import IntegrationRun, QuarantinedRecord
-from portal.services import ops_health
+from portal.ops import health as ops_health
 
 NOW = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
 

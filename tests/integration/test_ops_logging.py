@@ -54,7 +54,7 @@ def test_capture_never_fails_or_blocks_when_redis_is_down():
 
 
 def test_request_lines_carry_the_signed_in_user(app, client, login_as, csrf_token):
-    from portal.services import ops_actions
+    from portal.ops import actions as ops_actions
 
     def broken_trigger(*, user, run):
         raise RuntimeError("GPS system refused the forward")
@@ -85,7 +85,7 @@ def test_request_lines_carry_the_signed_in_user(app, client, login_as, csrf_toke
 def test_alert_job_runs_in_a_real_worker_with_its_job_id(db, redis_client, make_user):
     from rq import SimpleWorker
 
-    from workers.queues import enqueue, get_queue
+    from portal.queues import enqueue, get_queue
     from workers.schedule import SCHEDULES
 
     assert any(s.func == "workers.jobs.alerts.evaluate_alerts" and s.cron == "* * * * *"

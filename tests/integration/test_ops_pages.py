@@ -16,7 +16,7 @@ from integrations import control
 from portal import clock
 from portal.logging import correlation_scope
 from portal.models import AuditLog, IntegrationRun, IntegrationSetting, QuarantinedRecord
-from portal.services import ops_actions
+from portal.ops import actions as ops_actions
 
 
 def post(client, csrf_token, url, **data):
@@ -163,7 +163,7 @@ def test_failed_jobs_listed_with_exception_and_requeued(client, login_as, csrf_t
                                                         redis_client):
     from rq import SimpleWorker
 
-    from workers.queues import get_queue
+    from portal.queues import get_queue
 
     queue = get_queue("default", redis_client)
     job = queue.enqueue("workers.jobs.nonexistent_module.job_that_does_not_exist")
@@ -180,7 +180,7 @@ def test_failed_jobs_listed_with_exception_and_requeued(client, login_as, csrf_t
 
 
 def test_metrics_parse_with_the_prometheus_parser(client, login_as, run, db):
-    from portal.services import api_tokens
+    from portal.auth import api_tokens
 
     assert client.get("/metrics").status_code == 401
     ops = login_as("ops")

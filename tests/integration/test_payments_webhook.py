@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from portal import clock
 from portal.models import Action, Case, Event, Loan, Notification, Payment, Promise
 from portal.models.payments import RejectedNotification
-from portal.webhooks.signing import signed_headers
+from portal.signing import signed_headers
 from tests.integration.test_events_support import drain
 
 URL = "/api/v1/payments/notifications"

@@ -9,14 +9,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from portal.models import AuditLog, Event, Promise, PromiseAllocation
-from portal.services.contact_rules import PromiseRules, save_promise_rules
-from portal.services.promises import (
+from portal.cases.contact_rules import PromiseRules, save_promise_rules
+from portal.cases.promises import (
     PromiseValidationError,
     allocate_payment,
     create_promise,
     undo_allocations,
 )
+from portal.models import AuditLog, Event, Promise, PromiseAllocation
 
 TODAY = date(2026, 11, 24)
 
@@ -129,8 +129,8 @@ def test_without_a_loan_the_customer_total_due_across_loans_and_cards_is_the_lim
     # 5,000,000 + 1,500,000 + 2,000,000 (written off, still recovered) + 500,000: the case's
     # total overdue, by the same definition (queue.collectible_products)
     total = Decimal("9000000")
+    from portal.cases.queue import recompute_case_totals
     from portal.models import Case
-    from portal.services.queue import recompute_case_totals
     case = Case(cif=customer.cif, status="open")
     db.session.add(case)
     db.session.flush()

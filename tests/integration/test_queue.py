@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.cases import queue
 from portal.models import AuditLog, Card, Case, CaseAssignment, Promise
-from portal.services import queue
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 10:00 in Ho Chi Minh City
 TODAY = date(2026, 11, 24)

@@ -203,6 +203,7 @@ class World:
 def _build(session) -> World:
     from werkzeug.security import generate_password_hash
 
+    from portal.auth import api_tokens
     from portal.models import (
         Action,
         ActionCode,
@@ -221,7 +222,6 @@ def _build(session) -> World:
         User,
         Visit,
     )
-    from portal.services import api_tokens
 
     now = clock.now()
     today = now.date()

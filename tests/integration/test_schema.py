@@ -39,7 +39,7 @@ def test_search_indexes_exist_and_back_the_search(db):
 
 
 def test_the_sql_fold_function_folds_exactly_like_python(db):
-    from portal.services.search import _VIET, fold
+    from portal.cases.search import _VIET, fold
 
     letters = _VIET + _VIET.upper() + "abc XYZ 123"
     assert db.session.execute(text("SELECT crm_fold(:v)"), {"v": letters}).scalar() \

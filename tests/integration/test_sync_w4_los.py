@@ -271,7 +271,7 @@ def test_the_ops_page_buttons_enqueue_syncs(app, db, make_user):
 
     from portal.extensions import get_redis
 
-    ops_actions = pytest.importorskip("portal.services.ops_actions")
+    ops_actions = pytest.importorskip("portal.ops.actions")
     import integrations.sync  # noqa: F401 - registers the buttons
 
     user = make_user("ops")

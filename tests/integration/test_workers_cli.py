@@ -145,7 +145,7 @@ def test_worker_run_with_scheduler_reports_health_then_stops(app, db, redis_clie
 
 @pytest.mark.usefixtures("bus")
 def test_worker_run_burst_subprocess_and_status_command(app, db, redis_client):
-    from workers.queues import enqueue
+    from portal.queues import enqueue
 
     publish("CUSTOMER_UPDATED", customer_updated("C-BURST"), correlation_id="cid-burst")
     db.session.commit()

@@ -30,7 +30,7 @@ from datetime import timedelta
 import requests
 
 from portal import clock
-from portal.webhooks.signing import signed_headers
+from portal.signing import signed_headers
 
 REQUEST_TYPES = ("login", "work queue", "case view", "search", "payment webhook", "gps batch",
                  "gps osmand", "health")  # health: the baseline (GET /health, one DB + Redis ping)

@@ -1,4 +1,4 @@
-"""The assignment CSV upload (portal.services.assignment.preview_csv / apply_csv and its
+"""The assignment CSV upload (portal.assignment.operations.preview_csv / apply_csv and its
 pages) under arbitrary files: every line is accepted or refused with a reason, never a 500;
 the lines accepted are exactly those an independent model of the rules accepts; applying is
 all or nothing (or the valid lines only, when asked), never half-written."""
@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, insert, select
 
+from portal.assignment import operations as assignment
+from portal.assignment.operations import AssignmentError
 from portal.models import Case, CaseAssignment, Customer
-from portal.services import assignment
-from portal.services.assignment import AssignmentError
 from tests.conftest import csrf_token_from
 from tests.property.conftest import examples
 from tests.property.strategies import NASTY

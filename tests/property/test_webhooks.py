@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from portal import clock
 from portal.models import CallRecord, Payment
-from portal.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
+from portal.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
 from tests.property.conftest import examples
 from tests.property.strategies import any_values, json_values
 

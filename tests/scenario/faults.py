@@ -31,7 +31,7 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05, what: s
 def ops_action(day: Day, integration: str, action: str, run_id: int | None = None) -> str:
     """What the ops page's action button does (audited), as the day's ops user."""
     from portal.models import IntegrationRun, User
-    from portal.services import ops_actions
+    from portal.ops import actions as ops_actions
 
     session = day.db.session
     user = session.query(User).filter_by(role="ops").first() or day.make_user(role="ops")

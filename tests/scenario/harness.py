@@ -200,8 +200,8 @@ class Day:
     def open_cases(self) -> None:
         """The collection team of the day and a case per customer with an overdue loan, shared
         round-robin among the call agents (what the seed and the supervisors do)."""
+        from portal.cases.queue import recompute_case_totals, recompute_priorities
         from portal.models import Case
-        from portal.services.queue import recompute_case_totals, recompute_priorities
 
         db = self.db
         team = self.make_team(name="Scenario collections")
@@ -408,7 +408,8 @@ class Day:
         """Field agents' phones post their positions (JSON batches, OsmAnd for the third), and
         each agent checks in at the customers they visit."""
         from integrations.sandbox.phone_sim import PhoneSimulator, Walker
-        from portal.services import api_tokens, visits
+        from portal.auth import api_tokens
+        from portal.field import visits
 
         walkers, plans = [], []
         for n, agent in enumerate(self.field_agents):
@@ -444,7 +445,7 @@ class Day:
         self.forward_positions()
 
     def forward_positions(self) -> None:
-        from workers.queues import enqueue
+        from portal.queues import enqueue
 
         enqueue("integrations", "workers.jobs.field.forward_locations", trigger="scenario")
         self.work()
@@ -453,7 +454,7 @@ class Day:
     def nightly(self) -> None:
         """01:00 the next bank day: the broken-promise job (as the schedule enqueues it)."""
         from portal import clock
-        from workers.queues import enqueue
+        from portal.queues import enqueue
 
         night = self.freeze(clock.bank_datetime(self.today + timedelta(days=1),
                                                 datetime.min.time().replace(hour=1)))
@@ -463,7 +464,7 @@ class Day:
     def reconcile(self) -> None:
         """The day's reconciliation with the payment system's report (ingests what was
         dropped), then the call centre's."""
-        from workers.queues import enqueue
+        from portal.queues import enqueue
 
         enqueue("integrations", "workers.jobs.payments.run_payments_reconciliation",
                 business_date=self.today.isoformat(), trigger="schedule")

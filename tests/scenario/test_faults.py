@@ -227,7 +227,7 @@ def _call_centre_down():
         assert count(day, "SELECT count(*) FROM call_records") == 0
         day.systems.centre.portal_url = day.systems.portal_url
         day.systems.faults("CTI", outage=False)
-        from workers.queues import enqueue
+        from portal.queues import enqueue
 
         # runbook: the call reconciliation of the day brings the calls we missed
         enqueue("integrations", "workers.jobs.calls.reconcile_calls", day.today.isoformat())

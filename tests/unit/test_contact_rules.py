@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from portal.services.contact_rules import (
+from portal.cases.contact_rules import (
     ContactRules,
     PromiseRules,
     _cap_release,

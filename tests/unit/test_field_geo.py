@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from portal.services import field_geo
+from portal.field import geo as field_geo
 
 HCMC = (10.7769, 106.7009)
 

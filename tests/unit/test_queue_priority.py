@@ -1,4 +1,4 @@
-"""The one priority computation of the work queue (portal.services.queue.compute_priority)."""
+"""The one priority computation of the work queue (portal.cases.queue.compute_priority)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from portal.services.queue import (
+from portal.cases.queue import (
     BROKEN_PROMISE_POINTS,
     FOLLOW_UP_DUE_POINTS,
     PROMISE_DUE_POINTS,
@@ -71,7 +71,7 @@ def test_a_fresh_broken_promise_beats_the_next_bucket():
 
 
 def test_search_folds_vietnamese_accents():
-    from portal.services.search import _PLAIN, _VIET, fold
+    from portal.cases.search import _PLAIN, _VIET, fold
 
     assert len(_VIET) == len(_PLAIN)
     assert fold("Nguyễn Thị Ánh Đào") == "nguyen thi anh dao"

@@ -1,10 +1,10 @@
-"""The one signing rule of inbound webhooks (portal/webhooks/signing.py)."""
+"""The one signing rule of inbound webhooks (portal/signing.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from portal.webhooks.signing import SignatureError, signature, signed_headers, verify
+from portal.signing import SignatureError, signature, signed_headers, verify
 
 BODY = b'{"event_id": "e-1", "amount": "1500000"}'
 NOW = 1_790_000_000

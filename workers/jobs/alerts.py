@@ -11,9 +11,9 @@ log = logging.getLogger(__name__)
 
 @job
 def evaluate_alerts() -> dict:
-    """Raise new alerts, clear ended ones, deliver pending webhooks (portal/services/alerts)."""
+    """Raise new alerts, clear ended ones, deliver pending webhooks (portal/ops/alerts.py)."""
     from portal.extensions import db
-    from portal.services import alerts
+    from portal.ops import alerts
 
     outcome = alerts.evaluate(db.session)
     result = {"raised": [a.key for a in outcome.raised],

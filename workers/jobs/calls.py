@@ -10,8 +10,9 @@ from flask import current_app
 
 from integrations.callcentre.client import from_config
 from portal import clock
+from portal.calls import agent_status
+from portal.calls import operations as calls
 from portal.extensions import db
-from portal.services import agent_status, calls
 from workers.context import job
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from portal.cases.queue import recompute_case_totals, recompute_priorities
 from portal.extensions import db
-from portal.services.queue import recompute_case_totals, recompute_priorities
 from workers.context import job
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import logging
 
 from integrations.gps import forward
 from portal.extensions import db
-from portal.services import visits
+from portal.field import visits
 from workers.context import job
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from portal import clock
 from portal.extensions import db
+from portal.kpi import operations as kpis
 from portal.models import Team
-from portal.services import kpis
 from workers.context import job
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ import logging
 from datetime import datetime
 
 from portal import clock
+from portal.cases.promises import mark_broken_promises
 from portal.extensions import db
-from portal.services.promises import mark_broken_promises
 from workers.context import job
 
 log = logging.getLogger(__name__)

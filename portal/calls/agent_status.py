@@ -213,7 +213,7 @@ def sync_pending(session: Session, client, now: datetime | None = None,
 
 def apply_cti_event(session: Session, event, *, async_commit: bool = False) -> dict:
     """``agent.status_changed`` from the call centre."""
-    from portal.services.calls import CtiEventError, _text
+    from portal.calls.operations import CtiEventError, _text
 
     data = event.data
     status = _text(data, "status", 16, required=True)

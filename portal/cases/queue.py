@@ -36,11 +36,11 @@ from sqlalchemy import String, bindparam, distinct, exists, func, literal, or_, 
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
-from portal import clock
+from portal import audit, clock
+from portal.cases import search
 from portal.extensions import get_redis
 from portal.models import Card, Case, CaseAssignment, Customer, Loan, Promise, User
 from portal.models.enums import BUCKETS, CASE_STATUSES, bucket_for_dpd
-from portal.services import audit, search
 
 BUCKET_POINTS = {"current": 0, "1-30": 100, "31-60": 200, "61-90": 300, "90+": 400}
 OVERDUE_POINTS_PER_DECADE = 30

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from portal import clock
-from portal.services import field_geo
+from portal.field import geo as field_geo
 
 MAX_BATCH = 1000
 KNOTS_TO_MS = 0.514444

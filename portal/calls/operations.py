@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 
 from integrations.t24.transform import phone_e164
 from portal import clock
+from portal.cases import actions, queue
+from portal.cases.actions import ActionInput, ActionValidationError, ContactRefused
 from portal.events import publish
 from portal.models import (
     Action,
@@ -35,8 +37,6 @@ from portal.models import (
     User,
 )
 from portal.models.enums import CALL_DIRECTIONS
-from portal.services import actions, queue
-from portal.services.actions import ActionInput, ActionValidationError, ContactRefused
 
 CALL_EVENT_TYPES = ("call.started", "call.answered", "call.ended")
 AGENT_EVENT_TYPES = ("agent.status_changed",)
@@ -126,7 +126,7 @@ def apply_event(session: Session, event: CtiEvent, *, async_commit: bool = False
     """Apply one event (no commit); returns what the webhook answers. ``async_commit``: the
     caller's transaction may commit without waiting for the WAL flush."""
     if event.type in AGENT_EVENT_TYPES:
-        from portal.services import agent_status
+        from portal.calls import agent_status
 
         return agent_status.apply_cti_event(session, event, async_commit=async_commit)
     return apply_call_event(session, event, async_commit=async_commit)
@@ -307,7 +307,7 @@ def merge_call(session: Session, call_id: str, *, phone: str, direction: str,
     }).one()
     record = SimpleNamespace(**row._mapping)
     if record.ended_at is None and record.agent_id is not None and not record.followed:
-        from portal.services import agent_status  # the agent has no status row yet
+        from portal.calls import agent_status
 
         agent_status.set_current_call(session, record.agent_id, record.call_id, record.cif,
                                       at or started_at)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from portal.services import audit
+from portal import audit
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ register_trigger("EVENTS", run_now=_events_relay, retry_run=_events_retry_dead,
 
 def _enqueue(label: str, queue: str, func: str, **kwargs):
     def run(*, user=None, run=None) -> str:
-        from workers.queues import enqueue
+        from portal.queues import enqueue
 
         job = enqueue(queue, func, **kwargs)
         return f"{label} queued (job {job.id})"
@@ -121,7 +121,7 @@ def _enqueue(label: str, queue: str, func: str, **kwargs):
 
 
 def _payments_rerun(*, user=None, run=None) -> str:
-    from workers.queues import enqueue
+    from portal.queues import enqueue
 
     day = (run.business_date.isoformat() if getattr(run, "business_date", None) else None)
     job = enqueue("integrations", "workers.jobs.payments.run_payments_reconciliation",
@@ -161,7 +161,7 @@ def failed_jobs(connection=None, *, limit: int = 50) -> list[dict]:
     """The failed job registry of every queue: newest first, with the exception text."""
     from rq.job import Job
 
-    from workers.queues import all_queues
+    from portal.queues import all_queues
 
     rows = []
     for queue in all_queues(connection):
@@ -191,7 +191,7 @@ def failed_jobs(connection=None, *, limit: int = 50) -> list[dict]:
 def requeue_failed(session: Session, user, *, queue_name: str, job_id: str | None = None,
                    connection=None) -> int:
     """Requeue one failed job (``job_id``) or every failed job of ``queue_name``, audited."""
-    from workers.queues import get_queue
+    from portal.queues import get_queue
 
     queue = get_queue(queue_name, connection)
     registry = queue.failed_job_registry

@@ -21,11 +21,11 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
-from portal import clock, permissions
+from portal import audit, clock, permissions
+from portal.field import geo as field_geo
 from portal.models import Address, AgentLocation, Case, CaseAssignment, User
 from portal.models.enums import BUCKETS
-from portal.services import audit, field_geo
-from portal.services.notifications import notify
+from portal.notifications.operations import notify
 
 ROLE_COLUMNS = {"agent": "assigned_agent_id", "field_agent": "assigned_field_agent_id"}
 ROLE_LABELS = {"agent": "call agent", "field_agent": "field agent"}

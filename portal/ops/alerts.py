@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from portal import clock
 from portal.models import Alert, User
-from portal.services import notifications
+from portal.notifications import operations as notifications
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def _health():
 
 def conditions(session: Session, *, now: datetime | None = None, health=...) -> list[Condition]:
     """Every condition holding now (all rules)."""
-    from portal.services import ops_health
+    from portal.ops import health as ops_health
 
     now = now or clock.now()
     ctx = Context(session=session, now=now, config=dict(current_app.config),
@@ -309,7 +309,7 @@ def send_webhooks(session: Session, *, now: datetime | None = None) -> int:
     number delivered. No URL configured: nothing to do."""
     import requests
 
-    from portal.webhooks.signing import signed_headers
+    from portal.signing import signed_headers
 
     url = current_app.config.get("ALERT_WEBHOOK_URL")
     if not url:

@@ -24,12 +24,11 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal import clock
+from portal import audit, clock
+from portal.cases.contact_rules import get_promise_rules
+from portal.cases.queue import collectible_products, recompute_priorities
 from portal.events import publish
 from portal.models import Case, Loan, Payment, Promise, PromiseAllocation, User
-from portal.services import audit
-from portal.services.contact_rules import get_promise_rules
-from portal.services.queue import collectible_products, recompute_priorities
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from portal import clock
+from portal import audit, clock
 from portal.events.publish import publish
 from portal.models import Address, Email, Phone, User
 from portal.models.enums import ADDRESS_TYPES, EMAIL_TYPES, PHONE_TYPES
-from portal.services import audit
 
 CRM = "CRM"
 FLAGS = ("is_verified", "do_not_contact")

@@ -18,11 +18,13 @@ from flask import current_app, has_app_context
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from portal import clock, permissions
+from portal import audit, clock, permissions
+from portal.cases import actions
 from portal.events import publish
+from portal.field import geo as field_geo
+from portal.field import locations
 from portal.models import Action, Address, Customer, User, Visit
 from portal.models.enums import bucket_for_dpd
-from portal.services import actions, audit, field_geo, locations
 
 OPEN_CASE_STATUSES = ("open", "in_progress", "promised", "skip_trace")
 REVIEW_NOTE_MAX = 2000

@@ -32,10 +32,10 @@ from flask import current_app, has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from portal import audit
 from portal.clock import bank_zone
 from portal.models import Action, AppSetting, Phone
 from portal.models.base import utcnow
-from portal.services import audit
 
 CONTACT_RULES_KEY = "contact_rules"
 PROMISE_RULES_KEY = "promise_rules"

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import clock
+from portal.cases import queue
 from portal.models import Action, ActionCode, Card, Case, Loan, Phone, User
-from portal.services import queue
 
 CONTACT_CHECKED_TYPES = ("CALL", "VISIT")
 NOTES_MAX = 4000
@@ -80,20 +80,20 @@ def default_follow_up(code: ActionCode, now: datetime | None = None) -> date | N
 def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int | None,
                   at: datetime):
     """The contact rules service's decision (imported here so tests can replace it)."""
-    from portal.services import contact_rules
+    from portal.cases import contact_rules
 
     return contact_rules.check_contact(session, cif=cif, action_type=action_type,
                                        phone_id=phone_id, at=at)
 
 
 def create_promise(session: Session, **kwargs):
-    from portal.services import promises
+    from portal.cases import promises
 
     return promises.create_promise(session, **kwargs)
 
 
 def promise_validation_error():
-    from portal.services.promises import PromiseValidationError
+    from portal.cases.promises import PromiseValidationError
 
     return PromiseValidationError
 
