@@ -44,7 +44,7 @@ def make_field_agent(db, make_user, field_team):
 @pytest.fixture
 def make_device_token(db):
     """``make_device_token(agent)`` → the raw Bearer token of a device token for ``agent``."""
-    from portal.auth import api_tokens
+    from portal.permissions import tokens as api_tokens
 
     def make(agent, scopes=("api.locations", "api.visits")):
         _, raw = api_tokens.create_token(db.session, name=f"phone {agent.username}",

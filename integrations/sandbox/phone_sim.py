@@ -177,9 +177,9 @@ def walkers_from_database(limit_agents: int = 50, stops_per_agent: int = 6,
     fresh device token (needs DATABASE_URL, or the portal ``app``)."""
     from sqlalchemy import select, text
 
-    from portal.auth import api_tokens
     from portal.extensions import db
     from portal.models import ApiToken, User
+    from portal.permissions import tokens as api_tokens
 
     if app is None:
         from portal import create_app

@@ -18,7 +18,7 @@ from portal.admin.views import bp
 from portal.extensions import db
 from portal.models import Action, ActionCode
 from portal.models.enums import ACTION_TYPES
-from portal.permissions import permission_required
+from portal.permissions.decorators import permission_required
 
 CODE_PATTERN = Regexp(r"^[A-Z0-9_]+$", message="Use capital letters, digits and _ only "
                                                  "(e.g. NO_ANSWER).")

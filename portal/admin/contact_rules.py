@@ -14,7 +14,7 @@ from portal.cases import contact_rules as rules_service
 from portal.cases.contact_rules import ContactRules, PromiseRules
 from portal.extensions import db
 from portal.models import AppSetting, User
-from portal.permissions import permission_required
+from portal.permissions.decorators import permission_required
 
 
 class ContactRulesForm(FlaskForm):

@@ -6,7 +6,7 @@ from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from portal.permissions import API_SCOPES, PERMISSIONS
+from portal.permissions.roles import API_SCOPES, PERMISSIONS
 
 EXPIRY_CHOICES = [SelectChoice("", "Never"), SelectChoice("30", "In 30 days"),
                   SelectChoice("90", "In 90 days"), SelectChoice("365", "In one year")]

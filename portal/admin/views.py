@@ -10,11 +10,12 @@ from sqlalchemy import select
 from wtforms.fields import SelectChoice
 
 from portal.admin.forms import TokenForm
-from portal.auth import api_tokens
 from portal.extensions import db
 from portal.models import ApiToken, User
 from portal.models.base import utcnow
-from portal.permissions import ROLE_LABELS, permission_required
+from portal.permissions import tokens as api_tokens
+from portal.permissions.decorators import permission_required
+from portal.permissions.roles import ROLE_LABELS
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -21,7 +21,7 @@ from portal.extensions import db
 from portal.field import locations, visits
 from portal.models import User, Visit
 from portal.models.field import FieldDevice
-from portal.permissions import api_error, api_permission_required
+from portal.permissions.decorators import api_error, api_permission_required
 from portal.text import storable
 
 

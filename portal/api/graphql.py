@@ -31,7 +31,7 @@ from strawberry.types import Info
 from portal.api import read
 from portal.extensions import db
 from portal.models import Action, Card, Case, Customer, Loan, Payment, Phone, Promise, User
-from portal.permissions import api_permission_required
+from portal.permissions.decorators import api_permission_required
 
 graphql_bp = Blueprint("graphql", __name__, url_prefix="/api")
 

@@ -13,7 +13,8 @@ from portal.api.openapi_routes import ROUTES
 from portal.api.openapi_routes import SCHEMAS as ROUTE_SCHEMAS
 from portal.api.views import bp
 from portal.models.enums import BUCKET_NAMES
-from portal.permissions import PERMISSIONS, public, route_protection
+from portal.permissions.decorators import public, route_protection
+from portal.permissions.roles import PERMISSIONS
 
 PREFIX = "/api/v1"
 

@@ -47,12 +47,9 @@ from portal.models.enums import (
     PAYMENT_STATUSES,
     PROMISE_STATUSES,
 )
-from portal.permissions import (
-    api_error,
-    api_permission_required,
-    permissions_for_role,
-    principal_cif_scope,
-)
+from portal.permissions.decorators import api_error, api_permission_required
+from portal.permissions.roles import permissions_for_role
+from portal.permissions.scopes import principal_cif_scope
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50

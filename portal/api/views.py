@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
 
-from portal.permissions import api_permission_required
+from portal.permissions.decorators import api_permission_required
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -21,11 +21,12 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
-from portal import audit, clock, permissions
+from portal import audit, clock
 from portal.field import geo as field_geo
 from portal.models import Address, AgentLocation, Case, CaseAssignment, User
 from portal.models.enums import BUCKETS
 from portal.notifications.operations import notify
+from portal.permissions import scopes
 
 ROLE_COLUMNS = {"agent": "assigned_agent_id", "field_agent": "assigned_field_agent_id"}
 ROLE_LABELS = {"agent": "call agent", "field_agent": "field agent"}
@@ -43,7 +44,7 @@ class AssignmentError(ValueError):
 
 def team_ids_for(session: Session, actor: User) -> list[int] | None:
     """Teams whose agents ``actor`` may assign to: None means every team (admin)."""
-    return permissions.supervised_team_ids(session, actor)
+    return scopes.supervised_team_ids(session, actor)
 
 
 def assignable_agents(session: Session, actor: User, role: str | None = None,

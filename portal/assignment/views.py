@@ -11,7 +11,7 @@ from portal.assignment.operations import AssignmentError, CaseFilter
 from portal.extensions import db
 from portal.models import Customer, Team, User
 from portal.models.enums import BUCKET_NAMES
-from portal.permissions import permission_required
+from portal.permissions.decorators import permission_required
 
 bp = Blueprint("assignment", __name__, url_prefix="/supervisor/assignment")
 

@@ -127,8 +127,8 @@ def create_token(name, scopes, username, expires_days):
 @with_appcontext
 def list_tokens(show_all):
     """List API tokens (never the secret)."""
-    from portal.auth import api_tokens
     from portal.extensions import db
+    from portal.permissions import tokens as api_tokens
 
     rows = api_tokens.list_tokens(db.session, include_inactive=show_all)
     click.echo(f"{'ID':>5}  {'PREFIX':<13} {'STATE':<8} {'USER':<16} {'LAST USED':<17} "
@@ -146,8 +146,8 @@ def list_tokens(show_all):
 @with_appcontext
 def revoke_token(token):
     """Revoke a token by id or visible prefix."""
-    from portal.auth import api_tokens
     from portal.extensions import db
+    from portal.permissions import tokens as api_tokens
 
     row = api_tokens.find_token(db.session, token)
     if row is None:

@@ -17,8 +17,7 @@ from flask_login import login_user, logout_user
 from portal.auth import login_protection, operations, sessions
 from portal.auth.forms import LoginForm
 from portal.extensions import db, limiter
-from portal.permissions import permission_required, public
-from portal.web.navigation import safe_next
+from portal.permissions.decorators import permission_required, public, safe_next
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 

@@ -19,7 +19,7 @@ from sqlalchemy import and_, case, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from portal import clock, permissions
+from portal import clock
 from portal.events import publish
 from portal.models import (
     Action,
@@ -32,6 +32,7 @@ from portal.models import (
     User,
 )
 from portal.models.enums import AGENT_STATUSES
+from portal.permissions import scopes
 
 PORTAL_STATUSES = ("available", "break", "offline")  # what an agent may choose in the portal
 STATUS_TONES = {"available": "green", "on_call": "blue", "wrap_up": "amber", "break": "amber",
@@ -343,8 +344,8 @@ SORTS = {
 
 
 def supervised_team_ids(session: Session, supervisor: User) -> list[int]:
-    """The teams on the supervisor's board (``permissions.team_scope``)."""
-    return permissions.supervised_team_ids(session, supervisor) or []
+    """The teams on the supervisor's board (``scopes.team_scope``)."""
+    return scopes.supervised_team_ids(session, supervisor) or []
 
 
 def board(session: Session, supervisor: User, *, team_id: int | None = None,

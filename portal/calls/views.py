@@ -28,7 +28,9 @@ from portal.models import (
     User,
 )
 from portal.models.payments import ReconciliationRun
-from portal.permissions import can, may_access_case, permission_required
+from portal.permissions.decorators import permission_required
+from portal.permissions.roles import can
+from portal.permissions.scopes import may_access_case
 
 bp = Blueprint("calls", __name__, url_prefix="/calls")
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from portal import clock, permissions
+from portal import clock
 from portal.cases import actions, case_view, contacts, queue
 from portal.cases import search as customer_search
 from portal.extensions import db
 from portal.models.enums import ACTION_TYPES
-from portal.permissions import can, permission_required
+from portal.permissions import scopes
+from portal.permissions.decorators import permission_required
+from portal.permissions.roles import can
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -51,7 +53,7 @@ def next_case():
 def search():
     filters = queue.QueueFilters.from_args(request.args)
     page = None
-    scope = permissions.case_scope(db.session, current_user)  # not other teams' cases
+    scope = scopes.case_scope(db.session, current_user)  # not other teams' cases
     if filters.q:  # every customer, with a case or not
         page = customer_search.customer_search(
             db.session, filters.q, page=filters.page, status=filters.status,

@@ -19,13 +19,15 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal import clock, permissions
+from portal import clock
 from portal.cases import actions
 from portal.extensions import db
 from portal.field import locations, visits
 from portal.models import ActionCode, Team, User, Visit
 from portal.models.enums import BUCKET_NAMES
-from portal.permissions import can, permission_required
+from portal.permissions import scopes
+from portal.permissions.decorators import permission_required
+from portal.permissions.roles import can
 from portal.web import format_ago
 
 bp = Blueprint("field", __name__, url_prefix="/field")
@@ -50,11 +52,11 @@ def _filters() -> dict:
         team_id = current_user.team_id
     else:
         team_id = int(team_raw) if team_raw.isdigit() else None
-    scope = permissions.team_scope(db.session, current_user)
+    scope = scopes.team_scope(db.session, current_user)
     if team_id is not None and scope is not None and team_id not in scope:
         abort(403, description="That team is not one of yours.")
     agent_id = _int_arg("agent")
-    if agent_id is not None and not permissions.may_access_agent(db.session, current_user,
+    if agent_id is not None and not scopes.may_access_agent(db.session, current_user,
                                                                  agent_id):
         abort(403, description="That agent is not in one of your teams.")
     return {"team_id": team_id, "agent_id": agent_id, "scope": scope}
@@ -66,7 +68,7 @@ def _field_agents(team_id: int | None, scope: list[int | None] | None = None) ->
     if team_id is not None:
         query = query.where(User.team_id == team_id)
     elif scope is not None:
-        query = query.where(permissions.members_of(scope))
+        query = query.where(scopes.members_of(scope))
     return list(db.session.scalars(query.order_by(User.full_name)))
 
 
@@ -81,10 +83,10 @@ def _agents_shown(filters: dict) -> list[int] | None:
 
 def _reviewable_agent_ids() -> list[int] | None:
     """Agents whose visits the current supervisor reviews (None: every agent, an admin)."""
-    scope = permissions.team_scope(db.session, current_user)
+    scope = scopes.team_scope(db.session, current_user)
     if scope is None:
         return None
-    return list(db.session.scalars(select(User.id).where(permissions.members_of(scope))))
+    return list(db.session.scalars(select(User.id).where(scopes.members_of(scope))))
 
 
 # --- supervisor map --------------------------------------------------------------------------

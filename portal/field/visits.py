@@ -18,13 +18,14 @@ from flask import current_app, has_app_context
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from portal import audit, clock, permissions
+from portal import audit, clock
 from portal.cases import actions
 from portal.events import publish
 from portal.field import geo as field_geo
 from portal.field import locations
 from portal.models import Action, Address, Customer, User, Visit
 from portal.models.enums import bucket_for_dpd
+from portal.permissions import scopes
 
 OPEN_CASE_STATUSES = ("open", "in_progress", "promised", "skip_trace")
 REVIEW_NOTE_MAX = 2000
@@ -84,10 +85,10 @@ def plan_visit(session: Session, *, cif: str, agent_id: int | None, planned_for:
     agent = session.get(User, agent_id) if agent_id else None
     if agent is None or agent.role != "field_agent" or not agent.active:
         errors["agent_id"] = "Choose an active field agent."
-    elif not permissions.may_access_agent(session, planned_by, agent.id):
+    elif not scopes.may_access_agent(session, planned_by, agent.id):
         raise VisitError({"agent_id": "No such field agent in your teams."}, "not_found", 404)
     if customer is not None and not all(
-            permissions.may_access_case(session, user, customer.cif)
+            scopes.may_access_case(session, user, customer.cif)
             for user in (planned_by, agent) if user is not None):
         raise VisitError({"cif": "No such customer among your teams' cases."}, "not_found", 404)
     if planned_for is None:

@@ -30,9 +30,10 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from portal import clock, permissions
+from portal import clock
 from portal.models import AppSetting, KpiAgentDaily, KpiPortfolioSnapshot, Team, User
 from portal.models.enums import BUCKET_NAMES
+from portal.permissions import scopes
 
 PERIODS = ("today", "week", "month")
 PERIOD_LABELS = {"today": "Today", "week": "This week", "month": "This month"}
@@ -407,7 +408,7 @@ class Dashboard:
 def visible_team_ids(session: Session, user: User) -> list[int]:
     """Teams whose KPIs ``user`` may see: all for an admin, else the teams they supervise
     (and their own team)."""
-    teams = permissions.supervised_team_ids(session, user)
+    teams = scopes.supervised_team_ids(session, user)
     if teams is None:
         return list(session.scalars(select(Team.id).order_by(Team.name)))
     return teams

@@ -8,7 +8,7 @@ from flask_login import current_user
 from portal.extensions import db
 from portal.kpi import operations as kpis
 from portal.models import Team
-from portal.permissions import permission_required
+from portal.permissions.decorators import permission_required
 
 bp = Blueprint("kpi", __name__, url_prefix="/supervisor/kpi")
 

@@ -10,7 +10,7 @@ from portal import clock
 from portal.cases import queue
 from portal.extensions import db, get_redis
 from portal.main import dashboard
-from portal.permissions import permission_required, public
+from portal.permissions.decorators import permission_required, public
 
 bp = Blueprint("main", __name__)
 

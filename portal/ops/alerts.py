@@ -232,7 +232,7 @@ def conditions(session: Session, *, now: datetime | None = None, health=...) -> 
 
 
 def ops_user_ids(session: Session) -> list[int]:
-    from portal.permissions import roles_with
+    from portal.permissions.roles import roles_with
 
     return list(session.scalars(select(User.id).where(
         User.role.in_(roles_with("ops.actions")), User.active.is_(True))))

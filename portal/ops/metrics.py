@@ -30,7 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from portal.ops.views import bp
-from portal.permissions import api_permission_required
+from portal.permissions.decorators import api_permission_required
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from portal.models.enums import INTEGRATIONS, RUN_STATUSES
 from portal.ops import actions as ops_actions
 from portal.ops import alerts, charts
 from portal.ops import health as ops_health
-from portal.permissions import permission_required
+from portal.permissions.decorators import permission_required
 from portal.web import format_datetime
 
 bp = Blueprint("ops", __name__)
@@ -49,7 +49,7 @@ def _integration(name: str) -> str:
 
 def _back(default_endpoint: str = "ops.integrations", **values):
     """Where an action returns: the page it came from (same site only) or ``default``."""
-    from portal.web.navigation import safe_next
+    from portal.permissions.decorators import safe_next
 
     target = safe_next(request.form.get("next")) or url_for(default_endpoint, **values)
     return redirect(target, code=303)

@@ -25,7 +25,7 @@ from portal.models.enums import DISCREPANCY_KINDS, DISCREPANCY_STATUSES
 from portal.models.payments import RejectedNotification
 from portal.notifications import operations as inbox
 from portal.payments import live
-from portal.permissions import permission_required
+from portal.permissions.decorators import permission_required
 
 bp = Blueprint("payments", __name__, url_prefix="/payments")
 

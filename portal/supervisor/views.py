@@ -13,7 +13,7 @@ from portal.calls import operations as calls
 from portal.cases.case_view import mask_phone
 from portal.extensions import db
 from portal.models.enums import AGENT_STATUSES
-from portal.permissions import permission_required
+from portal.permissions.decorators import permission_required
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 

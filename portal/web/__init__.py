@@ -17,14 +17,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from portal import clock
 from portal.auth import sessions
 from portal.models.enums import bucket_for_dpd
-from portal.permissions import (
-    PERMISSIONS,
-    ROLE_LABELS,
-    api_error,
-    can,
-    login_redirect_response,
-    public,
-)
+from portal.permissions.decorators import api_error, login_redirect_response, public
+from portal.permissions.roles import PERMISSIONS, ROLE_LABELS, can
 from portal.security_headers import init_security_headers
 from portal.web.navigation import navigation
 

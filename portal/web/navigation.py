@@ -4,11 +4,10 @@ exists) and the safe handling of ``next`` URLs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from flask import current_app, request, url_for
 
-from portal.permissions import can
+from portal.permissions.roles import can
 
 
 @dataclass(frozen=True)
@@ -69,16 +68,3 @@ def navigation() -> list[tuple[str, list[dict]]]:
     return list(sections.items())
 
 
-def safe_next(target: str | None) -> str | None:
-    """``target`` if it is a path on this site (no scheme, no host, no '//' trick), else None."""
-    if not target:
-        return None
-    target = target.strip()
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    if "\\" in target or any(ord(c) < 32 for c in target):
-        return None
-    if parts.path.startswith("/auth/"):
-        return None
-    return target

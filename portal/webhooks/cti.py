@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from portal.calls import operations as calls
 from portal.extensions import db
-from portal.permissions import public
+from portal.permissions.decorators import public
 from portal.signing import SignatureError, verify
 from portal.text import first_unstorable
 from portal.webhooks.views import bp

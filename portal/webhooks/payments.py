@@ -11,7 +11,7 @@ from flask import jsonify, request
 
 from portal.extensions import db
 from portal.payments import notifications
-from portal.permissions import public
+from portal.permissions.decorators import public
 from portal.webhooks.views import bp
 
 

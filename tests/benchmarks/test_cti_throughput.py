@@ -59,7 +59,7 @@ def _serve(db_url: str, redis_url: str, port_queue) -> None:
     from portal import create_app
     from portal.config import TestConfig
     from portal.extensions import csrf
-    from portal.permissions import public
+    from portal.permissions.decorators import public
 
     app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url,
                                   "RATELIMIT_STORAGE_URI": redis_url,

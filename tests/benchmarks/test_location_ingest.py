@@ -75,8 +75,8 @@ def _write_report() -> None:
 
 @pytest.mark.benchmark
 def test_points_per_second_through_the_batch_endpoint(app, db, client, make_user, bench_report):
-    from portal.auth import api_tokens
     from portal.field import locations
+    from portal.permissions import tokens as api_tokens
 
     agents = [make_user(role="field_agent") for _ in range(4)]
     tokens = {}

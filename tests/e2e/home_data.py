@@ -9,7 +9,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 from portal import clock
-from portal.auth import api_tokens
 from portal.models import (
     Action,
     Address,
@@ -23,6 +22,7 @@ from portal.models import (
     Promise,
     Visit,
 )
+from portal.permissions import tokens as api_tokens
 
 CUSTOMERS = [
     ("Nguyen Van Hung", 0), ("Tran Thi Mai", 12), ("Le Van Phuc", 27), ("Pham Thi Hoa", 45),

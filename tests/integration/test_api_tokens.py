@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from portal.auth import api_tokens
 from portal.models import ApiToken, AuditLog
 from portal.models.base import utcnow
+from portal.permissions import tokens as api_tokens
 from tests.factories import DEFAULT_PASSWORD
 
 

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from portal import permissions
 from portal.cases.case_view import mask_national_id, mask_phone
 from portal.models import (
     Action,
@@ -24,6 +23,7 @@ from portal.models import (
     ReferenceCustomer,
     Visit,
 )
+from portal.permissions import roles
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 NATIONAL_ID = "079188001234"
@@ -107,8 +107,8 @@ def test_agent_sees_pii(client, login, customer_360):
 
 def test_role_without_view_pii_sees_masked_values(client, login_as, customer_360, monkeypatch):
     _, case = customer_360
-    supervisor = permissions.ROLE_PERMISSIONS["supervisor"]
-    monkeypatch.setitem(permissions.ROLE_PERMISSIONS, "supervisor",
+    supervisor = roles.ROLE_PERMISSIONS["supervisor"]
+    monkeypatch.setitem(roles.ROLE_PERMISSIONS, "supervisor",
                         supervisor - {"customers.view_pii"})
     login_as("supervisor")
     html = client.get(f"/cases/{case.cif}").get_data(as_text=True)

@@ -138,7 +138,7 @@ def test_tokens_scopes_and_roles(client, db, make_user, make_field_agent, make_d
     r = client.post(URL, json=point(5), headers=bearer(profile_only))
     assert r.status_code == 403 and r.get_json()["error"]["code"] == "insufficient_scope"
     # a system token must name a registered device
-    from portal.auth import api_tokens
+    from portal.permissions import tokens as api_tokens
 
     _, system = api_tokens.create_token(db.session, name="gateway", scopes=["api.locations"],
                                         user=None, created_by="test")
@@ -217,8 +217,8 @@ def test_osmand_query_string_form_and_json(client, db, make_field_agent, make_de
 
 
 def test_osmand_device_mapping_with_a_gateway_token(client, db, make_field_agent):
-    from portal.auth import api_tokens
     from portal.models.field import FieldDevice
+    from portal.permissions import tokens as api_tokens
 
     agent = make_field_agent()
     db.session.add(FieldDevice(device_id="860000000000001", agent_id=agent.id,

@@ -381,7 +381,7 @@ def test_a_body_over_the_limit_is_refused_with_413(app, client, db, login, make_
         assert body is not None, (path, response.get_data(as_text=True)[:200])
         assert "too_large" in str(body), body
     # with a valid token, the API refuses the oversized body in JSON too
-    from portal.auth import api_tokens
+    from portal.permissions import tokens as api_tokens
 
     device = make_user("field_agent")
     _, raw = api_tokens.create_token(db.session, name="phone", scopes=["api.locations"],

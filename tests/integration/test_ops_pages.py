@@ -180,7 +180,7 @@ def test_failed_jobs_listed_with_exception_and_requeued(client, login_as, csrf_t
 
 
 def test_metrics_parse_with_the_prometheus_parser(client, login_as, run, db):
-    from portal.auth import api_tokens
+    from portal.permissions import tokens as api_tokens
 
     assert client.get("/metrics").status_code == 401
     ops = login_as("ops")

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import event
 
 from portal.api.openapi import PREFIX
-from portal.auth import api_tokens
 from portal.models import Action, Case, Promise
+from portal.permissions import tokens as api_tokens
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from redis import Redis
 from sqlalchemy import text
 
 from portal import clock
-from portal.permissions import OBJECT_RULES, UNOWNED_URL_VARIABLES
+from portal.permissions.scopes import OBJECT_RULES, UNOWNED_URL_VARIABLES
 from tests.conftest import csrf_token_from
 from tests.factories import WORKING_HOUR
 
@@ -203,7 +203,6 @@ class World:
 def _build(session) -> World:
     from werkzeug.security import generate_password_hash
 
-    from portal.auth import api_tokens
     from portal.models import (
         Action,
         ActionCode,
@@ -222,6 +221,7 @@ def _build(session) -> World:
         User,
         Visit,
     )
+    from portal.permissions import tokens as api_tokens
 
     now = clock.now()
     today = now.date()
@@ -312,7 +312,7 @@ def _build(session) -> World:
         ids[name] = user.id
     tokens = {}
     for name in ("agent_a", "agent_b", "field_a", "field_b", "ops"):
-        from portal.permissions import API_SCOPES, permissions_for_role
+        from portal.permissions.roles import API_SCOPES, permissions_for_role
 
         scopes = [s for s in API_SCOPES if s in permissions_for_role(users[name].role)]
         _row, tokens[name] = api_tokens.create_token(session, name=name, scopes=scopes,

@@ -16,12 +16,8 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter, UUIDConverter
 
 from portal.models.enums import ROLES
-from portal.permissions import (
-    ROLE_PERMISSIONS,
-    permission_required,
-    public,
-    route_protection,
-)
+from portal.permissions.decorators import permission_required, public, route_protection
+from portal.permissions.roles import ROLE_PERMISSIONS
 from tests.conftest import csrf_token_from
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}

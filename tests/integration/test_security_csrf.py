@@ -11,7 +11,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.routing import IntegerConverter
 
-from portal.permissions import route_protection
+from portal.permissions.decorators import route_protection
 from tests.conftest import csrf_token_from
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}

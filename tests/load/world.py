@@ -24,8 +24,8 @@ def build_world(db, *, agents: int = 10, field_agents: int = 4, loans: int = 500
                 gps_batch_points: int = 50) -> World:
     """Read the seeded database: the ``agents`` collection agents holding the most open cases
     (with up to 50 of their customers each), ``field_agents`` field agents with a fresh token."""
-    from portal.auth import api_tokens
     from portal.models import User
+    from portal.permissions import tokens as api_tokens
 
     password = os.environ.get("DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
     rows = db.session.execute(text("""

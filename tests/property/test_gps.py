@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from portal import clock
-from portal.auth import api_tokens
 from portal.models import Visit
 from portal.models.field import FieldDevice
+from portal.permissions import tokens as api_tokens
 from tests.field_support import (  # noqa: F401 - fixtures
     HCMC,
     ago,

@@ -22,8 +22,8 @@ from schemathesis.checks import (
 
 from portal import clock
 from portal.api.openapi import PREFIX
-from portal.auth import api_tokens
 from portal.models import Action, Case, Promise, Visit
+from portal.permissions import tokens as api_tokens
 from tests.field_support import field_team, make_field_agent  # noqa: F401 - fixtures
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

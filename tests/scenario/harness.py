@@ -408,8 +408,8 @@ class Day:
         """Field agents' phones post their positions (JSON batches, OsmAnd for the third), and
         each agent checks in at the customers they visit."""
         from integrations.sandbox.phone_sim import PhoneSimulator, Walker
-        from portal.auth import api_tokens
         from portal.field import visits
+        from portal.permissions import tokens as api_tokens
 
         walkers, plans = [], []
         for n, agent in enumerate(self.field_agents):

@@ -6,18 +6,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from portal import permissions
 from portal.models.enums import ROLES
-from portal.permissions import (
+from portal.permissions import roles
+from portal.permissions.decorators import (
+    api_permission_required,
+    permission_required,
+    public,
+    route_protection,
+)
+from portal.permissions.roles import (
     API_SCOPES,
     PERMISSIONS,
     ROLE_PERMISSIONS,
-    api_permission_required,
     has_permission,
-    permission_required,
-    public,
     roles_with,
-    route_protection,
 )
 
 
@@ -117,4 +119,4 @@ def test_decorators_record_what_they_enforce():
 def test_roles_with_lists_exactly_the_granting_roles():
     assert roles_with("admin.tokens") == ("admin",)
     assert set(roles_with("cases.view")) == {"agent", "field_agent", "supervisor"}
-    assert permissions.permissions_for_role("nobody") == frozenset()
+    assert roles.permissions_for_role("nobody") == frozenset()

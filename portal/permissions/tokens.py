@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.models import ApiToken, User
 from portal.models.base import utcnow
-from portal.permissions import API_SCOPES, permissions_for_role
+from portal.permissions.roles import API_SCOPES, permissions_for_role
 
 TOKEN_PREFIX = "crm_"
 VISIBLE_PREFIX_LENGTH = 12  # "crm_" + 8 characters, enough to recognise a token in a list

@@ -1,0 +1,99 @@
+"""Roles → permissions, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_login import current_user
+
+# Every permission, with what it allows. Names are "area.verb".
+PERMISSIONS: dict[str, str] = {
+    "portal.access": "Use the portal: home page, own profile, log out",
+    "cases.view": "See customers, cases, loans and the case history",
+    "cases.work": "Record calls and outcomes, promises to pay, contact details",
+    "customers.view_pii": "See national ids and phone numbers unmasked",
+    "field.visits": "See own visit plan and check in at customer visits",
+    "field.review": "Review visits whose location could not be verified",
+    "field.track": "See the live map of field agents, visits and customers",
+    "supervisor.board": "See the live agent-status board",
+    "supervisor.assign": "Assign cases to agents and field agents",
+    "supervisor.kpi": "See team KPIs",
+    "ops.integrations": "See integration health: runs, failures, queues and workers",
+    "ops.actions": "Pause, resume, retry and resync integrations; retry dead letters",
+    "admin.users": "Create, deactivate and reset users",
+    "admin.tokens": "Create, list and revoke API tokens",
+    "admin.workflow": "Manage action codes, contact rules and promise limits",
+    # Scopes of the JSON API (granted to API tokens and to roles for session use of the API)
+    "api.profile": "API: read the calling principal (GET /api/v1/me)",
+    "api.locations": "API: post GPS positions of a field agent",
+    "api.visits": "API: read the visit plan and check in at visits",
+    "api.cases": "API: read cases and customers",
+    "api.calls": "API: call-centre events and click-to-call",
+    "api.integrations": "API: read integration health and trigger runs",
+}
+
+# Scopes an API token may carry: the ``api.*`` permissions.
+API_SCOPES: tuple[str, ...] = tuple(p for p in PERMISSIONS if p.startswith("api."))
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "agent": frozenset({
+        "portal.access", "cases.view", "cases.work", "customers.view_pii",
+        "api.profile", "api.cases", "api.calls",
+    }),
+    "field_agent": frozenset({
+        "portal.access", "cases.view", "cases.work", "customers.view_pii", "field.visits",
+        "api.profile", "api.locations", "api.visits", "api.cases",
+    }),
+    "supervisor": frozenset({
+        "portal.access", "cases.view", "customers.view_pii", "field.track", "field.review",
+        "supervisor.board", "supervisor.assign", "supervisor.kpi",
+        "api.profile", "api.cases",
+    }),
+    "ops": frozenset({
+        "portal.access", "ops.integrations", "ops.actions",
+        "api.profile", "api.integrations",
+    }),
+    "admin": frozenset({
+        "portal.access", "admin.users", "admin.tokens", "admin.workflow", "ops.integrations",
+        "api.profile",
+        "supervisor.kpi",  # admins see every team's KPIs (issue 10)
+    }),
+}
+
+ROLE_LABELS: dict[str, str] = {
+    "agent": "Collection agent",
+    "field_agent": "Field agent",
+    "supervisor": "Supervisor",
+    "ops": "Operations",
+    "admin": "Administrator",
+}
+
+
+def permissions_for_role(role: str | None) -> frozenset[str]:
+    return ROLE_PERMISSIONS.get(role or "", frozenset())
+
+
+def roles_with(permission: str) -> tuple[str, ...]:
+    """The roles granted ``permission`` (used by tests and the admin page)."""
+    _check_known(permission)
+    return tuple(role for role, perms in ROLE_PERMISSIONS.items() if permission in perms)
+
+
+def has_permission(user: Any, permission: str) -> bool:
+    """Whether ``user`` (a User or Flask-Login's anonymous user) holds ``permission``."""
+    _check_known(permission)
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if not getattr(user, "is_active", False):
+        return False
+    return permission in permissions_for_role(getattr(user, "role", None))
+
+
+def can(permission: str) -> bool:
+    """Template helper: ``{% if can("cases.view") %}`` for the current user."""
+    return has_permission(current_user, permission)
+
+
+def _check_known(permission: str) -> None:
+    if permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}: declare it in portal.permissions")
