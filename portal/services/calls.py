@@ -28,14 +28,13 @@ from portal.models import (
     ActionCode,
     CallRecord,
     Card,
-    Case,
     Loan,
     Phone,
     ReferenceCustomer,
     User,
 )
 from portal.models.enums import CALL_DIRECTIONS
-from portal.services import actions, queue
+from portal.services import actions
 from portal.services.actions import ActionInput, ActionValidationError, ContactRefused
 
 CALL_EVENT_TYPES = ("call.started", "call.answered", "call.ended")
@@ -507,34 +506,8 @@ def record_outcome(session: Session, *, agent: User, call_id: str, data: ActionI
                                    today=today)
         except actions.promise_validation_error() as exc:
             raise ActionValidationError(dict(exc.errors)) from exc
-    _move_case(session, action.cif, code, agent, action.at, follow_up, now)
+    actions.move_case_on(session, action.cif, code, agent, action.at, follow_up, now)
     return action
-
-
-def _move_case(session: Session, cif: str, code: ActionCode, agent: User, at: datetime,
-               follow_up: date | None, now: datetime) -> None:
-    """The case moves on as actions.record_action moves it for a recorded action."""
-    case = session.scalar(select(Case).where(Case.cif == cif).with_for_update())
-    if case is None:
-        return
-    case.last_action_at = max(case.last_action_at or at, at)
-    if code.is_contact:
-        case.last_contact_at = max(case.last_contact_at or at, at)
-    if follow_up is not None:
-        case.next_action_at = clock.bank_datetime(follow_up)
-    if code.is_promise and case.status in ("open", "in_progress"):
-        case.status = "promised"
-    elif case.status == "open":
-        case.status = "in_progress"
-    if case.processing_state == "new":
-        case.processing_state = "contacting"
-    if code.is_promise:
-        case.processing_state = "monitoring"
-    if case.locked_by_id == agent.id:
-        case.locked_by_id = None
-        case.locked_until = None
-    session.flush()
-    queue.recompute_priorities(session, [case.id], now=now)
 
 
 # -- manual call logging (the call centre is down) -----------------------------------------------
