@@ -36,6 +36,7 @@ from portal.models import (
 from portal.models.enums import CALL_DIRECTIONS
 from portal.services import actions
 from portal.services.actions import ActionInput, ActionValidationError, ContactRefused
+from portal.services.agent_status import AGENT_BY_REF_SQL
 
 CALL_EVENT_TYPES = ("call.started", "call.answered", "call.ended")
 AGENT_EVENT_TYPES = ("agent.status_changed",)
@@ -199,18 +200,11 @@ def normalise_phone(number: str | None) -> str | None:
 # (earliest times, first values; ON CONFLICT DO UPDATE also locks the row to the end of the
 # transaction), and follow the agent's current call on the board. Written in SQL because it
 # runs for every CTI event (docs/performance.md); ``merge_call`` below is its Python face.
-MERGE_CALL_SQL = text("""
+MERGE_CALL_SQL = text(f"""
 WITH agent AS (
     SELECT CASE WHEN CAST(:async_commit AS boolean)
                 THEN set_config('synchronous_commit', 'off', true) END AS async_commit,
-           COALESCE(CAST(:agent_id AS integer), (
-        SELECT u.id FROM users u
-        WHERE u.cti_agent_id = CAST(:agent_ref AS varchar)
-           OR u.phone_extension = CAST(:agent_ref AS varchar)
-           OR u.phone_extension = CAST(:extension AS varchar)
-        ORDER BY (u.cti_agent_id = CAST(:agent_ref AS varchar)) IS NOT TRUE,
-                 (u.phone_extension = CAST(:agent_ref AS varchar)) IS NOT TRUE
-        LIMIT 1)) AS id
+           COALESCE(CAST(:agent_id AS integer), {AGENT_BY_REF_SQL}) AS id
 ), customer AS (
     SELECT COALESCE(p.cif, r.primary_cif) AS cif, p.ref_cif
     FROM phones p
