@@ -30,8 +30,8 @@ from integrations.case_totals import (
     recompute_totals_of_touched,
 )
 from integrations.changes import ensure_change_table, publish_one
+from integrations.fields import Quarantine, Row
 from integrations.http import Page
-from integrations.t24.transform import Quarantine, Row
 from portal import clock
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from integrations.t24.transform import phone_e164
+from integrations.fields import phone_e164
 from portal import clock
 from portal.events import publish
 from portal.models import (
