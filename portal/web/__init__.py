@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
 from functools import wraps
 from zoneinfo import ZoneInfo
 
@@ -16,6 +15,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal import clock
 from portal.models.enums import bucket_for_dpd
+from portal.money import format_money
 from portal.permissions import (
     PERMISSIONS,
     ROLE_LABELS,
@@ -119,14 +119,8 @@ def _init_login_manager(app: Flask) -> None:
 
 
 def format_vnd(value) -> str:
-    """Money as VND with thousands separators: 12500000 → "12,500,000 ₫"."""
-    if value is None or value == "":
-        return "—"
-    try:
-        amount = Decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
-        return str(value)
-    return f"{amount:,.0f} ₫"
+    """Money as VND with thousands separators: 12500000 → "12,500,000 ₫" (portal.money)."""
+    return format_money(value, "VND")
 
 
 def format_number(value) -> str:
