@@ -33,6 +33,7 @@ from portal.extensions import db
 from portal.models import Action, Card, Case, Customer, Loan, Payment, Phone, Promise, User
 from portal.money import decimal_text
 from portal.permissions import api_permission_required
+from portal.text import mask_national_id, mask_phone
 
 graphql_bp = Blueprint("graphql", __name__, url_prefix="/api")
 
@@ -212,7 +213,7 @@ class CustomerT:
         batch = _batch(info)
         rows = batch.get("phones", self.cif, _by_cif(Phone, (Phone.is_primary.desc(),
                                                              Phone.id)))
-        return [PhoneT(type=p.type, number=p.number if batch.pii else read.mask_phone(p.number),
+        return [PhoneT(type=p.type, number=p.number if batch.pii else mask_phone(p.number),
                        is_primary=p.is_primary, do_not_contact=p.do_not_contact) for p in rows]
 
     @strawberry.field
@@ -266,7 +267,7 @@ class CustomerT:
 def _customer(c: Customer, pii: bool) -> CustomerT:
     return CustomerT(cif=c.cif, name=c.name, type=c.type, status=c.status, segment=c.segment,
                      national_id=c.national_id if pii else
-                     (read.mask_national_id(c.national_id) or None))
+                     (mask_national_id(c.national_id) or None))
 
 
 def _check_cifs(cifs: list[str]) -> None:

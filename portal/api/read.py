@@ -52,7 +52,7 @@ from portal.permissions import (
     permissions_for_role,
     principal_cif_scope,
 )
-from portal.services.case_view import mask_national_id, mask_phone
+from portal.text import mask_national_id, mask_phone
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50

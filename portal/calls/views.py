@@ -27,7 +27,7 @@ from portal.models import (
 from portal.models.payments import ReconciliationRun
 from portal.permissions import can, may_access_case, permission_required
 from portal.services import actions, agent_status, calls
-from portal.services.case_view import mask_phone
+from portal.text import mask_phone
 
 
 def _customer(cif: str) -> Customer | None:

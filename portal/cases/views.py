@@ -13,6 +13,7 @@ from portal.models.enums import ACTION_TYPES
 from portal.permissions import can, permission_required
 from portal.services import actions, case_view, contacts, queue
 from portal.services import search as customer_search
+from portal.text import mask_national_id, mask_phone
 
 
 def _is_partial(target: str) -> bool:
@@ -76,7 +77,7 @@ def _load(cif: str) -> case_view.CaseView:
 
 def _context(view: case_view.CaseView, **extra) -> dict:
     return {"v": view, "show_pii": can("customers.view_pii"), "can_work": can("cases.work"),
-            "mask_phone": case_view.mask_phone, "mask_id": case_view.mask_national_id,
+            "mask_phone": mask_phone, "mask_id": mask_national_id,
             "now": clock.now(), "today": clock.bank_today(), **extra}
 
 

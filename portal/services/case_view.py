@@ -1,5 +1,6 @@
-"""Everything the customer case view (customer 360) shows, read in a handful of queries, and
-the masking of national ids and phone numbers for roles without ``customers.view_pii``."""
+"""Everything the customer case view (customer 360) shows, read in a handful of queries (the
+masking of national ids and phone numbers for roles without ``customers.view_pii`` is
+portal.text's)."""
 
 from __future__ import annotations
 
@@ -34,20 +35,6 @@ from portal.models import (
 TIMELINE_LIMIT = 100
 PAYMENTS_LIMIT = 50
 CALLS_LIMIT = 50
-
-
-def mask_phone(number: str | None) -> str:
-    """"0912345678" → "•••••••678" (the last 3 digits stay, so agents can tell numbers apart)."""
-    if not number:
-        return ""
-    keep = 3
-    return "•" * max(0, len(number) - keep) + number[-keep:]
-
-
-def mask_national_id(value: str | None) -> str:
-    if not value:
-        return ""
-    return "•" * max(0, len(value) - 4) + value[-4:]
 
 
 @dataclass

@@ -12,8 +12,8 @@ from portal.extensions import db
 from portal.models.enums import AGENT_STATUSES
 from portal.permissions import permission_required
 from portal.services import agent_status, calls
-from portal.services.case_view import mask_phone
 from portal.supervisor import bp
+from portal.text import mask_phone
 
 
 def board_args(args) -> dict:

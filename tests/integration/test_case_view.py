@@ -23,7 +23,7 @@ from portal.models import (
     ReferenceCustomer,
     Visit,
 )
-from portal.services.case_view import mask_national_id, mask_phone
+from portal.text import mask_national_id, mask_phone
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 NATIONAL_ID = "079188001234"
