@@ -17,16 +17,14 @@ from portal.models import (
     ActionCode,
     AgentStatus,
     CallRecord,
-    Card,
     Customer,
-    Loan,
     Phone,
     ReferenceCustomer,
     User,
 )
 from portal.models.payments import ReconciliationRun
 from portal.permissions import can, may_access_case, permission_required
-from portal.services import actions, agent_status, calls
+from portal.services import actions, agent_status, calls, case_view
 from portal.text import mask_phone
 
 
@@ -100,18 +98,6 @@ def _own_call(call_id: str) -> CallRecord:
     return record
 
 
-def _accounts(cif: str) -> list[tuple[str, str]]:
-    items = [(number, f"{number} · {product.replace('_', ' ').lower()} · {dpd} DPD")
-             for number, product, dpd in db.session.execute(
-                 select(Loan.account_number, Loan.product_type, Loan.dpd)
-                 .where(Loan.cif == cif, Loan.status != "CLOSED").order_by(Loan.dpd.desc()))]
-    items += [(number, f"{masked} · card · {dpd} DPD") for number, masked, dpd in
-              db.session.execute(select(Card.contract_number, Card.masked_card_number,
-                                        Card.days_overdue)
-                                 .where(Card.cif == cif, Card.status != "CLOSED"))]
-    return items
-
-
 def _call_codes(subtype: str | None = None) -> list[ActionCode]:
     codes = list(db.session.scalars(
         select(ActionCode).where(ActionCode.active.is_(True), ActionCode.type == "CALL")
@@ -129,8 +115,8 @@ def _widget(record: CallRecord, *, errors=None, values=None, saved=False, messag
     html = render_template(
         "calls/_call_widget.html", call=record, action=action, customer=customer,
         state=calls.call_state(record), codes=_call_codes(action.subtype if action else None),
-        accounts=_accounts(record.cif) if record.cif else [], errors=errors or {},
-        values=values or {}, saved=saved, message=message, now=clock.now(),
+        accounts=case_view.open_accounts(db.session, record.cif) if record.cif else [],
+        errors=errors or {}, values=values or {}, saved=saved, message=message, now=clock.now(),
         show_pii=can("customers.view_pii"), mask_phone=mask_phone,
         default_promise_date=clock.add_days(clock.bank_today(), 1).isoformat())
     return _htmx_response(html, status, trigger)
@@ -246,7 +232,7 @@ def _manual_form(cif: str, phone_id: int | None, *, errors=None, values=None, do
     now_local = clock.now().astimezone(clock.bank_zone())
     return render_template(
         "calls/_manual_call.html", cif=cif, phone_id=phone_id, phones=_phones_of(cif),
-        codes=_call_codes(), accounts=_accounts(cif), errors=errors or {},
+        codes=_call_codes(), accounts=case_view.open_accounts(db.session, cif), errors=errors or {},
         values=values or {}, down=down, default_time=now_local.strftime("%H:%M"),
         show_pii=can("customers.view_pii"), mask_phone=mask_phone,
         default_promise_date=clock.add_days(clock.bank_today(), 1).isoformat()), status

@@ -84,14 +84,29 @@ class CaseView:
 
     @property
     def accounts(self) -> list[tuple[str, str]]:
-        """(account number, label) of the open loans and cards an action can be for (a promise
-        on a card counts for the whole customer: promises are tracked per loan)."""
-        items = [(ln.account_number, f"{ln.account_number} · {ln.product_type.replace('_', ' ')}"
-                                     f" · {ln.dpd} DPD")
-                 for ln in self.loans if ln.status != "CLOSED"]
-        items += [(c.contract_number, f"{c.masked_card_number} · card · {c.days_overdue} DPD")
-                  for c in self.cards if c.status != "CLOSED"]
-        return items
+        return account_choices(self.loans, self.cards)
+
+
+def account_choices(loans, cards) -> list[tuple[str, str]]:
+    """(account number, label) of the open loans and cards an action can be for (a promise
+    on a card counts for the whole customer: promises are tracked per loan), in the order given:
+    "LN0001 · PERSONAL LOAN · 45 DPD", "•••• 1234 · card · 12 DPD"."""
+    items = [(ln.account_number, f"{ln.account_number} · {ln.product_type.replace('_', ' ')}"
+                                 f" · {ln.dpd} DPD")
+             for ln in loans if ln.status != "CLOSED"]
+    items += [(c.contract_number, f"{c.masked_card_number} · card · {c.days_overdue} DPD")
+              for c in cards if c.status != "CLOSED"]
+    return items
+
+
+def open_accounts(session: Session, cif: str) -> list[tuple[str, str]]:
+    """``account_choices`` of ``cif``'s open loans and cards, most overdue first (as the case
+    view lists them), for a form shown without the case view (the call widget)."""
+    loans = session.scalars(select(Loan).where(Loan.cif == cif, Loan.status != "CLOSED")
+                            .order_by(Loan.dpd.desc(), Loan.account_number)).all()
+    cards = session.scalars(select(Card).where(Card.cif == cif, Card.status != "CLOSED")
+                            .order_by(Card.days_overdue.desc(), Card.contract_number)).all()
+    return account_choices(loans, cards)
 
 
 def load_case_view(session: Session, cif: str, now: datetime | None = None) -> CaseView | None:
