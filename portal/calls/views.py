@@ -11,6 +11,7 @@ from sqlalchemy import select
 from integrations.callcentre.client import from_config
 from portal import clock
 from portal.calls import bp
+from portal.cases.forms import ActionForm
 from portal.extensions import db
 from portal.models import (
     Action,
@@ -24,7 +25,7 @@ from portal.models import (
 )
 from portal.models.payments import ReconciliationRun
 from portal.permissions import can, may_access_case, permission_required
-from portal.services import actions, agent_status, calls, case_view
+from portal.services import agent_status, calls, case_view
 from portal.text import mask_phone
 
 
@@ -177,28 +178,11 @@ def hangup(call_id: str):
     return _widget(record, message=message)
 
 
-def _action_input(form) -> tuple[actions.ActionInput, dict[str, str]]:
-    errors: dict[str, str] = {}
-    data = actions.ActionInput(action_code_id=None)
-    raw_code = form.get("action_code_id") or ""
-    data.action_code_id = int(raw_code) if raw_code.isdigit() else None
-    data.account_number = form.get("account_number") or None
-    data.notes = form.get("notes")
-    for name, key, parse in (("follow_up_date", "follow_up_date", actions.parse_date),
-                             ("promise_amount", "amount", actions.parse_decimal),
-                             ("promise_date", "promised_date", actions.parse_date)):
-        try:
-            setattr(data, name, parse(form.get(name)))
-        except ValueError as exc:
-            errors[key] = str(exc)
-    return data, errors
-
-
 @bp.post("/<call_id>/outcome")
 @permission_required("cases.work")
 def outcome(call_id: str):
     record = _own_call(call_id)
-    data, errors = _action_input(request.form)
+    data, errors = ActionForm().action_input()
     if not errors:
         try:
             calls.record_outcome(db.session, agent=current_user, call_id=call_id, data=data,
@@ -255,7 +239,7 @@ def manual_log():
     cif = form.get("cif", "")
     if _workable_customer(cif) is None:
         abort(404)
-    data, errors = _action_input(form)
+    data, errors = ActionForm().action_input()
     raw_phone = form.get("phone_id") or ""
     started = None
     raw_time = (form.get("started_time") or "").strip()

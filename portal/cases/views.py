@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from portal import clock, permissions
 from portal.cases import bp
+from portal.cases.forms import ActionForm
 from portal.extensions import db
 from portal.models.enums import ACTION_TYPES
 from portal.permissions import can, permission_required
@@ -141,26 +142,7 @@ def action_form(cif: str):
 def record_action(cif: str):
     v = _load(cif)
     form_data = request.form
-    errors: dict[str, str] = {}
-    data = actions.ActionInput(action_code_id=None)
-    raw_code = form_data.get("action_code_id") or ""
-    data.action_code_id = int(raw_code) if raw_code.isdigit() else None
-    data.account_number = form_data.get("account_number") or None
-    raw_phone = form_data.get("phone_id") or ""
-    data.phone_id = int(raw_phone) if raw_phone.isdigit() else None
-    data.notes = form_data.get("notes")
-    try:
-        data.follow_up_date = actions.parse_date(form_data.get("follow_up_date"))
-    except ValueError as exc:
-        errors["follow_up_date"] = str(exc)
-    try:
-        data.promise_amount = actions.parse_decimal(form_data.get("promise_amount"))
-    except ValueError as exc:
-        errors["amount"] = str(exc)
-    try:
-        data.promise_date = actions.parse_date(form_data.get("promise_date"))
-    except ValueError as exc:
-        errors["promised_date"] = str(exc)
+    data, errors = ActionForm().action_input()
     refusal = None
     if not errors:
         try:

@@ -10,6 +10,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal import clock, permissions
+from portal.cases.forms import ActionForm
 from portal.extensions import db
 from portal.field import bp
 from portal.models import ActionCode, Team, User, Visit
@@ -307,18 +308,7 @@ def outcome(visit_id: int):
     if visit is None:
         abort(404)
     form = request.form
-    errors: dict[str, str] = {}
-    data = actions.ActionInput(action_code_id=None, notes=form.get("notes"))
-    raw_code = form.get("action_code_id", "")
-    data.action_code_id = int(raw_code) if raw_code.isdigit() else None
-    try:
-        data.promise_amount = actions.parse_decimal(form.get("promise_amount"))
-    except ValueError as exc:
-        errors["amount"] = str(exc)
-    try:
-        data.promise_date = actions.parse_date(form.get("promise_date"))
-    except ValueError as exc:
-        errors["promised_date"] = str(exc)
+    data, errors = ActionForm().action_input()
     refusal = None
     if not errors:
         try:
