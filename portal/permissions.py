@@ -345,7 +345,7 @@ def login_redirect_response():
     """
     from portal.web.navigation import safe_next
 
-    if getattr(request, "htmx", False):
+    if request.htmx:
         origin = safe_next(_path_of(request.htmx.current_url)) or url_for("main.home")
         response = current_app.response_class(status=204)
         response.headers["HX-Redirect"] = url_for("auth.login", next=origin, expired=1)

@@ -9,18 +9,12 @@ from flask_login import current_user
 from portal import clock, permissions
 from portal.cases import bp
 from portal.cases.forms import ActionForm
-from portal.extensions import db
+from portal.extensions import db, partial_request
 from portal.models.enums import ACTION_TYPES
 from portal.permissions import can, permission_required
 from portal.services import actions, case_view, contacts, queue
 from portal.services import search as customer_search
 from portal.text import mask_national_id, mask_phone
-
-
-def _is_partial(target: str) -> bool:
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.boosted and htmx.target == target
-
 
 # --- queue -----------------------------------------------------------------------------------
 
@@ -30,7 +24,7 @@ def _is_partial(target: str) -> bool:
 def work_queue():
     filters = queue.QueueFilters.from_args(request.args)
     page = queue.queue_page(db.session, current_user.id, filters, clock.now())
-    template = "cases/_queue_results.html" if _is_partial("queue-results") \
+    template = "cases/_queue_results.html" if partial_request("queue-results") \
         else "cases/queue.html"
     return render_template(template, page=page, filters=filters, now=clock.now())
 
@@ -61,7 +55,7 @@ def search():
     elif filters.bucket or filters.status:  # browsing cases by bucket / status
         page = queue.queue_page(db.session, None, filters, clock.now(), with_counts=False,
                                 case_scope=scope)
-    template = "cases/_search_results.html" if _is_partial("search-results") \
+    template = "cases/_search_results.html" if partial_request("search-results") \
         else "cases/search.html"
     return render_template(template, page=page, filters=filters)
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from portal import clock, permissions
 from portal.cases.forms import ActionForm
-from portal.extensions import db
+from portal.extensions import db, partial_request
 from portal.field import bp
 from portal.models import ActionCode, Team, User, Visit
 from portal.models.enums import BUCKET_NAMES
@@ -206,7 +206,7 @@ def review_visit(visit_id: int):
         return render_template("field/_review_row.html", r=row, errors=exc.errors,
                                note=request.form.get("note", "")), 422
     db.session.commit()
-    if getattr(request, "htmx", None):
+    if partial_request():
         return render_template("field/_review_row.html", r=None, done=visit,
                                decision=decision)
     flash(f"Visit {visit_id} {'approved' if decision == 'approve' else 'rejected'}.", "success")

@@ -8,7 +8,7 @@ from flask import current_app, render_template, request
 from flask_login import current_user
 
 from portal import clock
-from portal.extensions import db
+from portal.extensions import db, partial_request
 from portal.models.enums import AGENT_STATUSES
 from portal.permissions import permission_required
 from portal.services import agent_status, calls
@@ -44,7 +44,6 @@ def board():
         "unmatched_count": calls.count_unmatched(db.session, since),
         "mask_phone": mask_phone,
     }
-    htmx = getattr(request, "htmx", None)
-    if htmx and not htmx.boosted and htmx.target == "board-live":
+    if partial_request("board-live"):
         return render_template("supervisor/_board_live.html", **context)
     return render_template("supervisor/board.html", **context)

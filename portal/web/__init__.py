@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal import clock
+from portal.extensions import partial_request
 from portal.models.enums import bucket_for_dpd
 from portal.money import format_money
 from portal.permissions import (
@@ -202,10 +203,7 @@ def greeting(full_name: str | None) -> str:
 def layout_template() -> str:
     """The layout a page extends: the whole page, or only its content for an HTMX request that
     targets part of a page (boosted navigation and history restores get the whole page)."""
-    htmx = getattr(request, "htmx", None)
-    if htmx and not htmx.boosted and not htmx.history_restore_request:
-        return "partial.html"
-    return "base.html"
+    return "partial.html" if partial_request() else "base.html"
 
 
 def _register_template_helpers(app: Flask) -> None:
@@ -281,7 +279,7 @@ def _register_error_handlers(app: Flask) -> None:
     def csrf_error(error: CSRFError):
         # An HTMX request whose session expired has lost its CSRF token with the session:
         # send it to the login page rather than showing a token error.
-        if getattr(request, "htmx", False) and not current_user.is_authenticated:
+        if request.htmx and not current_user.is_authenticated:
             return login_redirect_response()
         return render_error(400, error.description, "csrf_failed")
 
