@@ -24,14 +24,10 @@ from psycopg import Connection
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
-from integrations.case_totals import (
-    MAX_CASE_IDS,
-    ConnectionSession,
-    recompute_totals_of_touched,
-)
+from integrations.case_totals import MAX_CASE_IDS, ConnectionSession, recompute_totals_of_touched
 from integrations.changes import ensure_change_table, publish_one
+from integrations.fields import Quarantine, Row
 from integrations.http import Page
-from integrations.t24.transform import Quarantine, Row
 from portal import clock
 
 log = logging.getLogger(__name__)

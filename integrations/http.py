@@ -1,6 +1,7 @@
-"""A small JSON REST client shared by the W4 and LOS adapters: authentication headers, timeouts,
-retries with exponential backoff and jitter on 5xx / 429 / timeouts / refused connections, and
-keyset pagination with a resumable cursor (docs/integrations.md, "Paginated JSON APIs").
+"""A small JSON REST client shared by the HTTP adapters (W4, LOS, payments, GPS, call centre):
+authentication headers, timeouts, an optional circuit breaker, retries with exponential backoff
+and jitter on 5xx / 429 / timeouts / refused connections, and keyset pagination with a resumable
+cursor (docs/integrations.md, "Paginated JSON APIs").
 
 Pagination contract (both W4 and LOS): ``GET <path>?limit=N[&cursor=C | &updated_since=T]``
 answers ``{"data": [...], "cursor": C', "next_cursor": C' | null, "total": n}``. Records come in
@@ -111,7 +112,12 @@ class JsonApiClient:
     def post_json(self, path: str, body: dict) -> dict:
         """POST a JSON body, with the same retry rules as ``get_json`` (5xx/429/timeouts
         retried with backoff): the caller's request must be safe to repeat."""
-        return self._guarded("POST", path, json=body)
+        return self.send_json("POST", path, body)
+
+    def send_json(self, method: str, path: str, body: dict | None = None) -> dict:
+        """``method`` (POST, PUT, ...) ``path`` with a JSON body (``{}`` when None), behind the
+        breaker and retried as ``get_json`` is: the caller's request must be safe to repeat."""
+        return self._guarded(method, path, json=body or {})
 
     def _guarded(self, method: str, path: str, **kwargs) -> dict:
         """The request behind the circuit breaker, when the client has one."""
@@ -147,8 +153,8 @@ class JsonApiClient:
                     response = self.session.get(url, params=params, headers=headers,
                                                 timeout=self.timeout)
                 else:
-                    response = self.session.post(url, params=params, json=json,
-                                                 headers=headers, timeout=self.timeout)
+                    response = self.session.request(method, url, params=params, json=json,
+                                                    headers=headers, timeout=self.timeout)
             except requests.Timeout:
                 last_error, last_status = f"timed out after {self.timeout}s", None
             except requests.ConnectionError as exc:

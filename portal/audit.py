@@ -1,7 +1,10 @@
 """The audit log: who changed what, before and after, when, and from where.
 
 ``record`` adds a row to the caller's session; it commits with the change it describes, so a
-change is never saved without its audit row.
+change is never saved without its audit row. The row carries the current correlation id
+(portal.logging): the request's ``X-Request-ID`` (or the id made for it) in a request, the
+job's or the event's id in a worker, so an audit row leads to the logs and events of its
+change.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 from flask import has_request_context, request
 from sqlalchemy.orm import Session
 
+from portal.logging import get_correlation_id
 from portal.models import AuditLog
 
 
@@ -39,10 +43,10 @@ def record(
         entity_id=None if entity_id is None else str(entity_id),
         before=before,
         after=after,
+        correlation_id=(get_correlation_id() or "")[:64] or None,
     )
     if has_request_context():
         row.ip_address = (request.remote_addr or "")[:45] or None
         row.user_agent = (request.user_agent.string or "")[:300] or None
-        row.correlation_id = request.headers.get("X-Correlation-ID", "")[:64] or None
     session.add(row)
     return row

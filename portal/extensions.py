@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -37,6 +37,17 @@ class RouteLimiter(Limiter):
 
 
 limiter = RouteLimiter(key_func=get_remote_address, default_limits=[])
+
+
+def partial_request(target: str | None = None) -> bool:
+    """Whether this request asks for part of a page (the one test of every view and of the
+    layout): an HTMX request (htmx-flask's ``request.htmx``) that is neither a boosted
+    navigation nor a history restore, which get the whole page; aimed, when ``target`` is
+    given, at the element with that id."""
+    headers = getattr(request, "htmx", None)  # None: an app the extension is not bound to
+    if not headers or headers.boosted or headers.history_restore_request:
+        return False
+    return target is None or headers.target == target
 
 
 def get_redis() -> Redis:

@@ -1,6 +1,11 @@
-"""Text PostgreSQL can store: no NUL character and no lone UTF-16 surrogate (JSON can carry both
-as ``\\u0000`` / ``\\ud800``; a text or JSONB column refuses them). One place for the rule, used
-by every boundary that takes text from outside (webhooks, the field API, bank files)."""
+"""Text rules, one place each.
+
+- Text PostgreSQL can store: no NUL character and no lone UTF-16 surrogate (JSON can carry both
+  as ``\\u0000`` / ``\\ud800``; a text or JSONB column refuses them). Used by every boundary
+  that takes text from outside (webhooks, the field API, bank files).
+- Masks of personal data for readers without ``customers.view_pii`` (pages, API, messages):
+  phone numbers keep their last 3 digits, national ids their last 4.
+"""
 
 from __future__ import annotations
 
@@ -43,3 +48,17 @@ def first_unstorable(value) -> str | None:
         elif isinstance(item, str) and not storable(item):
             return path or "body"
     return None
+
+
+def mask_phone(number: str | None) -> str:
+    """"0912345678" → "•••••••678" (the last 3 digits stay, so agents can tell numbers apart)."""
+    if not number:
+        return ""
+    keep = 3
+    return "•" * max(0, len(number) - keep) + number[-keep:]
+
+
+def mask_national_id(value: str | None) -> str:
+    if not value:
+        return ""
+    return "•" * max(0, len(value) - 4) + value[-4:]

@@ -17,12 +17,7 @@ from portal import create_app
 from portal.config import TestConfig
 from tests import clock as test_clock
 from tests.database import empty_tables
-from tests.settings import (
-    service_urls,
-    start_embedded_for_workers,
-    stop_embedded,
-    xdist_worker,
-)
+from tests.settings import service_urls, start_embedded_for_workers, stop_embedded, xdist_worker
 
 CLOCK_HEADER = test_clock.apply()  # before any server or worker is started: they inherit it
 

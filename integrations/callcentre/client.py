@@ -6,6 +6,8 @@
 - ``POST /api/v1/calls/<call_id>/hangup`` — end a call
 - ``GET  /api/v1/calls?date=YYYY-MM-DD`` — the day's calls, keyset pages (the shared contract)
 
+Requests go through the shared client (integrations/http.py): retries with backoff on 5xx/429/
+timeouts, behind the call centre's circuit breaker (``CTI``, integrations/control.py).
 Interactive calls (a click in the portal) fail fast: one retry, short timeout; the portal then
 degrades (status kept and marked unsynced, manual call logging offered).
 """
@@ -15,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 
-import requests
-
-from integrations.http import RETRY_STATUSES, ApiError, AuthError, JsonApiClient, Unavailable
+from integrations.control import breaker
+from integrations.http import ApiError, JsonApiClient
 
 AGENTS_PATH = "/api/v1/agents"
 CALLS_PATH = "/api/v1/calls"
@@ -35,48 +36,6 @@ class CallCentreClient(JsonApiClient):
 
     def auth_headers(self) -> dict[str, str]:
         return {"X-API-Key": self.api_key}
-
-    # -- writes (the shared client only reads) -------------------------------------------------
-    def send_json(self, method: str, path: str, body: dict | None = None) -> dict:
-        """``method`` ``path`` with a JSON body; retried like reads on 5xx/429/timeouts."""
-        url = f"{self.base_url}{path}"
-        headers = {"Accept": "application/json", **self.auth_headers()}
-        attempts = self.retries + 1
-        last_error, last_status = "no attempt made", None
-        for attempt in range(1, attempts + 1):
-            self.stats.requests += 1
-            retry_after = None
-            try:
-                response = self.session.request(method, url, json=body or {}, headers=headers,
-                                                timeout=self.timeout)
-            except requests.Timeout:
-                last_error, last_status = f"timed out after {self.timeout}s", None
-            except requests.ConnectionError as exc:
-                last_error, last_status = f"connection failed: {type(exc).__name__}", None
-            else:
-                status = response.status_code
-                payload = _json(response)
-                message = str((payload.get("error") or {}).get("message") or response.reason)
-                if status in (401, 403):
-                    self.stats.failures += 1
-                    raise AuthError(f"{self.name} refused the credentials ({status}): {message}",
-                                    status=status, url=url, attempts=attempt)
-                if status not in RETRY_STATUSES:
-                    if status >= 400:
-                        self.stats.failures += 1
-                        raise ApiError(f"{self.name} answered {status}: {message}",
-                                       status=status, url=url, attempts=attempt,
-                                       code=(payload.get("error") or {}).get("code"))
-                    return payload
-                last_error, last_status = f"HTTP {status}: {message}", status
-                retry_after = response.headers.get("Retry-After")
-            if attempt < attempts:
-                self.stats.retries += 1
-                self.sleep(self._delay(attempt, retry_after))
-        self.stats.failures += 1
-        self.stats.errors.append(last_error)
-        raise Unavailable(f"{self.name} unavailable: {last_error} (gave up after {attempts} "
-                          f"attempts)", status=last_status, url=url, attempts=attempts)
 
     # -- the API -------------------------------------------------------------------------------
     def set_agent_status(self, agent_id: str, status: str, reason: str | None = None) -> dict:
@@ -114,18 +73,11 @@ class CallCentreClient(JsonApiClient):
             params = {**params, "cursor": cursor}
 
 
-def _json(response: requests.Response) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def from_config(config) -> CallCentreClient | None:
     """The client the app's configuration points at (None when no call centre is set up)."""
     url = config.get("CALLCENTRE_URL")
     if not url:
         return None
     return CallCentreClient(url, config.get("CALLCENTRE_API_KEY") or "",
-                            timeout=float(config.get("CALLCENTRE_TIMEOUT") or 3))
+                            timeout=float(config.get("CALLCENTRE_TIMEOUT") or 3),
+                            breaker=breaker("CTI"))

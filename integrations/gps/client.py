@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from integrations.http import (
-    JsonApiClient,
-)
+from integrations.http import JsonApiClient
 
 
 class GpsClient(JsonApiClient):

@@ -22,9 +22,9 @@ from psycopg.types.json import Jsonb
 
 from integrations.api_sync import ApiRun, PageCounts, PageLoader, quarantine_rows, sync_pages
 from integrations.changes import publish_changes, upsert_changes
+from integrations.fields import Quarantine, Row, json_safe
 from integrations.los.client import LOSClient
 from integrations.los.transform import transform_application
-from integrations.t24.transform import Quarantine, Row, json_safe
 from portal import clock
 
 INTEGRATION = "LOS"

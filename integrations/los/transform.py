@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from integrations.t24.transform import (
+from integrations.fields import (
     Field,
     Invalid,
     Quarantine,

@@ -29,15 +29,9 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from integrations.fields import Quarantine, Row, json_safe
 from integrations.t24.parser import read_records
-from integrations.t24.transform import (
-    ENTITY_FIELDS,
-    ControlTotals,
-    Quarantine,
-    Row,
-    json_safe,
-    transform,
-)
+from integrations.t24.transform import ENTITY_FIELDS, ControlTotals, transform
 
 CONTACT_TABLES = {
     # table: (identifying columns besides the owner, data columns)

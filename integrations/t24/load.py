@@ -60,6 +60,7 @@ from integrations.changes import (
     publish_one,
     touch_cifs,
 )
+from integrations.fields import Quarantine, json_safe
 from integrations.t24.batches import (
     CONTACT_OWNERS,
     CONTACT_TABLES,
@@ -71,7 +72,7 @@ from integrations.t24.batches import (
 )
 from integrations.t24.formats import NATURAL_KEYS
 from integrations.t24.manifest import Verification
-from integrations.t24.transform import ControlTotals, Quarantine, json_safe
+from integrations.t24.transform import ControlTotals
 from portal import clock
 
 __all__ = ["CONTACT_OWNERS", "CONTACT_TABLES", "load_columns", "load_set", "process_inbox"]

@@ -13,7 +13,7 @@ from psycopg import Connection, sql
 
 from integrations.api_sync import ApiRun, PageCounts, PageLoader, quarantine_rows, sync_pages
 from integrations.changes import publish_changes, touch_cifs, upsert_changes
-from integrations.t24.transform import Quarantine, Row, json_safe
+from integrations.fields import Quarantine, Row, json_safe
 from integrations.w4.client import W4Client
 from integrations.w4.transform import transform_card
 from portal import clock

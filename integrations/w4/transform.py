@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from integrations.t24.transform import (
+from integrations.fields import (
     Field,
     Invalid,
     Quarantine,

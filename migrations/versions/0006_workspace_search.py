@@ -17,7 +17,7 @@ depends_on = None
 
 
 # Accent-folding for Vietnamese names, as an IMMUTABLE function so an index can hold it.
-# The same letters as portal.services.queue.fold (the Python twin).
+# The same letters as portal.cases.queue.fold (the Python twin).
 _VIET = "àáạảãâầấậẩẫăằắặẳẵèéẹẻẽêềếệểễìíịỉĩòóọỏõôồốộổỗơờớợởỡùúụủũưừứựửữỳýỵỷỹđ"
 _PLAIN = "aaaaaaaaaaaaaaaaaeeeeeeeeeeeiiiiiooooooooooooooooouuuuuuuuuuuyyyyyd"
 

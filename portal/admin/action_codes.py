@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 
 from portal import audit
 from portal.admin.views import bp
-from portal.extensions import db
+from portal.extensions import db, partial_request
 from portal.models import Action, ActionCode
 from portal.models.enums import ACTION_TYPES
 from portal.permissions.decorators import permission_required
@@ -177,7 +177,7 @@ def toggle_action_code(code_id: int):
     audit.record(db.session, current_user, "action_code.update", "action_code", code.id,
                  before=before, after=_values(code))
     db.session.commit()
-    if request.htmx and not request.htmx.boosted:
+    if partial_request():
         _, usage = _tree(db.session)
         return render_template("admin/_action_code_row.html", code=code, usage=usage)
     flash(f"{code.label}: {'activated' if code.active else 'deactivated'}.", "success")

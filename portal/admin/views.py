@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms.fields import SelectChoice
 
 from portal.admin.forms import TokenForm
-from portal.extensions import db
+from portal.extensions import db, partial_request
 from portal.models import ApiToken, User
 from portal.models.base import utcnow
 from portal.permissions import tokens as api_tokens
@@ -84,7 +84,7 @@ def revoke_token(token_id: int):
         message, category = f"Token “{token.name}” ({token.prefix}…) revoked.", "success"
     except api_tokens.TokenError as exc:
         message, category = str(exc), "warning"
-    if request.htmx and not request.htmx.boosted:
+    if partial_request():
         return render_template("admin/_token_row.html", token=token,
                                state=api_tokens.token_state, message=message)
     flash(message, category)

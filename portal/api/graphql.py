@@ -31,7 +31,9 @@ from strawberry.types import Info
 from portal.api import read
 from portal.extensions import db
 from portal.models import Action, Card, Case, Customer, Loan, Payment, Phone, Promise, User
+from portal.money import decimal_text
 from portal.permissions.decorators import api_permission_required
+from portal.text import mask_national_id, mask_phone
 
 graphql_bp = Blueprint("graphql", __name__, url_prefix="/api")
 
@@ -166,15 +168,15 @@ class CaseT:
 
 def _loan(x: Loan) -> LoanT:
     return LoanT(account_number=x.account_number, product_type=x.product_type,
-                 currency=x.currency, outstanding=read._money(x.outstanding),
-                 due_amount=read._money(x.due_amount), dpd=x.dpd, bucket=x.bucket,
+                 currency=x.currency, outstanding=decimal_text(x.outstanding),
+                 due_amount=decimal_text(x.due_amount), dpd=x.dpd, bucket=x.bucket,
                  status=x.status, next_payment_date=x.next_payment_date)
 
 
 def _promise(p: Promise) -> PromiseT:
-    return PromiseT(id=p.id, account_number=p.account_number, amount=read._money(p.amount),
+    return PromiseT(id=p.id, account_number=p.account_number, amount=decimal_text(p.amount),
                     promised_date=p.promised_date, status=p.status,
-                    paid_amount=read._money(p.paid_amount))
+                    paid_amount=decimal_text(p.paid_amount))
 
 
 def _limit(value: int) -> int:
@@ -202,7 +204,7 @@ class CustomerT:
         rows = _batch(info).get("cards", self.cif, _by_cif(Card, (Card.contract_number,)))
         return [CardT(contract_number=c.contract_number,
                       masked_card_number=c.masked_card_number,
-                      outstanding=read._money(c.outstanding), min_due=read._money(c.min_due),
+                      outstanding=decimal_text(c.outstanding), min_due=decimal_text(c.min_due),
                       days_overdue=c.days_overdue, bucket=c.bucket, status=c.status)
                 for c in rows]
 
@@ -211,7 +213,7 @@ class CustomerT:
         batch = _batch(info)
         rows = batch.get("phones", self.cif, _by_cif(Phone, (Phone.is_primary.desc(),
                                                              Phone.id)))
-        return [PhoneT(type=p.type, number=p.number if batch.pii else read.mask_phone(p.number),
+        return [PhoneT(type=p.type, number=p.number if batch.pii else mask_phone(p.number),
                        is_primary=p.is_primary, do_not_contact=p.do_not_contact) for p in rows]
 
     @strawberry.field
@@ -239,7 +241,7 @@ class CustomerT:
         limit = _limit(limit)
         rows = _batch(info).get(f"payments:{limit}", self.cif, _latest_per_cif(Payment, limit))
         return [PaymentT(reference_number=p.reference_number, account_number=p.account_number,
-                         amount=read._money(p.amount), paid_at=p.paid_at, status=p.status)
+                         amount=decimal_text(p.amount), paid_at=p.paid_at, status=p.status)
                 for p in rows]
 
     @strawberry.field(name="case")
@@ -258,14 +260,14 @@ class CustomerT:
                 User.id.in_(ids or {-1}))).all()))
             agents["loaded"] = True
         return CaseT(status=k.status, priority=k.priority, max_dpd=k.max_dpd,
-                     total_overdue=read._money(k.total_overdue),
+                     total_overdue=decimal_text(k.total_overdue),
                      assigned_agent=agents.get(k.assigned_agent_id))
 
 
 def _customer(c: Customer, pii: bool) -> CustomerT:
     return CustomerT(cif=c.cif, name=c.name, type=c.type, status=c.status, segment=c.segment,
                      national_id=c.national_id if pii else
-                     (read.mask_national_id(c.national_id) or None))
+                     (mask_national_id(c.national_id) or None))
 
 
 def _check_cifs(cifs: list[str]) -> None:

@@ -13,13 +13,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 
 from flask import g, jsonify, request
 from sqlalchemy import select
 
 from portal.api.views import bp
-from portal.cases.case_view import mask_national_id, mask_phone
 from portal.extensions import db
 from portal.models import (
     Action,
@@ -47,9 +45,11 @@ from portal.models.enums import (
     PAYMENT_STATUSES,
     PROMISE_STATUSES,
 )
+from portal.money import decimal_text
 from portal.permissions.decorators import api_error, api_permission_required
 from portal.permissions.roles import permissions_for_role
 from portal.permissions.scopes import principal_cif_scope
+from portal.text import mask_national_id, mask_phone
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -173,10 +173,6 @@ def _iso(value: date | datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
-
-
 def _num(value) -> float | None:
     return None if value is None else float(value)
 
@@ -214,8 +210,9 @@ def email_json(e: Email) -> dict:
 def loan_json(ln: Loan) -> dict:
     return {"account_number": ln.account_number, "cif": ln.cif,
             "product_type": ln.product_type, "currency": ln.currency,
-            "original_amount": _money(ln.original_amount), "outstanding": _money(ln.outstanding),
-            "due_amount": _money(ln.due_amount), "min_pay": _money(ln.min_pay),
+            "original_amount": decimal_text(ln.original_amount),
+            "outstanding": decimal_text(ln.outstanding),
+            "due_amount": decimal_text(ln.due_amount), "min_pay": decimal_text(ln.min_pay),
             "next_payment_date": _iso(ln.next_payment_date), "dpd": ln.dpd,
             "bucket": ln.bucket, "status": ln.status,
             "disbursement_date": _iso(ln.disbursement_date),
@@ -225,23 +222,23 @@ def loan_json(ln: Loan) -> dict:
 def card_json(c: Card) -> dict:
     return {"contract_number": c.contract_number, "cif": c.cif,
             "masked_card_number": c.masked_card_number, "product": c.product,
-            "currency": c.currency, "credit_limit": _money(c.credit_limit),
-            "outstanding": _money(c.outstanding), "min_due": _money(c.min_due),
+            "currency": c.currency, "credit_limit": decimal_text(c.credit_limit),
+            "outstanding": decimal_text(c.outstanding), "min_due": decimal_text(c.min_due),
             "due_date": _iso(c.due_date), "days_overdue": c.days_overdue, "bucket": c.bucket,
             "status": c.status}
 
 
 def collateral_json(c: Collateral, accounts: list[str]) -> dict:
     return {"collateral_number": c.collateral_number, "cif": c.cif, "type": c.type,
-            "description": c.description, "value": _money(c.value), "currency": c.currency,
+            "description": c.description, "value": decimal_text(c.value), "currency": c.currency,
             "valuation_date": _iso(c.valuation_date), "accounts": accounts}
 
 
 def case_json(k: Case, agents: dict[int, str]) -> dict:
     return {"id": k.id, "cif": k.cif, "status": k.status,
             "processing_state": k.processing_state, "priority": k.priority,
-            "max_dpd": k.max_dpd, "total_overdue": _money(k.total_overdue),
-            "total_outstanding": _money(k.total_outstanding),
+            "max_dpd": k.max_dpd, "total_overdue": decimal_text(k.total_overdue),
+            "total_outstanding": decimal_text(k.total_outstanding),
             "assigned_agent": agents.get(k.assigned_agent_id),
             "assigned_field_agent": agents.get(k.assigned_field_agent_id),
             "next_action_at": _iso(k.next_action_at), "last_contact_at": _iso(k.last_contact_at)}
@@ -255,15 +252,15 @@ def action_json(a: Action) -> dict:
 
 def promise_json(p: Promise) -> dict:
     return {"id": p.id, "cif": p.cif, "account_number": p.account_number,
-            "amount": _money(p.amount), "currency": p.currency,
+            "amount": decimal_text(p.amount), "currency": p.currency,
             "promised_date": _iso(p.promised_date), "status": p.status,
-            "paid_amount": _money(p.paid_amount), "agent_id": p.agent_id,
+            "paid_amount": decimal_text(p.paid_amount), "agent_id": p.agent_id,
             "created_at": _iso(p.created_at), "resolved_at": _iso(p.resolved_at)}
 
 
 def payment_json(p: Payment) -> dict:
     return {"id": p.id, "reference_number": p.reference_number, "cif": p.cif,
-            "account_number": p.account_number, "amount": _money(p.amount),
+            "account_number": p.account_number, "amount": decimal_text(p.amount),
             "currency": p.currency, "paid_at": _iso(p.paid_at), "channel": p.channel,
             "status": p.status, "source": p.source}
 

@@ -98,9 +98,10 @@ def tokens() -> None:
 @with_appcontext
 def create_token(name, scopes, username, expires_days):
     """Create an API token and print it ONCE."""
-    from portal.auth import api_tokens, operations
+    from portal.auth import operations
     from portal.extensions import db
     from portal.models.base import utcnow
+    from portal.permissions import tokens as api_tokens
 
     user = None
     if username:

@@ -63,19 +63,24 @@ def _locked_row(session: Session, agent_id: int, at: datetime, source: str) -> t
     return row, bool(created)
 
 
-# One statement per status change (it runs for every agent.status_changed event): lock the
-# agent's row, record the change in the history unless it is a repeat, and make it current
-# unless it is older than the current status (late events go to the history only).
-CHANGE_SQL = text("""
-WITH agent AS (
-    SELECT COALESCE(CAST(:agent_id AS integer), (
+# The agent the call centre means by ``:agent_ref`` (its agent id, else an extension) or
+# ``:extension``: a scalar subquery, written into the statements of every CTI event (the status
+# change below, calls.MERGE_CALL_SQL) so that finding the agent costs no round trip of its own.
+AGENT_BY_REF_SQL = """(
         SELECT u.id FROM users u
         WHERE u.cti_agent_id = CAST(:agent_ref AS varchar)
            OR u.phone_extension = CAST(:agent_ref AS varchar)
            OR u.phone_extension = CAST(:extension AS varchar)
         ORDER BY (u.cti_agent_id = CAST(:agent_ref AS varchar)) IS NOT TRUE,
                  (u.phone_extension = CAST(:agent_ref AS varchar)) IS NOT TRUE
-        LIMIT 1)) AS id,
+        LIMIT 1)"""
+
+# One statement per status change (it runs for every agent.status_changed event): lock the
+# agent's row, record the change in the history unless it is a repeat, and make it current
+# unless it is older than the current status (late events go to the history only).
+CHANGE_SQL = text(f"""
+WITH agent AS (
+    SELECT COALESCE(CAST(:agent_id AS integer), {AGENT_BY_REF_SQL}) AS id,
            CASE WHEN CAST(:async_commit AS boolean)
                 THEN set_config('synchronous_commit', 'off', true) END AS async_commit
 ), cur AS (

@@ -20,22 +20,13 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from integrations.t24.transform import phone_e164
+from integrations.fields import phone_e164
 from portal import clock
-from portal.cases import actions, queue
+from portal.calls.agent_status import AGENT_BY_REF_SQL
+from portal.cases import actions
 from portal.cases.actions import ActionInput, ActionValidationError, ContactRefused
 from portal.events import publish
-from portal.models import (
-    Action,
-    ActionCode,
-    CallRecord,
-    Card,
-    Case,
-    Loan,
-    Phone,
-    ReferenceCustomer,
-    User,
-)
+from portal.models import Action, ActionCode, CallRecord, Card, Loan, Phone, ReferenceCustomer, User
 from portal.models.enums import CALL_DIRECTIONS
 
 CALL_EVENT_TYPES = ("call.started", "call.answered", "call.ended")
@@ -200,18 +191,11 @@ def normalise_phone(number: str | None) -> str | None:
 # (earliest times, first values; ON CONFLICT DO UPDATE also locks the row to the end of the
 # transaction), and follow the agent's current call on the board. Written in SQL because it
 # runs for every CTI event (docs/performance.md); ``merge_call`` below is its Python face.
-MERGE_CALL_SQL = text("""
+MERGE_CALL_SQL = text(f"""
 WITH agent AS (
     SELECT CASE WHEN CAST(:async_commit AS boolean)
                 THEN set_config('synchronous_commit', 'off', true) END AS async_commit,
-           COALESCE(CAST(:agent_id AS integer), (
-        SELECT u.id FROM users u
-        WHERE u.cti_agent_id = CAST(:agent_ref AS varchar)
-           OR u.phone_extension = CAST(:agent_ref AS varchar)
-           OR u.phone_extension = CAST(:extension AS varchar)
-        ORDER BY (u.cti_agent_id = CAST(:agent_ref AS varchar)) IS NOT TRUE,
-                 (u.phone_extension = CAST(:agent_ref AS varchar)) IS NOT TRUE
-        LIMIT 1)) AS id
+           COALESCE(CAST(:agent_id AS integer), {AGENT_BY_REF_SQL}) AS id
 ), customer AS (
     SELECT COALESCE(p.cif, r.primary_cif) AS cif, p.ref_cif
     FROM phones p
@@ -507,34 +491,8 @@ def record_outcome(session: Session, *, agent: User, call_id: str, data: ActionI
                                    today=today)
         except actions.promise_validation_error() as exc:
             raise ActionValidationError(dict(exc.errors)) from exc
-    _move_case(session, action.cif, code, agent, action.at, follow_up, now)
+    actions.move_case_on(session, action.cif, code, agent, action.at, follow_up, now)
     return action
-
-
-def _move_case(session: Session, cif: str, code: ActionCode, agent: User, at: datetime,
-               follow_up: date | None, now: datetime) -> None:
-    """The case moves on as actions.record_action moves it for a recorded action."""
-    case = session.scalar(select(Case).where(Case.cif == cif).with_for_update())
-    if case is None:
-        return
-    case.last_action_at = max(case.last_action_at or at, at)
-    if code.is_contact:
-        case.last_contact_at = max(case.last_contact_at or at, at)
-    if follow_up is not None:
-        case.next_action_at = clock.bank_datetime(follow_up)
-    if code.is_promise and case.status in ("open", "in_progress"):
-        case.status = "promised"
-    elif case.status == "open":
-        case.status = "in_progress"
-    if case.processing_state == "new":
-        case.processing_state = "contacting"
-    if code.is_promise:
-        case.processing_state = "monitoring"
-    if case.locked_by_id == agent.id:
-        case.locked_by_id = None
-        case.locked_until = None
-    session.flush()
-    queue.recompute_priorities(session, [case.id], now=now)
 
 
 # -- manual call logging (the call centre is down) -----------------------------------------------

@@ -12,17 +12,15 @@ from integrations.callcentre.client import from_config
 from portal import clock
 from portal.calls import agent_status
 from portal.calls import operations as calls
-from portal.cases import actions
-from portal.cases.case_view import mask_phone
+from portal.cases import case_view
+from portal.cases.forms import ActionForm
 from portal.extensions import db
 from portal.models import (
     Action,
     ActionCode,
     AgentStatus,
     CallRecord,
-    Card,
     Customer,
-    Loan,
     Phone,
     ReferenceCustomer,
     User,
@@ -31,8 +29,10 @@ from portal.models.payments import ReconciliationRun
 from portal.permissions.decorators import permission_required
 from portal.permissions.roles import can
 from portal.permissions.scopes import may_access_case
+from portal.text import mask_phone
 
 bp = Blueprint("calls", __name__, url_prefix="/calls")
+
 
 
 def _customer(cif: str) -> Customer | None:
@@ -105,18 +105,6 @@ def _own_call(call_id: str) -> CallRecord:
     return record
 
 
-def _accounts(cif: str) -> list[tuple[str, str]]:
-    items = [(number, f"{number} · {product.replace('_', ' ').lower()} · {dpd} DPD")
-             for number, product, dpd in db.session.execute(
-                 select(Loan.account_number, Loan.product_type, Loan.dpd)
-                 .where(Loan.cif == cif, Loan.status != "CLOSED").order_by(Loan.dpd.desc()))]
-    items += [(number, f"{masked} · card · {dpd} DPD") for number, masked, dpd in
-              db.session.execute(select(Card.contract_number, Card.masked_card_number,
-                                        Card.days_overdue)
-                                 .where(Card.cif == cif, Card.status != "CLOSED"))]
-    return items
-
-
 def _call_codes(subtype: str | None = None) -> list[ActionCode]:
     codes = list(db.session.scalars(
         select(ActionCode).where(ActionCode.active.is_(True), ActionCode.type == "CALL")
@@ -134,8 +122,8 @@ def _widget(record: CallRecord, *, errors=None, values=None, saved=False, messag
     html = render_template(
         "calls/_call_widget.html", call=record, action=action, customer=customer,
         state=calls.call_state(record), codes=_call_codes(action.subtype if action else None),
-        accounts=_accounts(record.cif) if record.cif else [], errors=errors or {},
-        values=values or {}, saved=saved, message=message, now=clock.now(),
+        accounts=case_view.open_accounts(db.session, record.cif) if record.cif else [],
+        errors=errors or {}, values=values or {}, saved=saved, message=message, now=clock.now(),
         show_pii=can("customers.view_pii"), mask_phone=mask_phone,
         default_promise_date=clock.add_days(clock.bank_today(), 1).isoformat())
     return _htmx_response(html, status, trigger)
@@ -196,28 +184,11 @@ def hangup(call_id: str):
     return _widget(record, message=message)
 
 
-def _action_input(form) -> tuple[actions.ActionInput, dict[str, str]]:
-    errors: dict[str, str] = {}
-    data = actions.ActionInput(action_code_id=None)
-    raw_code = form.get("action_code_id") or ""
-    data.action_code_id = int(raw_code) if raw_code.isdigit() else None
-    data.account_number = form.get("account_number") or None
-    data.notes = form.get("notes")
-    for name, key, parse in (("follow_up_date", "follow_up_date", actions.parse_date),
-                             ("promise_amount", "amount", actions.parse_decimal),
-                             ("promise_date", "promised_date", actions.parse_date)):
-        try:
-            setattr(data, name, parse(form.get(name)))
-        except ValueError as exc:
-            errors[key] = str(exc)
-    return data, errors
-
-
 @bp.post("/<call_id>/outcome")
 @permission_required("cases.work")
 def outcome(call_id: str):
     record = _own_call(call_id)
-    data, errors = _action_input(request.form)
+    data, errors = ActionForm().action_input()
     if not errors:
         try:
             calls.record_outcome(db.session, agent=current_user, call_id=call_id, data=data,
@@ -251,7 +222,7 @@ def _manual_form(cif: str, phone_id: int | None, *, errors=None, values=None, do
     now_local = clock.now().astimezone(clock.bank_zone())
     return render_template(
         "calls/_manual_call.html", cif=cif, phone_id=phone_id, phones=_phones_of(cif),
-        codes=_call_codes(), accounts=_accounts(cif), errors=errors or {},
+        codes=_call_codes(), accounts=case_view.open_accounts(db.session, cif), errors=errors or {},
         values=values or {}, down=down, default_time=now_local.strftime("%H:%M"),
         show_pii=can("customers.view_pii"), mask_phone=mask_phone,
         default_promise_date=clock.add_days(clock.bank_today(), 1).isoformat()), status
@@ -274,7 +245,7 @@ def manual_log():
     cif = form.get("cif", "")
     if _workable_customer(cif) is None:
         abort(404)
-    data, errors = _action_input(form)
+    data, errors = ActionForm().action_input()
     raw_phone = form.get("phone_id") or ""
     started = None
     raw_time = (form.get("started_time") or "").strip()

@@ -177,25 +177,34 @@ def record_action(session: Session, *, agent: User, cif: str, data: ActionInput,
         except promise_validation_error() as exc:
             raise ActionValidationError(dict(exc.errors)) from exc
 
-    case = session.scalar(select(Case).where(Case.cif == cif).with_for_update())
-    if case is not None:
-        case.last_action_at = now
-        if code.is_contact:
-            case.last_contact_at = now
-        if follow_up is not None:
-            case.next_action_at = clock.bank_datetime(follow_up)
-        if code.is_promise and case.status in ("open", "in_progress"):
-            case.status = "promised"
-        elif case.status == "open":
-            case.status = "in_progress"
-        if case.processing_state == "new":
-            case.processing_state = "contacting"
-        if code.is_promise:
-            case.processing_state = "monitoring"
-        if case.locked_by_id == agent.id:
-            case.locked_by_id = None
-            case.locked_until = None
-        session.flush()
-        queue.recompute_priorities(session, [case.id], now=now)
-        queue.forget_queue_counts(case.assigned_agent_id, agent.id)
+    move_case_on(session, cif, code, agent, now, follow_up, now)
     return action
+
+
+def move_case_on(session: Session, cif: str, code: ActionCode, agent: User, at: datetime,
+                 follow_up: date | None, now: datetime) -> None:
+    """The case moves on after an action taken ``at`` (a recorded action, or a call's outcome):
+    last action and contact, follow-up, status, processing state, the agent's lock released,
+    its priority recomputed and the cached queue counts forgotten."""
+    case = session.scalar(select(Case).where(Case.cif == cif).with_for_update())
+    if case is None:
+        return
+    case.last_action_at = max(case.last_action_at or at, at)
+    if code.is_contact:
+        case.last_contact_at = max(case.last_contact_at or at, at)
+    if follow_up is not None:
+        case.next_action_at = clock.bank_datetime(follow_up)
+    if code.is_promise and case.status in ("open", "in_progress"):
+        case.status = "promised"
+    elif case.status == "open":
+        case.status = "in_progress"
+    if case.processing_state == "new":
+        case.processing_state = "contacting"
+    if code.is_promise:
+        case.processing_state = "monitoring"
+    if case.locked_by_id == agent.id:
+        case.locked_by_id = None
+        case.locked_until = None
+    session.flush()
+    queue.recompute_priorities(session, [case.id], now=now)
+    queue.forget_queue_counts(case.assigned_agent_id, agent.id)

@@ -1,5 +1,6 @@
-"""Everything the customer case view (customer 360) shows, read in a handful of queries, and
-the masking of national ids and phone numbers for roles without ``customers.view_pii``."""
+"""Everything the customer case view (customer 360) shows, read in a handful of queries (the
+masking of national ids and phone numbers for roles without ``customers.view_pii`` is
+portal.text's)."""
 
 from __future__ import annotations
 
@@ -34,20 +35,6 @@ from portal.models import (
 TIMELINE_LIMIT = 100
 PAYMENTS_LIMIT = 50
 CALLS_LIMIT = 50
-
-
-def mask_phone(number: str | None) -> str:
-    """"0912345678" → "•••••••678" (the last 3 digits stay, so agents can tell numbers apart)."""
-    if not number:
-        return ""
-    keep = 3
-    return "•" * max(0, len(number) - keep) + number[-keep:]
-
-
-def mask_national_id(value: str | None) -> str:
-    if not value:
-        return ""
-    return "•" * max(0, len(value) - 4) + value[-4:]
 
 
 @dataclass
@@ -97,14 +84,29 @@ class CaseView:
 
     @property
     def accounts(self) -> list[tuple[str, str]]:
-        """(account number, label) of the open loans and cards an action can be for (a promise
-        on a card counts for the whole customer: promises are tracked per loan)."""
-        items = [(ln.account_number, f"{ln.account_number} · {ln.product_type.replace('_', ' ')}"
-                                     f" · {ln.dpd} DPD")
-                 for ln in self.loans if ln.status != "CLOSED"]
-        items += [(c.contract_number, f"{c.masked_card_number} · card · {c.days_overdue} DPD")
-                  for c in self.cards if c.status != "CLOSED"]
-        return items
+        return account_choices(self.loans, self.cards)
+
+
+def account_choices(loans, cards) -> list[tuple[str, str]]:
+    """(account number, label) of the open loans and cards an action can be for (a promise
+    on a card counts for the whole customer: promises are tracked per loan), in the order given:
+    "LN0001 · PERSONAL LOAN · 45 DPD", "•••• 1234 · card · 12 DPD"."""
+    items = [(ln.account_number, f"{ln.account_number} · {ln.product_type.replace('_', ' ')}"
+                                 f" · {ln.dpd} DPD")
+             for ln in loans if ln.status != "CLOSED"]
+    items += [(c.contract_number, f"{c.masked_card_number} · card · {c.days_overdue} DPD")
+              for c in cards if c.status != "CLOSED"]
+    return items
+
+
+def open_accounts(session: Session, cif: str) -> list[tuple[str, str]]:
+    """``account_choices`` of ``cif``'s open loans and cards, most overdue first (as the case
+    view lists them), for a form shown without the case view (the call widget)."""
+    loans = session.scalars(select(Loan).where(Loan.cif == cif, Loan.status != "CLOSED")
+                            .order_by(Loan.dpd.desc(), Loan.account_number)).all()
+    cards = session.scalars(select(Card).where(Card.cif == cif, Card.status != "CLOSED")
+                            .order_by(Card.days_overdue.desc(), Card.contract_number)).all()
+    return account_choices(loans, cards)
 
 
 def load_case_view(session: Session, cif: str, now: datetime | None = None) -> CaseView | None:

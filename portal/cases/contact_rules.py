@@ -36,6 +36,7 @@ from portal import audit
 from portal.clock import bank_zone
 from portal.models import Action, AppSetting, Phone
 from portal.models.base import utcnow
+from portal.text import mask_phone
 
 CONTACT_RULES_KEY = "contact_rules"
 PROMISE_RULES_KEY = "promise_rules"
@@ -226,7 +227,7 @@ def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int
         if phone.do_not_contact:
             return ContactDecision(
                 False,
-                f"The number {_mask(phone.number)} is marked do-not-contact. "
+                f"The number {mask_phone(phone.number)} is marked do-not-contact. "
                 "Use another number or channel.",
                 None,
             )
@@ -259,6 +260,3 @@ def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int
     )
 
 
-def _mask(number: str | None) -> str:
-    digits = number or ""
-    return "•••" + digits[-3:] if len(digits) > 3 else digits

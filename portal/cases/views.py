@@ -9,18 +9,15 @@ from flask_login import current_user
 from portal import clock
 from portal.cases import actions, case_view, contacts, queue
 from portal.cases import search as customer_search
-from portal.extensions import db
+from portal.cases.forms import ActionForm
+from portal.extensions import db, partial_request
 from portal.models.enums import ACTION_TYPES
 from portal.permissions import scopes
 from portal.permissions.decorators import permission_required
 from portal.permissions.roles import can
+from portal.text import mask_national_id, mask_phone
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
-
-
-def _is_partial(target: str) -> bool:
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.boosted and htmx.target == target
 
 
 # --- queue -----------------------------------------------------------------------------------
@@ -31,7 +28,7 @@ def _is_partial(target: str) -> bool:
 def work_queue():
     filters = queue.QueueFilters.from_args(request.args)
     page = queue.queue_page(db.session, current_user.id, filters, clock.now())
-    template = "cases/_queue_results.html" if _is_partial("queue-results") \
+    template = "cases/_queue_results.html" if partial_request("queue-results") \
         else "cases/queue.html"
     return render_template(template, page=page, filters=filters, now=clock.now())
 
@@ -62,7 +59,7 @@ def search():
     elif filters.bucket or filters.status:  # browsing cases by bucket / status
         page = queue.queue_page(db.session, None, filters, clock.now(), with_counts=False,
                                 case_scope=scope)
-    template = "cases/_search_results.html" if _is_partial("search-results") \
+    template = "cases/_search_results.html" if partial_request("search-results") \
         else "cases/search.html"
     return render_template(template, page=page, filters=filters)
 
@@ -79,7 +76,7 @@ def _load(cif: str) -> case_view.CaseView:
 
 def _context(view: case_view.CaseView, **extra) -> dict:
     return {"v": view, "show_pii": can("customers.view_pii"), "can_work": can("cases.work"),
-            "mask_phone": case_view.mask_phone, "mask_id": case_view.mask_national_id,
+            "mask_phone": mask_phone, "mask_id": mask_national_id,
             "now": clock.now(), "today": clock.bank_today(), **extra}
 
 
@@ -143,26 +140,7 @@ def action_form(cif: str):
 def record_action(cif: str):
     v = _load(cif)
     form_data = request.form
-    errors: dict[str, str] = {}
-    data = actions.ActionInput(action_code_id=None)
-    raw_code = form_data.get("action_code_id") or ""
-    data.action_code_id = int(raw_code) if raw_code.isdigit() else None
-    data.account_number = form_data.get("account_number") or None
-    raw_phone = form_data.get("phone_id") or ""
-    data.phone_id = int(raw_phone) if raw_phone.isdigit() else None
-    data.notes = form_data.get("notes")
-    try:
-        data.follow_up_date = actions.parse_date(form_data.get("follow_up_date"))
-    except ValueError as exc:
-        errors["follow_up_date"] = str(exc)
-    try:
-        data.promise_amount = actions.parse_decimal(form_data.get("promise_amount"))
-    except ValueError as exc:
-        errors["amount"] = str(exc)
-    try:
-        data.promise_date = actions.parse_date(form_data.get("promise_date"))
-    except ValueError as exc:
-        errors["promised_date"] = str(exc)
+    data, errors = ActionForm().action_input()
     refusal = None
     if not errors:
         try:

@@ -21,7 +21,8 @@ from sqlalchemy import select
 
 from portal import clock
 from portal.cases import actions
-from portal.extensions import db
+from portal.cases.forms import ActionForm
+from portal.extensions import db, partial_request
 from portal.field import locations, visits
 from portal.models import ActionCode, Team, User, Visit
 from portal.models.enums import BUCKET_NAMES
@@ -219,7 +220,7 @@ def review_visit(visit_id: int):
         return render_template("field/_review_row.html", r=row, errors=exc.errors,
                                note=request.form.get("note", "")), 422
     db.session.commit()
-    if getattr(request, "htmx", None):
+    if partial_request():
         return render_template("field/_review_row.html", r=None, done=visit,
                                decision=decision)
     flash(f"Visit {visit_id} {'approved' if decision == 'approve' else 'rejected'}.", "success")
@@ -321,18 +322,7 @@ def outcome(visit_id: int):
     if visit is None:
         abort(404)
     form = request.form
-    errors: dict[str, str] = {}
-    data = actions.ActionInput(action_code_id=None, notes=form.get("notes"))
-    raw_code = form.get("action_code_id", "")
-    data.action_code_id = int(raw_code) if raw_code.isdigit() else None
-    try:
-        data.promise_amount = actions.parse_decimal(form.get("promise_amount"))
-    except ValueError as exc:
-        errors["amount"] = str(exc)
-    try:
-        data.promise_date = actions.parse_date(form.get("promise_date"))
-    except ValueError as exc:
-        errors["promised_date"] = str(exc)
+    data, errors = ActionForm().action_input()
     refusal = None
     if not errors:
         try:

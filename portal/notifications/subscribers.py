@@ -3,14 +3,13 @@ no commit here."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from flask import current_app
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
 from portal.events import subscriber
 from portal.models import Case, Customer, Promise
+from portal.money import format_money
 from portal.notifications.operations import notify
 
 CASE_ENDPOINTS = ("cases.case", "cases.view", "cases.customer", "cases.case_view")
@@ -26,12 +25,6 @@ def case_link(cif: str) -> str:
             except BuildError:
                 continue
     return f"/cases/{cif}"
-
-
-def _money(value: str | None, currency: str = "VND") -> str:
-    if value is None:
-        return "—"
-    return f"{Decimal(value):,.0f} {'₫' if currency == 'VND' else currency}"
 
 
 @subscriber("PROMISE_BROKEN", name="notifications.promise_broken")
@@ -54,8 +47,8 @@ def promise_broken(event, session) -> None:
     notify(
         session, agent_id, "promise_broken",
         f"Promise broken: {name or data['cif']}",
-        f"{_money(data['amount'], currency)} promised for {shown_date}{loan}; "
-        f"{_money(data['paid_amount'], currency)} paid. The case is back at the top of "
+        f"{format_money(data['amount'], currency)} promised for {shown_date}{loan}; "
+        f"{format_money(data['paid_amount'], currency)} paid. The case is back at the top of "
         "your queue.",
         link=case_link(data["cif"]), cif=data["cif"], event_id=str(event.id),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from portal.extensions import db
+from portal.extensions import db, partial_request
 from portal.models import Notification
 from portal.notifications import operations as inbox
 from portal.permissions.decorators import permission_required
@@ -13,10 +13,6 @@ from portal.permissions.decorators import permission_required
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 
 PAGE_SIZE = 30
-
-
-def _htmx_partial() -> bool:
-    return bool(request.htmx) and not request.htmx.boosted
 
 
 def _counter():
@@ -62,7 +58,7 @@ def _read_own(notification_id: int) -> Notification:
 def mark_read(notification_id: int):
     row = _read_own(notification_id)
     db.session.refresh(row)
-    if _htmx_partial():
+    if partial_request():
         # the row, plus the top-bar counter out of band
         return render_template("notifications/_row.html", n=row, kinds=inbox.KIND_LABELS,
                                oob_counter=True,

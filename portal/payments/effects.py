@@ -36,6 +36,7 @@ from portal.cases.promises import allocate_payment, undo_allocations
 from portal.cases.queue import recompute_case_totals, recompute_priorities
 from portal.events import subscriber
 from portal.models import Action, Case, Loan, Payment, Promise, PromiseAllocation
+from portal.money import format_money
 from portal.notifications.operations import notify
 
 log = logging.getLogger(__name__)
@@ -118,11 +119,6 @@ def update_case(session: Session, cif: str) -> Case | None:
 # -- subscribers --------------------------------------------------------------------------------
 
 
-def _money(amount, currency: str) -> str:
-    value = Decimal(amount)
-    return f"{value:,.0f} ₫" if currency == "VND" else f"{value:,.2f} {currency}"
-
-
 def _promise_agents(session: Session, payment_id: int) -> tuple[set[int], list[Promise]]:
     promises = list(session.scalars(
         select(Promise).join(PromiseAllocation, PromiseAllocation.promise_id == Promise.id)
@@ -203,7 +199,7 @@ def payment_received(event, session: Session, release: bool = False) -> None:
         return
     sync_payment(session, payment.id)
     agents, promises = _promise_agents(session, payment.id)
-    money = _money(payment.amount, payment.currency)
+    money = format_money(payment.amount, payment.currency)
     notes = (f"Payment of {money} received on loan {payment.account_number}"
              f"{' via ' + payment.channel.replace('_', ' ').lower() if payment.channel else ''}"
              f" (ref {payment.reference_number}).")
@@ -229,7 +225,7 @@ def payment_reversed(event, session: Session, release: bool = False) -> None:
         return
     agents, _ = _promise_agents(session, payment.id)
     sync_payment(session, payment.id)
-    money = _money(payment.amount, payment.currency)
+    money = format_money(payment.amount, payment.currency)
     reversal = event.payload.get("reversal_reference")
     notes = (f"Payment {payment.reference_number} of {money} on loan {payment.account_number} "
              f"was reversed{' (' + reversal + ')' if reversal else ''}"
@@ -244,7 +240,7 @@ def payment_failed(event, session: Session) -> None:
     payment = session.get(Payment, event.payload.get("payment_id") or 0)
     if payment is None:
         return
-    money = _money(payment.amount, payment.currency)
+    money = format_money(payment.amount, payment.currency)
     notes = (f"Payment attempt of {money} on loan {payment.account_number} failed: "
              f"{payment.failure_reason or event.payload.get('reason') or 'no reason given'} "
              f"(ref {payment.reference_number}).")

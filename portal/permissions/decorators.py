@@ -30,7 +30,7 @@ def login_redirect_response():
     204, nothing to swap) so the browser loads the login page as a whole page instead of
     swapping it into a fragment of the old one.
     """
-    if getattr(request, "htmx", False):
+    if request.htmx:
         origin = safe_next(_path_of(request.htmx.current_url)) or url_for("main.home")
         response = current_app.response_class(status=204)
         response.headers["HX-Redirect"] = url_for("auth.login", next=origin, expired=1)

@@ -10,12 +10,13 @@ from flask_login import current_user
 from portal import clock
 from portal.calls import agent_status
 from portal.calls import operations as calls
-from portal.cases.case_view import mask_phone
-from portal.extensions import db
+from portal.extensions import db, partial_request
 from portal.models.enums import AGENT_STATUSES
 from portal.permissions.decorators import permission_required
+from portal.text import mask_phone
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
+
 
 
 def board_args(args) -> dict:
@@ -46,7 +47,6 @@ def board():
         "unmatched_count": calls.count_unmatched(db.session, since),
         "mask_phone": mask_phone,
     }
-    htmx = getattr(request, "htmx", None)
-    if htmx and not htmx.boosted and htmx.target == "board-live":
+    if partial_request("board-live"):
         return render_template("supervisor/_board_live.html", **context)
     return render_template("supervisor/board.html", **context)

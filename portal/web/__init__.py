@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
 from functools import wraps
 from zoneinfo import ZoneInfo
 
@@ -16,7 +15,9 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal import clock
 from portal.auth import sessions
+from portal.extensions import partial_request
 from portal.models.enums import bucket_for_dpd
+from portal.money import format_money
 from portal.permissions.decorators import api_error, login_redirect_response, public
 from portal.permissions.roles import PERMISSIONS, ROLE_LABELS, can
 from portal.security_headers import init_security_headers
@@ -82,14 +83,8 @@ def _init_login_manager(app: Flask) -> None:
 
 
 def format_vnd(value) -> str:
-    """Money as VND with thousands separators: 12500000 → "12,500,000 ₫"."""
-    if value is None or value == "":
-        return "—"
-    try:
-        amount = Decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
-        return str(value)
-    return f"{amount:,.0f} ₫"
+    """Money as VND with thousands separators: 12500000 → "12,500,000 ₫" (portal.money)."""
+    return format_money(value, "VND")
 
 
 def format_number(value) -> str:
@@ -171,10 +166,7 @@ def greeting(full_name: str | None) -> str:
 def layout_template() -> str:
     """The layout a page extends: the whole page, or only its content for an HTMX request that
     targets part of a page (boosted navigation and history restores get the whole page)."""
-    htmx = getattr(request, "htmx", None)
-    if htmx and not htmx.boosted and not htmx.history_restore_request:
-        return "partial.html"
-    return "base.html"
+    return "partial.html" if partial_request() else "base.html"
 
 
 def _register_template_helpers(app: Flask) -> None:
@@ -250,7 +242,7 @@ def _register_error_handlers(app: Flask) -> None:
     def csrf_error(error: CSRFError):
         # An HTMX request whose session expired has lost its CSRF token with the session:
         # send it to the login page rather than showing a token error.
-        if getattr(request, "htmx", False) and not current_user.is_authenticated:
+        if request.htmx and not current_user.is_authenticated:
             return login_redirect_response()
         return render_error(400, error.description, "csrf_failed")
 

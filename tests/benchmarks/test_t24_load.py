@@ -99,11 +99,12 @@ def _csv_value(value):
 
 def _write_csvs(manifest: Path, out: Path) -> list[tuple[str, list[str], Path, tuple | None]]:
     """The transformed rows of the set as CSV files: (table, columns, file, conflict key)."""
+    from integrations.fields import Row
     from integrations.t24.formats import NATURAL_KEYS
     from integrations.t24.load import CONTACT_OWNERS, CONTACT_TABLES, load_columns
     from integrations.t24.manifest import verify
     from integrations.t24.parser import read_records
-    from integrations.t24.transform import Row, transform
+    from integrations.t24.transform import transform
 
     plan = []
     for entry, path in verify(manifest).files():

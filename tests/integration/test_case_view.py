@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from portal.cases.case_view import mask_national_id, mask_phone
 from portal.models import (
     Action,
     Address,
@@ -24,6 +23,7 @@ from portal.models import (
     Visit,
 )
 from portal.permissions import roles
+from portal.text import mask_national_id, mask_phone
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 NATIONAL_ID = "079188001234"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import requests
 
+from integrations.fields import Quarantine, Row
 from integrations.http import AuthError, Unavailable
 from integrations.los.client import LOSClient
 from integrations.los.transform import transform_application
 from integrations.sandbox._api import ServerThread
 from integrations.sandbox.los_server import DEFAULT_TOKEN, create_app
-from integrations.t24.transform import Quarantine, Row
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from integrations.fields import Row
 from integrations.sandbox.t24_files import DatabaseSource, generate_day
 from integrations.t24.manifest import verify
 from integrations.t24.parser import read_records
-from integrations.t24.transform import Row, transform_records
+from integrations.t24.transform import transform_records
 
 
 def test_files_from_the_database(app, db, make_customer, make_loan, tmp_path):

@@ -12,11 +12,11 @@ import time
 import pytest
 import requests
 
+from integrations.fields import Quarantine, Row
 from integrations.http import AuthError, Unavailable
 from integrations.sandbox import SIMULATORS, get
 from integrations.sandbox._api import ServerThread
 from integrations.sandbox.w4_server import DEFAULT_API_KEY, create_app
-from integrations.t24.transform import Quarantine, Row
 from integrations.w4.client import W4Client
 from integrations.w4.transform import transform_card
 

@@ -16,12 +16,13 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
+from integrations.fields import Row
 from integrations.sandbox.t24_files import FileWriter, SeedSource, record_key
 from integrations.t24 import parser
 from integrations.t24.formats import ENTITIES, T24FormatError, manifest_name
 from integrations.t24.manifest import Manifest, ManifestError, verify
 from integrations.t24.parser import RawRecord, read_records
-from integrations.t24.transform import Row, transform
+from integrations.t24.transform import transform
 from tests.property.conftest import examples
 from tests.property.strategies import clean_text, json_values
 

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from integrations.fields import Row
 from integrations.http import ApiError
 from integrations.los.client import LOSClient
 from integrations.los.load import sync_los
 from integrations.los.transform import transform_application
-from integrations.t24.transform import Row
 from integrations.w4.client import W4Client
 from integrations.w4.load import sync_w4
 from integrations.w4.transform import transform_card

@@ -8,12 +8,7 @@ from decimal import Decimal
 import pytest
 from jsonschema import Draft202012Validator
 
-from portal.events.catalog import (
-    CATALOG,
-    EventValidationError,
-    UnknownEventType,
-    validate_payload,
-)
+from portal.events.catalog import CATALOG, EventValidationError, UnknownEventType, validate_payload
 from portal.events.publish import to_json
 
 DESIGN_EVENTS = {

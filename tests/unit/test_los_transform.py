@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from integrations.fields import Quarantine, Row
 from integrations.los.transform import transform_application
-from integrations.t24.transform import Quarantine, Row
 
 APPLICATION = {
     "application_id": "LOS-2025-0000001", "customer_cif": "10000001",

@@ -8,10 +8,11 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from integrations.fields import Quarantine, Row
 from integrations.los.transform import transform_application
 from integrations.t24.formats import ENTITIES
 from integrations.t24.parser import RawRecord
-from integrations.t24.transform import ENTITY_FIELDS, Quarantine, Row, transform
+from integrations.t24.transform import ENTITY_FIELDS, transform
 from integrations.w4.transform import CARD_FIELDS, transform_card
 
 scalars = st.one_of(

@@ -7,17 +7,11 @@ from decimal import Decimal
 
 import pytest
 
+from integrations.fields import Quarantine, Row, phone_e164
 from integrations.sandbox.t24_files import SeedSource, T24Faults, generate_day
 from integrations.t24.manifest import verify
 from integrations.t24.parser import RawRecord, read_records
-from integrations.t24.transform import (
-    ControlTotals,
-    Quarantine,
-    Row,
-    phone_e164,
-    transform,
-    transform_records,
-)
+from integrations.t24.transform import ControlTotals, transform, transform_records
 from portal.models.enums import bucket_for_dpd
 
 LOAN = {
@@ -192,7 +186,7 @@ def test_malformed_records_of_the_sandbox_are_quarantined_and_their_neighbours_p
 @pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "sNaN"])
 def test_non_finite_decimal_is_not_a_whole_number(value):
     # found by the fuzz test: Decimal("Infinity") passed the integral check and crashed int()
-    from integrations.t24.transform import Invalid, to_int
+    from integrations.fields import Invalid, to_int
 
     with pytest.raises(Invalid, match="expected a whole number"):
         to_int()("dpd", Decimal(value))

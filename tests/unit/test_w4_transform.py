@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from integrations.t24.transform import Quarantine, Row
+from integrations.fields import Quarantine, Row
 from integrations.w4.transform import transform_card
 
 CARD = {
