@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
@@ -218,8 +218,7 @@ def publish_changes(conn: Connection, entity: str, *, source_system: str,
         aggregate_id=aggregate_id, key_field=sql.Literal(key_field), changes=changes,
         chg=_ident(CHANGES_TABLE), fixed=fixed)
     return conn.execute(statement, {
-        # ids by the system clock, as crm_uuid7() makes them: they order the index, not events
-        "id_prefix": uuid7_prefix(datetime.now(UTC)), "type": event_type, "version": version,
+        "id_prefix": uuid7_prefix(now), "type": event_type, "version": version,
         "aggregate_type": aggregate_type, "correlation_id": correlation_id,
         "now": now}).rowcount
 
