@@ -48,11 +48,12 @@ test: $(STAMP)  ## unit, integration and browser tests (not the benchmarks)
 # 31 December, a minute before the contact window opens, the instant it closes, a leap day.
 CLOCK_TESTS ?= tests/integration tests/e2e tests/scenario
 test-clock: $(STAMP)  ## integration, browser and scenario tests at each hostile TEST_CLOCK instant
-	@set -e; for instant in $$($(PY) -m tests.clock instants); do \
+	@failed=""; for instant in $$($(PY) -m tests.clock instants); do \
 	  echo "== TEST_CLOCK=$$instant"; \
 	  TEST_CLOCK=$$instant $(VENV)/bin/pytest $(XDIST) -m "not benchmark" $(CLOCK_TESTS) \
-	    $(PYTEST_ARGS); \
-	done
+	    $(PYTEST_ARGS) || failed="$$failed $$instant"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed at:$$failed"; exit 1; fi; echo "passed at every instant"
 
 # `make bench FULL=1` = `make bench-full` (make cannot take `make bench --full`: pytest can).
 bench: $(STAMP)  ## every benchmark at reduced sizes (~10 min); summary in docs/performance.md
