@@ -89,7 +89,7 @@ def run_command(queue_opts, with_scheduler, burst, worker_class, name, max_jobs,
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def schedules_command(as_json):
     """List the periodic jobs (name, cron or interval, queue, timeout, next run)."""
-    from workers.schedule import SCHEDULES
+    from portal.schedules import SCHEDULES
 
     rows = []
     for s in SCHEDULES:
@@ -111,7 +111,7 @@ def schedules_command(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status_command(as_json):
     """Workers, schedulers, queue depths and registries, outbox backlog."""
-    from workers.health import collect_health
+    from portal.ops.worker_health import collect_health
 
     health = collect_health()
     if as_json:

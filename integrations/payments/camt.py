@@ -1,6 +1,6 @@
 """ISO 20022 camt.054 (bank-to-customer debit/credit notification) — a second way to receive
 payment notifications: a file from the bank's cash-management channel, imported through the
-same rules as the webhook (portal.payments.notifications.accept), so a payment notified both
+same rules as the webhook (portal/payments/camt_import.py), so a payment notified both
 ways is stored once.
 
 Parsed with defusedxml (no DTD, no entity expansion); any camt.054 version (the namespace is not
@@ -23,37 +23,17 @@ not booked are skipped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from xml.etree.ElementTree import Element
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from portal import clock
-from portal.models import Loan
-from portal.payments.notifications import Refused, accept, parse_notice
 
 
 class CamtError(ValueError):
     """The file is not a readable camt.054 document."""
-
-
-@dataclass
-class CamtImport:
-    message_id: str | None = None
-    entries: int = 0
-    accepted: list[int] = field(default_factory=list)
-    duplicates: list[int] = field(default_factory=list)
-    skipped: int = 0
-    refused: list[dict] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {"message_id": self.message_id, "entries": self.entries,
-                "accepted": len(self.accepted), "duplicates": len(self.duplicates),
-                "skipped": self.skipped, "refused": self.refused}
 
 
 def _local(tag: str) -> str:
@@ -122,30 +102,3 @@ def _entry(entry: Element) -> dict:
         "paid_at": booked_at,
         "channel": _text(entry, "BkTxCd/Prtry/Cd"),
     }
-
-
-def import_camt054(session: Session, data: bytes) -> CamtImport:
-    """Import a camt.054 file: each booked entry accepted once (``source = manual``), each
-    refused one listed with its reason. Commits per entry."""
-    message_id, entries = parse_camt054(data)
-    result = CamtImport(message_id=message_id, entries=len(entries))
-    for index, raw in enumerate(entries, start=1):
-        if not raw.pop("_booked") or not raw.pop("_relevant"):
-            result.skipped += 1
-            continue
-        record = {k: v for k, v in raw.items() if v is not None}
-        if record.get("loan_account_number"):  # camt carries no CIF: the loan's customer
-            record["cif"] = session.scalar(select(Loan.cif).where(
-                Loan.account_number == record["loan_account_number"])) or "?"
-        try:
-            notice = parse_notice(record, require_event_id=False)
-            outcome = accept(session, notice, source="manual")
-        except Refused as refusal:
-            session.rollback()
-            result.refused.append({"entry": index, "reference": record.get("reference_number"),
-                                   "code": refusal.code, "field": refusal.field,
-                                   "message": refusal.message})
-            continue
-        session.commit()
-        (result.duplicates if outcome.duplicate else result.accepted).append(outcome.payment_id)
-    return result

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from portal import clock
+from portal.calls.cti_events import CtiEventError, _text
 from portal.events import publish
 from portal.models import (
     Action,
@@ -219,7 +220,6 @@ def sync_pending(session: Session, client, now: datetime | None = None,
 
 def apply_cti_event(session: Session, event, *, async_commit: bool = False) -> dict:
     """``agent.status_changed`` from the call centre."""
-    from portal.calls.operations import CtiEventError, _text
 
     data = event.data
     status = _text(data, "status", 16, required=True)

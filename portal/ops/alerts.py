@@ -72,7 +72,7 @@ class Context:
     now: datetime
     config: dict
     cards: list = field(default_factory=list)
-    health: dict | None = None  # workers.health.collect_health(), None if Redis is unreadable
+    health: dict | None = None  # worker_health.collect_health(); None: Redis unreadable
 
 
 RULES: dict[str, Callable[[Context], list[Condition]]] = {}
@@ -205,7 +205,7 @@ class Outcome:
 
 def _health():
     try:
-        from workers.health import collect_health
+        from portal.ops.worker_health import collect_health
 
         return collect_health()
     except Exception:

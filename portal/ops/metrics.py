@@ -174,7 +174,7 @@ class StateCollector:
         yield rejected
 
     def _queues(self):
-        from workers.health import collect_health
+        from portal.ops.worker_health import collect_health
 
         try:
             health = collect_health()

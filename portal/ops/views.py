@@ -248,7 +248,7 @@ def retry_dead_letters():
 @bp.get("/ops/workers")
 @permission_required("ops.integrations")
 def workers():
-    from workers.health import collect_health
+    from portal.ops.worker_health import collect_health
 
     error = None
     try:

@@ -17,6 +17,7 @@ import logging
 from flask import current_app, jsonify, request
 from sqlalchemy.exc import OperationalError
 
+from portal.calls import cti_events
 from portal.calls import operations as calls
 from portal.extensions import db
 from portal.permissions.decorators import public
@@ -59,8 +60,8 @@ def cti_event():
         return _refused(400, "bad_field", f"{where} holds a NUL or an invalid character",
                         where)
     try:
-        event = calls.parse_event(payload)
-    except calls.CtiEventError as exc:
+        event = cti_events.parse_event(payload)
+    except cti_events.CtiEventError as exc:
         return jsonify(exc.to_json()), 400
     for attempt in range(3):  # a deadlock between two events of one call: try again
         try:
@@ -71,7 +72,7 @@ def cti_event():
                 db.session, event, async_commit=current_app.config.get("CTI_ASYNC_COMMIT", True))
             db.session.commit()
             break
-        except calls.CtiEventError as exc:
+        except cti_events.CtiEventError as exc:
             db.session.rollback()
             return jsonify(exc.to_json()), 400
         except OperationalError:

@@ -151,8 +151,8 @@ def test_forwarding_is_disabled_without_a_gps_system(client, db, app, make_field
 
 def test_the_scheduled_job_drains_the_backlog(client, db, gps_sandbox, make_field_agent,
                                               make_device_token):
+    from portal.schedules import SCHEDULES
     from workers.jobs.field import forward_locations
-    from workers.schedule import SCHEDULES
 
     schedule = next(s for s in SCHEDULES if s.name == "field.forward")
     assert schedule.cron == "* * * * *" and schedule.queue == "integrations"

@@ -86,7 +86,7 @@ def test_alert_job_runs_in_a_real_worker_with_its_job_id(db, redis_client, make_
     from rq import SimpleWorker
 
     from portal.queues import enqueue, get_queue
-    from workers.schedule import SCHEDULES
+    from portal.schedules import SCHEDULES
 
     assert any(s.func == "workers.jobs.alerts.evaluate_alerts" and s.cron == "* * * * *"
                for s in SCHEDULES)

@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from integrations.payments.camt import CamtError, import_camt054, parse_camt054
+from integrations.payments.camt import CamtError, parse_camt054
 from portal import clock
 from portal.models import Event, Payment
+from portal.payments.camt_import import import_camt054
 from tests.integration.test_payments_webhook import notification, post
 
 NS = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"

@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 
 from integrations.http import Unavailable
 from integrations.payments.client import PaymentsClient
-from integrations.payments.reconcile import reconcile
 from integrations.sandbox._api import ServerThread
 from integrations.sandbox.payments_server import Knobs, create_app
 from portal import clock
@@ -33,6 +32,7 @@ from portal.models import (
     ReconciliationRun,
 )
 from portal.models.payments import RejectedNotification
+from portal.payments.reconcile import reconcile
 from tests.integration.test_events_support import drain
 from workers.jobs.payments import run_payments_reconciliation
 

@@ -257,7 +257,7 @@ def test_cli_runs_a_sync(app, t24_loaded, los, applications):
 
 
 def test_daily_schedules_are_declared():
-    from workers.schedule import SCHEDULES
+    from portal.schedules import SCHEDULES
 
     mine = {s.name: s for s in SCHEDULES if s.name.startswith("sync.")}
     assert set(mine) == {"sync.t24", "sync.w4", "sync.los"}

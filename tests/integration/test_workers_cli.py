@@ -18,6 +18,7 @@ from sqlalchemy import select
 from portal.events import publish
 from portal.events.subscribers import subscribers_for
 from portal.models.events import EventDelivery
+from portal.schedules import SCHEDULES, Schedule
 from tests.integration.test_events_support import (  # noqa: F401  (bus is a fixture)
     RECORD,
     ROOT,
@@ -30,7 +31,7 @@ from tests.integration.test_events_support import (  # noqa: F401  (bus is a fix
     wait_for,
     worker_env,
 )
-from workers.schedule import SCHEDULES, Schedule, run_cron_scheduler
+from workers.schedule import run_cron_scheduler
 
 
 def invoke(app, group, args):
@@ -100,7 +101,7 @@ def test_cron_scheduler_enqueues_on_schedule_and_only_one_is_active(app, redis_c
 
 @pytest.mark.usefixtures("bus")
 def test_worker_run_with_scheduler_reports_health_then_stops(app, db, redis_client):
-    from workers.health import collect_health
+    from portal.ops.worker_health import collect_health
 
     publish("CUSTOMER_UPDATED", customer_updated("C-RUN"))
     db.session.commit()

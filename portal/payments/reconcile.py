@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal, InvalidOperation
 
@@ -27,7 +27,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from integrations.http import ApiError
-from integrations.payments.client import PaymentsClient
+from integrations.payments.client import PaymentsClient, client_from_config
 from portal import clock
 from portal.logging import get_correlation_id
 from portal.models import Discrepancy, IntegrationRun, Payment, ReconciliationRun
@@ -213,3 +213,25 @@ def reconcile(session: Session, client: PaymentsClient, business_date: date, *,
     session.commit()
     log.info("payments reconciliation finished", extra=summary.as_dict())
     return summary
+
+
+def default_business_date(now: datetime | None = None) -> date:
+    """Yesterday in the bank's zone: the last complete business date."""
+    return clock.add_days(clock.bank_today(now), -1)
+
+
+def reconcile_business_date(session: Session, config, business_date: str | date | None = None,
+                            *, trigger: str = "schedule", user_id: int | None = None) -> dict:
+    """Reconcile ``business_date`` (ISO date; default yesterday, bank zone) with the payment
+    system's report, through the client ``config`` describes; commits. What the daily job and
+    ``flask payments reconcile`` run."""
+    if isinstance(business_date, str):
+        business_date = date.fromisoformat(business_date)
+    business_date = business_date or default_business_date()
+    with client_from_config(config) as client:
+        try:
+            summary = reconcile(session, client, business_date, trigger=trigger, user_id=user_id)
+        except Exception:
+            session.rollback()
+            raise
+    return summary.as_dict()

@@ -30,7 +30,7 @@ from rq.scheduler import RQScheduler
 
 from portal import clock
 from portal.queues import QUEUES, all_queues, get_connection
-from workers.schedule import CRON_LOCK_KEY, SCHEDULES
+from portal.schedules import CRON_LOCK_KEY, SCHEDULES
 
 log = logging.getLogger(__name__)
 
