@@ -133,7 +133,10 @@ RESUME_HOOKS: dict[str, list[Callable]] = {}
 
 
 def register_resume_hook(integration: str, fn: Callable) -> None:
-    RESUME_HOOKS.setdefault(integration.upper(), []).append(fn)
+    """Once per function, however many apps a process builds."""
+    hooks = RESUME_HOOKS.setdefault(integration.upper(), [])
+    if fn not in hooks:
+        hooks.append(fn)
 
 
 def _run_resume_hooks(name: str, user: Any) -> None:

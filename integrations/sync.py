@@ -29,6 +29,7 @@ from pathlib import Path
 import psycopg
 from flask import Flask, current_app
 
+from integrations.control import breaker
 from integrations.http import Unavailable
 from portal import clock
 
@@ -163,12 +164,7 @@ def make_client(app: Flask, integration: str):
     options = {"timeout": app.config["SYNC_HTTP_TIMEOUT"],
                "retries": app.config["SYNC_HTTP_RETRIES"],
                "page_size": app.config["SYNC_PAGE_SIZE"]}
-    try:  # the system's circuit breaker (ops switches), where that module is installed
-        from integrations.control import breaker
-
-        options["breaker"] = breaker(integration)
-    except ImportError:
-        pass
+    options["breaker"] = breaker(integration)  # the system's circuit breaker (ops switches)
     if integration == "W4":
         from integrations.w4.client import W4Client
 
@@ -378,14 +374,14 @@ def progress(conn_or_session, integration: str) -> dict | None:
 
 # -- the ops page's buttons (portal/ops/actions.py) --------------------------------------
 
-def _ops_run_now(integration: str):
+def ops_run_now(integration: str):
     def run_now(*, user=None, run=None) -> str:
         job_id = trigger(integration, user_id=getattr(user, "id", None))
         return f"{integration} sync enqueued (job {job_id})"
     return run_now
 
 
-def _ops_full_resync(integration: str):
+def ops_full_resync(integration: str):
     def full_resync(*, user=None, run=None) -> str:
         job_id = trigger(integration, full=True, user_id=getattr(user, "id", None))
         what = "newest full set loaded again" if integration == "T24" else "from the start"
@@ -393,7 +389,7 @@ def _ops_full_resync(integration: str):
     return full_resync
 
 
-def _ops_retry_run(integration: str):
+def ops_retry_run(integration: str):
     def retry_run(*, user=None, run=None) -> str:
         # T24: the failed run's set is still in work/ (or rejected: a resend is needed); the
         # next run picks up what was left. W4/LOS: the next run resumes from the stored cursor.
@@ -401,17 +397,3 @@ def _ops_retry_run(integration: str):
         job_id = trigger(integration, business_date=day, user_id=getattr(user, "id", None))
         return f"{integration} run {getattr(run, 'id', '?')} retried (job {job_id})"
     return retry_run
-
-
-def register_ops_triggers() -> None:
-    """Offer "Run now", "Full resync" and "Retry run" for T24, W4 and LOS on the ops page."""
-    try:
-        from portal.ops.actions import register_trigger
-    except ImportError:  # the ops page is not installed
-        return
-    for name in INTEGRATIONS:
-        register_trigger(name, run_now=_ops_run_now(name), full_resync=_ops_full_resync(name),
-                         retry_run=_ops_retry_run(name), label_run_now="Sync now")
-
-
-register_ops_triggers()

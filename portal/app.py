@@ -38,6 +38,7 @@ from portal.notifications import views as notifications
 from portal.ops import metrics as ops_metrics  # noqa: F401  (routes on ops' bp)
 from portal.ops import views as ops
 from portal.payments import cli as payments_cli  # noqa: F401  (commands on payments' bp)
+from portal.payments import effects as payments_effects
 from portal.payments import views as payments
 from portal.supervisor import views as supervisor
 from portal.web import register_web
@@ -92,4 +93,5 @@ def build_app(config: type[Config] | None = None, overrides: dict | None = None)
     register_cli(app)
     with app.app_context():
         load_subscribers()
+    payments_effects.register_resume_hook()
     return app

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from integrations import sync
 from portal import audit
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,12 @@ register_trigger("GPS", run_now=_enqueue(
     "Forwarding of waiting positions", "integrations",
     "workers.jobs.field.forward_locations", trigger="manual"),
     label_run_now="Forward now")
+
+# the bank syncs: "Sync now", "Full resync" and "Retry run" (integrations/sync.py)
+for _name in sync.INTEGRATIONS:
+    register_trigger(_name, run_now=sync.ops_run_now(_name),
+                     full_resync=sync.ops_full_resync(_name),
+                     retry_run=sync.ops_retry_run(_name), label_run_now="Sync now")
 
 
 def retry_dead_letters(session: Session, user, *, delivery_ids: list[int] | None = None) -> int:

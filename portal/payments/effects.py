@@ -31,6 +31,7 @@ from decimal import Decimal
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+from integrations import control
 from portal import clock
 from portal.cases.promises import allocate_payment, undo_allocations
 from portal.cases.queue import recompute_case_totals, recompute_priorities
@@ -258,10 +259,6 @@ def _release_on_resume(integration: str, user) -> None:
     enqueue("events", "workers.jobs.payments.release_held")
 
 
-def _register_resume_hook() -> None:
-    from integrations.control import register_resume_hook
-
-    register_resume_hook(INTEGRATION, _release_on_resume)
-
-
-_register_resume_hook()
+def register_resume_hook() -> None:
+    """Apply what was held once ops resume payments (called by create_app)."""
+    control.register_resume_hook(INTEGRATION, _release_on_resume)
