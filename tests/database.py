@@ -32,11 +32,12 @@ def _owned_sequences(engine) -> dict[str, tuple[str, ...]]:
     return {table: tuple(seqs) for table, seqs in owned.items()}
 
 
-def tables_with_rows(conn, tables: list[str]) -> list[str]:
+def row_counts(conn, tables: list[str]) -> dict[str, int]:
+    """{table: rows, counted up to DELETE_LIMIT + 1} of the tables holding any, in one query."""
     query = " UNION ALL ".join(
-        f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM \"{name}\")" for name in tables)
-    found = {row[0] for row in conn.execute(text(query))}
-    return [name for name in tables if name in found]
+        f"SELECT '{name}', count(*) FROM (SELECT 1 FROM \"{name}\" LIMIT {DELETE_LIMIT + 1}) x"
+        for name in tables)
+    return {name: rows for name, rows in conn.execute(text(query)) if rows}
 
 
 def empty_tables(engine, metadata) -> list[str]:
@@ -45,13 +46,11 @@ def empty_tables(engine, metadata) -> list[str]:
     ordered = [t.name for t in metadata.sorted_tables]  # parents before children
     owned = _owned_sequences(engine)
     with engine.begin() as conn:
-        dirty = tables_with_rows(conn, ordered)
+        counts = row_counts(conn, ordered)
+        dirty = [name for name in ordered if name in counts]
         if not dirty:
             return []
-        large = conn.execute(text(" UNION ALL ".join(
-            f"SELECT '{name}' FROM (SELECT 1 FROM \"{name}\" OFFSET {DELETE_LIMIT} LIMIT 1) x"
-            for name in dirty))).scalars().all()
-        if large:
+        if max(counts.values()) > DELETE_LIMIT:
             # TRUNCATE ... CASCADE also empties every table that refers to these: all of them
             # appear in ``dirty`` or are already empty.
             names = ", ".join(f'"{name}"' for name in dirty)

@@ -123,15 +123,16 @@ def frozen_now(app):
     app.config["FROZEN_NOW"] = previous
 
 
-# A working hour: inside the contact window (07:00-21:00 bank time) whatever TEST_CLOCK says.
-WORKING_HOUR = time(10, 30)
+def working_hour() -> datetime:
+    """10:30 bank time on the running clock's business date (UTC): inside the contact window
+    (07:00-21:00 bank time) whatever TEST_CLOCK says. Needs an app context (the bank's zone)."""
+    from portal import clock
+
+    return clock.bank_datetime(clock.bank_today(clock.running_now()), time(10, 30))
 
 
 @pytest.fixture
 def bank_hours(frozen_now):
-    """Freeze the clock at 10:30 bank time on the running clock's business date, for a test
-    that records calls or visits (the contact window refuses them at night) or plans today's
-    work; returns the frozen instant (UTC)."""
-    from portal import clock
-
-    return frozen_now(clock.bank_datetime(clock.bank_today(clock.running_now()), WORKING_HOUR))
+    """Freeze the clock at ``working_hour()``, for a test that records calls or visits (the
+    contact window refuses them at night) or plans today's work; returns the frozen instant."""
+    return frozen_now(working_hour())

@@ -34,7 +34,7 @@ from sqlalchemy import text
 from portal import clock
 from portal.permissions.scopes import OBJECT_RULES, UNOWNED_URL_VARIABLES
 from tests.conftest import csrf_token_from
-from tests.factories import WORKING_HOUR
+from tests.factories import working_hour
 
 # --- the mapping -------------------------------------------------------------------------------
 
@@ -339,20 +339,19 @@ def _truncate(session) -> None:
 
 
 @pytest.fixture(scope="module")
-def working_hour(app):
-    """The module's clock stands at 10:30 bank time: the owners' calls, visits and outcomes are
-    inside the contact window whatever TEST_CLOCK says (what is refused outside it is
-    tests/integration/test_contact_rules.py's)."""
+def frozen_working_hour(app):
+    """The module's clock stands at a working hour (tests.factories.working_hour): the owners'
+    calls, visits and outcomes are inside the contact window whatever TEST_CLOCK says (what is
+    refused outside it is tests/integration/test_contact_rules.py's)."""
     previous = app.config.get("FROZEN_NOW")
     with app.app_context():
-        app.config["FROZEN_NOW"] = clock.bank_datetime(clock.bank_today(clock.running_now()),
-                                                       WORKING_HOUR)
+        app.config["FROZEN_NOW"] = working_hour()
     yield app.config["FROZEN_NOW"]
     app.config["FROZEN_NOW"] = previous
 
 
 @pytest.fixture(scope="module")
-def world(app, working_hour):
+def world(app, frozen_working_hour):
     from portal.extensions import db as _db
 
     redis = Redis.from_url(app.config["REDIS_URL"])
