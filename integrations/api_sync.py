@@ -29,6 +29,7 @@ from integrations.changes import ensure_change_table, publish_one
 from integrations.fields import Quarantine, Row
 from integrations.http import Page
 from portal import clock
+from portal.cases.queue import recompute_case_totals
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +210,6 @@ def _load_page(conn: Connection, page: Page, transform, loader: PageLoader,
 
 
 def _recompute_cases(conn: Connection, run: ApiRun) -> int:
-    from portal.cases.queue import recompute_case_totals
-
     if run.all_touched:
         return recompute_case_totals(ConnectionSession(conn))
     if not run.touched:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from psycopg import Connection
 from sqlalchemy.dialects import postgresql
 
+from portal.cases.queue import recompute_case_totals
+
 MAX_CASE_IDS = 30_000  # bound parameters of one statement stay well under 65535
 
 
@@ -43,7 +45,6 @@ class ConnectionSession:
 
 def recompute_totals_of_touched(conn: Connection) -> int:
     """Recompute the totals of the cases of ``sync_touched_cifs``; returns how many changed."""
-    from portal.cases.queue import recompute_case_totals
 
     exists = conn.execute("SELECT to_regclass('pg_temp.sync_touched_cifs')").fetchone()[0]
     if exists is None:

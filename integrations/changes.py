@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 
 from portal import clock
 from portal.events.catalog import get_event_type, validate_payload
+from portal.events.publish import to_json
 
 CHANGES_TABLE = "sync_changes"
 # entity -> (event type, aggregate type, payload key of the aggregate id, prefix of change keys)
@@ -226,7 +227,6 @@ def publish_changes(conn: Connection, entity: str, *, source_system: str,
 def publish_one(conn: Connection, event_type: str, payload: dict, *,
                 correlation_id: str | None = None) -> uuid.UUID:
     """Validate ``payload`` by the catalog and add the event to the outbox (no commit)."""
-    from portal.events.publish import to_json
 
     data = to_json(payload)
     kind = validate_payload(event_type, data)

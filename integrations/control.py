@@ -38,6 +38,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app, has_app_context
+from sqlalchemy import text
+
+from portal import audit, clock
+from portal.extensions import db, get_redis
+from portal.models import IntegrationSetting
+from portal.models.enums import INTEGRATIONS
+
 log = logging.getLogger(__name__)
 
 PAUSE_CACHE_SECONDS = 5.0
@@ -51,8 +59,6 @@ _pause_cache: dict[str, tuple[float, bool]] = {}
 
 
 def _name(integration: str) -> str:
-    from portal.models.enums import INTEGRATIONS
-
     name = (integration or "").strip().upper()
     if name not in INTEGRATIONS:
         raise ValueError(f"unknown integration {integration!r}; known: {', '.join(INTEGRATIONS)}")
@@ -79,10 +85,6 @@ def is_paused(integration: str) -> bool:
 
 
 def _read_paused(name: str) -> bool:
-    from sqlalchemy import text
-
-    from portal.extensions import db
-
     try:  # a connection of its own: never touches the caller's session or transaction
         with db.engine.connect() as conn:
             enabled = conn.execute(
@@ -98,10 +100,6 @@ def _read_paused(name: str) -> bool:
 
 def _set_enabled(integration: str, enabled: bool, user: Any, reason: str | None,
                  session=None):
-    from portal import audit, clock
-    from portal.extensions import db
-    from portal.models import IntegrationSetting
-
     name = _name(integration)
     session = session or db.session
     setting = session.get(IntegrationSetting, name, with_for_update=True)
@@ -260,8 +258,6 @@ return {s, ''}
 
 
 def _config(key: str, default):
-    from flask import current_app, has_app_context
-
     if has_app_context():
         return current_app.config.get(key, default)
     return default
@@ -293,8 +289,6 @@ class Breaker:
     @property
     def redis(self):
         if self._redis is None:
-            from portal.extensions import get_redis
-
             self._redis = get_redis()
         return self._redis
 
@@ -378,12 +372,8 @@ class Breaker:
         log.warning("circuit breaker %s forced %s", self.system, state,
                     extra={"integration": self.system, "breaker": state,
                            "user": getattr(user, "username", None) or str(user)})
-        from flask import has_app_context
 
         if session is not None or has_app_context():
-            from portal import audit
-            from portal.extensions import db
-
             session = session or db.session
             audit.record(session, user, "breaker.forced", "breaker", self.system,
                          before=before, after={"state": state, "reason": reason})
@@ -427,7 +417,6 @@ def force(system: str, state: str, user: Any = None, *, session=None,
 
 def breaker_states(systems=None, redis=None) -> dict[str, BreakerState]:
     """The state of every external system's breaker (for the ops page and /metrics)."""
-    from portal.models.enums import INTEGRATIONS
 
     names = systems or [n for n in INTEGRATIONS if n != "EVENTS"]
     return {n: Breaker(n, redis=redis).state() for n in names}

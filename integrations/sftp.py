@@ -51,7 +51,7 @@ class SftpSettings:
 
 def connect(settings: SftpSettings):
     """An open paramiko SFTP client (and its SSH client, to close)."""
-    import paramiko
+    import paramiko  # lazy: slow to import; only an SFTP source uses it
 
     client = paramiko.SSHClient()
     client.load_system_host_keys()

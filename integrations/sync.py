@@ -18,6 +18,7 @@ data of each integration goes, and how, is in ``integrations/t24/load.py``,
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -28,10 +29,26 @@ from pathlib import Path
 
 import psycopg
 from flask import Flask, current_app
+from redis import Redis
+from sqlalchemy import select, text
 
 from integrations.control import breaker
 from integrations.http import Unavailable
+from integrations.los.client import LOSClient
+from integrations.los.load import sync_los
+from integrations.sftp import SftpSettings, fetch
+from integrations.t24.inbox import Inbox
+from integrations.t24.load import load_set, process_inbox
+from integrations.t24.manifest import verify
+from integrations.w4.client import W4Client
+from integrations.w4.load import sync_w4
 from portal import clock
+from portal.events.relay import request_relay_after_commit
+from portal.extensions import db
+from portal.logging import correlation_scope, get_correlation_id
+from portal.models import User
+from portal.notifications.operations import notify
+from portal.queues import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +106,6 @@ def connect(app: Flask) -> psycopg.Connection:
 def _t24(conn, app: Flask, *, full: bool, business_date: date | None, trigger: str,
          user_id: int | None, retry_of_id: int | None, attempt: int,
          correlation_id: str | None) -> tuple[list[int], str, dict, list[str]]:
-    from integrations.t24.inbox import Inbox
-    from integrations.t24.load import load_set, process_inbox
-    from integrations.t24.manifest import verify
-
     inbox = Inbox(Path(app.config["T24_INBOX_DIR"])).ensure()
     fetched = fetch_sftp(app, inbox.inbox)
     options = {"trigger": trigger, "triggered_by_id": user_id, "retry_of_id": retry_of_id,
@@ -125,7 +138,6 @@ def _t24(conn, app: Flask, *, full: bool, business_date: date | None, trigger: s
 
 def latest_processed_set(inbox, business_date: date | None) -> Path | None:
     """The manifest of the newest processed set that was a full set (of ``business_date``)."""
-    import json
 
     candidates = sorted(inbox.processed.glob("*/*/t24_manifest_*.json"),
                         key=lambda p: (p.parent.parent.name, p.stat().st_mtime), reverse=True)
@@ -148,12 +160,8 @@ def _api(conn, app: Flask, integration: str, *, full: bool, trigger: str, user_i
                "retry_of_id": retry_of_id, "attempt": attempt, "correlation_id": correlation_id}
     try:
         if integration == "W4":
-            from integrations.w4.load import sync_w4
-
             run = sync_w4(conn, client, **options)
         else:
-            from integrations.los.load import sync_los
-
             run = sync_los(conn, client, **options)
     finally:
         client.close()
@@ -166,13 +174,10 @@ def make_client(app: Flask, integration: str):
                "page_size": app.config["SYNC_PAGE_SIZE"]}
     options["breaker"] = breaker(integration)  # the system's circuit breaker (ops switches)
     if integration == "W4":
-        from integrations.w4.client import W4Client
-
         url, secret = app.config.get("W4_API_URL"), app.config.get("W4_API_KEY")
         if not url or not secret:
             raise SyncError("W4 is not configured (W4_API_URL, W4_API_KEY)")
         return W4Client(url, secret, **options)
-    from integrations.los.client import LOSClient
 
     url, secret = app.config.get("LOS_API_URL"), app.config.get("LOS_API_TOKEN")
     if not url or not secret:
@@ -184,7 +189,6 @@ def fetch_sftp(app: Flask, target: Path) -> list[str]:
     """The SFTP fetch step (configuration only; skipped when ``T24_SFTP_HOST`` is unset)."""
     if not app.config.get("T24_SFTP_HOST"):
         return []
-    from integrations.sftp import SftpSettings, fetch
 
     return fetch(SftpSettings.from_config(app.config), target)
 
@@ -225,7 +229,6 @@ def run_sync(integration: str, *, full: bool = False, business_date: date | str 
         business_date = date.fromisoformat(business_date)
     retries = app.config["SYNC_RETRIES"] if retries is None else retries
     backoff = app.config["SYNC_RETRY_BACKOFF"] if backoff is None else backoff
-    from portal.logging import correlation_scope, get_correlation_id
 
     correlation_id = correlation_id or get_correlation_id() or uuid.uuid4().hex
     with correlation_scope(correlation_id):  # the run's log lines carry the run's id
@@ -299,8 +302,6 @@ def _run_with_retries(integration: str, app: Flask, *, full: bool,
             outcome.errors += errors
             break
     if outcome.run_ids or outcome.status != "nothing":
-        from portal.events.relay import request_relay_after_commit
-
         request_relay_after_commit()
     if outcome.status == "failed":
         alert_ops(app, outcome)
@@ -311,11 +312,6 @@ def _run_with_retries(integration: str, app: Flask, *, full: bool,
 
 def alert_ops(app: Flask, outcome: SyncOutcome) -> int:
     """A notification to every active ops user; returns how many were notified."""
-    from sqlalchemy import select
-
-    from portal.extensions import db
-    from portal.models import User
-    from portal.notifications.operations import notify
 
     with app.app_context():
         users = db.session.scalars(select(User.id).where(User.role == "ops",
@@ -334,8 +330,6 @@ def alert_ops(app: Flask, outcome: SyncOutcome) -> int:
 
 
 def _redis(app: Flask):
-    from redis import Redis
-
     return Redis.from_url(app.config["REDIS_URL"])
 
 
@@ -345,7 +339,6 @@ def trigger(integration: str, *, full: bool = False, business_date: date | str |
             user_id: int | None = None) -> str:
     """Enqueue a sync of ``integration`` on the integrations queue (what the ops page calls);
     returns the RQ job id."""
-    from portal.queues import enqueue
 
     integration = normalise(integration)
     if isinstance(business_date, date):
@@ -359,7 +352,6 @@ def trigger(integration: str, *, full: bool = False, business_date: date | str |
 
 def progress(conn_or_session, integration: str) -> dict | None:
     """The newest run of ``integration``: ``{run_id, status, done, total, percent}``."""
-    from sqlalchemy import text
 
     query = ("SELECT id, status, progress_done, progress_total FROM integration_runs "
              "WHERE integration = :i ORDER BY id DESC LIMIT 1")

@@ -11,6 +11,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from integrations.sync import INTEGRATIONS, SyncError, progress, run_sync, trigger
+from portal.extensions import db
 
 sync = AppGroup("sync", help="Bank synchronisation: T24 files, W4 cards, LOS applications.")
 
@@ -45,8 +46,6 @@ for _name in INTEGRATIONS:
 
 @sync.command("status", help="The newest run of each integration and its progress.")
 def status_command():
-    from portal.extensions import db
-
     for name in INTEGRATIONS:
         click.echo(f"{name}: {json.dumps(progress(db.session, name))}")
 

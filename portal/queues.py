@@ -24,6 +24,7 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.job import Job
 
+from portal.extensions import get_redis
 from portal.logging import get_correlation_id
 
 DAY = 24 * 3600
@@ -61,8 +62,6 @@ def get_spec(name: str) -> QueueSpec:
 
 
 def get_connection() -> Redis:
-    from portal.extensions import get_redis
-
     return get_redis()
 
 

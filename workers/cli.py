@@ -12,6 +12,13 @@ from flask import current_app
 from flask.cli import AppGroup
 from redis import Redis
 
+from portal.ops.worker_health import collect_health
+from portal.queues import QUEUE_NAMES, enqueue, get_queue
+from portal.schedules import SCHEDULES
+from workers.context import set_app
+from workers.schedule import run_cron_scheduler
+from workers.worker import WORKER_CLASSES
+
 workers = AppGroup("workers", help="RQ workers, schedules and their health.")
 
 
@@ -21,8 +28,6 @@ def _worker_connection() -> Redis:
 
 
 def _cron_process(redis_url: str, parent_pid: int) -> None:
-    from workers.schedule import run_cron_scheduler
-
     run_cron_scheduler(Redis.from_url(redis_url), parent_pid=parent_pid)
 
 
@@ -43,8 +48,6 @@ def _cron_process(redis_url: str, parent_pid: int) -> None:
               help="Do not enqueue the start-up relay and stale-delivery sweep.")
 def run_command(queue_opts, with_scheduler, burst, worker_class, name, max_jobs, no_recover):
     """Run an RQ worker in the foreground (``make run`` uses --with-scheduler)."""
-    from portal.queues import QUEUE_NAMES, get_queue
-    from workers.context import set_app
 
     app = current_app._get_current_object()
     set_app(app)
@@ -59,7 +62,6 @@ def run_command(queue_opts, with_scheduler, burst, worker_class, name, max_jobs,
 
     if not no_recover and "events" in names:
         # pick up what a previous (killed) worker or a Redis outage left behind
-        from portal.queues import enqueue
 
         try:
             enqueue("events", "workers.jobs.events.recover", connection=connection)
@@ -73,7 +75,6 @@ def run_command(queue_opts, with_scheduler, burst, worker_class, name, max_jobs,
         cron = ctx.Process(target=_cron_process, name="cron-scheduler",
                            args=(app.config["REDIS_URL"], os.getpid()), daemon=True)
         cron.start()
-    from workers.worker import WORKER_CLASSES
 
     worker = WORKER_CLASSES[worker_class](queues, connection=connection, name=name)
     try:
@@ -89,7 +90,6 @@ def run_command(queue_opts, with_scheduler, burst, worker_class, name, max_jobs,
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def schedules_command(as_json):
     """List the periodic jobs (name, cron or interval, queue, timeout, next run)."""
-    from portal.schedules import SCHEDULES
 
     rows = []
     for s in SCHEDULES:
@@ -111,7 +111,6 @@ def schedules_command(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status_command(as_json):
     """Workers, schedulers, queue depths and registries, outbox backlog."""
-    from portal.ops.worker_health import collect_health
 
     health = collect_health()
     if as_json:

@@ -17,6 +17,8 @@ from typing import Any
 from flask import Flask, current_app, has_app_context
 from rq import get_current_job
 
+from portal import create_app
+from portal.extensions import db
 from portal.logging import correlation_scope
 
 log = logging.getLogger("workers.jobs")
@@ -36,8 +38,6 @@ def get_app() -> Flask:
     if has_app_context():
         return current_app._get_current_object()  # type: ignore[attr-defined]
     if _app is None:
-        from portal import create_app
-
         _app = create_app()
     return _app
 
@@ -47,7 +47,6 @@ def _forget_inherited_connections(app: Flask) -> None:
     pid = os.getpid()
     if pid == _pool_pid:
         return
-    from portal.extensions import db
 
     with app.app_context():
         for engine in db.engines.values():
@@ -70,8 +69,6 @@ def job(func: Callable) -> Callable:
             try:
                 return func(*args, **kwargs)
             finally:
-                from portal.extensions import db
-
                 db.session.remove()
 
     return run

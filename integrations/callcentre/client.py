@@ -15,6 +15,7 @@ degrades (status kept and marked unsynced, manual call logging offered).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 
 from integrations.control import breaker
@@ -81,3 +82,14 @@ def from_config(config) -> CallCentreClient | None:
     return CallCentreClient(url, config.get("CALLCENTRE_API_KEY") or "",
                             timeout=float(config.get("CALLCENTRE_TIMEOUT") or 3),
                             breaker=breaker("CTI"))
+
+
+@contextmanager
+def call_centre(config) -> Iterator[CallCentreClient | None]:
+    """``from_config``'s client for one piece of work, closed after it."""
+    client = from_config(config)
+    try:
+        yield client
+    finally:
+        if client is not None:
+            client.close()

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 
+from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -26,7 +27,9 @@ from integrations.gps import circuit
 from integrations.gps.client import GpsClient
 from integrations.http import ApiError
 from portal import clock
+from portal.extensions import db, get_redis
 from portal.models.integrations import IntegrationRun
+from portal.queues import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,6 @@ MAX_BATCHES_PER_RUN = 200
 def _session(session: Session | None) -> Session:
     if session is not None:
         return session
-    from portal.extensions import db
 
     return db.session
 
@@ -93,9 +95,6 @@ def forward_pending(session: Session | None = None, *, client: GpsClient | None 
                     trigger: str = "schedule") -> dict:
     """Drain the backlog, oldest first, until it is empty, the GPS system fails, or
     ``max_batches`` were sent. Returns what happened."""
-    from flask import current_app
-
-    from portal.extensions import get_redis
 
     session = _session(session)
     client = client or GpsClient.from_config()
@@ -154,9 +153,6 @@ def request_forward(delay_seconds: int = DEBOUNCE_SECONDS) -> bool:
     """Enqueue a forward run unless one was requested in the last few seconds (so a burst of
     phone posts makes one job). Never raises: the cron schedule catches up anyway."""
     try:
-        from portal.extensions import get_redis
-        from portal.queues import enqueue
-
         if not get_redis().set(DEBOUNCE_KEY, clock.running_now().isoformat(), nx=True,
                                ex=delay_seconds):
             return False

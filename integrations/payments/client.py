@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 
+from integrations.control import breaker  # seen and forcible on the ops page
 from integrations.http import JsonApiClient
 
 REPORT_PATH = "/api/v1/reports/{day}/transactions"
@@ -34,7 +35,6 @@ def client_from_config(config) -> PaymentsClient:
     url = config.get("PAYMENTS_API_URL")
     if not url:
         raise RuntimeError("PAYMENTS_API_URL is not configured")
-    from integrations.control import breaker  # seen and forcible on the ops page
 
     return PaymentsClient(url, config.get("PAYMENTS_API_KEY") or "",
                           timeout=float(config.get("PAYMENTS_TIMEOUT_SECONDS") or 10),

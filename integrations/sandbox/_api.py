@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from portal import clock as portal_clock
 
@@ -336,8 +337,6 @@ def apply_cli_faults(faults: Faults, args: argparse.Namespace) -> Faults:
 
 
 def serve(app: Flask, host: str, port: int) -> None:
-    from werkzeug.serving import make_server
-
     server = make_server(host, port, app, threaded=True)
     print(f"{app.name} sandbox listening on http://{host}:{server.server_port}", flush=True)
     try:
@@ -356,8 +355,6 @@ class ServerThread:
     """
 
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0):
-        from werkzeug.serving import WSGIRequestHandler, make_server
-
         class QuietHandler(WSGIRequestHandler):
             def log_request(self, *args, **kwargs) -> None:
                 pass

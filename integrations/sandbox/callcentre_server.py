@@ -47,7 +47,9 @@ import requests
 from flask import Flask, jsonify, request
 
 from integrations.sandbox._api import Faults, error, iso, run_parser, serve
+from integrations.sandbox.t24_files import SeedSource
 from portal import clock as portal_clock
+from portal.signing import signed_headers
 
 NAME = "Call centre"
 SYSTEM = "CTI"  # as in portal.models.enums.INTEGRATIONS
@@ -119,7 +121,6 @@ class CallCentre:
                            "occurred_at": iso(at), "data": data}).encode()
         if not self.portal_url:
             return None
-        from portal.signing import signed_headers
 
         for attempt in range(3):
             try:
@@ -381,8 +382,6 @@ class CallCentre:
 def demo_phones(customers: int | None = None) -> list[str]:
     """Mobile numbers of the demo portfolio (the same generator as seed-demo)."""
     try:
-        from integrations.sandbox.t24_files import SeedSource
-
         count = customers or int(os.environ.get("CALLCENTRE_SANDBOX_CUSTOMERS", "2000"))
         source = SeedSource(count, int(count * 1.5))
         return [row["number_e164"] for _, row in source.table_rows(("phones",))

@@ -28,6 +28,7 @@ from integrations.sandbox._api import (
     run_parser,
     serve,
 )
+from integrations.sandbox.t24_files import SeedSource
 from portal import clock as portal_clock
 
 NAME = "LOS"
@@ -94,7 +95,6 @@ def seed_applications(customers: int, products: int, *,
                       business_date: date | None = None) -> list[dict]:
     """The applications of the seed portfolio as of ``business_date`` (default: the bank's
     date on the product clock): application ids and dates follow it."""
-    from integrations.sandbox.t24_files import SeedSource
 
     source = SeedSource(customers, products, business_date=business_date)
     applications, references = [], defaultdict(list)

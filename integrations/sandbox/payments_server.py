@@ -29,6 +29,7 @@ is never part of production.
 
 from __future__ import annotations
 
+import argparse
 import heapq
 import itertools
 import json
@@ -43,10 +44,12 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
+import psycopg
 import requests
 from flask import Flask, jsonify, request
 
 from integrations.sandbox._api import error, serve
+from integrations.sandbox.t24_files import SeedSource
 from portal import clock as portal_clock
 from portal.signing import signed_headers
 
@@ -459,7 +462,6 @@ def create_app(*, portal_url: str | None = None, secret: str | None = None,
 
 def seed_payers(customers: int, products: int) -> list[dict]:
     """Delinquent open loans of the demo portfolio (``portal.seed``, as ``seed-demo``)."""
-    from integrations.sandbox.t24_files import SeedSource
 
     rows = SeedSource(customers, products).table_rows(("loans",))
     return [{"loan_account_number": r["account_number"], "cif": r["cif"],
@@ -470,7 +472,6 @@ def seed_payers(customers: int, products: int) -> list[dict]:
 def payers_from_database(url: str, limit: int = 2000) -> list[dict]:
     """Delinquent open loans read from the bank's loan book (the demo's database): the payment
     system and the core banking system share the bank's accounts."""
-    import psycopg
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         rows = conn.execute(
@@ -504,8 +505,6 @@ def start_demo_payments(system: PaymentSystem, payers: Callable[[], list[dict]],
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="payments_server", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8703)

@@ -7,10 +7,10 @@ first, then along the longitude (an L, as streets do), at motorbike speed with a
 noise, and stays a few minutes at each customer.
 
 ``make run`` starts it like the other simulators (``python -m integrations.sandbox.phone_sim
---port 8706``): it reads the portal's database (DATABASE_URL) for the active field agents and
-the addresses of their cases, gives each a device token (``phone-sim <username>``, older ones
-revoked), waits for PORTAL_URL to answer, then posts every ``--interval`` seconds. Its own
-small HTTP API: ``GET /health``, ``GET /_sandbox/state``, ``PUT /_sandbox/faults``
+--port 8706``): it waits for PORTAL_URL to answer, asks the portal for the field agents' phones
+(``flask field sim-phones``: a device token each, ``phone-sim <username>``, older ones revoked,
+and a route along the addresses of their cases), then posts every ``--interval`` seconds. Its
+own small HTTP API: ``GET /health``, ``GET /_sandbox/state``, ``PUT /_sandbox/faults``
 (``{"paused": true}``, ``{"speed_factor": 5}``).
 
 Tests drive it in-process: ``Walker(username, token, path)`` and ``PhoneSimulator(url,
@@ -20,9 +20,12 @@ walkers).step()`` post one point per walker.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +33,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import requests
+from flask import Flask, jsonify, request
 
+from integrations.sandbox._api import serve
 from portal import clock as portal_clock
 
 DEFAULT_PORT = 8706
@@ -171,48 +176,20 @@ class PhoneSimulator:
                 self.step(interval, flush=False)
 
 
-def walkers_from_database(limit_agents: int = 50, stops_per_agent: int = 6,
-                          app=None) -> list[Walker]:
-    """Walkers for the portal's active field agents, along their cases' addresses, each with a
-    fresh device token (needs DATABASE_URL, or the portal ``app``)."""
-    from sqlalchemy import select, text
+def walkers_from_phones(phones: list[dict]) -> list[Walker]:
+    """Walkers for the phones the portal issued (``flask field sim-phones``)."""
+    return [Walker(p["username"], p["token"], street_path([tuple(s) for s in p["stops"]]),
+                   protocol=p["protocol"], rng=random.Random(p["seed"])) for p in phones]
 
-    from portal.extensions import db
-    from portal.models import ApiToken, User
-    from portal.permissions import tokens as api_tokens
 
-    if app is None:
-        from portal import create_app
-        from portal.config import DevConfig
-
-        app = create_app(DevConfig)
-    walkers = []
-    with app.app_context():
-        agents = db.session.scalars(select(User).where(
-            User.role == "field_agent", User.active.is_(True)).order_by(User.id)
-            .limit(limit_agents)).all()
-        for n, agent in enumerate(agents):
-            rows = db.session.execute(text("""
-                SELECT DISTINCT ON (a.cif) a.lat, a.lon FROM cases c
-                JOIN addresses a ON a.cif = c.cif AND a.lat IS NOT NULL
-                WHERE c.assigned_field_agent_id = :a AND c.status <> 'closed'
-                ORDER BY a.cif, a.is_primary DESC LIMIT :n"""),
-                {"a": agent.id, "n": stops_per_agent}).all()
-            stops = [(float(r.lat), float(r.lon)) for r in rows]
-            if len(stops) < 2:
-                continue
-            name = f"phone-sim {agent.username}"
-            for old in db.session.scalars(select(ApiToken).where(
-                    ApiToken.name == name, ApiToken.revoked_at.is_(None))):
-                api_tokens.revoke_token(db.session, old, revoked_by="phone-sim")
-            _, raw = api_tokens.create_token(db.session, name=name,
-                                             scopes=["api.locations", "api.visits"],
-                                             user=agent, created_by="phone-sim")
-            walkers.append(Walker(agent.username, raw, street_path(stops),
-                                  protocol="osmand" if n % 3 == 2 else "json",
-                                  rng=random.Random(agent.id)))
-        db.session.commit()
-    return walkers
+def phones_from_portal(agents: int) -> list[dict]:
+    """Ask the portal for phones (its CLI, with this process's DATABASE_URL)."""
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "field", "sim-phones",
+                           "--agents", str(agents)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    if done.returncode:
+        raise RuntimeError((done.stderr or done.stdout).strip()[-300:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def wait_for(url: str, seconds: float = 120.0) -> bool:
@@ -228,8 +205,6 @@ def wait_for(url: str, seconds: float = 120.0) -> bool:
 
 
 def create_control_app(sim: PhoneSimulator):
-    from flask import Flask, jsonify, request
-
     app = Flask("phone-sim")
 
     @app.get("/health")
@@ -262,7 +237,7 @@ def _start_walking(sim: PhoneSimulator, interval: float, agents: int,
     while not stop.is_set():
         if wait_for(sim.portal_url, 30):
             try:
-                sim.walkers = walkers_from_database(agents)
+                sim.walkers = walkers_from_phones(phones_from_portal(agents))
                 break
             except Exception as exc:  # noqa: BLE001 - no database yet: try again
                 sim.errors.append(f"setup: {type(exc).__name__}: {exc}"[:300])
@@ -273,8 +248,6 @@ def _start_walking(sim: PhoneSimulator, interval: float, agents: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from integrations.sandbox._api import serve
-
     parser = argparse.ArgumentParser(prog="python -m integrations.sandbox.phone_sim",
                                      description="Phones of field agents posting GPS points.")
     parser.add_argument("--host", default="127.0.0.1")

@@ -37,6 +37,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 from zoneinfo import ZoneInfo
 
+import psycopg
+
 from integrations.t24.formats import (
     CONTROL_TOTAL_FIELDS,
     ENTITIES,
@@ -49,6 +51,9 @@ from integrations.t24.formats import (
 )
 from integrations.t24.manifest import FileEntry, Manifest
 from portal import clock
+from portal.seed.context import RANDOM_SEED, FastRandom, SeedContext
+from portal.seed.pools import Pools
+from portal.seed.portfolio import COLUMNS, PortfolioGenerator
 
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
 AMOUNT_FIELDS = {"original_amount", "outstanding", "due_amount", "min_pay", "value"}
@@ -112,8 +117,6 @@ class _Ids:
 
 @cache
 def _pools(seed: int):
-    from portal.seed.pools import Pools
-
     return Pools.build(seed)
 
 
@@ -142,8 +145,6 @@ class SeedSource:
     def __init__(self, customers: int = 2000, products: int = 3000, *,
                  business_date: date | None = None, tz: str = DEFAULT_TZ, seed: int | None = None,
                  chunk_size: int = 20_000):
-        from portal.seed.context import RANDOM_SEED
-
         self.customers = customers
         self.products = products
         self.tz = ZoneInfo(tz)
@@ -152,8 +153,6 @@ class SeedSource:
         self.chunk_size = chunk_size
 
     def _context(self, seed: int, counters: dict[str, int] | None = None):
-        from portal.seed.context import FastRandom, SeedContext
-
         now = datetime.combine(self.business_date, time(20, 0), tzinfo=self.tz).astimezone(UTC)
         ctx = SeedContext(bulk=_Ids(), tz=self.tz, now=now, rng=FastRandom(seed),
                           pools=_pools(self.seed))
@@ -161,8 +160,6 @@ class SeedSource:
         return ctx
 
     def records(self) -> Iterator[tuple[str, dict]]:
-        from portal.seed.portfolio import PortfolioGenerator
-
         generator = PortfolioGenerator(self._context(self.seed), self.customers, self.products)
         for start in range(0, self.customers, self.chunk_size):
             chunk = generator.generate(start, min(self.customers, start + self.chunk_size))
@@ -170,7 +167,6 @@ class SeedSource:
 
     def table_rows(self, tables: tuple[str, ...]) -> Iterator[tuple[str, dict]]:
         """Rows of the seed's tables (e.g. cards, loan_applications) as column dicts."""
-        from portal.seed.portfolio import COLUMNS, PortfolioGenerator
 
         generator = PortfolioGenerator(self._context(self.seed), self.customers, self.products)
         for start in range(0, self.customers, self.chunk_size):
@@ -182,7 +178,6 @@ class SeedSource:
 
     def new_records(self, day: int, count: int) -> Iterator[tuple[str, dict]]:
         """Customers (with loans, collaterals, references) that first appear on ``day``."""
-        from portal.seed.portfolio import PortfolioGenerator
 
         if count <= 0:
             return
@@ -197,7 +192,6 @@ class SeedSource:
 
 def chunk_records(chunk) -> Iterator[tuple[str, dict]]:
     """Wire records of one slice of the seed's portfolio (T24 rows only)."""
-    from portal.seed.portfolio import COLUMNS
 
     def rows(table):
         names = COLUMNS[table]
@@ -277,8 +271,6 @@ class DatabaseSource(SeedSource):
         self.database_url = database_url
 
     def records(self) -> Iterator[tuple[str, dict]]:
-        import psycopg
-
         with psycopg.connect(self.database_url) as conn:
             for entity in ENTITIES:
                 names = self.COLUMNS[entity]

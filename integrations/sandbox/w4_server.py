@@ -24,6 +24,7 @@ from integrations.sandbox._api import (
     run_parser,
     serve,
 )
+from integrations.sandbox.t24_files import SeedSource
 from portal import clock as portal_clock
 
 NAME = "W4"
@@ -62,7 +63,6 @@ def card_record(row: dict) -> dict:
 def seed_cards(customers: int, products: int, *, business_date: date | None = None) -> list[dict]:
     """The cards of the seed portfolio as of ``business_date`` (default: the bank's date on
     the product clock)."""
-    from integrations.sandbox.t24_files import SeedSource
 
     source = SeedSource(customers, products, business_date=business_date)
     return [card_record(row) for _, row in source.table_rows(("cards",))]

@@ -71,7 +71,8 @@ from integrations.t24.batches import (
     load_columns,
 )
 from integrations.t24.formats import NATURAL_KEYS
-from integrations.t24.manifest import Verification
+from integrations.t24.inbox import Inbox
+from integrations.t24.manifest import Verification, verify
 from integrations.t24.transform import ControlTotals
 from portal import clock
 
@@ -820,7 +821,6 @@ def process_inbox(conn: Connection, inbox, *, trigger: str = "schedule",
     ``include_stale`` also re-runs sets a killed worker left in work/; ``business_date`` limits
     the run to that date's sets. Returns one LoadResult per loaded or rejected set
     ("duplicate: <set id>" for a set seen before)."""
-    from integrations.t24.inbox import Inbox
 
     inbox = inbox if isinstance(inbox, Inbox) else Inbox(inbox)
     inbox.ensure()
@@ -852,6 +852,4 @@ def process_inbox(conn: Connection, inbox, *, trigger: str = "schedule",
 
 
 def verify_set(file_set) -> Verification:
-    from integrations.t24.manifest import verify
-
     return verify(file_set.manifest_path)

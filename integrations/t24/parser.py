@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element, ParseError, tostring
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
@@ -280,6 +280,4 @@ def _xml_record(elem: Element) -> dict:
 
 
 def _xml_text(elem: Element) -> str:
-    from xml.etree.ElementTree import tostring
-
     return tostring(elem, encoding="unicode")[:RAW_KEEP_CHARS]

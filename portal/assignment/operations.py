@@ -12,6 +12,7 @@ unassigned or held by agents of the teams they supervise, and only to those agen
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import math
 from collections import Counter, defaultdict
@@ -467,8 +468,6 @@ def plan_distribution(session: Session, actor: User, *, team_id: int, role: str 
             plan.append((case_id, agent_id))
             load[agent_id] += 1
     else:
-        import heapq
-
         order = {a.id: i for i, a in enumerate(agents)}
         heap = [(load[a], order[a], a) for a in ids]
         heapq.heapify(heap)

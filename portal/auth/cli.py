@@ -9,7 +9,12 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from portal.auth import login_protection, operations
+from portal.extensions import db
+from portal.models import User
+from portal.models.base import utcnow
 from portal.models.enums import ROLES
+from portal.permissions import tokens as api_tokens
 
 CLI_ACTOR = "cli"
 
@@ -29,8 +34,6 @@ def users() -> None:
 @with_appcontext
 def create_user(username, full_name, role, email, team_name, password):
     """Create a user."""
-    from portal.auth import operations
-    from portal.extensions import db
 
     try:
         user = operations.create_user(db.session, username=username, full_name=full_name,
@@ -49,8 +52,6 @@ def create_user(username, full_name, role, email, team_name, password):
 @with_appcontext
 def set_password(username, password):
     """Set a user's password (and lift a login lockout)."""
-    from portal.auth import login_protection, operations
-    from portal.extensions import db
 
     user = operations.find_user(db.session, username)
     if user is None:
@@ -71,8 +72,6 @@ def set_password(username, password):
 @with_appcontext
 def list_users():
     """List users with role, team and state."""
-    from portal.extensions import db
-    from portal.models import User
 
     rows = db.session.scalars(select(User).order_by(User.role, User.username)).all()
     click.echo(f"{'ID':>5}  {'USERNAME':<20} {'ROLE':<12} {'TEAM':<20} {'ACTIVE':<6} NAME")
@@ -98,10 +97,6 @@ def tokens() -> None:
 @with_appcontext
 def create_token(name, scopes, username, expires_days):
     """Create an API token and print it ONCE."""
-    from portal.auth import operations
-    from portal.extensions import db
-    from portal.models.base import utcnow
-    from portal.permissions import tokens as api_tokens
 
     user = None
     if username:
@@ -128,8 +123,6 @@ def create_token(name, scopes, username, expires_days):
 @with_appcontext
 def list_tokens(show_all):
     """List API tokens (never the secret)."""
-    from portal.extensions import db
-    from portal.permissions import tokens as api_tokens
 
     rows = api_tokens.list_tokens(db.session, include_inactive=show_all)
     click.echo(f"{'ID':>5}  {'PREFIX':<13} {'STATE':<8} {'USER':<16} {'LAST USED':<17} "
@@ -147,8 +140,6 @@ def list_tokens(show_all):
 @with_appcontext
 def revoke_token(token):
     """Revoke a token by id or visible prefix."""
-    from portal.extensions import db
-    from portal.permissions import tokens as api_tokens
 
     row = api_tokens.find_token(db.session, token)
     if row is None:

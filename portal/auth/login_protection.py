@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.exceptions import RedisError
 
+from portal.extensions import get_redis
+
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "crm:login"
@@ -116,7 +118,6 @@ class LoginProtection:
 
 def from_app(app) -> LoginProtection:
     """The protection configured for ``app`` (LOGIN_MAX_FAILURES, LOGIN_LOCKOUT_SECONDS)."""
-    from portal.extensions import get_redis
 
     try:
         redis = get_redis()

@@ -19,6 +19,8 @@ from sqlalchemy import and_, case, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from integrations.callcentre.client import call_centre
+from integrations.http import ApiError
 from portal import clock
 from portal.calls.cti_events import CtiEventError, _text
 from portal.events import publish
@@ -171,10 +173,22 @@ def set_from_portal(session: Session, agent: User, status: str,
     return session.get(AgentStatus, agent.id, populate_existing=True)
 
 
+def choose(session: Session, agent: User, status: str, config,
+           now: datetime | None = None) -> AgentStatus:
+    """The agent's own choice, committed, then sent to the configured call centre (its answer
+    committed too: a refused push leaves the choice saved and unsynced). Raises StatusError
+    before anything is saved."""
+    row = set_from_portal(session, agent, status, now)
+    session.commit()
+    with call_centre(config) as client:
+        push(session, row, client)
+    session.commit()
+    return row
+
+
 def push(session: Session, row: AgentStatus, client, now: datetime | None = None) -> bool:
     """Send ``row``'s status to the call centre; marks it synced, or records the failure.
     No commit."""
-    from integrations.http import ApiError
 
     agent = session.get(User, row.agent_id)
     ref = agent.cti_agent_id or agent.phone_extension if agent else None

@@ -20,7 +20,9 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from integrations.callcentre.client import call_centre
 from integrations.fields import phone_e164
+from integrations.http import ApiError
 from portal import clock
 from portal.calls import agent_status
 from portal.calls.agent_status import AGENT_BY_REF_SQL
@@ -34,7 +36,15 @@ from portal.calls.cti_events import (
 from portal.cases import actions
 from portal.cases.actions import ActionInput, ActionValidationError, ContactRefused
 from portal.events import publish
-from portal.models import Action, ActionCode, CallRecord, Card, Loan, Phone, ReferenceCustomer, User
+from portal.models import (
+    Action,
+    CallRecord,
+    Discrepancy,
+    Phone,
+    ReconciliationRun,
+    ReferenceCustomer,
+    User,
+)
 from portal.models.enums import CALL_DIRECTIONS
 
 __all__ = ["ActionInput", "ActionValidationError", "ContactRefused"]
@@ -217,8 +227,6 @@ def merge_call(session: Session, call_id: str, *, phone: str, direction: str,
     }).one()
     record = SimpleNamespace(**row._mapping)
     if record.ended_at is None and record.agent_id is not None and not record.followed:
-        from portal.calls import agent_status
-
         agent_status.set_current_call(session, record.agent_id, record.call_id, record.cif,
                                       at or started_at)
     newly_ended = record.ended_at is not None and record.logged_at is None
@@ -329,7 +337,6 @@ def click_to_call(session: Session, client, *, agent: User, cif: str, phone_id: 
                   now: datetime | None = None) -> CallRecord:
     """Check the contact rules, ask the call centre to dial, record the call as ringing (no
     commit). Raises ContactRefused, DialRefused or CallCentreDown."""
-    from integrations.http import ApiError
 
     now = now or clock.now()
     phone = callable_phone(session, cif, phone_id)
@@ -356,6 +363,26 @@ def click_to_call(session: Session, client, *, agent: User, cif: str, phone_id: 
     return session.get(CallRecord, row.id)
 
 
+def dial(session: Session, config, *, agent: User, cif: str, phone_id: int,
+         now: datetime | None = None) -> CallRecord:
+    """``click_to_call`` through the configured call centre. No commit."""
+    with call_centre(config) as client:
+        return click_to_call(session, client, agent=agent, cif=cif, phone_id=phone_id, now=now)
+
+
+def hang_up(config, call_id: str) -> str | None:
+    """Ask the call centre to end the call; the message to show when it did not answer (the
+    call still ends on the phone)."""
+    with call_centre(config) as client:
+        if client is None:
+            return None
+        try:
+            client.hangup(call_id)
+        except Exception as exc:  # noqa: BLE001 - shown to the agent
+            return f"The call centre did not answer: {exc}"
+    return None
+
+
 # -- the agent's outcome of a CTI call ----------------------------------------------------------
 
 
@@ -377,23 +404,11 @@ def record_outcome(session: Session, *, agent: User, call_id: str, data: ActionI
                             .with_for_update())
     if action is None or action.result is not None:
         raise OutcomeError("The outcome of this call has already been recorded.")
-    errors: dict[str, str] = {}
-    code = session.get(ActionCode, data.action_code_id) if data.action_code_id else None
-    if code is None or not code.active or code.type != "CALL":
-        errors["action_code_id"] = "Choose the result of the call."
-    account_number = None
-    if data.account_number:
-        account_number = session.scalar(select(Loan.account_number).where(
-            Loan.account_number == data.account_number, Loan.cif == action.cif)) or \
-            session.scalar(select(Card.contract_number).where(
-                Card.contract_number == data.account_number, Card.cif == action.cif))
-        if account_number is None:
-            errors["account_number"] = "This account does not belong to the customer."
-    if data.notes and len(data.notes) > actions.NOTES_MAX:
-        errors["notes"] = f"Notes are limited to {actions.NOTES_MAX} characters."
+    code, loan, card_number, errors = actions.check_input(
+        session, action.cif, data, now, code_type="CALL",
+        code_error="Choose the result of the call.")
+    account_number = loan.account_number if loan else card_number
     today = clock.bank_today(now)
-    if data.follow_up_date is not None and data.follow_up_date < today:
-        errors["follow_up_date"] = "The follow-up date cannot be in the past."
     if errors:
         raise ActionValidationError(errors)
 
@@ -408,11 +423,10 @@ def record_outcome(session: Session, *, agent: User, call_id: str, data: ActionI
     record.outcome_recorded_at = now
     session.flush()
     if code.is_promise:
-        loan = session.scalar(select(Loan.account_number).where(
-            Loan.account_number == account_number)) if account_number else None
         try:
             actions.create_promise(session, agent_id=agent.id, cif=action.cif,
-                                   account_number=loan, amount=data.promise_amount,
+                                   account_number=loan.account_number if loan else None,
+                                   amount=data.promise_amount,
                                    promised_date=data.promise_date, action_id=action.id,
                                    today=today)
         except actions.promise_validation_error() as exc:
@@ -512,7 +526,6 @@ def reconcile_day(session: Session, client, day: date, *, trigger: str = "schedu
     portal missed is added (as if its events had arrived; gap ``missing_in_crm``), a CTI record
     the call centre does not list is ``missing_in_source``, a different length is
     ``status_mismatch``. Manual calls are the portal's own and not compared. No commit."""
-    from portal.models import Discrepancy, ReconciliationRun
 
     now = now or clock.now()
     run = ReconciliationRun(integration="CTI", business_date=day, status="running",

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import clock
-from portal.cases import queue
+from portal.cases import contact_rules, promises, queue
+from portal.cases.promises import PromiseValidationError
 from portal.models import Action, ActionCode, Card, Case, Loan, Phone, User
 
 CONTACT_CHECKED_TYPES = ("CALL", "VISIT")
@@ -80,21 +81,16 @@ def default_follow_up(code: ActionCode, now: datetime | None = None) -> date | N
 def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int | None,
                   at: datetime):
     """The contact rules service's decision (imported here so tests can replace it)."""
-    from portal.cases import contact_rules
 
     return contact_rules.check_contact(session, cif=cif, action_type=action_type,
                                        phone_id=phone_id, at=at)
 
 
 def create_promise(session: Session, **kwargs):
-    from portal.cases import promises
-
     return promises.create_promise(session, **kwargs)
 
 
 def promise_validation_error():
-    from portal.cases.promises import PromiseValidationError
-
     return PromiseValidationError
 
 
@@ -112,6 +108,35 @@ def _number_of_record(session: Session, phone: Phone | None) -> int | None:
     return phone.id
 
 
+def check_input(session: Session, cif: str, data: ActionInput, now: datetime, *,
+                code_type: str | None = None,
+                code_error: str = "Choose a type, a subtype and a result.",
+                ) -> tuple[ActionCode | None, Loan | None, str | None, dict[str, str]]:
+    """The checks every recorded result shares (the action form, a call's outcome): an active
+    result (of ``code_type`` when given), an account of the customer's (a loan, else a card
+    contract number), the notes' length and a follow-up date not in the past. Returns the
+    code, the loan, the card number and the field errors."""
+    errors: dict[str, str] = {}
+    code = session.get(ActionCode, data.action_code_id) if data.action_code_id else None
+    if code is None or not code.active or (code_type and code.type != code_type):
+        errors["action_code_id"] = code_error
+    loan = None
+    card_number = None
+    if data.account_number:
+        loan = session.scalar(select(Loan).where(Loan.account_number == data.account_number,
+                                                 Loan.cif == cif))
+        if loan is None:
+            card_number = session.scalar(select(Card.contract_number).where(
+                Card.contract_number == data.account_number, Card.cif == cif))
+        if loan is None and card_number is None:
+            errors["account_number"] = "This account does not belong to the customer."
+    if data.notes and len(data.notes) > NOTES_MAX:
+        errors["notes"] = f"Notes are limited to {NOTES_MAX} characters."
+    if data.follow_up_date is not None and data.follow_up_date < clock.bank_today(now):
+        errors["follow_up_date"] = "The follow-up date cannot be in the past."
+    return code, loan, card_number, errors
+
+
 def record_action(session: Session, *, agent: User, cif: str, data: ActionInput,
                   now: datetime | None = None) -> Action:
     """Record an action on ``cif``'s case; no commit.
@@ -120,30 +145,12 @@ def record_action(session: Session, *, agent: User, cif: str, data: ActionInput,
     ``ContactRefused``. The caller rolls back on either.
     """
     now = now or clock.now()
-    errors: dict[str, str] = {}
-    code = session.get(ActionCode, data.action_code_id) if data.action_code_id else None
-    if code is None or not code.active:
-        errors["action_code_id"] = "Choose a type, a subtype and a result."
-    account = None  # the loan, or the card contract number the action is about
-    card_number = None
-    if data.account_number:
-        account = session.scalar(select(Loan).where(Loan.account_number == data.account_number,
-                                                    Loan.cif == cif))
-        if account is None:
-            card_number = session.scalar(select(Card.contract_number).where(
-                Card.contract_number == data.account_number, Card.cif == cif))
-        if account is None and card_number is None:
-            errors["account_number"] = "This account does not belong to the customer."
+    code, account, card_number, errors = check_input(session, cif, data, now)
     phone = None
     if data.phone_id is not None:
         phone = session.get(Phone, data.phone_id)
         if phone is None or phone.cif != cif:
             errors["phone_id"] = "This number does not belong to the customer."
-    if data.notes and len(data.notes) > NOTES_MAX:
-        errors["notes"] = f"Notes are limited to {NOTES_MAX} characters."
-    today = clock.bank_today(now)
-    if data.follow_up_date is not None and data.follow_up_date < today:
-        errors["follow_up_date"] = "The follow-up date cannot be in the past."
     if errors:
         raise ActionValidationError(errors)
 
@@ -172,7 +179,7 @@ def record_action(session: Session, *, agent: User, cif: str, data: ActionInput,
                 # promises are tracked per loan; one made on a card counts for the customer
                 account_number=account.account_number if account else None,
                 amount=data.promise_amount, promised_date=data.promise_date,
-                action_id=action.id, today=today,
+                action_id=action.id, today=clock.bank_today(now),
             )
         except promise_validation_error() as exc:
             raise ActionValidationError(dict(exc.errors)) from exc

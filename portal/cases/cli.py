@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import click
 
+from portal.cases import queue
 from portal.cases.views import bp
+from portal.extensions import db
 
 
 @bp.cli.command("recompute-priorities")
 def recompute_priorities_command() -> None:
     """Recompute cases.priority for every open case (portal.cases.queue)."""
-    from portal.cases import queue
-    from portal.extensions import db
 
     changed = queue.recompute_priorities(db.session)
     db.session.commit()

@@ -9,8 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import click
 from flask.cli import AppGroup
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from portal import clock
+from portal.events.catalog import get_event_type
+from portal.events.relay import relay_pending, replay, retry_dead, sweep_stale
+from portal.extensions import db
+from portal.models.events import Event
 
 events = AppGroup("events", help="The event bus: outbox, deliveries, dead letters.")
 
@@ -38,9 +44,6 @@ def parse_since(value: str) -> datetime:
 def replay_command(since, event_type):
     """Relay again the events since a time: new subscribers get them, pending/failed
     deliveries get a new job; delivered ones are never handled twice."""
-    from portal.events.catalog import get_event_type
-    from portal.events.relay import replay
-    from portal.extensions import db
 
     if event_type:
         get_event_type(event_type)
@@ -55,8 +58,6 @@ def replay_command(since, event_type):
 @click.option("--id", "delivery_ids", type=int, multiple=True, help="Only these delivery ids.")
 def retry_dead_command(subscriber, event_type, delivery_ids):
     """Give dead deliveries a new job (after fixing the cause)."""
-    from portal.events.relay import retry_dead
-    from portal.extensions import db
 
     count = retry_dead(db.session, subscriber=subscriber, event_type=event_type,
                        delivery_ids=list(delivery_ids) or None)
@@ -66,8 +67,6 @@ def retry_dead_command(subscriber, event_type, delivery_ids):
 @events.command("relay")
 def relay_command():
     """Relay pending events now (what the relay job does)."""
-    from portal.events.relay import relay_pending
-    from portal.extensions import db
 
     n_events, n_jobs = relay_pending(db.session)
     click.echo(f"relayed {n_events} events, enqueued {n_jobs} deliveries")
@@ -78,8 +77,6 @@ def relay_command():
               help="Seconds (default EVENTS_STALE_AFTER).")
 def sweep_command(older_than):
     """Re-enqueue deliveries whose job was lost."""
-    from portal.events.relay import sweep_stale
-    from portal.extensions import db
 
     click.echo(f"re-enqueued {sweep_stale(db.session, older_than=older_than)} deliveries")
 
@@ -101,11 +98,6 @@ def _line(event, deliveries) -> str:
 @click.option("--interval", default=1.0, show_default=True, help="Polling interval (seconds).")
 def tail_command(lines, follow, event_type, interval):
     """Print the latest events (and their deliveries); with -f, follow new ones."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import selectinload
-
-    from portal.extensions import db
-    from portal.models.events import Event
 
     def fetch(after_seq=None, newest=None):
         query = select(Event).options(selectinload(Event.deliveries))

@@ -21,6 +21,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from portal.events.catalog import validate_payload
+from portal.events.relay import request_relay_after_commit
+from portal.extensions import db
 from portal.logging import get_correlation_id
 from portal.models.base import utcnow
 from portal.models.events import Event
@@ -66,8 +68,6 @@ def publish(
     if aggregate is None:
         aggregate = (event_type.aggregate_type, data[event_type.aggregate_key])
     if session is None:
-        from portal.extensions import db
-
         session = db.session
     install_commit_hook()
     event = Event(
@@ -93,7 +93,6 @@ _hook_installed = False
 def _after_commit(session: Session) -> None:
     if not session.info.pop(SESSION_FLAG, False):
         return
-    from portal.events.relay import request_relay_after_commit
 
     request_relay_after_commit()
 

@@ -34,8 +34,10 @@ from sqlalchemy.orm import Session
 
 from portal.events import settings
 from portal.events.subscribers import subscribers_for
+from portal.extensions import get_redis
 from portal.models.base import utcnow
 from portal.models.events import Event, EventDelivery
+from portal.queues import JobRequest, enqueue, enqueue_many, make_retry
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,6 @@ def delivery_job_id(event_id, subscriber: str) -> str:
 
 
 def _redis() -> Redis:
-    from portal.extensions import get_redis
-
     return get_redis()
 
 
@@ -64,7 +64,6 @@ def _redis() -> Redis:
 def request_relay(connection: Redis | None = None) -> bool:
     """Enqueue one relay job unless one is already waiting (cheap; called after each commit that
     published events). Returns whether a job was enqueued."""
-    from portal.queues import enqueue
 
     connection = connection or _redis()
     if not connection.set(RELAY_REQUESTED_KEY, "1", nx=True, ex=RELAY_REQUEST_TTL):
@@ -126,7 +125,6 @@ def request_relay_after_commit() -> None:
     """After a commit that published events: ask for a relay — in a web request through the
     process's ``RelayNudger`` (``EVENTS_RELAY_REQUEST_BACKGROUND``), elsewhere at once. Never
     raises: the data is committed, and the scheduled relay catches up if Redis is away."""
-    from portal.events import settings
 
     try:
         if has_request_context() and settings.relay_request_in_background():
@@ -231,7 +229,6 @@ def run_relay(session: Session) -> dict:
 def enqueue_deliveries(jobs: list[PendingJob]) -> None:
     if not jobs:
         return
-    from portal.queues import JobRequest, enqueue_many, make_retry
 
     enqueue_many(
         EVENTS_QUEUE,

@@ -4,9 +4,18 @@ drain the GPS forwarding backlog by hand."""
 
 from __future__ import annotations
 
-import click
+import json
 
+import click
+from sqlalchemy import select
+
+from integrations.gps import forward
+from portal import audit
+from portal.extensions import db
+from portal.field.sim_phones import issue_sim_phones
 from portal.field.views import bp
+from portal.models import User
+from portal.models.field import FieldDevice
 
 
 @bp.cli.command("register-device")
@@ -15,12 +24,6 @@ from portal.field.views import bp
 @click.option("--label", help="what the device is, e.g. 'Samsung A14 of Tuan'")
 def register_device(device_id: str, username: str, label: str | None) -> None:
     """Map DEVICE_ID to the field agent USERNAME (re-registering moves it; audited)."""
-    from sqlalchemy import select
-
-    from portal import audit
-    from portal.extensions import db
-    from portal.models import User
-    from portal.models.field import FieldDevice
 
     agent = db.session.scalar(select(User).where(User.username == username))
     if agent is None or agent.role != "field_agent":
@@ -43,10 +46,6 @@ def register_device(device_id: str, username: str, label: str | None) -> None:
 @bp.cli.command("unregister-device")
 @click.argument("device_id")
 def unregister_device(device_id: str) -> None:
-    from portal import audit
-    from portal.extensions import db
-    from portal.models.field import FieldDevice
-
     device = db.session.get(FieldDevice, device_id)
     if device is None:
         raise click.ClickException(f"no device {device_id}")
@@ -60,10 +59,6 @@ def unregister_device(device_id: str) -> None:
 @bp.cli.command("devices")
 def list_devices() -> None:
     """Registered devices, their agent and when they last posted."""
-    from sqlalchemy import select
-
-    from portal.extensions import db
-    from portal.models.field import FieldDevice
 
     for d in db.session.scalars(select(FieldDevice).order_by(FieldDevice.device_id)):
         seen = d.last_seen_at.isoformat(timespec="seconds") if d.last_seen_at else "never"
@@ -73,8 +68,15 @@ def list_devices() -> None:
 @bp.cli.command("forward")
 def forward_now() -> None:
     """Forward stored positions to the GPS system now (what the scheduled job does)."""
-    from integrations.gps import forward
-    from portal.extensions import db
 
     result = forward.forward_pending(db.session, trigger="manual")
     click.echo(", ".join(f"{k}: {v}" for k, v in result.items()))
+
+
+@bp.cli.command("sim-phones")
+@click.option("--agents", default=50, show_default=True, help="at most this many field agents")
+@click.option("--stops", default=6, show_default=True, help="addresses on each route")
+def sim_phones(agents: int, stops: int) -> None:
+    """Phones for the phone simulator, as JSON on stdout (each holds a fresh device token)."""
+    click.echo(json.dumps(issue_sim_phones(db.session, limit_agents=agents,
+                                           stops_per_agent=stops)))

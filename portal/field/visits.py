@@ -23,8 +23,8 @@ from portal.cases import actions
 from portal.events import publish
 from portal.field import geo as field_geo
 from portal.field import locations
-from portal.models import Action, Address, Customer, User, Visit
-from portal.models.enums import bucket_for_dpd
+from portal.models import Action, ActionCode, Address, Customer, User, Visit
+from portal.models.enums import BUCKETS, bucket_for_dpd
 from portal.permissions import scopes
 
 OPEN_CASE_STATUSES = ("open", "in_progress", "promised", "skip_trace")
@@ -265,7 +265,6 @@ def record_outcome(session: Session, visit: Visit, *, agent: User,
     if visit.status != "checked_in":
         raise VisitError({"visit": "Check in at the customer's address before recording the "
                                    "outcome."}, "not_checked_in", 409)
-    from portal.models import ActionCode
 
     code = session.get(ActionCode, data.action_code_id) if data.action_code_id else None
     if code is not None and code.type != "VISIT":
@@ -354,7 +353,6 @@ def _case_points_sql(where: str) -> str:
 
 def _bucket_case_sql(column: str) -> str:
     """``bucket_for_dpd`` as a SQL CASE (the same BUCKETS table, one definition)."""
-    from portal.models.enums import BUCKETS
 
     whens = []
     for name, low, high in BUCKETS:

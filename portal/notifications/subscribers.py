@@ -7,8 +7,9 @@ from flask import current_app
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
+from portal import clock
 from portal.events import subscriber
-from portal.models import Case, Customer, Promise
+from portal.models import Case, Customer, Notification, Promise
 from portal.money import format_money
 from portal.notifications.operations import notify
 
@@ -66,8 +67,6 @@ def _notify_case_agent(session, cif: str, kind: str, title: str, body: str,
                        event_id: str, skip_user: int | None = None) -> None:
     """One unread notice per agent, kind and customer: a later change refreshes the unread one
     instead of piling up (a bank sync can touch a customer several times a day)."""
-    from portal import clock
-    from portal.models import Notification
 
     agent_id = session.scalar(select(Case.assigned_agent_id).where(Case.cif == cif))
     if agent_id is None or agent_id == skip_user:

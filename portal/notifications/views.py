@@ -8,7 +8,7 @@ from flask_login import current_user
 from portal.extensions import db, partial_request
 from portal.models import Notification
 from portal.notifications import operations as inbox
-from portal.permissions.decorators import permission_required
+from portal.permissions.decorators import permission_required, safe_next
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 
@@ -79,6 +79,5 @@ def mark_all_read():
 def open_notification(notification_id: int):
     """Mark read and follow the notification's link."""
     row = _read_own(notification_id)
-    from portal.permissions.decorators import safe_next
 
     return redirect(safe_next(row.link) or url_for("notifications.index"))

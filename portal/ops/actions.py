@@ -16,10 +16,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rq.job import Job
 from sqlalchemy.orm import Session
 
 from integrations import sync
 from portal import audit
+from portal.events.relay import relay_pending, retry_dead
+from portal.extensions import db
+from portal.queues import all_queues, enqueue, get_queue
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +94,11 @@ def trigger(session: Session, integration: str, action: str, user, *, run=None) 
 
 
 def _events_relay(*, user=None, run=None) -> str:
-    from portal.events.relay import relay_pending
-    from portal.extensions import db
-
     events, jobs = relay_pending(db.session)
     return f"Relayed {events} events ({jobs} deliveries enqueued)"
 
 
 def _events_retry_dead(*, user=None, run=None) -> str:
-    from portal.events.relay import retry_dead
-    from portal.extensions import db
-
     count = retry_dead(db.session)
     return f"Re-enqueued {count} dead letter{'s' if count != 1 else ''}"
 
@@ -114,16 +112,12 @@ register_trigger("EVENTS", run_now=_events_relay, retry_run=_events_retry_dead,
 
 def _enqueue(label: str, queue: str, func: str, **kwargs):
     def run(*, user=None, run=None) -> str:
-        from portal.queues import enqueue
-
         job = enqueue(queue, func, **kwargs)
         return f"{label} queued (job {job.id})"
     return run
 
 
 def _payments_rerun(*, user=None, run=None) -> str:
-    from portal.queues import enqueue
-
     day = (run.business_date.isoformat() if getattr(run, "business_date", None) else None)
     job = enqueue("integrations", "workers.jobs.payments.run_payments_reconciliation",
                   business_date=day, trigger="retry", user_id=getattr(user, "id", None))
@@ -151,7 +145,6 @@ for _name in sync.INTEGRATIONS:
 
 def retry_dead_letters(session: Session, user, *, delivery_ids: list[int] | None = None) -> int:
     """Give dead event deliveries a new job (all, or the given ids), audited."""
-    from portal.events.relay import retry_dead
 
     audit.record(session, user, "ops.retry_dead_letters", "event_deliveries", None,
                  after={"delivery_ids": delivery_ids})
@@ -166,9 +159,6 @@ def retry_dead_letters(session: Session, user, *, delivery_ids: list[int] | None
 
 def failed_jobs(connection=None, *, limit: int = 50) -> list[dict]:
     """The failed job registry of every queue: newest first, with the exception text."""
-    from rq.job import Job
-
-    from portal.queues import all_queues
 
     rows = []
     for queue in all_queues(connection):
@@ -198,7 +188,6 @@ def failed_jobs(connection=None, *, limit: int = 50) -> list[dict]:
 def requeue_failed(session: Session, user, *, queue_name: str, job_id: str | None = None,
                    connection=None) -> int:
     """Requeue one failed job (``job_id``) or every failed job of ``queue_name``, audited."""
-    from portal.queues import get_queue
 
     queue = get_queue(queue_name, connection)
     registry = queue.failed_job_registry

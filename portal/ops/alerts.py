@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import requests
 from flask import current_app
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -42,6 +43,10 @@ from sqlalchemy.orm import Session
 from portal import clock
 from portal.models import Alert, User
 from portal.notifications import operations as notifications
+from portal.ops import health as ops_health
+from portal.ops.worker_health import collect_health
+from portal.permissions.roles import roles_with
+from portal.signing import signed_headers
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +210,6 @@ class Outcome:
 
 def _health():
     try:
-        from portal.ops.worker_health import collect_health
-
         return collect_health()
     except Exception:
         log.warning("alerts: worker health unreadable", exc_info=True)
@@ -215,7 +218,6 @@ def _health():
 
 def conditions(session: Session, *, now: datetime | None = None, health=...) -> list[Condition]:
     """Every condition holding now (all rules)."""
-    from portal.ops import health as ops_health
 
     now = now or clock.now()
     ctx = Context(session=session, now=now, config=dict(current_app.config),
@@ -232,8 +234,6 @@ def conditions(session: Session, *, now: datetime | None = None, health=...) -> 
 
 
 def ops_user_ids(session: Session) -> list[int]:
-    from portal.permissions.roles import roles_with
-
     return list(session.scalars(select(User.id).where(
         User.role.in_(roles_with("ops.actions")), User.active.is_(True))))
 
@@ -307,9 +307,6 @@ def payload(alert: Alert) -> dict:
 def send_webhooks(session: Session, *, now: datetime | None = None) -> int:
     """POST every transition not yet delivered to ``ALERT_WEBHOOK_URL`` (signed). Returns the
     number delivered. No URL configured: nothing to do."""
-    import requests
-
-    from portal.signing import signed_headers
 
     url = current_app.config.get("ALERT_WEBHOOK_URL")
     if not url:

@@ -26,11 +26,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from integrations.control import breaker_states
 from portal import clock
 
 log = logging.getLogger(__name__)
@@ -429,8 +430,6 @@ def derive_state(card: Card, *, now: datetime) -> None:
         if streak:
             moments.append(streak[-1]["started_at"])  # the first failure of the streak
         if breaker_state == "open" and getattr(breaker, "opened_at", None):
-            from datetime import UTC
-
             moments.append(datetime.fromtimestamp(breaker.opened_at, UTC))
         card.down_since = min(moments) if moments else now
 
@@ -438,7 +437,6 @@ def derive_state(card: Card, *, now: datetime) -> None:
 def collect_cards(session: Session, *, now: datetime | None = None,
                   names: list[str] | None = None, breakers: dict | None = None) -> list[Card]:
     """Every card (or the ``names`` ones), with its state and figures (read-only)."""
-    from integrations.control import breaker_states
 
     now = now or clock.now()
     specs = [c for c in CARDS if names is None or c.name in names]

@@ -24,12 +24,17 @@ import os
 import time
 
 from flask import Response, g, request
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from integrations.control import breaker_states
+from portal.extensions import db
+from portal.ops import alerts
+from portal.ops import health as ops_health
 from portal.ops.views import bp
+from portal.ops.worker_health import collect_health
 from portal.permissions.decorators import api_permission_required
 
 log = logging.getLogger(__name__)
@@ -64,8 +69,6 @@ def _count_request(response):
 def _request_metrics() -> bytes:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)
         return generate_latest(registry)
@@ -76,8 +79,6 @@ class StateCollector:
     """Reads the portal's state at scrape time (one instance per scrape)."""
 
     def collect(self):
-        from portal.extensions import db
-
         session = db.session
         yield from self._integrations(session)
         yield from self._queues()
@@ -85,9 +86,6 @@ class StateCollector:
         session.rollback()
 
     def _integrations(self, session):
-        from integrations.control import breaker_states
-        from portal.ops import health as ops_health
-
         runs = CounterMetricFamily("crm_integration_runs", "Integration runs by status",
                                    labels=["integration", "status"])
         records = CounterMetricFamily("crm_integration_records",
@@ -150,8 +148,6 @@ class StateCollector:
             breaker.add_metric([name], BREAKER_VALUES.get(b.state, 0))
         yield breaker
 
-        from portal.ops import alerts
-
         firing = GaugeMetricFamily("crm_alerts_firing", "Alerts firing now", labels=["rule"])
         counts: dict[str, int] = {}
         for alert in alerts.firing(session):
@@ -174,8 +170,6 @@ class StateCollector:
         yield rejected
 
     def _queues(self):
-        from portal.ops.worker_health import collect_health
-
         try:
             health = collect_health()
         except Exception:  # noqa: BLE001 - Redis down: no queue metrics

@@ -18,7 +18,9 @@ from portal.models.enums import INTEGRATIONS, RUN_STATUSES
 from portal.ops import actions as ops_actions
 from portal.ops import alerts, charts
 from portal.ops import health as ops_health
-from portal.permissions.decorators import permission_required
+from portal.ops.worker_health import collect_health
+from portal.permissions.decorators import permission_required, safe_next
+from portal.queues import QUEUES
 from portal.web import format_datetime
 
 bp = Blueprint("ops", __name__)
@@ -49,7 +51,6 @@ def _integration(name: str) -> str:
 
 def _back(default_endpoint: str = "ops.integrations", **values):
     """Where an action returns: the page it came from (same site only) or ``default``."""
-    from portal.permissions.decorators import safe_next
 
     target = safe_next(request.form.get("next")) or url_for(default_endpoint, **values)
     return redirect(target, code=303)
@@ -248,8 +249,6 @@ def retry_dead_letters():
 @bp.get("/ops/workers")
 @permission_required("ops.integrations")
 def workers():
-    from portal.ops.worker_health import collect_health
-
     error = None
     try:
         health = collect_health()
@@ -263,8 +262,6 @@ def workers():
 @bp.post("/ops/workers/failed/requeue")
 @permission_required("ops.actions")
 def requeue_failed():
-    from portal.queues import QUEUES
-
     queue_name = request.form.get("queue", "")
     if queue_name not in QUEUES:
         abort(400, description="unknown queue")

@@ -22,13 +22,17 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from flask import has_app_context
 from redis import Redis
 from rq import Worker
 from rq.cron import CronScheduler
 from rq.job import Job
 from rq.scheduler import RQScheduler
+from sqlalchemy import func, select
 
 from portal import clock
+from portal.extensions import db
+from portal.models.events import Event, EventDelivery
 from portal.queues import QUEUES, all_queues, get_connection
 from portal.schedules import CRON_LOCK_KEY, SCHEDULES
 
@@ -136,14 +140,8 @@ def cron_rows(connection: Redis, now: datetime) -> list[dict]:
 
 
 def event_summary(now: datetime) -> dict | None:
-    from flask import has_app_context
-
     if not has_app_context():
         return None
-    from sqlalchemy import func, select
-
-    from portal.extensions import db
-    from portal.models.events import Event, EventDelivery
 
     try:  # a connection of its own: never touches the caller's session or transaction
         with db.engine.connect() as conn:

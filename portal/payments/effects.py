@@ -32,13 +32,16 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from integrations import control
+from integrations.control import is_paused
 from portal import clock
 from portal.cases.promises import allocate_payment, undo_allocations
 from portal.cases.queue import recompute_case_totals, recompute_priorities
 from portal.events import subscriber
-from portal.models import Action, Case, Loan, Payment, Promise, PromiseAllocation
+from portal.models import Action, Case, Customer, Event, Loan, Payment, Promise, PromiseAllocation
 from portal.money import format_money
 from portal.notifications.operations import notify
+from portal.notifications.subscribers import case_link
+from portal.queues import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +144,6 @@ def _record(session: Session, event, payment: Payment, result: str, notes: str,
     agents = set(extra_agents)
     if case is not None and case.assigned_agent_id:
         agents.add(case.assigned_agent_id)
-    from portal.notifications.subscribers import case_link
 
     for agent_id in sorted(agents):
         notify(session, agent_id, kind, title, notes, link=case_link(payment.cif),
@@ -149,14 +151,11 @@ def _record(session: Session, event, payment: Payment, result: str, notes: str,
 
 
 def _customer_name(session: Session, cif: str) -> str:
-    from portal.models import Customer
-
     return session.scalar(select(Customer.name).where(Customer.cif == cif)) or cif
 
 
 def _held(event) -> bool:
     """True (and logged) while ops have paused payments: the event's effects wait."""
-    from integrations.control import is_paused
 
     if is_paused(INTEGRATION):
         log.info("payment effects held: payments are paused",
@@ -169,7 +168,6 @@ def release_held_payments(session: Session, limit: int = 10_000) -> int:
     """Apply the events of payments whose effects were held while payments were paused (their
     applied amount differs from what their state says), oldest first; returns how many events
     were applied. Idempotent: an applied payment has nothing left to apply. No commit."""
-    from portal.models import Event
 
     applied = 0
     events = session.scalars(
@@ -254,7 +252,6 @@ HANDLERS = {"PAYMENT_RECEIVED": payment_received, "PAYMENT_REVERSED": payment_re
 
 def _release_on_resume(integration: str, user) -> None:
     """Resume hook: queue the job that applies what was held while paused."""
-    from portal.queues import enqueue
 
     enqueue("events", "workers.jobs.payments.release_held")
 

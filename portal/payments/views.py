@@ -26,6 +26,7 @@ from portal.models.payments import RejectedNotification
 from portal.notifications import operations as inbox
 from portal.payments import live
 from portal.permissions.decorators import permission_required
+from portal.queues import enqueue
 
 bp = Blueprint("payments", __name__, url_prefix="/payments")
 
@@ -112,7 +113,6 @@ def run_reconciliation():
     except ValueError:
         flash("The business date must be YYYY-MM-DD.", "error")
         return redirect(url_for("payments.reconciliation"))
-    from portal.queues import enqueue
 
     try:
         enqueue("integrations", "workers.jobs.payments.run_payments_reconciliation",

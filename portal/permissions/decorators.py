@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from flask import abort, current_app, g, jsonify, redirect, request, url_for
 from flask_login import current_user
 
+from portal.extensions import csrf, db
 from portal.permissions import tokens
 from portal.permissions.roles import _check_known, has_permission
 from portal.permissions.scopes import _refusal_message, _refused_api_object, _refused_object
@@ -42,7 +43,6 @@ def login_redirect_response():
 def _path_of(url: str | None) -> str | None:
     if not url:
         return None
-    from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")
@@ -100,7 +100,6 @@ def api_permission_required(scope: str) -> Callable[[Callable], Callable]:
                     return api_error(401, "invalid_authorization",
                                      "Use the header 'Authorization: Bearer <token>'.",
                                      WWW_Authenticate="Bearer")
-                from portal.extensions import db
 
                 result = tokens.authenticate(db.session, raw.strip())
                 if not result.ok:
@@ -116,8 +115,6 @@ def api_permission_required(scope: str) -> Callable[[Callable], Callable]:
                     return api_error(403, "forbidden",
                                      f"Your role does not allow this ({scope}).")
                 if request.method not in ("GET", "HEAD", "OPTIONS"):
-                    from portal.extensions import csrf
-
                     csrf.protect()
                 g.api_principal = tokens.Principal.for_user(current_user)
                 session_user = current_user
@@ -131,7 +128,6 @@ def api_permission_required(scope: str) -> Callable[[Callable], Callable]:
             return view(*args, **kwargs)
 
         wrapped._api_scope = scope
-        from portal.extensions import csrf
 
         csrf.exempt(wrapped)
         return wrapped

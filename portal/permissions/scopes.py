@@ -10,6 +10,9 @@ from typing import Any
 from flask import g
 from sqlalchemy import or_, select
 
+from portal.extensions import db
+from portal.models import CallRecord, Case, Notification, Team, User, Visit
+
 # --- object rules: which team's cases, visits, agents and calls a user may touch ----------------
 #
 # Users without a team count as one team of their own (a bank that has not split its agents
@@ -20,7 +23,6 @@ def team_scope(session: Any, user: Any) -> list[int | None] | None:
     """Teams whose cases, agents and visits ``user`` may see: None means every team (admin);
     anyone else the teams they supervise plus their own team (``None`` in the list: the users
     without a team)."""
-    from portal.models import Team
 
     if user.role == "admin":
         return None
@@ -40,7 +42,6 @@ def supervised_team_ids(session: Any, user: Any) -> list[int] | None:
 
 def members_of(teams: list[int | None]):
     """SQL condition on ``User`` for the members of ``teams`` (``None``: users without one)."""
-    from portal.models import User
 
     ids = [t for t in teams if t is not None]
     condition = User.team_id.in_(ids or [-1])
@@ -51,7 +52,6 @@ def case_scope(session: Any, user: Any):
     """SQL condition on ``Case`` for the cases ``user`` may open (None: every case). A case
     belongs to the teams of its assigned agent and field agent; a case assigned to nobody
     belongs to no team yet and is open to every agent (so is a customer without a case)."""
-    from portal.models import Case, User
 
     teams = team_scope(session, user)
     if teams is None:
@@ -68,7 +68,6 @@ def cif_scope(session: Any, user: Any, column):
     """SQL condition on a ``cif`` column (customers, loans, cards, ...) for the customers
     ``user`` may open: those without a case, or whose case is in ``case_scope``. None: all
     (an admin; the API's system tokens, which have no user, pass None for ``user``)."""
-    from portal.models import Case
 
     condition = case_scope(session, user) if user is not None else None
     if condition is None:
@@ -79,7 +78,6 @@ def cif_scope(session: Any, user: Any, column):
 def principal_cif_scope(session: Any, principal: Any, column):
     """``cif_scope`` for an API principal (``g.api_principal``): a system token, which has no
     user, reads every customer."""
-    from portal.models import User
 
     user = session.get(User, principal.user_id) if principal.user_id is not None else None
     return cif_scope(session, user, column)
@@ -88,7 +86,6 @@ def principal_cif_scope(session: Any, principal: Any, column):
 def may_access_case(session: Any, user: Any, cif: str) -> bool:
     """Whether ``user`` may open and work the case of customer ``cif`` (see ``case_scope``);
     an unknown CIF or a customer without a case passes, for the view to answer 404 or show it."""
-    from portal.models import Case
 
     condition = case_scope(session, user)
     if condition is None:
@@ -101,7 +98,6 @@ def may_access_case(session: Any, user: Any, cif: str) -> bool:
 
 def may_access_agent(session: Any, user: Any, agent_id: int) -> bool:
     """A user's own data, or (supervisor, admin) an agent of the teams they supervise."""
-    from portal.models import User
 
     if agent_id == user.id:
         return True
@@ -116,7 +112,6 @@ def may_access_agent(session: Any, user: Any, agent_id: int) -> bool:
 
 def may_access_visit(session: Any, user: Any, visit_id: int) -> bool:
     """A field agent their own visits; a supervisor the visits of their teams' agents."""
-    from portal.models import Visit
 
     row = session.execute(select(Visit.agent_id).where(Visit.id == visit_id)).first()
     if row is None:
@@ -126,7 +121,6 @@ def may_access_visit(session: Any, user: Any, visit_id: int) -> bool:
 
 def may_access_call(session: Any, user: Any, call_id: str) -> bool:
     """The agent's own calls; a supervisor the calls of their teams' agents."""
-    from portal.models import CallRecord
 
     row = session.execute(select(CallRecord.agent_id).where(CallRecord.call_id == call_id)
                           ).first()
@@ -137,7 +131,6 @@ def may_access_call(session: Any, user: Any, call_id: str) -> bool:
 
 def may_access_notification(session: Any, user: Any, notification_id: int) -> bool:
     """A notification is its recipient's alone."""
-    from portal.models import Notification
 
     owner = session.scalar(select(Notification.user_id).where(
         Notification.id == notification_id))
@@ -184,7 +177,6 @@ def refused_object(session: Any, user: Any, view_args: dict) -> str | None:
 def _refused_object(user: Any, view_args: dict) -> str | None:
     if not any(name in OBJECT_RULES for name in view_args):
         return None
-    from portal.extensions import db
 
     return refused_object(db.session, user, view_args)
 
@@ -196,9 +188,6 @@ def _refused_api_object(session_user: Any, view_args: dict) -> str | None:
         return None
     user = session_user
     if user is None and g.api_principal.user_id is not None:
-        from portal.extensions import db
-        from portal.models import User
-
         user = db.session.get(User, g.api_principal.user_id)
     return _refused_object(user, view_args) if user is not None else None
 

@@ -11,6 +11,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 
+from portal.cases.queue import recompute_case_totals, recompute_priorities
 from portal.extensions import db
 from portal.seed.demo import DEFAULT_DEMO_PASSWORD, DemoSeeder, already_seeded
 
@@ -56,7 +57,6 @@ def seed_demo(customers: int, products: int) -> None:
             conn.rollback()
             raise
     # case totals and priorities by their one definition (portal.cases.queue), not the seed's
-    from portal.cases.queue import recompute_case_totals, recompute_priorities
 
     totals = recompute_case_totals(db.session)
     changed = recompute_priorities(db.session)

@@ -15,7 +15,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal import clock
 from portal.auth import sessions
-from portal.extensions import partial_request
+from portal.extensions import db, login_manager, partial_request
+from portal.models import User
 from portal.models.enums import bucket_for_dpd
 from portal.money import format_money
 from portal.permissions.decorators import api_error, login_redirect_response, public
@@ -55,9 +56,6 @@ def _public_wrapper(view):
 
 
 def _init_login_manager(app: Flask) -> None:
-    from portal.extensions import db, login_manager
-    from portal.models import User
-
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from integrations.sandbox.phone_sim import PhoneSimulator, street_path, walkers_from_database
+from integrations.sandbox.phone_sim import PhoneSimulator, street_path, walkers_from_phones
+from portal.field.sim_phones import issue_sim_phones
 from tests.field_support import (  # noqa: F401 - fixtures
     HCMC,
     ago,
@@ -32,10 +33,11 @@ def test_simulated_phones_post_positions_through_the_api(app, db, live_server,
     for n, agent in enumerate(agents):
         for k in range(3):
             make_field_customer(agent, *offset(*HCMC, 800 * k, 500 * n))
-    walkers = walkers_from_database(app=app)
+    walkers = walkers_from_phones(issue_sim_phones(db.session))
     assert [w.username for w in walkers] == [a.username for a in agents]
     assert [w.protocol for w in walkers] == ["json", "json", "osmand"]
-    again = walkers_from_database(app=app)  # a restart revokes the previous phones' tokens
+    # a restart revokes the previous phones' tokens
+    again = walkers_from_phones(issue_sim_phones(db.session))
     revoked = db.session.scalar(text(
         "SELECT count(*) FROM api_tokens WHERE name LIKE 'phone-sim %' "
         "AND revoked_at IS NOT NULL"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from portal.extensions import db
+from portal.ops import alerts
 from workers.context import job
 
 log = logging.getLogger(__name__)
@@ -12,8 +14,6 @@ log = logging.getLogger(__name__)
 @job
 def evaluate_alerts() -> dict:
     """Raise new alerts, clear ended ones, deliver pending webhooks (portal/ops/alerts.py)."""
-    from portal.extensions import db
-    from portal.ops import alerts
 
     outcome = alerts.evaluate(db.session)
     result = {"raised": [a.key for a in outcome.raised],

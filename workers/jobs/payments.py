@@ -14,6 +14,7 @@ from datetime import date
 from flask import current_app
 
 from portal.extensions import db
+from portal.payments.effects import release_held_payments
 from portal.payments.reconcile import reconcile_business_date
 from workers.context import job
 
@@ -31,7 +32,6 @@ def run_payments_reconciliation(business_date: str | date | None = None,
 @job
 def release_held(limit: int = 10_000) -> dict:
     """Apply the payments held while ops had paused payments (after a resume)."""
-    from portal.payments.effects import release_held_payments
 
     applied = release_held_payments(db.session, limit=limit)
     db.session.commit()

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select
+
 from integrations.sync import AlreadyRunning, run_sync
+from portal.extensions import db
+from portal.models.integrations import IntegrationSetting
 from workers.context import get_app, job
 
 log = logging.getLogger(__name__)
@@ -29,10 +33,6 @@ def run_sync_job(integration: str, full: bool = False, business_date: str | None
 def run_scheduled_sync(integration: str) -> dict:
     """The daily run: skipped while the integration is switched off
     (``integration_settings.enabled``)."""
-    from sqlalchemy import select
-
-    from portal.extensions import db
-    from portal.models.integrations import IntegrationSetting
 
     enabled = db.session.scalar(select(IntegrationSetting.enabled).where(
         IntegrationSetting.integration == integration.upper()))
