@@ -6,7 +6,8 @@ from datetime import datetime, time
 
 from portal import clock
 from portal.calls.operations import ManualCall
-from portal.cases.forms import ActionForm, _Raw
+from portal.cases.forms import ActionForm
+from portal.forms import RawField, SubmittedForm, row_id
 
 
 def _started_at(raw: str | None) -> datetime | None:
@@ -31,10 +32,22 @@ def _duration_seconds(raw: str | None) -> int | None:
         raise ValueError("Enter the length in minutes, e.g. 3 or 2.5.") from exc
 
 
+class StatusForm(SubmittedForm):
+    """The agent's own status (available, break, offline): agent_status checks the choice."""
+
+    status = RawField("Status")
+
+
+class DialForm(SubmittedForm):
+    cif = RawField("Customer")
+    phone_id = RawField("Number", parse=row_id)
+
+
 class ManualCallForm(ActionForm):
-    direction = _Raw("Direction")
-    started_time = _Raw("Time", parse=_started_at)
-    duration_minutes = _Raw("Minutes", parse=_duration_seconds)
+    cif = RawField("Customer")
+    direction = RawField("Direction")
+    started_time = RawField("Time", parse=_started_at)
+    duration_minutes = RawField("Minutes", parse=_duration_seconds)
 
     # field -> the key its error is shown under
     CALL_ERROR_KEYS = {"started_time": "started_at", "duration_minutes": "duration"}

@@ -10,7 +10,7 @@ from flask_login import current_user
 from portal import clock
 from portal.calls import agent_status, queries
 from portal.calls import operations as calls
-from portal.calls.forms import ManualCallForm
+from portal.calls.forms import DialForm, ManualCallForm, StatusForm
 from portal.cases import case_view
 from portal.cases.forms import ActionForm
 from portal.extensions import db
@@ -63,7 +63,7 @@ def status_control():
 @permission_required("cases.work")
 def set_status():
     try:
-        row = agent_status.choose(db.session, current_user, request.form.get("status", ""),
+        row = agent_status.choose(db.session, current_user, StatusForm().status.data or "",
                                   current_app.config, clock.now())
     except agent_status.StatusError as exc:
         db.session.rollback()
@@ -94,26 +94,26 @@ def _widget(record: CallRecord, *, errors=None, values=None, saved=False, messag
 @bp.post("/dial")
 @permission_required("cases.work")
 def dial():
-    cif = request.form.get("cif", "")
-    raw_phone = request.form.get("phone_id", "")
-    if not raw_phone.isdigit():
+    form = DialForm()
+    cif, phone_id = form.cif.data or "", form.phone_id.data
+    if phone_id is None:
         abort(404)
     _workable_customer(cif)
     try:
         record = calls.dial(db.session, current_app.config, agent=current_user, cif=cif,
-                            phone_id=int(raw_phone), now=clock.now())
+                            phone_id=phone_id, now=clock.now())
         db.session.commit()
     except calls.ContactRefused as exc:
         db.session.rollback()
         return render_template("calls/_dial_refused.html", refusal=exc, cif=cif,
-                               phone_id=raw_phone), 422
+                               phone_id=phone_id), 422
     except calls.DialRefused as exc:
         db.session.rollback()
         return render_template("calls/_dial_refused.html", message=str(exc), cif=cif,
-                               phone_id=raw_phone), 422
+                               phone_id=phone_id), 422
     except calls.CallCentreDown as exc:
         db.session.rollback()
-        return _manual_form(cif, int(raw_phone), down=str(exc))
+        return _manual_form(cif, phone_id, down=str(exc))
     return _widget(record, trigger="call-event")
 
 
@@ -137,7 +137,8 @@ def hangup(call_id: str):
 @permission_required("cases.work")
 def outcome(call_id: str):
     record = _own_call(call_id)
-    data, errors = ActionForm().action_input()
+    form = ActionForm()
+    data, errors = form.action_input()
     if not errors:
         try:
             calls.record_outcome(db.session, agent=current_user, call_id=call_id, data=data,
@@ -150,7 +151,7 @@ def outcome(call_id: str):
         except calls.OutcomeError as exc:
             db.session.rollback()
             return _widget(record, message=str(exc), status=409)
-    return _widget(record, errors=errors, values=request.form, status=422)
+    return _widget(record, errors=errors, values=form.submitted(), status=422)
 
 
 # --- manual call logging -----------------------------------------------------------------------
@@ -180,9 +181,9 @@ def manual_form():
 @bp.post("/manual")
 @permission_required("cases.work")
 def manual_log():
-    cif = request.form.get("cif", "")
-    _workable_customer(cif)
     form = ManualCallForm()
+    cif = form.cif.data or ""
+    _workable_customer(cif)
     call, errors = form.manual_call()
     if not errors:
         try:
@@ -197,7 +198,7 @@ def manual_log():
         except calls.ContactRefused as exc:
             db.session.rollback()
             errors = {"refusal": exc.reason}
-    return _manual_form(cif, call.phone_id, errors=errors, values=request.form, status=422)
+    return _manual_form(cif, call.phone_id, errors=errors, values=form.submitted(), status=422)
 
 
 # --- call history per agent and day ------------------------------------------------------------

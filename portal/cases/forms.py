@@ -1,58 +1,30 @@
 """The action form: what a user records on a case (the case view's action form, a visit's
 outcome, a call's outcome, a manual call), parsed into ``actions.ActionInput``.
 
-CSRF is checked for every POST by ``CSRFProtect`` (the token comes in the ``X-CSRFToken``
-header HTMX sends); the form's own check accepts a request CSRFProtect has validated.
+The fields and the base form are portal/forms.py's.
 """
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
-from wtforms import Field
-from wtforms.widgets import TextArea, TextInput
+from wtforms.widgets import TextArea
 
 from portal.cases import actions
+from portal.forms import RawField, SubmittedForm, row_id, text_or_none
 
 # field -> the key its error is shown under (the promise's own names for the promise fields,
 # as the promises service reports them)
 ERROR_KEYS = {"promise_amount": "amount", "promise_date": "promised_date"}
 
 
-class _Raw(Field):
-    """The submitted text as sent (None when absent), or its value parsed by ``parse``
-    (a ValueError's message is the field's error)."""
 
-    widget = TextInput()
-
-    def __init__(self, label=None, validators=None, parse=None, **kwargs):
-        super().__init__(label, validators, **kwargs)
-        self.parse = parse
-
-    def process_formdata(self, valuelist):
-        raw = valuelist[0] if valuelist else None
-        self.data = self.parse(raw) if self.parse is not None else raw
-
-    def _value(self):
-        return "" if self.data is None else str(self.data)
-
-
-def _id(raw: str | None) -> int | None:
-    """A row id chosen in a select: digits, else nothing chosen."""
-    return int(raw) if raw and raw.isdigit() else None
-
-
-def _text_or_none(raw: str | None) -> str | None:
-    return raw or None
-
-
-class ActionForm(FlaskForm):
-    action_code_id = _Raw("Result", parse=_id)
-    account_number = _Raw("Account", parse=_text_or_none)
-    phone_id = _Raw("Number", parse=_id)
-    notes = _Raw("Notes", widget=TextArea())
-    follow_up_date = _Raw("Follow-up date", parse=actions.parse_date)
-    promise_amount = _Raw("Promised amount", parse=actions.parse_decimal)
-    promise_date = _Raw("Promised date", parse=actions.parse_date)
+class ActionForm(SubmittedForm):
+    action_code_id = RawField("Result", parse=row_id)
+    account_number = RawField("Account", parse=text_or_none)
+    phone_id = RawField("Number", parse=row_id)
+    notes = RawField("Notes", widget=TextArea())
+    follow_up_date = RawField("Follow-up date", parse=actions.parse_date)
+    promise_amount = RawField("Promised amount", parse=actions.parse_decimal)
+    promise_date = RawField("Promised date", parse=actions.parse_date)
 
     def action_input(self) -> tuple[actions.ActionInput, dict[str, str]]:
         """The action as submitted, and the errors of the fields that could not be read
@@ -66,3 +38,28 @@ class ActionForm(FlaskForm):
             follow_up_date=self.follow_up_date.data, promise_amount=self.promise_amount.data,
             promise_date=self.promise_date.data)
         return data, errors
+
+
+def _checked(raw: str | None) -> bool:
+    return raw in ("1", "true", "on")
+
+
+class ContactForm(SubmittedForm):
+    """A phone, address or e-mail of the customer (contacts.clean checks it for its kind)."""
+
+    type = RawField("Type")
+    number = RawField("Number")
+    line1 = RawField("Street")
+    line2 = RawField("Line 2")
+    ward = RawField("Ward")
+    district = RawField("District")
+    city = RawField("City")
+    province = RawField("Province")
+    address = RawField("E-mail")
+    notes = RawField("Notes", widget=TextArea())
+    is_primary = RawField("Primary")
+
+
+class ContactFlagForm(SubmittedForm):
+    flag = RawField("Flag")
+    value = RawField("Value", parse=_checked)

@@ -9,7 +9,7 @@ from flask_login import current_user
 from portal import clock
 from portal.cases import actions, case_view, contacts, queue
 from portal.cases import search as customer_search
-from portal.cases.forms import ActionForm
+from portal.cases.forms import ActionForm, ContactFlagForm, ContactForm
 from portal.extensions import db, partial_request
 from portal.models.enums import ACTION_TYPES
 from portal.permissions import scopes
@@ -139,8 +139,8 @@ def action_form(cif: str):
 @permission_required("cases.work")
 def record_action(cif: str):
     v = _load(cif)
-    form_data = request.form
-    data, errors = ActionForm().action_input()
+    submitted = ActionForm()
+    data, errors = submitted.action_input()
     refusal = None
     if not errors:
         try:
@@ -154,7 +154,7 @@ def record_action(cif: str):
             db.session.rollback()
             refusal = exc
     if errors or refusal:
-        form = _action_form_state(v, form_data, errors, refusal)
+        form = _action_form_state(v, submitted.submitted(), errors, refusal)
         return render_template("cases/_action_form.html", **_context(v, form=form)), 422
     v = _load(cif)
     form = _action_form_state(v, {})
@@ -213,7 +213,7 @@ def _contact_form_errors(cif: str, kind: contacts.ContactKind, row, errors: dict
     """The form again with its errors, swapped in place of the form (not the panel)."""
     response = current_app.make_response((
         render_template("cases/_contact_form.html", cif=cif, kind=kind, row=row,
-                        values=request.form, errors=errors), 422))
+                        values=ContactForm().submitted(), errors=errors), 422))
     response.headers["HX-Retarget"] = "#contact-form-slot"
     response.headers["HX-Reswap"] = "innerHTML"
     return response
@@ -225,7 +225,7 @@ def contact_create(cif: str, kind: str):
     _load(cif)
     k = _kind(kind)
     try:
-        contacts.add_contact(db.session, current_user, cif, k.name, request.form)
+        contacts.add_contact(db.session, current_user, cif, k.name, ContactForm().submitted())
         db.session.commit()
     except contacts.ContactValidationError as exc:
         db.session.rollback()
@@ -240,7 +240,7 @@ def contact_update(cif: str, kind: str, contact_id: int):
     row = _contact(k, cif, contact_id)
     try:
         saved = contacts.update_contact(db.session, current_user, cif, k.name, contact_id,
-                                        request.form)
+                                        ContactForm().submitted())
         db.session.commit()
     except contacts.ContactValidationError as exc:
         db.session.rollback()
@@ -255,10 +255,10 @@ def contact_update(cif: str, kind: str, contact_id: int):
 def contact_flag(cif: str, kind: str, contact_id: int):
     k = _kind(kind)
     _contact(k, cif, contact_id)
-    flag = request.form.get("flag", "")
+    form = ContactFlagForm()
+    flag, value = form.flag.data or "", bool(form.value.data)
     if flag not in contacts.FLAGS:
         abort(400, description="Unknown flag.")
-    value = request.form.get("value") in ("1", "true", "on")
     contacts.set_flag(db.session, current_user, cif, k.name, contact_id, flag, value)
     db.session.commit()
     label = {"is_verified": "verified" if value else "not verified",

@@ -8,6 +8,7 @@ from flask_login import current_user
 from portal.extensions import db, partial_request
 from portal.models import Notification
 from portal.notifications import operations as inbox
+from portal.notifications.forms import MarkAllReadForm
 from portal.permissions.decorators import permission_required, safe_next
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
@@ -71,7 +72,7 @@ def mark_read(notification_id: int):
 def mark_all_read():
     inbox.mark_read(db.session, current_user.id)
     db.session.commit()
-    return redirect(url_for("notifications.index", show=request.form.get("show", "all")))
+    return redirect(url_for("notifications.index", show=MarkAllReadForm().list_shown()))
 
 
 @bp.get("/<int:notification_id>/open")
