@@ -61,6 +61,14 @@ def assignable_agents(session: Session, actor: User, role: str | None = None,
     return list(session.scalars(query.order_by(User.full_name)))
 
 
+def check_team(session: Session, actor: User, team_id: int) -> None:
+    """Refuse a team the actor does not supervise (an admin, or a supervisor of no team yet,
+    may name any: the agents they may assign are limited anyway)."""
+    teams = team_ids_for(session, actor)
+    if teams and team_id not in teams:
+        raise AssignmentError("That team is not one of yours.")
+
+
 def _check_agent(session: Session, actor: User, agent: User | None) -> User:
     if agent is None:
         raise AssignmentError("Unknown agent.")
@@ -525,6 +533,8 @@ def _plan_field(session: Session, agents: list[User], cases, load: dict[int, int
 def distribute(session: Session, actor: User, *, team_id: int, role: str = "agent",
                strategy: str = "balance", case_filter: CaseFilter | None = None,
                limit: int | None = None) -> tuple[DistributionPlan, BatchResult]:
+    """Plan and apply the distribution to one of the actor's teams."""
+    check_team(session, actor, team_id)
     plan = plan_distribution(session, actor, team_id=team_id, role=role, strategy=strategy,
                              case_filter=case_filter, limit=limit)
     result = assign_cases(session, actor, plan.plan, role=role,
