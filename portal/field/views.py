@@ -17,14 +17,12 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy import select
 
 from portal import clock
 from portal.cases import actions
-from portal.cases.forms import ActionForm
 from portal.extensions import db, partial_request
-from portal.field import locations, visits
-from portal.models import ActionCode, Team, User, Visit
+from portal.field import locations, queries, visits
+from portal.field.forms import PlanVisitForm, ReviewForm, VisitOutcomeForm
 from portal.models.enums import BUCKET_NAMES
 from portal.permissions import scopes
 from portal.permissions.decorators import permission_required
@@ -63,31 +61,13 @@ def _filters() -> dict:
     return {"team_id": team_id, "agent_id": agent_id, "scope": scope}
 
 
-def _field_agents(team_id: int | None, scope: list[int | None] | None = None) -> list[User]:
-    """Active field agents of ``team_id``, or of every team in ``scope`` (None: all teams)."""
-    query = select(User).where(User.role == "field_agent", User.active.is_(True))
-    if team_id is not None:
-        query = query.where(User.team_id == team_id)
-    elif scope is not None:
-        query = query.where(scopes.members_of(scope))
-    return list(db.session.scalars(query.order_by(User.full_name)))
-
-
 def _agents_shown(filters: dict) -> list[int] | None:
     """The agent ids the map and the reviews are limited to (None: no limit, an admin)."""
     if filters["agent_id"]:
         return [filters["agent_id"]]
     if filters["team_id"] is None and filters["scope"] is not None:
-        return [a.id for a in _field_agents(None, filters["scope"])]
+        return [a.id for a in queries.field_agents(db.session, None, filters["scope"])]
     return None
-
-
-def _reviewable_agent_ids() -> list[int] | None:
-    """Agents whose visits the current supervisor reviews (None: every agent, an admin)."""
-    scope = scopes.team_scope(db.session, current_user)
-    if scope is None:
-        return None
-    return list(db.session.scalars(select(User.id).where(scopes.members_of(scope))))
 
 
 # --- supervisor map --------------------------------------------------------------------------
@@ -97,11 +77,8 @@ def _reviewable_agent_ids() -> list[int] | None:
 @permission_required("field.track")
 def map_page():
     filters = _filters()
-    teams_query = select(Team).order_by(Team.name)
-    if filters["scope"] is not None:
-        teams_query = teams_query.where(Team.id.in_([t for t in filters["scope"] if t]))
-    teams = list(db.session.scalars(teams_query))
-    agents = _field_agents(filters["team_id"], filters["scope"])
+    teams = queries.teams_in(db.session, filters["scope"])
+    agents = queries.field_agents(db.session, filters["team_id"], filters["scope"])
     today = clock.bank_today()
     config = current_app.config
     map_config = {
@@ -116,7 +93,8 @@ def map_page():
     return render_template(
         "field/map.html", teams=teams, agents=agents, filters=filters, today=today,
         map_config=map_config, buckets=BUCKET_NAMES, bucket_colours=BUCKET_COLOURS,
-        pending_reviews=visits.count_pending_reviews(db.session, _reviewable_agent_ids())
+        pending_reviews=visits.count_pending_reviews(
+            db.session, queries.reviewable_agent_ids(db.session, current_user))
         if can("field.review") else 0)
 
 
@@ -180,8 +158,8 @@ def agent_route(agent_id: int):
         day = date.fromisoformat(raw) if raw else clock.bank_today()
     except ValueError:
         return jsonify({"error": {"code": "invalid_date", "message": "YYYY-MM-DD"}}), 400
-    agent = db.session.get(User, agent_id)
-    if agent is None or agent.role != "field_agent":
+    agent = queries.field_agent(db.session, agent_id)
+    if agent is None:
         abort(404)
     route = locations.route_history(db.session, agent_id, day)
     route["agent"] = agent.full_name
@@ -194,7 +172,8 @@ def agent_route(agent_id: int):
 @bp.get("/reviews")
 @permission_required("field.review")
 def reviews():
-    rows = visits.pending_reviews(db.session, agent_ids=_reviewable_agent_ids())
+    rows = visits.pending_reviews(
+        db.session, agent_ids=queries.reviewable_agent_ids(db.session, current_user))
     return render_template("field/reviews.html", rows=rows,
                            radius_m=visits.radius_m(), max_accuracy_m=visits.max_accuracy_m())
 
@@ -202,28 +181,27 @@ def reviews():
 @bp.post("/reviews/<int:visit_id>")
 @permission_required("field.review")
 def review_visit(visit_id: int):
-    visit = db.session.scalar(select(Visit).where(Visit.id == visit_id).with_for_update())
+    visit = queries.locked_visit(db.session, visit_id)
     if visit is None:
         abort(404)
-    decision = request.form.get("decision")
-    if decision not in ("approve", "reject"):
+    form = ReviewForm()
+    if not form.decided():
         abort(400, description="Choose approve or reject.")
     try:
-        visits.review(db.session, visit, reviewer=current_user, approve=decision == "approve",
-                      note=request.form.get("note"))
+        visits.review(db.session, visit, reviewer=current_user, approve=form.approves(),
+                      note=form.note.data)
     except visits.VisitError as exc:
         db.session.rollback()
-        row = next((r for r in visits.pending_reviews(db.session, agent_ids=[visit.agent_id])
-                    if r["id"] == visit_id), None)
+        row = queries.review_row(db.session, visit)
         if row is None:
             abort(409, description=str(exc))
         return render_template("field/_review_row.html", r=row, errors=exc.errors,
-                               note=request.form.get("note", "")), 422
+                               note=form.note.data or ""), 422
     db.session.commit()
     if partial_request():
         return render_template("field/_review_row.html", r=None, done=visit,
-                               decision=decision)
-    flash(f"Visit {visit_id} {'approved' if decision == 'approve' else 'rejected'}.", "success")
+                               decision=form.decision.data)
+    flash(f"Visit {visit_id} {'approved' if form.approves() else 'rejected'}.", "success")
     return redirect(url_for("field.reviews"))
 
 
@@ -233,16 +211,11 @@ def review_visit(visit_id: int):
 @bp.post("/plan")
 @permission_required("supervisor.assign")
 def plan():
+    form = PlanVisitForm()
     try:
-        day = date.fromisoformat(request.form.get("planned_for", ""))
-    except ValueError:
-        day = None
-    agent_id = request.form.get("agent_id", "")
-    try:
-        visit = visits.plan_visit(db.session, cif=request.form.get("cif", "").strip(),
-                                  agent_id=int(agent_id) if agent_id.isdigit() else None,
-                                  planned_for=day, planned_by=current_user,
-                                  notes=request.form.get("notes"))
+        visit = visits.plan_visit(db.session, cif=form.cif.data, agent_id=form.agent_id.data,
+                                  planned_for=form.planned_for.data, planned_by=current_user,
+                                  notes=form.notes.data)
     except visits.VisitError as exc:
         db.session.rollback()
         if exc.status == 404:
@@ -257,38 +230,14 @@ def plan():
 # --- the field agent's day -------------------------------------------------------------------
 
 
-def _visit_codes() -> list[ActionCode]:
-    return list(db.session.scalars(select(ActionCode).where(
-        ActionCode.active.is_(True), ActionCode.type == "VISIT")
-        .order_by(ActionCode.sort_order, ActionCode.id)))
-
-
 def _my_day_context(**extra) -> dict:
     today = clock.bank_today()
-    rows = visits.visits_for_day(db.session, today, agent_ids=[current_user.id])
-    route = visits.plan_my_day(db.session, current_user, today)
-    order = {vid: n for n, vid in enumerate(route["visit_ids"], 1)}
-    found = visits.suggestions(db.session, current_user)
-    latest = locations.latest_position(db.session, current_user.id)
-    for row in rows:
-        row["order_no"] = order.get(row["id"], len(order) + 1)
-    by_id = {r["id"]: r for r in rows}
-    me = {"lat": float(latest["lat"]), "lon": float(latest["lon"])} if latest else None
-    map_points = {
-        "me": me,
-        "visits": [{"lat": float(r["lat"]), "lon": float(r["lon"]), "customer": r["customer_name"],
-                    "order": order.get(r["id"], 0)} for r in rows if r["lat"] is not None],
-        "route": [[float(by_id[i]["lat"]), float(by_id[i]["lon"])] for i in route["visit_ids"]],
-        "suggestions": [{k: s[k] for k in ("lat", "lon", "name", "bucket", "distance_m")}
-                        for s in found["customers"]],
-    }
     config = current_app.config
     map_config = {"tile_url": config.get("MAP_TILE_URL", ""),
                   "tile_attribution": config.get("MAP_TILE_ATTRIBUTION", ""),
                   "bucket_colours": BUCKET_COLOURS}
-    return {"today": today, "rows": rows, "route": route, "order": order,
-            "suggestions": found, "latest": latest, "codes": _visit_codes(),
-            "map_points": map_points, "map_config": map_config, **extra}
+    return {"today": today, **queries.agent_day(db.session, current_user, today),
+            "map_config": map_config, **extra}
 
 
 @bp.get("/visits", endpoint="visits")
@@ -300,10 +249,11 @@ def visits_page():
 @bp.post("/visits/plan")
 @permission_required("field.visits")
 def plan_own():
+    form = PlanVisitForm()
     try:
-        visit = visits.plan_visit(db.session, cif=request.form.get("cif", "").strip(),
-                                  agent_id=current_user.id, planned_for=clock.bank_today(),
-                                  planned_by=current_user, notes=request.form.get("notes"))
+        visit = visits.plan_visit(db.session, cif=form.cif.data, agent_id=current_user.id,
+                                  planned_for=clock.bank_today(), planned_by=current_user,
+                                  notes=form.notes.data)
     except visits.VisitError as exc:
         db.session.rollback()
         if exc.status == 404:
@@ -318,11 +268,11 @@ def plan_own():
 @bp.post("/visits/<int:visit_id>/outcome")
 @permission_required("field.visits")
 def outcome(visit_id: int):
-    visit = db.session.scalar(select(Visit).where(Visit.id == visit_id).with_for_update())
+    visit = queries.locked_visit(db.session, visit_id)
     if visit is None:
         abort(404)
-    form = request.form
-    data, errors = ActionForm().action_input()
+    form = VisitOutcomeForm()
+    data, errors = form.action_input()
     refusal = None
     if not errors:
         try:
@@ -336,7 +286,7 @@ def outcome(visit_id: int):
     if errors or refusal:
         db.session.rollback()
         return render_template("field/my_day.html", **_my_day_context(
-            form_errors=errors, form_visit_id=visit_id, form_values=form,
+            form_errors=errors, form_visit_id=visit_id, form_values=form.submitted(),
             refusal=refusal)), 422
     db.session.commit()
     flash("Visit outcome saved to the customer's timeline.", "success")
