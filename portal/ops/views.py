@@ -4,28 +4,20 @@ in the service they call."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
 
 from integrations import control
-from portal.extensions import db, get_redis
-from portal.logging import captured_lines
-from portal.models import IntegrationRun, QuarantinedRecord
+from portal.extensions import db
 from portal.models.enums import INTEGRATIONS, RUN_STATUSES
 from portal.ops import actions as ops_actions
-from portal.ops import alerts, charts
+from portal.ops import alerts, charts, queries
 from portal.ops import health as ops_health
+from portal.ops.forms import BreakerForm, ReasonForm, RequeueForm, ReturnForm
 from portal.ops.worker_health import collect_health
 from portal.permissions.decorators import permission_required, safe_next
-from portal.queues import QUEUES
-from portal.web import format_datetime
 
 bp = Blueprint("ops", __name__)
-
-PAGE_SIZE = 50
 
 
 @bp.app_template_filter("duration_ms")
@@ -42,6 +34,10 @@ def _page() -> int:
     return max(1, request.args.get("page", 1, type=int) or 1)
 
 
+def _pages(total: int) -> int:
+    return max(1, -(-total // queries.PAGE_SIZE))
+
+
 def _integration(name: str) -> str:
     name = (name or "").upper()
     if name not in INTEGRATIONS:
@@ -49,10 +45,10 @@ def _integration(name: str) -> str:
     return name
 
 
-def _back(default_endpoint: str = "ops.integrations", **values):
+def _back(form: ReturnForm, default_endpoint: str = "ops.integrations", **values):
     """Where an action returns: the page it came from (same site only) or ``default``."""
 
-    target = safe_next(request.form.get("next")) or url_for(default_endpoint, **values)
+    target = safe_next(form.next.data) or url_for(default_endpoint, **values)
     return redirect(target, code=303)
 
 
@@ -94,18 +90,10 @@ def cards():
 def runs():
     integration = (request.args.get("integration") or "").upper() or None
     status = request.args.get("status") or None
-    query = select(IntegrationRun)
-    if integration in INTEGRATIONS:
-        query = query.where(IntegrationRun.integration == integration)
-    if status in RUN_STATUSES:
-        query = query.where(IntegrationRun.status == status)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     page = _page()
-    rows = db.session.scalars(
-        query.order_by(IntegrationRun.started_at.desc(), IntegrationRun.id.desc())
-        .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    rows, total = queries.runs(db.session, integration=integration, status=status, page=page)
     return render_template("ops/runs.html", rows=rows, total=total, page=page,
-                           pages=max(1, -(-total // PAGE_SIZE)), integration=integration,
+                           pages=_pages(total), integration=integration,
                            status=status, integrations=INTEGRATIONS, statuses=RUN_STATUSES,
                            labels={c.name: c.label for c in ops_health.CARDS})
 
@@ -113,35 +101,12 @@ def runs():
 @bp.get("/ops/integrations/runs/<int:run_id>")
 @permission_required("ops.integrations")
 def run_detail(run_id: int):
-    run = db.session.get(IntegrationRun, run_id) or abort(404)
-    quarantined = db.session.scalars(
-        select(QuarantinedRecord).where(QuarantinedRecord.run_id == run.id)
-        .order_by(QuarantinedRecord.id).limit(200)).all()
-    quarantined_total = db.session.scalar(
-        select(func.count()).select_from(QuarantinedRecord)
-        .where(QuarantinedRecord.run_id == run.id)) or 0
-    retries = db.session.scalars(
-        select(IntegrationRun).where(IntegrationRun.retry_of_id == run.id)
-        .order_by(IntegrationRun.id)).all()
-    lines = []
-    if run.correlation_id:
-        try:
-            lines = captured_lines(get_redis(), run.correlation_id)
-        except Exception:  # noqa: BLE001 - Redis unavailable: the page says there are none
-            lines = []
-    for line in lines:  # the log's UTC time, shown in the bank's zone like the rest of the page
-        try:
-            line["time_local"] = format_datetime(datetime.fromisoformat(line.get("ts", "")),
-                                                 "%H:%M:%S") + line["ts"][19:23]
-        except (TypeError, ValueError):
-            line["time_local"] = ""
-    duration = run.duration_ms
-    if duration is None and run.finished_at:
-        duration = (run.finished_at - run.started_at).total_seconds() * 1000
+    detail = queries.run_detail(db.session, run_id) or abort(404)
+    run = detail.run
     return render_template(
-        "ops/run_detail.html", run=run, quarantined=quarantined,
-        quarantined_total=quarantined_total, retries=retries, lines=lines, duration=duration,
-        spec=ops_health.CARD_BY_NAME.get(run.integration),
+        "ops/run_detail.html", run=run, quarantined=detail.quarantined,
+        quarantined_total=detail.quarantined_total, retries=detail.retries, lines=detail.lines,
+        duration=detail.duration, spec=ops_health.CARD_BY_NAME.get(run.integration),
         available=ops_actions.available(run.integration), triggers=ops_actions.TRIGGERS)
 
 
@@ -150,17 +115,11 @@ def run_detail(run_id: int):
 def quarantine():
     integration = (request.args.get("integration") or "").upper() or None
     status = request.args.get("status", "open")
-    query = select(QuarantinedRecord)
-    if integration in INTEGRATIONS:
-        query = query.where(QuarantinedRecord.integration == integration)
-    if status in ("open", "reprocessed", "discarded"):
-        query = query.where(QuarantinedRecord.status == status)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     page = _page()
-    rows = db.session.scalars(query.order_by(QuarantinedRecord.id.desc())
-                              .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    rows, total = queries.quarantined(db.session, integration=integration, status=status,
+                                      page=page)
     return render_template("ops/quarantine.html", rows=rows, total=total, page=page,
-                           pages=max(1, -(-total // PAGE_SIZE)), integration=integration,
+                           pages=_pages(total), integration=integration,
                            status=status, integrations=INTEGRATIONS)
 
 
@@ -184,63 +143,70 @@ def _run_action(name: str, action: str, run=None):
 @bp.post("/ops/integrations/<name>/run")
 @permission_required("ops.actions")
 def run_now(name: str):
+    form = ReturnForm()
     _run_action(_integration(name), "run_now")
-    return _back()
+    return _back(form)
 
 
 @bp.post("/ops/integrations/<name>/resync")
 @permission_required("ops.actions")
 def full_resync(name: str):
+    form = ReturnForm()
     _run_action(_integration(name), "full_resync")
-    return _back()
+    return _back(form)
 
 
 @bp.post("/ops/integrations/runs/<int:run_id>/retry")
 @permission_required("ops.actions")
 def retry_run(run_id: int):
-    run = db.session.get(IntegrationRun, run_id) or abort(404)
+    form = ReturnForm()
+    run = queries.run(db.session, run_id) or abort(404)
     _run_action(run.integration, "retry_run", run)
-    return _back("ops.run_detail", run_id=run_id)
+    return _back(form, "ops.run_detail", run_id=run_id)
 
 
 @bp.post("/ops/integrations/<name>/pause")
 @permission_required("ops.actions")
 def pause(name: str):
     name = _integration(name)
-    control.pause(name, current_user, request.form.get("reason"))
+    form = ReasonForm()
+    control.pause(name, current_user, form.reason.data)
     flash(f"{ops_health.CARD_BY_NAME[name].label} paused: its jobs skip their work and its "
           "webhooks store what arrives until you resume it.", "warning")
-    return _back()
+    return _back(form)
 
 
 @bp.post("/ops/integrations/<name>/resume")
 @permission_required("ops.actions")
 def resume(name: str):
     name = _integration(name)
-    control.resume(name, current_user, request.form.get("reason"))
+    form = ReasonForm()
+    control.resume(name, current_user, form.reason.data)
     flash(f"{ops_health.CARD_BY_NAME[name].label} resumed.", "success")
-    return _back()
+    return _back(form)
 
 
 @bp.post("/ops/breakers/<name>")
 @permission_required("ops.actions")
 def force_breaker(name: str):
     name = _integration(name)
-    state = request.form.get("state", "")
-    if state not in control.BREAKER_STATES:
-        abort(400, description="state must be open, closed or half_open")
-    control.force(name, state, current_user, reason=request.form.get("reason"))
+    form = BreakerForm()
+    if not form.validate():
+        abort(400, description=form.first_error())
+    state = form.state.data
+    control.force(name, state, current_user, reason=form.reason.data)
     db.session.commit()  # the audit row
     flash(f"Circuit breaker of {name} forced {state.replace('_', '-')}.", "success")
-    return _back()
+    return _back(form)
 
 
 @bp.post("/ops/dead-letters/retry")
 @permission_required("ops.actions")
 def retry_dead_letters():
+    form = ReturnForm()
     count = ops_actions.retry_dead_letters(db.session, current_user)
     flash(f"Re-enqueued {count} dead letter{'s' if count != 1 else ''}.", "success")
-    return _back()
+    return _back(form)
 
 
 # --- workers and queues --------------------------------------------------------------------------
@@ -262,19 +228,19 @@ def workers():
 @bp.post("/ops/workers/failed/requeue")
 @permission_required("ops.actions")
 def requeue_failed():
-    queue_name = request.form.get("queue", "")
-    if queue_name not in QUEUES:
-        abort(400, description="unknown queue")
-    job_id = request.form.get("job_id") or None
+    form = RequeueForm()
+    if not form.validate():
+        abort(400, description=form.first_error())
+    queue_name = form.queue.data
     try:
         count = ops_actions.requeue_failed(db.session, current_user, queue_name=queue_name,
-                                           job_id=job_id)
+                                           job_id=form.job_id.data)
     except ops_actions.ActionError as exc:
         flash(str(exc), "error")
     else:
         flash(f"Requeued {count} failed job{'s' if count != 1 else ''} on {queue_name}.",
               "success")
-    return _back("ops.workers")
+    return _back(form, "ops.workers")
 
 
 # --- alerts --------------------------------------------------------------------------------------

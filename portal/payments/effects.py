@@ -42,6 +42,7 @@ from portal.money import format_money
 from portal.notifications.operations import notify
 from portal.notifications.subscribers import case_link
 from portal.queues import enqueue
+from portal.schedules import Jobs
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,7 @@ HANDLERS = {"PAYMENT_RECEIVED": payment_received, "PAYMENT_REVERSED": payment_re
 def _release_on_resume(integration: str, user) -> None:
     """Resume hook: queue the job that applies what was held while paused."""
 
-    enqueue("events", "workers.jobs.payments.release_held")
+    enqueue("events", Jobs.RELEASE_HELD_PAYMENTS)
 
 
 def register_resume_hook() -> None:

@@ -1,0 +1,55 @@
+"""The payments pages' forms: resolve a discrepancy with a note, queue a reconciliation.
+
+CSRF is checked for every POST by ``CSRFProtect``; the form's own check accepts a request
+CSRFProtect has validated.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask_wtf import FlaskForm
+from wtforms.validators import DataRequired, Length
+
+from portal.forms import RawField
+from portal.payments.discrepancies import OUTCOMES, RESOLUTION_MAX
+
+NOTE_MESSAGE = f"Write a note (at most {RESOLUTION_MAX} characters) saying how it was resolved."
+DATE_MESSAGE = "The business date must be YYYY-MM-DD."
+
+
+def _stripped(raw: str | None) -> str:
+    return (raw or "").strip()
+
+
+def _outcome(raw: str | None) -> str:
+    """What the discrepancy becomes; anything else sent counts as resolved."""
+    return raw if raw in OUTCOMES else "resolved"
+
+
+def _business_date(raw: str | None) -> date:
+    try:
+        return date.fromisoformat(raw or "")
+    except ValueError as exc:
+        raise ValueError(DATE_MESSAGE) from exc
+
+
+class _PaymentsForm(FlaskForm):
+    def first_error(self) -> str:
+        """The message of the first field that did not validate."""
+        for messages in self.errors.values():
+            if messages:
+                return messages[0]
+        return ""
+
+
+class ResolutionForm(_PaymentsForm):
+    note = RawField("Resolution note", parse=_stripped, validators=[
+        DataRequired(NOTE_MESSAGE), Length(max=RESOLUTION_MAX, message=NOTE_MESSAGE)])
+    outcome = RawField("Outcome", parse=_outcome, default="resolved")
+
+
+class ReconciliationForm(_PaymentsForm):
+    # a date that is missing or not YYYY-MM-DD leaves no data: one message for both
+    business_date = RawField("Business date", parse=_business_date,
+                         validators=[DataRequired(DATE_MESSAGE)])
