@@ -11,7 +11,6 @@ from datetime import date
 from functools import wraps
 
 from flask import g, jsonify, request
-from sqlalchemy import select
 
 from integrations.gps import forward
 from integrations.gps.verify import remote_verifier
@@ -19,6 +18,7 @@ from portal import clock
 from portal.api.views import bp
 from portal.extensions import db
 from portal.field import locations, visits
+from portal.field.queries import locked_visit
 from portal.models import User, Visit
 from portal.models.field import FieldDevice
 from portal.permissions.decorators import api_error, api_permission_required
@@ -285,7 +285,7 @@ def checkin(visit_id: int):
         agent = _field_agent()
     except _Refusal as refusal:
         return refusal.response
-    visit = db.session.scalar(select(Visit).where(Visit.id == visit_id).with_for_update())
+    visit = locked_visit(db.session, visit_id)
     if visit is None:
         return api_error(404, "not_found", f"No visit {visit_id}.")
     at = None

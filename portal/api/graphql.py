@@ -5,7 +5,7 @@ Queries deeper than ``GRAPHQL_MAX_DEPTH`` or costlier than ``GRAPHQL_MAX_COST`` 
 before execution with a clear error. Lists are loaded in batches: the first customer that asks
 for its loans loads the loans of every customer of the response in one query (the ``Batch``
 in the request context), so a query costs a fixed number of SQL statements whatever the number
-of customers (no N+1).
+of customers (no N+1). The reads are portal/api/queries.py's, shared with the REST routes.
 
 Example::
 
@@ -17,23 +17,24 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
 import strawberry
 from flask import Blueprint, current_app, g
 from graphql import GraphQLError, ValidationRule
 from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode
-from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from strawberry.extensions import AddValidationRules, QueryDepthLimiter
 from strawberry.flask.views import GraphQLView
 from strawberry.types import Info
 
-from portal.api import read
+from portal.api import queries
+from portal.api.serialize import may_view_pii, shown_national_id, shown_phone
 from portal.extensions import db
-from portal.models import Action, Card, Case, Customer, Loan, Payment, Phone, Promise, User
+from portal.models import Customer, Loan, Promise
 from portal.money import decimal_text
 from portal.permissions.decorators import api_permission_required
-from portal.text import mask_national_id, mask_phone
 
 graphql_bp = Blueprint("graphql", __name__, url_prefix="/api")
 
@@ -41,7 +42,6 @@ MAX_DEPTH = 5  # customers { loans { ... } } is 3; room for fragments, not for a
 MAX_COST = 5000
 MAX_CUSTOMERS = 100
 MAX_LIST = 100
-OPEN_PROMISE_STATUSES = ("pending",)
 # the size a list field is assumed to have when it takes no ``limit`` argument (cost only)
 LIST_SIZES = {"customers": 20, "loans": 5, "cards": 3, "phones": 3, "openPromises": 5,
               "promises": 10, "lastActions": 10, "payments": 10}
@@ -53,7 +53,8 @@ LIST_SIZES = {"customers": 20, "loans": 5, "cards": 3, "phones": 3, "openPromise
 class Batch:
     """Loads a relation for every customer of the response at once, on first use."""
 
-    def __init__(self, pii: bool):
+    def __init__(self, session: Session, pii: bool):
+        self.session = session
         self.pii = pii
         self.cifs: list[str] = []
         self.cache: dict[str, dict] = {}
@@ -61,36 +62,25 @@ class Batch:
     def register(self, customers: list[Customer]) -> None:
         self.cifs.extend(c.cif for c in customers)
 
-    def get(self, relation: str, cif: str, load) -> list:
+    def get(self, relation: str, cif: str, load: Callable[..., Sequence], *args) -> list:
+        """The rows of ``relation`` of ``cif``; ``load(session, cifs, *args)`` reads them."""
         if relation not in self.cache:
             grouped: dict[str, list] = defaultdict(list)
-            for row in load(self.cifs or [cif]):
+            for row in load(self.session, self.cifs or [cif], *args):
                 grouped[row.cif].append(row)
             self.cache[relation] = grouped
         return self.cache[relation].get(cif, [])
 
+    def agent_names(self) -> dict[int, str]:
+        """Usernames of the agents assigned to the cases loaded so far, read once."""
+        if "agents" not in self.cache:
+            ids = [rows[0].assigned_agent_id for rows in self.cache["case"].values() if rows]
+            self.cache["agents"] = queries.agent_names(self.session, ids)
+        return self.cache["agents"]
+
 
 def _batch(info: Info) -> Batch:
     return info.context["batch"]
-
-
-def _by_cif(model, order, *conditions):
-    def load(cifs):
-        return db.session.scalars(select(model).where(model.cif.in_(cifs), *conditions)
-                                  .order_by(model.cif, *order))
-    return load
-
-
-def _latest_per_cif(model, limit: int, *conditions):
-    """The ``limit`` newest rows of ``model`` per customer, in one query (window function)."""
-
-    def load(cifs):
-        ranked = (select(model.id, func.row_number().over(
-            partition_by=model.cif, order_by=model.id.desc()).label("n"))
-            .where(model.cif.in_(cifs), *conditions).subquery())
-        return db.session.scalars(select(model).join(ranked, ranked.c.id == model.id)
-                                  .where(ranked.c.n <= limit).order_by(model.id.desc()))
-    return load
 
 
 # --- types ------------------------------------------------------------------------------------
@@ -196,12 +186,12 @@ class CustomerT:
 
     @strawberry.field
     def loans(self, info: Info) -> list[LoanT]:
-        rows = _batch(info).get("loans", self.cif, _by_cif(Loan, (Loan.account_number,)))
+        rows = _batch(info).get("loans", self.cif, queries.loans_of)
         return [_loan(x) for x in rows]
 
     @strawberry.field
     def cards(self, info: Info) -> list[CardT]:
-        rows = _batch(info).get("cards", self.cif, _by_cif(Card, (Card.contract_number,)))
+        rows = _batch(info).get("cards", self.cif, queries.cards_of)
         return [CardT(contract_number=c.contract_number,
                       masked_card_number=c.masked_card_number,
                       outstanding=decimal_text(c.outstanding), min_due=decimal_text(c.min_due),
@@ -211,54 +201,45 @@ class CustomerT:
     @strawberry.field
     def phones(self, info: Info) -> list[PhoneT]:
         batch = _batch(info)
-        rows = batch.get("phones", self.cif, _by_cif(Phone, (Phone.is_primary.desc(),
-                                                             Phone.id)))
-        return [PhoneT(type=p.type, number=p.number if batch.pii else mask_phone(p.number),
+        rows = batch.get("phones", self.cif, queries.phones_of)
+        return [PhoneT(type=p.type, number=shown_phone(p.number, batch.pii),
                        is_primary=p.is_primary, do_not_contact=p.do_not_contact) for p in rows]
 
     @strawberry.field
     def open_promises(self, info: Info) -> list[PromiseT]:
-        rows = _batch(info).get("open_promises", self.cif, _by_cif(
-            Promise, (Promise.promised_date, Promise.id),
-            Promise.status.in_(OPEN_PROMISE_STATUSES)))
+        rows = _batch(info).get("open_promises", self.cif, queries.open_promises_of)
         return [_promise(p) for p in rows]
 
     @strawberry.field
     def promises(self, info: Info, limit: int = 10) -> list[PromiseT]:
         limit = _limit(limit)
-        rows = _batch(info).get(f"promises:{limit}", self.cif, _latest_per_cif(Promise, limit))
+        rows = _batch(info).get(f"promises:{limit}", self.cif, queries.latest_promises_of,
+                                limit)
         return [_promise(p) for p in rows]
 
     @strawberry.field
     def last_actions(self, info: Info, limit: int = 10) -> list[ActionT]:
         limit = _limit(limit)
-        rows = _batch(info).get(f"actions:{limit}", self.cif, _latest_per_cif(Action, limit))
+        rows = _batch(info).get(f"actions:{limit}", self.cif, queries.latest_actions_of, limit)
         return [ActionT(id=a.id, type=a.type, subtype=a.subtype, result=a.result, at=a.at,
                         notes=a.notes) for a in rows]
 
     @strawberry.field
     def payments(self, info: Info, limit: int = 10) -> list[PaymentT]:
         limit = _limit(limit)
-        rows = _batch(info).get(f"payments:{limit}", self.cif, _latest_per_cif(Payment, limit))
+        rows = _batch(info).get(f"payments:{limit}", self.cif, queries.latest_payments_of,
+                                limit)
         return [PaymentT(reference_number=p.reference_number, account_number=p.account_number,
                          amount=decimal_text(p.amount), paid_at=p.paid_at, status=p.status)
                 for p in rows]
 
     @strawberry.field(name="case")
     def case(self, info: Info) -> CaseT | None:
-        def load(cifs):
-            return db.session.scalars(select(Case).where(Case.cif.in_(cifs)))
-
-        rows = _batch(info).get("case", self.cif, load)
+        rows = _batch(info).get("case", self.cif, queries.cases_of)
         if not rows:
             return None
         k = rows[0]
-        agents = _batch(info).cache.setdefault("agents", {})
-        if "loaded" not in agents:
-            ids = {r[0].assigned_agent_id for r in _batch(info).cache["case"].values() if r}
-            agents.update(dict(db.session.execute(select(User.id, User.username).where(
-                User.id.in_(ids or {-1}))).all()))
-            agents["loaded"] = True
+        agents = _batch(info).agent_names()
         return CaseT(status=k.status, priority=k.priority, max_dpd=k.max_dpd,
                      total_overdue=decimal_text(k.total_overdue),
                      assigned_agent=agents.get(k.assigned_agent_id))
@@ -266,8 +247,7 @@ class CustomerT:
 
 def _customer(c: Customer, pii: bool) -> CustomerT:
     return CustomerT(cif=c.cif, name=c.name, type=c.type, status=c.status, segment=c.segment,
-                     national_id=c.national_id if pii else
-                     (mask_national_id(c.national_id) or None))
+                     national_id=shown_national_id(c.national_id, pii))
 
 
 def _check_cifs(cifs: list[str]) -> None:
@@ -281,8 +261,7 @@ class Query:
     @strawberry.field
     def customer(self, info: Info, cif: str) -> CustomerT | None:
         _check_cifs([cif])
-        row = db.session.scalar(read.visible(select(Customer).where(Customer.cif == cif),
-                                             Customer.cif))
+        row = queries.customer(db.session, cif, principal=info.context["principal"])
         if row is None:
             return None
         _batch(info).register([row])
@@ -293,8 +272,7 @@ class Query:
         if len(cifs) > MAX_CUSTOMERS:
             raise GraphQLError(f"At most {MAX_CUSTOMERS} cifs per query.")
         _check_cifs(cifs)
-        query = select(Customer).where(Customer.cif.in_(cifs)).order_by(Customer.cif)
-        rows = list(db.session.scalars(read.visible(query, Customer.cif)))
+        rows = queries.customers_by_cif(db.session, info.context["principal"], cifs)
         _batch(info).register(rows)
         return [_customer(c, _batch(info).pii) for c in rows]
 
@@ -350,7 +328,9 @@ schema = strawberry.Schema(
 
 class PortalGraphQLView(GraphQLView):
     def get_context(self, request, response):
-        return {"batch": Batch(read.view_pii()), "request": request, "response": response}
+        principal = g.api_principal
+        return {"batch": Batch(db.session, may_view_pii(principal)), "principal": principal,
+                "request": request, "response": response}
 
 
 _view = PortalGraphQLView.as_view("endpoint", schema=schema, graphql_ide=None,
