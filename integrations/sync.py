@@ -49,12 +49,13 @@ from portal.logging import correlation_scope, get_correlation_id
 from portal.models import User
 from portal.notifications.operations import notify
 from portal.queues import enqueue
+from portal.schedules import Jobs
 
 log = logging.getLogger(__name__)
 
 INTEGRATIONS = ("T24", "W4", "LOS")
 QUEUE = "integrations"
-JOB = "workers.jobs.sync.run_sync_job"
+JOB = Jobs.SYNC
 LOCK_CLASS = 5_240_000  # pg advisory lock (class, integration index): one run at a time
 # Failures worth another attempt: the remote system or the database was unreachable.
 RETRYABLE = (Unavailable, psycopg.OperationalError, ConnectionError, TimeoutError, OSError)

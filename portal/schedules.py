@@ -1,6 +1,10 @@
-"""Periodic jobs, declared as data: what runs, when (cron expression or interval), on which
-queue, with which timeout (workers/schedule.py runs them; the ops page and the worker health
-read them). Cron expressions are evaluated in the scheduler host's local time (RQ's rule).
+"""The worker jobs by name, and the periodic ones declared as data: what runs, when (cron
+expression or interval), on which queue, with which timeout (workers/schedule.py runs them; the
+ops page and the worker health read them). Cron expressions are evaluated in the scheduler
+host's local time (RQ's rule).
+
+``Jobs`` is the one place that spells a job's dotted path: the portal sits below workers/ and
+enqueues by these names (RQ imports the function in the worker), the schedule uses them too.
 """
 
 from __future__ import annotations
@@ -16,6 +20,37 @@ from portal.queues import get_spec
 
 CRON_LOCK_KEY = "portal:cron-scheduler:lock"
 CRON_LOCK_TTL = 30
+
+
+class Jobs:
+    """The entry points in workers/jobs/ (tests/unit/test_schedules.py resolves each)."""
+
+    RELAY_EVENTS = "workers.jobs.events.relay_events"
+    DELIVER_EVENT = "workers.jobs.events.deliver_event"
+    SWEEP_DELIVERIES = "workers.jobs.events.sweep_deliveries"
+    RECOVER_EVENTS = "workers.jobs.events.recover"
+    BROKEN_PROMISES = "workers.jobs.promises.run_broken_promises"
+    RECOMPUTE_PRIORITIES = "workers.jobs.cases.run_recompute_priorities"
+    RECONCILE_PAYMENTS = "workers.jobs.payments.run_payments_reconciliation"
+    RELEASE_HELD_PAYMENTS = "workers.jobs.payments.release_held"
+    SYNC = "workers.jobs.sync.run_sync_job"
+    SCHEDULED_SYNC = "workers.jobs.sync.run_scheduled_sync"
+    SYNC_AGENT_STATUSES = "workers.jobs.calls.sync_agent_statuses"
+    RECONCILE_CALLS = "workers.jobs.calls.reconcile_calls"
+    AGGREGATE_KPIS = "workers.jobs.kpis.aggregate_kpis"
+    FORWARD_LOCATIONS = "workers.jobs.field.forward_locations"
+    MARK_MISSED_VISITS = "workers.jobs.field.mark_missed_visits"
+    EVALUATE_ALERTS = "workers.jobs.alerts.evaluate_alerts"
+
+    @classmethod
+    def all(cls) -> dict[str, str]:
+        return {name: value for name, value in vars(cls).items() if name.isupper()}
+
+
+def resolve(func: str):
+    """The function a dotted job path names."""
+    module_name, _, attr = func.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 @dataclass(frozen=True)
@@ -41,8 +76,7 @@ class Schedule:
         return self.timeout or get_spec(self.queue).timeout
 
     def resolve(self):
-        module_name, _, attr = self.func.rpartition(".")
-        return getattr(importlib.import_module(module_name), attr)
+        return resolve(self.func)
 
     def next_run(self, after: datetime | None = None) -> datetime | None:
         if not self.cron:
@@ -62,77 +96,77 @@ class Schedule:
 
 SCHEDULES: tuple[Schedule, ...] = (
     Schedule(
-        "events.relay", "workers.jobs.events.relay_events", "events", cron="* * * * *",
+        "events.relay", Jobs.RELAY_EVENTS, "events", cron="* * * * *",
         timeout=120, description="relay events whose after-commit trigger was missed",
     ),
     Schedule(
-        "events.sweep", "workers.jobs.events.sweep_deliveries", "events", cron="*/2 * * * *",
+        "events.sweep", Jobs.SWEEP_DELIVERIES, "events", cron="*/2 * * * *",
         timeout=120, description="re-enqueue deliveries whose job was lost (killed worker)",
     ),
     Schedule(
         # hourly, not once at midnight: the job decides by the bank's date at run time and is
         # idempotent, so it needs no time-zone arithmetic and catches up after downtime
-        "promises.broken", "workers.jobs.promises.run_broken_promises", "default",
+        "promises.broken", Jobs.BROKEN_PROMISES, "default",
         cron="5 * * * *", timeout=600,
         description="mark promises broken the day after their date when paid short",
     ),
     Schedule(
-        "cases.priorities", "workers.jobs.cases.run_recompute_priorities", "default",
+        "cases.priorities", Jobs.RECOMPUTE_PRIORITIES, "default",
         cron="15 * * * *", timeout=900,
         description="recompute work-queue priorities as follow-ups and promise dates come due",
     ),
     Schedule(
         # 00:30 in Ho Chi Minh City (UTC+7): yesterday's report is complete; the job takes
         # the bank's yesterday at run time, so a late run still reconciles the right date
-        "payments.reconcile", "workers.jobs.payments.run_payments_reconciliation",
+        "payments.reconcile", Jobs.RECONCILE_PAYMENTS,
         "integrations", cron="30 17 * * *", timeout=1800,
         description="reconcile yesterday's payments with the payment system's report",
     ),
     # Bank synchronisation, daily (UTC; override with SYNC_T24_CRON / SYNC_W4_CRON /
     # SYNC_LOS_CRON). T24 after the bank's end of day (01:30 Asia/Ho_Chi_Minh = 18:30 UTC).
     Schedule(
-        "sync.t24", "workers.jobs.sync.run_scheduled_sync", "integrations",
+        "sync.t24", Jobs.SCHEDULED_SYNC, "integrations",
         cron=os.environ.get("SYNC_T24_CRON", "30 18 * * *"), args=("T24",),
         description="load the T24 file sets waiting in the inbox (integrations/sync.py)",
     ),
     Schedule(
-        "sync.w4", "workers.jobs.sync.run_scheduled_sync", "integrations",
+        "sync.w4", Jobs.SCHEDULED_SYNC, "integrations",
         cron=os.environ.get("SYNC_W4_CRON", "0 19 * * *"), args=("W4",),
         description="W4 cards changed since the stored cursor",
     ),
     Schedule(
-        "sync.los", "workers.jobs.sync.run_scheduled_sync", "integrations",
+        "sync.los", Jobs.SCHEDULED_SYNC, "integrations",
         cron=os.environ.get("SYNC_LOS_CRON", "15 19 * * *"), args=("LOS",),
         description="LOS applications changed since the stored cursor",
     ),
     Schedule(
-        "calls.status_sync", "workers.jobs.calls.sync_agent_statuses", "integrations",
+        "calls.status_sync", Jobs.SYNC_AGENT_STATUSES, "integrations",
         interval=30, timeout=120,
         description="push agent statuses the call centre has not confirmed (it was down)",
     ),
     Schedule(
         # 00:30 in Asia/Ho_Chi_Minh: the bank's day just ended
-        "calls.reconcile", "workers.jobs.calls.reconcile_calls", "integrations",
+        "calls.reconcile", Jobs.RECONCILE_CALLS, "integrations",
         cron="30 17 * * *", timeout=900,
         description="reconcile yesterday's calls against the call centre's call list",
     ),
     Schedule(
-        "kpis.aggregate", "workers.jobs.kpis.aggregate_kpis", "default",
+        "kpis.aggregate", Jobs.AGGREGATE_KPIS, "default",
         cron="*/10 * * * *", timeout=900,
         description="KPI daily per-agent aggregates up to yesterday and roll-rate snapshots",
     ),
     Schedule(
-        "field.forward", "workers.jobs.field.forward_locations", "integrations",
+        "field.forward", Jobs.FORWARD_LOCATIONS, "integrations",
         cron="* * * * *", timeout=600,
         description="forward stored GPS positions to the GPS system, oldest first (backlog)",
     ),
     Schedule(
-        "field.missed_visits", "workers.jobs.field.mark_missed_visits", "default",
+        "field.missed_visits", Jobs.MARK_MISSED_VISITS, "default",
         cron="20 * * * *", timeout=300,
         description="mark planned visits of past days without a check-in as missed",
     ),
     Schedule(
-        "ops.alerts", "workers.jobs.alerts.evaluate_alerts", "default",
+        "ops.alerts", Jobs.EVALUATE_ALERTS, "default",
         cron="* * * * *", timeout=120,
         description="evaluate the ops alert rules: raise, clear, deliver alert webhooks",
     ),

@@ -16,6 +16,7 @@ from portal.ops.worker_health import collect_health
 from portal.queues import QUEUE_NAMES, enqueue, get_queue
 from portal.schedules import SCHEDULES
 from workers.context import set_app
+from workers.jobs import events as events_jobs
 from workers.schedule import run_cron_scheduler
 from workers.worker import WORKER_CLASSES
 
@@ -62,9 +63,8 @@ def run_command(queue_opts, with_scheduler, burst, worker_class, name, max_jobs,
 
     if not no_recover and "events" in names:
         # pick up what a previous (killed) worker or a Redis outage left behind
-
         try:
-            enqueue("events", "workers.jobs.events.recover", connection=connection)
+            enqueue("events", events_jobs.recover, connection=connection)
         except Exception:  # Redis not up yet: the worker waits for it; the schedule recovers
             logging.getLogger(__name__).warning("could not enqueue the start-up recovery",
                                                 exc_info=True)

@@ -30,6 +30,7 @@ from portal import clock
 from portal.extensions import db, get_redis
 from portal.models.integrations import IntegrationRun
 from portal.queues import enqueue
+from portal.schedules import Jobs
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def request_forward(delay_seconds: int = DEBOUNCE_SECONDS) -> bool:
         if not get_redis().set(DEBOUNCE_KEY, clock.running_now().isoformat(), nx=True,
                                ex=delay_seconds):
             return False
-        enqueue("integrations", "workers.jobs.field.forward_locations", trigger="system")
+        enqueue("integrations", Jobs.FORWARD_LOCATIONS, trigger="system")
         return True
     except Exception:  # noqa: BLE001
         log.warning("could not enqueue the GPS forward", exc_info=True)

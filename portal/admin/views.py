@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import select
 from wtforms.fields import SelectChoice
 
+from portal.admin import users as admin_users
 from portal.admin.forms import TokenForm
 from portal.extensions import db, partial_request
 from portal.models import ApiToken, User
@@ -23,15 +23,13 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @bp.get("/users")
 @permission_required("admin.users")
 def users():
-    rows = db.session.scalars(select(User).order_by(User.role, User.full_name)).all()
+    rows = admin_users.all_users(db.session)
     return render_template("admin/users.html", users=rows, role_labels=ROLE_LABELS)
 
 
 def _token_form(fresh: bool = False) -> TokenForm:
     form = TokenForm(formdata=None) if fresh else TokenForm()
-    active = db.session.scalars(
-        select(User).where(User.active.is_(True)).order_by(User.full_name)
-    ).all()
+    active = admin_users.active_users(db.session)
     form.user_id.choices = [SelectChoice("", "System (no user)")] + [
         SelectChoice(str(u.id),
                      f"{u.full_name} — {u.username} ({ROLE_LABELS.get(u.role, u.role)})")

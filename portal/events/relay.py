@@ -38,12 +38,13 @@ from portal.extensions import get_redis
 from portal.models.base import utcnow
 from portal.models.events import Event, EventDelivery
 from portal.queues import JobRequest, enqueue, enqueue_many, make_retry
+from portal.schedules import Jobs
 
 log = logging.getLogger(__name__)
 
 EVENTS_QUEUE = "events"
-RELAY_JOB = "workers.jobs.events.relay_events"
-DELIVER_JOB = "workers.jobs.events.deliver_event"
+RELAY_JOB = Jobs.RELAY_EVENTS
+DELIVER_JOB = Jobs.DELIVER_EVENT
 RELAY_REQUESTED_KEY = "portal:events:relay-requested"
 RELAY_REQUEST_TTL = 60
 

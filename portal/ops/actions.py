@@ -24,6 +24,7 @@ from portal import audit
 from portal.events.relay import relay_pending, retry_dead
 from portal.extensions import db
 from portal.queues import all_queues, enqueue, get_queue
+from portal.schedules import Jobs
 
 log = logging.getLogger(__name__)
 
@@ -119,21 +120,21 @@ def _enqueue(label: str, queue: str, func: str, **kwargs):
 
 def _payments_rerun(*, user=None, run=None) -> str:
     day = (run.business_date.isoformat() if getattr(run, "business_date", None) else None)
-    job = enqueue("integrations", "workers.jobs.payments.run_payments_reconciliation",
+    job = enqueue("integrations", Jobs.RECONCILE_PAYMENTS,
                   business_date=day, trigger="retry", user_id=getattr(user, "id", None))
     return f"Reconciliation of {day or 'yesterday'} queued again (job {job.id})"
 
 
 register_trigger("PAYMENTS", run_now=_enqueue(
     "Reconciliation of yesterday", "integrations",
-    "workers.jobs.payments.run_payments_reconciliation", trigger="manual"),
+    Jobs.RECONCILE_PAYMENTS, trigger="manual"),
     retry_run=_payments_rerun, label_run_now="Reconcile now")
 register_trigger("CTI", run_now=_enqueue(
-    "Call reconciliation of yesterday", "integrations", "workers.jobs.calls.reconcile_calls"),
+    "Call reconciliation of yesterday", "integrations", Jobs.RECONCILE_CALLS),
     label_run_now="Reconcile calls now")
 register_trigger("GPS", run_now=_enqueue(
     "Forwarding of waiting positions", "integrations",
-    "workers.jobs.field.forward_locations", trigger="manual"),
+    Jobs.FORWARD_LOCATIONS, trigger="manual"),
     label_run_now="Forward now")
 
 # the bank syncs: "Sync now", "Full resync" and "Retry run" (integrations/sync.py)
