@@ -171,17 +171,20 @@ def test_promises_agree_with_their_payments(db, seeded):
                coalesce(sum(a.amount), 0) AS allocated
         FROM promises p LEFT JOIN promise_allocations a ON a.promise_id = p.id
         GROUP BY p.id""")
-    assert {p.status for p in promises} >= set(PROMISE_STATUSES) - {"cancelled"}
+    # the demo takes a new promise only once the last one is settled: none is superseded; an
+    # open promise part paid (partially kept) is too rare to count on in the small demo
+    assert {p.status for p in promises} >= set(PROMISE_STATUSES) - {
+        "cancelled", "superseded", "partially_kept"}
     for p in promises:
         assert p.allocated == p.paid_amount, p
         if p.status == "kept":
             assert p.paid_amount >= p.amount and p.resolved_at is not None
-        elif p.status == "partially_kept":
-            assert 0 < p.paid_amount < p.amount and p.resolved_at is not None
-        elif p.status == "broken":
-            assert p.paid_amount == 0 and p.resolved_at is not None
+        elif p.status == "partially_kept":  # still open, part paid
+            assert 0 < p.paid_amount < p.amount and p.resolved_at is None
+        elif p.status == "broken":  # its date passed, paid short (or not at all)
+            assert p.paid_amount < p.amount and p.resolved_at is not None
         elif p.status == "pending":
-            assert p.paid_amount < p.amount and p.resolved_at is None
+            assert p.paid_amount == 0 and p.resolved_at is None
         if p.paid_amount:
             assert p.account_number is not None
     # an allocation never exceeds its payment, and both belong to the same loan
