@@ -75,6 +75,11 @@ def _jsonable(row: dict) -> dict:
 # -- the checks ------------------------------------------------------------------------------
 
 
+def _totals_text(overdue, dpd, outstanding, products) -> str:
+    return (f"overdue {overdue}, max DPD {dpd}, outstanding {outstanding}, "
+            f"products {'/'.join(products) or 'none'}")
+
+
 def case_totals_recompute(session: Session, now: datetime) -> list[dict]:
     """Each case's overdue, max DPD, outstanding and products as recomputed from its products."""
     before = {r.id: r for r in session.execute(select(
@@ -89,8 +94,8 @@ def case_totals_recompute(session: Session, now: datetime) -> list[dict]:
         stored = (old.total_overdue, old.max_dpd, old.total_outstanding, list(old.products or []))
         fresh = (row.total_overdue, row.max_dpd, row.total_outstanding, list(row.products or []))
         if stored != fresh:
-            wrong.append({"case_id": row.id, "cif": old.cif, "stored": str(stored),
-                          "recomputed": str(fresh)})
+            wrong.append({"case_id": row.id, "cif": old.cif,
+                          "stored": _totals_text(*stored), "recomputed": _totals_text(*fresh)})
     return wrong
 
 
