@@ -1,9 +1,9 @@
 """Bank data that contradicts itself: THE rule, one SQL statement, read by the case view (a
 "Bank data inconsistent: …" marker on the account) and by ``flask check invariants``.
 
-The portal shows the bank's figures as the bank sent them; it never repairs them. A loan's due
-is judged as the bank sent it (the payments since its last sync are added back), so a payment
-the portal has applied since is not a contradiction. An open loan
+The portal shows the bank's figures as the bank sent them; it never repairs them. A loan whose
+due a payment has reduced (``payments.due_applied``) shows the portal's figure, not the bank's,
+so the two amount rules do not judge it (its dates still are). An open loan
 or card (any status but CLOSED) contradicts itself, on the bank's business date ``today``, when:
 
 ==================================  ===========================================================
@@ -39,26 +39,25 @@ CODES = ("overdue_without_amount", "due_while_current", "due_below_minimum",
 # {scope}: "" for every account, or a condition on the customer (``:cif``)
 _SQL = """
 WITH accounts AS (
-    -- the bank's due as sent: the payments since the loan's last sync took their part off
-    -- (portal.payments.effects keeps that part in ``due_applied``)
+    -- paid_down: a payment took part of the due the bank sent, so the due shown is
+    -- the portal's (portal.payments.effects) and the amount rules do not judge it
     SELECT 'loan' AS kind, l.id, l.account_number AS account, l.cif, l.currency, l.dpd,
-           l.due_amount + coalesce((
-               SELECT sum(p.due_applied) FROM payments p
-               WHERE p.account_number = l.account_number
-                 AND (l.last_synced_at IS NULL OR p.effects_at > l.last_synced_at)), 0) AS due,
-           l.min_pay, l.next_payment_date AS next_date
+           l.due_amount AS due, l.min_pay, l.next_payment_date AS next_date,
+           EXISTS (SELECT 1 FROM payments p WHERE p.account_number = l.account_number
+                   AND p.due_applied > 0) AS paid_down
     FROM loans l WHERE l.status <> 'CLOSED' {scope}
     UNION ALL
-    SELECT 'card', id, contract_number, cif, currency, days_overdue, min_due, NULL, due_date
+    SELECT 'card', id, contract_number, cif, currency, days_overdue, min_due, NULL, due_date,
+           false
     FROM cards WHERE status <> 'CLOSED' {scope}
 )
 SELECT a.kind, a.id, a.account, a.cif, c.code, a.currency, a.dpd, a.due, a.min_pay,
        a.next_date
 FROM accounts a
 CROSS JOIN LATERAL (VALUES
-    ('overdue_without_amount', a.dpd > 0 AND a.due <= 0),
+    ('overdue_without_amount', a.dpd > 0 AND a.due <= 0 AND NOT a.paid_down),
     ('due_while_current', a.kind = 'loan' AND a.dpd = 0 AND a.due > 0),
-    ('due_below_minimum', a.due < a.min_pay),
+    ('due_below_minimum', a.due < a.min_pay AND NOT a.paid_down),
     ('next_payment_not_after_overdue', a.dpd > 0 AND a.next_date <= CAST(:today AS date) - a.dpd),
     ('next_payment_past', a.dpd = 0 AND a.next_date < CAST(:today AS date))
 ) AS c(code, failed)
