@@ -8,9 +8,11 @@ are written and produce events), and the page's ``cursor`` is stored **in the sa
 transaction**. So a run that stops anywhere (outage after the client's retries, killed worker)
 has loaded exactly the pages before its stored cursor; the next run resumes from it, with nothing
 skipped and nothing loaded twice. Progress (records done / total) is written on the run row after
-each page; the case totals of the customers whose products changed are recomputed once, at the
-end of the run (a run that stops before its end leaves them to the hourly
-``cases.priorities`` job, which recomputes every case).
+each page; the case totals and priorities of the customers whose products changed are
+recomputed once, at the end of the run (a run that stops before its end leaves them to the
+hourly ``cases.priorities`` job, which recomputes every case). Products the source gives
+another customer are held in place while the pages load and decided at the end
+(integrations/owner_moves.py).
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from psycopg import Connection
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
-from integrations.case_totals import MAX_CASE_IDS, ConnectionSession, recompute_totals_of_touched
+from integrations import owner_moves
+from integrations.case_totals import MAX_CASE_IDS, recompute_cases, recompute_totals_of_touched
 from integrations.changes import ensure_change_table, publish_one
 from integrations.fields import Quarantine, Row
 from integrations.http import Page
 from portal import clock
-from portal.cases.queue import recompute_case_totals
+from portal.run_counts import RunCounts
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +162,7 @@ def sync_pages(conn: Connection, *, integration: str, pages: Callable[[str | Non
         with conn.transaction():
             ensure_change_table(conn)
             run.extra.update(loader.finish(conn, run))
+            _decide_moves(conn, run)
             run.extra["cases_updated"] = _recompute_cases(conn, run)
             run.status = "partial" if run.quarantined else "succeeded"
             _finish(conn, run, started)
@@ -167,6 +171,9 @@ def sync_pages(conn: Connection, *, integration: str, pages: Callable[[str | Non
         run.errors.append(f"{type(exc).__name__}: {exc}"[:2000])
         if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
             with conn.transaction():
+                # the moves of the pages loaded before wait for ops (nothing else is lost)
+                run.extra["owner_moves_held"] = owner_moves.hold_pending(
+                    conn, run.run_id, "its run failed before deciding: an ops decision is needed")
                 _finish(conn, run, started)
         raise
     return run
@@ -176,6 +183,9 @@ def _load_page(conn: Connection, page: Page, transform, loader: PageLoader,
                run: ApiRun) -> None:
     rows: dict[str, Row] = {}
     bad: list[Quarantine] = []
+    twice = 0
+    # records read count at once; the others only once the page is loaded (a page whose load
+    # fails is rolled back: its records are the run's failed ones, portal.run_counts)
     for number, record in enumerate(page.data, start=run.extracted + 1):
         run.extracted += 1
         item = transform(record, source=f"page {run.pages + 1}", number=number)
@@ -185,20 +195,21 @@ def _load_page(conn: Connection, page: Page, transform, loader: PageLoader,
             bad.append(item)
         else:
             if item.key in rows:  # the same record twice in one page: the later one counts
-                run.unchanged += 1
+                twice += 1
             rows[item.key] = item
-    run.quarantined += len(bad)
     quarantine_rows(conn, run.integration, run.run_id, bad)
-    run.transformed += len(page.data) - len(bad)
+    counts = PageCounts()
+    if rows:
+        ensure_change_table(conn)
+        counts = loader.load(conn, rows, run)
+    run.quarantined += len(bad) + counts.quarantined
+    run.transformed += len(page.data) - len(bad) - counts.quarantined
+    run.unchanged += twice
     if not rows:
         return
-    ensure_change_table(conn)
-    counts = loader.load(conn, rows, run)
     run.inserted += counts.inserted
     run.updated += counts.updated
     run.unchanged += counts.unchanged
-    run.quarantined += counts.quarantined
-    run.transformed -= counts.quarantined
     run.events += counts.events
     for name, value in counts.extra.items():
         run.extra[name] = run.extra.get(name, 0) + value
@@ -209,9 +220,21 @@ def _load_page(conn: Connection, page: Page, transform, loader: PageLoader,
             run.all_touched, run.touched = True, set()
 
 
+def _decide_moves(conn: Connection, run: ApiRun) -> None:
+    """The products this run gives other customers: applied, or held for ops when too many
+    (integrations/owner_moves.py); both owners' cases are recomputed with the others."""
+    decision = owner_moves.decide(conn, run.run_id, run.inserted + run.updated + run.unchanged)
+    run.extra.update(decision.control())
+    if not run.all_touched:
+        run.touched.update(decision.cifs)
+        if len(run.touched) > MAX_CASE_IDS:
+            run.all_touched, run.touched = True, set()
+
+
 def _recompute_cases(conn: Connection, run: ApiRun) -> int:
+    """Totals and priority of the cases whose products changed (every case when too many)."""
     if run.all_touched:
-        return recompute_case_totals(ConnectionSession(conn))
+        return recompute_cases(conn)
     if not run.touched:
         return 0
     with conn.cursor() as cur, cur.copy("COPY sync_touched_cifs (cif) FROM STDIN") as copy:
@@ -220,20 +243,30 @@ def _recompute_cases(conn: Connection, run: ApiRun) -> int:
     return recompute_totals_of_touched(conn)
 
 
+def counts_of(run: ApiRun) -> RunCounts:
+    """The run's counts (portal.run_counts): records read and neither quarantined, loaded nor
+    unchanged failed (the page being loaded when the run failed)."""
+    return RunCounts.rest_failed(extracted=run.extracted, quarantined=run.quarantined,
+                                 loaded=run.loaded, unchanged=run.unchanged)
+
+
 def _finish(conn: Connection, run: ApiRun, started: float) -> None:
+    counts = counts_of(run)
     conn.execute(
         "UPDATE integration_runs SET status = %s, finished_at = %s, extracted = %s, "
         "transformed = %s, loaded = %s, unchanged = %s, quarantined = %s, failed = %s, "
         "control_totals = %s, errors = %s, duration_ms = %s, cursor_after = %s, "
         "progress_done = %s, progress_total = coalesce(progress_total, %s) WHERE id = %s",
-        (run.status, clock.running_now(), run.extracted, run.transformed, run.loaded,
-         run.unchanged, run.quarantined, run.quarantined, Jsonb(run.control()),
+        (run.status, clock.running_now(), counts.extracted, counts.transformed, counts.loaded,
+         counts.unchanged, counts.quarantined, counts.failed, Jsonb(run.control()),
          Jsonb(run.errors) if run.errors else None,
          int((time.perf_counter() - started) * 1000), run.cursor_after, run.extracted,
          run.extracted, run.run_id))
     publish_one(conn, "SYNC_COMPLETED", {
         "run_id": run.run_id, "integration": run.integration, "kind": "sync",
-        "status": run.status, "extracted": run.extracted, "loaded": run.loaded,
-        "failed": run.quarantined, "unchanged": run.unchanged, "events": run.events,
+        "status": run.status, "extracted": counts.extracted, "loaded": counts.loaded,
+        "failed": counts.failed, "unchanged": counts.unchanged, "events": run.events,
         "full_refresh": run.full, "cursor": run.cursor_after,
+        "owner_moves": run.extra.get("owner_moves", 0),
+        "owner_moves_held": run.extra.get("owner_moves_held", 0),
     }, correlation_id=run.correlation_id)

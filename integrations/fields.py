@@ -16,16 +16,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from portal.phones import phone_e164 as phone_e164  # the one phone rule, for the loaders
 from portal.text import printable, storable
 
 MONEY_INTEGER_DIGITS = 16  # Numeric(18, 2)
 _AMOUNT = re.compile(r"^-?\d+(\.\d+)?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-_PHONE = re.compile(r"^\+?\d{8,15}$")
 _INTEGER = re.compile(r"-?\d+")
 _T24_DATE = re.compile(r"\d{8}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_PHONE_PUNCTUATION = re.compile(r"[\s.\-()]")
 _TRUE = {"true", "1", "yes", "y"}
 _FALSE = {"false", "0", "no", "n"}
 
@@ -234,17 +233,3 @@ def convert_fields(fields: tuple[Field, ...], data: Mapping, prefix: str = "") -
             continue
         values[spec.name] = spec.convert(prefix + spec.name, value)
     return values
-
-
-def phone_e164(number: str) -> str | None:
-    """A Vietnamese number in E.164 form: 0901234567 -> +84901234567 (None if not a number)."""
-    digits = _PHONE_PUNCTUATION.sub("", number)
-    if not _PHONE.match(digits):
-        return None
-    if digits.startswith("+"):
-        return digits
-    if digits.startswith("84") and len(digits) >= 11:
-        return "+" + digits
-    if digits.startswith("0"):
-        return "+84" + digits[1:]
-    return None

@@ -24,15 +24,26 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class ApiError(Exception):
-    """A request the remote system refused or could not answer."""
+    """A request the remote system refused or could not answer.
+
+    ``status`` and ``code`` are the system's HTTP status and error code (``{"error": {"code",
+    "message"}}``), ``remote_message`` its own message, when it answered; ``refused`` tells a
+    system that answered and said no (4xx: it is up) from one that could not be reached
+    (``Unavailable``)."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 url: str | None = None, attempts: int = 1):
+                 url: str | None = None, attempts: int = 1, remote_message: str | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.url = url
         self.attempts = attempts
+        self.remote_message = remote_message
+
+    @property
+    def refused(self) -> bool:
+        """The system answered and refused the request (a 4xx with its code and message)."""
+        return self.status is not None and 400 <= self.status < 500
 
 
 class AuthError(ApiError):
@@ -40,7 +51,12 @@ class AuthError(ApiError):
 
 
 class Unavailable(ApiError):
-    """The system did not answer successfully after every retry (outage, timeouts, 5xx)."""
+    """The system did not answer successfully after every retry (outage, timeouts, 5xx, 429,
+    or the circuit breaker open): it could not be reached, it refused nothing."""
+
+    @property
+    def refused(self) -> bool:
+        return False
 
 
 @dataclass
@@ -165,13 +181,15 @@ class JsonApiClient:
                     self.stats.failures += 1
                     raise AuthError(f"{self.name} refused the credentials ({status}): "
                                     f"{_error_message(response)}", status=status,
-                                    code=_error_code(response), url=url, attempts=attempt)
+                                    code=_error_code(response), url=url, attempts=attempt,
+                                    remote_message=_error_message(response))
                 if status not in RETRY_STATUSES:
                     if status >= 400:
                         self.stats.failures += 1
                         raise ApiError(f"{self.name} answered {status}: "
                                        f"{_error_message(response)}", status=status,
-                                       code=_error_code(response), url=url, attempts=attempt)
+                                       code=_error_code(response), url=url, attempts=attempt,
+                                       remote_message=_error_message(response))
                     try:
                         body = response.json()
                     except ValueError as exc:

@@ -30,12 +30,13 @@ from pathlib import Path
 import psycopg
 from flask import Flask, current_app
 from redis import Redis
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from integrations.control import breaker
 from integrations.http import Unavailable
 from integrations.los.client import LOSClient
 from integrations.los.load import sync_los
+from integrations.runs import record_run
 from integrations.sftp import SftpSettings, fetch
 from integrations.t24.inbox import Inbox
 from integrations.t24.load import load_set, process_inbox
@@ -46,7 +47,7 @@ from portal import clock
 from portal.events.relay import request_relay_after_commit
 from portal.extensions import db
 from portal.logging import correlation_scope, get_correlation_id
-from portal.models import User
+from portal.models import ProductOwnerMove, User
 from portal.notifications.operations import notify
 from portal.queues import enqueue
 from portal.schedules import Jobs
@@ -123,8 +124,15 @@ def _t24(conn, app: Flask, *, full: bool, business_date: date | None, trigger: s
     results = [o for o in outcomes if not isinstance(o, str)]
     duplicates = [o for o in outcomes if isinstance(o, str)]
     errors = [e for r in results if r.status == "failed" for e in r.errors]
+    reason = None
     if not results:
         status = "nothing"
+        if duplicates:
+            reason = (f"Nothing to load: {len(duplicates)} file set(s) had been loaded before "
+                      "(moved to rejected/ as duplicates).")
+        else:
+            day = f" for {business_date:%d/%m/%Y}" if business_date else ""
+            reason = f"Nothing to do: no T24 file set waiting in the inbox{day}."
     elif any(r.status == "failed" for r in results):
         status = "failed"
     elif any(r.status == "partial" for r in results):
@@ -133,7 +141,11 @@ def _t24(conn, app: Flask, *, full: bool, business_date: date | None, trigger: s
         status = "succeeded"
     summary = {"sets": len(results), "duplicates": duplicates, "fetched": fetched,
                "changed": sum(r.changed for r in results),
-               "events": sum(r.events for r in results)}
+               "events": sum(r.events for r in results),
+               **{name: sum(r.owner_moves.get(name, 0) for r in results)
+                  for name in ("owner_moves", "owner_moves_held")}}
+    if reason:
+        summary["reason"] = reason
     return [r.run_id for r in results], status, summary, errors
 
 
@@ -278,6 +290,12 @@ def _run_with_retries(integration: str, app: Flask, *, full: bool,
             except RETRYABLE as exc:
                 _close_failed_attempt(conn, integration, before, exc)
                 failed_run = _last_run_id(conn, integration)
+                if failed_run == before:  # it failed before its loader wrote a run
+                    failed_run = record_attempt(
+                        app, integration, status="failed", errors=[f"{type(exc).__name__}: "
+                                                                   f"{exc}"],
+                        trigger=run_trigger, user_id=user_id, business_date=business_date,
+                        attempt=attempt, retry_of_id=retry_of_id) or before
                 if failed_run != before:
                     outcome.run_ids.append(failed_run)
                     retry_of_id = failed_run
@@ -292,6 +310,12 @@ def _run_with_retries(integration: str, app: Flask, *, full: bool,
             except Exception as exc:  # not worth retrying: credentials, a bug, bad data
                 _close_failed_attempt(conn, integration, before, exc)
                 failed_run = _last_run_id(conn, integration)
+                if failed_run == before:  # it failed before its loader wrote a run
+                    failed_run = record_attempt(
+                        app, integration, status="failed", errors=[f"{type(exc).__name__}: "
+                                                                   f"{exc}"],
+                        trigger=run_trigger, user_id=user_id, business_date=business_date,
+                        attempt=attempt, retry_of_id=retry_of_id) or before
                 if failed_run != before:
                     outcome.run_ids.append(failed_run)
                 outcome.errors.append(f"{type(exc).__name__}: {exc}")
@@ -301,14 +325,71 @@ def _run_with_retries(integration: str, app: Flask, *, full: bool,
             outcome.run_ids += run_ids
             outcome.status, outcome.summary = status, summary
             outcome.errors += errors
+            if status == "nothing":  # the trace of a run that found no work, and why
+                skipped = record_attempt(
+                    app, integration, status="skipped", note=summary.get("reason"),
+                    trigger=run_trigger, user_id=user_id, business_date=business_date,
+                    attempt=attempt, retry_of_id=retry_of_id)
+                outcome.run_ids += [skipped] if skipped else []
             break
-    if outcome.run_ids or outcome.status != "nothing":
+    if outcome.status != "nothing":
         request_relay_after_commit()
+    if outcome.run_ids:
+        tell_ops_of_held_moves(app, outcome)
     if outcome.status == "failed":
         alert_ops(app, outcome)
         raise SyncError(f"{integration} sync failed after {outcome.attempts} attempt(s): "
                         + "; ".join(outcome.errors)[:1000])
     return outcome
+
+
+def record_attempt(app: Flask, integration: str, *, status: str, trigger: str,
+                   note: str | None = None, errors: list[str] | None = None,
+                   user_id: int | None = None, business_date: date | None = None,
+                   attempt: int = 1, retry_of_id: int | None = None) -> int | None:
+    """Record a sync run no loader recorded (it had nothing to do, or failed before starting);
+    returns its id, None when even that failed (the database is down: logged)."""
+    try:
+        with app.app_context():
+            run = record_run(db.session, integration, "sync", status=status, note=note,
+                             errors=errors, trigger=trigger, user_id=user_id,
+                             business_date=business_date, attempt=attempt,
+                             retry_of_id=retry_of_id)
+            db.session.commit()
+            return run.id
+    except Exception:  # noqa: BLE001 - the job's own outcome still says what happened
+        log.warning("could not record the %s run", integration, exc_info=True)
+        return None
+
+
+def tell_ops_of_held_moves(app: Flask, outcome: SyncOutcome) -> int:
+    """A notification to every active ops user for each run of ``outcome`` that held products
+    it would have given other customers (their decision is on the run page); returns how
+    many runs held some."""
+
+    with app.app_context():
+        held = db.session.execute(
+            select(ProductOwnerMove.run_id, func.count())
+            .where(ProductOwnerMove.run_id.in_(outcome.run_ids),
+                   ProductOwnerMove.status == "held")
+            .group_by(ProductOwnerMove.run_id).order_by(ProductOwnerMove.run_id)).all()
+        if not held:
+            return 0
+        users = db.session.scalars(select(User.id).where(User.role == "ops",
+                                                         User.active.is_(True))).all()
+        for run_id, count in held:
+            for user_id in users:
+                notify(db.session, user_id, "owner_moves_held",
+                       f"{outcome.integration} run {run_id}: {count} product"
+                       f"{'s' if count != 1 else ''} held",
+                       f"The run would give {count} product{'s' if count != 1 else ''} to "
+                       "other customers. Apply or reject the moves on the run page.",
+                       link=f"/ops/integrations/runs/{run_id}")
+        db.session.commit()
+    log.warning("product owner moves held for ops", extra={
+        "integration": outcome.integration, "runs": [r for r, _ in held],
+        "held": sum(c for _, c in held)})
+    return len(held)
 
 
 def alert_ops(app: Flask, outcome: SyncOutcome) -> int:

@@ -35,6 +35,7 @@ from portal.kpi import views as kpi
 from portal.logging import init_logging
 from portal.main import views as main
 from portal.notifications import views as notifications
+from portal.ops import invariant_views  # noqa: F401  (routes on ops' bp)
 from portal.ops import metrics as ops_metrics  # noqa: F401  (routes on ops' bp)
 from portal.ops import views as ops
 from portal.payments import cli as payments_cli  # noqa: F401  (commands on payments' bp)
@@ -49,7 +50,8 @@ from portal.webhooks import views as webhooks
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 BLUEPRINTS = (
-    auth.bp, main.bp, cases.bp, supervisor.bp, field.bp, ops.bp, webhooks.bp, admin.bp, api.bp,
+    auth.bp, auth.aliases, main.bp, cases.bp, supervisor.bp, field.bp, ops.bp, webhooks.bp,
+    admin.bp, api.bp,
     graphql_bp, notifications.bp, calls.bp, payments.bp, kpi.bp, assignment.bp,
 )
 

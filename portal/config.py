@@ -110,6 +110,10 @@ class Config:
     LOCATION_FUTURE_TOLERANCE_S = int(os.environ.get("LOCATION_FUTURE_TOLERANCE_S", "120"))
     LOCATION_MAX_AGE_DAYS = int(os.environ.get("LOCATION_MAX_AGE_DAYS", "7"))
     LOCATION_ASYNC_COMMIT = _bool("LOCATION_ASYNC_COMMIT", True)  # positions: no WAL wait
+    # implausible positions (portal/field/plausibility.py): outside this area (empty: Vietnam,
+    # its islands included; "off"; boxes "south,west,north,east;…"; GeoJSON inline or a file)
+    GPS_SERVICE_AREA = os.environ.get("GPS_SERVICE_AREA", "")
+    GPS_MAX_SPEED_KMH = float(os.environ.get("GPS_MAX_SPEED_KMH", "150"))  # or faster than this
     VISIT_RADIUS_M = float(os.environ.get("VISIT_RADIUS_M", "200"))
     VISIT_MAX_ACCURACY_M = float(os.environ.get("VISIT_MAX_ACCURACY_M", "100"))
     FIELD_NEARBY_KM = float(os.environ.get("FIELD_NEARBY_KM", "3"))
@@ -142,6 +146,14 @@ class Config:
     ALERT_DISCREPANCY_THRESHOLD = int(os.environ.get("ALERT_DISCREPANCY_THRESHOLD", "10"))
     ALERT_QUEUE_DEPTH = int(os.environ.get("ALERT_QUEUE_DEPTH", "1000"))
     ALERT_HEARTBEAT_SECONDS = int(os.environ.get("ALERT_HEARTBEAT_SECONDS", "480"))
+    # push integrations' traffic (portal/ops/traffic.py): refusal alarm and silence alarm
+    TRAFFIC_REFUSAL_RATE = float(os.environ.get("TRAFFIC_REFUSAL_RATE", "0.1"))
+    TRAFFIC_REFUSAL_MIN = int(os.environ.get("TRAFFIC_REFUSAL_MIN", "5"))
+    TRAFFIC_WINDOW_HOURS = int(os.environ.get("TRAFFIC_WINDOW_HOURS", "2"))
+    TRAFFIC_SILENCE_MINUTES = os.environ.get("TRAFFIC_SILENCE_MINUTES",
+                                             "PAYMENTS=60,CTI=30,GPS=30")
+    BANK_WORKING_HOURS = os.environ.get("BANK_WORKING_HOURS", "08:00-17:30")
+    BANK_WORKING_DAYS = os.environ.get("BANK_WORKING_DAYS", "Mon,Tue,Wed,Thu,Fri")
     LOG_CAPTURE = _bool("LOG_CAPTURE", True)  # keep recent log lines per correlation id
     LOG_CAPTURE_MAX_LINES = int(os.environ.get("LOG_CAPTURE_MAX_LINES", "500"))
     LOG_CAPTURE_TTL_DAYS = int(os.environ.get("LOG_CAPTURE_TTL_DAYS", "7"))
@@ -167,6 +179,9 @@ class Config:
     SYNC_HTTP_RETRIES = int(os.environ.get("SYNC_HTTP_RETRIES", "4"))
     SYNC_RETRIES = int(os.environ.get("SYNC_RETRIES", "3"))  # whole-run retries
     SYNC_RETRY_BACKOFF = float(os.environ.get("SYNC_RETRY_BACKOFF", "30"))  # seconds, doubling
+    # a run that would give more than this share of the products it received to another
+    # customer holds those moves for an ops decision (integrations/owner_moves.py)
+    SYNC_OWNER_MOVES_HOLD_SHARE = float(os.environ.get("SYNC_OWNER_MOVES_HOLD_SHARE", "0.05"))
 
 
 class DevConfig(Config):

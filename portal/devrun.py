@@ -4,7 +4,9 @@
    INSTANCE_DIR, default ``instance/``) and pass their URLs to every child process.
 2. Apply the migrations (``flask db upgrade``) and load the demo data (``flask seed-demo``).
 3. Start and supervise the web server, the RQ worker with the scheduler and the sandbox
-   simulators; every line they print is prefixed with their name, like honcho or foreman.
+   simulators. Every line they print goes to their log file under INSTANCE_DIR/logs/; the
+   terminal shows warnings, errors and a status line every few seconds (portal/devlog.py;
+   DEVRUN_VERBOSE=1 shows every line too, prefixed with the process name like honcho).
 4. On Ctrl-C (SIGINT), SIGTERM or SIGHUP: SIGTERM every child, SIGKILL what is left after
    DEVRUN_GRACE_SECONDS, stop the embedded servers, exit 0.
 
@@ -24,11 +26,14 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from redis import Redis
+
 from integrations.sandbox import SIMULATORS
-from portal import embedded
+from portal import devlog, embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_USERS = [
@@ -82,20 +87,13 @@ SANDBOX_PROCESSES: list[ProcessSpec] = [
 # ---------------------------------------------------------------------------- output
 
 COLOURS = ["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"]
-_print_lock = threading.Lock()
-_use_colour = bool(os.environ.get("FORCE_COLOR")) or (
-    sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-)
-_name_width = 8
+TERMINAL = devlog.Terminal()
+STATUS_SECONDS = float(os.environ.get("DEVRUN_STATUS_SECONDS", "10"))
+TAIL_LINES = 15  # of a process that exits or a step that fails, shown from its log
 
 
 def emit(name: str, colour: str, text: str) -> None:
-    prefix = f"{name:<{_name_width}} |"
-    if _use_colour:
-        prefix = f"\033[{colour}m{prefix}\033[0m"
-    with _print_lock:
-        sys.stdout.write(f"{prefix} {text}\n")
-        sys.stdout.flush()
+    TERMINAL.line(name, colour, text)
 
 
 def say(text: str) -> None:
@@ -111,13 +109,19 @@ def mask_password(url: str) -> str:
 # ---------------------------------------------------------------------------- children
 
 
+Output = Callable[[str, str, str], None]  # (process name, colour, line)
+
+
 class Child:
     """One child process in its own session (so Ctrl-C reaches devrun only), its merged
-    stdout/stderr pumped line by line to our stdout with a coloured name prefix."""
+    stdout/stderr pumped line by line to ``output`` (default: our stdout, with a coloured name
+    prefix)."""
 
-    def __init__(self, spec: ProcessSpec, colour: str, env: dict[str, str]):
+    def __init__(self, spec: ProcessSpec, colour: str, env: dict[str, str],
+                 output: Output = emit):
         self.spec = spec
         self.colour = colour
+        self.output = output
         self.tail: deque[str] = deque(maxlen=40)
         self.proc = subprocess.Popen(
             spec.argv,
@@ -140,7 +144,7 @@ class Child:
         for raw in iter(self.proc.stdout.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             self.tail.append(line)
-            emit(self.name, self.colour, line)
+            self.output(self.name, self.colour, line)
         self.proc.stdout.close()
 
     def running(self) -> bool:
@@ -169,9 +173,10 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, env: dict[str, str], grace: float):
+    def __init__(self, env: dict[str, str], grace: float, output: Output = emit):
         self.env = env
         self.grace = grace
+        self.output = output
         self.children: list[Child] = []
         self.stopping = threading.Event()
         self.hurry = threading.Event()
@@ -189,7 +194,7 @@ class Supervisor:
 
     def spawn(self, spec: ProcessSpec) -> Child:
         colour = COLOURS[len(self.children) % len(COLOURS)]
-        child = Child(spec, colour, self.env)
+        child = Child(spec, colour, self.env, self.output)
         self.children.append(child)
         return child
 
@@ -235,7 +240,7 @@ def port_open(host: str, port: int) -> bool:
     return False
 
 
-def banner(url: str, data_dir: str) -> str:
+def banner(url: str, data_dir: str, log_dir: Path | None = None, verbose: bool = False) -> str:
     password = os.environ.get("DEMO_PASSWORD", "Demo@2026")
     lines = [
         "",
@@ -245,10 +250,25 @@ def banner(url: str, data_dir: str) -> str:
         *(f"  {user:<9} {role}" for user, role in DEMO_USERS),
         "",
         f"Data: {data_dir}",
-        "Ctrl-C stops everything.",
-        "",
     ]
+    if log_dir is not None:
+        lines += [
+            f"Logs: {log_dir}/ (one file per process: web.log, worker.log, sim-*.log, …)",
+            "This terminal: every line (DEVRUN_VERBOSE=1)" if verbose else
+            f"This terminal: warnings, errors and a status line every {STATUS_SECONDS:g} s "
+            "(DEVRUN_VERBOSE=1 shows every line)",
+        ]
+    lines += ["Ctrl-C stops everything.", ""]
     return "\n".join(lines)
+
+
+def show_tail(child: Child, router: devlog.OutputRouter | None) -> None:
+    """The last lines of a process that exited or failed, when the terminal did not show them."""
+    if router is None or router.verbose:
+        return
+    say(f"last lines of {child.name} (all of them in {router.where(child.name)}):")
+    for line in list(child.tail)[-TAIL_LINES:]:
+        emit(child.name, child.colour, line)
 
 
 def command_line(spec: ProcessSpec) -> str:
@@ -288,7 +308,9 @@ def main() -> int:
             ": stop it or choose another port, e.g. PORT=5055 make run")
         return 1
 
-    supervisor = Supervisor(env, grace)
+    verbose = os.environ.get("DEVRUN_VERBOSE", "0").lower() not in {"0", "", "false", "no"}
+    router = devlog.OutputRouter(TERMINAL, instance_dir / "logs", verbose=verbose)
+    supervisor = Supervisor(env, grace, output=router.line)
     supervisor.install_signal_handlers()
 
     services = None
@@ -316,9 +338,11 @@ def main() -> int:
 
     exit_code = 0
     try:
-        exit_code = run(supervisor, host, port, data_dir)
+        exit_code = run(supervisor, host, port, data_dir, router, env["REDIS_URL"])
     finally:
+        TERMINAL.end_status()
         supervisor.stop_all()
+        router.close()
         if services:
             say("stopping embedded PostgreSQL and Redis ...")
             embedded.stop(services)
@@ -326,14 +350,18 @@ def main() -> int:
     return exit_code
 
 
-def run(supervisor: Supervisor, host: str, port: int, data_dir: str) -> int:
+def run(supervisor: Supervisor, host: str, port: int, data_dir: str,
+        router: devlog.OutputRouter | None = None, redis_url: str | None = None) -> int:
     url_host = local_host(host)
     url = f"http://{url_host}:{port}/"
+    if router is not None and router.log_dir is not None:
+        say(f"every process logs to {router.log_dir}/")
     say("applying migrations: flask db upgrade")
-    code, _ = supervisor.run_step("migrate", flask("db", "upgrade"))
+    code, step = supervisor.run_step("migrate", flask("db", "upgrade"))
     if code is None:
         return 0
     if code != 0:
+        show_tail(step, router)
         say(f"flask db upgrade failed (exit {code}): see the lines above. Not starting.")
         return 1
 
@@ -345,18 +373,26 @@ def run(supervisor: Supervisor, host: str, port: int, data_dir: str) -> int:
         if code != 0 and step.said("No such command"):
             say("`flask seed-demo` does not exist yet: starting without demo data.")
         elif code != 0:
+            show_tail(step, router)
             say(f"flask seed-demo failed (exit {code}): see the lines above. "
                 "Starting anyway; demo data may be missing.")
 
     for spec in [web_process(host, port), WORKER_PROCESS, *SANDBOX_PROCESSES]:
         supervisor.spawn(spec)
 
+    redis = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2) \
+        if redis_url and router is not None else None
     announced, reported = False, set()
-    started = time.monotonic()
+    started = next_status = time.monotonic()
     while not supervisor.stopping.wait(0.25):
         if not announced and port_open(url_host, port):
-            say(banner(url, data_dir))
+            say(banner(url, data_dir, router.log_dir if router else None,
+                       router.verbose if router else False))
             announced = True
+            next_status = time.monotonic() + STATUS_SECONDS
+        elif announced and redis is not None and time.monotonic() >= next_status:
+            router.status(devlog.job_counts(redis))
+            next_status = time.monotonic() + STATUS_SECONDS
         elif not announced and time.monotonic() - started > 120:
             say(f"the web server has not answered on {url} after 2 minutes; still waiting")
             started = time.monotonic()
@@ -366,6 +402,7 @@ def run(supervisor: Supervisor, host: str, port: int, data_dir: str) -> int:
                 continue
             reported.add(child)
             child.drain()  # its last lines first, then our verdict
+            show_tail(child, router)
             if child.spec.essential:
                 say(f"{child.name} exited with code {code}: stopping everything.")
                 return 1

@@ -131,6 +131,26 @@ QUIET_LOGGERS = ("alembic.runtime.plugins",)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"
 
 
+_TEXT_LEVEL = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ([A-Z]+) ")
+
+
+def line_level(line: str) -> int | None:
+    """The level of a line this module's handlers wrote (``text`` or ``json``), or None when the
+    line is not one of theirs (a print, a traceback line, another program's format)."""
+    name = None
+    if line.startswith("{"):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return None
+        name = entry.get("level") if isinstance(entry, dict) else None
+    else:
+        match = _TEXT_LEVEL.match(line)
+        name = match.group(1) if match else None
+    level = logging.getLevelName(name) if isinstance(name, str) else None
+    return level if isinstance(level, int) else None
+
+
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from croniter import croniter
 
+from portal import clock
 from portal.queues import get_spec
 
 CRON_LOCK_KEY = "portal:cron-scheduler:lock"
@@ -41,6 +42,7 @@ class Jobs:
     FORWARD_LOCATIONS = "workers.jobs.field.forward_locations"
     MARK_MISSED_VISITS = "workers.jobs.field.mark_missed_visits"
     EVALUATE_ALERTS = "workers.jobs.alerts.evaluate_alerts"
+    CHECK_INVARIANTS = "workers.jobs.invariants.check_invariants"
 
     @classmethod
     def all(cls) -> dict[str, str]:
@@ -79,12 +81,41 @@ class Schedule:
         return resolve(self.func)
 
     def next_run(self, after: datetime | None = None) -> datetime | None:
+        """The next time the job is enqueued after ``after`` (default now), on the product's
+        clock (UTC). None for an interval job (it runs every ``interval`` seconds)."""
         if not self.cron:
             return None
-        # RQ's cron fires by the system clock, so its timetable is read by that clock too
-        base = (after or datetime.now(UTC)).astimezone().replace(tzinfo=None)
+        # RQ's cron fires by the system clock in the host's local time, so its timetable is
+        # read by that clock, then said on the product's (shifted by TEST_CLOCK in tests)
+        shift = clock.offset()
+        base = ((after or clock.now()) - shift).astimezone().replace(tzinfo=None)
         local = croniter(self.cron, base).get_next(datetime)
-        return datetime.fromtimestamp(local.timestamp(), UTC)
+        return datetime.fromtimestamp(local.timestamp(), UTC) + shift
+
+    def in_words(self, now: datetime | None = None) -> str:
+        """When it runs, in words and in the bank's time: "every minute", "every 10 minutes",
+        "hourly at :15", "daily at 01:30", "every 30 s" (the one wording of a schedule)."""
+        if self.interval:
+            seconds = self.interval
+            if seconds % 3600 == 0:
+                return "hourly" if seconds == 3600 else f"every {seconds // 3600} h"
+            if seconds % 60 == 0:
+                return "every minute" if seconds == 60 else f"every {seconds // 60} minutes"
+            return f"every {seconds} s"
+        minute, hour, day, month, weekday = self.cron.split()
+        if (day, month, weekday) != ("*", "*", "*"):
+            return f"on a timetable (cron {self.cron}, server time)"
+        if hour == "*" and minute == "*":
+            return "every minute"
+        if hour == "*" and minute.startswith("*/") and minute[2:].isdigit():
+            step = int(minute[2:])
+            return "every minute" if step == 1 else f"every {step} minutes"
+        nxt = self.next_run(now).astimezone(clock.bank_zone())
+        if hour == "*" and minute.isdigit():
+            return f"hourly at :{nxt:%M}"
+        if hour.isdigit() and minute.isdigit():
+            return f"daily at {nxt:%H:%M}"
+        return f"on a timetable (cron {self.cron}, server time)"
 
     def as_dict(self) -> dict:
         return {
@@ -170,4 +201,38 @@ SCHEDULES: tuple[Schedule, ...] = (
         cron="* * * * *", timeout=120,
         description="evaluate the ops alert rules: raise, clear, deliver alert webhooks",
     ),
+    Schedule(
+        # 03:40 in Asia/Ho_Chi_Minh: after the night's syncs and a priorities refresh
+        "ops.invariants", Jobs.CHECK_INVARIANTS, "default", cron="40 20 * * *", timeout=1800,
+        description="check the truths that tie the tables together (flask check invariants)",
+    ),
 )
+
+# The schedule that drives each integration's runs and what it does (the ops pages say it in
+# words); the push integrations also take the other side's requests at any time.
+INTEGRATION_SCHEDULES = {
+    "T24": ("sync.t24", "synced"), "W4": ("sync.w4", "synced"), "LOS": ("sync.los", "synced"),
+    "PAYMENTS": ("payments.reconcile", "reconciled"), "CTI": ("calls.reconcile", "reconciled"),
+    "GPS": ("field.forward", "forwarded"), "EVENTS": ("events.relay", "relayed"),
+}
+PUSH = ("PAYMENTS", "CTI", "GPS")
+
+
+def schedule_of(integration: str) -> Schedule | None:
+    """The schedule of ``integration``'s runs (INTEGRATION_SCHEDULES), or None."""
+    name, _ = INTEGRATION_SCHEDULES.get(integration.upper(), (None, None))
+    return next((s for s in SCHEDULES if s.name == name), None)
+
+
+def integration_schedule(integration: str,
+                         now: datetime | None = None) -> tuple[str, datetime | None]:
+    """(``integration``'s schedule in words, its next run): ("Synced daily at 01:30", …),
+    ("Real time; reconciled daily at 00:30", …); ("Not scheduled", None)."""
+    schedule = schedule_of(integration)
+    if schedule is None:
+        return "Not scheduled", None
+    verb = INTEGRATION_SCHEDULES[integration.upper()][1]
+    words = f"{verb} {schedule.in_words(now)}"
+    if integration.upper() in PUSH:
+        words = f"real time; {words}"
+    return words[:1].upper() + words[1:], schedule.next_run(now)

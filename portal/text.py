@@ -51,11 +51,20 @@ def first_unstorable(value) -> str | None:
 
 
 def mask_phone(number: str | None) -> str:
-    """"0912345678" → "•••••••678" (the last 3 digits stay, so agents can tell numbers apart)."""
+    """"0912345678" → "•••••••678", "0912 345 678" → "•••• ••• 678", "+84912345678" →
+    "+••••••••678": every digit but the last 3 (so agents can tell numbers apart) is hidden,
+    the number's spacing and sign stay."""
     if not number:
         return ""
-    keep = 3
-    return "•" * max(0, len(number) - keep) + number[-keep:]
+    shown = 3
+    masked = []
+    for char in reversed(number):
+        if char.isdigit():
+            masked.append(char if shown > 0 else "•")
+            shown -= 1
+        else:
+            masked.append(char)
+    return "".join(reversed(masked))
 
 
 def mask_national_id(value: str | None) -> str:

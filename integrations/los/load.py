@@ -6,7 +6,8 @@ Per page (one transaction, see ``integrations.api_sync``):
 - an application whose ``loan_account_number`` is not (yet) a loan of ours is loaded unlinked
   (``account_number`` NULL, the LOS number kept in ``raw.loan_account_number``); the end of every
   LOS run links such applications once T24 has delivered the loan;
-- applications are upserted on ``application_id`` (only real changes written);
+- applications are upserted on ``application_id`` (only real changes written); one LOS now
+  gives another customer is a move (integrations/owner_moves.py), decided at the end of the run;
 - referees → ``reference_customers`` (``ref_cif`` = the LOS referee id, ``primary_cif`` = the
   applicant, source LOS), upserted the same way; a changed referee publishes CUSTOMER_UPDATED for
   the applicant (changes named ``reference.<field>``); their phone → a ``phones`` row of source
@@ -20,6 +21,7 @@ from datetime import datetime
 from psycopg import Connection, sql
 from psycopg.types.json import Jsonb
 
+from integrations import owner_moves
 from integrations.api_sync import ApiRun, PageCounts, PageLoader, quarantine_rows, sync_pages
 from integrations.changes import publish_changes, upsert_changes
 from integrations.fields import Quarantine, Row, json_safe
@@ -80,6 +82,9 @@ class ApplicationLoader(PageLoader):
             "WHERE s.account_number IS NOT NULL AND NOT EXISTS (SELECT 1 FROM loans l "
             "WHERE l.account_number = s.account_number)").rowcount
         staged = len(rows) - len(unknown)
+        # an application LOS now gives another customer stays where it is until the run decides
+        owner_moves.detect(conn, run_id=run.run_id, integration=INTEGRATION,
+                           product="application", staging="stg_applications")
         inserted, updated = upsert_changes(conn, "loan_applications", "stg_applications",
                                            ("application_id",), APPLICATION_COLUMNS,
                                            owner="cif", now=now)
@@ -123,14 +128,25 @@ class ApplicationLoader(PageLoader):
             FROM stg_los_phones s
             WHERE p.source_system = 'LOS' AND p.ref_cif = s.ref_cif AND p.number = s.number
               AND (p.type, p.number_e164) IS DISTINCT FROM (s.type, s.number_e164)""", params)
+        # one primary per type of a referee (a partial unique index): a new LOS number is
+        # primary only when the referee has none of its type yet, and only one of them (the
+        # lowest number, whatever order the applications came in)
         conn.execute("""
+            WITH fresh AS (
+                SELECT s.* FROM stg_los_phones s WHERE NOT EXISTS (
+                    SELECT 1 FROM phones p WHERE p.source_system = 'LOS'
+                      AND p.ref_cif = s.ref_cif AND p.number = s.number)
+            )
             INSERT INTO phones (ref_cif, number, type, number_e164, is_primary, is_verified,
                                 do_not_contact, source_system, last_synced_at)
-            SELECT s.ref_cif, s.number, s.type, s.number_e164, s.is_primary, s.is_verified,
-                   s.do_not_contact, 'LOS', %(now)s
-            FROM stg_los_phones s WHERE NOT EXISTS (
-                SELECT 1 FROM phones p WHERE p.source_system = 'LOS'
-                  AND p.ref_cif = s.ref_cif AND p.number = s.number)""", params)
+            SELECT s.ref_cif, s.number, s.type, s.number_e164,
+                   s.is_primary
+                   AND NOT EXISTS (SELECT 1 FROM phones p WHERE p.ref_cif = s.ref_cif
+                                     AND p.type = s.type AND p.is_primary)
+                   AND s.number = (SELECT min(n.number) FROM fresh n WHERE n.ref_cif = s.ref_cif
+                                     AND n.type = s.type AND n.is_primary),
+                   s.is_verified, s.do_not_contact, 'LOS', %(now)s
+            FROM fresh s""", params)
         return inserted + updated
 
     def finish(self, conn: Connection, run: ApiRun) -> dict:

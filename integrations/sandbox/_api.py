@@ -31,6 +31,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from portal import clock as portal_clock
+from portal.logging import configure_logging
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 200
@@ -337,6 +338,9 @@ def apply_cli_faults(faults: Faults, args: argparse.Namespace) -> Faults:
 
 
 def serve(app: Flask, host: str, port: int) -> None:
+    # every line carries its level: `make run` shows warnings and errors, and keeps the access
+    # lines (INFO) in the simulator's log file
+    configure_logging("text", os.environ.get("LOG_LEVEL", "INFO"))
     server = make_server(host, port, app, threaded=True)
     print(f"{app.name} sandbox listening on http://{host}:{server.server_port}", flush=True)
     try:

@@ -53,7 +53,7 @@ from integrations.t24.manifest import FileEntry, Manifest
 from portal import clock
 from portal.seed.context import RANDOM_SEED, FastRandom, SeedContext
 from portal.seed.pools import Pools
-from portal.seed.portfolio import COLUMNS, PortfolioGenerator
+from portal.seed.portfolio import COLUMNS, PortfolioGenerator, next_instalment
 
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
 AMOUNT_FIELDS = {"original_amount", "outstanding", "due_amount", "min_pay", "value"}
@@ -294,27 +294,45 @@ def _money(value) -> Decimal:
     return Decimal(str(value or 0))
 
 
+def _instalment(record: dict) -> Decimal:
+    """A loan's monthly instalment: its minimum payment while late, else principal over the
+    term plus a month's interest on what is outstanding (as the seed computes it)."""
+    min_pay = _money(record.get("min_pay"))
+    if min_pay > 0:
+        return min_pay
+    original, outstanding = _money(record.get("original_amount")), _money(record["outstanding"])
+    term = int(record.get("term") or 12) or 12
+    rate = _money(record.get("interest_rate"))
+    value = original / term + outstanding * rate / 1200
+    return max(Decimal(1000), (value / 1000).quantize(Decimal(1)) * 1000)
+
+
 def _change(entity: str, record: dict, day: date, h: int) -> bool:
-    """Apply one day's change to a record in place; False if nothing changed."""
+    """Apply one day's change to a record in place; False if nothing changed. A loan stays
+    consistent (portal/cases/account_checks.py): current, it owes nothing now and its next
+    instalment is ahead; late, it owes at least its minimum and its next instalment falls after
+    the oldest unpaid one."""
     if entity == "loans":
         if record["status"] == "CLOSED":
             return False
         dpd = int(record["dpd"])
         outstanding, due = _money(record["outstanding"]), _money(record["due_amount"])
-        min_pay = _money(record["min_pay"])
         kind = (h >> 24) % 20
         if kind == 19:  # paid off
             record.update(status="CLOSED", outstanding="0", due_amount="0", min_pay="0",
                           dpd=0, next_payment_date=None, close_date=day.isoformat())
         elif kind < 9 and dpd > 0:  # paid what was due: cured
-            record.update(dpd=0, due_amount="0", outstanding=str(max(Decimal(0),
-                                                                      outstanding - due)),
+            record.update(dpd=0, due_amount="0", min_pay="0",
+                          outstanding=str(max(Decimal(0), outstanding - due)),
                           next_payment_date=(day + timedelta(days=30)).isoformat())
         else:  # missed a payment: rolls forward
-            new_outstanding = outstanding + (min_pay / 50).quantize(Decimal(1))
-            record.update(dpd=dpd + 30 if dpd else 1 + h % 5,
-                          outstanding=str(new_outstanding),
-                          due_amount=str(min(due + min_pay, new_outstanding)))
+            instalment = _instalment(record)
+            new_dpd = dpd + 30 if dpd else 1 + h % 5
+            new_outstanding = outstanding + (instalment / 50).quantize(Decimal(1))
+            new_due = min(due + instalment, new_outstanding)
+            record.update(dpd=new_dpd, outstanding=str(new_outstanding), due_amount=str(new_due),
+                          min_pay=str(min(instalment, new_due)),
+                          next_payment_date=next_instalment(day, new_dpd).isoformat())
         return True
     if entity == "customers":
         kind = (h >> 24) % 3
@@ -352,20 +370,43 @@ def evolve(entity: str, record: dict, base_date: date, first_day: int, last_day:
     """The record as of ``last_day`` (changes of days first_day..last_day applied) and whether
     it changed on ``last_day`` itself."""
     factor = CHANGE_FACTORS.get(entity, 0.0)
-    if factor == 0 or rate <= 0 or last_day < first_day:
+    scheduled = entity == "loans"  # a current loan's instalment falls due as days pass
+    if (factor == 0 or rate <= 0) and not scheduled or last_day < first_day:
         return record, False
     key = record_key(entity, record)
     threshold = rate * factor * 1_000_000
     copied = changed_last = False
     for day in range(first_day, last_day + 1):
         h = _hash(entity, key, day)
+        changed = False
         if h % 1_000_000 < threshold:
             if not copied:
                 record, copied = dict(record), True
             changed = _change(entity, record, base_date + timedelta(days=day), h)
-            if day == last_day:
-                changed_last = changed
+        if scheduled and _instalment_passed(record, base_date + timedelta(days=day)):
+            if not copied:
+                record, copied = dict(record), True
+            changed = _paid_on_schedule(record, base_date + timedelta(days=day)) or changed
+        if day == last_day:
+            changed_last = changed
     return record, changed_last
+
+
+def _instalment_passed(record: dict, day: date) -> bool:
+    """A current loan whose next payment date is before ``day`` (ISO dates compare as text)."""
+    next_date = record.get("next_payment_date")
+    return (record["status"] != "CLOSED" and not int(record["dpd"] or 0)
+            and bool(next_date) and next_date < day.isoformat())
+
+
+def _paid_on_schedule(record: dict, day: date) -> bool:
+    """A current loan whose instalment fell due before ``day`` was paid on time (a loan that was
+    not paid rolls forward in ``_change``): its next payment date moves on by whole months of
+    30 days, to ``day`` or later."""
+    next_date = date.fromisoformat(record["next_payment_date"])
+    cycles = -(-(day - next_date).days // 30)
+    record["next_payment_date"] = (next_date + timedelta(days=30 * cycles)).isoformat()
+    return True
 
 
 # -- writers -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask import Flask, request
@@ -26,6 +26,7 @@ from integrations.sandbox._api import (
 )
 from integrations.sandbox.t24_files import SeedSource
 from portal import clock as portal_clock
+from portal.seed.portfolio import next_instalment
 
 NAME = "W4"
 DEFAULT_PORT = 8701
@@ -80,14 +81,19 @@ def malform(record: dict, h: int) -> dict:
 
 
 def mutate(record: dict, h: int, now: datetime) -> None:
-    """A day in the life of a card: a payment cures it, or it rolls one cycle further."""
+    """A day in the life of a card: a payment cures it, or it rolls one cycle further. Either
+    way the card stays consistent (portal/cases/account_checks.py): cured, its next due date is
+    ahead; late, it owes a minimum and its next due date falls after the oldest unpaid one."""
+    today = portal_clock.bank_today(now)
     dpd = int(record["days_past_due"])
     if dpd and h % 2:
         record.update(days_past_due=0, min_amount_due="0", contract_status="ACTIVE",
-                      collection_case=None)
+                      collection_case=None,
+                      payment_due_date=(today + timedelta(days=1 + h % 25)).isoformat())
     else:
         record["days_past_due"] = dpd + 30
         record["min_amount_due"] = str(Decimal(record["min_amount_due"]) + 200_000)
+        record["payment_due_date"] = next_instalment(today, dpd + 30).isoformat()
         if record["collection_case"] is None:
             record["collection_case"] = {"case_id": f"W4CS9{h % 10**7:07d}", "status": "OPEN"}
 

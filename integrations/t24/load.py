@@ -48,6 +48,7 @@ from psycopg import Connection, sql
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
+from integrations import owner_moves
 from integrations.case_totals import recompute_totals_of_touched
 from integrations.changes import (
     CHANGES_TABLE,
@@ -75,6 +76,7 @@ from integrations.t24.inbox import Inbox
 from integrations.t24.manifest import Verification, verify
 from integrations.t24.transform import ControlTotals
 from portal import clock
+from portal.run_counts import RunCounts
 
 __all__ = ["CONTACT_OWNERS", "CONTACT_TABLES", "load_columns", "load_set", "process_inbox"]
 
@@ -101,6 +103,8 @@ REFERENCES = {
 # The column holding the customer a row belongs to (the cif of its events, case totals).
 OWNER_COLUMNS = {"customers": "cif", "reference_customers": "primary_cif",
                  "collaterals": "cif", "loans": "cif"}
+# Products whose customer may change (integrations/owner_moves.py): entity -> product.
+MOVABLE = {"loans": "loan"}
 # What the changes of a *created* row hold (``{column: {"old": null, "new": …}}``): the row is
 # in the database, its event names it and says ``created``; these are its headline fields.
 CREATED_FIELDS = {
@@ -137,6 +141,7 @@ class LoadResult:
     errors: list[str] = field(default_factory=list)
     control_differences: dict = field(default_factory=dict)
     events: int = 0  # CUSTOMER/LOAN/COLLATERAL_UPDATED published
+    owner_moves: dict = field(default_factory=dict)  # products given other customers
 
     @property
     def changed(self) -> int:
@@ -325,6 +330,10 @@ class Loader:
                              f"{column}: {value!r} is not a known {noun}", result)
         if batch.rows == rejected:
             return
+        if entity in MOVABLE and known:  # a product T24 now gives another customer
+            with self._by_index(probe=True):
+                owner_moves.detect(self.conn, run_id=self.run_id, integration="T24",
+                                   product=MOVABLE[entity], staging=f"stg_{entity}")
 
         all_new = self._upsert(entity, columns, batch.rows - rejected, result, known)
         if not all_new:  # the keys of the rows left unchanged (the others carry last_synced_at)
@@ -456,6 +465,14 @@ class Loader:
                 self.conn.execute(sql.SQL(
                     "DELETE FROM {stg} c WHERE NOT EXISTS (SELECT 1 FROM {owners} s "
                     "WHERE s.{o} = c.{o})").format(stg=stg, owners=owners_stg, o=_ident(owner)))
+            if not all_new:
+                # one primary per type (a partial unique index): the primary the CRM (or
+                # another system) holds stays; T24's row of that type is loaded not primary
+                self.conn.execute(sql.SQL(
+                    "UPDATE {stg} s SET is_primary = false WHERE s.is_primary AND EXISTS "
+                    "(SELECT 1 FROM {t} p WHERE p.{o} = s.{o} AND p.type = s.type "
+                    "AND p.is_primary AND p.source_system <> 'T24')").format(
+                        stg=stg, t=_ident(table), o=_ident(owner)))
             match = sql.SQL(" AND ").join(
                 sql.SQL("p.{c} = s.{c}").format(c=_ident(c)) for c in [owner, *ident])
             params = {
@@ -471,6 +488,12 @@ class Loader:
                 # gone from T24 (only owners present in this batch, only T24's rows)
                 "d", "DELETE FROM {t} p WHERE p.source_system = 'T24' AND p.{o} IN "
                 "(SELECT {o} FROM {owners}) AND NOT EXISTS (SELECT 1 FROM {stg} s WHERE {match}) "
+                "RETURNING p.{o}",
+                # no longer the primary of its type: unset first, so that the rows becoming
+                # primary below never meet a second primary of their type
+                "u", "UPDATE {t} p SET is_primary = false, last_synced_at = %(now)s, "
+                "updated_at = crm_now() FROM {stg} s WHERE p.source_system = 'T24' AND {match} "
+                "AND p.is_primary AND (NOT s.is_primary OR p.type IS DISTINCT FROM s.type) "
                 "RETURNING p.{o}",
                 "u", "UPDATE {t} p SET {sets}, last_synced_at = %(now)s, updated_at = crm_now() "
                 "FROM {stg} s WHERE p.source_system = 'T24' AND {match} "
@@ -662,22 +685,15 @@ def _start_run(conn: Connection, verification: Verification, trigger: str,
         ).fetchone()[0]
 
 
-@dataclass
-class RunCounts:
-    extracted: int = 0
-    transformed: int = 0
-    loaded: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-
-    @classmethod
-    def of(cls, result: LoadResult) -> RunCounts:
-        entities = result.entities.values()
-        quarantined = sum(e.quarantined for e in entities)
-        extracted = sum(e.extracted for e in entities)
-        return cls(extracted=extracted, transformed=extracted - quarantined,
-                   loaded=sum(e.inserted + e.updated + e.closed for e in entities),
-                   unchanged=sum(e.unchanged for e in entities), quarantined=quarantined)
+def run_counts(result: LoadResult) -> RunCounts:
+    """The run's counts (portal.run_counts) over its records: inserted or updated are loaded.
+    Loans closed because a full file no longer lists them are no record of the files: they are
+    in the control totals (``entities.loans.closed``), not in the counts."""
+    entities = result.entities.values()
+    return RunCounts(extracted=sum(e.extracted for e in entities),
+                     quarantined=sum(e.quarantined for e in entities),
+                     loaded=sum(e.inserted + e.updated for e in entities),
+                     unchanged=sum(e.unchanged for e in entities))
 
 
 def _finish_run(conn: Connection, run_id: int, result: LoadResult, started: float,
@@ -690,20 +706,34 @@ def _finish_run(conn: Connection, run_id: int, result: LoadResult, started: floa
             "progress_done = CASE WHEN %s IN ('succeeded', 'partial') THEN progress_total "
             "ELSE progress_done END WHERE id = %s",
             (result.status, clock.running_now(), counts.extracted, counts.transformed,
-             counts.loaded, counts.unchanged, counts.quarantined, counts.quarantined,
+             counts.loaded, counts.unchanged, counts.quarantined, counts.failed,
              Jsonb(control), Jsonb(result.errors) if result.errors else None,
              int((time.perf_counter() - started) * 1000), total_amount, result.status, run_id))
 
 
 def _sync_completed(conn: Connection, result: LoadResult, counts: RunCounts,
-                    manifest, correlation_id: str | None) -> None:
+                    manifest, correlation_id: str | None, moves: dict | None = None) -> None:
     publish_one(conn, "SYNC_COMPLETED", {
         "run_id": result.run_id, "integration": "T24", "kind": "sync", "status": result.status,
         "business_date": manifest.business_date if manifest else None,
         "extracted": counts.extracted, "loaded": counts.loaded,
-        "failed": counts.quarantined, "unchanged": counts.unchanged,
+        "failed": counts.failed, "unchanged": counts.unchanged,
         "events": result.events, "full_refresh": bool(manifest and manifest.mode == "full"),
+        **(moves or {}),
     }, correlation_id=correlation_id)
+
+
+def _decide_moves(conn: Connection, result: LoadResult) -> owner_moves.Decision:
+    """The loans this set gives other customers: applied, or held for ops when too many
+    (integrations/owner_moves.py); both owners' cases are recomputed with the others."""
+    received = 0
+    for entity in MOVABLE:
+        outcome = result.entities.get(entity)
+        if outcome is not None:
+            received += outcome.inserted + outcome.updated + outcome.unchanged
+    decision = owner_moves.decide(conn, result.run_id, received)
+    owner_moves.touch(conn, decision.cifs)
+    return decision
 
 
 def _progress_writer(run_id: int, total: int, progress, progress_conn):
@@ -792,13 +822,16 @@ def load_set(conn: Connection, verification: Verification, *, trigger: str = "ma
                     "differences": differences,
                 }
             control["analyzed"] = analyze_grown_tables(conn, result)
+            moves = _decide_moves(conn, result)
+            result.owner_moves = moves.control()
+            control.update(result.owner_moves)
             if update_cases:
                 control["cases_updated"] = recompute_totals_of_touched(conn)
             result.events = loader.events
             control["events"] = loader.events
-            counts = RunCounts.of(result)
+            counts = run_counts(result)
             result.status = "partial" if counts.quarantined else "succeeded"
-            _sync_completed(conn, result, counts, manifest, correlation_id)
+            _sync_completed(conn, result, counts, manifest, correlation_id, moves.control())
     except BaseException as exc:
         result.status = "failed"
         result.errors = [f"{type(exc).__name__}: {exc}"[:2000]]

@@ -203,10 +203,15 @@ def _contacts(entity: str, owner_field: str, owner: str, data: Mapping) -> dict[
         if not isinstance(items, list):
             raise Invalid(f"{kind}: expected a list")
         rows = []
+        primary_types = set()  # one primary per type: the first the record marks
         for index, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise Invalid(f"{kind}[{index}]: expected an object")
             row = convert_fields(fields, item, f"{kind}[{index}].")
+            if row.get("is_primary"):
+                if row.get("type") in primary_types:
+                    row["is_primary"] = False
+                primary_types.add(row.get("type"))
             if kind == "phones":
                 row["number_e164"] = phone_e164(row["number"])
                 if row["number_e164"] is None:

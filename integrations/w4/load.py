@@ -4,13 +4,15 @@ Per page (one transaction, see ``integrations.api_sync``): the valid rows are CO
 staging table; cards of an unknown customer are quarantined; the rest are upserted on
 ``contract_number`` writing only real changes, each of which publishes LOAN_UPDATED (the event of
 loan *and card* balances; ``account_number`` is the contract number, ``product`` is ``card``)
-with the changed fields.
+with the changed fields. A card W4 sends under another customer is a move
+(integrations/owner_moves.py): it keeps its owner until the end of the run decides.
 """
 
 from __future__ import annotations
 
 from psycopg import Connection, sql
 
+from integrations import owner_moves
 from integrations.api_sync import ApiRun, PageCounts, PageLoader, quarantine_rows, sync_pages
 from integrations.changes import publish_changes, touch_cifs, upsert_changes
 from integrations.fields import Quarantine, Row, json_safe
@@ -44,6 +46,9 @@ class CardLoader(PageLoader):
                        json_safe(rows[key].values), None, rows[key].source_file, None,
                        rows[key].record_number) for key, cif in unknown])
         staged = len(rows) - len(unknown)
+        # a card W4 now gives another customer stays where it is until the run decides
+        owner_moves.detect(conn, run_id=run.run_id, integration=INTEGRATION, product="card",
+                           staging="stg_cards")
         inserted, updated = upsert_changes(conn, "cards", "stg_cards", ("contract_number",),
                                            COLUMNS, owner="cif", now=clock.running_now())
         touch_cifs(conn)

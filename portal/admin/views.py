@@ -84,6 +84,6 @@ def revoke_token(token_id: int):
         message, category = str(exc), "warning"
     if partial_request():
         return render_template("admin/_token_row.html", token=token,
-                               state=api_tokens.token_state, message=message)
+                               state=api_tokens.token_state, message=message, revoked=True)
     flash(message, category)
     return redirect(url_for("admin.tokens"))

@@ -21,6 +21,7 @@ from portal.field import locations, visits
 from portal.field.queries import locked_visit
 from portal.models import User, Visit
 from portal.models.field import FieldDevice
+from portal.ops import traffic
 from portal.permissions.decorators import api_error, api_permission_required
 from portal.text import storable
 
@@ -115,6 +116,7 @@ def _ingest_response(result: locations.IngestResult, single: bool):
 
 
 @bp.post("/field/locations")
+@traffic.counted("GPS")
 @api_permission_required("api.locations")
 def post_locations():
     """One point (an object with ``lat``), or ``{"points": [...]}`` / a JSON list (≤ 1,000)."""
@@ -143,6 +145,7 @@ def post_locations():
 
 
 @bp.route("/field/osmand", methods=["GET", "POST"])
+@traffic.counted("GPS")
 @token_in_query
 @api_permission_required("api.locations")
 def osmand():

@@ -202,7 +202,7 @@ class CustomerT:
     def phones(self, info: Info) -> list[PhoneT]:
         batch = _batch(info)
         rows = batch.get("phones", self.cif, queries.phones_of)
-        return [PhoneT(type=p.type, number=shown_phone(p.number, batch.pii),
+        return [PhoneT(type=p.type, number=shown_phone(p, batch.pii),
                        is_primary=p.is_primary, do_not_contact=p.do_not_contact) for p in rows]
 
     @strawberry.field

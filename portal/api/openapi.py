@@ -52,7 +52,8 @@ SCHEMAS: dict[str, dict] = {
         "gender": S_NULL, "company_name": S_NULL, "segment": S_NULL, "status": S,
         "source_system": S, "last_synced_at": DATETIME, "updated_at": DATETIME}),
     "Phone": _obj({"id": INT, "type": S,
-                   "number": {**S, "description": "Masked without customers.view_pii."},
+                   "number": {**S, "description": "E.164 (+84912345678); masked without "
+                                             "customers.view_pii."},
                    "is_primary": BOOL, "is_verified": BOOL, "do_not_contact": BOOL,
                    "source_system": S}),
     "Address": _obj({"id": INT, "type": S, "line1": S, "line2": S_NULL, "ward": S_NULL,

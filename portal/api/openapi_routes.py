@@ -5,6 +5,8 @@ portal/api/openapi.py (keyed by endpoint); the wire formats are in docs/integrat
 
 from __future__ import annotations
 
+from portal.models.enums import IMPLAUSIBLE_REASONS
+
 S = {"type": "string"}
 S_NULL = {"type": ["string", "null"]}
 INT = {"type": "integer"}
@@ -34,7 +36,11 @@ SCHEMAS: dict[str, dict] = {
     "IngestResult": _strict({
         "received": INT, "accepted": INT, "duplicates": INT, "flagged": INT,
         "refused": {"type": "array", "items": _strict({"index": INT, "code": S,
-                                                        "message": S})}}),
+                                                        "message": S})},
+        # stored, but flagged and left out of routes, distances and verification
+        "implausible": {"type": "array", "items": _strict({
+            "index": INT, "reason": {"enum": list(IMPLAUSIBLE_REASONS)},
+            "message": S})}}),
     "Point": {"type": "object", "required": ["lat", "lon", "recorded_at"], "properties": {
         "lat": {"type": "number", "minimum": -90, "maximum": 90},
         "lon": {"type": "number", "minimum": -180, "maximum": 180},

@@ -36,7 +36,10 @@ def shown_national_id(value: str | None, pii: bool) -> str | None:
     return value if pii else (mask_national_id(value) or None)
 
 
-def shown_phone(number: str, pii: bool) -> str:
+def shown_phone(phone: Phone, pii: bool) -> str:
+    """A phone number for a machine reader: E.164 ("+84912345678"), as stored and as the call
+    centre dials it; masked ("+••••••••678") without ``customers.view_pii``."""
+    number = phone.number_e164 or phone.number
     return number if pii else mask_phone(number)
 
 
@@ -64,7 +67,7 @@ def customer_json(c: Customer, pii: bool) -> dict:
 
 
 def phone_json(p: Phone, pii: bool) -> dict:
-    return {"id": p.id, "type": p.type, "number": shown_phone(p.number, pii),
+    return {"id": p.id, "type": p.type, "number": shown_phone(p, pii),
             "is_primary": p.is_primary, "is_verified": p.is_verified,
             "do_not_contact": p.do_not_contact, "source_system": p.source_system}
 

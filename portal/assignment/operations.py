@@ -5,8 +5,10 @@ Every change closes the case's open ``case_assignments`` row for that role and o
 (the history), writes an audit row per case, and notifies each affected agent once per batch
 (the agent receiving cases, and the agent losing them). Nothing here commits.
 
-Scope: an admin may assign any case to any active agent; a supervisor only cases that are
-unassigned or held by agents of the teams they supervise, and only to those agents.
+Scope: an admin may assign any case to any active agent; a supervisor only cases whose side
+being assigned (call or field) is unassigned or held by an agent of the teams they supervise,
+and only to those agents. Who holds a case is ``portal.cases.queue``'s definition (the same as
+the home pages' and the work queue's counts).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from portal import audit, clock
+from portal.cases import queue
 from portal.field import geo as field_geo
 from portal.models import Address, AgentLocation, Case, CaseAssignment, User
 from portal.models.enums import BUCKETS
@@ -82,16 +85,16 @@ def _check_agent(session: Session, actor: User, agent: User | None) -> User:
     return agent
 
 
-def _case_scope(session: Session, actor: User):
-    """Condition limiting cases to those the actor may reassign."""
+def _case_scope(session: Session, actor: User, role: str):
+    """Condition limiting cases to those whose ``role`` side the actor may reassign: unassigned
+    for that role, or held by an agent of the actor's teams (the other side does not matter:
+    it is not changed)."""
     teams = team_ids_for(session, actor)
     if teams is None:
         return None
     own = select(User.id).where(User.team_id.in_(teams or [-1]))
-    return and_(
-        or_(Case.assigned_agent_id.is_(None), Case.assigned_agent_id.in_(own)),
-        or_(Case.assigned_field_agent_id.is_(None), Case.assigned_field_agent_id.in_(own)),
-    )
+    column = queue.holder_column(role)
+    return or_(column.is_(None), column.in_(own))
 
 
 # --- filters -----------------------------------------------------------------------------------
@@ -111,9 +114,9 @@ class CaseFilter:
     cifs: list[str] = field(default_factory=list)
 
     def statement(self, session: Session, actor: User):
-        column = getattr(Case, ROLE_COLUMNS[self.role])
-        query = select(Case).where(Case.status != "closed")
-        scope = _case_scope(session, actor)
+        column = queue.holder_column(self.role)
+        query = select(Case).where(queue.OPEN_CASE)
+        scope = _case_scope(session, actor, self.role)
         if scope is not None:
             query = query.where(scope)
         if self.agent_id == 0:
@@ -187,7 +190,7 @@ def assign_cases(session: Session, actor: User, plan: list[tuple[int, int | None
                                   f"choose a {ROLE_LABELS[role]}.")
     wanted = dict(plan)
     query = select(Case.id, Case.cif, column).where(Case.id.in_(wanted)).with_for_update()
-    scope = _case_scope(session, actor)
+    scope = _case_scope(session, actor, role)
     rows = session.execute(query).all()
     if len(rows) != len(wanted):
         raise AssignmentError("Some of the cases no longer exist.")
@@ -343,7 +346,7 @@ def preview_csv(session: Session, actor: User, content: str) -> CsvPreview:
     users = {u.username.lower(): u for u in session.scalars(select(User).where(
         func.lower(User.username).in_({line.agent.lower() for line in lines if line.agent})))}
     teams = team_ids_for(session, actor)
-    held_outside: set[int] = set()
+    held_outside: dict[str, set[int]] = {role: set() for role in ROLE_COLUMNS}
     current: dict[int, tuple[int | None, int | None]] = {}
     if cases:
         for cid, agent_id, field_id in session.execute(select(
@@ -351,10 +354,10 @@ def preview_csv(session: Session, actor: User, content: str) -> CsvPreview:
                 .where(Case.id.in_(cases.values()))):
             current[cid] = (agent_id, field_id)
         if teams is not None:
-            scope = _case_scope(session, actor)
-            allowed = set(session.scalars(select(Case.id).where(
-                Case.id.in_(cases.values()), scope)))
-            held_outside = set(cases.values()) - allowed
+            for role in ROLE_COLUMNS:
+                allowed = set(session.scalars(select(Case.id).where(
+                    Case.id.in_(cases.values()), _case_scope(session, actor, role))))
+                held_outside[role] = set(cases.values()) - allowed
     seen: dict[tuple[str, str], int] = {}
     for line in lines:
         if not line.cif:
@@ -380,7 +383,7 @@ def preview_csv(session: Session, actor: User, content: str) -> CsvPreview:
         if teams is not None and agent.team_id not in teams:
             line.error = f"Agent {agent.username} is in another team."
             continue
-        if case_id in held_outside:
+        if case_id in held_outside[agent.role]:
             line.error = f"Case {line.cif} is held by an agent outside your teams."
             continue
         key = (line.cif, agent.role)
@@ -431,12 +434,8 @@ class DistributionPlan:
 
 
 def _open_load(session: Session, role: str, agent_ids: list[int]) -> dict[int, int]:
-    column = getattr(Case, ROLE_COLUMNS[role])
-    load = dict.fromkeys(agent_ids, 0)
-    for agent_id, n in session.execute(select(column, func.count()).where(
-            column.in_(agent_ids or [-1]), Case.status != "closed").group_by(column)):
-        load[agent_id] = n
-    return load
+    return {agent_id: n for agent_id, (n, _) in
+            queue.held_counts(session, agent_ids, role).items()}
 
 
 def plan_distribution(session: Session, actor: User, *, team_id: int, role: str = "agent",
@@ -492,7 +491,8 @@ def _plan_field(session: Session, agents: list[User], cases, load: dict[int, int
     ids = [a.id for a in agents]
     positions: dict[int, tuple[float, float]] = {}
     latest = (select(AgentLocation.agent_id, AgentLocation.lat, AgentLocation.lon)
-              .where(AgentLocation.agent_id.in_(ids))
+              .where(AgentLocation.agent_id.in_(ids),
+                     AgentLocation.implausible_reason.is_(None))  # last plausible position
               .order_by(AgentLocation.agent_id, AgentLocation.recorded_at.desc())
               .ext(distinct_on(AgentLocation.agent_id)))
     for agent_id, lat, lon in session.execute(latest):

@@ -20,6 +20,8 @@ from portal.extensions import db, limiter
 from portal.permissions.decorators import permission_required, public, safe_next
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
+# what people type: /login and /logout lead to the pages above
+aliases = Blueprint("auth_aliases", __name__)
 
 
 def _login_rate_limit() -> str:
@@ -53,10 +55,29 @@ def login():
     return render_template("auth/login.html", form=form, error=error, expired=expired), status
 
 
-@bp.post("/logout")
+@bp.route("/logout", methods=["GET", "POST"])
 @permission_required("portal.access")
 def logout():
+    if request.method == "GET":  # an address typed or followed: ask, a GET never signs out
+        return render_template("auth/logout.html")
     logout_user()
     sessions.revoke_current()  # a copy of this cookie no longer signs anyone in
     flash("You have signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+def _moved(endpoint: str, **values):
+    """302 for a page asked for by address; 307 keeps a form post a post."""
+    return redirect(url_for(endpoint, **values), 307 if request.method == "POST" else 302)
+
+
+@aliases.route("/login", methods=["GET", "POST"], strict_slashes=False)
+@public
+def login_alias():
+    return _moved("auth.login", next=safe_next(request.args.get("next")))
+
+
+@aliases.route("/logout", methods=["GET", "POST"], strict_slashes=False)
+@public
+def logout_alias():
+    return _moved("auth.logout")

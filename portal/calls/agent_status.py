@@ -52,6 +52,19 @@ def current(session: Session, agent_id: int) -> AgentStatus | None:
     return session.get(AgentStatus, agent_id)
 
 
+def shown_status(status: str | None) -> str:
+    """THE status a page shows for a call agent: what the call centre (or the agent) last set;
+    an agent never reported is offline."""
+    return status or "offline"
+
+
+def statuses(session: Session, agent_ids: list[int]) -> dict[int, str]:
+    """{agent id: ``shown_status``} of every id given."""
+    found = dict(session.execute(select(AgentStatus.agent_id, AgentStatus.status)
+                                 .where(AgentStatus.agent_id.in_(agent_ids or [-1]))).all())
+    return {agent_id: shown_status(found.get(agent_id)) for agent_id in agent_ids}
+
+
 def _locked_row(session: Session, agent_id: int, at: datetime, source: str) -> tuple[
         AgentStatus, bool]:
     """The agent's status row, locked, in one statement; created offline (since ``at``) when
@@ -313,6 +326,7 @@ class BoardRow:
     talk_seconds: int = 0
     rpc: int = 0
     promises: int = 0
+    breaches: int = 0  # today's outbound calls outside the contact window
     seconds_in_status: int = 0
     stuck: bool = False
 
@@ -359,6 +373,7 @@ SORTS = {
     "talk": lambda r: (r.talk_seconds, r.name.lower()),
     "rpc": lambda r: (r.rpc, r.name.lower()),
     "promises": lambda r: (r.promises, r.name.lower()),
+    "breaches": lambda r: (r.breaches, r.name.lower()),
 }
 
 
@@ -371,7 +386,8 @@ def board(session: Session, supervisor: User, *, team_id: int | None = None,
           status: str | None = None, sort: str = "status", direction: str = "asc",
           thresholds: dict[str, int] | None = None, now: datetime | None = None) -> Board:
     """Every agent of the supervisor's teams: status and for how long, current call and
-    customer, today's calls, talk time, right-party contacts and promises. Four queries."""
+    customer, today's calls, talk time, outbound calls outside the contact window, right-party
+    contacts and promises. Four queries."""
     now = now or clock.now()
     thresholds = thresholds or {}
     team_ids = supervised_team_ids(session, supervisor)
@@ -388,7 +404,7 @@ def board(session: Session, supervisor: User, *, team_id: int | None = None,
         .outerjoin(Customer, Customer.cif == AgentStatus.current_cif)
         .where(User.team_id.in_(shown_teams), User.role == "agent", User.active.is_(True))
     ):
-        st = st or "offline"
+        st = shown_status(st)
         seconds = int((now - since).total_seconds()) if since else 0
         limit = thresholds.get(st)
         rows.append(BoardRow(uid, name, username, tid, tname, ext, st, since,
@@ -405,17 +421,19 @@ def board(session: Session, supervisor: User, *, team_id: int | None = None,
         day_start = datetime.combine(clock.bank_today(now), datetime.min.time(),
                                      tzinfo=clock.bank_zone()).astimezone(UTC)
         by_id = {r.agent_id: r for r in rows}
-        for agent_id, calls, answered, talk in session.execute(
+        for agent_id, calls, answered, talk, breaches in session.execute(
             select(CallRecord.agent_id, func.count(),
                    func.count(CallRecord.answered_at),
                    func.coalesce(func.sum(case((CallRecord.answered_at.is_not(None),
-                                                CallRecord.duration_s), else_=0)), 0))
+                                                CallRecord.duration_s), else_=0)), 0),
+                   func.count(CallRecord.window_breach))
             .where(CallRecord.agent_id.in_(ids), CallRecord.started_at >= day_start,
                    CallRecord.started_at < now + timedelta(minutes=1))
             .group_by(CallRecord.agent_id)
         ):
             row = by_id[agent_id]
             row.calls, row.answered, row.talk_seconds = calls, answered, int(talk or 0)
+            row.breaches = breaches
         for agent_id, rpc, promises in session.execute(
             select(Action.agent_id,
                    func.count().filter(ActionCode.is_contact.is_(True)),
@@ -431,6 +449,7 @@ def board(session: Session, supervisor: User, *, team_id: int | None = None,
     totals = {"agents": len(rows), "calls": sum(r.calls for r in rows),
               "talk_seconds": sum(r.talk_seconds for r in rows),
               "rpc": sum(r.rpc for r in rows), "promises": sum(r.promises for r in rows),
+              "breaches": sum(r.breaches for r in rows),
               "stuck": sum(1 for r in rows if r.stuck),
               "unsynced": sum(1 for r in rows if not r.synced)}
     return Board(rows, teams, counts, totals, sort if sort in SORTS else "status", direction,

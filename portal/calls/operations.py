@@ -7,10 +7,17 @@ duplicated and out-of-order events (``call.ended`` before ``call.answered``) end
 state. The first time a call is seen ended it becomes a CALL action on the customer's case with
 the result still to choose (source ``cti``) and a CALL_LOGGED event; a number that matches no
 customer leaves the call record flagged ``unknown_number`` for supervisors, not an error.
+
+An outbound call that started outside the contact window, whatever placed it (click-to-call,
+the dialler's CTI events, a call logged by hand), is recorded and flagged: ``window_breach``
+holds the window it broke (contact_rules.window_breach, one rule in Python and SQL), My calls
+and the supervisor's board show it, the KPIs count it, and the agent's team supervisor is told
+(once per agent and day).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -22,8 +29,9 @@ from sqlalchemy.orm import Session
 
 from integrations.callcentre.client import call_centre
 from integrations.fields import phone_e164
-from integrations.http import ApiError
-from portal import clock
+from integrations.http import ApiError, AuthError, Unavailable
+from integrations.runs import record_skipped
+from portal import clock, run_counts
 from portal.calls import agent_status
 from portal.calls.agent_status import AGENT_BY_REF_SQL
 from portal.calls.cti_events import (
@@ -33,19 +41,27 @@ from portal.calls.cti_events import (
     _text,
     parse_time,
 )
-from portal.cases import actions
+from portal.cases import actions, contact_rules
 from portal.cases.actions import ActionInput, ActionValidationError, ContactRefused
 from portal.events import publish
+from portal.kpi import operations as kpis
+from portal.logging import get_correlation_id
 from portal.models import (
     Action,
+    ActionCode,
     CallRecord,
     Discrepancy,
+    Notification,
     Phone,
     ReconciliationRun,
     ReferenceCustomer,
+    Team,
     User,
 )
 from portal.models.enums import CALL_DIRECTIONS
+from portal.models.integrations import IntegrationRun
+from portal.notifications import operations as notifications
+from portal.payments.discrepancies import record_gaps
 
 __all__ = ["ActionInput", "ActionValidationError", "ContactRefused"]
 MAX_CALL_SECONDS = 24 * 3600  # a call longer than a day is a bad record
@@ -128,7 +144,8 @@ def normalise_phone(number: str | None) -> str | None:
 # transaction), and follow the agent's current call on the board. Written in SQL because it
 # runs for every CTI event (docs/performance.md); ``merge_call`` below is its Python face.
 MERGE_CALL_SQL = text(f"""
-WITH agent AS (
+WITH w AS {contact_rules.WINDOW_SQL},
+agent AS (
     SELECT CASE WHEN CAST(:async_commit AS boolean)
                 THEN set_config('synchronous_commit', 'off', true) END AS async_commit,
            COALESCE(CAST(:agent_id AS integer), {AGENT_BY_REF_SQL}) AS id
@@ -152,7 +169,7 @@ WITH agent AS (
     INSERT INTO call_records AS cr (
         call_id, phone, direction, started_at, answered_at, ended_at, duration_s, disposition,
         recording_ref, agent_id, cti_agent_ref, cif, ref_cif, unmatched_reason, source,
-        created_at, updated_at)
+        window_breach, created_at, updated_at)
     SELECT CAST(:call_id AS varchar), CAST(:phone AS varchar), CAST(:direction AS varchar),
            CAST(:started_at AS timestamptz), CAST(:answered_at AS timestamptz),
            CAST(:ended_at AS timestamptz), CAST(:duration_s AS integer),
@@ -160,10 +177,17 @@ WITH agent AS (
            CAST(:cti_agent_ref AS varchar), f.cif, f.ref_cif,
            NULLIF(concat_ws('+', CASE WHEN f.cif IS NULL THEN 'unknown_number' END,
                                  CASE WHEN f.agent_id IS NULL THEN 'unknown_agent' END), ''),
-           CAST(:source AS varchar), CAST(:now AS timestamptz), CAST(:now AS timestamptz)
-    FROM facts f
+           CAST(:source AS varchar),
+           {contact_rules.window_breach_sql("CAST(:direction AS varchar)",
+                                            "CAST(:started_at AS timestamptz)",
+                                            "CAST(:zone AS text)")},
+           CAST(:now AS timestamptz), CAST(:now AS timestamptz)
+    FROM facts f, w
     ON CONFLICT (call_id) DO UPDATE SET
         started_at = LEAST(cr.started_at, EXCLUDED.started_at),
+        -- judged at the merged (earliest) start, as the order-free rule keeps it
+        window_breach = CASE WHEN EXCLUDED.started_at < cr.started_at
+                             THEN EXCLUDED.window_breach ELSE cr.window_breach END,
         answered_at = LEAST(cr.answered_at, EXCLUDED.answered_at),
         ended_at = LEAST(cr.ended_at, EXCLUDED.ended_at),
         duration_s = COALESCE(cr.duration_s, EXCLUDED.duration_s),
@@ -184,7 +208,7 @@ WITH agent AS (
         updated_at = EXCLUDED.updated_at
     RETURNING cr.id, cr.call_id, cr.cif, cr.ref_cif, cr.agent_id, cr.phone, cr.direction,
               cr.started_at, cr.answered_at, cr.ended_at, cr.duration_s, cr.disposition,
-              cr.source, cr.action_id, cr.logged_at, cr.unmatched_reason
+              cr.source, cr.action_id, cr.logged_at, cr.unmatched_reason, cr.window_breach
 ), follow AS (
     UPDATE agent_status s
     SET current_call_id = CASE WHEN m.ended_at IS NULL THEN m.call_id END,
@@ -223,7 +247,7 @@ def merge_call(session: Session, call_id: str, *, phone: str, direction: str,
         "agent_ref": agent_ref, "extension": extension,
         "cti_agent_ref": agent_ref or extension, "cif": cif, "ref_cif": ref_cif,
         "force_cif": cif is not None, "source": source, "now": now,
-        "async_commit": async_commit,
+        "async_commit": async_commit, "zone": str(clock.bank_zone()),
     }).one()
     record = SimpleNamespace(**row._mapping)
     if record.ended_at is None and record.agent_id is not None and not record.followed:
@@ -233,6 +257,8 @@ def merge_call(session: Session, call_id: str, *, phone: str, direction: str,
     if newly_ended:
         record.action_id = _log_call(session, record, now)
         record.logged_at = now
+        if record.window_breach:
+            tell_supervisor_of_breach(session, record)
     elif record.action_id is not None and cif is not None:
         # a click-to-call's facts arrived after the events: the pending action follows
         actions_table = Action.__table__
@@ -289,6 +315,36 @@ def _log_call(session: Session, record, now: datetime) -> int | None:
     return record.action_id
 
 
+BREACH_KIND = "window_breach"  # the supervisor's notification (portal/notifications)
+
+
+def tell_supervisor_of_breach(session: Session, record) -> Notification | None:
+    """Tell the supervisor of the agent's team that ``record`` (an outbound call outside the
+    contact window) happened: once per agent and bank day, linking to the agent's calls of
+    that day, where every breach of the day is listed. No commit."""
+    if record.agent_id is None or not record.window_breach:
+        return None
+    found = session.execute(
+        select(Team.supervisor_id, User.full_name)
+        .select_from(User).join(Team, Team.id == User.team_id)
+        .where(User.id == record.agent_id)).first()
+    if found is None or found.supervisor_id is None:
+        return None
+    day = clock.bank_today(record.started_at)
+    link = f"/calls/?agent={record.agent_id}&day={day.isoformat()}"
+    told = session.scalar(select(Notification.id).where(
+        Notification.user_id == found.supervisor_id, Notification.kind == BREACH_KIND,
+        Notification.link == link).limit(1))
+    if told is not None:
+        return None
+    at = record.started_at.astimezone(clock.bank_zone())
+    return notifications.notify(
+        session, found.supervisor_id, BREACH_KIND,
+        f"{found.full_name}: outbound call outside the contact window",
+        f"Call at {at:%H:%M} on {at:%d/%m/%Y}, outside {record.window_breach}. Every breach "
+        "of the day is flagged in the agent's calls.", link=link, cif=record.cif)
+
+
 def call_logged_payload(record) -> dict:
     def iso(moment: datetime | None) -> str | None:
         return moment.astimezone(UTC).isoformat() if moment else None
@@ -307,7 +363,38 @@ def call_logged_payload(record) -> dict:
 
 
 class CallCentreDown(Exception):
-    """The call centre did not answer: the agent is offered manual call logging."""
+    """The call centre could not be used (no answer: connection, timeout, 5xx, breaker open;
+    or it refused the portal's key): the agent is offered manual call logging. ``headline``
+    says which, ``detail`` what the portal saw."""
+
+    def __init__(self, detail: str, *,
+                 headline: str = "The call centre cannot be reached."):
+        super().__init__(detail)
+        self.headline = headline
+        self.detail = detail
+
+
+class CallCentreRefused(Exception):
+    """The call centre answered and refused this dial (4xx): its status, code and message,
+    shown as it said them, with the portal's plain words for the codes it knows."""
+
+    def __init__(self, status: int | None, code: str | None, message: str | None):
+        self.status = status
+        self.code = code
+        self.remote_message = message or ""
+        self.reason = REFUSAL_REASONS.get(code or "") or \
+            (f"It said: {message}." if message else "It gave no reason.")
+        super().__init__(self.reason)
+
+
+# the call centre's refusal codes (docs/integrations.md, "Call centre") in the agent's words
+REFUSAL_REASONS = {
+    "agent_busy": "You are already on a call. Finish it, then call again.",
+    "unknown_agent": "The call centre does not know your agent id or extension: ask an "
+                     "administrator.",
+    "invalid_number": "The call centre says this number cannot be dialled.",
+    "bad_request": "The call centre could not dial this number.",
+}
 
 
 class DialRefused(Exception):
@@ -336,7 +423,8 @@ def check_dial(session: Session, cif: str, phone: Phone, at: datetime):
 def click_to_call(session: Session, client, *, agent: User, cif: str, phone_id: int,
                   now: datetime | None = None) -> CallRecord:
     """Check the contact rules, ask the call centre to dial, record the call as ringing (no
-    commit). Raises ContactRefused, DialRefused or CallCentreDown."""
+    commit). Raises ContactRefused, DialRefused, CallCentreRefused (it answered no) or
+    CallCentreDown (it could not be reached, or refused the portal's key)."""
 
     now = now or clock.now()
     phone = callable_phone(session, cif, phone_id)
@@ -352,8 +440,18 @@ def click_to_call(session: Session, client, *, agent: User, cif: str, phone_id: 
     number = phone.number_e164 or normalise_phone(phone.number) or phone.number
     try:
         answer = client.dial(agent_ref, number, reference=cif, request_id=str(uuid.uuid4()))
-    except ApiError as exc:
+    except Unavailable as exc:  # no answer: connection, timeout, 5xx/429, breaker open
         raise CallCentreDown(str(exc)) from exc
+    except AuthError as exc:  # it answered, but not to the portal: nobody can dial
+        raise CallCentreDown(
+            f"It answered {exc.status}: {exc.remote_message or 'credentials refused'}. Ask "
+            "ops to check the call-centre API key.",
+            headline="The call centre refused the portal's key.") from exc
+    except ApiError as exc:
+        if exc.refused:  # it answered and said no to this dial
+            raise CallCentreRefused(exc.status, exc.code, exc.remote_message) from exc
+        raise CallCentreDown(str(exc),  # it answered something the portal cannot read
+                             headline="The call centre's answer could not be read.") from exc
     call_id = str(answer.get("call_id") or "")
     if not call_id:
         raise CallCentreDown("The call centre did not return a call id.")
@@ -378,6 +476,11 @@ def hang_up(config, call_id: str) -> str | None:
             return None
         try:
             client.hangup(call_id)
+        except ApiError as exc:
+            if exc.refused:
+                return (f"The call centre refused to hang up ({exc.status} {exc.code or ''}): "
+                        f"{exc.remote_message or 'no reason given'}.")
+            return f"The call centre cannot be reached: {exc}"
         except Exception as exc:  # noqa: BLE001 - shown to the agent
             return f"The call centre did not answer: {exc}"
     return None
@@ -422,13 +525,14 @@ def record_outcome(session: Session, *, agent: User, call_id: str, data: ActionI
     action.notes = note or None
     record.outcome_recorded_at = now
     session.flush()
+    kpis.refresh_stored_day(session, action.agent_id, action.at)  # the attempt counts now
     if code.is_promise:
         try:
             actions.create_promise(session, agent_id=agent.id, cif=action.cif,
                                    account_number=loan.account_number if loan else None,
                                    amount=data.promise_amount,
                                    promised_date=data.promise_date, action_id=action.id,
-                                   today=today)
+                                   today=today, replace_pending=data.replace_pending)
         except actions.promise_validation_error() as exc:
             raise ActionValidationError(dict(exc.errors)) from exc
     actions.move_case_on(session, action.cif, code, agent, action.at, follow_up, now)
@@ -449,13 +553,25 @@ class ManualCall:
 
 def log_manual_call(session: Session, *, agent: User, cif: str, call: ManualCall,
                     now: datetime | None = None) -> CallRecord:
-    """A call the agent made outside the call centre: the action with its result (as the
-    action form records it, contact rules included), a call record with source ``manual``
-    and CALL_LOGGED. No commit. Raises ActionValidationError or ContactRefused."""
+    """A call the agent made or took outside the call centre: the action with its result (as
+    the action form records it), a call record with source ``manual`` and CALL_LOGGED. No
+    commit. Raises ActionValidationError or ContactRefused.
+
+    The call has happened: an inbound one is recorded at any hour; an outbound one that
+    started outside the contact window is recorded and flagged (``window_breach``, the
+    supervisor told), not refused. Do-not-contact and the attempts cap still refuse."""
     now = now or clock.now()
     errors: dict[str, str] = {}
     if call.direction not in CALL_DIRECTIONS:
         errors["direction"] = "Choose inbound or outbound."
+    code = session.get(ActionCode, call.action.action_code_id) \
+        if call.action.action_code_id else None
+    if code is not None and code.type == "CALL" and call.direction in CALL_DIRECTIONS:
+        if contact_rules.code_direction(code.type, code.subtype) == "inbound" and \
+                call.direction == "outbound":
+            errors["direction"] = "This result is for a call the customer made: choose inbound."
+        elif call.direction == "inbound" and (code.subtype or "").upper() == "OUTBOUND":
+            errors["direction"] = "This result is for a call to the customer: choose outbound."
     if call.phone_id is None:
         errors["phone_id"] = "Choose the number called."
     if call.started_at is not None and call.started_at > now + timedelta(minutes=1):
@@ -472,23 +588,28 @@ def log_manual_call(session: Session, *, agent: User, cif: str, call: ManualCall
         raise ActionValidationError(errors)
     data = call.action
     data.phone_id = phone.id if phone.cif == cif else None
-    action = actions.record_action(session, agent=agent, cif=cif, data=data, now=now)
+    action = actions.record_action(session, agent=agent, cif=cif, data=data, now=now,
+                                   direction=call.direction, window=False)
     started = call.started_at or now
     duration = call.duration_s or 0
     answered = started if duration else None
+    breach = contact_rules.window_breach(contact_rules.get_contact_rules(session),
+                                         call.direction, started)
     record = CallRecord(
         call_id=f"MAN-{uuid.uuid4().hex[:20]}", agent_id=agent.id, cif=cif,
         ref_cif=phone.ref_cif if phone.cif is None else None,
         phone=phone.number_e164 or phone.number, direction=call.direction, started_at=started,
         answered_at=answered, ended_at=started + timedelta(seconds=duration),
         duration_s=duration, disposition=action.result, action_id=action.id, source="manual",
-        outcome_recorded_at=now, logged_at=now,
+        outcome_recorded_at=now, logged_at=now, window_breach=breach,
     )
     session.add(record)
     session.flush()
     action.call_id = record.call_id
     publish("CALL_LOGGED", call_logged_payload(record), session=session,
             occurred_at=record.ended_at)
+    if breach:
+        tell_supervisor_of_breach(session, record)
     return record
 
 
@@ -521,26 +642,46 @@ def count_unmatched(session: Session, since: datetime) -> int:
 
 
 def reconcile_day(session: Session, client, day: date, *, trigger: str = "schedule",
-                  now: datetime | None = None):
+                  user_id: int | None = None, now: datetime | None = None):
     """Match the call centre's calls of ``day`` against call records by call id: a call the
     portal missed is added (as if its events had arrived; gap ``missing_in_crm``), a CTI record
     the call centre does not list is ``missing_in_source``, a different length is
-    ``status_mismatch``. Manual calls are the portal's own and not compared. No commit."""
+    ``status_mismatch``. Manual calls are the portal's own and not compared.
+
+    The run is an ``integration_runs`` row (CTI, reconcile: the ops card and run pages) with its
+    ``reconciliation_runs`` row; a date reconciled again replaces its open gaps
+    (portal.payments.discrepancies.record_gaps). No commit, except when the call list cannot be
+    read: the failed run is committed, then the ``ApiError`` raised."""
 
     now = now or clock.now()
+    t0 = time.monotonic()
+    integration_run = IntegrationRun(
+        integration="CTI", kind="reconcile", trigger=trigger, status="running",
+        business_date=day, started_at=now, triggered_by_id=user_id,
+        correlation_id=get_correlation_id())
+    session.add(integration_run)
+    session.flush()
     run = ReconciliationRun(integration="CTI", business_date=day, status="running",
-                            started_at=now)
+                            started_at=now, integration_run_id=integration_run.id)
     session.add(run)
     session.flush()
+    try:
+        listed = list(client.calls_of_day(day))
+    except ApiError as exc:
+        run.status = integration_run.status = "failed"
+        run.finished_at = integration_run.finished_at = clock.now()
+        integration_run.errors = [str(exc)[:500]]
+        integration_run.duration_ms = int((time.monotonic() - t0) * 1000)
+        session.commit()
+        raise
     start, end = day_bounds(day)
     ours = {c.call_id: c for c in session.scalars(
         select(CallRecord).where(CallRecord.started_at >= start, CallRecord.started_at < end,
                                  CallRecord.source == "cti"))}
     seen: set[str] = set()
-    gaps: list[Discrepancy] = []
-    source_count = 0
-    for item in client.calls_of_day(day):
-        source_count += 1
+    found: list[Discrepancy] = []
+    added = 0
+    for item in listed:
         call_id = str(item.get("call_id") or "")
         if not call_id:
             continue
@@ -553,27 +694,61 @@ def reconcile_day(session: Session, client, day: date, *, trigger: str = "schedu
                              parse_time(item.get("ended_at") or item.get("started_at"),
                                         "ended_at", required=True), item)
             apply_call_event(session, event)
-            gaps.append(Discrepancy(run_id=run.id, kind="missing_in_crm", entity="call",
-                                    key=call_id, source_value=item, crm_value=None,
-                                    status="resolved", resolution="added from the call list",
-                                    resolved_at=now))
+            added += 1
+            found.append(Discrepancy(run_id=run.id, kind="missing_in_crm", entity="call",
+                                     key=call_id, source_value=item, crm_value=None,
+                                     status="resolved", resolution="added from the call list",
+                                     resolved_at=now))
         elif item.get("duration_seconds") is not None and mine.ended_at is not None and \
                 mine.duration_s != item.get("duration_seconds"):
-            gaps.append(Discrepancy(run_id=run.id, kind="status_mismatch", entity="call",
-                                    key=call_id, source_value=item,
-                                    crm_value={"duration_seconds": mine.duration_s}))
+            found.append(Discrepancy(run_id=run.id, kind="status_mismatch", entity="call",
+                                     key=call_id, source_value=item,
+                                     crm_value={"duration_seconds": mine.duration_s}))
     for call_id, mine in ours.items():
         if call_id not in seen:
-            gaps.append(Discrepancy(run_id=run.id, kind="missing_in_source", entity="call",
-                                    key=call_id, source_value=None,
-                                    crm_value={"started_at": mine.started_at.isoformat(),
-                                               "agent_id": mine.agent_id}))
-    session.add_all(gaps)
-    run.source_count = source_count
+            found.append(Discrepancy(run_id=run.id, kind="missing_in_source", entity="call",
+                                     key=call_id, source_value=None,
+                                     crm_value={"started_at": mine.started_at.isoformat(),
+                                                "agent_id": mine.agent_id}))
+    gaps = record_gaps(session, run, found)
+    finished = clock.now()
+    run.source_count = len(listed)
     run.crm_count = len(ours)
-    run.discrepancy_count = len(gaps)
+    run.discrepancy_count = len(gaps.stored)
     run.matched_count = len(seen & set(ours))
-    run.status = "succeeded" if not gaps else "partial"
-    run.finished_at = clock.now()
+    run.status = integration_run.status = "succeeded" if not gaps.open else "partial"
+    run.finished_at = integration_run.finished_at = finished
+    for name, value in run_counts.of_reconciliation(len(listed), added,
+                                                     gaps.stored).columns().items():
+        setattr(integration_run, name, value)
+    integration_run.control_totals = {
+        "matched": run.matched_count, "discrepancies": len(gaps.stored),
+        "by_kind": gaps.kinds(), "already_resolved": gaps.settled,
+        "superseded": gaps.superseded}
+    integration_run.duration_ms = int((time.monotonic() - t0) * 1000)
     session.flush()
     return run
+
+
+def reconcile_calls(session: Session, config, day: date, *, trigger: str = "schedule",
+                    user_id: int | None = None) -> dict:
+    """The call reconciliation of ``day`` through the configured call centre; commits. Without
+    a call centre the run is recorded as skipped, saying so."""
+    with call_centre(config) as client:
+        if client is None:
+            skipped = record_skipped(session, "CTI", "reconcile",
+                                     "No call centre is configured (CALLCENTRE_URL).",
+                                     trigger=trigger, user_id=user_id, business_date=day)
+            session.commit()
+            return {"business_date": day.isoformat(), "status": "skipped",
+                    "run_id": skipped.id, "reason": skipped.note}
+        try:
+            run = reconcile_day(session, client, day, trigger=trigger, user_id=user_id)
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+    return {"business_date": day.isoformat(), "status": run.status,
+            "run_id": run.integration_run_id, "source": run.source_count,
+            "crm": run.crm_count, "matched": run.matched_count,
+            "discrepancies": run.discrepancy_count}

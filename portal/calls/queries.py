@@ -109,5 +109,6 @@ def agent_day(session: Session, agent_id: int, day: date) -> AgentDay:
                        actions_by_id[r.action_id].result is None),
         "unmatched": sum(1 for r in records if r.unmatched_reason),
         "manual": sum(1 for r in records if r.source == "manual"),
+        "breaches": sum(1 for r in records if r.window_breach),
     }
     return AgentDay(records, actions_by_id, names, run, status_events, summary)

@@ -111,9 +111,13 @@ def dial():
         db.session.rollback()
         return render_template("calls/_dial_refused.html", message=str(exc), cif=cif,
                                phone_id=phone_id), 422
-    except calls.CallCentreDown as exc:
+    except calls.CallCentreRefused as exc:  # it answered no (agent busy, number invalid, ...)
         db.session.rollback()
-        return _manual_form(cif, phone_id, down=str(exc))
+        return render_template("calls/_dial_refused.html", centre=exc, cif=cif,
+                               phone_id=phone_id), 422
+    except calls.CallCentreDown as exc:  # it could not be reached: dial by hand, log it here
+        db.session.rollback()
+        return _manual_form(cif, phone_id, down=exc)
     return _widget(record, trigger="call-event")
 
 

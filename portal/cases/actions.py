@@ -1,12 +1,13 @@
-"""Recording an action on a case: append-only, checked against the contact rules (calls and
-visits), capturing a promise to pay when the result says so, and moving the case on
-(follow-up, last contact, last action, status, priority)."""
+"""Recording an action on a case: append-only, checked against the contact rules (outbound
+calls and visits; a call the customer made is never limited), capturing a promise to pay
+when the result says so, and moving the case on (follow-up, last contact, last action,
+status, priority)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from portal import clock
 from portal.cases import contact_rules, promises, queue
 from portal.cases.promises import PromiseValidationError
 from portal.models import Action, ActionCode, Card, Case, Loan, Phone, User
+from portal.money import parse_money
 
 CONTACT_CHECKED_TYPES = ("CALL", "VISIT")
 NOTES_MAX = 4000
@@ -46,20 +48,14 @@ class ActionInput:
     follow_up_date: date | None = None
     promise_amount: Decimal | None = None
     promise_date: date | None = None
+    replace_pending: bool = False  # a new promise supersedes the pending one (promises.py)
 
 
 def parse_decimal(raw: str | None) -> Decimal | None:
-    """"12,500,000" / "12 500 000" / "12500000.00" → Decimal; "" → None; junk → ValueError."""
-    if raw is None or not str(raw).strip():
-        return None
-    text = str(raw).strip().replace(",", "").replace(" ", "").replace("₫", "")
-    try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        raise ValueError("Enter an amount such as 2500000.") from exc
-    if not value.is_finite():
-        raise ValueError("Enter an amount such as 2500000.")
-    return value
+    """An amount as a person types it, in the bank's currency and locale ("5.000.000",
+    "5 000 000", "5000000"; portal.money.parse_money); "" → None; ambiguous or malformed
+    input → ValueError with the message to show."""
+    return parse_money(raw)
 
 
 def parse_date(raw: str | None) -> date | None:
@@ -79,11 +75,12 @@ def default_follow_up(code: ActionCode, now: datetime | None = None) -> date | N
 
 
 def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int | None,
-                  at: datetime):
+                  at: datetime, direction: str = "outbound", window: bool = True):
     """The contact rules service's decision (imported here so tests can replace it)."""
 
     return contact_rules.check_contact(session, cif=cif, action_type=action_type,
-                                       phone_id=phone_id, at=at)
+                                       phone_id=phone_id, at=at, direction=direction,
+                                       window=window)
 
 
 def create_promise(session: Session, **kwargs):
@@ -138,9 +135,13 @@ def check_input(session: Session, cif: str, data: ActionInput, now: datetime, *,
 
 
 def record_action(session: Session, *, agent: User, cif: str, data: ActionInput,
-                  now: datetime | None = None) -> Action:
+                  now: datetime | None = None, direction: str | None = None,
+                  window: bool = True) -> Action:
     """Record an action on ``cif``'s case; no commit.
 
+    The contact rules judge an outbound call or a visit (``direction``: the call's, else the
+    result's subtype says; an inbound call is never refused); ``window=False``: a call that
+    already happened outside the window is not refused for it (the caller flags it).
     Raises ``ActionValidationError`` (field errors, promise fields included) or
     ``ContactRefused``. The caller rolls back on either.
     """
@@ -156,7 +157,9 @@ def record_action(session: Session, *, agent: User, cif: str, data: ActionInput,
 
     if code.type in CONTACT_CHECKED_TYPES:
         decision = check_contact(session, cif=cif, action_type=code.type,
-                                 phone_id=_number_of_record(session, phone), at=now)
+                                 phone_id=_number_of_record(session, phone), at=now,
+                                 direction=direction or contact_rules.code_direction(
+                                     code.type, code.subtype), window=window)
         if not decision.allowed:
             raise ContactRefused(decision.reason or "The contact rules do not allow this now.",
                                  decision.next_allowed_at)
@@ -180,6 +183,7 @@ def record_action(session: Session, *, agent: User, cif: str, data: ActionInput,
                 account_number=account.account_number if account else None,
                 amount=data.promise_amount, promised_date=data.promise_date,
                 action_id=action.id, today=clock.bank_today(now),
+                replace_pending=data.replace_pending,
             )
         except promise_validation_error() as exc:
             raise ActionValidationError(dict(exc.errors)) from exc
@@ -214,4 +218,4 @@ def move_case_on(session: Session, cif: str, code: ActionCode, agent: User, at: 
         case.locked_until = None
     session.flush()
     queue.recompute_priorities(session, [case.id], now=now)
-    queue.forget_queue_counts(case.assigned_agent_id, agent.id)
+    queue.forget_queue_counts(case.assigned_agent_id, case.assigned_field_agent_id, agent.id)

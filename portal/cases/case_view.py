@@ -4,7 +4,7 @@ portal.text's)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from portal import clock
+from portal.cases import account_checks
 from portal.models import (
     Action,
     ActionCode,
@@ -26,6 +27,7 @@ from portal.models import (
     LoanCollateral,
     Payment,
     Phone,
+    ProductOwnerMove,
     Promise,
     ReferenceCustomer,
     User,
@@ -56,6 +58,12 @@ class CaseView:
     field_agent: User | None = None
     agent: User | None = None
     locked_by: User | None = None
+    # products a bank sync moved between customers: {product key: the latest move} away from
+    # this customer (its promises and actions stay here) and to it
+    moved_out: dict[str, ProductOwnerMove] = field(default_factory=dict)
+    moved_in: dict[str, ProductOwnerMove] = field(default_factory=dict)
+    # {account or contract number: what its bank data contradicts} (account_checks)
+    inconsistent: dict[str, list[account_checks.Inconsistency]] = field(default_factory=dict)
 
     @property
     def total_overdue(self) -> Decimal:
@@ -159,12 +167,27 @@ def load_case_view(session: Session, cif: str, now: datetime | None = None) -> C
                     [(c, links.get(c.collateral_number, [])) for c in collaterals],
                     list(phones), list(addresses), list(emails), list(references),
                     list(actions), list(promises), list(payments), list(visits), list(calls))
+    view.moved_out, view.moved_in = product_moves(session, cif)
+    view.inconsistent = account_checks.by_account(session, cif, clock.bank_today(now))
     if case is not None:
         view.agent = case.assigned_agent
         view.field_agent = case.assigned_field_agent
         if case.locked_by_id and case.locked_until and case.locked_until > now:
             view.locked_by = session.get(User, case.locked_by_id)
     return view
+
+
+def product_moves(session: Session, cif: str) -> tuple[dict, dict]:
+    """The applied moves of ``cif``'s products, the latest of each product: ({product key:
+    move} away from the customer, {product key: move} to it)."""
+    moves = session.scalars(
+        select(ProductOwnerMove)
+        .where(ProductOwnerMove.status == "applied",
+               (ProductOwnerMove.old_cif == cif) | (ProductOwnerMove.new_cif == cif))
+        .order_by(ProductOwnerMove.decided_at, ProductOwnerMove.id)).all()
+    latest = {m.product_key: m for m in moves}
+    return ({k: m for k, m in latest.items() if m.old_cif == cif},
+            {k: m for k, m in latest.items() if m.new_cif == cif})
 
 
 def active_action_codes(session: Session) -> list[ActionCode]:

@@ -4,14 +4,21 @@
     if not decision.allowed:
         ...  # show decision.reason and decision.next_allowed_at to the agent
 
-Rules (stored in ``app_settings`` under ``contact_rules``; defaults below for what is not set):
+Rules (stored in ``app_settings`` under ``contact_rules``; defaults below for what is not set).
+They limit outbound contact only: a call the customer makes (an inbound call, a result of
+subtype ``INBOUND``) and its outcome are recorded at any hour, whatever the rules say.
 
-- calls and visits only inside the contact window, local time in ``BANK_TIMEZONE``
+- outbound calls and visits only inside the contact window, local time in ``BANK_TIMEZONE``
   (default 07:00–21:00; the end is exclusive: 21:00 is already outside);
 - at most ``max_call_attempts`` CALL actions per customer in any rolling ``attempt_window_days``
   days (default 7 in 7), counting every CALL action recorded on the customer (any agent, any
   result, answered or not);
 - never to a phone marked do-not-contact (any action type that uses a phone).
+
+An outbound call that happened outside the window all the same (the dialler's CTI events, a
+call logged by hand) is recorded and flagged as a breach on its call record
+(``call_records.window_breach``: the window it broke): ``window_breach`` in Python,
+``window_breach_sql`` inside SQL statements, one rule in both.
 
 A refusal says why in plain words and gives the earliest time every rule allows again (the next
 window opening, or when enough of the counted attempts have left the rolling window — moved to
@@ -36,12 +43,15 @@ from portal import audit
 from portal.clock import bank_zone
 from portal.models import Action, AppSetting, Phone
 from portal.models.base import utcnow
+from portal.phones import phone_national
 from portal.text import mask_phone
 
 CONTACT_RULES_KEY = "contact_rules"
 PROMISE_RULES_KEY = "promise_rules"
 WINDOW_TYPES = ("CALL", "VISIT")  # action types limited to the contact window
 CAPPED_TYPE = "CALL"  # action type counted against the rolling cap
+INBOUND_SUBTYPES = ("INBOUND",)  # CALL results of calls the customer made (not limited)
+DIRECTIONS = ("inbound", "outbound")
 
 
 @dataclass(frozen=True)
@@ -169,6 +179,45 @@ def in_window(rules: ContactRules, at: datetime) -> bool:
     return rules.window_start <= local < rules.window_end
 
 
+def code_direction(action_type: str | None, subtype: str | None) -> str:
+    """``inbound`` for a CALL result of an inbound subtype (the customer called), else
+    ``outbound`` (the bank contacts the customer: calls, visits, messages)."""
+    inbound = (action_type or "").upper() == "CALL" and \
+        (subtype or "").upper() in INBOUND_SUBTYPES
+    return "inbound" if inbound else "outbound"
+
+
+def window_breach(rules: ContactRules, direction: str, started_at: datetime) -> str | None:
+    """The window (``07:00–21:00``) an outbound call started at ``started_at`` broke, or None
+    when the window allows it (inside it, or an inbound call)."""
+    if direction != "outbound" or in_window(rules, started_at):
+        return None
+    return _window_label(rules)
+
+
+# The stored window inside SQL (one row: opens, closes), for statements that judge calls in
+# the database (calls.MERGE_CALL_SQL, the migration's backfill, the invariant): the same
+# rules and defaults as ``get_contact_rules``.
+_DEFAULT = ContactRules()
+WINDOW_SQL = f"""(
+    SELECT COALESCE(NULLIF(s.value->>'window_start', ''),
+                    '{_DEFAULT.window_start:%H:%M}')::time AS opens,
+           COALESCE(NULLIF(s.value->>'window_end', ''),
+                    '{_DEFAULT.window_end:%H:%M}')::time AS closes
+    FROM (SELECT 1) one LEFT JOIN app_settings s ON s.key = '{CONTACT_RULES_KEY}'
+)"""
+
+
+def window_breach_sql(direction: str, started_at: str, zone: str, window: str = "w") -> str:
+    """SQL for ``window_breach``: ``direction`` and ``started_at`` are SQL expressions of a
+    call, ``zone`` the bank's zone (a bind such as ``:zone``), ``window`` a row of
+    ``WINDOW_SQL``. NULL, or the window broken as '07:00–21:00'."""
+    local = f"({started_at} AT TIME ZONE {zone})::time"
+    return (f"CASE WHEN {direction} = 'outbound' AND NOT ({local} >= {window}.opens "
+            f"AND {local} < {window}.closes) THEN to_char({window}.opens, 'HH24:MI') || '–' "
+            f"|| to_char({window}.closes, 'HH24:MI') END")
+
+
 def next_window_opening(rules: ContactRules, at: datetime) -> datetime:
     """The first moment at or after ``at`` inside the window (``at`` itself when inside)."""
     if in_window(rules, at):
@@ -211,11 +260,18 @@ def _cap_release(rules: ContactRules, attempts: list[datetime]) -> datetime | No
 
 
 def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int | None,
-                  at: datetime) -> ContactDecision:
+                  at: datetime, direction: str = "outbound",
+                  window: bool = True) -> ContactDecision:
     """Whether an action of ``action_type`` on customer ``cif`` (through phone ``phone_id``,
-    if any) is allowed at ``at`` (aware; UTC or any zone)."""
+    if any) is allowed at ``at`` (aware; UTC or any zone). An ``inbound`` call is always
+    allowed. ``window=False``: the caller flags a call outside the window instead of refusing
+    it (a call that already happened), the other rules still apply."""
     if at.tzinfo is None:
         raise ValueError("check_contact needs an aware datetime")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}")
+    if direction == "inbound":
+        return ContactDecision(True)
     at = at.astimezone(UTC)
     rules = get_contact_rules(session)
     action_type = (action_type or "").upper()
@@ -227,7 +283,8 @@ def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int
         if phone.do_not_contact:
             return ContactDecision(
                 False,
-                f"The number {mask_phone(phone.number)} is marked do-not-contact. "
+                f"The number {mask_phone(phone_national(phone.number_e164 or phone.number))} "
+                f"is marked do-not-contact. "
                 "Use another number or channel.",
                 None,
             )
@@ -244,14 +301,14 @@ def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int
                 f"{rules.attempt_window_days} days (the limit is {rules.max_call_attempts})."
             )
             candidate = max(candidate, release)
-    if action_type in WINDOW_TYPES and not in_window(rules, at):
+    if window and action_type in WINDOW_TYPES and not in_window(rules, at):
         reasons.append(
             f"It is {_local_label(at)[-5:]} in the bank's time zone, outside the contact window "
             f"({_window_label(rules)})."
         )
     if not reasons:
         return ContactDecision(True)
-    if action_type in WINDOW_TYPES:
+    if window and action_type in WINDOW_TYPES:
         candidate = next_window_opening(rules, candidate)
     return ContactDecision(
         False,

@@ -2,8 +2,18 @@
 verified or do-not-contact.
 
 Bank rows (source_system T24/W4/LOS) are read-only — the bank sync overwrites them, flags
-included — so a change to one is stored as a CRM row (a correction) beside it. Every change adds
-an audit row and publishes CONTACT_UPDATED in the caller's transaction (no commit here).
+included — so a change to one is stored as a CRM row (a correction) beside it; a later change
+to the same bank row, or a correction to a number the CRM already holds, goes to that CRM row
+(one CRM row per number). Every change adds an audit row and publishes CONTACT_UPDATED in the
+caller's transaction (no commit here). A change that changes nothing is not a change: no row,
+no audit, no event (the functions return None; the page says "Nothing changed").
+
+Phones are stored normalised: ``number_e164`` (portal/phones.py, the one phone rule) and
+``number`` in its national form ("0903 123 456"), whatever way the agent typed it.
+
+One primary per type: the CRM's choice of a primary unsets every other primary of that type of
+the customer, the bank's rows included (a partial unique index holds it; the bank syncs leave
+a CRM primary in place, integrations/t24/load.py).
 """
 
 from __future__ import annotations
@@ -11,12 +21,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal import audit, clock
 from portal.events.publish import publish
 from portal.models import Address, Email, Phone, User
 from portal.models.enums import ADDRESS_TYPES, EMAIL_TYPES, PHONE_TYPES
+from portal.phones import phone_e164, phone_national
 
 CRM = "CRM"
 FLAGS = ("is_verified", "do_not_contact")
@@ -28,19 +40,21 @@ class ContactKind:
     model: type
     types: tuple[str, ...]
     fields: tuple[str, ...]  # editable value fields besides type / is_primary / notes
+    primary_choice: bool = True  # the form has a "Primary" box
 
 
 KINDS: dict[str, ContactKind] = {
     "phone": ContactKind("phone", Phone, PHONE_TYPES, ("number",)),
     "address": ContactKind("address", Address, ADDRESS_TYPES,
-                           ("line1", "line2", "ward", "district", "city", "province")),
+                           ("line1", "line2", "ward", "district", "city", "province"),
+                           primary_choice=False),
     "email": ContactKind("email", Email, EMAIL_TYPES, ("address",)),
 }
 EDITABLE = ("type", "is_primary", "notes")
 LIMITS = {"number": 32, "line1": 300, "line2": 300, "ward": 100, "district": 100, "city": 100,
           "province": 100, "address": 254, "notes": 1000}
-PHONE_RE = re.compile(r"^\+?[0-9][0-9 .\-()]{6,30}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PHONE_EXAMPLE = "Enter a phone number such as 0912 345 678 or +84912345678."
 
 
 class ContactValidationError(Exception):
@@ -55,22 +69,10 @@ def kind_of(name: str) -> ContactKind:
     return KINDS[name]
 
 
-def e164(number: str) -> str | None:
-    """Vietnamese numbers in E.164: "0912 345 678" → "+84912345678"."""
-    digits = re.sub(r"\D", "", number or "")
-    if not digits:
-        return None
-    if number.strip().startswith("+"):
-        return "+" + digits
-    if digits.startswith("84"):
-        return "+" + digits
-    if digits.startswith("0"):
-        return "+84" + digits[1:]
-    return "+84" + digits
-
-
 def clean(kind: ContactKind, form) -> dict:
-    """The values of a contact form, validated; raises ContactValidationError."""
+    """The values of a contact form, validated; raises ContactValidationError. A phone number
+    comes back in its national form ("0903 123 456"). ``is_primary`` only for the kinds whose
+    form offers it."""
     errors: dict[str, str] = {}
     values: dict = {}
     contact_type = (form.get("type") or "").strip().upper()
@@ -82,12 +84,16 @@ def clean(kind: ContactKind, form) -> dict:
         if len(value) > LIMITS.get(name, 300):
             errors[name] = f"At most {LIMITS.get(name, 300)} characters."
         values[name] = value or None
-    values["is_primary"] = form.get("is_primary") in ("1", "on", "true", "y")
+    if kind.primary_choice:
+        values["is_primary"] = form.get("is_primary") in ("1", "on", "true", "y")
     if kind.name == "phone":
+        e164 = phone_e164(values["number"])
         if not values["number"]:
             errors["number"] = "Enter the phone number."
-        elif not PHONE_RE.match(values["number"]):
-            errors["number"] = "Enter a phone number such as 0912 345 678 or +84912345678."
+        elif e164 is None:
+            errors["number"] = PHONE_EXAMPLE
+        else:
+            values["number"] = phone_national(e164)
     elif kind.name == "email":
         if not values["address"]:
             errors["address"] = "Enter the email address."
@@ -98,6 +104,46 @@ def clean(kind: ContactKind, form) -> dict:
     if errors:
         raise ContactValidationError(errors)
     return values
+
+
+def _value_key(kind: ContactKind, name: str, value):
+    """A field's value as compared: a phone by its E.164 form, an e-mail case-blind."""
+    if name == "number":
+        return phone_e164(value) or (value or "").strip() or None
+    if name == "address" and kind.name == "email":
+        return (value or "").strip().lower() or None
+    return (value.strip() or None) if isinstance(value, str) else value
+
+
+def same(kind: ContactKind, row, values: dict) -> bool:
+    """Whether ``values`` would leave ``row`` as it is."""
+    return all(_value_key(kind, name, getattr(row, name)) == _value_key(kind, name, value)
+               for name, value in values.items())
+
+
+def _same_value(kind: ContactKind, values: dict):
+    """The condition matching the rows that hold the same number / e-mail / address."""
+    model = kind.model
+    if kind.name == "phone":
+        return model.number_e164 == phone_e164(values["number"])
+    if kind.name == "email":
+        return func.lower(model.address) == _value_key(kind, "address", values["address"])
+    return model.type == values["type"], *(
+        getattr(model, name) == values[name] if values[name] is not None
+        else getattr(model, name).is_(None) for name in kind.fields)
+
+
+def _holding(session: Session, kind: ContactKind, cif: str, values: dict, *,
+             source: str | None = None, exclude_id: int | None = None):
+    """The customer's row (of ``source``, any when None) holding the same value, if any."""
+    condition = _same_value(kind, values)
+    conditions = condition if isinstance(condition, tuple) else (condition,)
+    query = select(kind.model).where(kind.model.cif == cif, *conditions)
+    if source is not None:
+        query = query.where(kind.model.source_system == source)
+    if exclude_id is not None:
+        query = query.where(kind.model.id != exclude_id)
+    return session.scalar(query.order_by(kind.model.id).limit(1))
 
 
 def snapshot(kind: ContactKind, row) -> dict:
@@ -134,7 +180,7 @@ def _apply(kind: ContactKind, row, values: dict) -> None:
     for name, value in values.items():
         setattr(row, name, value)
     if kind.name == "phone" and "number" in values:
-        row.number_e164 = e164(values["number"])
+        row.number_e164 = phone_e164(values["number"])
 
 
 def _new_crm_row(kind: ContactKind, cif: str, values: dict):
@@ -146,24 +192,44 @@ def _new_crm_row(kind: ContactKind, cif: str, values: dict):
     return row
 
 
-def _unset_other_primaries(session: Session, kind: ContactKind, row) -> None:
-    """One primary per kind among the CRM rows of the customer (bank rows stay as they are)."""
-    if not row.is_primary:
-        return
-    for other in session.query(kind.model).filter(
-        kind.model.cif == row.cif, kind.model.source_system == CRM,
-        kind.model.id != row.id, kind.model.is_primary.is_(True),
-    ):
+def _make_room_for_primary(session: Session, kind: ContactKind, cif: str, values: dict,
+                           keep_id: int | None) -> list:
+    """Before a row becomes (or stays) the primary of its type: every other primary of that
+    type of the customer — the bank's rows too — is unset (flushed, so the one-primary index
+    never sees two). Returns the rows unset."""
+    if not values.get("is_primary"):
+        return []
+    others = list(session.scalars(select(kind.model).where(
+        kind.model.cif == cif, kind.model.type == values["type"],
+        kind.model.is_primary.is_(True),
+        *((kind.model.id != keep_id,) if keep_id is not None else ()))))
+    for other in others:
         other.is_primary = False
+    session.flush()
+    return others
+
+
+def _record_unset(session: Session, actor: User, kind: ContactKind, unset: list, row) -> None:
+    for other in unset:
+        audit.record(session, actor, f"{kind.name}.unset_primary", kind.name, other.id,
+                     before={"is_primary": True},
+                     after={"is_primary": False, "primary_id": row.id})
 
 
 def add_contact(session: Session, actor: User, cif: str, kind_name: str, form) -> object:
+    """A new CRM contact. A number (e-mail, address) the customer already has on file is
+    refused: the agent corrects or edits that one."""
     kind = kind_of(kind_name)
     values = clean(kind, form)
+    if kind.name != "address" and _holding(session, kind, cif, values) is not None:
+        field = kind.fields[0]
+        raise ContactValidationError({field: f"The customer already has this {kind.name}: "
+                                             "correct or edit it in the list."})
+    unset = _make_room_for_primary(session, kind, cif, values, None)
     row = _new_crm_row(kind, cif, values)
     session.add(row)
     session.flush()
-    _unset_other_primaries(session, kind, row)
+    _record_unset(session, actor, kind, unset, row)
     after = snapshot(kind, row)
     audit.record(session, actor, f"{kind.name}.create", kind.name, row.id, after=after)
     _publish(session, actor, kind, row, "created", _changes(None, after))
@@ -171,40 +237,72 @@ def add_contact(session: Session, actor: User, cif: str, kind_name: str, form) -
 
 
 def update_contact(session: Session, actor: User, cif: str, kind_name: str, contact_id: int,
-                   form) -> object:
-    """Edit a CRM row in place; a bank row gets a CRM correction row instead."""
+                   form) -> object | None:
+    """Edit a CRM row in place; a bank row gets a CRM correction row instead — or, when the CRM
+    already holds the corrected number, that row is edited. Returns the row saved, or None when
+    the form changes nothing."""
     kind = kind_of(kind_name)
     row = _get(session, kind, cif, contact_id)
     values = clean(kind, form)
+    if same(kind, row, values):
+        return None
     before = snapshot(kind, row)
     if row.source_system != CRM:
-        values["notes"] = values.get("notes") or f"Correction of {row.source_system} #{row.id}"
-        correction = _new_crm_row(kind, cif, values)
-        correction.is_verified = row.is_verified and \
-            all(getattr(row, f) == values.get(f) for f in kind.fields)
-        correction.do_not_contact = row.do_not_contact
-        session.add(correction)
-        session.flush()
-        _unset_other_primaries(session, kind, correction)
-        after = snapshot(kind, correction)
-        audit.record(session, actor, f"{kind.name}.correct", kind.name, correction.id,
-                     before=before, after=after)
-        _publish(session, actor, kind, correction, "created", _changes(before, after))
-        return correction
+        return _correct(session, actor, kind, cif, row, values, before)
+    if kind.name != "address" and _holding(session, kind, cif, values, source=CRM,
+                                           exclude_id=row.id) is not None:
+        field = kind.fields[0]
+        raise ContactValidationError({field: f"Another CRM {kind.name} of the customer is "
+                                             "already this one: edit that one instead."})
+    unset = _make_room_for_primary(session, kind, cif, values, row.id)
     _apply(kind, row, values)
-    _unset_other_primaries(session, kind, row)
     session.flush()
+    _record_unset(session, actor, kind, unset, row)
     after = snapshot(kind, row)
-    changes = _changes(before, after)
     audit.record(session, actor, f"{kind.name}.update", kind.name, row.id, before=before,
                  after=after)
-    _publish(session, actor, kind, row, "updated", changes)
+    _publish(session, actor, kind, row, "updated", _changes(before, after))
     return row
 
 
+def _correct(session: Session, actor: User, kind: ContactKind, cif: str, bank_row,
+             values: dict, before: dict) -> object | None:
+    """A change to a bank row: stored on the CRM row holding the (corrected) value, or on a
+    new CRM row beside the bank's."""
+    values.setdefault("is_primary", False)
+    target = _holding(session, kind, cif, values, source=CRM)
+    if target is not None:
+        if not values.get("notes"):
+            values.pop("notes")  # the CRM row keeps its own note
+        if same(kind, target, values):
+            return None
+        unset = _make_room_for_primary(session, kind, cif, values, target.id)
+        _apply(kind, target, values)
+        operation = "updated"
+    else:
+        values["notes"] = values.get("notes") or f"Correction of {bank_row.source_system} " \
+                                                 f"#{bank_row.id}"
+        unset = _make_room_for_primary(session, kind, cif, values, None)
+        target = _new_crm_row(kind, cif, values)
+        target.is_verified = bank_row.is_verified and \
+            all(_value_key(kind, f, getattr(bank_row, f)) == _value_key(kind, f, values.get(f))
+                for f in kind.fields)
+        target.do_not_contact = bank_row.do_not_contact
+        session.add(target)
+        operation = "created"
+    session.flush()
+    _record_unset(session, actor, kind, unset, target)
+    after = snapshot(kind, target)
+    audit.record(session, actor, f"{kind.name}.correct", kind.name, target.id,
+                 before=before, after=after)
+    _publish(session, actor, kind, target, operation, _changes(before, after))
+    return target
+
+
 def set_flag(session: Session, actor: User, cif: str, kind_name: str, contact_id: int,
-             flag: str, value: bool) -> object:
-    """Mark a contact verified (or not) / do-not-contact (or not)."""
+             flag: str, value: bool) -> object | None:
+    """Mark a contact verified (or not) / do-not-contact (or not). A bank row's flag goes on the
+    CRM row of the same number (made when there is none). None when the flag already says so."""
     kind = kind_of(kind_name)
     if flag not in FLAGS:
         raise ContactValidationError({"flag": "Unknown flag."})
@@ -213,10 +311,17 @@ def set_flag(session: Session, actor: User, cif: str, kind_name: str, contact_id
     target = row
     if row.source_system != CRM:
         values = {name: getattr(row, name) for name in (*kind.fields, "type")}
-        values["notes"] = f"Correction of {row.source_system} #{row.id}"
-        target = _new_crm_row(kind, cif, values)
-        target.is_verified = row.is_verified
-        target.do_not_contact = row.do_not_contact
+        target = _holding(session, kind, cif, values, source=CRM)
+        if target is None:
+            values["notes"] = f"Correction of {row.source_system} #{row.id}"
+            target = _new_crm_row(kind, cif, values)
+            target.is_verified = row.is_verified
+            target.do_not_contact = row.do_not_contact
+        else:
+            before = snapshot(kind, target)
+    if getattr(target, flag) == value:
+        return None
+    if target.id is None:
         session.add(target)
     setattr(target, flag, value)
     if flag == "is_verified":
@@ -225,7 +330,7 @@ def set_flag(session: Session, actor: User, cif: str, kind_name: str, contact_id
     session.flush()
     after = snapshot(kind, target)
     operation = "verified" if flag == "is_verified" and value else (
-        "created" if target is not row else "updated")
+        "created" if target is not row and before["id"] == row.id else "updated")
     audit.record(session, actor, f"{kind.name}.{flag}", kind.name, target.id, before=before,
                  after=after)
     _publish(session, actor, kind, target, operation, _changes(before, after))

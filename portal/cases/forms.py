@@ -16,6 +16,9 @@ from portal.forms import RawField, SubmittedForm, row_id, text_or_none
 ERROR_KEYS = {"promise_amount": "amount", "promise_date": "promised_date"}
 
 
+def _checked(raw: str | None) -> bool:
+    return raw in ("1", "true", "on")
+
 
 class ActionForm(SubmittedForm):
     action_code_id = RawField("Result", parse=row_id)
@@ -25,6 +28,8 @@ class ActionForm(SubmittedForm):
     follow_up_date = RawField("Follow-up date", parse=actions.parse_date)
     promise_amount = RawField("Promised amount", parse=actions.parse_decimal)
     promise_date = RawField("Promised date", parse=actions.parse_date)
+    # ticked after the form said a promise is already pending: the new one supersedes it
+    replace_pending = RawField("Replace the pending promise", parse=_checked)
 
     def action_input(self) -> tuple[actions.ActionInput, dict[str, str]]:
         """The action as submitted, and the errors of the fields that could not be read
@@ -36,12 +41,9 @@ class ActionForm(SubmittedForm):
             action_code_id=self.action_code_id.data, account_number=self.account_number.data,
             phone_id=self.phone_id.data, notes=self.notes.data,
             follow_up_date=self.follow_up_date.data, promise_amount=self.promise_amount.data,
-            promise_date=self.promise_date.data)
+            promise_date=self.promise_date.data,
+            replace_pending=bool(self.replace_pending.data))
         return data, errors
-
-
-def _checked(raw: str | None) -> bool:
-    return raw in ("1", "true", "on")
 
 
 class ContactForm(SubmittedForm):

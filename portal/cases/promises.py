@@ -10,6 +10,13 @@ Promises made for *another* loan of the customer are not touched: money paid int
 not keep a promise about another. What is left after every eligible promise is covered stays
 unallocated (over-payment). A payment is allocated once: calling again returns its allocations.
 
+One pending promise: a customer has at most one pending promise per loan, and one made for the
+whole customer (no loan; a card's counts there) — two partial unique indexes say so. A new
+promise where one is pending is refused with a message that offers to replace it; replacing
+(``replace_pending``) marks the old one ``superseded`` (when, by whom, ``replacement_id``), with
+an audit row and a line on the case's timeline. A superseded promise is closed: payments are
+not allocated to it and the KPIs count it neither kept nor broken.
+
 Business dates (promise dates, "today") are in ``BANK_TIMEZONE`` (portal.clock).
 """
 
@@ -17,24 +24,24 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from flask import current_app, has_app_context
 from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import audit, clock
 from portal.cases.contact_rules import get_promise_rules
 from portal.cases.queue import collectible_products, recompute_priorities
 from portal.events import publish
-from portal.models import Case, Loan, Payment, Promise, PromiseAllocation, User
+from portal.models import Action, Case, Loan, Payment, Promise, PromiseAllocation, User
+from portal.money import bank_currency, format_money, parse_money
 
 log = logging.getLogger(__name__)
 
 OPEN_STATUSES = ("pending", "partially_kept")
 CLOSED_LOAN_STATUSES = ("CLOSED",)  # a written-off loan is still recovered: promises allowed
-CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("9999999999999999.99")  # Numeric(18, 2)
 
 
@@ -47,20 +54,17 @@ class PromiseValidationError(ValueError):
 
 
 def _currency() -> str:
-    return current_app.config.get("BANK_CURRENCY", "VND") if has_app_context() else "VND"
+    return bank_currency()
 
 
-def _parse_amount(amount) -> Decimal | None:
+def _parse_amount(amount, currency: str) -> tuple[Decimal | None, str | None]:
+    """(the amount, None) or (None, why it is not one): portal.money's one parser."""
     if isinstance(amount, float):  # money is never a float
-        return None
+        return None, "Enter the amount as a whole number of đồng, such as 5.000.000."
     try:
-        value = amount if isinstance(amount, Decimal) else Decimal(str(amount).strip()
-                                                                   .replace(",", ""))
-    except (InvalidOperation, TypeError, ValueError):
-        return None
-    if not value.is_finite() or value.as_tuple().exponent < -2:
-        return None
-    return value
+        return parse_money(amount, currency), None
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def customer_total_due(session: Session, cif: str) -> Decimal:
@@ -100,11 +104,12 @@ def validate_promise(session: Session, *, cif: str, account_number: str | None, 
             errors["account_number"] = f"Loan {account_number} is {loan.status.lower()}."
             loan = None
 
-    value = _parse_amount(amount) if amount is not None and amount != "" else None
-    if amount is None or amount == "":
+    currency = loan.currency if loan is not None and loan.currency else _currency()
+    value, problem = _parse_amount(amount, currency)
+    if problem is None and value is None:
         errors["amount"] = "Enter the amount the customer promised."
-    elif value is None:
-        errors["amount"] = "Enter an amount such as 1500000 (at most 2 decimals)."
+    elif problem is not None:
+        errors["amount"] = problem
     elif value <= 0:
         errors["amount"] = "The amount must be greater than zero."
     elif value > MAX_AMOUNT:
@@ -116,37 +121,92 @@ def validate_promise(session: Session, *, cif: str, account_number: str | None, 
             due, what = customer_total_due(session, cif), "the customer's total due"
         if value > due:
             errors["amount"] = (f"The amount is more than {what} "
-                                f"({due.quantize(CENT) if due else Decimal(0):,} "
-                                f"{loan.currency if loan else _currency()}).")
+                                f"({format_money(due or Decimal(0), currency)}).")
     return errors, value, loan
+
+
+def pending_promise(session: Session, cif: str, account_number: str | None, *,
+                    lock: bool = False) -> Promise | None:
+    """The customer's pending promise for ``account_number`` (None: the whole-customer one)."""
+    query = select(Promise).where(
+        Promise.cif == cif, Promise.status == "pending",
+        Promise.account_number == account_number if account_number is not None
+        else Promise.account_number.is_(None))
+    return session.scalar(query.with_for_update() if lock else query)
+
+
+def _promise_text(promise: Promise) -> str:
+    return f"{format_money(promise.amount, promise.currency)} by {promise.promised_date:%d/%m/%Y}"
+
+
+def _pending_message(pending: Promise) -> str:
+    where = f"loan {pending.account_number}" if pending.account_number else "this customer"
+    return (f"A promise of {_promise_text(pending)} is already pending for {where}. "
+            "Tick “Replace the pending promise” to supersede it with this one.")
 
 
 def create_promise(session: Session, *, agent_id: int, cif: str, account_number: str | None,
                    amount: Decimal, promised_date: date, action_id: int | None,
-                   today: date | None = None) -> Promise:
+                   today: date | None = None, replace_pending: bool = False) -> Promise:
     """Validate and add a pending promise; publishes PROMISE_CREATED and an audit row.
-    Raises ``PromiseValidationError`` with field-level messages. No commit."""
+    Where one is pending for the same loan (or the whole customer), it is superseded when
+    ``replace_pending``, else the promise is refused (``replace_pending`` error: the form offers
+    to replace it). Raises ``PromiseValidationError`` with field-level messages. No commit."""
     today = today or clock.bank_today()
     errors, value, loan = validate_promise(session, cif=cif, account_number=account_number,
                                            amount=amount, promised_date=promised_date,
                                            today=today)
+    key = loan.account_number if loan else None
+    pending = None if "account_number" in errors else \
+        pending_promise(session, cif, key, lock=True)
+    if pending is not None and not replace_pending:
+        errors["replace_pending"] = _pending_message(pending)
     if errors:
         raise PromiseValidationError(errors)
+    actor = session.get(User, agent_id)
+    now = clock.now()
+    if pending is not None:
+        pending.status, pending.resolved_at = "superseded", now
+        pending.superseded_at, pending.superseded_by_id = now, agent_id
+        session.flush()  # the pending slot is free before the new promise takes it
     promise = Promise(
-        cif=cif, account_number=loan.account_number if loan else None, agent_id=agent_id,
+        cif=cif, account_number=key, agent_id=agent_id,
         action_id=action_id, amount=value, currency=loan.currency if loan else _currency(),
         promised_date=promised_date, status="pending", paid_amount=Decimal(0),
     )
-    session.add(promise)
-    session.flush()
+    try:
+        with session.begin_nested():  # another agent's promise may have just taken the slot
+            session.add(promise)
+            session.flush()
+    except IntegrityError as exc:
+        raise PromiseValidationError({"replace_pending": (
+            "Another promise was just saved for the same account: reload the case and "
+            "replace it if this one stands.")}) from exc
     publish("PROMISE_CREATED", {
         "promise_id": promise.id, "cif": cif, "agent_id": agent_id, "amount": value,
         "promised_date": promised_date, "account_number": promise.account_number,
         "action_id": action_id, "currency": promise.currency,
+        "supersedes": pending.id if pending is not None else None,
     }, session=session)
-    audit.record(session, session.get(User, agent_id), "promise.create", "promise", promise.id,
+    audit.record(session, actor, "promise.create", "promise", promise.id,
                  after=_snapshot(promise))
+    if pending is not None:
+        _superseded(session, actor, pending, promise, now)
     return promise
+
+
+def _superseded(session: Session, actor: User | None, old: Promise, new: Promise,
+                now: datetime) -> None:
+    """``old`` was replaced by ``new``: the link, an audit row and a line on the timeline."""
+    old.replacement_id = new.id
+    audit.record(session, actor, "promise.supersede", "promise", old.id,
+                 before={"status": "pending"},
+                 after={"status": "superseded", "replacement_id": new.id})
+    session.add(Action(
+        cif=old.cif, account_number=old.account_number, agent_id=actor.id if actor else None,
+        type="SYSTEM", subtype="PROMISE", result="SUPERSEDED", at=now, source="system",
+        notes=f"Promise of {_promise_text(old)} replaced by a promise of {_promise_text(new)}."))
+    session.flush()
 
 
 def _snapshot(promise: Promise) -> dict:
@@ -253,13 +313,37 @@ def undo_allocations(session: Session, payment: Payment,
         previous = promise.status
         if promise.promised_date < today:
             _break(session, promise, previous, now)
+        elif promise.paid_amount > 0:
+            promise.status, promise.resolved_at = "partially_kept", None
         else:
-            promise.status = "pending" if promise.paid_amount == 0 else "partially_kept"
-            promise.resolved_at = None
+            _reopen(session, promise, previous, now)
     session.flush()
     if reallocate and allocations:
         _reallocate_leftovers(session, payment)
     return allocations
+
+
+def _reopen(session: Session, promise: Promise, previous: str, now: datetime) -> None:
+    """A promise left with nothing paid is pending again — but one pending promise per account:
+    when another is pending for the same account, the newer of the two stands and the older is
+    superseded by it (by the system)."""
+    other = pending_promise(session, promise.cif, promise.account_number, lock=True)
+    if other is not None and other.id > promise.id:
+        _supersede_by_system(session, promise, other, previous, now)
+        return
+    if other is not None:
+        _supersede_by_system(session, other, promise, other.status, now)
+        session.flush()  # the slot is free before this one is pending again
+    promise.status, promise.resolved_at = "pending", None
+
+
+def _supersede_by_system(session: Session, old: Promise, new: Promise, previous: str,
+                         now: datetime) -> None:
+    old.status, old.resolved_at = "superseded", now
+    old.superseded_at, old.superseded_by_id, old.replacement_id = now, None, new.id
+    audit.record(session, "system", "promise.supersede", "promise", old.id,
+                 before={"status": previous},
+                 after={"status": "superseded", "replacement_id": new.id})
 
 
 def _reallocate_leftovers(session: Session, reversed_payment: Payment) -> None:

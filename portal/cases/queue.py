@@ -314,21 +314,60 @@ def search_condition(q: str):
     return Case.cif.in_(search.matching_cifs(q))
 
 
-def _scope(agent_id: int | None):
-    """Cases of an agent's queue (all cases when ``agent_id`` is None: supervisors' search)."""
-    return [Case.assigned_agent_id == agent_id] if agent_id is not None else []
+# --- who holds a case: THE definition of "an agent's open cases" -----------------------------
+# A call agent holds the cases of ``assigned_agent_id``, a field agent those of
+# ``assigned_field_agent_id``. Every count of held cases (the queue, the home pages, the
+# assignment page's loads and filters) is made from these.
+
+HOLDER_COLUMNS = {"agent": "assigned_agent_id", "field_agent": "assigned_field_agent_id"}
+OPEN_CASE = Case.status != "closed"
+
+
+def holder_column(role: str):
+    """The case column naming the holder for ``role`` (a call agent's for any other role)."""
+    return getattr(Case, HOLDER_COLUMNS.get(role, HOLDER_COLUMNS["agent"]))
+
+
+def held_by(agent_ids: int | Iterable[int], role: str = "agent"):
+    """Cases held by ``agent_ids`` (one id or several) in ``role``, open or not."""
+    column = holder_column(role)
+    if isinstance(agent_ids, int):
+        return column == agent_ids
+    return column.in_(list(agent_ids) or [-1])
+
+
+def held_counts(session: Session, agent_ids: Iterable[int],
+                role: str = "agent") -> dict[int, tuple[int, Decimal]]:
+    """{agent id: (open cases held, their total overdue)} for ``role``, every id listed."""
+    ids = list(agent_ids)
+    column = holder_column(role)
+    counts = {agent_id: (0, Decimal(0)) for agent_id in ids}
+    if ids:
+        for agent_id, n, overdue in session.execute(
+            select(column, func.count(Case.id), func.coalesce(func.sum(Case.total_overdue), 0))
+            .where(OPEN_CASE, held_by(ids, role)).group_by(column)
+        ):
+            counts[agent_id] = (n, overdue)
+    return counts
+
+
+def _scope(agent_id: int | None, role: str = "agent"):
+    """Cases of an agent's queue (all cases when ``agent_id`` is None: supervisors' search):
+    a field agent's queue is their field cases."""
+    return [held_by(agent_id, role)] if agent_id is not None else []
 
 
 OPEN_CASE_STATUSES = tuple(s for s in CASE_STATUSES if s != "closed")
 
 
-def queue_counts(session: Session, agent_id: int | None, now: datetime) -> QueueCounts:
+def queue_counts(session: Session, agent_id: int | None, now: datetime,
+                 role: str = "agent") -> QueueCounts:
     """Counts per filter value over the agent's open cases, in three index reads: one pass for
     totals, follow-ups, buckets and statuses; one for product types (kept on the case); the due
     promises from their own index. The open-queue index covers every column read, so on a
     vacuumed table the passes do not touch the table itself."""
     today = clock.bank_today(now)
-    base = [*_scope(agent_id), Case.status != "closed"]
+    base = [*_scope(agent_id, role), OPEN_CASE]
     columns = [func.count(Case.id).label("total"),
                func.count(Case.id).filter(Case.next_action_at <= now).label("follow_up")]
     names = [name for name, _, _ in BUCKETS]
@@ -357,7 +396,8 @@ def queue_counts(session: Session, agent_id: int | None, now: datetime) -> Queue
 COUNTS_KEY = "crm:queue-counts:{agent_id}"
 
 
-def cached_queue_counts(session: Session, agent_id: int | None, now: datetime) -> QueueCounts:
+def cached_queue_counts(session: Session, agent_id: int | None, now: datetime,
+                        role: str = "agent") -> QueueCounts:
     """``queue_counts`` kept in Redis for ``QUEUE_COUNTS_TTL`` seconds (default 30) per agent.
 
     The counts scan all of an agent's open cases (20,000 for a busy agent of a large bank); the
@@ -366,19 +406,19 @@ def cached_queue_counts(session: Session, agent_id: int | None, now: datetime) -
     unavailable → counted directly. TTL 0 turns the cache off."""
     ttl = int(current_app.config.get("QUEUE_COUNTS_TTL", 30)) if has_app_context() else 0
     if not ttl or agent_id is None:
-        return queue_counts(session, agent_id, now)
+        return queue_counts(session, agent_id, now, role)
     key, day = COUNTS_KEY.format(agent_id=agent_id), clock.bank_today(now).isoformat()
     try:
         raw = get_redis().get(key)
     except (RedisError, RuntimeError):
-        return queue_counts(session, agent_id, now)
+        return queue_counts(session, agent_id, now, role)
     if raw:
         data = json.loads(raw)
-        if data.pop("day", None) == day:
+        if data.pop("day", None) == day and data.pop("role", role) == role:
             return QueueCounts(**data)
-    counts = queue_counts(session, agent_id, now)
+    counts = queue_counts(session, agent_id, now, role)
     with contextlib.suppress(RedisError, RuntimeError):
-        get_redis().set(key, json.dumps({**asdict(counts), "day": day}), ex=ttl)
+        get_redis().set(key, json.dumps({**asdict(counts), "day": day, "role": role}), ex=ttl)
     return counts
 
 
@@ -393,12 +433,13 @@ def forget_queue_counts(*agent_ids: int | None) -> None:
 
 def queue_page(session: Session, agent_id: int | None, filters: QueueFilters,
                now: datetime | None = None, per_page: int = PAGE_SIZE,
-               with_counts: bool = True, case_scope=None) -> QueuePage:
+               with_counts: bool = True, case_scope=None, role: str = "agent") -> QueuePage:
     """One page of the agent's queue (priority first) with the counts of every filter;
-    ``case_scope`` (``permissions.case_scope``) limits browsing to the cases a user may open."""
+    ``role``: the agent's (a field agent's queue is their field cases); ``case_scope``
+    (``permissions.case_scope``) limits browsing to the cases a user may open."""
     now = now or clock.now()
     today = clock.bank_today(now)
-    conditions = list(_scope(agent_id))
+    conditions = list(_scope(agent_id, role))
     if case_scope is not None:
         conditions.append(case_scope)
     conditions.append(Case.status == filters.status if filters.status
@@ -414,7 +455,7 @@ def queue_page(session: Session, agent_id: int | None, filters: QueueFilters,
     if filters.q:
         conditions.append(search_condition(filters.q))
     base = select(Case).join(Customer, Customer.cif == Case.cif).where(*conditions)
-    counts = cached_queue_counts(session, agent_id, now) if with_counts else None
+    counts = cached_queue_counts(session, agent_id, now, role) if with_counts else None
     if counts is not None and not filters.active:
         total = counts.total  # the whole open queue: counted with the other counts
     else:
@@ -462,7 +503,8 @@ def next_case(session: Session, agent: User, now: datetime | None = None,
 
     Candidates: the agent's open cases and unassigned open cases (the shared pool; taking one
     assigns it to the agent), not locked by another agent, with no follow-up scheduled in the
-    future. ``SELECT ... FOR UPDATE SKIP LOCKED`` makes two agents asking at the same moment
+    future. A field agent's candidates are their field cases only (the pool is the call
+    agents'). ``SELECT ... FOR UPDATE SKIP LOCKED`` makes two agents asking at the same moment
     get two different cases. The agent's earlier locks are released. Commits.
     """
     now = now or clock.now()
@@ -471,11 +513,13 @@ def next_case(session: Session, agent: User, now: datetime | None = None,
         .values(locked_by_id=None, locked_until=None)
         .execution_options(synchronize_session=False)
     )
+    mine = held_by(agent.id, agent.role)
     case = session.scalars(
         select(Case)
         .where(
-            Case.status != "closed",
-            or_(Case.assigned_agent_id == agent.id, Case.assigned_agent_id.is_(None)),
+            OPEN_CASE,
+            mine if agent.role == "field_agent"
+            else or_(mine, Case.assigned_agent_id.is_(None)),
             or_(Case.locked_until.is_(None), Case.locked_until <= now,
                 Case.locked_by_id == agent.id),
             or_(Case.next_action_at.is_(None), Case.next_action_at <= now),
@@ -491,7 +535,7 @@ def next_case(session: Session, agent: User, now: datetime | None = None,
         return None
     case.locked_by_id = agent.id
     case.locked_until = now + timedelta(minutes=lock_minutes)
-    if case.assigned_agent_id is None:
+    if case.assigned_agent_id is None and agent.role != "field_agent":
         case.assigned_agent_id = agent.id
         session.add(CaseAssignment(case_id=case.id, role="agent", agent_id=agent.id,
                                    assigned_by_id=agent.id, assigned_at=now,

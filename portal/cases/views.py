@@ -15,6 +15,7 @@ from portal.models.enums import ACTION_TYPES
 from portal.permissions import scopes
 from portal.permissions.decorators import permission_required
 from portal.permissions.roles import can
+from portal.phones import phone_national
 from portal.text import mask_national_id, mask_phone
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -27,7 +28,8 @@ bp = Blueprint("cases", __name__, url_prefix="/cases")
 @permission_required("cases.work")
 def work_queue():
     filters = queue.QueueFilters.from_args(request.args)
-    page = queue.queue_page(db.session, current_user.id, filters, clock.now())
+    page = queue.queue_page(db.session, current_user.id, filters, clock.now(),
+                            role=current_user.role)
     template = "cases/_queue_results.html" if partial_request("queue-results") \
         else "cases/queue.html"
     return render_template(template, page=page, filters=filters, now=clock.now())
@@ -196,16 +198,21 @@ def contact_edit(cif: str, kind: str, contact_id: int):
     k = _kind(kind)
     row = _contact(k, cif, contact_id)
     values = contacts.snapshot(k, row)
-    if k.name == "phone" and not can("customers.view_pii"):
-        values["number"] = ""  # a masked user re-enters the number rather than seeing it
+    if k.name == "phone":  # as every page shows it; a masked user re-enters it
+        values["number"] = phone_national(row.number_e164 or row.number) \
+            if can("customers.view_pii") else ""
     return render_template("cases/_contact_form.html", cif=cif, kind=k, row=row, values=values,
                            errors={})
 
 
-def _contacts_panel(cif: str, message: str):
+NOTHING_CHANGED = "Nothing changed."
+
+
+def _contacts_panel(cif: str, message: str, changed: bool = True):
     response = current_app.make_response(
         render_template("cases/_panel_contacts.html", **_context(_load(cif), message=message)))
-    response.headers["HX-Trigger"] = "contacts-updated"
+    if changed:
+        response.headers["HX-Trigger"] = "contacts-updated"
     return response
 
 
@@ -245,6 +252,9 @@ def contact_update(cif: str, kind: str, contact_id: int):
     except contacts.ContactValidationError as exc:
         db.session.rollback()
         return _contact_form_errors(cif, k, row, exc.errors)
+    if saved is None:
+        db.session.rollback()
+        return _contacts_panel(cif, NOTHING_CHANGED, changed=False)
     message = (f"Saved as a CRM correction: the {row.source_system} record stays as the bank "
                "sent it.") if saved.id != contact_id else f"{k.name.capitalize()} updated."
     return _contacts_panel(cif, message)
@@ -259,7 +269,9 @@ def contact_flag(cif: str, kind: str, contact_id: int):
     flag, value = form.flag.data or "", bool(form.value.data)
     if flag not in contacts.FLAGS:
         abort(400, description="Unknown flag.")
-    contacts.set_flag(db.session, current_user, cif, k.name, contact_id, flag, value)
+    if contacts.set_flag(db.session, current_user, cif, k.name, contact_id, flag, value) is None:
+        db.session.rollback()
+        return _contacts_panel(cif, NOTHING_CHANGED, changed=False)
     db.session.commit()
     label = {"is_verified": "verified" if value else "not verified",
              "do_not_contact": "do not contact" if value else "contactable"}[flag]

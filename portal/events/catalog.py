@@ -140,10 +140,24 @@ CATALOG: dict[str, EventType] = _types(
              "status": enum(RUN_STATUSES)},
             {"business_date": nullable(DATE), "extracted": COUNT, "loaded": COUNT,
              "failed": COUNT, "full_refresh": {"type": "boolean"},
-             "unchanged": COUNT, "events": COUNT, "cursor": nullable(STRING)},
+             "unchanged": COUNT, "events": COUNT, "cursor": nullable(STRING),
+             "owner_moves": COUNT, "owner_moves_held": COUNT},
         ),
         "A bank synchronisation run finished (whatever its outcome).",
         ("bank sync",),
+    ),
+    EventType(
+        "PRODUCT_OWNER_CHANGED", 1, "product", "product_key",
+        obj(
+            {"move_id": INT_ID, "product": enum(("loan", "card", "application")),
+             "product_key": STRING, "old_cif": STRING, "new_cif": STRING,
+             "source_system": enum(SOURCE_SYSTEMS)},
+            {"integration_run_id": nullable(INT_ID), "decided_by_id": nullable(INT_ID),
+             "held": {"type": "boolean"}, "moved_at": DATETIME},
+        ),
+        "A bank sync gave a loan, card or application to another customer (applied at the end "
+        "of its run, or by ops after it was held).",
+        ("bank sync", "ops"),
     ),
     EventType(
         "PAYMENT_RECEIVED", 1, "payment", "reference_number",
@@ -217,9 +231,9 @@ CATALOG: dict[str, EventType] = _types(
             {"promise_id": INT_ID, "cif": STRING, "agent_id": INT_ID, "amount": MONEY,
              "promised_date": DATE},
             {"account_number": nullable(STRING), "action_id": nullable(INT_ID),
-             "currency": CURRENCY},
+             "currency": CURRENCY, "supersedes": nullable(INT_ID)},
         ),
-        "A customer promised to pay.",
+        "A customer promised to pay (``supersedes``: the pending promise it replaced).",
         ("workflow",),
     ),
     EventType(

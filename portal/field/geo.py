@@ -138,3 +138,19 @@ def order_route(start: tuple[float, float] | None,
                     order[i - 1:k] = reversed(order[i - 1:k])
                     improved = True
     return order
+
+
+def in_ring(lat: float, lon: float, ring: Sequence[tuple[float, float]]) -> bool:
+    """Whether (lat, lon) lies inside the polygon ``ring`` of (lat, lon) corners (ray casting;
+    the ring need not repeat its first corner). Plane geometry on degrees: for areas that do not
+    cross the antimeridian."""
+    inside = False
+    n = len(ring)
+    for i in range(n):
+        lat1, lon1 = ring[i - 1]
+        lat2, lon2 = ring[i]
+        if (lat1 > lat) != (lat2 > lat):
+            cross = lon1 + (lat - lat1) * (lon2 - lon1) / (lat2 - lat1)
+            if lon < cross:
+                inside = not inside
+    return inside

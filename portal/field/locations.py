@@ -1,8 +1,12 @@
 """GPS positions of field agents: validation of what phones send (our JSON and the OsmAnd /
 Traccar Client protocol), bulk storage, latest positions and a day's route.
 
-Every point is judged alone. A refused point is not stored and comes back with a reason code
-(the API answers it to the phone); a suspicious one is stored with a ``flag``. The same agent and
+Every point is checked alone first. A refused point is not stored and comes back with a reason
+code (the API answers it to the phone); a suspicious one is stored with a ``flag``. Then the
+points that can be stored are judged for plausibility against each other and the agent's stored
+points (portal/field/plausibility.py): one outside the service area, or too fast from its
+neighbours, is stored with its ``implausible_reason`` and left out of routes, distances and the
+last position (every read here filters on :data:`PLAUSIBLE`). The same agent and
 ``recorded_at`` twice is a duplicate, ignored by the database (unique index, ON CONFLICT DO
 NOTHING); a point older than the last one is stored all the same — order is by ``recorded_at``.
 """
@@ -20,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from portal import clock
 from portal.field import geo as field_geo
+from portal.field import plausibility
 
 MAX_BATCH = 1000
 KNOTS_TO_MS = 0.514444
@@ -41,6 +46,8 @@ REASONS = {
 FLAG_POOR_ACCURACY = "poor_accuracy"
 FLAG_SPEED = "implausible_speed"
 MAX_SPEED_MS = 70.0  # 250 km/h: not a motorbike in a city
+# the condition every read of positions that trusts them adds (routes, last position, …)
+PLAUSIBLE = "implausible_reason IS NULL"
 
 
 class PointRefused(ValueError):
@@ -77,6 +84,8 @@ class Point:
     heading: float | None = None
     battery: float | None = None  # percent
     flag: str | None = None
+    implausible: str | None = None  # plausibility.OUTSIDE / TOO_FAST: stored, not trusted
+    implausible_note: str | None = None  # why, for the phone
 
 
 @dataclass
@@ -84,13 +93,14 @@ class IngestResult:
     received: int = 0
     accepted: int = 0  # stored now
     duplicates: int = 0  # same agent + recorded_at already stored (or twice in the batch)
-    flagged: int = 0  # stored with a flag
+    flagged: int = 0  # stored with a flag or as implausible
     refused: list[dict] = field(default_factory=list)  # {"index", "code", "message"}
+    implausible: list[dict] = field(default_factory=list)  # stored: {"index", "reason", …}
 
     def as_dict(self) -> dict:
         return {"received": self.received, "accepted": self.accepted,
                 "duplicates": self.duplicates, "flagged": self.flagged,
-                "refused": self.refused}
+                "refused": self.refused, "implausible": self.implausible}
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -276,32 +286,37 @@ def parse_osmand_json(body: dict) -> tuple[str | None, list]:
 # PostgreSQL arrays costs more than the insert) and is unpacked by json_to_recordset.
 _INSERT_SQL = """
     INSERT INTO agent_locations (agent_id, lat, lon, accuracy_m, speed, heading, battery,
-                                 recorded_at, received_at, source, flag)
-    SELECT :agent_id, p.a, p.o, p.c, p.s, p.h, p.b, p.t, :received_at, :source, p.f
+                                 recorded_at, received_at, source, flag, implausible_reason)
+    SELECT :agent_id, p.a, p.o, p.c, p.s, p.h, p.b, p.t, :received_at, :source, p.f, p.i
     FROM json_to_recordset(CAST(:points AS json))
-         AS p(a float8, o float8, c float8, s float8, h float8, b float8, t timestamptz, f text)
+         AS p(a float8, o float8, c float8, s float8, h float8, b float8, t timestamptz, f text,
+              i text)
     ON CONFLICT (agent_id, recorded_at) DO NOTHING
 """
 _INSERT = text(_INSERT_SQL)
 # with flagged points, RETURNING tells how many of them were stored (not duplicates); it costs
 # more than the plain insert, whose row count is enough for the common batch without flags
 _INSERT_COUNTING_FLAGS = text(
-    f"WITH ins AS ({_INSERT_SQL} RETURNING flag) SELECT count(*), count(flag) FROM ins")
+    f"WITH ins AS ({_INSERT_SQL} RETURNING flag, implausible_reason) "
+    "SELECT count(*), count(*) FILTER (WHERE flag IS NOT NULL OR implausible_reason IS NOT NULL) "
+    "FROM ins")
 
 
 def store_points(session: Session, agent_id: int, points: list[Point], *, source: str = "api",
                  now: datetime | None = None) -> tuple[int, int]:
-    """Insert checked points in one statement (no ORM row per point); no commit.
-    Returns (stored, stored with a flag); the rest were duplicates."""
+    """Insert checked and judged points (``plausibility.judge``) in one statement (no ORM row
+    per point); no commit. Returns (stored, stored with a flag or as implausible); the rest were
+    duplicates."""
     if not points:
         return 0, 0
     payload = json.dumps([
         {"a": round(p.lat, 6), "o": round(p.lon, 6), "c": p.accuracy_m, "s": p.speed,
-         "h": p.heading, "b": p.battery, "t": p.recorded_at.isoformat(), "f": p.flag}
+         "h": p.heading, "b": p.battery, "t": p.recorded_at.isoformat(), "f": p.flag,
+         "i": p.implausible}
         for p in points])
     params = {"agent_id": agent_id, "received_at": now or clock.now(), "source": source,
               "points": payload}
-    if any(p.flag for p in points):
+    if any(p.flag or p.implausible for p in points):
         row = session.execute(_INSERT_COUNTING_FLAGS, params).one()
         return int(row[0]), int(row[1])
     return session.execute(_INSERT, params).rowcount, 0
@@ -324,17 +339,22 @@ def ingest(session: Session, agent_id: int, raw_points: list, *, source: str = "
     limits = limits or Limits.from_config()
     result = IngestResult(received=len(raw_points))
     good: list[Point] = []
+    indexes: list[int] = []
     for index, raw in enumerate(raw_points):
         try:
             if isinstance(raw, PointRefused):
                 raise raw
             point = raw if isinstance(raw, Point) else parse(raw)
             good.append(check_point(point, now, limits))
+            indexes.append(index)
         except PointRefused as exc:
             result.refused.append({"index": index, "code": exc.code, "message": exc.message})
+    plausibility.judge(session, agent_id, good)
     stored, flagged = store_points(session, agent_id, good, source=source, now=now)
     result.accepted, result.flagged = stored, flagged
     result.duplicates = len(good) - stored
+    result.implausible = [{"index": i, "reason": p.implausible, "message": p.implausible_note}
+                          for i, p in zip(indexes, good, strict=True) if p.implausible]
     return result
 
 
@@ -350,7 +370,7 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 def latest_positions(session: Session, *, team_id: int | None = None,
                      agent_ids: list[int] | None = None) -> list[dict]:
-    """The last position of every active field agent (None when none yet)."""
+    """The last plausible position of every active field agent (None when none yet)."""
     where = ["u.role = 'field_agent'", "u.active"]
     params: dict = {}
     if team_id is not None:
@@ -366,7 +386,7 @@ def latest_positions(session: Session, *, team_id: int | None = None,
         LEFT JOIN teams t ON t.id = u.team_id
         LEFT JOIN LATERAL (
             SELECT lat, lon, accuracy_m, speed, battery, recorded_at FROM agent_locations
-            WHERE agent_id = u.id ORDER BY recorded_at DESC LIMIT 1
+            WHERE agent_id = u.id AND {PLAUSIBLE} ORDER BY recorded_at DESC LIMIT 1
         ) l ON true
         WHERE {' AND '.join(where)}
         ORDER BY u.full_name
@@ -374,10 +394,49 @@ def latest_positions(session: Session, *, team_id: int | None = None,
     return [dict(r) for r in rows]
 
 
+# --- presence: THE definition of a field agent being "live" ----------------------------------
+# The map, the supervisor's home and any other page say "live" of a field agent by these: a
+# last position (``latest_positions``) younger than FIELD_STALE_MINUTES (default 15).
+
+DEFAULT_STALE_MINUTES = 15
+
+
+def stale_minutes() -> int:
+    """Minutes without a position after which a field agent is no longer live."""
+    if has_app_context():
+        return int(current_app.config.get("FIELD_STALE_MINUTES", DEFAULT_STALE_MINUTES))
+    return DEFAULT_STALE_MINUTES
+
+
+def is_live(seen_at: datetime | None, now: datetime | None = None) -> bool:
+    """A last position recorded at ``seen_at`` makes its agent live at ``now``."""
+    if seen_at is None:
+        return False
+    return (now or clock.now()) - seen_at <= timedelta(minutes=stale_minutes())
+
+
+@dataclass(frozen=True)
+class Presence:
+    seen_at: datetime | None  # the last position's time (None: no position yet)
+    live: bool
+
+
+def presence(session: Session, agent_ids: list[int],
+             now: datetime | None = None) -> dict[int, Presence]:
+    """{field agent id: Presence} of the active field agents among ``agent_ids``."""
+    if not agent_ids:
+        return {}
+    now = now or clock.now()
+    return {row["id"]: Presence(row["recorded_at"], is_live(row["recorded_at"], now))
+            for row in latest_positions(session, agent_ids=agent_ids)}
+
+
 def latest_position(session: Session, agent_id: int) -> dict | None:
-    row = session.execute(text("""
+    """The agent's last plausible position (None when none yet)."""
+    row = session.execute(text(f"""
         SELECT lat, lon, accuracy_m, recorded_at FROM agent_locations
-        WHERE agent_id = :a ORDER BY recorded_at DESC LIMIT 1"""), {"a": agent_id}).mappings()
+        WHERE agent_id = :a AND {PLAUSIBLE} ORDER BY recorded_at DESC LIMIT 1"""),
+        {"a": agent_id}).mappings()
     found = row.first()
     return dict(found) if found else None
 
@@ -386,14 +445,16 @@ def route_history(session: Session, agent_id: int, day: date, *,
                   tolerance_m: float = 15.0) -> dict:
     """An agent's points of a bank day: simplified line, distance travelled, stops.
 
-    Points flagged for poor accuracy are left out of the line and the distance."""
+    Implausible points are left out of everything (``implausible_points`` counts them), points
+    flagged for poor accuracy out of the line and the distance."""
     start, end = day_bounds(day)
     rows = session.execute(text("""
-        SELECT lat, lon, recorded_at, flag FROM agent_locations
+        SELECT lat, lon, recorded_at, flag, implausible_reason FROM agent_locations
         WHERE agent_id = :a AND recorded_at >= :s AND recorded_at < :e
         ORDER BY recorded_at"""), {"a": agent_id, "s": start, "e": end}).all()
+    implausible = sum(1 for r in rows if r.implausible_reason)
     good = [(float(r.lat), float(r.lon), r.recorded_at) for r in rows
-            if not (r.flag and FLAG_POOR_ACCURACY in r.flag)]
+            if not r.implausible_reason and not (r.flag and FLAG_POOR_ACCURACY in r.flag)]
     latlon = [(p[0], p[1]) for p in good]
     keep = field_geo.simplify(latlon, tolerance_m)
     found_stops = field_geo.stops(good)
@@ -402,6 +463,7 @@ def route_history(session: Session, agent_id: int, day: date, *,
         "date": day.isoformat(),
         "points": len(rows),
         "used_points": len(good),
+        "implausible_points": implausible,
         "line": [[good[i][0], good[i][1], good[i][2].isoformat()] for i in keep],
         "distance_m": round(field_geo.path_length_m(latlon), 1),
         "stops": [{"lat": round(s.lat, 6), "lon": round(s.lon, 6),
@@ -410,3 +472,17 @@ def route_history(session: Session, agent_id: int, day: date, *,
         "first_at": good[0][2].isoformat() if good else None,
         "last_at": good[-1][2].isoformat() if good else None,
     }
+
+
+def implausible_counts(session: Session, day: date,
+                       agent_ids: list[int] | None = None) -> dict[int, int]:
+    """Implausible points of each agent on the bank day ``day`` (agents without any left out)."""
+    start, end = day_bounds(day)
+    where, params = "", {"s": start, "e": end}
+    if agent_ids is not None:
+        where, params["agents"] = "AND agent_id = ANY(:agents)", list(agent_ids)
+    rows = session.execute(text(f"""
+        SELECT agent_id, count(*) AS n FROM agent_locations
+        WHERE implausible_reason IS NOT NULL AND recorded_at >= :s AND recorded_at < :e {where}
+        GROUP BY agent_id"""), params).all()
+    return {r.agent_id: r.n for r in rows}

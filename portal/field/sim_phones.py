@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from portal.field import locations
 from portal.models import ApiToken, User
 from portal.permissions import tokens as api_tokens
 
@@ -18,8 +19,10 @@ SIM_SCOPES = ["api.locations", "api.visits"]
 def issue_sim_phones(session: Session, *, limit_agents: int = 50,
                      stops_per_agent: int = 6) -> list[dict]:
     """One phone per field agent with at least two stops: ``username``, ``token`` (raw, shown
-    once), ``stops`` [[lat, lon], …], ``protocol`` (every third agent speaks OsmAnd, like
-    Traccar Client) and ``seed`` (the agent id, so a route's noise is stable). Commits."""
+    once), ``stops`` [[lat, lon], …] (from the agent's last plausible position, so a phone
+    does not jump from the trail the portal holds: such a jump is implausible), ``protocol``
+    (every third agent speaks OsmAnd, like Traccar Client) and ``seed`` (the agent id, so a
+    route's noise is stable). Commits."""
     agents = session.scalars(select(User).where(
         User.role == "field_agent", User.active.is_(True)).order_by(User.id)
         .limit(limit_agents)).all()
@@ -34,6 +37,9 @@ def issue_sim_phones(session: Session, *, limit_agents: int = 50,
         stops = [[float(r.lat), float(r.lon)] for r in rows]
         if len(stops) < 2:
             continue
+        last = locations.latest_position(session, agent.id)
+        if last is not None:
+            stops.insert(0, [float(last["lat"]), float(last["lon"])])
         name = f"phone-sim {agent.username}"
         for old in session.scalars(select(ApiToken).where(
                 ApiToken.name == name, ApiToken.revoked_at.is_(None))):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date
 
 from flask import (
     Blueprint,
@@ -87,7 +87,7 @@ def map_page():
         "tile_url": config.get("MAP_TILE_URL", ""),
         "tile_attribution": config.get("MAP_TILE_ATTRIBUTION", ""),
         "refresh_seconds": config.get("FIELD_MAP_REFRESH_SECONDS", 10),
-        "stale_minutes": config.get("FIELD_STALE_MINUTES", 15),
+        "stale_minutes": locations.stale_minutes(),
         "bucket_colours": BUCKET_COLOURS,
     }
     return render_template(
@@ -98,7 +98,7 @@ def map_page():
         if can("field.review") else 0)
 
 
-def _agent_json(row: dict, now, stale_minutes: int) -> dict:
+def _agent_json(row: dict, now, implausible: int = 0) -> dict:
     seen = row["recorded_at"]
     return {
         "id": row["id"], "name": row["full_name"], "username": row["username"],
@@ -109,7 +109,8 @@ def _agent_json(row: dict, now, stale_minutes: int) -> dict:
         "battery": None if row["battery"] is None else float(row["battery"]),
         "recorded_at": seen.isoformat() if seen else None,
         "last_seen": format_ago(seen) if seen else "never",
-        "stale": seen is None or now - seen > timedelta(minutes=stale_minutes),
+        "stale": not locations.is_live(seen, now),  # the one definition of "live"
+        "implausible_today": implausible,  # points of today left out as implausible
     }
 
 
@@ -119,16 +120,16 @@ def map_data():
     """Latest agent positions, today's visits and (``customers=1``) the team's customers."""
     filters = _filters()
     now = clock.now()
-    stale = int(current_app.config.get("FIELD_STALE_MINUTES", 15))
     agent_ids = _agents_shown(filters)
     agents = locations.latest_positions(db.session, team_id=filters["team_id"],
                                         agent_ids=agent_ids)
     day = clock.bank_today()
     day_visits = visits.visits_for_day(db.session, day, team_id=filters["team_id"],
                                        agent_ids=agent_ids)
+    implausible = locations.implausible_counts(db.session, day, [a["id"] for a in agents])
     body = {
         "generated_at": now.isoformat(),
-        "agents": [_agent_json(a, now, stale) for a in agents],
+        "agents": [_agent_json(a, now, implausible.get(a["id"], 0)) for a in agents],
         "visits": [{
             "id": v["id"], "cif": v["cif"], "customer": v["customer_name"],
             "agent_id": v["agent_id"], "agent": v["agent_name"], "status": v["status"],

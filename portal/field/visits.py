@@ -1,10 +1,13 @@
 """Visits: planning, check-in with location verification, supervisor review, outcome, nearby
 customers to suggest, and ordering a day's visits into a short route.
 
-Verification of a check-in: the GPS system's own decision when it answers (``remote``), else
-the local rule — the check-in point within ``VISIT_RADIUS_M`` of the customer's address
-coordinates with an accuracy no worse than ``VISIT_MAX_ACCURACY_M`` → ``verified``; anything
-else → ``manual_pending`` for a supervisor, who approves (``manual_approved``) or rejects
+Verification of a check-in: an implausible check-in position (outside the service area, or too
+fast from the agent's neighbouring positions: portal/field/plausibility.py) is never verified —
+it waits for a supervisor (``manual_pending``); else the GPS system's own decision when it
+answers (``remote``; it only holds the plausible positions forwarded to it), else the local
+rule — the check-in point within ``VISIT_RADIUS_M`` of the customer's address coordinates with
+an accuracy no worse than ``VISIT_MAX_ACCURACY_M`` → ``verified``; anything else →
+``manual_pending`` for a supervisor, who approves (``manual_approved``) or rejects
 (``rejected``) with a note; the review is audited.
 """
 
@@ -22,7 +25,7 @@ from portal import audit, clock
 from portal.cases import actions
 from portal.events import publish
 from portal.field import geo as field_geo
-from portal.field import locations
+from portal.field import locations, plausibility
 from portal.models import Action, ActionCode, Address, Customer, User, Visit
 from portal.models.enums import BUCKETS, bucket_for_dpd
 from portal.permissions import scopes
@@ -187,8 +190,14 @@ def checkin(session: Session, visit: Visit, *, agent_id: int, lat, lon, accuracy
     if address is not None and address.lat is not None:
         distance = field_geo.distance_m(lat, lon, float(address.lat), float(address.lon))
 
+    # the check-in is a position too: judged with the agent's others, then stored (below)
+    point = locations.Point(lat, lon, at, accuracy)
+    plausibility.judge(session, agent_id, [point], duplicates=True)
     decision = None
-    if remote is not None and distance is not None:
+    if point.implausible:
+        decision = Decision("manual_pending", "local",
+                            f"implausible position: {point.implausible_note}", distance)
+    elif remote is not None and distance is not None:
         agent = session.get(User, agent_id)
         answer = remote(agent=agent.username, lat=lat, lon=lon, accuracy_m=accuracy,
                         target_lat=float(address.lat), target_lon=float(address.lon),
@@ -209,9 +218,8 @@ def checkin(session: Session, visit: Visit, *, agent_id: int, lat, lon, accuracy
     visit.verification = decision.verification
     visit.verification_source = decision.source
     session.flush()
-    # the check-in is a position too (a duplicate recorded_at is ignored)
-    locations.store_points(session, agent_id, [locations.Point(lat, lon, at, accuracy)],
-                           source="checkin", now=now)
+    # (a duplicate recorded_at is ignored)
+    locations.store_points(session, agent_id, [point], source="checkin", now=now)
     publish("VISIT_CHECKED_IN", {
         "visit_id": visit.id, "cif": visit.cif, "agent_id": agent_id,
         "checked_in_at": at.isoformat(), "lat": lat, "lon": lon,
@@ -330,10 +338,12 @@ def pending_reviews(session: Session, *, team_id: int | None = None,
         SELECT v.id, v.cif, v.agent_id, u.full_name AS agent_name, v.checked_in_at,
                v.distance_m, v.checkin_accuracy_m, v.verification_source, v.planned_for,
                v.checkin_lat, v.checkin_lon, c.name AS customer_name, a.line1, a.district,
-               a.lat, a.lon
+               a.lat, a.lon, l.implausible_reason
         FROM visits v JOIN customers c ON c.cif = v.cif
         LEFT JOIN users u ON u.id = v.agent_id
         LEFT JOIN addresses a ON a.id = v.address_id
+        LEFT JOIN agent_locations l ON l.agent_id = v.agent_id
+                                   AND l.recorded_at = v.checked_in_at
         WHERE {where} ORDER BY v.checked_in_at NULLS LAST, v.id"""), params).mappings().all()
     return [dict(r) for r in rows]
 

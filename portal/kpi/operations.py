@@ -10,11 +10,18 @@ How the numbers stay fresh without loading the database:
   ``workers.jobs.kpis.aggregate_kpis`` (``aggregate_days``); the aggregated-through date is kept
   in ``app_settings['kpi.aggregates']``. Days after it, today included, are computed live from
   the indexes on actions(agent_id, at), promises(agent_id), call_records(agent_id, started_at),
-  cases(assigned_agent_id) and payments(cif, paid_at).
+  cases(assigned_agent_id) and payments(cif, paid_at). The money collected (on the agent's
+  cases, on their promises) is always read live over the whole period: a payment reversed, an
+  allocation undone or a case reassigned after the day would leave a stored figure behind.
+  A call's result recorded after its day was stored re-stores that day
+  (``refresh_stored_day``): the attempt only counts once its result is recorded.
 - promise kept rate is computed live from promises(agent_id) (statuses change after the day).
+- window breaches are counted live from call_records over the partial index of flagged calls
+  (``ix_call_records_window_breach``: only the breaches are read).
 - the roll-rate matrix and cure rate come from ``kpi_portfolio_snapshots`` (bucket history only
   changes with the bank sync), refreshed by the same job, and computed on the spot when a
-  snapshot for the period start is missing.
+  snapshot for the period start is missing, or older than the newest case assignment or bucket
+  stay (a reassignment moves loans between agents at once).
 """
 
 from __future__ import annotations
@@ -58,16 +65,19 @@ class Definition:
 
 DEFINITIONS: tuple[Definition, ...] = (
     Definition("rpc_rate", "Right-party contact rate",
-               "Right-party contacts ÷ contact attempts. An attempt is a call or visit recorded "
-               "by the agent; a right-party contact is an attempt whose action code is flagged "
+               "Right-party contacts ÷ contact attempts. An attempt is a call or visit whose "
+               "result the agent recorded (a call still waiting for its result is not one "
+               "yet); a right-party contact is an attempt whose result is flagged "
                "'right-party contact'.", "percent", "RPC rate"),
     Definition("promise_rate", "Promise rate",
-               "Promises to pay taken by the agent ÷ right-party contacts, in the period.",
+               "Promises to pay taken by the agent ÷ right-party contacts, in the period (a "
+               "promise later superseded by a newer one was taken all the same).",
                "percent", "Promise rate"),
     Definition("kept_rate", "Promise kept rate",
                "Promises kept in full ÷ promises due: promises of the agent whose promised date "
                "falls in the period and that are resolved (kept, partially kept or broken). "
-               "Pending and cancelled promises are left out.", "percent", "Kept rate"),
+               "Pending, cancelled and superseded (replaced by a newer promise) promises are "
+               "left out: neither kept nor broken.", "percent", "Kept rate"),
     Definition("promised_amount", "Amount promised",
                "Sum of the promises to pay taken by the agent in the period.", "money",
                "Promised"),
@@ -88,6 +98,10 @@ DEFINITIONS: tuple[Definition, ...] = (
     Definition("talk_time", "Talk time",
                "Total duration of the agent's answered calls (call-centre records).",
                "duration", "Talk time"),
+    Definition("window_breaches", "Window breaches",
+               "Outbound calls of the agent that started outside the contact window, from any "
+               "source (click-to-call, the dialler, calls logged by hand).", "number",
+               "Breaches"),
 )
 DEFINITIONS_BY_KEY = {d.key: d for d in DEFINITIONS}
 ROLL_DEFINITION = Definition(
@@ -99,6 +113,7 @@ ROLL_DEFINITION = Definition(
 COUNT_FIELDS = ("attempts", "contacts", "promises", "promised_amount", "collected",
                 "collected_on_promises", "cases_worked", "active_seconds", "talk_seconds",
                 "answered_calls")
+MONEY_FIELDS = ("collected", "collected_on_promises")  # read live for every period
 
 
 # --- periods ---------------------------------------------------------------------------------
@@ -131,18 +146,25 @@ def _zero() -> dict:
                 else 0) for f in COUNT_FIELDS}
 
 
+def _params(agent_ids: list[int], first: date, last: date) -> dict:
+    start, end = _utc_bounds(first, last)
+    return {"agents": list(agent_ids), "start": start, "end": end,
+            "tz": str(clock.bank_zone())}
+
+
 def daily_counts(session: Session, agent_ids: list[int], first: date,
-                 last: date) -> dict[tuple[int, date], dict]:
-    """Additive counts per (agent, business day) from the source tables, for days first..last."""
+                 last: date, *, money: bool = True) -> dict[tuple[int, date], dict]:
+    """Additive counts per (agent, business day) from the source tables, for days first..last
+    (``money``: with the MONEY_FIELDS)."""
     result: dict[tuple[int, date], dict] = defaultdict(_zero)
     if not agent_ids:
         return result
-    start, end = _utc_bounds(first, last)
-    params = {"agents": list(agent_ids), "start": start, "end": end,
-              "tz": str(clock.bank_zone())}
+    params = _params(agent_ids, first, last)
+    # an attempt: a CALL or VISIT with its result recorded (a CTI call's action waits for it)
     rows = session.execute(text("""
         SELECT a.agent_id, (a.at AT TIME ZONE :tz)::date AS day,
-               count(*) FILTER (WHERE a.type IN ('CALL', 'VISIT')) AS attempts,
+               count(*) FILTER (WHERE a.type IN ('CALL', 'VISIT')
+                                AND a.action_code_id IS NOT NULL) AS attempts,
                count(*) FILTER (WHERE a.type IN ('CALL', 'VISIT') AND c.is_contact) AS contacts,
                count(DISTINCT a.cif) AS cases_worked,
                extract(epoch FROM max(a.at) - min(a.at))::int AS span
@@ -160,20 +182,9 @@ def daily_counts(session: Session, agent_ids: list[int], first: date,
         WHERE p.agent_id = ANY(:agents) AND p.created_at >= :start AND p.created_at < :end
         GROUP BY 1, 2"""), params):
         result[(agent_id, day)].update(promises=count, promised_amount=amount or Decimal(0))
-    for agent_id, day, amount in session.execute(text("""
-        SELECT k.assigned_agent_id, (pay.paid_at AT TIME ZONE :tz)::date, sum(pay.amount)
-        FROM cases k JOIN payments pay ON pay.cif = k.cif
-        WHERE k.assigned_agent_id = ANY(:agents) AND pay.status = 'received'
-              AND pay.paid_at >= :start AND pay.paid_at < :end
-        GROUP BY 1, 2"""), params):
-        result[(agent_id, day)]["collected"] = amount or Decimal(0)
-    for agent_id, day, amount in session.execute(text("""
-        SELECT p.agent_id, (pa.allocated_at AT TIME ZONE :tz)::date, sum(pa.amount)
-        FROM promises p JOIN promise_allocations pa ON pa.promise_id = p.id
-        WHERE p.agent_id = ANY(:agents) AND pa.reversed_at IS NULL
-              AND pa.allocated_at >= :start AND pa.allocated_at < :end
-        GROUP BY 1, 2"""), params):
-        result[(agent_id, day)]["collected_on_promises"] = amount or Decimal(0)
+    if money:
+        for agent_id, day, name, amount in _money_by_day(session, params):
+            result[(agent_id, day)][name] = amount
     for agent_id, day, seconds, answered in session.execute(text("""
         SELECT r.agent_id, (r.started_at AT TIME ZONE :tz)::date,
                coalesce(sum(r.duration_s), 0), count(*)
@@ -183,6 +194,24 @@ def daily_counts(session: Session, agent_ids: list[int], first: date,
         GROUP BY 1, 2"""), params):
         result[(agent_id, day)].update(talk_seconds=int(seconds), answered_calls=answered)
     return result
+
+
+def _money_by_day(session: Session, params: dict):
+    """(agent, day, MONEY_FIELDS name, amount) over the period of ``params``."""
+    for agent_id, day, amount in session.execute(text("""
+        SELECT k.assigned_agent_id, (pay.paid_at AT TIME ZONE :tz)::date, sum(pay.amount)
+        FROM cases k JOIN payments pay ON pay.cif = k.cif
+        WHERE k.assigned_agent_id = ANY(:agents) AND pay.status = 'received'
+              AND pay.paid_at >= :start AND pay.paid_at < :end
+        GROUP BY 1, 2"""), params):
+        yield agent_id, day, "collected", amount or Decimal(0)
+    for agent_id, day, amount in session.execute(text("""
+        SELECT p.agent_id, (pa.allocated_at AT TIME ZONE :tz)::date, sum(pa.amount)
+        FROM promises p JOIN promise_allocations pa ON pa.promise_id = p.id
+        WHERE p.agent_id = ANY(:agents) AND pa.reversed_at IS NULL
+              AND pa.allocated_at >= :start AND pa.allocated_at < :end
+        GROUP BY 1, 2"""), params):
+        yield agent_id, day, "collected_on_promises", amount or Decimal(0)
 
 
 def aggregated_range(session: Session) -> tuple[date | None, date | None]:
@@ -229,8 +258,10 @@ def _period_counts(session: Session, agent_ids: list[int], first: date,
     if not agent_ids:
         return totals
     since, through = aggregated_range(session)
+    if through is not None:  # never a stored today (a mark left by a clock set ahead)
+        through = min(through, clock.bank_today() - timedelta(days=1))
     live: list[tuple[date, date]] = [(first, last)]
-    if through is not None and since <= last and through >= first:
+    if through is not None and since <= through and since <= last and through >= first:
         stored_first, stored_last = max(first, since), min(last, through)
         columns = [func.sum(getattr(KpiAgentDaily, f)) for f in COUNT_FIELDS]
         for row in session.execute(
@@ -240,17 +271,46 @@ def _period_counts(session: Session, agent_ids: list[int], first: date,
             .group_by(KpiAgentDaily.agent_id)
         ):
             for name, value in zip(COUNT_FIELDS, row[1:], strict=True):
-                totals[row[0]][name] += value or 0
+                if name not in MONEY_FIELDS:
+                    totals[row[0]][name] += value or 0
         live = [(first, stored_first - timedelta(days=1)),
                 (stored_last + timedelta(days=1), last)]
     for live_first, live_last in live:
         if live_first > live_last:
             continue
         for (agent_id, _day), values in daily_counts(session, agent_ids, live_first,
-                                                     live_last).items():
+                                                     live_last, money=False).items():
             for name in COUNT_FIELDS:
                 totals[agent_id][name] += values[name]
+    for agent_id, _day, name, amount in _money_by_day(session, _params(agent_ids, first, last)):
+        totals[agent_id][name] += amount
     return totals
+
+
+def refresh_stored_day(session: Session, agent_id: int | None, at: datetime) -> None:
+    """Something the agent did at ``at`` changed after its day was stored (a call's result
+    recorded late): store that day of the agent's again. Nothing when the day is not stored
+    (today, or outside the aggregated range). No commit."""
+    if agent_id is None:
+        return
+    day = clock.bank_today(at)
+    since, through = aggregated_range(session)
+    if through is None or not since <= day <= through:
+        return
+    aggregate_days(session, day, day, [agent_id])
+
+
+def _breach_counts(session: Session, agent_ids: list[int], first: date,
+                   last: date) -> dict[int, int]:
+    """Outbound calls outside the contact window per agent (call_records.window_breach)."""
+    if not agent_ids:
+        return {}
+    start, end = _utc_bounds(first, last)
+    return dict(session.execute(text("""
+        SELECT agent_id, count(*) FROM call_records
+        WHERE agent_id = ANY(:agents) AND started_at >= :start AND started_at < :end
+              AND window_breach IS NOT NULL
+        GROUP BY 1"""), {"agents": list(agent_ids), "start": start, "end": end}).all())
 
 
 def _kept_counts(session: Session, agent_ids: list[int], first: date,
@@ -262,7 +322,7 @@ def _kept_counts(session: Session, agent_ids: list[int], first: date,
         SELECT agent_id, count(*), count(*) FILTER (WHERE status = 'kept')
         FROM promises
         WHERE agent_id = ANY(:agents) AND promised_date BETWEEN :first AND :last
-              AND status IN ('kept', 'partially_kept', 'broken')
+              AND status IN ('kept', 'partially_kept', 'broken')  -- not superseded/cancelled
         GROUP BY 1"""), {"agents": list(agent_ids), "first": first, "last": last})}
 
 
@@ -292,8 +352,9 @@ def refresh_snapshot(session: Session, team_id: int, start: date,
     """Compute and store the team's bucket flows since ``start`` (no commit)."""
     end = end or clock.bank_today()
     agent_ids = _team_agent_ids(session, [team_id])
+    versions = _flow_versions(session)  # read first: a change made meanwhile shows next time
     flows = bucket_flows(session, agent_ids, start, end)
-    data = {"flows": [[a, s, e, n] for a, s, e, n in flows]}
+    data = {"flows": [[a, s, e, n] for a, s, e, n in flows], "versions": versions}
     values = {"team_id": team_id, "start_date": start, "end_date": end,
               "computed_at": clock.now(), "data": data}
     session.execute(insert(KpiPortfolioSnapshot).values(**values).on_conflict_do_update(
@@ -301,7 +362,16 @@ def refresh_snapshot(session: Session, team_id: int, start: date,
         set_={k: values[k] for k in ("end_date", "computed_at", "data")}))
     return session.scalars(select(KpiPortfolioSnapshot).where(
         KpiPortfolioSnapshot.team_id == team_id, KpiPortfolioSnapshot.start_date == start)
+        .execution_options(populate_existing=True)  # the row just written, not a stale copy
     ).one()
+
+
+def _flow_versions(session: Session) -> list[int]:
+    """What the flows are made of, as of now: the newest case assignment and bucket stay (a
+    reassignment or a bank sync adds rows); two primary-key reads."""
+    return list(session.execute(text(
+        "SELECT coalesce((SELECT max(id) FROM case_assignments), 0), "
+        "coalesce((SELECT max(id) FROM loan_bucket_history), 0)")).one())
 
 
 def _flows(session: Session, team_ids: list[int], start: date,
@@ -310,9 +380,11 @@ def _flows(session: Session, team_ids: list[int], start: date,
         KpiPortfolioSnapshot.team_id.in_(team_ids), KpiPortfolioSnapshot.start_date == start))}
     flows: list[tuple[int, str, str, int]] = []
     now = clock.now()
+    versions = _flow_versions(session) if snapshots else None
     for team_id in team_ids:
         snap = snapshots.get(team_id)
-        if snap is None or snap.end_date != end or now - snap.computed_at > SNAPSHOT_MAX_AGE:
+        if snap is None or snap.end_date != end or now - snap.computed_at > SNAPSHOT_MAX_AGE \
+                or snap.data.get("versions") != versions:  # reassigned, or synced, since
             snap = refresh_snapshot(session, team_id, start, end)
         flows.extend(tuple(f) for f in snap.data["flows"])
     return flows
@@ -340,10 +412,12 @@ class Figures:
     promises_kept: int = 0
     delinquent_at_start: int = 0
     cured: int = 0
+    window_breaches: int = 0
 
     def add(self, other: Figures) -> None:
         for name in COUNT_FIELDS:
             self.counts[name] += other.counts[name]
+        self.window_breaches += other.window_breaches
         self.promises_due += other.promises_due
         self.promises_kept += other.promises_kept
         self.delinquent_at_start += other.delinquent_at_start
@@ -362,6 +436,7 @@ class Figures:
             "cure_rate": _rate(self.cured, self.delinquent_at_start),
             "cases_per_hour": _rate(c["cases_worked"] * 3600, c["active_seconds"]),
             "talk_time": c["talk_seconds"],
+            "window_breaches": self.window_breaches,
         }
 
 
@@ -437,6 +512,7 @@ def dashboard(session: Session, team_ids: list[int], period: str = "today",
     agent_ids = [a.id for a in agents]
     counts = _period_counts(session, agent_ids, first, last)
     kept = _kept_counts(session, agent_ids, first, last)
+    breaches = _breach_counts(session, agent_ids, first, last)
     flows = _flows(session, [t.id for t in teams], first, last)
     team_names = {t.id: t.name for t in teams}
     by_agent: dict[int, Figures] = {}
@@ -444,7 +520,8 @@ def dashboard(session: Session, team_ids: list[int], period: str = "today",
         due, kept_n = kept.get(agent.id, (0, 0))
         by_agent[agent.id] = Figures(agent.id, agent.full_name, agent.role,
                                      team_names.get(agent.team_id, ""), counts[agent.id],
-                                     promises_due=due, promises_kept=kept_n)
+                                     promises_due=due, promises_kept=kept_n,
+                                     window_breaches=breaches.get(agent.id, 0))
     matrix = {s: {e: 0 for e in BUCKET_NAMES} for s in BUCKET_NAMES}
     for agent_id, start_bucket, end_bucket, n in flows:
         matrix[start_bucket][end_bucket] += n

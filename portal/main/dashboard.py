@@ -11,10 +11,12 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from portal import clock
+from portal.calls import agent_status
+from portal.cases import queue
+from portal.field import locations
 from portal.models import (
     Action,
     Address,
-    AgentStatus,
     ApiToken,
     Case,
     Customer,
@@ -29,8 +31,9 @@ from portal.models import (
 )
 from portal.models.base import utcnow
 from portal.models.enums import BUCKETS, INTEGRATIONS, ROLES
+from portal.schedules import integration_schedule
 
-OPEN_CASE = Case.status != "closed"
+OPEN_CASE = queue.OPEN_CASE
 
 
 def bucket_expression(dpd_column):
@@ -79,11 +82,8 @@ class AgentHome:
 
 
 def agent_home(session: Session, user: User, today: date) -> AgentHome:
-    mine = Case.assigned_agent_id == user.id
-    open_cases, overdue = session.execute(
-        select(func.count(Case.id), func.coalesce(func.sum(Case.total_overdue), 0))
-        .where(OPEN_CASE, mine)
-    ).one()
+    mine = queue.held_by(user.id, "agent")
+    open_cases, overdue = queue.held_counts(session, [user.id], "agent")[user.id]
     follow_ups = session.scalar(
         select(func.count(Case.id)).where(OPEN_CASE, mine, Case.next_action_at <= clock.now())
     )
@@ -140,11 +140,8 @@ def field_agent_home(session: Session, user: User, today: date) -> FieldHome:
         .order_by(Visit.status != "planned", Visit.id)
     ).all()
     done = sum(1 for v, _, _ in visits if v.status in ("checked_in", "completed"))
-    mine = Case.assigned_field_agent_id == user.id
-    count, overdue = session.execute(
-        select(func.count(Case.id), func.coalesce(func.sum(Case.total_overdue), 0))
-        .where(OPEN_CASE, mine)
-    ).one()
+    mine = queue.held_by(user.id, "field_agent")
+    count, overdue = queue.held_counts(session, [user.id], "field_agent")[user.id]
     cases = session.execute(
         select(Case, Customer.name)
         .join(Customer, Customer.cif == Case.cif)
@@ -164,7 +161,8 @@ class MemberRow:
     open_cases: int
     field_cases: int
     overdue: Decimal
-    status: str | None
+    status: str | None  # a call agent's (agent_status.shown_status); None for a field agent
+    presence: locations.Presence | None = None  # a field agent's (locations.presence)
 
 
 @dataclass
@@ -202,38 +200,28 @@ def supervisor_home(session: Session, user: User, today: date) -> SupervisorHome
     teams = session.scalars(
         select(Team).where(Team.supervisor_id == user.id).order_by(Team.name)
     ).all()
-    member_ids = [m.id for t in teams for m in t.members if m.id != user.id]
-    per_agent: dict[int, tuple[int, Decimal]] = {}
-    per_field: dict[int, int] = {}
-    statuses: dict[int, str] = {}
-    if member_ids:
-        for agent_id, count, overdue in session.execute(
-            select(Case.assigned_agent_id, func.count(Case.id),
-                   func.coalesce(func.sum(Case.total_overdue), 0))
-            .where(OPEN_CASE, Case.assigned_agent_id.in_(member_ids))
-            .group_by(Case.assigned_agent_id)
-        ):
-            per_agent[agent_id] = (count, overdue)
-        for agent_id, count in session.execute(
-            select(Case.assigned_field_agent_id, func.count(Case.id))
-            .where(OPEN_CASE, Case.assigned_field_agent_id.in_(member_ids))
-            .group_by(Case.assigned_field_agent_id)
-        ):
-            per_field[agent_id] = count
-        statuses = dict(session.execute(
-            select(AgentStatus.agent_id, AgentStatus.status)
-            .where(AgentStatus.agent_id.in_(member_ids))
-        ).all())
+    members = [m for t in teams for m in t.members if m.id != user.id]
+    member_ids = [m.id for m in members]
+    # the one definition of each figure: held cases (queue.held_counts), a call agent's
+    # status (agent_status.statuses), a field agent's presence (locations.presence, the map's)
+    per_agent = queue.held_counts(session, member_ids, "agent")
+    per_field = queue.held_counts(session, member_ids, "field_agent")
+    call_agents = [m.id for m in members if m.role != "field_agent"]
+    statuses = agent_status.statuses(session, call_agents) if call_agents else {}
+    presence = locations.presence(
+        session, [m.id for m in members if m.role == "field_agent"])
     blocks = []
     for team in teams:
         rows = [
-            MemberRow(m, per_agent.get(m.id, (0, 0))[0], per_field.get(m.id, 0),
-                      per_agent.get(m.id, (0, Decimal(0)))[1], statuses.get(m.id))
+            MemberRow(m, per_agent[m.id][0], per_field[m.id][0],
+                      per_agent[m.id][1] + per_field[m.id][1],  # what the member holds
+                      statuses.get(m.id),
+                      presence.get(m.id, locations.Presence(None, False))
+                      if m.role == "field_agent" else None)
             for m in team.members if m.id != user.id
         ]
         blocks.append(TeamBlock(team, rows))
-    in_teams = or_(Case.assigned_agent_id.in_(member_ids),
-                   Case.assigned_field_agent_id.in_(member_ids))
+    in_teams = or_(queue.held_by(member_ids, "agent"), queue.held_by(member_ids, "field_agent"))
     buckets = cases_by_bucket(session, in_teams) if member_ids else cases_by_bucket(
         session, literal(False))
     unassigned = session.scalar(
@@ -261,6 +249,11 @@ class IntegrationRow:
     @property
     def enabled(self) -> bool | None:
         return None if self.setting is None else self.setting.enabled
+
+    @property
+    def schedule(self) -> tuple[str, datetime | None]:
+        """(its schedule in words, the next run): what the worker's timetable says."""
+        return integration_schedule(self.integration)
 
 
 @dataclass

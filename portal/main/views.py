@@ -24,7 +24,8 @@ def home():
     if role == "agent":
         # an agent's home is the work queue, under the day's summary
         filters = queue.QueueFilters.from_args(request.args)
-        page = queue.queue_page(db.session, current_user.id, filters, now)
+        page = queue.queue_page(db.session, current_user.id, filters, now,
+                                role=current_user.role)
         return render_template("cases/queue.html", page=page, filters=filters, now=now,
                                home=dashboard.agent_home(db.session, current_user, today),
                                today=today)

@@ -23,7 +23,8 @@ from portal.models.loans import (
     LoanBucketHistory,
     LoanCollateral,
 )
-from portal.models.ops import Alert  # noqa: F401
+from portal.models.moves import ProductOwnerMove
+from portal.models.ops import Alert, InvariantRun  # noqa: F401
 from portal.models.payments import Discrepancy, Payment, ReconciliationRun
 from portal.models.settings import AppSetting
 from portal.models.users import ApiToken, Team, User
@@ -33,6 +34,6 @@ __all__ = [
     "ApiToken", "AppSetting", "AuditLog", "Base", "Card", "CallRecord", "Case", "CaseAssignment",
     "Collateral", "Customer", "Discrepancy", "Email", "Event", "EventDelivery", "IntegrationRun",
     "IntegrationSetting", "Loan", "LoanApplication", "LoanBucketHistory", "LoanCollateral",
-    "Notification", "Payment", "Phone", "Promise", "PromiseAllocation", "QuarantinedRecord",
-    "ReconciliationRun", "ReferenceCustomer", "Team", "User", "Visit",
+    "Notification", "Payment", "Phone", "ProductOwnerMove", "Promise", "PromiseAllocation",
+    "QuarantinedRecord", "ReconciliationRun", "ReferenceCustomer", "Team", "User", "Visit",
 ]

@@ -173,6 +173,12 @@ class Promise(Base, TimestampMixin):
         CheckConstraint("paid_amount >= 0", name="paid_non_negative"),
         Index("ix_promises_cif_status", "cif", "status"),
         Index("ix_promises_due", "status", "promised_date", postgresql_include=["cif"]),
+        # at most one pending promise per account of a customer, and one for the whole customer
+        # (a new one supersedes it: portal/cases/promises.py)
+        Index("uq_promises_pending_account", "cif", "account_number", unique=True,
+              postgresql_where=text("status = 'pending' AND account_number IS NOT NULL")),
+        Index("uq_promises_pending_customer", "cif", unique=True,
+              postgresql_where=text("status = 'pending' AND account_number IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -190,6 +196,12 @@ class Promise(Base, TimestampMixin):
     paid_amount: Mapped[Decimal] = mapped_column(default=0, server_default="0")
     resolved_at: Mapped[datetime | None]
     notes: Mapped[str | None] = mapped_column(Text)
+    # status superseded: replaced while pending by ``replacement_id``, by whom and when
+    superseded_at: Mapped[datetime | None]
+    superseded_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    replacement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("promises.id", ondelete="SET NULL"))
 
     agent = relationship("User", foreign_keys=[agent_id])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Numeric, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Numeric, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -102,10 +102,17 @@ class ContactMixin(SourceMixin):
 
 
 def contact_table_args(table: str, types: tuple[str, ...]) -> tuple:
+    """The owner rule, the types, and one primary per type per owner (customer or reference
+    person; the CRM's choice of a primary unsets the other rows', the bank syncs only mark a
+    row primary when no other of its type is: portal/cases/contacts.py, the loaders)."""
     return (
         CheckConstraint("(cif IS NULL) <> (ref_cif IS NULL)", name="one_owner"),
         CheckConstraint(f"type {sql_in(*types)}", name="type"),
         source_check(),
+        Index(f"uq_{table}_primary_cif_type", "cif", "type", unique=True,
+              postgresql_where=text("is_primary AND cif IS NOT NULL")),
+        Index(f"uq_{table}_primary_ref_cif_type", "ref_cif", "type", unique=True,
+              postgresql_where=text("is_primary AND ref_cif IS NOT NULL")),
     )
 
 

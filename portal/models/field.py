@@ -21,6 +21,7 @@ from portal.models.enums import (
     AGENT_STATUS_SOURCES,
     AGENT_STATUSES,
     CALL_DIRECTIONS,
+    IMPLAUSIBLE_REASONS,
     VISIT_STATUSES,
     VISIT_VERIFICATIONS,
 )
@@ -35,6 +36,8 @@ class CallRecord(Base, TimestampMixin):
         Index("ix_call_records_cif_started", "cif", "started_at"),
         Index("ix_call_records_unmatched", "started_at",
               postgresql_where="unmatched_reason IS NOT NULL"),
+        Index("ix_call_records_window_breach", "agent_id", "started_at",
+              postgresql_where="window_breach IS NOT NULL"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -58,6 +61,9 @@ class CallRecord(Base, TimestampMixin):
     unmatched_reason: Mapped[str | None] = mapped_column(String(32))
     outcome_recorded_at: Mapped[datetime | None]
     logged_at: Mapped[datetime | None]  # seen ended: action + CALL_LOGGED done (once)
+    # an outbound call that started outside the contact window: the window it broke
+    # ("07:00–21:00"; contact_rules.window_breach_sql); None: the window allowed it
+    window_breach: Mapped[str | None] = mapped_column(String(40))
 
 
 class AgentStatus(Base):
@@ -110,6 +116,11 @@ class AgentLocation(Base):
         CheckConstraint("lon BETWEEN -180 AND 180", name="lon_range"),
         CheckConstraint("accuracy_m IS NULL OR accuracy_m >= 0", name="accuracy_non_negative"),
         Index("ix_agent_locations_unforwarded", "id", postgresql_where="forwarded_at IS NULL"),
+        CheckConstraint(f"implausible_reason IS NULL OR implausible_reason "
+                        f"{sql_in(*IMPLAUSIBLE_REASONS)}", name="implausible_reason"),
+        # the few implausible points, counted per agent and day (map) and per 24 h (ops)
+        Index("ix_agent_locations_implausible", "agent_id", "recorded_at",
+              postgresql_where="implausible_reason IS NOT NULL"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -124,6 +135,10 @@ class AgentLocation(Base):
     received_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
     flag: Mapped[str | None] = mapped_column(String(64))
+    # set: the point cannot be true (outside the service area, or too fast from the agent's
+    # previous plausible point); kept, but left out of routes, distances, the last position,
+    # visit verification and forwarding (portal/field/plausibility.py)
+    implausible_reason: Mapped[str | None] = mapped_column(String(32))
     forwarded_at: Mapped[datetime | None]
 
 

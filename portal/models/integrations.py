@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,6 +63,9 @@ class IntegrationRun(Base):
     cursor_before: Mapped[str | None] = mapped_column(String(64))
     cursor_after: Mapped[str | None] = mapped_column(String(64))
     total_amount: Mapped[Decimal | None]
+    # why a run did what it did when that is not in its counts: above all why a ``skipped``
+    # run had nothing to do ("no file set waiting in the inbox")
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class QuarantinedRecord(Base):
@@ -94,3 +106,27 @@ class IntegrationSetting(Base):
     changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     changed_at: Mapped[datetime | None]
     change_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class IntegrationTraffic(Base):
+    """Requests of a push integration (payment webhook, CTI webhook, phone positions) counted
+    at receipt, per hour: accepted and refused, how long they took, when the last one came
+    (portal/ops/traffic.py writes and reads it). ``slot`` spreads concurrent writers over a few
+    rows of the hour, so requests never queue on one row lock; readers sum the slots."""
+
+    __tablename__ = "integration_traffic"
+    __table_args__ = (
+        CheckConstraint(f"integration {sql_in(*INTEGRATIONS)}", name="integration"),
+        CheckConstraint("accepted >= 0 AND refused >= 0", name="counts"),
+    )
+
+    integration: Mapped[str] = mapped_column(String(16), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)  # start of the hour (UTC)
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    accepted: Mapped[int] = mapped_column(default=0, server_default="0")
+    refused: Mapped[int] = mapped_column(default=0, server_default="0")
+    latency_ms_total: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    latency_ms_max: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_received_at: Mapped[datetime | None]
+    last_accepted_at: Mapped[datetime | None]
+    last_refused_at: Mapped[datetime | None]

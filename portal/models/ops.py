@@ -1,10 +1,11 @@
-"""Ops alerts: one row per time a rule's condition held, from raised to cleared (history)."""
+"""Ops alerts: one row per time a rule's condition held, from raised to cleared (history); the
+runs of the invariant check."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, String, Text, func, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -43,3 +44,21 @@ class Alert(Base):
     webhook_status: Mapped[str | None] = mapped_column(String(16))  # sent | failed | None
     webhook_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     webhook_error: Mapped[str | None] = mapped_column(Text)
+
+
+class InvariantRun(Base):
+    """One run of ``flask check invariants`` (nightly, or from the ops page): the violations of
+    each truth that ties the tables together (portal/ops/invariants.py)."""
+
+    __tablename__ = "invariant_runs"
+    __table_args__ = (Index("ix_invariant_runs_started_at", "started_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.crm_now())
+    finished_at: Mapped[datetime | None]
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | manual | cli
+    triggered_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    violations: Mapped[int] = mapped_column(default=0, server_default="0")
+    errors: Mapped[int] = mapped_column(default=0, server_default="0")  # checks that could not run
+    results: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")

@@ -139,3 +139,6 @@ class Discrepancy(Base, TimestampMixin):
     resolution: Mapped[str | None] = mapped_column(Text)
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     resolved_at: Mapped[datetime | None]
+    # the later run of the same business date that replaced this open gap (status superseded)
+    superseded_by_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reconciliation_runs.id", ondelete="SET NULL"))

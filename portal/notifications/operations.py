@@ -1,7 +1,9 @@
 """The per-user inbox: add a notification, count and list unread ones, mark them read.
 
-Kinds in use: ``promise_broken``, ``payment_received``, ``customer_changed``, ``info``.
-Nothing here commits.
+Kinds in use: ``promise_broken``, ``payment_received``, ``customer_changed``, ``info``,
+``window_breach`` (to a supervisor: an agent's outbound call outside the contact window),
+``account_moved`` (a bank sync gave a loan or card to another customer), ``owner_moves_held``
+(to ops: a run's moves wait for a decision). Nothing here commits.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ KIND_LABELS = {
     "promise_broken": "Promise broken",
     "payment_received": "Payment received",
     "customer_changed": "Customer data changed",
+    "account_moved": "Account moved to another customer",
+    "owner_moves_held": "Account moves held",
+    "window_breach": "Call outside the contact window",
     "info": "Information",
 }
 

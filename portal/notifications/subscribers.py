@@ -111,3 +111,31 @@ def contact_changed(event, session) -> None:
         f"A colleague {data['operation']} {what}"
         f"{' of a reference person' if data.get('ref_cif') else ''}.",
         str(event.id), skip_user=data.get("actor_id"))
+
+
+PRODUCT_NOUNS = {"loan": "Loan", "card": "Card", "application": "Application"}
+
+
+@subscriber("PRODUCT_OWNER_CHANGED", name="notifications.product_owner_changed")
+def product_owner_changed(event, session) -> None:
+    """Tell the agents of both customers' cases that a bank sync gave a product to another
+    customer (one notice per agent: the one holding both cases gets one)."""
+    data = event.payload
+    old_cif, new_cif = data["old_cif"], data["new_cif"]
+    names = dict(session.execute(select(Customer.cif, Customer.name)
+                                 .where(Customer.cif.in_((old_cif, new_cif)))).all())
+    agents = dict(session.execute(select(Case.cif, Case.assigned_agent_id)
+                                  .where(Case.cif.in_((old_cif, new_cif)))).all())
+    noun = PRODUCT_NOUNS.get(data.get("product"), "Account")
+    title = f"{noun} {data['product_key']} moved to another customer"
+    body = (f"{data.get('source_system', 'The bank')} moved it from {names.get(old_cif, '')} "
+            f"(CIF {old_cif}) to {names.get(new_cif, '')} (CIF {new_cif}). Promises and "
+            f"actions stay with CIF {old_cif}; both cases were recomputed.")
+    told: set[int] = set()
+    for cif in (old_cif, new_cif):
+        agent_id = agents.get(cif)
+        if agent_id is None or agent_id in told:
+            continue
+        told.add(agent_id)
+        notify(session, agent_id, "account_moved", title, body, link=case_link(cif), cif=cif,
+               event_id=str(event.id))

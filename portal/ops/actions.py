@@ -111,9 +111,12 @@ register_trigger("EVENTS", run_now=_events_relay, retry_run=_events_retry_dead,
 # --- payments, call centre, GPS: their periodic jobs, queued now --------------------------------
 
 
-def _enqueue(label: str, queue: str, func: str, **kwargs):
+def _enqueue(label: str, queue: str, func: str, *, with_user: bool = False, **kwargs):
+    """An action that queues ``func`` (``with_user``: passing the ops user as ``user_id``, so
+    the run it records says who asked for it)."""
     def run(*, user=None, run=None) -> str:
-        job = enqueue(queue, func, **kwargs)
+        extra = {"user_id": getattr(user, "id", None)} if with_user else {}
+        job = enqueue(queue, func, **kwargs, **extra)
         return f"{label} queued (job {job.id})"
     return run
 
@@ -127,10 +130,11 @@ def _payments_rerun(*, user=None, run=None) -> str:
 
 register_trigger("PAYMENTS", run_now=_enqueue(
     "Reconciliation of yesterday", "integrations",
-    Jobs.RECONCILE_PAYMENTS, trigger="manual"),
+    Jobs.RECONCILE_PAYMENTS, trigger="manual", with_user=True),
     retry_run=_payments_rerun, label_run_now="Reconcile now")
 register_trigger("CTI", run_now=_enqueue(
-    "Call reconciliation of yesterday", "integrations", Jobs.RECONCILE_CALLS),
+    "Call reconciliation of yesterday", "integrations", Jobs.RECONCILE_CALLS,
+    trigger="manual", with_user=True),
     label_run_now="Reconcile calls now")
 register_trigger("GPS", run_now=_enqueue(
     "Forwarding of waiting positions", "integrations",

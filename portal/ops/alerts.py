@@ -25,6 +25,8 @@ Rules (thresholds in portal/config.py; runbook per rule in docs/operations.md):
 | worker_heartbeat | no live worker or cron scheduler, or a heartbeat older than
   ``ALERT_HEARTBEAT_SECONDS`` |
 | queue_depth | a queue holds more than ``ALERT_QUEUE_DEPTH`` jobs |
+| push_refused | a push integration refuses more than ``TRAFFIC_REFUSAL_RATE`` of its requests |
+| no_traffic | a push integration received nothing for ``TRAFFIC_SILENCE_MINUTES`` (working hours) |
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def run_failed(ctx: Context) -> list[Condition]:
     attempts = int(ctx.config.get("SYNC_RETRIES", 3)) + 1
     out = []
     for card in ctx.cards:
-        run = card.last_run
+        run = card.last_effective_run  # a later run with nothing to do settles nothing
         if not run or run["status"] != "failed":
             continue
         if card.name in RETRYING_INTEGRATIONS and (run["attempt"] or 1) < attempts:
@@ -195,6 +197,40 @@ def queue_depth(ctx: Context) -> list[Condition]:
                   "warning", "/ops/workers", {"depth": q["depth"]})
         for q in ctx.health["queues"] if q["depth"] > threshold
     ]
+
+
+@rule("push_refused", "Requests refused")
+def push_refused(ctx: Context) -> list[Condition]:
+    out = []
+    for card in ctx.cards:
+        traffic = card.traffic
+        if traffic is None or card.paused or not traffic.refusal_alarm:
+            continue
+        out.append(Condition(
+            "push_refused", card.name, f"{card.spec.label}: requests refused",
+            f"{traffic.reasons()[0].capitalize()}; the threshold is "
+            f"{100 * traffic.refusal_threshold:.0f}%.", "warning",
+            f"/ops/integrations#card-{card.name}",
+            {"refused": traffic.window_refused, "accepted": traffic.window_accepted}))
+    return out
+
+
+@rule("no_traffic", "No traffic")
+def no_traffic(ctx: Context) -> list[Condition]:
+    out = []
+    for card in ctx.cards:
+        traffic = card.traffic
+        if traffic is None or card.paused or not traffic.silence_alarm:
+            continue
+        last = traffic.last_received_at
+        out.append(Condition(
+            "no_traffic", card.name, f"{card.spec.label}: no traffic",
+            f"Nothing received for {traffic.silent_min} min in working hours (expected within "
+            f"{traffic.silence_limit_min} min); last request "
+            f"{last.astimezone(clock.bank_zone()):%d/%m %H:%M}.", "warning",
+            f"/ops/integrations#card-{card.name}",
+            {"silent_min": traffic.silent_min, "last_received_at": last.isoformat()}))
+    return out
 
 
 # --- evaluation -------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
+from portal import clock
+
 GREEN = "#2f9e6b"
 RED = "#d64545"
 BLUE = "#2b6fca"
@@ -22,8 +24,9 @@ def _svg(width: int, height: int, body: str, label: str) -> Markup:
 
 
 def stacked_bars(items: list[dict], *, width: int = 240, height: int = 44,
-                 label: str = "runs") -> Markup:
-    """``items``: [{"ok": n, "failed": n, "title": str}] oldest first."""
+                 label: str = "runs", words: tuple[str, str] = ("ok", "failed")) -> Markup:
+    """``items``: [{"ok": n, "failed": n, "title": str}] oldest first; ``words`` name the two
+    parts in the tooltips."""
     if not items:
         return _svg(width, height, "", label)
     peak = max((i["ok"] + i["failed"]) for i in items) or 1
@@ -35,7 +38,7 @@ def stacked_bars(items: list[dict], *, width: int = 240, height: int = 44,
         total = item["ok"] + item["failed"]
         ok_h = (height - 4) * item["ok"] / peak
         failed_h = (height - 4) * item["failed"] / peak
-        tip = escape(f"{item['title']}: {item['ok']} ok, {item['failed']} failed")
+        tip = escape(f"{item['title']}: {item['ok']:,} {words[0]}, {item['failed']:,} {words[1]}")
         if total == 0:
             parts.append(f'<rect x="{x:.1f}" y="{height - 2}" width="{bar:.1f}" height="2" '
                          f'fill="{GRID}"><title>{tip}</title></rect>')
@@ -112,7 +115,7 @@ def format_duration_ms(value) -> str:
 
 def card_charts(card) -> dict[str, Markup]:
     """The three charts of a health card."""
-    runs = [r for r in reversed(card.recent) if r["status"] != "running"]
+    runs = [r for r in reversed(card.recent) if r["status"] not in ("running", "skipped")]
     daily = stacked_bars(
         [{"ok": d["ok"], "failed": d["failed"], "title": d["day"].strftime("%d/%m")}
          for d in card.daily], label=f"{card.spec.label}: runs per day, last 7 days")
@@ -128,4 +131,12 @@ def card_charts(card) -> dict[str, Markup]:
         [{"value": r["loaded"], "failed": r["status"] == "failed",
           "title": f"run {r['id']} · {r['loaded']:,} loaded of {r['extracted']:,}"}
          for r in runs], label=f"{card.spec.label}: records loaded per run")
-    return {"daily": daily, "hourly": hourly, "duration": duration, "records": records}
+    charts = {"daily": daily, "hourly": hourly, "duration": duration, "records": records}
+    if card.traffic is not None:
+        zone = clock.bank_zone()
+        charts["traffic"] = stacked_bars(
+            [{"ok": h["accepted"], "failed": h["refused"],
+              "title": f"{h['hour'].astimezone(zone):%H:00}"} for h in card.traffic.hourly],
+            width=480, label=f"{card.spec.label}: requests per hour, last 24 hours",
+            words=("accepted", "refused"))
+    return charts

@@ -12,7 +12,8 @@ from flask_wtf import FlaskForm
 from wtforms.validators import AnyOf
 
 from integrations import control
-from portal.forms import RawField, text_or_none
+from portal.forms import RawField, row_id, text_or_none
+from portal.ops.owner_moves import DECISIONS
 from portal.queues import QUEUES
 
 
@@ -46,3 +47,11 @@ class RequeueForm(ReturnForm):
 
     queue = RawField("Queue", validators=[AnyOf(QUEUES, message="unknown queue")])
     job_id = RawField("Job", parse=text_or_none)
+
+
+class MoveDecisionForm(ReturnForm):
+    """Apply or reject the product moves a sync run held: one (``move``) or all of them."""
+
+    decision = RawField("Decision", validators=[
+        AnyOf(DECISIONS, message="choose apply or reject")])
+    move = RawField("Move", parse=row_id)

@@ -8,8 +8,15 @@ card's **state** is derived, in this order:
               all failed, or a backlog provider reports a level at or above its ``down_at``;
 ``degraded``  the breaker is half-open (probing), the last finished run failed or was partial,
               or a backlog is at or above its ``degraded_at``;
-``healthy``   it has run (the event bus: its backlog could be read) and none of the above holds;
+``healthy``   it has run (the event bus: its backlog could be read; a push integration: it
+              received requests in 24 h) and none of the above holds;
 ``unknown``   nothing known yet (no run in 7 days, breaker closed).
+
+A ``skipped`` run (a triggered run that had nothing to do) says nothing of the integration's
+health: it is shown as the last run, but the states above are derived from the runs that worked.
+The push integrations (payments, call centre, GPS) also have their live traffic on the card
+(portal/ops/traffic.py): requests accepted and refused per hour, last received, latency; a
+refusal rate over its threshold, or silence in working hours, degrades the card.
 
 Figures over 24 h and 7 days come from ``integration_runs`` in one query per window: runs,
 failures, failure rate, latency p50/p95 (``percentile_cont`` over each run's duration: its
@@ -33,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from integrations.control import breaker_states
 from portal import clock
+from portal.ops import traffic as push_traffic
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +116,9 @@ register_backlog("EVENTS", "deliveries retrying",
 register_backlog("GPS", "unforwarded positions",
                  _scalar("SELECT count(*) FROM agent_locations WHERE forwarded_at IS NULL"),
                  degraded_at=5000)
+register_backlog("GPS", "implausible positions (24 h)",  # kept, never trusted nor forwarded
+                 _scalar("SELECT count(*) FROM agent_locations WHERE implausible_reason IS NOT "
+                         "NULL AND recorded_at >= crm_now() - interval '24 hours'"))
 register_backlog("PAYMENTS", "rejected notifications (24 h)",
                  _scalar("SELECT count(*) FROM rejected_notifications "
                          "WHERE received_at >= crm_now() - interval '24 hours'"))
@@ -148,17 +159,19 @@ _SCOPE = "integration = ANY(:names) AND started_at >= :since"
 
 
 def _window_columns(prefix: str, cond: str) -> str:
+    # a run that is still running, or that had nothing to do (skipped), is no run of the window
+    done = "status NOT IN ('running', 'skipped')"
     return f"""
-       count(*) FILTER (WHERE {cond} AND status <> 'running') AS {prefix}runs,
+       count(*) FILTER (WHERE {cond} AND {done}) AS {prefix}runs,
        count(*) FILTER (WHERE {cond} AND status = 'failed') AS {prefix}failed,
        count(*) FILTER (WHERE {cond} AND status = 'partial') AS {prefix}partial,
        count(*) FILTER (WHERE {cond} AND status = 'succeeded') AS {prefix}succeeded,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY {_DURATION})
-           FILTER (WHERE {cond} AND status <> 'running' AND finished_at IS NOT NULL) AS {prefix}p50,
+           FILTER (WHERE {cond} AND {done} AND finished_at IS NOT NULL) AS {prefix}p50,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY {_DURATION})
-           FILTER (WHERE {cond} AND status <> 'running' AND finished_at IS NOT NULL) AS {prefix}p95,
-       avg(loaded) FILTER (WHERE {cond} AND status <> 'running') AS {prefix}loaded_per_run,
-       avg(extracted) FILTER (WHERE {cond} AND status <> 'running') AS {prefix}extracted_per_run,
+           FILTER (WHERE {cond} AND {done} AND finished_at IS NOT NULL) AS {prefix}p95,
+       avg(loaded) FILTER (WHERE {cond} AND {done}) AS {prefix}loaded_per_run,
+       avg(extracted) FILTER (WHERE {cond} AND {done}) AS {prefix}extracted_per_run,
        sum(loaded) FILTER (WHERE {cond}) AS {prefix}loaded"""
 
 
@@ -219,7 +232,7 @@ _RECENT_SQL = text(f"""
 SELECT r.* FROM unnest(CAST(:names AS text[])) AS n(integration)
 CROSS JOIN LATERAL (
   SELECT id, integration, kind, trigger, status, started_at, finished_at, loaded, extracted,
-         quarantined, failed, attempt, errors, progress_done, progress_total,
+         quarantined, failed, attempt, errors, progress_done, progress_total, note,
          {_DURATION} AS duration
   FROM integration_runs
   WHERE integration = n.integration AND started_at >= :since
@@ -353,7 +366,8 @@ class Card:
     last_success: datetime | None = None
     last_failure: datetime | None = None
     last_error: str | None = None
-    last_run: dict | None = None
+    last_run: dict | None = None  # the newest finished run (a skipped one included)
+    last_effective_run: dict | None = None  # the newest finished run that was not skipped
     last_failed_run: dict | None = None
     running: dict | None = None
     day: WindowStats = field(default_factory=WindowStats)
@@ -364,6 +378,7 @@ class Card:
     quarantined_open: int = 0
     discrepancies_open: int | None = None
     backlogs: list[dict] = field(default_factory=list)
+    traffic: push_traffic.Traffic | None = None  # push integrations only
 
     @property
     def name(self) -> str:
@@ -382,6 +397,7 @@ def derive_state(card: Card, *, now: datetime) -> None:
     """Set ``card.state``, ``reasons`` and ``down_since`` from what was read (see module doc)."""
     reasons_down, reasons_degraded = [], []
     finished = [r for r in card.recent if _finished(r)]
+    effective = [r for r in finished if r["status"] != "skipped"]
     breaker = card.breaker
     breaker_state = getattr(breaker, "state", "closed")
     if breaker_state == "open":
@@ -389,7 +405,7 @@ def derive_state(card: Card, *, now: datetime) -> None:
     elif breaker_state == "half_open":
         reasons_degraded.append("circuit breaker half-open (probing)")
     streak = []
-    for run in finished:
+    for run in effective:
         if run["status"] != "failed":
             break
         streak.append(run)
@@ -397,8 +413,10 @@ def derive_state(card: Card, *, now: datetime) -> None:
         reasons_down.append(f"last {len(streak)} runs failed")
     elif streak:
         reasons_degraded.append("last run failed")
-    elif finished and finished[0]["status"] == "partial":
+    elif effective and effective[0]["status"] == "partial":
         reasons_degraded.append("last run partial")
+    if card.traffic is not None:
+        reasons_degraded += card.traffic.reasons()
     for backlog in card.backlogs:
         text_ = f"{backlog['value']:,} {backlog['label']}" if backlog["value"] is not None else ""
         if backlog["level"] == "down":
@@ -417,8 +435,8 @@ def derive_state(card: Card, *, now: datetime) -> None:
     elif reasons_degraded:
         card.state = "degraded"
         card.reasons = reasons_degraded
-    elif finished or card.running or (not card.spec.external
-                                      and any(b["value"] is not None for b in card.backlogs)):
+    elif finished or card.running or (card.traffic is not None and card.traffic.requests) or (
+            not card.spec.external and any(b["value"] is not None for b in card.backlogs)):
         card.state = "healthy"
         card.reasons = []
     else:
@@ -475,6 +493,7 @@ def collect_cards(session: Session, *, now: datetime | None = None,
         "GROUP BY r.integration"), {})}
     if breakers is None:
         breakers = breaker_states([c.name for c in specs if c.external])
+    traffic = push_traffic.read(session, names, now=now)
 
     today = clock.bank_today(now)
     days = [today - timedelta(days=i) for i in range(6, -1, -1)]
@@ -492,6 +511,9 @@ def collect_cards(session: Session, *, now: datetime | None = None,
             card.last_failure = last[name]["last_failure"]
         card.running = next((r for r in card.recent if r["status"] == "running"), None)
         card.last_run = next((r for r in card.recent if _finished(r)), None)
+        card.last_effective_run = next(
+            (r for r in card.recent if _finished(r) and r["status"] != "skipped"), None)
+        card.traffic = traffic.get(name)
         card.last_failed_run = next((r for r in card.recent if r["status"] == "failed"), None)
         if card.last_failed_run and card.last_failed_run["errors"]:
             errors = card.last_failed_run["errors"]

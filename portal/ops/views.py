@@ -8,12 +8,13 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 
 from integrations import control
+from portal.events.relay import request_relay_after_commit
 from portal.extensions import db
 from portal.models.enums import INTEGRATIONS, RUN_STATUSES
 from portal.ops import actions as ops_actions
-from portal.ops import alerts, charts, queries
+from portal.ops import alerts, charts, owner_moves, queries
 from portal.ops import health as ops_health
-from portal.ops.forms import BreakerForm, ReasonForm, RequeueForm, ReturnForm
+from portal.ops.forms import BreakerForm, MoveDecisionForm, ReasonForm, RequeueForm, ReturnForm
 from portal.ops.worker_health import collect_health
 from portal.permissions.decorators import permission_required, safe_next
 
@@ -107,7 +108,31 @@ def run_detail(run_id: int):
         "ops/run_detail.html", run=run, quarantined=detail.quarantined,
         quarantined_total=detail.quarantined_total, retries=detail.retries, lines=detail.lines,
         duration=detail.duration, spec=ops_health.CARD_BY_NAME.get(run.integration),
-        available=ops_actions.available(run.integration), triggers=ops_actions.TRIGGERS)
+        available=ops_actions.available(run.integration), triggers=ops_actions.TRIGGERS,
+        moves=owner_moves.run_moves(db.session, run.id))
+
+
+@bp.post("/ops/integrations/runs/<int:run_id>/moves")
+@permission_required("ops.actions")
+def decide_moves(run_id: int):
+    """Apply or reject the product moves the run held (one, or all of them), audited."""
+    form = MoveDecisionForm()
+    queries.run(db.session, run_id) or abort(404)
+    if not form.validate():
+        flash(form.first_error(), "error")
+        return _back(form, "ops.run_detail", run_id=run_id)
+    try:
+        decided, _ = owner_moves.decide(db.session, current_user, run_id, form.decision.data,
+                                        form.move.data)
+    except owner_moves.MoveDecisionError as exc:
+        db.session.rollback()
+        flash(str(exc).capitalize() + ".", "error")
+    else:
+        db.session.commit()
+        request_relay_after_commit()  # the PRODUCT_OWNER_CHANGED events of applied moves
+        done = "applied" if form.decision.data == "apply" else "rejected"
+        flash(f"{decided} move{'s' if decided != 1 else ''} {done}.", "success")
+    return _back(form, "ops.run_detail", run_id=run_id)
 
 
 @bp.get("/ops/integrations/quarantine")

@@ -13,7 +13,9 @@ while ``received``, else 0), and ``sync_payment`` applies only the difference, u
   (portal.cases.promises);
 - the case: totals recomputed from the customer's products (same rule as
   portal.cases.queue.recompute_case_totals, for one customer), the follow-up closed when the
-  customer owes nothing overdue any more, the priority recomputed.
+  customer owes nothing overdue any more, the priority recomputed — the payment's customer's
+  case, and the loan's owner's too when a bank sync has moved the loan to another customer
+  since the payment was made (integrations/owner_moves.py).
 
 Per event (once each): a system action on the case timeline and a notification to the case's
 agent and to the agents whose promises the payment touched.
@@ -78,7 +80,9 @@ def sync_payment(session: Session, payment_id: int) -> Decimal:
         allocate_payment(session, payment)
     else:
         undo_allocations(session, payment, reallocate=True)
-    update_case(session, payment.cif)
+    update_case(session, payment.cif)  # the customer it was paid for (its promises)
+    if loan is not None and loan.cif != payment.cif:
+        update_case(session, loan.cif)  # a bank sync moved the loan since: its owner now
     return delta
 
 

@@ -23,12 +23,16 @@ def _count(session: Session, query) -> int:
 def discrepancies(session: Session, *, status: str | None, kind: str | None,
                   business_date: date | None, page: int) -> tuple[list, int]:
     """One page of the payments discrepancies, newest first, as (discrepancy, business date)
-    rows, and how many match (an unknown status or kind is not a filter)."""
+    rows, and how many match (an unknown kind is not a filter). Without a known status, the
+    current rows: every status but ``superseded`` (gaps a later run of their date replaced),
+    which shows only when asked for."""
     query = select(Discrepancy, ReconciliationRun.business_date).join(
         ReconciliationRun, ReconciliationRun.id == Discrepancy.run_id
     ).where(ReconciliationRun.integration == "PAYMENTS")
     if status in DISCREPANCY_STATUSES:
         query = query.where(Discrepancy.status == status)
+    else:
+        query = query.where(Discrepancy.status != "superseded")
     if kind in DISCREPANCY_KINDS:
         query = query.where(Discrepancy.kind == kind)
     if business_date is not None:

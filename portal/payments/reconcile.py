@@ -10,6 +10,9 @@ amount and status. The gaps become ``discrepancies`` of a ``reconciliation_runs`
 - ``missing_in_source`` (a CRM payment of that date the payment system does not know),
   ``amount_mismatch``, ``status_mismatch``: left open for a person (ops page).
 
+Reconciling a date again replaces its open gaps instead of adding to them, and a gap a person
+resolved or ignored keeps that resolution (portal.payments.discrepancies.record_gaps).
+
 Payments are ingested before reversals, so a reversal whose payment was dropped too is taken.
 Business dates are in the bank's zone (paid_at converted).
 """
@@ -28,9 +31,11 @@ from sqlalchemy.orm import Session
 
 from integrations.http import ApiError
 from integrations.payments.client import PaymentsClient, client_from_config
-from portal import clock
+from integrations.runs import record_skipped
+from portal import clock, run_counts
 from portal.logging import get_correlation_id
 from portal.models import Discrepancy, IntegrationRun, Payment, ReconciliationRun
+from portal.payments.discrepancies import record_gaps
 from portal.payments.notifications import Refused, accept, parse_notice
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,8 @@ class Summary:
     matched: int = 0
     ingested: int = 0
     open: int = 0
+    settled: int = 0  # gaps still there that a person resolved or ignored before
+    superseded: int = 0  # open gaps of earlier runs of the date replaced by this run
     kinds: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -190,12 +197,12 @@ def reconcile(session: Session, client: PaymentsClient, business_date: date, *,
                                      key=payment.reference_number[:64],
                                      crm_value=_snapshot(payment)))
 
-    session.add_all(found)
+    gaps = record_gaps(session, run, found)
+    found = gaps.stored
     summary.source_count = len(source)
     summary.crm_count = len(crm_of_day)
-    summary.open = sum(1 for d in found if d.status == "open")
-    for d in found:
-        summary.kinds[d.kind] = summary.kinds.get(d.kind, 0) + 1
+    summary.open, summary.settled, summary.superseded = gaps.open, gaps.settled, gaps.superseded
+    summary.kinds = gaps.kinds()
     summary.status = "succeeded" if summary.open == 0 else "partial"
     finished = clock.now()
     run.status, run.finished_at = summary.status, finished
@@ -204,11 +211,14 @@ def reconcile(session: Session, client: PaymentsClient, business_date: date, *,
     run.source_total = source_total
     run.crm_total = sum((p.amount for p in crm_of_day if p.status == "received"), Decimal(0))
     integration_run.status, integration_run.finished_at = summary.status, finished
-    integration_run.extracted, integration_run.loaded = len(source), summary.ingested
-    integration_run.failed = summary.open
+    for name, value in run_counts.of_reconciliation(len(source), summary.ingested,
+                                                     found).columns().items():
+        setattr(integration_run, name, value)
     integration_run.total_amount = source_total
     integration_run.control_totals = {"matched": summary.matched, "discrepancies": len(found),
-                                      "by_kind": summary.kinds}
+                                      "by_kind": summary.kinds,
+                                      "already_resolved": summary.settled,
+                                      "superseded": summary.superseded}
     integration_run.duration_ms = int((time.monotonic() - clock_start) * 1000)
     session.commit()
     log.info("payments reconciliation finished", extra=summary.as_dict())
@@ -228,6 +238,13 @@ def reconcile_business_date(session: Session, config, business_date: str | date 
     if isinstance(business_date, str):
         business_date = date.fromisoformat(business_date)
     business_date = business_date or default_business_date()
+    if not config.get("PAYMENTS_API_URL"):
+        skipped = record_skipped(session, INTEGRATION, "reconcile",
+                                 "No payment system report is configured (PAYMENTS_API_URL).",
+                                 trigger=trigger, user_id=user_id, business_date=business_date)
+        session.commit()
+        return {"run_id": None, "integration_run_id": skipped.id, "status": "skipped",
+                "business_date": business_date.isoformat(), "reason": skipped.note}
     with client_from_config(config) as client:
         try:
             summary = reconcile(session, client, business_date, trigger=trigger, user_id=user_id)

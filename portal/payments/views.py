@@ -70,8 +70,13 @@ def resolve_discrepancy(discrepancy_id: int):
     if not form.validate():
         flash(form.first_error(), "error")
         return redirect(request.referrer or url_for("payments.reconciliation"))
-    discrepancies.resolve(db.session, row, current_user, outcome=form.outcome.data,
-                          note=form.note.data)
+    try:
+        discrepancies.resolve(db.session, row, current_user, outcome=form.outcome.data,
+                              note=form.note.data)
+    except discrepancies.NotOpen as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(request.referrer or url_for("payments.reconciliation"))
     db.session.commit()
     flash(f"Discrepancy {row.key} marked {form.outcome.data}.", "success")
     return redirect(request.referrer or url_for("payments.reconciliation"))

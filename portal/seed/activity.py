@@ -435,6 +435,7 @@ class ActivityGenerator:
                 part = _round_up(amount * rng.randint(20, 60) // 100, 10_000)
                 if part < amount:
                     payments.append((self._between(first_pay, ctx.now), part, part))
+                    status = "partially_kept"  # open, part paid (as allocating a payment says)
         else:
             roll = rng.random() if payable else 1.0
             close_of_day = self._clamp(ctx.at(promised + timedelta(days=1), 0, 30))
@@ -453,7 +454,10 @@ class ActivityGenerator:
                     payments.append((self._between(first_pay, due_end), paid, amount))
                 resolved_at = payments[-1][0] + timedelta(seconds=rng.randint(5, 90))
             elif roll < 0.7:
-                status = "partially_kept"
+                # paid short by its date: the product's nightly rule breaks it (partially kept
+                # is a promise still open with part paid)
+                status = "broken"
+                state.broken = True
                 part = _round_up(amount * rng.randint(30, 80) // 100, 10_000)
                 if part >= amount:
                     part = amount - 10_000

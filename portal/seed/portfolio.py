@@ -162,6 +162,14 @@ def add_months(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, min(day.day, 28))
 
 
+def next_instalment(today: date, dpd: int, cycle_days: int = 30) -> date:
+    """The next due date of an account ``dpd`` days past due on ``today``, instalments every
+    ``cycle_days``: the first one after the oldest unpaid (today - dpd) that is not in the past
+    (today itself when the cycle ends today)."""
+    cycles = max(1, math.ceil(dpd / cycle_days))
+    return today - timedelta(days=dpd) + timedelta(days=cycle_days * cycles)
+
+
 def _round_to(value: int, unit: int) -> int:
     return max(unit, (value + unit // 2) // unit * unit)
 
@@ -408,12 +416,14 @@ class PortfolioGenerator:
             overdue = overdue_months * installment
             penalty = overdue * dpd // 2000
             outstanding = _round_to(principal + overdue_months * interest + penalty, 1000)
+            # consistent as the case view judges it (portal/cases/account_checks.py): a current
+            # loan owes nothing now (no amount due, no minimum) and its next instalment is
+            # ahead; a late one owes at least its minimum, and its next instalment falls after
+            # the oldest unpaid one (today - dpd), one instalment every 30 days
             due = min(_round_to(overdue + penalty, 1000), outstanding) if dpd else 0
-            min_pay = min(installment, outstanding)
-            if dpd == 0:
-                next_date = today + timedelta(days=rng.randint(1, 30))
-            else:
-                next_date = today - timedelta(days=dpd) + timedelta(days=30 * overdue_months)
+            min_pay = min(installment, due) if dpd else 0
+            next_date = next_instalment(today, dpd) if dpd else \
+                today + timedelta(days=rng.randint(1, 30))
             status = "OPEN"
             if dpd > 180 and rng.random() < 0.25:
                 status = "WRITTEN_OFF"
@@ -552,7 +562,7 @@ class PortfolioGenerator:
             monthly = max(200_000, _round_to(outstanding * 5 // 100, 1000))
             overdue = min(outstanding, monthly * months + 200_000 * months)
             min_due = min(outstanding, overdue + monthly)
-            due_date = today - timedelta(days=dpd)
+            due_date = next_instalment(today, dpd)  # the next statement's, after the missed ones
             status = "BLOCKED" if dpd > 60 else "ACTIVE"
             case_id = f"W4CS{k:08d}"
             case_status = "LEGAL" if dpd > 180 else ("IN_COLLECTION" if dpd > 30 else "OPEN")

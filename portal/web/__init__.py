@@ -21,7 +21,9 @@ from portal.models.enums import bucket_for_dpd
 from portal.money import format_money
 from portal.permissions.decorators import api_error, login_redirect_response, public
 from portal.permissions.roles import PERMISSIONS, ROLE_LABELS, can
+from portal.phones import phone_national
 from portal.security_headers import init_security_headers
+from portal.text import mask_phone
 from portal.web.navigation import navigation
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,14 @@ def _init_login_manager(app: Flask) -> None:
 def format_vnd(value) -> str:
     """Money as VND with thousands separators: 12500000 → "12,500,000 ₫" (portal.money)."""
     return format_money(value, "VND")
+
+
+def format_phone(number: str | None, show: bool = True) -> str:
+    """A phone number as people read it, the same on every page: "0903 123 456" from the stored
+    E.164 (or as typed); masked ("•••• ••• 456") when ``show`` is false (a reader without
+    ``customers.view_pii``)."""
+    national = phone_national(number)
+    return national if show else mask_phone(national)
 
 
 def format_number(value) -> str:
@@ -171,6 +181,7 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters.update(
         vnd=format_vnd,
         number=format_number,
+        phone=format_phone,
         datetime=format_datetime,
         date=format_date,
         ago=format_ago,

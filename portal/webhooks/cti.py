@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from portal.calls import cti_events
 from portal.calls import operations as calls
 from portal.extensions import db
+from portal.ops import traffic
 from portal.permissions.decorators import public
 from portal.signing import SignatureError, verify
 from portal.text import first_unstorable
@@ -36,6 +37,7 @@ def _refused(status: int, code: str, message: str, field: str | None):
 
 
 @bp.post("/cti/events")
+@traffic.counted("CTI")
 @public
 def cti_event():
     limit = int(current_app.config.get("CTI_WEBHOOK_MAX_BYTES") or DEFAULT_MAX_BYTES)

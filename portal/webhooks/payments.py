@@ -10,12 +10,14 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from portal.extensions import db
+from portal.ops import traffic
 from portal.payments import notifications
 from portal.permissions.decorators import public
 from portal.webhooks.views import bp
 
 
 @bp.post("/payments/notifications")
+@traffic.counted("PAYMENTS")
 @public  # authenticated by its HMAC signature, not by a session or token
 def payment_notification():
     _, _, limit = notifications.webhook_settings()

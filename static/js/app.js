@@ -93,6 +93,39 @@
     if (selector && document.querySelector(selector)) { event.preventDefault(); }
   });
 
+  // A table wider than its card scrolls inside its .table-wrap: that wrap becomes a focusable,
+  // labelled region (named after the table's aria-label or its card's heading), so keyboard
+  // and screen-reader users can reach what is off to the side. Checked again after every swap
+  // and resize; a wrap that no longer scrolls loses the role and the tab stop.
+  function labelScrollRegions() {
+    document.querySelectorAll(".table-wrap").forEach(function (wrap) {
+      var scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
+      var ours = wrap.getAttribute("data-scroll-region") === "auto";
+      if (scrolls && !wrap.hasAttribute("tabindex")) {
+        var table = wrap.querySelector("table");
+        var card = wrap.closest(".card");
+        var heading = card && card.querySelector(".card-header h2, .card-header h3, h2, h3");
+        var name = (table && table.getAttribute("aria-label")) ||
+          (heading && heading.textContent.replace(/\s+/g, " ").trim()) || "Table";
+        wrap.setAttribute("role", "region");
+        wrap.setAttribute("tabindex", "0");
+        wrap.setAttribute("aria-label", name + " (scrolls sideways)");
+        wrap.setAttribute("data-scroll-region", "auto");
+      } else if (!scrolls && ours) {
+        ["role", "tabindex", "aria-label", "data-scroll-region"].forEach(function (attr) {
+          wrap.removeAttribute(attr);
+        });
+      }
+    });
+  }
+  var resizeTimer = null;
+  document.addEventListener("DOMContentLoaded", labelScrollRegions);
+  document.addEventListener("htmx:afterSettle", labelScrollRegions);
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(labelScrollRegions, 150);
+  });
+
   // Copy buttons: <button data-copy="#id">.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");

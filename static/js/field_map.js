@@ -310,6 +310,12 @@
       who.appendChild(el("strong", null, a.name));
       who.appendChild(el("span", null, a.lat === null ? "no position yet" :
         (a.stale ? "last seen " : "live · ") + a.last_seen));
+      if (a.implausible_today) {
+        var flagged = el("span", "implausible", a.implausible_today + " implausible " +
+          (a.implausible_today === 1 ? "point" : "points") + " today, left out");
+        flagged.setAttribute("data-testid", "agent-implausible");
+        who.appendChild(flagged);
+      }
       li.appendChild(who);
       li.title = "Show " + a.name + "'s route today";
       li.addEventListener("click", function () {
@@ -442,9 +448,16 @@
           summary.textContent = "";
           summary.appendChild(el("strong", null, route.agent || ""));
           summary.appendChild(el("div", null, line.length ?
-            fmtKm(route.distance_m) + " travelled · " + route.points + " points · " +
+            fmtKm(route.distance_m) + " travelled · " + route.used_points + " points · " +
             route.stops.length + " stop" + (route.stops.length === 1 ? "" : "s") +
             " · " + timeOf(route.first_at) + "–" + timeOf(route.last_at) : "No positions today."));
+          if (route.implausible_points) {
+            var flagged = el("div", "implausible", route.implausible_points + " implausible " +
+              (route.implausible_points === 1 ? "point" : "points") +
+              " left out (outside the service area or too fast)");
+            flagged.setAttribute("data-testid", "route-implausible");
+            summary.appendChild(flagged);
+          }
         }
         self.node.dataset.route = String(agentId);
         self.node.dataset.routePoints = String(line.length);

@@ -162,7 +162,10 @@ def test_login_rate_limit_answers_429(app, client, csrf_token, db, monkeypatch):
 
 def test_logout_clears_session_and_requires_post(client, csrf_token, login_as):
     login_as("agent")
-    assert client.get("/auth/logout").status_code == 405
+    confirm = client.get("/auth/logout")  # a GET only asks (issue 19: /logout is typed)
+    assert confirm.status_code == 200 and 'action="/auth/logout"' in confirm.get_data(as_text=True)
+    with client.session_transaction() as session:
+        assert "_user_id" in session
     response = client.post("/auth/logout", data={"csrf_token": csrf_token("/")})
     assert response.status_code == 302
     assert response.headers["Location"] == "/auth/login"

@@ -42,7 +42,7 @@ def test_nothing_breaks_until_the_bank_day_is_over(db, setup, frozen_now):
 def test_at_2330_utc_it_is_already_the_next_day_in_the_bank(db, setup, frozen_now,
                                                             make_promise):
     agent, customer, loan, case, promise = setup
-    tomorrow = make_promise(customer, "1000000", date(2026, 11, 25), loan=loan, agent=agent)
+    tomorrow = make_promise(customer, "1000000", date(2026, 11, 25), agent=agent)  # customer
     short = make_promise(customer, "1000000", date(2026, 11, 23), loan=loan, agent=agent,
                          status="partially_kept", paid_amount=Decimal("400000"))
     kept = make_promise(customer, "1000000", date(2026, 11, 20), loan=loan, agent=agent,

@@ -74,13 +74,13 @@ def test_correcting_a_bank_phone_creates_a_crm_row(client, db, setup):
     db.session.expire_all()
     assert db.session.get(Phone, bank_phone.id).number == "0912345678"  # bank row untouched
     correction = db.session.scalar(select(Phone).where(Phone.source_system == "CRM"))
-    assert correction.number == "0912345679"
+    assert (correction.number, correction.number_e164) == ("0912 345 679", "+84912345679")
     assert correction.notes == f"Correction of T24 #{bank_phone.id}"
     audit = db.session.scalar(select(AuditLog))
     assert audit.action == "phone.correct" and audit.before["number"] == "0912345678"
-    assert audit.after["number"] == "0912345679"
+    assert audit.after["number"] == "0912 345 679"
     [event] = events(db)
-    assert event.payload["changes"]["number"] == {"old": "0912345678", "new": "0912345679"}
+    assert event.payload["changes"]["number"] == {"old": "0912345678", "new": "0912 345 679"}
 
 
 def test_editing_a_crm_row_changes_it_in_place(client, db, setup, make_phone):
@@ -91,7 +91,7 @@ def test_editing_a_crm_row_changes_it_in_place(client, db, setup, make_phone):
     assert response.status_code == 200
     db.session.expire_all()
     assert (db.session.get(Phone, mine.id).number, db.session.get(Phone, mine.id).type) == \
-        ("0977000222", "WORK")
+        ("0977 000 222", "WORK")
     assert db.session.scalar(select(func.count(Phone.id))) == 2
     [event] = events(db, "updated")
     assert set(event.payload["changes"]) == {"type", "number"}
@@ -148,7 +148,7 @@ def test_contact_of_another_customer_is_404(client, db, setup, ws_case, make_pho
 def test_forms_render(client, setup):
     _, case, bank_phone, _ = setup
     html = text(client.get(f"/cases/{case.cif}/contacts/phone/{bank_phone.id}/edit"))
-    assert 'value="0912345678"' in html and "your correction is saved as a CRM contact" in html
+    assert 'value="0912 345 678"' in html and "your correction is saved as a CRM contact" in html
     html = text(client.get(f"/cases/{case.cif}/contacts/address/new"))
     assert 'name="line1"' in html
 

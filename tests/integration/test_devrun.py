@@ -161,7 +161,9 @@ def test_make_run_starts_everything_and_ctrl_c_leaves_nothing_running(tmp_path):
     output = log_path.read_text()
     assert code == 0, output
     assert "all stopped." in output
-    assert "web      | " in output
+    # every line of the web server is in its file; the terminal names the files (issue 19)
+    assert f"Logs: {instance_dir / 'logs'}/" in output
+    assert "Booting worker" in (instance_dir / "logs" / "web.log").read_text()
     assert _live_cmdlines(str(instance_dir)) == []
     assert _live_cmdlines(f"127.0.0.1:{port}") == []
     redis_pid = int((instance_dir / "redis" / "redis.pid").read_text()) if (

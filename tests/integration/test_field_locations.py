@@ -6,7 +6,7 @@ out-of-order points; the device mapping of OsmAnd ids; route history and suggest
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 
 from sqlalchemy import text
 
@@ -243,7 +243,8 @@ def test_route_history_is_simplified_with_distance_and_stops(client, db, make_fi
 
     agent = make_field_agent()
     token = make_device_token(agent)
-    start = ago(3 * 3600)
+    # yesterday noon (bank time): the points all fall in one bank day, whatever the hour now
+    start = clock.bank_datetime(clock.bank_today() - timedelta(days=1), time(12, 0))
     points = []
     # 10 minutes standing still, then 2 km north in a straight line (one point every 100 m)
     for i in range(11):

@@ -67,13 +67,13 @@ def test_masking_depends_on_the_principal(client, token, customer360, make_user)
     assert system["national_id"].endswith(customer360[0].national_id[-4:])
     assert system["national_id"].startswith("•") and "0790" not in system["national_id"]
     phones = client.get(f"{PREFIX}/customers/{cif}/contacts", headers=token()).get_json()
-    assert phones["phones"][0]["number"] == "•••••••678"
+    assert phones["phones"][0]["number"] == "+••••••••678"  # E.164, masked
     supervisor = make_user("supervisor")  # the role has customers.view_pii
     full = client.get(f"{PREFIX}/customers/{cif}", headers=token(user=supervisor)).get_json()
     assert full["national_id"] == customer360[0].national_id
     gql = client.post("/api/graphql", headers=token(), json={
         "query": f'{{ customer(cif: "{cif}") {{ nationalId phones {{ number }} }} }}'})
-    assert gql.get_json()["data"]["customer"]["phones"][0]["number"] == "•••••••678"
+    assert gql.get_json()["data"]["customer"]["phones"][0]["number"] == "+••••••••678"
 
 
 def test_keyset_paging_and_filters(client, token, customer360):

@@ -145,7 +145,7 @@ def test_non_contact_result_leaves_last_contact(client, db, setup):
 
 @pytest.mark.parametrize(("amount", "when", "field", "message"), [
     ("0", "2026-11-27", "amount", "greater than zero"),
-    ("-5", "2026-11-27", "amount", "greater than zero"),
+    ("-5", "2026-11-27", "amount", "cannot be negative"),
     ("abc", "2026-11-27", "amount", "Enter an amount"),
     ("", "2026-11-27", "amount", "Enter the amount"),
     ("999000000", "2026-11-27", "amount", "is more than"),

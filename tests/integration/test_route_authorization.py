@@ -135,6 +135,8 @@ ROUTES: dict[tuple[str, str], Check] = {
     # ops objects
     ("ops.run_detail", "GET"): Check({"run_id": "run"}, OPS_VIEW_INTRUDERS, ("ops", "admin")),
     ("ops.retry_run", "POST"): Check({"run_id": "run"}, OPS_ACTION_INTRUDERS),
+    ("ops.decide_moves", "POST"): Check({"run_id": "run"}, OPS_ACTION_INTRUDERS,
+                                        form={"decision": "reject"}),
     ("ops.run_now", "POST"): Check({"name": "W4"}, OPS_ACTION_INTRUDERS),
     ("ops.full_resync", "POST"): Check({"name": "W4"}, OPS_ACTION_INTRUDERS),
     ("ops.pause", "POST"): Check({"name": "W4"}, OPS_ACTION_INTRUDERS, form={"reason": "x"}),

@@ -171,17 +171,20 @@ def test_promises_agree_with_their_payments(db, seeded):
                coalesce(sum(a.amount), 0) AS allocated
         FROM promises p LEFT JOIN promise_allocations a ON a.promise_id = p.id
         GROUP BY p.id""")
-    assert {p.status for p in promises} >= set(PROMISE_STATUSES) - {"cancelled"}
+    # the demo takes a new promise only once the last one is settled: none is superseded; an
+    # open promise part paid (partially kept) is too rare to count on in the small demo
+    assert {p.status for p in promises} >= set(PROMISE_STATUSES) - {
+        "cancelled", "superseded", "partially_kept"}
     for p in promises:
         assert p.allocated == p.paid_amount, p
         if p.status == "kept":
             assert p.paid_amount >= p.amount and p.resolved_at is not None
-        elif p.status == "partially_kept":
-            assert 0 < p.paid_amount < p.amount and p.resolved_at is not None
-        elif p.status == "broken":
-            assert p.paid_amount == 0 and p.resolved_at is not None
+        elif p.status == "partially_kept":  # still open, part paid
+            assert 0 < p.paid_amount < p.amount and p.resolved_at is None
+        elif p.status == "broken":  # its date passed, paid short (or not at all)
+            assert p.paid_amount < p.amount and p.resolved_at is not None
         elif p.status == "pending":
-            assert p.paid_amount < p.amount and p.resolved_at is None
+            assert p.paid_amount == 0 and p.resolved_at is None
         if p.paid_amount:
             assert p.account_number is not None
     # an allocation never exceeds its payment, and both belong to the same loan
@@ -225,9 +228,10 @@ def test_cases_belong_to_delinquent_customers(db, seeded):
         SELECT count(*) FROM cases c WHERE NOT EXISTS (
           SELECT 1 FROM case_assignments a WHERE a.case_id = c.id AND a.role = 'agent'
             AND a.agent_id = c.assigned_agent_id AND a.unassigned_at IS NULL)""") == 0
+    # a promised case has an open promise: pending, or part paid before its date
     assert scalar(db, "SELECT count(*) FROM cases WHERE status = 'promised' AND NOT EXISTS "
                       "(SELECT 1 FROM promises p WHERE p.cif = cases.cif "
-                      "AND p.status = 'pending')") == 0
+                      "AND p.status IN ('pending', 'partially_kept'))") == 0
 
 
 def test_history_is_recent_and_uses_action_codes(db, seeded):

@@ -127,7 +127,8 @@ def test_w4_full_sync_then_incremental_only_what_changed(app, t24_loaded, w4, ca
     new = [(a, p) for _, a, p in events(conn, "LOAN_UPDATED") if not p["created"]]
     assert sorted(a for a, _ in new) == sorted(touched)  # each touched card really changed
     assert all(set(p["changes"]) <= {"days_overdue", "bucket", "min_due", "status",
-                                     "w4_case_id", "w4_case_status"} for _, p in new)
+                                     "w4_case_id", "w4_case_status", "due_date"}
+               for _, p in new)  # a cured or rolled card's next due date moves (issue 19)
     assert stored_cursor(conn, "W4") > cursor
 
 

@@ -223,9 +223,13 @@ class Day:
         recompute_case_totals(db.session, ids)
         recompute_priorities(db.session, ids, now=self.morning)
         # field agents: the cases of customers with a located home address
+        # (those nearest the centre of Ho Chi Minh City: a field agent works one city, and
+        # rides between their customers in a day; a position that jumps is implausible)
         located = [cif for (cif,) in self.sql(
-            "SELECT DISTINCT a.cif FROM addresses a JOIN cases c ON c.cif = a.cif "
-            "WHERE a.lat IS NOT NULL AND a.cif IS NOT NULL ORDER BY a.cif LIMIT :n",
+            "SELECT h.cif FROM (SELECT DISTINCT ON (a.cif) a.cif, a.lat, a.lon FROM addresses a "
+            "JOIN cases c ON c.cif = a.cif WHERE a.lat IS NOT NULL AND a.cif IS NOT NULL "
+            "ORDER BY a.cif, a.is_primary DESC) h "
+            "ORDER BY (h.lat - 10.7769) ^ 2 + (h.lon - 106.7009) ^ 2, h.cif LIMIT :n",
             n=self.sizes.field_agents * self.sizes.visits_per_field_agent)]
         for n, cif in enumerate(located):
             self.sql("UPDATE cases SET assigned_field_agent_id = :a WHERE cif = :c",
@@ -279,8 +283,11 @@ class Day:
                 if promise:
                     amount = max(Decimal(100_000), (loan.due_amount / 2).quantize(
                         Decimal(1000)))
+                    # a whole number of đồng, as an agent types it; a promise still pending on
+                    # the loan is replaced, as the form offers
                     form.update(action_code_id=ptp, account_number=loan.account_number,
-                                promise_amount=str(min(amount, loan.due_amount)),
+                                promise_amount=str(int(min(amount, loan.due_amount))),
+                                replace_pending="1",
                                 promise_date=(self.today + timedelta(
                                     days=self.rng.choice((0, 0, 1, 3)))).isoformat())
                 else:
@@ -406,7 +413,8 @@ class Day:
     # -- field work ------------------------------------------------------------------------------
     def field_day(self) -> None:
         """Field agents' phones post their positions (JSON batches, OsmAnd for the third), and
-        each agent checks in at the customers they visit."""
+        each agent checks in at the customers they visit, one after the other through the day
+        (the clock moves on between two check-ins: nobody is at two doors at once)."""
         from integrations.sandbox.phone_sim import PhoneSimulator, Walker
         from portal.field import visits
         from portal.permissions import tokens as api_tokens
@@ -424,10 +432,10 @@ class Day:
             walkers.append(Walker(agent.username, token, path or [(10.7769, 106.7009)],
                                   protocol="osmand" if n % 3 == 2 else "json",
                                   device_id=f"scenario-{n}"))
-            for home in homes:
+            for k, home in enumerate(homes):
                 visit = visits.plan_visit(self.db.session, cif=home.cif, agent_id=agent.id,
                                           planned_for=self.today, planned_by=agent)
-                plans.append((token, visit.id, float(home.lat), float(home.lon)))
+                plans.append((k, token, visit.id, float(home.lat), float(home.lon)))
         self.db.session.commit()
         sim = PhoneSimulator(self.systems.portal_url, walkers)
         ticks = self.sizes.gps_ticks
@@ -435,7 +443,9 @@ class Day:
             statuses = sim.step(20, at=self.morning - timedelta(seconds=20 * (ticks - k)))
             assert all(s == 200 for s in statuses), (statuses, sim.errors)
         self.record.positions_posted = sum(w.sent for w in walkers)
-        for token, visit_id, lat, lon in plans:
+        gap = min(20, 600 // max(1, self.sizes.visits_per_field_agent))  # minutes, by 20:00
+        for k, token, visit_id, lat, lon in sorted(plans, key=lambda p: p[0]):
+            self.freeze(self.morning + timedelta(minutes=gap * (k + 1)))
             response = requests.post(
                 f"{self.systems.portal_url}/api/v1/field/visits/{visit_id}/checkin",
                 json={"lat": lat, "lon": lon, "accuracy_m": 15},
@@ -452,13 +462,18 @@ class Day:
 
     # -- the night -------------------------------------------------------------------------------
     def nightly(self) -> None:
-        """01:00 the next bank day: the broken-promise job (as the schedule enqueues it)."""
+        """The night's jobs as the schedule enqueues them: 00:15 the next bank day the hourly
+        priorities refresh (promises dated today are now due), 01:00 the broken-promise job."""
         from portal import clock
         from portal.queues import enqueue
+        from portal.schedules import Jobs
 
-        night = self.freeze(clock.bank_datetime(self.today + timedelta(days=1),
-                                                datetime.min.time().replace(hour=1)))
-        enqueue("default", "workers.jobs.promises.run_broken_promises", night.isoformat())
+        tomorrow = self.today + timedelta(days=1)
+        self.freeze(clock.bank_datetime(tomorrow, datetime.min.time().replace(minute=15)))
+        enqueue("default", Jobs.RECOMPUTE_PRIORITIES)
+        self.work()
+        night = self.freeze(clock.bank_datetime(tomorrow, datetime.min.time().replace(hour=1)))
+        enqueue("default", Jobs.BROKEN_PROMISES, night.isoformat())
         self.work()
 
     def reconcile(self) -> None:

@@ -1,9 +1,11 @@
 """A day in the life of the portal (tests/scenario/harness.py), then the invariants
-(tests/scenario/invariants.py). CI runs the reduced sizes of tests/scenario/sizes.py;
-SCENARIO_SCALE=10 runs a larger day."""
+(tests/scenario/invariants.py, computed from the sources), and the product's own truth check
+(``flask check invariants``) reports 0 violations. CI runs the reduced sizes of
+tests/scenario/sizes.py; SCENARIO_SCALE=10 runs a larger day."""
 
 from __future__ import annotations
 
+from portal.ops import invariants as check_invariants
 from tests.scenario import invariants
 from tests.scenario.sizes import DAY
 
@@ -17,3 +19,7 @@ def test_a_business_day_keeps_every_invariant(day_factory):
     assert len(record.checkins) == DAY.field_agents * DAY.visits_per_field_agent
     assert {c["verification_source"] for c in record.checkins} == {"gps"}
     invariants.all_hold(day)
+    check = day.app.test_cli_runner().invoke(args=["check", "invariants", "--no-record"])
+    assert check.exit_code == 0, check.output
+    assert check.output.rstrip().endswith("0 violation(s) in "
+                                          f"{len(check_invariants.INVARIANTS)} invariant(s)")

@@ -284,7 +284,13 @@ def test_half_written_t24_file_waits_or_is_rejected_with_reason_then_loads(day_f
         day.work()
         assert (inbox / loans.name).exists(), "a file still being copied was moved"
         assert count(day, "SELECT count(*) FROM loans") == 0
-        assert last_run(day, "T24") is None, "a run was recorded for an incomplete set"
+        # no set loaded: the run says it found nothing to do (finding 16: every triggered job
+        # leaves a trace), not that it loaded an incomplete set
+        run = last_run(day, "T24")
+        assert run is not None and run.status == "skipped", run
+        note = day.sql("SELECT note FROM integration_runs WHERE id = :i", i=run.id).scalar()
+        day.db.session.rollback()
+        assert "no T24 file set waiting" in note, note
 
         # the sender writes the manifest while the loans file is still half there
         manifest = next(day.outbox.glob("t24_manifest_*"))

@@ -16,6 +16,7 @@ DESIGN_EVENTS = {
     "PAYMENT_RECEIVED", "PAYMENT_FAILED", "PAYMENT_REVERSED", "CONTACT_UPDATED",
     "CALL_LOGGED", "AGENT_STATUS_CHANGED", "PROMISE_CREATED", "PROMISE_KEPT",
     "PROMISE_BROKEN", "VISIT_CHECKED_IN", "VISIT_VERIFIED",
+    "PRODUCT_OWNER_CHANGED",  # issue 19: a product a bank sync gives another customer
 }
 
 CHANGES = {"dpd": {"old": 3, "new": 4}}
@@ -50,6 +51,10 @@ EXAMPLES = {
                          "checked_in_at": "2026-01-05T02:00:00Z", "lat": 10.77, "lon": 106.7},
     "VISIT_VERIFIED": {"visit_id": 1, "cif": "C1", "verification": "manual_approved",
                        "reviewer_id": 4},
+    "PRODUCT_OWNER_CHANGED": {"move_id": 7, "product": "card", "product_key": "W4C1",
+                              "old_cif": "C1", "new_cif": "C2", "source_system": "W4",
+                              "integration_run_id": 5, "held": False,
+                              "moved_at": "2026-01-05T02:00:00.000000Z"},
 }
 
 

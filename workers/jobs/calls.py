@@ -33,24 +33,14 @@ def sync_agent_statuses() -> dict:
 
 
 @job
-def reconcile_calls(day: str | None = None) -> dict:
+def reconcile_calls(day: str | None = None, trigger: str = "schedule",
+                    user_id: int | None = None) -> dict:
     """Match the call centre's calls of ``day`` (ISO date; default: the bank's yesterday)
-    against call records; commits the run and its discrepancies."""
+    against call records; commits the run (skipped, saying why, without a call centre) and its
+    discrepancies."""
     business_date = date.fromisoformat(day) if day else \
         clock.bank_today() - timedelta(days=1)
-    client = from_config(current_app.config)
-    if client is None:
-        return {"business_date": business_date.isoformat(), "skipped": "no call centre"}
-    try:
-        run = calls.reconcile_day(db.session, client, business_date)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
-    finally:
-        client.close()
-    result = {"business_date": business_date.isoformat(), "run_id": run.id,
-              "source": run.source_count, "crm": run.crm_count, "matched": run.matched_count,
-              "discrepancies": run.discrepancy_count}
+    result = calls.reconcile_calls(db.session, current_app.config, business_date,
+                                   trigger=trigger, user_id=user_id)
     log.info("calls reconciled", extra=result)
     return result

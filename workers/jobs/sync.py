@@ -7,7 +7,7 @@ import logging
 
 from sqlalchemy import select
 
-from integrations.sync import AlreadyRunning, run_sync
+from integrations.sync import AlreadyRunning, record_attempt, run_sync
 from portal.extensions import db
 from portal.models.integrations import IntegrationSetting
 from workers.context import get_app, job
@@ -25,7 +25,10 @@ def run_sync_job(integration: str, full: bool = False, business_date: str | None
                            trigger=trigger, user_id=user_id, app=get_app())
     except AlreadyRunning as exc:
         log.info("sync skipped: %s", exc)
-        return {"integration": integration, "status": "skipped", "reason": str(exc)}
+        run_id = record_attempt(get_app(), integration.upper(), status="skipped",
+                                note=f"Skipped: {exc}.", trigger=trigger, user_id=user_id)
+        return {"integration": integration, "status": "skipped", "reason": str(exc),
+                "run_ids": [run_id] if run_id else []}
     return outcome.as_dict()
 
 
@@ -39,5 +42,9 @@ def run_scheduled_sync(integration: str) -> dict:
     if enabled is False:
         log.info("scheduled sync skipped: integration disabled",
                  extra={"integration": integration})
-        return {"integration": integration, "status": "disabled"}
+        run_id = record_attempt(get_app(), integration.upper(), status="skipped",
+                                note="Skipped: the integration is paused by ops.",
+                                trigger="schedule")
+        return {"integration": integration, "status": "disabled",
+                "run_ids": [run_id] if run_id else []}
     return run_sync_job.__wrapped__(integration, trigger="schedule")
