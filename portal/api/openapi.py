@@ -12,11 +12,14 @@ from flask import current_app, jsonify
 from portal.api.openapi_routes import ROUTES
 from portal.api.openapi_routes import SCHEMAS as ROUTE_SCHEMAS
 from portal.api.views import bp
+from portal.extensions import limiter
 from portal.models.enums import BUCKET_NAMES
 from portal.permissions.decorators import public, route_protection
 from portal.permissions.roles import PERMISSIONS
 
 PREFIX = "/api/v1"
+# the document is public: a client reads it once, a scanner reads it in a loop
+DOCUMENT_RATE_LIMIT = "120 per minute"
 
 S = {"type": "string"}
 S_NULL = {"type": ["string", "null"]}
@@ -136,6 +139,7 @@ def _response(status: int, schema_name: str | None) -> dict:
 
 
 HTTP_STATUS_TEXT = {200: "OK", 201: "Created", 400: "Invalid request.",
+                    429: "Too many requests from this address; try again later.",
                     401: "No or invalid credentials (or signature).",
                     403: "Not allowed (scope, role or device).", 404: "Not found.",
                     409: "Conflicts with the current state.", 413: "Too large.",
@@ -208,6 +212,7 @@ def build_document(app) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Collection CRM API", "version": "1.0.0",
+                 "license": {"name": "Proprietary: licensed to the bank that runs it"},
                  "description": "Customer 360 read API for other bank systems, and the "
                                 "phone/call-centre/payment routes of the portal. Authenticate "
                                 "with 'Authorization: Bearer <token>' (tokens are scoped). See "
@@ -227,6 +232,7 @@ def build_document(app) -> dict:
 
 @bp.get("/openapi.json")
 @public
+@limiter.limit(DOCUMENT_RATE_LIMIT)
 def openapi_document():
     """This document (public: it describes the API, it holds no data)."""
     return jsonify(build_document(current_app))

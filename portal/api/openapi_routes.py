@@ -99,7 +99,8 @@ OSMAND_QUERY = _query(
     ("location", S, "'lat,lon' instead of lat and lon."),
     ("timestamp", S, "Unix seconds or milliseconds, or ISO 8601 with a zone."),
     ("accuracy", S, "Metres."), ("hdop", S, "Taken as the accuracy."),
-    ("speed", S, "Knots."), ("bearing", S, "Degrees."), ("batt", S, "Percent."),
+    ("speed", S, "Knots."), ("bearing", S, "Degrees."), ("heading", S, "Same as bearing."),
+    ("altitude", S, "Metres; accepted and not stored."), ("batt", S, "Percent."),
     ("token", S, "The Bearer token, for trackers that cannot send headers."),
 )
 OSMAND_FORM = {"type": "object", "properties": {p["name"]: S for p in OSMAND_QUERY}}
@@ -149,7 +150,7 @@ ROUTES: dict[str, dict] = {
     "api.my_route": {"params": DATE_QUERY,
                      "responses": {200: "Route", 400: "Refusal", 422: "Refusal"}},
     "api.me": {"responses": {200: "Me"}},
-    "api.openapi_document": {"responses": {200: None}},
+    "api.openapi_document": {"responses": {200: None, 429: "Refusal"}},
     "webhooks.cti_event": {
         "params": SIGNED, "body": {"application/json": _ref("CtiEvent")},
         "responses": {200: "CtiAccepted", 400: "Refusal", 401: "Refusal", 413: "Refusal"}},
