@@ -163,11 +163,10 @@ def recompute_case_totals(session: Session, case_ids: Iterable[int] | None = Non
     return session.execute(stmt).rowcount + session.execute(cleared).rowcount
 
 
-def recompute_priorities(session: Session, case_ids: Iterable[int] | None = None,
-                         now: datetime | None = None) -> int:
-    """Recompute and store ``cases.priority`` for ``case_ids`` (default: every open case).
-    Returns how many cases changed. No commit."""
-    now = now or clock.now()
+def priority_inputs(session: Session, now: datetime,
+                    case_ids: Iterable[int] | None = None) -> list[tuple[int, int, PriorityInputs]]:
+    """``(case id, stored priority, the formula's inputs at now)`` for ``case_ids`` (default:
+    every open case): the one reading of what a priority depends on."""
     today = clock.bank_today(now)
     broken = (
         select(func.count(Promise.id))
@@ -182,14 +181,24 @@ def recompute_priorities(session: Session, case_ids: Iterable[int] | None = None
     if case_ids is None:
         stmt = stmt.where(Case.status != "closed")
     else:
-        ids = list(case_ids)
-        if not ids:
-            return 0
-        stmt = stmt.where(Case.id.in_(ids))
+        stmt = stmt.where(Case.id.in_(list(case_ids)))
+    return [(case_id, stored, PriorityInputs(dpd, overdue, n_broken, bool(is_due), next_at,
+                                             contact_at))
+            for case_id, stored, dpd, overdue, n_broken, is_due, next_at, contact_at
+            in session.execute(stmt)]
+
+
+def recompute_priorities(session: Session, case_ids: Iterable[int] | None = None,
+                         now: datetime | None = None) -> int:
+    """Recompute and store ``cases.priority`` for ``case_ids`` (default: every open case).
+    Returns how many cases changed. No commit."""
+    now = now or clock.now()
+    ids = None if case_ids is None else list(case_ids)
+    if ids is not None and not ids:
+        return 0
     changes = []
-    for case_id, old, dpd, overdue, n_broken, is_due, next_at, contact_at in session.execute(stmt):
-        new = compute_priority(PriorityInputs(dpd, overdue, n_broken, bool(is_due), next_at,
-                                              contact_at), now)
+    for case_id, old, inputs in priority_inputs(session, now, ids):
+        new = compute_priority(inputs, now)
         if new != old:
             changes.append({"case_id": case_id, "priority": new})
     for start in range(0, len(changes), 5000):

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit, clock, run_counts
 from portal.cases import account_checks
-from portal.cases.queue import PriorityInputs, compute_priority, recompute_case_totals
+from portal.cases.queue import compute_priority, priority_inputs, recompute_case_totals
 from portal.events.subscribers import all_subscribers, load_subscribers
 from portal.field import plausibility
 from portal.models import Case
@@ -102,29 +102,15 @@ def case_totals_recompute(session: Session, now: datetime) -> list[dict]:
 def case_priority_recompute(session: Session, now: datetime) -> list[dict]:
     """Each open case's priority as the queue's formula gives it from the case's inputs (now, or
     at the last hourly refresh: what time alone changed since is not stale)."""
-    today = clock.bank_today(now)
-    rows = session.execute(text("""
-        SELECT c.id, c.cif, c.priority, c.max_dpd, c.total_overdue, c.next_action_at,
-               c.last_contact_at,
-               (SELECT count(*) FROM promises p WHERE p.cif = c.cif AND p.status = 'broken'
-                  AND p.promised_date >= :window) AS broken,
-               EXISTS (SELECT 1 FROM promises p WHERE p.cif = c.cif AND p.status = 'pending'
-                  AND p.promised_date <= :today) AS promise_due,
-               EXISTS (SELECT 1 FROM promises p WHERE p.cif = c.cif AND p.status = 'pending'
-                  AND p.promised_date <= :yesterday) AS promise_due_before
-        FROM cases c WHERE c.status <> 'closed'"""),
-        {"window": today - timedelta(days=30), "today": today,
-         "yesterday": clock.bank_today(now - PRIORITY_REFRESH)})
+    earlier = now - PRIORITY_REFRESH
+    then = {case_id: inputs for case_id, _, inputs in priority_inputs(session, earlier)}
+    cifs = dict(session.execute(select(Case.id, Case.cif).where(Case.status != "closed")).all())
     wrong = []
-    for r in rows:
-        fresh = compute_priority(PriorityInputs(r.max_dpd, r.total_overdue, r.broken,
-                                                r.promise_due, r.next_action_at,
-                                                r.last_contact_at), now)
-        earlier = compute_priority(PriorityInputs(r.max_dpd, r.total_overdue, r.broken,
-                                                  r.promise_due_before, r.next_action_at,
-                                                  r.last_contact_at), now - PRIORITY_REFRESH)
-        if r.priority not in (fresh, earlier):
-            wrong.append({"case_id": r.id, "cif": r.cif, "stored": r.priority,
+    for case_id, stored, inputs in priority_inputs(session, now):
+        fresh = compute_priority(inputs, now)
+        before = compute_priority(then[case_id], earlier) if case_id in then else fresh
+        if stored not in (fresh, before):
+            wrong.append({"case_id": case_id, "cif": cifs.get(case_id), "stored": stored,
                           "recomputed": fresh})
     return wrong
 
