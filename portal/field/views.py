@@ -21,7 +21,7 @@ from flask_login import current_user
 from portal import clock
 from portal.cases import actions
 from portal.extensions import db, partial_request
-from portal.field import locations, queries, visits
+from portal.field import locations, queries, rejections, visits
 from portal.field.forms import PlanVisitForm, ReviewForm, VisitOutcomeForm
 from portal.models.enums import BUCKET_NAMES
 from portal.permissions import scopes
@@ -165,6 +165,22 @@ def agent_route(agent_id: int):
     route = locations.route_history(db.session, agent_id, day)
     route["agent"] = agent.full_name
     return jsonify(route)
+
+
+# --- positions refused for good --------------------------------------------------------------
+
+
+@bp.get("/rejected")
+@permission_required("field.rejected_positions")
+def rejected():
+    """Positions phones sent that can never be accepted: counts per reason and the latest, for
+    supervisors (their teams' agents) and ops and admins (everyone's)."""
+    agent_ids = None if can("ops.integrations") \
+        else queries.reviewable_agent_ids(db.session, current_user)
+    return render_template("field/rejected.html",
+                           summary=rejections.summary(db.session, agent_ids=agent_ids),
+                           rows=rejections.latest(db.session, agent_ids=agent_ids),
+                           limit=rejections.LATEST_LIMIT)
 
 
 # --- reviews ---------------------------------------------------------------------------------
