@@ -124,15 +124,28 @@ class _Lines:
 
 
 # -- converters (source side: what T24 writes -> what the target field accepts) ------------------
+_DATES: dict[str, date] = {}  # T24 text -> date: a file repeats few distinct dates
+_DATES_MAX = 1 << 16
+
+
 def _t24_date(label: str, value):
+    found = _DATES.get(value) if type(value) is str else None
+    if found is not None:
+        return found
     if isinstance(value, date):
         return value
     text = str(value).strip()
     if len(text) == 8 and text.isdigit():
         try:
-            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+            found = date(int(text[:4]), int(text[4:6]), int(text[6:]))
         except ValueError:
             pass
+        else:
+            if type(value) is str:
+                if len(_DATES) >= _DATES_MAX:  # bounded: memory stays flat
+                    _DATES.clear()
+                _DATES[value] = found
+            return found
     raise Invalid(f"{label}: not a T24 date (YYYYMMDD): {value!r}")
 
 
@@ -559,6 +572,28 @@ class _Compiler:
                 text = step(label, text)
             return text
 
+        if isinstance(fixed, int) and where is None and sub is None and len(names) == 1:
+            name, index = names[0], fixed - 1
+
+            # one value of a multi-value field (``value = 1``), without sub-values: split once;
+            # anything else takes ``get``
+            def value_at(data: Mapping, position: int):
+                text = data.get(name)
+                if type(text) is not str or sm in text:
+                    return None if text is None else get(data, position)
+                if vm in text:
+                    values = text.split(vm)
+                    if index >= len(values):
+                        return None
+                    text = values[index]
+                elif index:  # a single value: there is no value 2
+                    return None
+                if not text.strip():
+                    return None
+                for step in steps:
+                    text = step(label, text)
+                return text
+            return label, value_at
         if fixed is None and where is None and sub is None and len(names) == 1:
             name = names[0]
             # the common case, compiled apart: one field holding one value (which a group's
@@ -686,21 +721,28 @@ def _compile(profile: Profile, source: Source, context: ReadContext | None) -> P
     if groups and owner_field is None:
         compiler.fail(f"{entity} have no contacts", f"sources.{source.name}", "contacts")
 
+    # per record: start from every field's default (in the entity's field order, which the
+    # row keeps), then convert the mapped ones; unmapped fields cost nothing
+    defaults = {name: spec.default for name, _label, _get, spec in plan}
+    mapped = [(name, label, get, spec.convert, spec.required, spec.default)
+              for name, label, get, spec in plan if get is not None]
+    single_key = keys[0] if len(keys) == 1 else None
+
     def run(record: RawRecord) -> Row | Quarantine:
         data = record.data
         if data is None:
             return Quarantine(entity, record.error or "undecodable record", None, None,
                               record.raw, record.source, record.line, record.number)
         try:
-            values = {}
-            for name, label, get, spec in plan:
-                value = get(data, 0) if get is not None else None
+            values = defaults.copy()
+            for name, label, get, convert, required, default in mapped:
+                value = get(data, 0)
                 if value is None or (type(value) is str and not value.strip()):
-                    if spec.required:
+                    if required:
                         raise Invalid(f"{label}: required")
-                    values[name] = spec.default
+                    values[name] = default
                 else:
-                    values[name] = spec.convert(label, value)
+                    values[name] = convert(label, value)
             check_rules(entity, values)
             contacts = {}
             if owner_field is not None:
@@ -710,7 +752,10 @@ def _compile(profile: Profile, source: Source, context: ReadContext | None) -> P
         except Invalid as exc:
             return Quarantine(entity, str(exc), key_of(data), json_safe(data), None,
                               record.source, record.line, record.number)
-        key = "|".join(str(values[k]) for k in keys)[:64]
+        if single_key is not None:
+            key = str(values[single_key])[:64]
+        else:
+            key = "|".join(str(values[k]) for k in keys)[:64]
         return Row(entity, key, values, contacts, record.source, record.number)
 
     return Plan(source.name, entity, tuple(compiler.key_columns), run)
@@ -797,6 +842,10 @@ def _compile_related(profile: Profile, source: Source, compiler: _Compiler, fiel
     bills = context.bills_of(source.name) if context is not None else None
     name = source.name
     vm = profile.value_mark
+    key_label, key_get = gets["arrangement"]
+    due_label, due_get = gets["due_date"]
+    amount_label, amount_get = gets["outstanding"]
+    unpaid_label, unpaid_get = gets.get("unpaid", (None, None))
 
     def run(record: RawRecord) -> Quarantine | None:
         data = record.data
@@ -809,23 +858,19 @@ def _compile_related(profile: Profile, source: Source, compiler: _Compiler, fiel
         found = []
         try:
             for position in range(count):
-                label, get = gets["arrangement"]
-                key = get(data, position)
+                key = key_get(data, position)
                 if key is None:
-                    raise Invalid(f"{label}: required")
-                label, get = gets["due_date"]
-                due = get(data, position)
+                    raise Invalid(f"{key_label}: required")
+                due = due_get(data, position)
                 if not isinstance(due, date):
-                    raise Invalid(f"{label}: a date is required (convert = \"date\")")
-                label, get = gets["outstanding"]
-                amount = get(data, position)
-                amount = ZERO if amount is None else _amount(label, amount)
+                    raise Invalid(f"{due_label}: a date is required (convert = \"date\")")
+                amount = amount_get(data, position)
+                amount = ZERO if amount is None else _amount(amount_label, amount)
                 unpaid = True
-                if "unpaid" in gets:
-                    label, get = gets["unpaid"]
-                    unpaid = get(data, position)
+                if unpaid_get is not None:
+                    unpaid = unpaid_get(data, position)
                     if not isinstance(unpaid, bool):
-                        raise Invalid(f"{label}: expected true or false (a code table of "
+                        raise Invalid(f"{unpaid_label}: expected true or false (a code table of "
                                       f"statuses), got {unpaid!r}")
                 found.append((str(key).strip(), due, amount, unpaid))
         except Invalid as exc:
