@@ -1,8 +1,10 @@
 """Money, one rule for each reader and writer.
 
-- ``format_money``: shown to people (pages, notifications, notes). Thousands separators; no
-  decimals for a whole amount, which is what VND amounts are ("12,500,000 ₫"), two when there
-  are cents ("1,500,000.50 ₫"); the ₫ sign for VND, else the currency code; "—" for none.
+- ``format_money``: shown to people (pages, notifications, notes), grouped by the page's locale
+  (portal/i18n.py): "12.500.000 ₫" in Vietnamese, "12,500,000 ₫" in English; no decimals for a
+  whole amount, which is what VND amounts are, two when there are cents ("1.500.000,50 ₫"); the
+  ₫ sign for VND, else the currency code, joined by a no-break space so it never wraps onto a
+  line of its own; "—" for none.
 - ``decimal_text``: sent to machines (the read API, GraphQL): the exact decimal as stored
   ("3000000.00"), never rounded or grouped.
 - ``parse_money``: typed by people (every amount field of every form). The bank locale's
@@ -21,7 +23,10 @@ from decimal import Decimal, InvalidOperation
 
 from flask import current_app, has_app_context
 
+from portal.i18n import format_number
+
 CURRENCY_SIGNS = {"VND": "₫"}
+NO_BREAK_SPACE = "\u00a0"
 MINOR_UNITS = {"VND": 0}  # digits after the decimal separator; 2 for a currency not listed
 MAX_INTEGER_DIGITS = 16  # Numeric(18, 2)
 EXAMPLE = "5.000.000"
@@ -36,8 +41,9 @@ _ONE_COMMA_GROUP = re.compile(r"\d{1,3},\d{3}")  # "5,000": 5 (vi-VN) or 5000 (e
 
 
 def format_money(value, currency: str | None = "VND") -> str:
-    """``value`` (Decimal, int, or a decimal string as events carry it) for people to read:
-    12500000 → "12,500,000 ₫", "1500000.5" → "1,500,000.50 ₫", (250, "USD") → "250 USD"."""
+    """``value`` (Decimal, int, or a decimal string as events carry it) for people to read, in
+    Vietnamese: 12500000 → "12.500.000 ₫", "1500000.5" → "1.500.000,50 ₫", (250, "USD") →
+    "250 USD"."""
     if value is None or value == "":
         return "—"
     try:
@@ -48,7 +54,8 @@ def format_money(value, currency: str | None = "VND") -> str:
         return str(value)
     places = 0 if amount == amount.to_integral_value() else 2
     currency = currency or "VND"
-    return f"{amount:,.{places}f} {CURRENCY_SIGNS.get(currency, currency)}"
+    sign = CURRENCY_SIGNS.get(currency, currency)
+    return f"{format_number(amount, places)}{NO_BREAK_SPACE}{sign}"
 
 
 def decimal_text(value: Decimal | None) -> str | None:

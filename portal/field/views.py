@@ -23,11 +23,11 @@ from portal.cases import actions
 from portal.extensions import db, partial_request
 from portal.field import locations, queries, visits
 from portal.field.forms import PlanVisitForm, ReviewForm, VisitOutcomeForm
+from portal.i18n import format_ago
 from portal.models.enums import BUCKET_NAMES
 from portal.permissions import scopes
 from portal.permissions.decorators import permission_required
 from portal.permissions.roles import can
-from portal.web import format_ago
 
 bp = Blueprint("field", __name__, url_prefix="/field")
 

@@ -4,11 +4,11 @@ handlers on the app (HTML pages in the layout; JSON under /api/)."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import datetime
 from functools import wraps
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, g, render_template, request, session
+from flask_babel import gettext
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -16,6 +16,15 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from portal import clock
 from portal.auth import sessions
 from portal.extensions import db, login_manager, partial_request
+from portal.i18n import (
+    LANGUAGES,
+    current_locale,
+    format_ago,
+    format_date,
+    format_datetime,
+    format_number,
+)
+from portal.labels import label
 from portal.models import User
 from portal.models.enums import bucket_for_dpd
 from portal.money import format_money
@@ -95,60 +104,6 @@ def format_phone(number: str | None, show: bool = True) -> str:
     return national if show else mask_phone(national)
 
 
-def format_number(value) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,}"
-
-
-def _bank_zone() -> ZoneInfo:
-    return clock.bank_zone()
-
-
-def format_datetime(value: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
-    """A UTC timestamp shown in the bank's zone."""
-    if value is None:
-        return "—"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(_bank_zone()).strftime(fmt)
-
-
-def format_date(value: date | datetime | None, fmt: str = "%d/%m/%Y") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, datetime):
-        return format_datetime(value, fmt)
-    return value.strftime(fmt)
-
-
-def format_ago(value: datetime | None) -> str:
-    """"5 min ago", "3 h ago", "2 days ago"."""
-    if value is None:
-        return "never"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    seconds = int((clock.now() - value).total_seconds())
-    if seconds < 0:
-        return "in the future"
-    if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    days = seconds // 86400
-    return f"{days} day{'s' if days != 1 else ''} ago"
-
-
-def humanize(value: str | None) -> str:
-    """"field_agent" → "Field agent", "missing_in_crm" → "Missing in crm"."""
-    if not value:
-        return ""
-    text = str(value).replace("_", " ")
-    return text[:1].upper() + text[1:].lower()
-
-
 def initials(name: str | None) -> str:
     """"Nguyen Van An" → "NA" (first and last word)."""
     words = [w for w in (name or "").split() if w]
@@ -160,15 +115,32 @@ def initials(name: str | None) -> str:
 
 
 def now_in_bank_zone() -> datetime:
-    return clock.now().astimezone(_bank_zone())
+    return clock.now().astimezone(clock.bank_zone())
 
 
 def greeting(full_name: str | None) -> str:
-    """"Good morning, An" in the bank's zone (Vietnamese names: the given name comes last)."""
+    """"Chào buổi sáng, An" in the bank's zone (Vietnamese names: the given name comes last)."""
     hour = now_in_bank_zone().hour
-    part = "morning" if hour < 12 else "afternoon" if hour < 18 else "evening"
     words = (full_name or "").split()
-    return f"Good {part}, {words[-1]}" if words else f"Good {part}"
+    name = words[-1] if words else ""
+    if hour < 12:
+        return gettext("Good morning, %(name)s", name=name) if name else gettext("Good morning")
+    if hour < 18:
+        return (gettext("Good afternoon, %(name)s", name=name) if name
+                else gettext("Good afternoon"))
+    return gettext("Good evening, %(name)s", name=name) if name else gettext("Good evening")
+
+
+def js_messages() -> dict[str, str]:
+    """The words static/js/app.js shows, in the page's language (``%s``: a value it fills in)."""
+    return {
+        "request_failed": gettext("Request failed (%(status)s).", status="%s"),
+        "unreachable": gettext("The server cannot be reached. Check your connection and try "
+                               "again."),
+        "table": gettext("Table"),
+        "scrolls_sideways": gettext("%(name)s (scrolls sideways)", name="%s"),
+        "copied": gettext("Copied"),
+    }
 
 
 def layout_template() -> str:
@@ -185,11 +157,12 @@ def _register_template_helpers(app: Flask) -> None:
         datetime=format_datetime,
         date=format_date,
         ago=format_ago,
-        humanize=humanize,
+        label=label,
         initials=initials,
         bucket=bucket_for_dpd,
     )
-    app.jinja_env.globals.update(now_in_bank_zone=now_in_bank_zone, greeting=greeting)
+    app.jinja_env.globals.update(now_in_bank_zone=now_in_bank_zone, greeting=greeting,
+                                  js_messages=js_messages)
 
     @app.context_processor
     def inject_helpers():
@@ -200,6 +173,8 @@ def _register_template_helpers(app: Flask) -> None:
             "permission_names": PERMISSIONS,
             "layout": layout_template(),
             "bank_currency": current_app.config.get("BANK_CURRENCY", "VND"),
+            "languages": LANGUAGES,
+            "current_language": current_locale().language,
         }
 
 
@@ -280,8 +255,8 @@ def _register_error_handlers(app: Flask) -> None:
 
 def _forget_request_state(exc=None) -> None:
     """Drop what extensions cache on ``g`` for one request (the signed-in user, the CSRF token,
-    the API principal). Each request normally has its own app context; when one is already
-    pushed (tests, CLI) Flask reuses it and these would leak into the next request."""
+    the API principal, the language). Each request normally has its own app context; when one
+    is already pushed (tests, CLI) Flask reuses it and these would leak into the next request."""
     for key in ("_login_user", current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
-                "api_principal"):
+                "api_principal", "_flask_babel"):
         g.pop(key, None)

@@ -76,9 +76,16 @@ def test_empty_database_pages_render_honest_empty_states(client, login_as, db):
     assert "No promises fall due today" in html and "No actions recorded yet" in html
 
 
-def test_vnd_filter():
+def test_vnd_filter_follows_the_readers_language(app):
     from portal.web import format_vnd
 
-    assert format_vnd(12500000) == "12,500,000 ₫"
-    assert format_vnd("0") == "0 ₫"
-    assert format_vnd(None) == "—"
+    with app.test_request_context():  # the test deployment's default: English
+        assert format_vnd(12500000) == "12,500,000\u00a0₫"
+        assert format_vnd("0") == "0\u00a0₫"
+        assert format_vnd(None) == "—"
+    with app.test_request_context(), app.app_context():
+        app.config["DEFAULT_LANGUAGE"] = "vi"
+        try:
+            assert format_vnd(12500000) == "12.500.000\u00a0₫"
+        finally:
+            app.config["DEFAULT_LANGUAGE"] = "en"
