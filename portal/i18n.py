@@ -49,7 +49,10 @@ def supported(code: str | None) -> str | None:
 
 
 def select_locale() -> str:
-    """Flask-Babel's locale selector: the user's language, the session's, the deployment's."""
+    """Flask-Babel's locale selector: the user's language, the session's, the deployment's
+    (outside a request — a worker, the CLI, a test's app context — the deployment's)."""
+    if not has_request_context():
+        return default_language()
     if current_user and current_user.is_authenticated:
         chosen = supported(getattr(current_user, "language", None))
         if chosen:

@@ -147,8 +147,33 @@ COMMON = {
     "individual": lazy_pgettext("code", "Individual"),
     "organization": lazy_pgettext("code", "Organisation"),
     # -- cases (case view, work queue, actions, promises, contacts) --
+    "no case": lazy_pgettext("code", "No case"),  # a customer without a collection case
+    "in_collection": lazy_pgettext("code", "In collection"),  # a card's W4 case status
+    "reference": lazy_pgettext("code", "Reference person"),  # action subtypes
+    "reminder": lazy_pgettext("code", "Reminder"),
+    "ptp_confirmation": lazy_pgettext("code", "Promise confirmation"),
+    "overdue_notice": lazy_pgettext("code", "Overdue notice"),
+    "demand": lazy_pgettext("code", "Demand"),
+    "legal_notice": lazy_pgettext("code", "Legal notice"),
+    "payment": lazy_pgettext("code", "Payment"),
+    "promise": lazy_pgettext("code", "Promise"),
+    "vehicle": lazy_pgettext("code", "Vehicle"),  # collateral types
+    "property": lazy_pgettext("code", "Property"),
+    "answered": lazy_pgettext("code", "Answered"),  # call dispositions
+    "no_answer": lazy_pgettext("code", "No answer"),
+    "busy": lazy_pgettext("code", "Busy"),
+    "mobile_banking": lazy_pgettext("code", "Mobile banking"),  # payment channels
+    "internet_banking": lazy_pgettext("code", "Internet banking"),
+    "branch": lazy_pgettext("code", "Branch"),
+    "atm": lazy_pgettext("code", "ATM"),
+    "napas_transfer": lazy_pgettext("code", "NAPAS transfer"),
     # -- supervision (agent board, KPIs, assignment, calls) --
+    "unknown_number": lazy_pgettext("code", "Unknown number"),  # why a call matched nobody
+    "unknown_agent": lazy_pgettext("code", "Unknown agent"),
     # -- office (home, notifications, administration) --
+    "deactivated": lazy_pgettext("code", "Deactivated"),
+    "revoked": lazy_pgettext("code", "Revoked"),
+    "expired": lazy_pgettext("code", "Expired"),
     # -- field work --
     # -- operations and payments --
 }

@@ -22,6 +22,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from flask import current_app, has_app_context
+from flask_babel import gettext as _
 
 from portal.i18n import format_number
 
@@ -82,10 +83,10 @@ def parse_money(raw, currency: str | None = None) -> Decimal | None:
     body = re.sub(re.escape(_code(currency)), "", _MARKS.sub("", text), flags=re.IGNORECASE)
     body = _SPACES.sub(" ", body).strip()
     if body.startswith("-"):
-        raise ValueError("An amount cannot be negative.")
+        raise ValueError(_("An amount cannot be negative."))
     if not body or not re.fullmatch(r"[\d., ]+", body) or not body[0].isdigit() \
             or not body[-1].isdigit():
-        raise ValueError(f"Enter an amount such as {EXAMPLE}.")
+        raise ValueError(_("Enter an amount such as %(example)s.", example=EXAMPLE))
     whole, comma, fraction = body, "", ""
     if "," in body and "." in body:
         if body.rfind(",") < body.rfind("."):  # "5,000.50": the English way round
@@ -95,27 +96,30 @@ def parse_money(raw, currency: str | None = None) -> Decimal | None:
             raise ValueError(_mixed(text, currency))
     elif "," in body and not _COMMA_GROUPS.fullmatch(body):
         if body.count(",") > 1:
-            raise ValueError(f"“{text}” is not an amount: write thousands with dots, "
-                             f"as in {EXAMPLE}.")
+            raise ValueError(_("“%(text)s” is not an amount: write thousands with dots, "
+                               "as in %(example)s.", text=text, example=EXAMPLE))
         whole, comma, fraction = body.rpartition(",")
         if _minor_units(currency) == 0 and _ONE_COMMA_GROUP.fullmatch(body):
-            raise ValueError(f"“{text}” is ambiguous: a comma starts decimals here, and "
-                             f"{_code(currency)} has none. Write {whole}.{fraction} or "
-                             f"{whole}{fraction}.")
+            grouped, plain = f"{whole}.{fraction}", whole + fraction
+            raise ValueError(_("“%(text)s” is ambiguous: a comma starts decimals here, and "
+                               "%(currency)s has none. Write %(grouped)s or %(plain)s.",
+                               text=text, currency=_code(currency), grouped=grouped,
+                               plain=plain))
     elif "," in body:
         whole = body.replace(",", "")
     if not (_PLAIN.fullmatch(whole) or _DOT_GROUPS.fullmatch(whole)
             or _SPACE_GROUPS.fullmatch(whole)):
-        raise ValueError(f"“{text}” is not an amount: dots group thousands in threes, "
-                         f"as in {EXAMPLE}.")
+        raise ValueError(_("“%(text)s” is not an amount: dots group thousands in threes, "
+                           "as in %(example)s.", text=text, example=EXAMPLE))
     digits = whole.replace(".", "").replace(" ", "")
     if comma:
         places = _minor_units(currency)
         if places == 0:
-            raise ValueError(f"{_code(currency)} has no decimals: write the amount without "
-                             f"“,{fraction}”.")
+            raise ValueError(_("%(currency)s has no decimals: write the amount without "
+                               "“,%(fraction)s”.", currency=_code(currency), fraction=fraction))
         if not _PLAIN.fullmatch(fraction) or len(fraction) > places:
-            raise ValueError(f"At most {places} decimals, after a comma (1.234,50).")
+            raise ValueError(_("At most %(num)d decimals, after a comma (1.234,50).",
+                               num=places))
         digits += "." + fraction
     return _checked(Decimal(digits), text, currency)
 
@@ -130,21 +134,22 @@ def _minor_units(currency: str | None) -> int:
 
 def _mixed(text: str, currency: str | None) -> str:
     if _minor_units(currency) == 0:
-        return (f"“{text}” mixes separators: dots group thousands ({EXAMPLE}) and "
-                f"{_code(currency)} has no decimals.")
-    return (f"“{text}” mixes separators: dots group thousands and a comma starts the "
-            "decimals, as in 1.234,50.")
+        return _("“%(text)s” mixes separators: dots group thousands (%(example)s) and "
+                 "%(currency)s has no decimals.", text=text, example=EXAMPLE,
+                 currency=_code(currency))
+    return _("“%(text)s” mixes separators: dots group thousands and a comma starts the "
+             "decimals, as in 1.234,50.", text=text)
 
 
 def _checked(amount: Decimal, text: str, currency: str | None) -> Decimal:
     if not amount.is_finite():
-        raise ValueError(f"Enter an amount such as {EXAMPLE}.")
+        raise ValueError(_("Enter an amount such as %(example)s.", example=EXAMPLE))
     if amount < 0:
-        raise ValueError("An amount cannot be negative.")
+        raise ValueError(_("An amount cannot be negative."))
     places = _minor_units(currency)
     if amount != amount.quantize(Decimal(1).scaleb(-places), rounding="ROUND_DOWN"):
-        raise ValueError(f"{_code(currency)} has no decimals." if places == 0
-                         else f"At most {places} decimals.")
+        raise ValueError(_("%(currency)s has no decimals.", currency=_code(currency))
+                         if places == 0 else _("At most %(num)d decimals.", num=places))
     if amount >= Decimal(10) ** MAX_INTEGER_DIGITS:
-        raise ValueError("The amount is too large.")
+        raise ValueError(_("The amount is too large."))
     return amount

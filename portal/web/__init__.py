@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from functools import wraps
+from urllib.parse import quote
 
 from flask import Flask, current_app, g, render_template, request, session
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -68,7 +70,7 @@ def _public_wrapper(view):
 
 def _init_login_manager(app: Flask) -> None:
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message = _l("Please sign in to continue.")
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
@@ -181,16 +183,36 @@ def _register_template_helpers(app: Flask) -> None:
 # --- errors ----------------------------------------------------------------------------------
 
 ERROR_TITLES = {
-    400: "Bad request",
-    401: "Sign in required",
-    403: "Access denied",
-    404: "Page not found",
-    405: "Method not allowed",
-    413: "Request too large",
-    422: "Invalid input",
-    429: "Too many requests",
-    500: "Something went wrong",
+    400: _l("Bad request"),
+    401: _l("Sign in required"),
+    403: _l("Access denied"),
+    404: _l("Page not found"),
+    405: _l("Method not allowed"),
+    413: _l("Request too large"),
+    422: _l("Invalid input"),
+    429: _l("Too many requests"),
+    500: _l("Something went wrong"),
 }
+ERROR_TITLE = _l("Error")
+
+# what the page says when the view gave no reason of its own (werkzeug's English otherwise)
+DEFAULT_MESSAGES = {
+    400: _l("The request could not be understood. Check what you entered and try again."),
+    403: _l("You do not have access to this page."),
+    405: _l("This address does not accept that kind of request."),
+    413: _l("What you sent is too large."),
+    422: _l("What you entered could not be processed."),
+}
+
+# Flask-WTF's reasons for refusing a form, in the page's words (JSON keeps the English)
+CSRF_MESSAGES = {
+    "The CSRF token is missing.": _l("The CSRF token is missing."),
+    "The CSRF session token is missing.": _l("The CSRF session token is missing."),
+    "The CSRF token has expired.": _l("The CSRF token has expired."),
+    "The CSRF token is invalid.": _l("The CSRF token is invalid."),
+    "The CSRF tokens do not match.": _l("The CSRF tokens do not match."),
+}
+HEADER_SAFE = " !\"#$&'()*+,-./:;<=>?@[]^_`{|}~"
 
 ERROR_CODES = {
     400: "bad_request", 401: "authentication_required", 403: "forbidden", 404: "not_found",
@@ -211,13 +233,14 @@ def render_error(status: int, message: str, code: str | None = None):
     code = code or ERROR_CODES.get(status, "error")
     if _wants_json():
         return api_error(status, code, message)
-    title = ERROR_TITLES.get(status, "Error")
+    title = ERROR_TITLES.get(status, ERROR_TITLE)
     response = current_app.make_response(
         (render_template("errors/error.html", status=status, title=title, message=message),
          status)
     )
-    # Shown as a toast when an HTMX request targeting part of a page fails (static/js/app.js).
-    response.headers["X-Error-Message"] = message.encode("ascii", "replace").decode()[:200]
+    # Shown as a toast when an HTMX request targeting part of a page fails (static/js/app.js,
+    # which decodes it): UTF-8, percent-encoded, so Vietnamese survives an ASCII header.
+    response.headers["X-Error-Message"] = quote(str(message)[:200], safe=HEADER_SAFE)
     return response
 
 
@@ -228,16 +251,26 @@ def _register_error_handlers(app: Flask) -> None:
         # send it to the login page rather than showing a token error.
         if request.htmx and not current_user.is_authenticated:
             return login_redirect_response()
-        return render_error(400, error.description, "csrf_failed")
+        message = error.description
+        if not _wants_json():
+            message = str(CSRF_MESSAGES.get(message, message))
+        return render_error(400, message, "csrf_failed")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
-        message = error.description or ERROR_TITLES.get(status, "Error")
-        if status == 404 and not _wants_json():
-            message = "The page you asked for does not exist or has moved."
+        message = str(error.description or ERROR_TITLES.get(status, ERROR_TITLE))
+        if not _wants_json():
+            # werkzeug's own English descriptions are replaced by the page's words; a
+            # description a view gave (abort(403, description=…)) is kept
+            default = type(error).description
+            if status == 404:
+                message = gettext("The page you asked for does not exist or has moved.")
+            elif status in DEFAULT_MESSAGES and message == default:
+                message = str(DEFAULT_MESSAGES[status])
         if status == 429:
-            message = f"Too many requests ({error.description}). Wait a moment and try again."
+            message = gettext("Too many requests (%(limit)s). Wait a moment and try again.",
+                              limit=error.description)
         response = render_error(status, message)
         if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
@@ -249,8 +282,8 @@ def _register_error_handlers(app: Flask) -> None:
         if original is not None:
             log.error("unhandled error on %s %s", request.method, request.path,
                       exc_info=original)
-        return render_error(500, "An unexpected error occurred. It has been logged; "
-                                 "please try again or contact support.")
+        return render_error(500, gettext("An unexpected error occurred. It has been logged; "
+                                         "please try again or contact support."))
 
 
 def _forget_request_state(exc=None) -> None:

@@ -23,6 +23,12 @@
   })();
   function say(key, fallback) { return messages[key] || fallback; }
 
+  // X-Error-Message is UTF-8, percent-encoded by the server (a header is ASCII)
+  function headerText(value) {
+    if (!value) { return value; }
+    try { return decodeURIComponent(value); } catch (e) { return value; }
+  }
+
   function toast(message) {
     var box = document.getElementById("toasts");
     if (!box) { return; }
@@ -45,7 +51,7 @@
       event.detail.isError = false;
       return;
     }
-    toast(xhr.getResponseHeader("X-Error-Message") ||
+    toast(headerText(xhr.getResponseHeader("X-Error-Message")) ||
       say("request_failed", "Request failed (%s).").replace("%s", xhr.status));
   });
 

@@ -48,7 +48,7 @@ def test_supervisor_home(client, login, home):
     assert stat(html, "stat-teams") == "1"
     assert stat(html, "stat-team-cases") == "10"  # distinct: 6 of them also have a field agent
     assert "10 phone · 6 field cases" in html
-    assert "HCMC Team 1" in html and "Le Thi Binh" in html and "On call" in html
+    assert "HCMC Team 1" in html and "Le Thi Binh" in html and "On a call" in html
 
 
 def test_ops_home(client, login, home):
