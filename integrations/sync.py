@@ -41,6 +41,7 @@ from integrations.sftp import SftpSettings, fetch
 from integrations.t24.inbox import Inbox
 from integrations.t24.load import load_set, process_inbox
 from integrations.t24.manifest import verify
+from integrations.t24.mapping import load_profile
 from integrations.w4.client import W4Client
 from integrations.w4.load import sync_w4
 from portal import clock
@@ -108,18 +109,21 @@ def connect(app: Flask) -> psycopg.Connection:
 def _t24(conn, app: Flask, *, full: bool, business_date: date | None, trigger: str,
          user_id: int | None, retry_of_id: int | None, attempt: int,
          correlation_id: str | None) -> tuple[list[int], str, dict, list[str]]:
+    # a mapping file that cannot be used refuses the run (MappingError names file, line, field)
+    profile = load_profile(app.config.get("T24_MAPPING_PROFILE", "crm-json"))
     inbox = Inbox(Path(app.config["T24_INBOX_DIR"])).ensure()
     fetched = fetch_sftp(app, inbox.inbox)
     options = {"trigger": trigger, "triggered_by_id": user_id, "retry_of_id": retry_of_id,
                "attempt": attempt, "correlation_id": correlation_id}
     with connect(app) as progress_conn:
         outcomes = process_inbox(conn, inbox, include_stale=True, business_date=business_date,
-                                 progress_conn=progress_conn, **options)
+                                 progress_conn=progress_conn, profile=profile, **options)
         if full and not any(not isinstance(o, str) for o in outcomes):
             latest = latest_processed_set(inbox, business_date)
             if latest is None:
                 raise SyncError("full refresh: no processed T24 set to load again")
-            outcomes.append(load_set(conn, verify(latest), progress_conn=progress_conn,
+            outcomes.append(load_set(conn, verify(latest, profile=profile),
+                                     progress_conn=progress_conn,
                                      **options))
     results = [o for o in outcomes if not isinstance(o, str)]
     duplicates = [o for o in outcomes if isinstance(o, str)]

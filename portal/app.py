@@ -11,7 +11,7 @@ import os
 
 from flask import Flask
 
-from portal import clock, db_ping, i18n, models  # noqa: F401  (models: every table on the metadata)
+from portal import clock, db_ping, i18n, models, signing  # noqa: F401  (models: every table on the metadata)
 from portal.admin import action_codes as admin_action_codes  # noqa: F401  (routes on admin's bp)
 from portal.admin import contact_rules as admin_contact_rules  # noqa: F401  (routes on admin's bp)
 from portal.admin import views as admin
@@ -65,6 +65,7 @@ def build_app(config: type[Config] | None = None, overrides: dict | None = None)
     )
     app.config.from_object(config or config_from_env())
     app.config.update(overrides or {})
+    signing.check_schemes(app.config)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         raise RuntimeError(
             "DATABASE_URL is not set. Use `make run` (starts an embedded PostgreSQL) "

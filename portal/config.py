@@ -92,6 +92,9 @@ class Config:
 
     # Call centre (CTI): signed inbound events, outbound REST (status, click-to-call, call list)
     CTI_WEBHOOK_SECRETS = os.environ.get("CTI_WEBHOOK_SECRETS", "")
+    # signing scheme(s) of the call centre: crm-hmac (X-Signature), standard (Standard Webhooks,
+    # whsec_ secrets), or "standard,crm-hmac" while it moves from one to the other
+    CTI_WEBHOOK_SCHEME = os.environ.get("CTI_WEBHOOK_SCHEME", "crm-hmac")
     CTI_WEBHOOK_MAX_BYTES = int(os.environ.get("CTI_WEBHOOK_MAX_BYTES", "65536"))  # larger: 413
     CALLCENTRE_URL = os.environ.get("CALLCENTRE_URL")
     CALLCENTRE_API_KEY = os.environ.get("CALLCENTRE_API_KEY")
@@ -111,6 +114,12 @@ class Config:
     LOCATION_MAX_ACCURACY_M = float(os.environ.get("LOCATION_MAX_ACCURACY_M", "10000"))
     LOCATION_FUTURE_TOLERANCE_S = int(os.environ.get("LOCATION_FUTURE_TOLERANCE_S", "120"))
     LOCATION_MAX_AGE_DAYS = int(os.environ.get("LOCATION_MAX_AGE_DAYS", "7"))
+    # a point ahead of our clock by more than the tolerance but at most this is refused for now
+    # (409 to OsmAnd trackers, which send it again); beyond, for good (kept as rejected)
+    LOCATION_FUTURE_RETRY_S = int(os.environ.get("LOCATION_FUTURE_RETRY_S", "900"))
+    # the zone of an OsmAnd time without one (yyyy-MM-dd HH:mm:ss): Traccar reads it in its
+    # server's zone, UTC by default
+    OSMAND_NAIVE_TIMEZONE = os.environ.get("OSMAND_NAIVE_TIMEZONE", "UTC")
     LOCATION_ASYNC_COMMIT = _bool("LOCATION_ASYNC_COMMIT", True)  # positions: no WAL wait
     # implausible positions (portal/field/plausibility.py): outside this area (empty: Vietnam,
     # its islands included; "off"; boxes "south,west,north,east;…"; GeoJSON inline or a file)
@@ -127,12 +136,23 @@ class Config:
     # Payments (issue 6): signed webhook (two secrets during a rotation), body limit, replay
     # window; the payment system's daily transactions report for reconciliation
     PAYMENT_WEBHOOK_SECRETS = os.environ.get("PAYMENT_WEBHOOK_SECRETS", "")
+    PAYMENT_WEBHOOK_SCHEME = os.environ.get("PAYMENT_WEBHOOK_SCHEME", "crm-hmac")  # as CTI's
     PAYMENT_WEBHOOK_MAX_BYTES = int(os.environ.get("PAYMENT_WEBHOOK_MAX_BYTES", "65536"))
     PAYMENT_WEBHOOK_WINDOW_SECONDS = int(os.environ.get("PAYMENT_WEBHOOK_WINDOW_SECONDS", "300"))
+    # how long both webhooks remember a message's answer (portal/webhook_receipts.py)
+    WEBHOOK_RECEIPT_DAYS = int(os.environ.get("WEBHOOK_RECEIPT_DAYS", "7"))
     PAYMENTS_API_URL = os.environ.get("PAYMENTS_API_URL")
     PAYMENTS_API_KEY = os.environ.get("PAYMENTS_API_KEY", "")
     PAYMENTS_TIMEOUT_SECONDS = float(os.environ.get("PAYMENTS_TIMEOUT_SECONDS", "10"))
     PAYMENTS_LIVE_POLL_SECONDS = int(os.environ.get("PAYMENTS_LIVE_POLL_SECONDS", "5"))
+    # camt.053/054 files (portal/payments/camt_import.py): the currencies taken (others are
+    # skipped), how a reference is compared with loan numbers (compact: spaces removed, upper
+    # case; exact), the rule for the unstructured remittance (a regex; its "loan" group must
+    # be a known loan; empty: the default for LD/LN/AA + 10 characters), the upload limit
+    CAMT_CURRENCIES = os.environ.get("CAMT_CURRENCIES", "")  # empty: BANK_CURRENCY
+    CAMT_REFERENCE_TRANSFORM = os.environ.get("CAMT_REFERENCE_TRANSFORM", "compact")
+    CAMT_UNSTRUCTURED_PATTERN = os.environ.get("CAMT_UNSTRUCTURED_PATTERN", "")
+    CAMT_UPLOAD_MAX_BYTES = int(os.environ.get("CAMT_UPLOAD_MAX_BYTES", str(3 * 1024 * 1024)))
 
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
@@ -165,6 +185,9 @@ class Config:
 
     # Bank synchronisation (integrations/sync.py; docs/integrations.md)
     T24_INBOX_DIR = os.environ.get("T24_INBOX_DIR", "instance/t24")
+    # how T24's files are read (integrations/t24/mapping.py): a shipped profile (crm-json,
+    # t24-dfe) or the path of a bank's own mapping file
+    T24_MAPPING_PROFILE = os.environ.get("T24_MAPPING_PROFILE", "crm-json")
     T24_SFTP_HOST = os.environ.get("T24_SFTP_HOST")  # unset: no SFTP fetch step
     T24_SFTP_PORT = int(os.environ.get("T24_SFTP_PORT", "22"))
     T24_SFTP_USER = os.environ.get("T24_SFTP_USER")
@@ -202,11 +225,16 @@ class DevConfig(Config):
                                   "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
     MAP_TILE_ATTRIBUTION = os.environ.get("MAP_TILE_ATTRIBUTION", "© OpenStreetMap")
     # the sandbox call centre of `make run` (integrations/sandbox/callcentre_server.py)
-    CTI_WEBHOOK_SECRETS = os.environ.get("CTI_WEBHOOK_SECRETS", "sandbox-cti-secret")
+    # the sandboxes sign in either scheme (their --scheme): both accepted, with a secret each
+    CTI_WEBHOOK_SECRETS = os.environ.get(
+        "CTI_WEBHOOK_SECRETS", "sandbox-cti-secret,whsec_c2FuZGJveC1jdGktc2VjcmV0")
+    CTI_WEBHOOK_SCHEME = os.environ.get("CTI_WEBHOOK_SCHEME", "crm-hmac,standard")
     CALLCENTRE_URL = os.environ.get("CALLCENTRE_URL", "http://127.0.0.1:8704")
     CALLCENTRE_API_KEY = os.environ.get("CALLCENTRE_API_KEY", "sandbox-cc-key")
     # the sandbox payment system of `make run` (integrations/sandbox/payments_server.py)
-    PAYMENT_WEBHOOK_SECRETS = os.environ.get("PAYMENT_WEBHOOK_SECRETS", "sandbox-payments-secret")
+    PAYMENT_WEBHOOK_SECRETS = os.environ.get(
+        "PAYMENT_WEBHOOK_SECRETS", "sandbox-payments-secret,whsec_c2FuZGJveC1wYXltZW50cy1zZWNyZXQ=")
+    PAYMENT_WEBHOOK_SCHEME = os.environ.get("PAYMENT_WEBHOOK_SCHEME", "crm-hmac,standard")
     PAYMENTS_API_URL = os.environ.get("PAYMENTS_API_URL", "http://127.0.0.1:8703")
     PAYMENTS_API_KEY = os.environ.get("PAYMENTS_API_KEY", "sandbox-payments-key")
 

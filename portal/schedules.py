@@ -43,6 +43,7 @@ class Jobs:
     MARK_MISSED_VISITS = "workers.jobs.field.mark_missed_visits"
     EVALUATE_ALERTS = "workers.jobs.alerts.evaluate_alerts"
     CHECK_INVARIANTS = "workers.jobs.invariants.check_invariants"
+    PRUNE_WEBHOOK_RECEIPTS = "workers.jobs.maintenance.prune_webhook_receipts"
 
     @classmethod
     def all(cls) -> dict[str, str]:
@@ -205,6 +206,11 @@ SCHEDULES: tuple[Schedule, ...] = (
         # 03:40 in Asia/Ho_Chi_Minh: after the night's syncs and a priorities refresh
         "ops.invariants", Jobs.CHECK_INVARIANTS, "default", cron="40 20 * * *", timeout=1800,
         description="check the truths that tie the tables together (flask check invariants)",
+    ),
+    Schedule(
+        # 04:10 in Asia/Ho_Chi_Minh, a quiet hour
+        "webhooks.prune_receipts", Jobs.PRUNE_WEBHOOK_RECEIPTS, "default", cron="10 21 * * *",
+        timeout=600, description="drop webhook receipts older than WEBHOOK_RECEIPT_DAYS",
     ),
 )
 

@@ -18,8 +18,14 @@ Sandbox controls (no authentication; 127.0.0.1 only):
   at full speed: every event posted, the generated calls returned (what the portal must hold)
 - ``GET/PUT /_sandbox/faults``, ``GET /_sandbox/events`` (counts), ``POST /_sandbox/reset``
 
+Events are signed in the ``crm-hmac`` scheme (``X-Timestamp`` / ``X-Signature``) or, with
+``--scheme standard`` (env ``CALLCENTRE_SANDBOX_SCHEME``), as Standard Webhooks (``webhook-id``
+``msg_<event_id>``, the same for every retry and duplicate of an event; ``webhook-timestamp``,
+``webhook-signature``).
+
 Environment: ``PORTAL_URL`` (where events go), ``CALLCENTRE_SANDBOX_SECRET`` (signing secret,
-default ``sandbox-cti-secret``), ``CALLCENTRE_SANDBOX_API_KEY`` (``sandbox-cc-key``),
+default ``sandbox-cti-secret``; ``whsec_c2FuZGJveC1jdGktc2VjcmV0`` in the standard scheme),
+``CALLCENTRE_SANDBOX_API_KEY`` (``sandbox-cc-key``),
 ``CALLCENTRE_SANDBOX_AGENTS`` (18: CTI-1001…), ``CALLCENTRE_SANDBOX_TRAFFIC`` (live traffic of a
 working day; on by default when PORTAL_URL is set), ``CALLCENTRE_SANDBOX_RING_SECONDS`` /
 ``_TALK_SECONDS`` / ``_WRAP_SECONDS`` (a dialled call's timing), ``CALLCENTRE_SANDBOX_LATENCY_MS``,
@@ -49,7 +55,7 @@ from flask import Flask, jsonify, request
 from integrations.sandbox._api import Faults, error, iso, run_parser, serve
 from integrations.sandbox.t24_files import SeedSource
 from portal import clock as portal_clock
-from portal.signing import signed_headers
+from portal.signing import CRM_HMAC, SCHEMES, STANDARD, signed_headers
 
 NAME = "Call centre"
 SYSTEM = "CTI"  # as in portal.models.enums.INTEGRATIONS
@@ -57,6 +63,8 @@ DEFAULT_PORT = 8704
 ENV_PREFIX = "CALLCENTRE_SANDBOX"
 DEFAULT_API_KEY = "sandbox-cc-key"
 DEFAULT_SECRET = "sandbox-cti-secret"
+DEFAULT_STANDARD_SECRET = "whsec_c2FuZGJveC1jdGktc2VjcmV0"  # base64 of the one above
+DEFAULT_SECRETS = {CRM_HMAC: DEFAULT_SECRET, STANDARD: DEFAULT_STANDARD_SECRET}
 EVENTS_PATH = "/api/v1/cti/events"
 STATUSES = ("available", "on_call", "wrap_up", "break", "offline")
 log = logging.getLogger(__name__)
@@ -78,11 +86,15 @@ class CallCentre:
     def __init__(self, *, agents: list[dict], portal_url: str | None, secret: str,
                  api_key: str, faults: Faults, ring: float = 2.0, talk: float = 4.0,
                  wrap: float = 2.0, bank_tz: str = "Asia/Ho_Chi_Minh",
-                 clock: Callable[[], datetime] = portal_clock.running_now):
+                 clock: Callable[[], datetime] = portal_clock.running_now,
+                 scheme: str = CRM_HMAC):
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}")
         self.clock = clock  # stamps calls and status changes (the product's clock)
         self.lock = threading.RLock()
         self.portal_url = portal_url.rstrip("/") if portal_url else None
         self.secret = secret
+        self.scheme = scheme
         self.api_key = api_key
         self.faults = faults
         self.initial_faults = asdict(faults)
@@ -117,15 +129,18 @@ class CallCentre:
     def post(self, kind: str, data: dict, at: datetime,
              event_id: str | None = None) -> dict | None:
         """Post one signed event; the portal's answer, or None when it failed."""
-        body = json.dumps({"event_id": event_id or uuid.uuid4().hex, "type": kind,
+        event_id = event_id or uuid.uuid4().hex
+        body = json.dumps({"event_id": event_id, "type": kind,
                            "occurred_at": iso(at), "data": data}).encode()
         if not self.portal_url:
             return None
 
         for attempt in range(3):
             try:
+                headers = signed_headers(self.secret, body, scheme=self.scheme,
+                                         message_id=f"msg_{event_id}")
                 response = self.http.post(self.portal_url + EVENTS_PATH, data=body,
-                                          headers=signed_headers(self.secret, body), timeout=10)
+                                          headers=headers, timeout=10)
                 if response.status_code < 500:
                     with self.lock:
                         self.sent += 1
@@ -394,14 +409,17 @@ def demo_phones(customers: int | None = None) -> list[str]:
 def create_app(*, agents: list[dict] | None = None, portal_url: str | None = None,
                secret: str | None = None, api_key: str | None = None,
                faults: Faults | None = None, traffic: bool | None = None,
-               timing: dict | None = None, customers: int | None = None) -> Flask:
+               timing: dict | None = None, customers: int | None = None,
+               scheme: str | None = None) -> Flask:
     app = Flask("callcentre_sandbox")
+    scheme = scheme or os.environ.get(f"{ENV_PREFIX}_SCHEME") or CRM_HMAC
     count = int(os.environ.get(f"{ENV_PREFIX}_AGENTS", "18"))
     timing = timing or {}
     centre = CallCentre(
         agents=agents if agents is not None else default_agents(count),
         portal_url=portal_url if portal_url is not None else os.environ.get("PORTAL_URL"),
-        secret=secret or os.environ.get(f"{ENV_PREFIX}_SECRET", DEFAULT_SECRET),
+        secret=secret or os.environ.get(f"{ENV_PREFIX}_SECRET")
+        or DEFAULT_SECRETS.get(scheme, DEFAULT_SECRET), scheme=scheme,
         api_key=api_key or os.environ.get(f"{ENV_PREFIX}_API_KEY", DEFAULT_API_KEY),
         faults=faults or Faults.from_env(ENV_PREFIX),
         ring=float(timing.get("ring", os.environ.get(f"{ENV_PREFIX}_RING_SECONDS", 2))),
@@ -566,6 +584,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = run_parser("callcentre_server", DEFAULT_PORT, __doc__.splitlines()[0])
     parser.add_argument("--no-traffic", action="store_true",
                         help="no live traffic even when PORTAL_URL is set")
+    parser.add_argument("--scheme", choices=SCHEMES, default=None,
+                        help="how events are signed (default: $CALLCENTRE_SANDBOX_SCHEME or "
+                             "crm-hmac)")
     args = parser.parse_args(argv)
     faults = Faults.from_env(ENV_PREFIX)
     for name, value in (("latency_ms", args.latency_ms), ("error_rate", args.error_rate),
@@ -573,7 +594,7 @@ def main(argv: list[str] | None = None) -> None:
         if value is not None:
             faults.update({name: value})
     app = create_app(faults=faults, traffic=False if args.no_traffic else None,
-                     customers=args.customers)
+                     customers=args.customers, scheme=args.scheme)
     serve(app, args.host, args.port)
 
 

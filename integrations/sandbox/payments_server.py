@@ -1,7 +1,14 @@
 """The payment system's twin: holds transactions, sends each one to the portal as a signed
 webhook (with fault knobs), and serves the daily transactions report used for reconciliation.
 
-    python -m integrations.sandbox.payments_server --port 8703
+    python -m integrations.sandbox.payments_server --port 8703 [--scheme standard]
+
+Webhooks are signed in the ``crm-hmac`` scheme (``X-Timestamp`` / ``X-Signature``, secret
+``PAYMENTS_SANDBOX_WEBHOOK_SECRET``, default ``sandbox-payments-secret``) or, with
+``--scheme standard`` (env ``PAYMENTS_SANDBOX_WEBHOOK_SCHEME``), as Standard Webhooks
+(``webhook-id`` / ``webhook-timestamp`` / ``webhook-signature``; default secret
+``whsec_c2FuZGJveC1wYXltZW50cy1zZWNyZXQ=``): each notification is one message whose
+``webhook-id`` stays the same on every retry and copy (docs/integrations.md, "Payment system").
 
 Endpoints (docs/integrations.md, "Payment system"):
 
@@ -16,12 +23,12 @@ Endpoints (docs/integrations.md, "Payment system"):
 - ``GET|PUT /_sandbox/faults`` — knobs; ``POST /_sandbox/reset``
 
 Webhook knobs (env ``PAYMENTS_SANDBOX_<KNOB>`` or PUT /_sandbox/faults): ``duplicate_rate``
-(share of notifications sent twice, the copy re-signed), ``reorder_ms`` (each notification of a
-batch leaves at a random moment within this window: out-of-order delivery), ``delay_ms``
-(added to every delivery), ``drop_rate`` (share never sent: only reconciliation finds them),
-``bad_signature_rate`` (first attempt signed with a wrong secret), ``max_attempts`` (a refused
-or failed delivery is retried with backoff, re-signed, up to this many attempts); report API:
-``latency_ms``, ``error_rate``, ``outage``.
+(share of notifications sent twice, the copy re-signed: the same message), ``reorder_ms`` (each
+notification of a batch leaves at a random moment within this window: out-of-order delivery),
+``delay_ms`` (added to every delivery), ``drop_rate`` (share never sent: only reconciliation
+finds them), ``bad_signature_rate`` (first attempt signed with a wrong secret), ``max_attempts``
+(a refused or failed delivery is retried with backoff, re-signed, up to this many attempts);
+report API: ``latency_ms``, ``error_rate``, ``outage``.
 
 The ``/_sandbox`` endpoints have no authentication: the simulator listens on 127.0.0.1 only and
 is never part of production.
@@ -51,10 +58,12 @@ from flask import Flask, jsonify, request
 from integrations.sandbox._api import error, serve
 from integrations.sandbox.t24_files import SeedSource
 from portal import clock as portal_clock
-from portal.signing import signed_headers
+from portal.signing import CRM_HMAC, SCHEMES, STANDARD, signed_headers
 
 WEBHOOK_PATH = "/api/v1/payments/notifications"
 DEFAULT_SECRET = "sandbox-payments-secret"
+DEFAULT_STANDARD_SECRET = "whsec_c2FuZGJveC1wYXltZW50cy1zZWNyZXQ="  # base64 of the one above
+DEFAULT_SECRETS = {CRM_HMAC: DEFAULT_SECRET, STANDARD: DEFAULT_STANDARD_SECRET}
 DEFAULT_API_KEY = "sandbox-payments-key"
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 500
@@ -105,6 +114,7 @@ class Delivery:
     body: bytes
     attempt: int = 0
     copy: bool = False  # a deliberate duplicate
+    message_id: str = ""  # the webhook-id (standard scheme): one per notification
 
 
 class PaymentSystem:
@@ -112,10 +122,14 @@ class PaymentSystem:
 
     def __init__(self, *, portal_url: str | None, secret: str, knobs: Knobs, seed: int = 0,
                  zone: str = "Asia/Ho_Chi_Minh", senders: int = 4,
-                 clock: Callable[[], datetime] = portal_clock.running_now):
+                 clock: Callable[[], datetime] = portal_clock.running_now,
+                 scheme: str = CRM_HMAC):
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}")
         self.clock = clock  # dates transactions and signs webhooks (the product's clock)
         self.portal_url = (portal_url or "").rstrip("/")
         self.secret = secret
+        self.scheme = scheme
         self.knobs = knobs
         self.initial_knobs = asdict(knobs)
         self.zone = ZoneInfo(zone)
@@ -229,13 +243,15 @@ class PaymentSystem:
             self.stats["dropped"] += 1
             return
         body = self.notification_body(txn)
+        message_id = f"msg_{uuid.UUID(int=self.rng.getrandbits(128)).hex}"
         copies = [False]
         if knobs.duplicate_rate and self.rng.random() < knobs.duplicate_rate:
             copies.append(True)
         for copy in copies:
             due = now + (knobs.delay_ms + self.rng.uniform(0, knobs.reorder_ms)) / 1000
             heapq.heappush(self.queue, (due, next(self.seq),
-                                        Delivery(txn["reference_number"], body, copy=copy)))
+                                        Delivery(txn["reference_number"], body, copy=copy,
+                                                 message_id=message_id)))
             self.stats["queued"] += 1
             if copy:
                 self.stats["duplicates"] += 1
@@ -262,8 +278,8 @@ class PaymentSystem:
                     self.wakeup.notify_all()
 
     def _timestamp(self, reference: str) -> int:
-        """A signing time later than any earlier attempt for the same transaction: the portal
-        refuses a signature it has seen (a replay), so each attempt must sign anew."""
+        """A signing time later than any earlier attempt for the same transaction: each
+        attempt is signed anew, as a real sender's retry is."""
         with self.lock:
             stamp = max(int(self.clock().timestamp()), self.last_signed.get(reference, 0) + 1)
             self.last_signed[reference] = stamp
@@ -271,10 +287,11 @@ class PaymentSystem:
 
     def _send(self, delivery: Delivery, bad_signature: bool) -> None:
         delivery.attempt += 1
-        secret = self.secret + "-wrong" if bad_signature else self.secret
+        secret = _wrong(self.secret) if bad_signature else self.secret
         status = None
         headers = signed_headers(secret, delivery.body,
-                                 timestamp=self._timestamp(delivery.transaction))
+                                 timestamp=self._timestamp(delivery.transaction),
+                                 scheme=self.scheme, message_id=delivery.message_id)
         try:
             http = getattr(self._local, "http", None)
             if http is None:
@@ -331,15 +348,22 @@ class PaymentSystem:
             self.wakeup.notify_all()
 
 
+def _wrong(secret: str) -> str:
+    """A secret the portal does not know, in the same form (a whsec_ secret stays base64)."""
+    return "whsec_d3Jvbmcgc2VjcmV0" if secret.startswith("whsec_") else secret + "-wrong"
+
+
 def create_app(*, portal_url: str | None = None, secret: str | None = None,
                api_key: str | None = None, knobs: Knobs | None = None, seed: int = 0,
-               senders: int = 4) -> Flask:
+               senders: int = 4, scheme: str | None = None) -> Flask:
     app = Flask("payments")
+    scheme = scheme or os.environ.get(f"{ENV_PREFIX}_WEBHOOK_SCHEME") or CRM_HMAC
     system = PaymentSystem(
         portal_url=portal_url or os.environ.get("PORTAL_URL", "http://127.0.0.1:5000"),
-        secret=secret or os.environ.get(f"{ENV_PREFIX}_WEBHOOK_SECRET", DEFAULT_SECRET),
+        secret=secret or os.environ.get(f"{ENV_PREFIX}_WEBHOOK_SECRET")
+        or DEFAULT_SECRETS.get(scheme, DEFAULT_SECRET),
         knobs=knobs or Knobs.from_env(), seed=seed, senders=senders,
-        zone=os.environ.get("BANK_TIMEZONE", "Asia/Ho_Chi_Minh"),
+        zone=os.environ.get("BANK_TIMEZONE", "Asia/Ho_Chi_Minh"), scheme=scheme,
     )
     key = api_key or os.environ.get(f"{ENV_PREFIX}_API_KEY", DEFAULT_API_KEY)
     app.extensions["payments_sandbox"] = system
@@ -513,11 +537,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--customers", type=int, default=2000,
                         help="size of the seed portfolio whose customers pay (as seed-demo)")
     parser.add_argument("--products", type=int, default=3000)
+    parser.add_argument("--scheme", choices=SCHEMES, default=None,
+                        help="how webhooks are signed (default: $PAYMENTS_SANDBOX_WEBHOOK_SCHEME "
+                             "or crm-hmac)")
     parser.add_argument("--pay-every", type=float,
                         default=float(os.environ.get(f"{ENV_PREFIX}_PAY_EVERY", "0")),
                         help="seconds between demo payments by seed customers (0: none)")
     args = parser.parse_args(argv)
-    app = create_app(portal_url=args.portal_url)
+    app = create_app(portal_url=args.portal_url, scheme=args.scheme)
     if args.pay_every > 0:
         loan_book = os.environ.get(f"{ENV_PREFIX}_LOAN_BOOK_URL")
         start_demo_payments(

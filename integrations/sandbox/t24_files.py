@@ -17,6 +17,9 @@ as of that day; a delta file only the records that changed that day and the ones
 Fault knobs (:class:`T24Faults`): malformed records, a wrong count or a bad checksum in the
 manifest, a half-written file, an XML file declaring an external entity.
 
+Profiles: ``crm-json`` (our records, above) or ``t24-dfe`` (the same day as T24 Data Framework
+CSV extracts: integrations/sandbox/t24_dfe.py).
+
 Run it: ``python -m integrations.sandbox.t24_files --out DIR --day 0 --mode full``
 (``--help`` lists every option).
 """
@@ -39,6 +42,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from integrations.sandbox.t24_dfe import DfeWriter
 from integrations.t24.formats import (
     CONTROL_TOTAL_FIELDS,
     ENTITIES,
@@ -50,6 +54,7 @@ from integrations.t24.formats import (
     manifest_name,
 )
 from integrations.t24.manifest import FileEntry, Manifest
+from integrations.t24.mapping import SHIPPED, load_profile
 from portal import clock
 from portal.seed.context import RANDOM_SEED, FastRandom, SeedContext
 from portal.seed.pools import Pools
@@ -541,10 +546,13 @@ def generate_day(out_dir: str | Path, source: SeedSource, *, day: int = 0, mode:
                  change_rate: float = 0.05, new_customers: int = 0,
                  full_omit_rate: float = 0.0, faults: T24Faults | None = None,
                  entities: tuple[str, ...] = ENTITIES,
-                 generated_at: datetime | None = None) -> Path:
+                 generated_at: datetime | None = None, profile: str = "crm-json") -> Path:
     """Write the file set of day ``day`` into ``out_dir``; returns the manifest's path (written
     last). ``fmt`` is one format for every file or a format per entity. The manifest is stamped
-    ``generated_at`` (default: now on the product clock, to the second)."""
+    ``generated_at`` (default: now on the product clock, to the second). ``profile``:
+    ``crm-json`` (our own records, ``fmt``) or ``t24-dfe`` (T24 Data Framework CSV extracts,
+    integrations/sandbox/t24_dfe.py; ``fmt``, ``entities`` and the malformed-record knob do
+    not apply, the manifest faults name its sources)."""
     if mode not in ("full", "delta"):
         raise ValueError("mode must be 'full' or 'delta'")
     if mode == "delta" and day == 0:
@@ -554,13 +562,20 @@ def generate_day(out_dir: str | Path, source: SeedSource, *, day: int = 0, mode:
     business_date = base_date + timedelta(days=day)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if profile not in SHIPPED:
+        raise ValueError(f"profile must be one of {', '.join(SHIPPED)}")
+    dfe = DfeWriter(out, business_date, load_profile(profile)) if profile == "t24-dfe" else None
     formats = {e: (fmt if isinstance(fmt, str) else fmt.get(e, "jsonl")) for e in entities}
-    writers = {e: FileWriter(out, e, business_date, formats[e],
-                             xml_doctype=e in faults.xml_external_entity and formats[e] == "xml")
-               for e in entities}
+    writers = {} if dfe else {
+        e: FileWriter(out, e, business_date, formats[e],
+                      xml_doctype=e in faults.xml_external_entity and formats[e] == "xml")
+        for e in entities}
     malformed_seen: dict[str, int] = defaultdict(int)
 
     def emit(entity: str, record: dict) -> None:
+        if dfe is not None:
+            dfe.emit(entity, record)
+            return
         writer = writers.get(entity)
         if writer is None:
             return
@@ -596,11 +611,13 @@ def generate_day(out_dir: str | Path, source: SeedSource, *, day: int = 0, mode:
             # New today: all of them belong in today's delta.
             for entity, record in source.new_records(day, new_customers):
                 emit(entity, record)
-        entries = [writers[e].close() for e in entities]
+        entries = dfe.close() if dfe else [writers[e].close() for e in entities]
     except BaseException:
         for writer in writers.values():
             writer.fp.close()
             writer.tmp.unlink(missing_ok=True)
+        if dfe is not None:
+            dfe.discard()
         raise
 
     for entry in entries:
@@ -627,7 +644,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--day", type=int, default=0, help="days after the base date")
     parser.add_argument("--mode", choices=("full", "delta"), default="full")
     parser.add_argument("--format", dest="fmt", choices=("jsonl", "json", "xml"),
-                        default="jsonl")
+                        default="jsonl", help="crm-json: the files' format")
+    parser.add_argument("--profile", choices=SHIPPED, default="crm-json",
+                        help="crm-json: our own records; t24-dfe: T24 Data Framework CSV "
+                             "extracts with multi-values (integrations/t24/mappings/)")
     parser.add_argument("--base-date", type=date.fromisoformat,
                         help="business date of day 0 (default: today, bank time)")
     parser.add_argument("--source", choices=("seed", "db"), default="seed")
@@ -638,9 +658,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-customers", type=int, default=0)
     parser.add_argument("--full-omit-rate", type=float, default=0.0)
     parser.add_argument("--malformed-every", type=int, default=0)
-    parser.add_argument("--wrong-count", nargs="*", default=(), choices=ENTITIES)
-    parser.add_argument("--bad-checksum", nargs="*", default=(), choices=ENTITIES)
-    parser.add_argument("--half-written", nargs="*", default=(), choices=ENTITIES)
+    parser.add_argument("--wrong-count", nargs="*", default=(), metavar="SOURCE",
+                        help="files (entities; t24-dfe: its sources) whose manifest count is off")
+    parser.add_argument("--bad-checksum", nargs="*", default=(), metavar="SOURCE")
+    parser.add_argument("--half-written", nargs="*", default=(), metavar="SOURCE")
     args = parser.parse_args(argv)
     tz = os.environ.get("BANK_TIMEZONE", DEFAULT_TZ)
     if args.source == "db":
@@ -654,7 +675,8 @@ def main(argv: list[str] | None = None) -> int:
                        half_written=tuple(args.half_written))
     path = generate_day(args.out, source, day=args.day, mode=args.mode, fmt=args.fmt,
                         change_rate=args.change_rate, new_customers=args.new_customers,
-                        full_omit_rate=args.full_omit_rate, faults=faults)
+                        full_omit_rate=args.full_omit_rate, faults=faults,
+                        profile=args.profile)
     manifest = Manifest.load(path)
     for entry in manifest.files:
         print(f"{entry.name:<45} {entry.records:>9,} records")

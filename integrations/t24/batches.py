@@ -30,6 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from integrations.fields import Quarantine, Row, json_safe
+from integrations.t24.mapping import Profile, ReadContext, default_profile, records_of
 from integrations.t24.parser import read_records
 from integrations.t24.transform import ENTITY_FIELDS, ControlTotals, transform
 
@@ -107,7 +108,8 @@ class Batch:
 class _Builder:
     def __init__(self, entity: str, source_file: str):
         self.entity = entity
-        self.columns = load_columns(entity)
+        # related records (bills) are only counted: they have no columns of their own
+        self.columns = load_columns(entity) if entity in ENTITY_FIELDS else []
         self.owner = CONTACT_OWNERS.get(entity)
         self.batch = Batch(entity, source_file, totals=ControlTotals(entity))
         self.lines: list[str] = []
@@ -117,9 +119,12 @@ class _Builder:
         self.keys: set[str] = set()
         self.contact_seen: set[tuple] = set()
 
-    def add(self, item: Row | Quarantine) -> None:
+    def add(self, item: Row | Quarantine | None) -> None:
         batch = self.batch
         batch.records += 1
+        if item is None:  # a related record (a bill), kept by the mapping's ReadContext
+            batch.totals.rows += 1
+            return
         if isinstance(item, Quarantine):
             batch.totals.add(item)
             batch.quarantined.append(item)
@@ -159,17 +164,26 @@ class _Builder:
 
 
 def file_batches(entity: str, path: Path, batch_size: int,
-                 ramp_from: int | None = None) -> Iterator[Batch]:
+                 ramp_from: int | None = None, profile: Profile | None = None,
+                 context: ReadContext | None = None) -> Iterator[Batch]:
     """The file's records, validated and encoded, ``batch_size`` records a batch. ``ramp_from``:
     the first batch holds that many records, each next one ``RAMP`` times more, up to
-    ``batch_size`` (see ``_child``)."""
-    builder = _Builder(entity, path.name)
+    ``batch_size`` (see ``_child``). ``entity``: the file's source in the mapping ``profile``
+    (default crm-json, whose sources are the entities); a mapped profile's related records
+    (bills) go into ``context`` and yield batches of counts only."""
+    profile = profile or default_profile()
+    target = profile.target(entity)
+    if profile.native:  # the product's own record shape: the transform, as it always was
+        items = map(transform, read_records(path, entity))
+    else:
+        items = records_of(profile, entity, path, context)
+    builder = _Builder(target, path.name)
     size = min(ramp_from or batch_size, batch_size)
-    for record in read_records(path, entity):
-        builder.add(transform(record))
+    for item in items:
+        builder.add(item)
         if builder.batch.records >= size:
             yield builder.finish()
-            builder = _Builder(entity, path.name)
+            builder = _Builder(target, path.name)
             size = min(size * RAMP, batch_size)
     if builder.batch.records:
         yield builder.finish()
@@ -179,10 +193,13 @@ class BatchReader:
     """The batches of a set's files, in order: ``for batch in reader.batches(entity)`` per
     file, in the order the files were given. A context manager (stops the child)."""
 
-    def __init__(self, files: list[tuple[str, Path]], batch_size: int, read_ahead: bool):
+    def __init__(self, files: list[tuple[str, Path]], batch_size: int, read_ahead: bool,
+                 profile: Profile | None = None, context: ReadContext | None = None):
         self.files = files
         self.batch_size = batch_size
         self.read_ahead = read_ahead
+        self.profile = profile or default_profile()
+        self.context = context  # a mapped profile's bills, read before their arrangements
         self.process = None
         self.pipe = None
 
@@ -192,7 +209,8 @@ class BatchReader:
             context = multiprocessing.get_context("fork")
             reader, writer = context.Pipe(duplex=False)
             self.process = context.Process(target=_child, name="t24-reader", daemon=True,
-                                           args=(writer, self.files, self.batch_size))
+                                           args=(writer, self.files, self.batch_size,
+                                                 self.profile, self.context))
             self.process.start()
             writer.close()
             self.pipe = reader
@@ -209,7 +227,8 @@ class BatchReader:
     def batches(self, entity: str) -> Iterator[Batch]:
         if self.pipe is None:
             path = next(p for e, p in self.files if e == entity)
-            yield from file_batches(entity, path, self.batch_size)
+            yield from file_batches(entity, path, self.batch_size, None, self.profile,
+                                    self.context)
             return
         while True:
             try:
@@ -226,14 +245,15 @@ class BatchReader:
                 raise value
 
 
-def _child(pipe, files, batch_size: int) -> None:
+def _child(pipe, files, batch_size: int, profile: Profile, context: ReadContext | None,
+           ) -> None:
     with contextlib.suppress(Exception):  # the reader dies with the loader
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     try:
         for number, (entity, path) in enumerate(files):
             # the next files' first batches are read while the previous file loads
             for batch in file_batches(entity, Path(path), batch_size,
-                                      FIRST_BATCH if number == 0 else None):
+                                      FIRST_BATCH if number == 0 else None, profile, context):
                 pipe.send_bytes(pickle.dumps(("batch", batch), pickle.HIGHEST_PROTOCOL))
             pipe.send_bytes(pickle.dumps(("end", entity)))
     except (BrokenPipeError, ConnectionResetError):

@@ -10,8 +10,10 @@ A business date's set is one file per entity plus a manifest, all in one directo
     t24_manifest_20261124.json        <- written last: its presence means the set is complete
 
 The extension chooses the format: ``.jsonl`` (JSON Lines, one record per line), ``.json`` (one
-JSON array of records, read incrementally) or ``.xml`` (``<T24Export>`` with one child element
-per record).
+JSON array of records, read incrementally), ``.xml`` (``<T24Export>`` with one child element
+per record) or ``.csv`` (T24 Data Framework extracts). Which files a set holds, and what their
+records look like, is the mapping profile's (integrations/t24/mapping.py): ``crm-json`` has one
+file per entity below; another profile names its own sources (``t24_aa_arrangements_…csv``).
 """
 
 from __future__ import annotations
@@ -52,10 +54,10 @@ CONTROL_TOTAL_FIELDS = {
     "collaterals": ("value",),
 }
 
-FORMATS = {".jsonl": "jsonl", ".json": "json", ".xml": "xml"}
+FORMATS = {".jsonl": "jsonl", ".json": "json", ".xml": "xml", ".csv": "csv"}
 MODES = ("full", "delta")
 
-_NAME = re.compile(r"t24_(?P<entity>[a-z_]+)_(?P<date>\d{8})\.(?P<ext>jsonl|json|xml)")
+_NAME = re.compile(r"t24_(?P<entity>[a-z_]+)_(?P<date>\d{8})\.(?P<ext>jsonl|json|xml|csv)")
 _MANIFEST = re.compile(r"t24_manifest_(?P<date>\d{8})\.json")
 
 
@@ -81,8 +83,9 @@ def format_of(name: str) -> str:
     raise T24FormatError(name, f"unknown file extension (expected one of {', '.join(FORMATS)})")
 
 
-def data_file_name(entity: str, business_date: date, fmt: str) -> str:
-    if entity not in ENTITIES:
+def data_file_name(entity: str, business_date: date, fmt: str,
+                   sources: tuple[str, ...] = ENTITIES) -> str:
+    if entity not in sources:
         raise ValueError(f"unknown T24 entity {entity!r}")
     if fmt not in FORMATS.values():
         raise ValueError(f"unknown T24 file format {fmt!r}")
@@ -93,10 +96,13 @@ def manifest_name(business_date: date) -> str:
     return f"t24_manifest_{business_date:%Y%m%d}.json"
 
 
-def parse_data_file_name(name: str) -> tuple[str, date, str] | None:
-    """(entity, business date, format) of a data file name, or None if it is not one."""
+def parse_data_file_name(name: str, sources: tuple[str, ...] | None = None,
+                         ) -> tuple[str, date, str] | None:
+    """(entity, business date, format) of a data file name, or None if it is not one.
+    ``sources``: the names a file may carry (a mapping profile's sources); None: any."""
     match = _NAME.fullmatch(name)
-    if not match or match["entity"] not in ENTITIES:
+    if not match or match["entity"] == "manifest" or (
+            sources is not None and match["entity"] not in sources):
         return None
     try:
         day = date(int(match["date"][:4]), int(match["date"][4:6]), int(match["date"][6:]))

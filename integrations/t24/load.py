@@ -1,6 +1,10 @@
 """Load a verified T24 file set into PostgreSQL: streaming, batched, only real changes written.
 
-The files are read, validated and encoded for COPY in batches (``batch_size`` records) by
+How a file's records become rows is the set's mapping profile (``verify(…, profile=…)``,
+integrations/t24/mapping.py): ``crm-json``'s files are our entities; a mapped profile's files
+are its sources — several may feed one entity (AA and LD loans), and related records (bills)
+are read before the source whose DPD and amounts they give, counted and never written. The files
+are read, validated and encoded for COPY in batches (``batch_size`` records) by
 integrations/t24/batches.py — in a reader process of its own one batch ahead (``READ_AHEAD``),
 so that on a multi-core host parsing overlaps with PostgreSQL's work. For each entity in load
 order, each batch is
@@ -74,6 +78,7 @@ from integrations.t24.batches import (
 from integrations.t24.formats import NATURAL_KEYS
 from integrations.t24.inbox import Inbox
 from integrations.t24.manifest import Verification, verify
+from integrations.t24.mapping import Profile, ReadContext
 from integrations.t24.transform import ControlTotals
 from portal import clock
 from portal.run_counts import RunCounts
@@ -126,6 +131,10 @@ class EntityResult:
     contacts_changed: int = 0
     unreadable_keys: int = 0  # quarantined records whose key could not be read
     totals: ControlTotals | None = None
+    target: str | None = None  # the entity its rows went to (a mapped source's; else entity)
+
+    def __post_init__(self) -> None:
+        self.target = self.target or self.entity
 
     def as_json(self) -> dict:
         return {"extracted": self.extracted, "inserted": self.inserted, "updated": self.updated,
@@ -274,6 +283,22 @@ class Loader:
                     .format(_ident(f"seen_{entity}")), (batch.bad_keys,))
             if batch.rows:
                 self._load_batch(entity, batch, result)
+            self.done += batch.records
+            if self.progress:
+                self.progress(self.done)
+        self.flush_quarantine()
+
+    def account_related(self, batches: Iterable[Batch], result: EntityResult) -> None:
+        """A mapped profile's related records (bills): read by the reader (into its
+        ReadContext, for the arrangements' derived fields), written nowhere. The valid ones are
+        counted unchanged, the bad ones quarantined."""
+        for batch in batches:
+            result.extracted += batch.records
+            result.totals.merge(batch.totals)
+            result.quarantined += len(batch.quarantined)
+            result.unchanged += batch.records - len(batch.quarantined)
+            for item in batch.quarantined:
+                self.quarantine(item)
             self.done += batch.records
             if self.progress:
                 self.progress(self.done)
@@ -645,8 +670,11 @@ def analyze_grown_tables(conn: Connection, result: LoadResult) -> list[str]:
         "relnamespace = current_schema()::regnamespace AND relname = ANY(%s)",
         (sorted({t for tables in WRITTEN_TABLES.values() for t in tables}),)).fetchall())
     grown: list[str] = []
-    for entity, outcome in result.entities.items():
-        if outcome.inserted > 0.2 * believed.get(entity, 0) + 1000:
+    inserted: dict[str, int] = {}
+    for outcome in result.entities.values():
+        inserted[outcome.target] = inserted.get(outcome.target, 0) + outcome.inserted
+    for entity, count in inserted.items():
+        if count > 0.2 * believed.get(entity, 0) + 1000:
             grown += [t for t in WRITTEN_TABLES.get(entity, ()) if t not in grown]
     for table in grown:
         conn.execute(sql.SQL("ANALYZE {}").format(_ident(table)))
@@ -727,9 +755,8 @@ def _decide_moves(conn: Connection, result: LoadResult) -> owner_moves.Decision:
     """The loans this set gives other customers: applied, or held for ops when too many
     (integrations/owner_moves.py); both owners' cases are recomputed with the others."""
     received = 0
-    for entity in MOVABLE:
-        outcome = result.entities.get(entity)
-        if outcome is not None:
+    for outcome in result.entities.values():
+        if outcome.target in MOVABLE:
             received += outcome.inserted + outcome.updated + outcome.unchanged
     decision = owner_moves.decide(conn, result.run_id, received)
     owner_moves.touch(conn, decision.cifs)
@@ -794,27 +821,38 @@ def load_set(conn: Connection, verification: Verification, *, trigger: str = "ma
                     publish_events=publish_events, correlation_id=correlation_id)
     control: dict = {"mode": manifest.mode, "entities": {}}
     files = verification.files()
+    profile = verification.profile
+    control["mapping"] = profile.describe()
+    context = ReadContext(manifest.business_date)
     try:
         with BatchReader([(entry.entity, path) for entry, path in files], batch_size,
-                         READ_AHEAD) as reader, conn.transaction():
+                         READ_AHEAD, profile, context) as reader, conn.transaction():
             _tune_session(conn)
             for entry, _path in files:
-                entity_result = EntityResult(entry.entity, totals=ControlTotals(entry.entity))
-                result.entities[entry.entity] = entity_result
-                loader.load_file(entry.entity, reader.batches(entry.entity),
-                                 entity_result)
-                if entry.entity == "loans" and manifest.mode == "full":
-                    if entity_result.unreadable_keys:
+                # the file's source; its rows go to the entity the profile maps it to
+                source, entity = entry.entity, profile.target(entry.entity)
+                entity_result = EntityResult(source, totals=ControlTotals(entity),
+                                             target=entity)
+                result.entities[source] = entity_result
+                if profile.entity_of(source) is None:  # related records: read, counted
+                    loader.account_related(reader.batches(source), entity_result)
+                else:
+                    loader.load_file(entity, reader.batches(source), entity_result)
+                if (entity == "loans" and manifest.mode == "full"
+                        and profile.last_source_of("loans") == source):
+                    unreadable = sum(r.unreadable_keys for r in result.entities.values()
+                                     if r.target == "loans")
+                    if unreadable:
                         # A loan we could not read is not absent: closing would be a guess.
                         result.errors.append(
-                            f"absent loans not closed: {entity_result.unreadable_keys} loan "
+                            f"absent loans not closed: {unreadable} loan "
                             f"records without a readable account number")
                     else:
                         loader.close_absent_loans(entity_result)
                 differences = entity_result.totals.compare(entry.control_totals)
                 if differences:
-                    result.control_differences[entry.entity] = differences
-                control["entities"][entry.entity] = {
+                    result.control_differences[source] = differences
+                control["entities"][source] = {
                     **entity_result.as_json(), "manifest_records": entry.records,
                     "manifest_totals": {k: str(v) for k, v in entry.control_totals.items()},
                     "loaded_totals": {k: str(v) for k, v in
@@ -838,22 +876,24 @@ def load_set(conn: Connection, verification: Verification, *, trigger: str = "ma
         if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
             _finish_run(conn, run_id, result, started, RunCounts(), control, None)
         raise
-    loans = result.entities.get("loans")
-    total_amount = loans.totals.sums.get("outstanding") if loans else None
+    loans = [r for r in result.entities.values() if r.target == "loans"]
+    total_amount = sum((r.totals.sums.get("outstanding") or 0 for r in loans), Decimal("0.00")) \
+        if loans else None
     _finish_run(conn, run_id, result, started, counts, control, total_amount)
     return result
 
 
 def process_inbox(conn: Connection, inbox, *, trigger: str = "schedule",
                   triggered_by_id: int | None = None, include_stale: bool = False,
-                  business_date: date | None = None,
+                  business_date: date | None = None, profile: Profile | None = None,
                   **kwargs) -> list[LoadResult | str]:
     """Deal with every complete set waiting in the inbox, oldest business date first: claim it,
     verify it against its manifest, then load it and move it to processed/, or move it whole to
     rejected/ (with reason.json) when it contradicts its manifest or was processed before.
     ``include_stale`` also re-runs sets a killed worker left in work/; ``business_date`` limits
-    the run to that date's sets. Returns one LoadResult per loaded or rejected set
-    ("duplicate: <set id>" for a set seen before)."""
+    the run to that date's sets; ``profile``: the mapping the files are read with (default
+    crm-json). Returns one LoadResult per loaded or rejected set ("duplicate: <set id>" for a
+    set seen before)."""
 
     inbox = inbox if isinstance(inbox, Inbox) else Inbox(inbox)
     inbox.ensure()
@@ -873,7 +913,7 @@ def process_inbox(conn: Connection, inbox, *, trigger: str = "schedule",
                                 duplicate=True)
             outcomes.append(f"duplicate: {file_set.set_id}")
             continue
-        verification = verify_set(file_set)
+        verification = verify_set(file_set, profile)
         result = load_set(conn, verification, trigger=trigger,
                           triggered_by_id=triggered_by_id, **kwargs)
         if verification.ok:
@@ -884,5 +924,5 @@ def process_inbox(conn: Connection, inbox, *, trigger: str = "schedule",
     return outcomes
 
 
-def verify_set(file_set) -> Verification:
-    return verify(file_set.manifest_path)
+def verify_set(file_set, profile: Profile | None = None) -> Verification:
+    return verify(file_set.manifest_path, profile=profile)

@@ -32,7 +32,6 @@ from pathlib import Path
 import jsonschema
 
 from integrations.t24.formats import (
-    ENTITIES,
     MANIFEST_VERSION,
     MODES,
     SYSTEM,
@@ -41,7 +40,7 @@ from integrations.t24.formats import (
     parse_data_file_name,
     parse_manifest_name,
 )
-from integrations.t24.parser import count_records
+from integrations.t24.mapping import Profile, default_profile
 
 MANIFEST_SCHEMA = {
     "type": "object",
@@ -58,9 +57,10 @@ MANIFEST_SCHEMA = {
                 "type": "object",
                 "required": ["entity", "name", "records", "sha256"],
                 "properties": {
-                    "entity": {"enum": list(ENTITIES)},
+                    # an entity (crm-json) or a mapping profile's source name
+                    "entity": {"type": "string", "pattern": "^[a-z][a-z_]*$"},
                     "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+$"},
-                    "format": {"enum": ["jsonl", "json", "xml"]},
+                    "format": {"enum": ["jsonl", "json", "xml", "csv"]},
                     "records": {"type": "integer", "minimum": 0},
                     "bytes": {"type": "integer", "minimum": 0},
                     "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
@@ -213,6 +213,7 @@ class Verification:
     manifest_path: Path
     checks: list[FileCheck] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # set-level problems
+    profile: Profile = field(default_factory=default_profile)  # how the files are read
 
     @property
     def ok(self) -> bool:
@@ -226,23 +227,34 @@ class Verification:
         return out
 
     def files(self) -> list[tuple[FileEntry, Path]]:
-        """The set's files in load order (entities referenced by others first)."""
-        order = {entity: i for i, entity in enumerate(ENTITIES)}
+        """The set's files in load order (entities referenced by others first, related
+        records before the records derived from them: the profile's order)."""
+        order = {source: i for i, source in enumerate(self.profile.sources)}
         return [(c.entry, c.path) for c in sorted(self.checks,
                                                     key=lambda c: order[c.entry.entity])]
 
 
-def verify(manifest_path: str | Path, *, count: bool = True) -> Verification:
+def verify(manifest_path: str | Path, *, count: bool = True,
+           profile: Profile | None = None) -> Verification:
     """Check every file of the manifest; nothing is written. ``count=False`` skips the record
-    count (a second read of each file) when only checksums matter."""
+    count (a second read of each file) when only checksums matter. ``profile``: the mapping
+    the files are read with (default crm-json); a file of a source it does not know is a
+    problem of the set."""
     manifest_path = Path(manifest_path)
+    profile = profile or default_profile()
     try:
         manifest = Manifest.load(manifest_path)
     except ManifestError as exc:
-        return Verification(None, manifest_path, problems=[str(exc)])
-    result = Verification(manifest, manifest_path)
+        return Verification(None, manifest_path, problems=[str(exc)], profile=profile)
+    result = Verification(manifest, manifest_path, profile=profile)
     if not manifest.files:
         result.problems.append("the manifest lists no files")
+    unknown = [f.entity for f in manifest.files if f.entity not in profile.sources]
+    if unknown:
+        result.problems.append(
+            f"file(s) of {', '.join(map(repr, unknown))}: not a source of the mapping profile "
+            f"{profile.name!r} ({', '.join(profile.sources)})")
+        return result
     directory = manifest_path.parent
     for entry in manifest.files:
         path = directory / entry.name
@@ -260,7 +272,7 @@ def verify(manifest_path: str | Path, *, count: bool = True) -> Verification:
             continue  # the content is not what was sent: no point reading it
         if count:
             try:
-                check.records = count_records(path, entry.entity)
+                check.records = profile.count_records(path, entry.entity)
             except T24FormatError as exc:
                 check.problems.append(f"unreadable: {exc.reason}" +
                                       (f" (line {exc.line})" if exc.line else ""))

@@ -9,6 +9,11 @@ grow with the file.
 - ``.xml``: ``<T24Export entity="loans" businessDate="2026-11-24">`` with one child element per
   record, parsed with defusedxml's ``iterparse``: a DTD (and so any entity, internal or
   external) is refused outright, and each record is cleared once read.
+- ``.csv`` (:func:`read_csv`, what T24's Data Framework writes): a header row of T24 field names,
+  then one record per row; the delimiter, quote and encoding come from the mapping profile
+  (integrations/t24/mapping.py). A row with more or fewer fields than the header is yielded
+  with ``error`` set (quarantined, its neighbours load); values stay strings, multi-values
+  still joined by their marks (the mapping splits them).
 
 Numbers in JSON are decoded as ``Decimal`` (never float); XML values are strings. The transform
 turns both into typed column values.
@@ -16,8 +21,9 @@ turns both into typed column values.
 
 from __future__ import annotations
 
+import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -63,7 +69,82 @@ def read_records(path: str | Path, entity: str) -> Iterator[RawRecord]:
         return _read_jsonl(path, entity)
     if fmt == "json":
         return _read_json_array(path, entity)
+    if fmt == "csv":
+        return read_csv(path, entity, CsvDialect())
     return _read_xml(path, entity)
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a profile's CSV files are written."""
+
+    delimiter: str = ","
+    quote: str = '"'
+    encoding: str = "utf-8"
+
+
+def read_csv(path: str | Path, entity: str, dialect: CsvDialect,
+             required: Collection[str] = ()) -> Iterator[RawRecord]:
+    """Raw records of a CSV file: ``data`` maps each header field to the row's text (blank:
+    None). ``required``: header fields the mapping reads; a file without one of them is
+    refused whole (a mapping that does not fit the extract)."""
+    path = Path(path)
+    name = path.name
+    encoding = "utf-8-sig" if dialect.encoding.lower().replace("_", "-") == "utf-8" \
+        else dialect.encoding
+    line = 1
+    try:
+        with path.open("r", encoding=encoding, newline="") as fp:
+            rows = csv.reader(fp, delimiter=dialect.delimiter, quotechar=dialect.quote,
+                              strict=True)
+            try:
+                header = [h.strip() for h in next(rows)]
+            except StopIteration:
+                raise T24FormatError(name, "empty file: no header row") from None
+            missing = [f for f in required if f not in header]
+            if missing:
+                raise T24FormatError(name, "header lacks the field(s) the mapping reads: "
+                                           + ", ".join(missing), 1)
+            width = len(header)
+            number = 0
+            line = rows.line_num + 1  # where the next row starts
+            for row in rows:
+                start, line = line, rows.line_num + 1
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                number += 1
+                if len(row) != width:
+                    yield RawRecord(entity, name, number, start, None,
+                                    dialect.delimiter.join(row)[:RAW_KEEP_CHARS],
+                                    f"{len(row)} fields, the header has {width}")
+                    continue
+                yield RawRecord(entity, name, number, start,
+                                {h: (v if v.strip() else None)
+                                 for h, v in zip(header, row, strict=True)})
+    except csv.Error as exc:
+        raise T24FormatError(name, f"invalid CSV: {exc}", line) from exc
+    except UnicodeDecodeError as exc:
+        raise T24FormatError(name, f"not {dialect.encoding}: {exc.reason}") from exc
+
+
+def count_csv(path: str | Path, dialect: CsvDialect) -> int:
+    """How many records a CSV file holds, as :func:`read_csv` counts them (rows after the
+    header, blank ones skipped), without building them: verification reads every file once
+    before the load."""
+    path = Path(path)
+    encoding = "utf-8-sig" if dialect.encoding.lower().replace("_", "-") == "utf-8" \
+        else dialect.encoding
+    try:
+        with path.open("r", encoding=encoding, newline="") as fp:
+            rows = csv.reader(fp, delimiter=dialect.delimiter, quotechar=dialect.quote,
+                              strict=True)
+            if next(rows, None) is None:
+                raise T24FormatError(path.name, "empty file: no header row")
+            return sum(1 for row in rows if row and (len(row) > 1 or row[0].strip()))
+    except csv.Error as exc:
+        raise T24FormatError(path.name, f"invalid CSV: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise T24FormatError(path.name, f"not {dialect.encoding}: {exc.reason}") from exc
 
 
 def count_records(path: str | Path, entity: str) -> int:
@@ -217,7 +298,7 @@ def _decode_one(buf: _Buffer) -> tuple[object, int]:
 # -- XML -----------------------------------------------------------------------------------------
 def _read_xml(path: Path, entity: str) -> Iterator[RawRecord]:
     name = path.name
-    record_tag = RECORD_ELEMENTS[entity]
+    record_tag = RECORD_ELEMENTS.get(entity)  # a mapping profile's source: any element
     number = 0
     depth = 0
     root: Element | None = None
@@ -242,7 +323,7 @@ def _read_xml(path: Path, entity: str) -> Iterator[RawRecord]:
             if depth != 1:
                 continue
             number += 1
-            if elem.tag != record_tag:
+            if record_tag is not None and elem.tag != record_tag:
                 yield RawRecord(entity, name, number, None, None, _xml_text(elem),
                                 f"unexpected element <{elem.tag}>, expected <{record_tag}>")
             else:

@@ -181,7 +181,7 @@ def _record_key(entity: str, data: Mapping | None) -> str | None:
     return printable("|".join(str(p).strip() for p in parts))[:64]
 
 
-def _check_rules(entity: str, values: dict) -> None:
+def check_rules(entity: str, values: dict) -> None:
     """Cross-field rules of an entity."""
     if entity == "loans":
         if (values["disbursement_date"] and values["maturity_date"]
@@ -193,7 +193,7 @@ def _check_rules(entity: str, values: dict) -> None:
         values["company_name"] = values["name"]
 
 
-def _contacts(entity: str, owner_field: str, owner: str, data: Mapping) -> dict[str, list]:
+def contacts_of(entity: str, owner_field: str, owner: str, data: Mapping) -> dict[str, list]:
     contacts: dict[str, list] = {}
     for kind, fields in CONTACT_FIELDS.items():
         items = data.get(kind)
@@ -238,7 +238,7 @@ def transform(record: RawRecord,
     key = _record_key(entity, record.data)
     try:
         values = convert_fields(ENTITY_FIELDS[entity], record.data)
-        _check_rules(entity, values)
+        check_rules(entity, values)
         if known is not None:
             for field_name, target in REFERENCES.get(entity, ()):
                 keys = known.get(target)
@@ -248,7 +248,7 @@ def transform(record: RawRecord,
         contacts = {}
         if entity in WITH_CONTACTS:
             owner_field = WITH_CONTACTS[entity]
-            contacts = _contacts(entity, owner_field, values[owner_field], record.data)
+            contacts = contacts_of(entity, owner_field, values[owner_field], record.data)
         values["source_system"] = SOURCE
     except Invalid as exc:
         return Quarantine(entity, str(exc), key, json_safe(record.data), None, record.source,

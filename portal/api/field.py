@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from datetime import date
 from functools import wraps
+from urllib.parse import parse_qsl
 
 from flask import g, jsonify, request
+from werkzeug.datastructures import CombinedMultiDict, MultiDict
 
 from integrations.gps import forward
 from integrations.gps.verify import remote_verifier
@@ -32,13 +34,40 @@ class _Refusal(Exception):
         self.response = api_error(status, code, message)
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _sent_as_json() -> bool:
+    """A JSON body: declared so, or (no Content-Type) one that starts as a JSON object."""
+    if request.is_json:
+        return True
+    if request.mimetype:
+        return False
+    return request.get_data(cache=True).lstrip()[:1] == b"{"
+
+
+def osmand_values() -> CombinedMultiDict:
+    """The OsmAnd fields of a request: its query string, then its body read as a query string
+    whatever the Content-Type says (Traccar's decoder does so: clients post ``id=…&lat=…`` as
+    a form, as text/plain, or with no Content-Type at all)."""
+    if request.mimetype in FORM_TYPES:
+        body = request.form
+    elif _sent_as_json():
+        body = MultiDict()
+    else:
+        text_body = request.get_data(cache=True).decode("utf-8", "replace")
+        body = MultiDict(parse_qsl(text_body.strip(), keep_blank_values=True))
+    return CombinedMultiDict([request.args, body])
+
+
 def token_in_query(view):
-    """Trackers such as the Traccar Client cannot send headers: accept ``?token=`` (or a form
-    field) as the Bearer token. Outside ``api_permission_required`` so that one still decides."""
+    """Trackers such as the Traccar Client cannot send headers: accept ``?token=`` (or a field
+    of a query-string body) as the Bearer token. Outside ``api_permission_required`` so that
+    one still decides."""
 
     @wraps(view)
     def wrapped(*args, **kwargs):
-        raw = request.args.get("token") or (request.form.get("token") if request.form else None)
+        raw = osmand_values().get("token")
         if raw and "HTTP_AUTHORIZATION" not in request.environ:
             request.environ["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
         return view(*args, **kwargs)
@@ -101,18 +130,26 @@ def _field_agent(device_id: str | None = None) -> User:
     return user
 
 
+# a point a little ahead of our clock is acceptable in at most LOCATION_FUTURE_RETRY_S
+RETRY_AFTER_S = 60
+
+
+def _refusal_response(result: locations.IngestResult, refusal: dict, status: int):
+    response = jsonify({"error": {"code": refusal["code"], "message": refusal["message"]},
+                        **result.as_dict()})
+    response.status_code = status
+    if refusal["retry"]:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 def _ingest_response(result: locations.IngestResult, single: bool):
     db.session.commit()
     if result.accepted:
         forward.request_forward()
-    body = result.as_dict()
-    if single and result.refused:
-        refusal = result.refused[0]
-        response = jsonify({"error": {"code": refusal["code"], "message": refusal["message"]},
-                            **body})
-        response.status_code = 422
-        return response
-    return jsonify(body)
+    if single and result.refused:  # our JSON API: a 4xx is not sent again (refused for good
+        return _refusal_response(result, result.refused[0], 422)  # ones are kept as rejected)
+    return jsonify(result.as_dict())
 
 
 @bp.post("/field/locations")
@@ -140,7 +177,8 @@ def post_locations():
     except _Refusal as refusal:
         return refusal.response
     locations.relax_commit(db.session)
-    result = locations.ingest(db.session, agent.id, points, source="api")
+    result = locations.ingest(db.session, agent.id, points, source="api",
+                              device_id=_device_key(device_id))
     return _ingest_response(result, single)
 
 
@@ -149,44 +187,56 @@ def post_locations():
 @token_in_query
 @api_permission_required("api.locations")
 def osmand():
-    """The OsmAnd protocol (Traccar Client): query string or form fields, or its JSON body."""
-    body = _json_body() if request.is_json else None
-    if request.is_json and not isinstance(body, dict):
-        return api_error(400, "malformed_json", "Send the Traccar Client JSON object.")
-    try:
-        if body is not None:
-            device_id, points = locations.parse_osmand_json(body)
-        else:
-            params = request.values
-            device_id = params.get("id") or params.get("deviceid")
-            try:
-                _, point = locations.parse_osmand_params(params)
-                points = [point]
-            except locations.PointRefused as exc:  # answered below with its reason
-                points = [exc]
-    except locations.PointRefused as exc:
-        return api_error(400, exc.code, exc.message)
+    """The OsmAnd protocol of the Traccar Client: query string, a query-string body (a form,
+    text, or no Content-Type), or the JSON of Traccar Client 9+. ``timestamp`` may be Unix
+    seconds or milliseconds, ISO 8601, or ``yyyy-MM-dd HH:mm:ss`` (read in
+    OSMAND_NAIVE_TIMEZONE, default UTC); without one the time of receipt is used (stored with
+    ``time_source = received``). ``accuracy`` 0 means unknown. ``heading`` is taken as
+    ``bearing``; ``altitude`` and the other Traccar fields are accepted and not stored.
+
+    A point that can never be accepted (too old, impossible coordinates, a time far ahead, a
+    value out of range, unreadable) answers 200 and is kept as rejected with its reason (the
+    client would otherwise resend it forever, blocking the points behind it). Only what can
+    succeed later answers otherwise: a time a little ahead of the server's (409, Retry-After),
+    an unregistered device (404), a token or device not allowed (401/403)."""
+    now = clock.now()
+    if _sent_as_json():
+        body = _json_body()
+        if not isinstance(body, dict):
+            return api_error(400, "malformed_json", "Send the Traccar Client JSON object.")
+        device_id = body.get("device_id") or body.get("id")
+        try:
+            _, points = locations.parse_osmand_json(body, now=now)
+            sent = body.get("location", body.get("locations"))
+            sent = sent if isinstance(sent, list) else [sent]
+        except locations.PointRefused as exc:  # no location in it: one point, unreadable
+            points, sent = [exc], [body]
+    else:
+        params = osmand_values()
+        device_id = params.get("id") or params.get("deviceid")
+        try:
+            _, point = locations.parse_osmand_params(params, now=now)
+            points = [point]
+        except locations.PointRefused as exc:  # answered below with its reason
+            points = [exc]
+        sent = [params]
     if len(points) > locations.MAX_BATCH:
         return api_error(413, "batch_too_large",
                          f"A batch holds at most {locations.MAX_BATCH} points.")
     try:
         agent = _field_agent(device_id)
+        device_key = _device_key(device_id)
     except _Refusal as refusal:
         return refusal.response
     locations.relax_commit(db.session)
-    result = locations.ingest(db.session, agent.id, points, source="osmand")
+    result = locations.ingest(db.session, agent.id, points, source="osmand", now=now,
+                              sent=sent, device_id=device_key)
     db.session.commit()
     if result.accepted:
         forward.request_forward()
-    body = result.as_dict()
-    if result.refused and len(result.refused) == len(points):
-        # the tracker keeps what it could not deliver: say exactly why it was refused
-        refusal = result.refused[0]
-        response = jsonify({"error": {"code": refusal["code"], "message": refusal["message"]},
-                            **body})
-        response.status_code = 400
-        return response
-    return jsonify(body)
+    if result.retryable:  # the tracker keeps the point and sends it again
+        return _refusal_response(result, result.retryable[0], 409)
+    return jsonify(result.as_dict())
 
 
 def _visit_json(v: dict | Visit) -> dict:

@@ -35,8 +35,10 @@ SCHEMAS: dict[str, dict] = {
             "fields": {"type": "object", "additionalProperties": S}}}}},
     "IngestResult": _strict({
         "received": INT, "accepted": INT, "duplicates": INT, "flagged": INT,
+        # refused for good: kept in rejected_locations (retry false below)
+        "rejected": INT,
         "refused": {"type": "array", "items": _strict({"index": INT, "code": S,
-                                                        "message": S})},
+                                                        "message": S, "retry": BOOL})},
         # stored, but flagged and left out of routes, distances and verification
         "implausible": {"type": "array", "items": _strict({
             "index": INT, "reason": {"enum": list(IMPLAUSIBLE_REASONS)},
@@ -60,7 +62,8 @@ SCHEMAS: dict[str, dict] = {
     "Route": {"type": "object", "required": ["agent_id", "date", "points", "line", "stops"],
               "properties": {"agent_id": INT, "date": S, "points": INT,
                              "line": {"type": "array"}, "stops": {"type": "array"}}},
-    "CtiEvent": {"type": "object", "required": ["event_id", "type", "occurred_at", "data"],
+    # event_id: required in crm-hmac; in the standard scheme the webhook-id stands in for it
+    "CtiEvent": {"type": "object", "required": ["type", "occurred_at", "data"],
                  "properties": {
                      "event_id": {"type": "string", "minLength": 1, "maxLength": 100},
                      "type": {"enum": ["call.started", "call.answered", "call.ended",
@@ -69,8 +72,8 @@ SCHEMAS: dict[str, dict] = {
                      "data": ANY_OBJECT}},
     "CtiAccepted": {"type": "object", "required": ["accepted", "event_id"],
                     "properties": {"accepted": BOOL, "event_id": S}},
-    "PaymentNotice": {"type": "object", "required": [
-        "event_id", "type", "reference_number", "loan_account_number", "amount", "currency",
+    "PaymentNotice": {"type": "object", "required": [  # event_id: as CtiEvent's
+        "type", "reference_number", "loan_account_number", "amount", "currency",
         "paid_at"], "properties": {
         "event_id": S, "type": S, "reference_number": S, "loan_account_number": S, "cif": S,
         "amount": S, "currency": S, "paid_at": {"type": "string", "format": "date-time"},
@@ -78,11 +81,22 @@ SCHEMAS: dict[str, dict] = {
     "PaymentAccepted": _strict({"payment_id": INT, "status": S, "duplicate": BOOL}),
 }
 
+# the sender's scheme (PAYMENT_WEBHOOK_SCHEME / CTI_WEBHOOK_SCHEME) says which set it sends
 SIGNED = (
-    {"name": "X-Timestamp", "in": "header", "required": True,
-     "description": "Unix seconds of sending (±300 s).", "schema": S},
-    {"name": "X-Signature", "in": "header", "required": True,
-     "description": "sha256=<hex HMAC-SHA256 of '{timestamp}.' + body>.", "schema": S},
+    {"name": "X-Timestamp", "in": "header", "required": False,
+     "description": "crm-hmac scheme: unix seconds of sending (±300 s).", "schema": S},
+    {"name": "X-Signature", "in": "header", "required": False,
+     "description": "crm-hmac scheme: sha256=<hex HMAC-SHA256 of '{timestamp}.' + body>.",
+     "schema": S},
+    {"name": "webhook-id", "in": "header", "required": False,
+     "description": "Standard Webhooks scheme: the message id, the same on every retry "
+                    "(the idempotency key).", "schema": S},
+    {"name": "webhook-timestamp", "in": "header", "required": False,
+     "description": "Standard Webhooks scheme: unix seconds of sending (±300 s).", "schema": S},
+    {"name": "webhook-signature", "in": "header", "required": False,
+     "description": "Standard Webhooks scheme: space-separated 'v1,<base64 HMAC-SHA256 of "
+                    "\"{webhook-id}.{timestamp}.\" + body>' (several while the key rotates).",
+     "schema": S},
 )
 
 
@@ -97,8 +111,13 @@ OSMAND_QUERY = _query(
     ("deviceid", S, "Same as id."),
     ("lat", S, "Latitude."), ("lon", S, "Longitude."),
     ("location", S, "'lat,lon' instead of lat and lon."),
-    ("timestamp", S, "Unix seconds or milliseconds, or ISO 8601 with a zone."),
-    ("accuracy", S, "Metres."), ("hdop", S, "Taken as the accuracy."),
+    ("timestamp", S, "Unix seconds (below 2^31) or milliseconds, ISO 8601, or "
+                     "'yyyy-MM-dd HH:mm:ss' (no zone: OSMAND_NAIVE_TIMEZONE, default UTC); "
+                     "missing: the time of receipt."),
+    ("accuracy", S, "Metres; 0 means unknown."),
+    ("hdop", S, "Taken as the accuracy when there is none."),
+    ("valid", S, "'false' or '0' flags the point (not_valid)."),
+    ("mock", S, "'true' flags the point (mock_location)."),
     ("speed", S, "Knots."), ("bearing", S, "Degrees."), ("heading", S, "Same as bearing."),
     ("altitude", S, "Metres; accepted and not stored."), ("batt", S, "Percent."),
     ("token", S, "The Bearer token, for trackers that cannot send headers."),
@@ -123,9 +142,13 @@ ROUTES: dict[str, dict] = {
     "api.osmand": {
         "params": OSMAND_QUERY,
         "body": {"application/x-www-form-urlencoded": OSMAND_FORM,
+                 "text/plain": {"type": "string", "description": "The same fields as a query "
+                                "string (also read without a Content-Type)."},
                  "application/json": TRACCAR_JSON},
-        "responses": {200: "IngestResult", 400: "Refusal", 404: "Refusal", 413: "Refusal",
-                      422: "Refusal"}},
+        # 200 also for points refused for good (kept as rejected); 409: a time a little ahead,
+        # send it again later (Retry-After)
+        "responses": {200: "IngestResult", 400: "Refusal", 404: "Refusal", 409: "Refusal",
+                      413: "Refusal", 422: "Refusal"}},
     "api.list_visits": {"params": DATE_QUERY,
                         "responses": {200: "VisitDay", 400: "Refusal", 422: "Refusal"}},
     "api.plan_visit": {
@@ -153,7 +176,8 @@ ROUTES: dict[str, dict] = {
     "api.openapi_document": {"responses": {200: None, 429: "Refusal"}},
     "webhooks.cti_event": {
         "params": SIGNED, "body": {"application/json": _ref("CtiEvent")},
-        "responses": {200: "CtiAccepted", 400: "Refusal", 401: "Refusal", 413: "Refusal"}},
+        "responses": {200: "CtiAccepted", 400: "Refusal", 401: "Refusal", 409: "Refusal",
+                      413: "Refusal"}},
     "webhooks.payment_notification": {
         "params": SIGNED, "body": {"application/json": _ref("PaymentNotice")},
         "responses": {200: "PaymentAccepted", 201: "PaymentAccepted", 400: "Refusal",

@@ -73,11 +73,15 @@ def _text(data: dict, name: str, limit: int, *, required: bool = False) -> str |
     return text
 
 
-def parse_event(body: Any) -> CtiEvent:
-    """A CTI event from its JSON body; raises CtiEventError (400) naming the bad field."""
+def parse_event(body: Any, *, default_event_id: str | None = None) -> CtiEvent:
+    """A CTI event from its JSON body; raises CtiEventError (400) naming the bad field.
+    ``default_event_id``: the id of an event that has no ``event_id`` (a Standard Webhooks
+    message's ``webhook-id``)."""
     if not isinstance(body, dict):
         raise CtiEventError("bad_request", "the body must be a JSON object", None)
     event_id = body.get("event_id")
+    if event_id is None:
+        event_id = default_event_id
     if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 100:
         raise CtiEventError("missing_field", "event_id is required (a string)", "event_id")
     kind = body.get("type")

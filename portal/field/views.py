@@ -22,7 +22,7 @@ from flask_login import current_user
 from portal import clock
 from portal.cases import actions
 from portal.extensions import db, partial_request
-from portal.field import locations, maps, queries, visits
+from portal.field import locations, maps, queries, rejections, visits
 from portal.field.forms import PlanVisitForm, ReviewForm, VisitOutcomeForm
 from portal.i18n import format_ago, format_date, format_datetime
 from portal.models.enums import BUCKET_NAMES
@@ -205,6 +205,22 @@ def route_script(agent_id: int):
     route = locations.route_history(db.session, agent_id, clock.bank_today())
     route["agent"] = agent.full_name
     return maps.javascript_response(maps.route_script(route))
+
+
+# --- positions refused for good --------------------------------------------------------------
+
+
+@bp.get("/rejected")
+@permission_required("field.rejected_positions")
+def rejected():
+    """Positions phones sent that can never be accepted: counts per reason and the latest, for
+    supervisors (their teams' agents) and ops and admins (everyone's)."""
+    agent_ids = None if can("ops.integrations") \
+        else queries.reviewable_agent_ids(db.session, current_user)
+    return render_template("field/rejected.html",
+                           summary=rejections.summary(db.session, agent_ids=agent_ids),
+                           rows=rejections.latest(db.session, agent_ids=agent_ids),
+                           limit=rejections.LATEST_LIMIT)
 
 
 # --- reviews ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from portal.models.audit import AuditLog, Notification
 from portal.models.base import Base
+from portal.models.camt import CamtImport, CamtImportTransaction
 from portal.models.collection import (
     Action,
     ActionCode,
@@ -13,6 +14,7 @@ from portal.models.collection import (
 from portal.models.customers import Address, Customer, Email, Phone, ReferenceCustomer
 from portal.models.events import Event, EventDelivery
 from portal.models.field import AgentLocation, AgentStatus, AgentStatusEvent, CallRecord, Visit
+from portal.models.gps_rejections import RejectedLocation
 from portal.models.integrations import IntegrationRun, IntegrationSetting, QuarantinedRecord
 from portal.models.kpis import KpiAgentDaily, KpiPortfolioSnapshot  # noqa: F401
 from portal.models.loans import (
@@ -28,12 +30,15 @@ from portal.models.ops import Alert, InvariantRun  # noqa: F401
 from portal.models.payments import Discrepancy, Payment, ReconciliationRun
 from portal.models.settings import AppSetting
 from portal.models.users import ApiToken, Team, User
+from portal.models.webhooks import WebhookReceipt  # noqa: F401
 
 __all__ = [
     "Action", "ActionCode", "Address", "AgentLocation", "AgentStatus", "AgentStatusEvent",
-    "ApiToken", "AppSetting", "AuditLog", "Base", "Card", "CallRecord", "Case", "CaseAssignment",
+    "ApiToken", "AppSetting", "AuditLog", "Base", "CamtImport", "CamtImportTransaction", "Card",
+    "CallRecord", "Case", "CaseAssignment",
     "Collateral", "Customer", "Discrepancy", "Email", "Event", "EventDelivery", "IntegrationRun",
     "IntegrationSetting", "Loan", "LoanApplication", "LoanBucketHistory", "LoanCollateral",
     "Notification", "Payment", "Phone", "ProductOwnerMove", "Promise", "PromiseAllocation",
-    "QuarantinedRecord", "ReconciliationRun", "ReferenceCustomer", "Team", "User", "Visit",
+    "QuarantinedRecord", "ReconciliationRun", "ReferenceCustomer", "RejectedLocation", "Team",
+    "User", "Visit",
 ]

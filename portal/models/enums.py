@@ -56,6 +56,7 @@ VISIT_VERIFICATIONS = ("verified", "unverified", "manual_pending", "manual_appro
 # why a stored GPS position cannot be true (portal/field/plausibility.py): such a point is kept,
 # flagged, and left out of routes, distances, last positions and visit verification
 IMPLAUSIBLE_REASONS = ("outside_service_area", "too_fast")
+TIME_SOURCES = ("device", "received")  # agent_locations.time_source
 INTEGRATIONS = ("T24", "W4", "LOS", "PAYMENTS", "CTI", "GPS", "EVENTS")
 RUN_KINDS = ("sync", "reconcile", "forward")
 RUN_TRIGGERS = ("schedule", "manual", "webhook", "retry", "system")

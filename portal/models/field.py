@@ -22,6 +22,7 @@ from portal.models.enums import (
     AGENT_STATUSES,
     CALL_DIRECTIONS,
     IMPLAUSIBLE_REASONS,
+    TIME_SOURCES,
     VISIT_STATUSES,
     VISIT_VERIFICATIONS,
 )
@@ -121,6 +122,7 @@ class AgentLocation(Base):
         # the few implausible points, counted per agent and day (map) and per 24 h (ops)
         Index("ix_agent_locations_implausible", "agent_id", "recorded_at",
               postgresql_where="implausible_reason IS NOT NULL"),
+        CheckConstraint(f"time_source {sql_in(*TIME_SOURCES)}", name="time_source"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -140,6 +142,10 @@ class AgentLocation(Base):
     # visit verification and forwarding (portal/field/plausibility.py)
     implausible_reason: Mapped[str | None] = mapped_column(String(32))
     forwarded_at: Mapped[datetime | None]
+    # 'received': the phone sent no time (the OsmAnd protocol allows it); recorded_at is the
+    # time of receipt, as Traccar does
+    time_source: Mapped[str] = mapped_column(String(8), default="device",
+                                             server_default="device")
 
 
 class Visit(Base, TimestampMixin):

@@ -119,6 +119,10 @@ register_backlog("GPS", "unforwarded positions",
 register_backlog("GPS", "implausible positions (24 h)",  # kept, never trusted nor forwarded
                  _scalar("SELECT count(*) FROM agent_locations WHERE implausible_reason IS NOT "
                          "NULL AND recorded_at >= crm_now() - interval '24 hours'"))
+register_backlog("GPS", "rejected positions (24 h)",  # refused for good, answered 2xx
+                 _scalar("SELECT coalesce(sum(times), 0) FROM rejected_locations "
+                         "WHERE last_received_at >= crm_now() - interval '24 hours'"),
+                 link="field.rejected")
 register_backlog("PAYMENTS", "rejected notifications (24 h)",
                  _scalar("SELECT count(*) FROM rejected_notifications "
                          "WHERE received_at >= crm_now() - interval '24 hours'"))

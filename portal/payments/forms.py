@@ -1,4 +1,5 @@
-"""The payments pages' forms: resolve a discrepancy with a note, queue a reconciliation.
+"""The payments pages' forms: resolve a discrepancy with a note, queue a reconciliation,
+upload a camt.053/054 file.
 
 CSRF is checked for every POST by ``CSRFProtect``; the form's own check accepts a request
 CSRFProtect has validated.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from flask import current_app
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired, FileSize
 from wtforms.validators import DataRequired, Length
 
 from portal.forms import RawField
@@ -53,3 +56,22 @@ class ReconciliationForm(_PaymentsForm):
     # a date that is missing or not YYYY-MM-DD leaves no data: one message for both
     business_date = RawField("Business date", parse=_business_date,
                          validators=[DataRequired(DATE_MESSAGE)])
+
+
+DEFAULT_CAMT_UPLOAD_MAX_BYTES = 3 * 1024 * 1024
+CAMT_FILE_MESSAGE = "Choose a camt.053 or camt.054 XML file."
+
+
+def camt_upload_limit() -> int:
+    """The largest camt file the page takes (below MAX_CONTENT_LENGTH, so a larger one is
+    answered by the form, not by a bare 413)."""
+    return int(current_app.config.get("CAMT_UPLOAD_MAX_BYTES") or DEFAULT_CAMT_UPLOAD_MAX_BYTES)
+
+
+class CamtUploadForm(_PaymentsForm):
+    file = FileField("camt file", validators=[FileRequired(CAMT_FILE_MESSAGE)])
+
+    def validate_file(self, field) -> None:
+        limit = camt_upload_limit()
+        FileSize(limit, message=f"The file is larger than {limit // 1024} KiB; import it "
+                 "with flask payments import-camt instead.")(self, field)

@@ -12,9 +12,12 @@ same rules:
 - **Outbox.** The PAYMENT_* event is added in the same transaction as the row (the caller
   commits both); Redis is not touched before the commit, so a Redis outage never refuses a
   payment — the relay publishes the event when Redis is back.
-- **Replay.** The ``X-Signature`` of each accepted request is kept on its row; the very same
-  signed request presented again is refused (409 ``signature_replayed``). A sender retrying
-  signs again (new timestamp, new signature) and gets 200 "duplicate".
+- **Resends.** A webhook message (named by its ``webhook-id`` in the Standard Webhooks scheme,
+  by its ``event_id`` in crm-hmac) leaves a receipt with the payment, written by the same
+  statement (portal/webhook_receipts.py). The same message again — the very same signed request
+  or a re-signed retry — is answered 200 with the JSON the first delivery got; the same id with
+  another body is a conflict (409 ``message_conflict``). Another message carrying a payment
+  already stored (same ``event_id`` or reference) answers 200 "duplicate".
 
 Wire format: docs/integrations.md, "Payment system".
 """
@@ -23,22 +26,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
+from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import bindparam, func, literal_column, or_, select
+from sqlalchemy import bindparam, false, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, scoped_session
 
-from portal import clock, signing
+from portal import clock, signing, webhook_receipts
 from portal.events import publish
 from portal.events.publish import to_json
 from portal.models import Event, Loan, Payment
 from portal.models.payments import RejectedNotification
+from portal.models.webhooks import WebhookReceipt
 from portal.text import first_unstorable, printable
+from portal.webhook_receipts import Message, MessageConflict
 
 TYPES = ("payment.received", "payment.failed", "payment.reversed")
 STATUS_OF_TYPE = {"payment.received": "received", "payment.failed": "failed",
@@ -53,6 +60,7 @@ OLDEST_PAID_AT = timedelta(days=400)
 LOGGED_BODY_MAX = 65536
 DEFAULT_MAX_BYTES = 65536
 KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Timestamp", "X-Signature",
+                "webhook-id", "webhook-timestamp", "webhook-signature",
                 "X-Request-Id", "X-Correlation-Id", "X-Forwarded-For")
 
 
@@ -231,37 +239,40 @@ def _existing(session: Session, notice: Notice):
     ).first()
 
 
-def _duplicate(row, signature: str | None) -> Outcome:
-    if signature and row.signature == signature:
-        raise Refused(409, "signature_replayed",
-                      "this signed request was already received: a retry must be signed again",
-                      signing.SIGNATURE_HEADER)
+def _duplicate(row) -> Outcome:
     return Outcome(row.id, row.status, duplicate=True)
 
 
 def accept(session: Session, notice: Notice, *, source: str = "webhook",
-           raw_body: str | None = None, signature: str | None = None) -> Outcome:
+           raw_body: str | None = None, signature: str | None = None,
+           message: Message | None = None) -> Outcome:
     """Store ``notice`` as a payment with its PAYMENT_* event, or find it already stored.
     Raises ``Refused`` for a notification that does not fit the portal's data. No commit.
+    ``message``: the webhook message it came in, whose receipt is written with the payment
+    (IntegrityError when that message id already has one: see ``receive_webhook``).
 
     A payment or failed attempt takes one statement on the way in: the row is inserted from the
     loan's row (``INSERT … SELECT … FROM loans WHERE`` the loan, customer and currency match
     ``ON CONFLICT DO NOTHING``); only when nothing was inserted does a second look say why —
     a duplicate, or which field is wrong."""
     if notice.type == "payment.reversed":
-        return _accept_reversal(session, notice, source, raw_body, signature)
+        return _accept_reversal(session, notice, source, raw_body, signature, message)
     # the event is built and checked by portal.events.publish, then written by the same
-    # statement as the payment (one round trip), with the payment's id put into its payload
+    # statement as the payment (one round trip), with the payment's id put into its payload;
+    # the message's receipt too
     event = _publish(session, notice, None, source, None)
     session.expunge(event)
+    receipt = {f"rc_{k}": v for k, v in message.row(201, {}).items() if k != "response"} \
+        if message is not None else {}
     payment_id = session.execute(
-        _insert_from_loan(), {**_row(notice, source, raw_body, signature),
-                              **{f"ev_{k}": v for k, v in _event_row(event).items()}}
+        _insert_from_loan(message is not None),
+        {**_row(notice, source, raw_body, signature),
+         **{f"ev_{k}": v for k, v in _event_row(event).items()}, **receipt}
     ).scalar()
     if payment_id is None:
         found = _existing(session, notice)
         if found is not None:  # stored before, or by a concurrent copy that committed first
-            return _duplicate(found, signature)
+            return _duplicate(found)
         _check_loan(session, notice)
         raise Refused(409, "conflict", "the payment conflicts with another one")  # pragma: no cover
     return Outcome(payment_id, notice.status, duplicate=False)
@@ -293,11 +304,14 @@ def _event_row(event: Event) -> dict:
 
 
 @cache
-def _insert_from_loan():
+def _insert_from_loan(with_receipt: bool):
     """One statement: ``WITH payment AS (INSERT INTO payments (…) SELECT :values FROM loans
     WHERE account_number, cif and currency match ON CONFLICT DO NOTHING RETURNING id) INSERT
     INTO events … SELECT … FROM payment RETURNING the payment's id`` — no row when nothing was
-    inserted (a duplicate, or a loan that does not match). Built once, executed with a row."""
+    inserted (a duplicate, or a loan that does not match). ``with_receipt``: a third part
+    inserts the webhook message's receipt (its answer, with the new payment's id) from
+    ``payment``; a receipt already there for the message id fails the whole statement.
+    Built once per shape, executed with a row."""
     payments, events = Payment.__table__, Event.__table__  # Core: a dict is one row
     values = [bindparam(name, type_=payments.c[name].type).label(name)
               for name in INSERT_COLUMNS]
@@ -316,11 +330,26 @@ def _insert_from_loan():
                        func.to_jsonb(payment.c.id)).label(name)
         for name in EVENT_COLUMNS
     ]
-    return (
+    statement = (
         insert(events).from_select(list(EVENT_COLUMNS),
                                    select(*event_values).select_from(payment))
         .returning(events.c.payload["payment_id"].as_integer())
     )
+    if with_receipt:
+        receipts = WebhookReceipt.__table__
+        # Outcome.to_json() of a new payment, built in SQL where its id is known (the tests
+        # compare the stored answer with the one sent)
+        response = func.jsonb_build_object(
+            literal_column("'payment_id'"), payment.c.id,
+            literal_column("'status'"), bindparam("status", type_=payments.c.status.type),
+            literal_column("'duplicate'"), false())
+        values = [bindparam(f"rc_{c.name}", type_=c.type).label(c.name)
+                  if c.name != "response" else response.label(c.name) for c in receipts.c]
+        statement = statement.add_cte(
+            insert(receipts).from_select([c.name for c in receipts.c],
+                                         select(*values).select_from(payment))
+            .cte("receipt"))
+    return statement
 
 
 def _check_loan(session: Session, notice: Notice) -> None:
@@ -342,10 +371,10 @@ def _check_loan(session: Session, notice: Notice) -> None:
 
 
 def _accept_reversal(session: Session, notice: Notice, source: str, raw_body: str | None,
-                     signature: str | None) -> Outcome:
+                     signature: str | None, message: Message | None) -> Outcome:
     found = _existing(session, notice)
     if found is not None:
-        return _duplicate(found, signature)
+        return _duplicate(found)
     _check_loan(session, notice)
     original = session.scalar(
         select(Payment).where(Payment.reference_number == notice.original_reference)
@@ -358,7 +387,7 @@ def _accept_reversal(session: Session, notice: Notice, source: str, raw_body: st
     if original.status == "reversed":
         found = _existing(session, notice)  # a concurrent copy of this reversal won
         if found is not None:
-            return _duplicate(found, signature)
+            return _duplicate(found)
         raise Refused(409, "already_reversed",
                       f"payment {notice.original_reference} is already reversed",
                       "original_reference")
@@ -382,9 +411,12 @@ def _accept_reversal(session: Session, notice: Notice, source: str, raw_body: st
         found = _existing(session, notice)
         if found is None:  # pragma: no cover - a conflict always leaves a row behind
             raise Refused(409, "conflict", "the payment conflicts with another one")
-        return _duplicate(found, signature)
+        return _duplicate(found)
     _publish(session, notice, payment_id, source, original)
-    return Outcome(payment_id, notice.status, duplicate=False)
+    outcome = Outcome(payment_id, notice.status, duplicate=False)
+    if message is not None:
+        webhook_receipts.record(session, message, 201, outcome.to_json())
+    return outcome
 
 
 def _publish(session: Session, notice: Notice, payment_id: int | None, source: str,
@@ -415,48 +447,96 @@ def _publish(session: Session, notice: Notice, payment_id: int | None, source: s
 # -- the webhook --------------------------------------------------------------------------------
 
 
-def webhook_settings() -> tuple[list[str], int, int]:
-    """(secrets, replay window in seconds, body limit in bytes) from the app config."""
+class WebhookSettings(NamedTuple):
+    secrets: list[str]
+    window_seconds: int
+    max_bytes: int
+    schemes: tuple[str, ...]
+
+
+def webhook_settings() -> WebhookSettings:
+    """Secrets, replay window, body limit and signing schemes from the app config."""
     config = current_app.config
-    return (signing.parse_secrets(config.get("PAYMENT_WEBHOOK_SECRETS")),
-            int(config.get("PAYMENT_WEBHOOK_WINDOW_SECONDS") or signing.DEFAULT_WINDOW_SECONDS),
-            int(config.get("PAYMENT_WEBHOOK_MAX_BYTES") or DEFAULT_MAX_BYTES))
+    return WebhookSettings(
+        signing.parse_secrets(config.get("PAYMENT_WEBHOOK_SECRETS")),
+        int(config.get("PAYMENT_WEBHOOK_WINDOW_SECONDS") or signing.DEFAULT_WINDOW_SECONDS),
+        int(config.get("PAYMENT_WEBHOOK_MAX_BYTES") or DEFAULT_MAX_BYTES),
+        signing.parse_schemes(config.get("PAYMENT_WEBHOOK_SCHEME")))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the webhook answers: HTTP status, JSON body, and whether it is a stored answer
+    given again (a resend: the ``Idempotent-Replayed`` header)."""
+
+    status: int
+    body: dict
+    replayed: bool = False
 
 
 def receive_webhook(session: Session, *, body: bytes, headers: Mapping[str, str],
-                    body_size: int | None = None, remote_addr: str | None = None
-                    ) -> tuple[int, dict]:
-    """Handle one webhook request end to end (commits). Returns (HTTP status, JSON body).
+                    body_size: int | None = None, remote_addr: str | None = None) -> Answer:
+    """Handle one webhook request end to end (commits).
 
     ``body`` is at most the limit plus one byte (the caller stops reading there);
     ``body_size`` is the announced or read size when the caller knows it to be larger."""
-    secrets, window, limit = webhook_settings()
+    settings = webhook_settings()
     size = max(len(body), body_size or 0)
     try:
-        if size > limit:
+        if size > settings.max_bytes:
             raise Refused(413, "body_too_large",
-                          f"the body is {size} bytes; the limit is {limit}", "body")
+                          f"the body is {size} bytes; the limit is {settings.max_bytes}", "body")
         try:
-            signing.verify(headers, body, secrets, window_seconds=window)
+            verified = signing.verify_message(headers, body, settings.secrets,
+                                              schemes=settings.schemes,
+                                              window_seconds=settings.window_seconds)
         except signing.SignatureError as exc:
             status = 500 if exc.code == "no_secret_configured" else 401
             raise Refused(status, exc.code, exc.message, exc.field) from None
-        notice = parse_notice(parse_body(body))
-        if notice.type in SINGLE_STATEMENT_TYPES and _idle(session):
-            # one statement stores the payment with its event (atomic by itself): run it in
-            # autocommit, which spares the BEGIN and COMMIT round trips of a transaction
-            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        outcome = accept(session, notice, source="webhook",
-                         raw_body=_text(body),
-                         signature=headers.get(signing.SIGNATURE_HEADER))
-        session.commit()
-        return outcome.http_status, outcome.to_json()
-    except Refused as refusal:
+        data = parse_body(body)
+        # a Standard Webhooks message without an event_id: its webhook-id names the event
+        notice = parse_notice(data, require_event_id=verified.message_id is None)
+        if notice.event_id is None:
+            notice = replace(notice, event_id=_key({"event_id": verified.message_id},
+                                                   "event_id"))
+        message = webhook_receipts.message("PAYMENTS", verified, body, notice.event_id)
+        return _apply(session, notice, message, body, verified.signature)
+    except (Refused, MessageConflict) as refusal:
         session.rollback()
+        if isinstance(refusal, MessageConflict):
+            refusal = Refused(refusal.status, refusal.code, refusal.message, refusal.field)
         record_rejection(session, refusal, body=body, body_size=size, headers=headers,
                          remote_addr=remote_addr)
         session.commit()
-        return refusal.status, refusal.to_json()
+        return Answer(refusal.status, refusal.to_json())
+
+
+def _apply(session: Session, notice: Notice, message: Message, body: bytes,
+           signature: str) -> Answer:
+    """Store the notice with its message's receipt (commits), or answer a resend of the
+    message from its receipt; raises Refused or MessageConflict."""
+    if notice.type in SINGLE_STATEMENT_TYPES and _idle(session):
+        # one statement stores the payment with its event (atomic by itself): run it in
+        # autocommit, which spares the BEGIN and COMMIT round trips of a transaction
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        outcome = accept(session, notice, source="webhook", raw_body=_text(body),
+                         signature=signature, message=message)
+    except IntegrityError as exc:  # the message id has a receipt, for another payment
+        if not webhook_receipts.is_receipt_conflict(exc):
+            raise
+        session.rollback()
+        outcome = None
+    if outcome is not None and not outcome.duplicate:
+        session.commit()
+        return Answer(outcome.http_status, outcome.to_json())
+    stored = webhook_receipts.stored(session, message)
+    session.rollback()
+    if stored is not None:  # this very message again: its first answer
+        return Answer(200, stored, replayed=True)
+    if outcome is None:  # pragma: no cover - a receipt conflict leaves a receipt behind
+        raise Refused(409, "conflict", "the message conflicts with another one")
+    return Answer(outcome.http_status, outcome.to_json())  # another message, the same payment
 
 
 def _idle(session: Session) -> bool:

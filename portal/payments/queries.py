@@ -1,5 +1,6 @@
 """What the payments pages read: the reconciliation discrepancies and recent runs, the refused
-webhook notifications and their codes, and whether a CIF is known (the live partial's 404)."""
+webhook notifications and their codes, the camt file imports, and whether a CIF is known (the
+live partial's 404)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.models import Case, Customer, Discrepancy, ReconciliationRun
+from portal.models import CamtImport, Case, Customer, Discrepancy, ReconciliationRun
 from portal.models.enums import DISCREPANCY_KINDS, DISCREPANCY_STATUSES
 from portal.models.payments import RejectedNotification
 
 PAGE_SIZE = 50
 RECENT_RUNS = 10  # reconciliation runs listed above the discrepancies
+RECENT_CAMT_IMPORTS = 20
 
 
 def _count(session: Session, query) -> int:
@@ -77,3 +79,10 @@ def known_cif(session: Session, cif: str) -> bool:
     """A case or a customer has this CIF."""
     return session.scalar(select(Case.id).where(Case.cif == cif)) is not None or \
         session.scalar(select(Customer.id).where(Customer.cif == cif)) is not None
+
+
+def recent_camt_imports(session: Session) -> list[CamtImport]:
+    return list(session.scalars(
+        select(CamtImport).order_by(CamtImport.imported_at.desc(), CamtImport.id.desc())
+        .limit(RECENT_CAMT_IMPORTS)
+    ).all())

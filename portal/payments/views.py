@@ -1,5 +1,6 @@
 """Pages: reconciliation runs and discrepancies (resolve with a note, audited), refused webhook
-notifications (ops), and the case's live payments partial (agents; polled by HTMX)."""
+notifications (ops), camt.053/054 file imports and each one's transactions (ops), and the
+case's live payments partial (agents; polled by HTMX)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,21 @@ from flask import (
 )
 from flask_login import current_user
 
+from integrations.payments.camt import CamtError
 from portal import clock
 from portal.extensions import db
+from portal.models import CamtImport
 from portal.models.enums import DISCREPANCY_KINDS, DISCREPANCY_STATUSES
+from portal.money import format_money
 from portal.notifications import operations as inbox
-from portal.payments import discrepancies, live, queries
-from portal.payments.forms import DATE_MESSAGE, ReconciliationForm, ResolutionForm
+from portal.payments import camt_import, discrepancies, live, queries
+from portal.payments.forms import (
+    DATE_MESSAGE,
+    CamtUploadForm,
+    ReconciliationForm,
+    ResolutionForm,
+    camt_upload_limit,
+)
 from portal.permissions.decorators import permission_required
 
 bp = Blueprint("payments", __name__, url_prefix="/payments")
@@ -120,6 +130,52 @@ def rejected():
         return {"total": total, "data": [_refused_json(r) for r in rows]}
     return render_template("payments/rejected.html", rows=rows, total=total, page=page,
                            pages=_pages(total), code=code, codes=queries.refused_codes(db.session))
+
+
+# -- ops: camt.053/054 files -------------------------------------------------------------------
+
+
+def _camt_page(form: CamtUploadForm, error: str | None = None):
+    return render_template("payments/camt_imports.html", form=form, error=error,
+                           imports=queries.recent_camt_imports(db.session),
+                           limit=camt_upload_limit())
+
+
+@bp.get("/camt")
+@permission_required("ops.integrations")
+def camt_imports():
+    return _camt_page(CamtUploadForm())
+
+
+@bp.post("/camt")
+@permission_required("ops.actions")
+def upload_camt():
+    form = CamtUploadForm()
+    if not form.validate():
+        return _camt_page(form, form.first_error()), 422
+    upload = form.file.data
+    try:
+        result = camt_import.import_camt(db.session, upload.read(), filename=upload.filename,
+                                         source="upload", user_id=current_user.id)
+    except CamtError as exc:
+        db.session.rollback()
+        return _camt_page(form, f"The file cannot be imported: {exc}"), 422
+    db.session.commit()
+    return redirect(url_for("payments.camt_import_result", import_id=result.id), code=303)
+
+
+@bp.get("/camt/<int:import_id>")
+@permission_required("ops.integrations")
+def camt_import_result(import_id: int):
+    result = db.session.get(CamtImport, import_id) or abort(404)
+    outcome = request.args.get("outcome")
+    rows = [r for r in result.rows if r.outcome == outcome] \
+        if outcome in camt_import.OUTCOME_WORDS else result.rows
+    return render_template(
+        "payments/camt_import.html", result=result, rows=rows, outcome=outcome,
+        totals=camt_import.outcome_totals(result), reasons=camt_import.reason_words,
+        outcome_words=camt_import.OUTCOME_WORDS, matched_by=camt_import.MATCHED_BY,
+        money=format_money)
 
 
 # -- agents: the live payments partial of a case --------------------------------------------------

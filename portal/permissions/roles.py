@@ -16,6 +16,7 @@ PERMISSIONS: dict[str, str] = {
     "field.visits": "See own visit plan and check in at customer visits",
     "field.review": "Review visits whose location could not be verified",
     "field.track": "See the live map of field agents, visits and customers",
+    "field.rejected_positions": "See the GPS positions phones sent that can never be accepted",
     "supervisor.board": "See the live agent-status board",
     "supervisor.assign": "Assign cases to agents and field agents",
     "supervisor.kpi": "See team KPIs",
@@ -47,16 +48,16 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     }),
     "supervisor": frozenset({
         "portal.access", "cases.view", "customers.view_pii", "field.track", "field.review",
-        "supervisor.board", "supervisor.assign", "supervisor.kpi",
+        "field.rejected_positions", "supervisor.board", "supervisor.assign", "supervisor.kpi",
         "api.profile", "api.cases",
     }),
     "ops": frozenset({
-        "portal.access", "ops.integrations", "ops.actions",
+        "portal.access", "ops.integrations", "ops.actions", "field.rejected_positions",
         "api.profile", "api.integrations",
     }),
     "admin": frozenset({
         "portal.access", "admin.users", "admin.tokens", "admin.workflow", "ops.integrations",
-        "api.profile",
+        "field.rejected_positions", "api.profile",
         "supervisor.kpi",  # admins see every team's KPIs (issue 10)
     }),
 }

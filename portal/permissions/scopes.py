@@ -161,6 +161,7 @@ UNOWNED_URL_VARIABLES: dict[str, str] = {
     "token_id": "an API token: admin.tokens only",
     "run_id": "an integration run: ops only",
     "discrepancy_id": "a reconciliation discrepancy: ops only",
+    "import_id": "a camt file import: ops only",
     "filename": "a static file",
 }
 

@@ -13,22 +13,25 @@ from portal.extensions import db
 from portal.ops import traffic
 from portal.payments import notifications
 from portal.permissions.decorators import public
+from portal.webhook_receipts import REPLAYED_HEADER
 from portal.webhooks.views import bp
 
 
 @bp.post("/payments/notifications")
 @traffic.counted("PAYMENTS")
-@public  # authenticated by its HMAC signature, not by a session or token
+@public  # authenticated by its HMAC signature (either scheme), not by a session or token
 def payment_notification():
-    _, _, limit = notifications.webhook_settings()
+    limit = notifications.webhook_settings().max_bytes
     announced = request.content_length or 0
     # never read more than the limit (plus one byte, to know it was exceeded); of a body
     # announced too large, only its start (for the rejection log)
     body = request.stream.read(4096 if announced > limit else limit + 1)
-    status, payload = notifications.receive_webhook(
+    answer = notifications.receive_webhook(
         db.session, body=body, headers=request.headers, body_size=announced,
         remote_addr=request.remote_addr,
     )
-    response = jsonify(payload)
-    response.status_code = status
+    response = jsonify(answer.body)
+    response.status_code = answer.status
+    if answer.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
     return response

@@ -190,15 +190,19 @@ def test_osmand_query_string_form_and_json(client, db, make_field_agent, make_de
     assert float(rows[0].battery) == 77
     assert float(rows[3].battery) == 64 and float(rows[3].speed) == 3.2
 
-    # malformed and refused OsmAnd points: 400 with the reason
-    r = client.post(f"/api/v1/field/osmand?id=phone-1&lat=abc&lon=1&timestamp={t}",
-                    headers=bearer(token))
-    assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_number"
-    r = client.post(f"/api/v1/field/osmand?id=phone-1&lat=10.7&lon=106.7"
-                    f"&timestamp={t + 86400}", headers=bearer(token))
-    assert r.status_code == 400 and r.get_json()["error"]["code"] == "future_timestamp"
-    r = client.post("/api/v1/field/osmand?id=phone-1&lon=106.7", headers=bearer(token))
-    assert r.status_code == 400 and r.get_json()["error"]["code"] == "missing_field"
+    # points that can never be accepted: 200 (the Traccar Client resends until it gets a 2xx,
+    # blocking every later point), refused with the reason and kept as rejected (issue 20 §3)
+    for query, code in ((f"lat=abc&lon=1&timestamp={t}", "invalid_number"),
+                        (f"lat=10.7&lon=106.7&timestamp={t + 86400}", "future_timestamp"),
+                        ("lon=106.7", "missing_field")):
+        r = client.post(f"/api/v1/field/osmand?id=phone-1&{query}", headers=bearer(token))
+        assert r.status_code == 200, (query, r.get_data(as_text=True))
+        answer = r.get_json()
+        assert answer["rejected"] == 1 and answer["accepted"] == 0
+        assert [(x["code"], x["retry"]) for x in answer["refused"]] == [(code, False)]
+    assert db.session.execute(text(
+        "SELECT count(*) FROM rejected_locations WHERE agent_id = :a"), {"a": agent.id}
+    ).scalar() == 4  # the three, and the JSON location two hours ahead
     r = client.post("/api/v1/field/osmand", json=["x"], headers=bearer(token))
     assert r.status_code == 400 and r.get_json()["error"]["code"] == "malformed_json"
     # duplicate: same timestamp again is accepted silently (the tracker can drop it)

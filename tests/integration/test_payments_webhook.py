@@ -1,4 +1,4 @@
-"""The payment webhook: signature (rotation, replay, expiry, tampering), size limit, JSON and
+"""The payment webhook: signature (rotation, resend, expiry, tampering), size limit, JSON and
 field validation (each refusal specific and logged for ops), exactly-once storage with the
 event in the same transaction (duplicates, concurrent copies, Redis down), and the effects
 (loan, promise, case, timeline, agents) once the events are delivered."""
@@ -101,16 +101,22 @@ def test_payment_is_stored_with_raw_body_and_event(client, db, world):
 def test_duplicates_by_event_id_or_reference_answer_200_and_change_nothing(client, db, world):
     loan = world["loan"]
     body = notification(loan)
-    first = post(client, body).get_json()["payment_id"]
-    time.sleep(1)  # re-signed later: a sender's retry
+    first = post(client, body)
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+    time.sleep(1)  # re-signed later: a sender's retry of the same message gets its answer
     again = post(client, body)
-    assert again.status_code == 200
-    assert again.get_json() == {"payment_id": first, "status": "received", "duplicate": True}
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    # another message (event id) for the same payment (reference): a duplicate
     same_reference = post(client, {**body, "event_id": "another-event"})
     assert same_reference.status_code == 200
-    assert same_reference.get_json()["payment_id"] == first
+    assert same_reference.get_json() == {**first.get_json(), "duplicate": True}
+    # the same event id with another body: a conflict, refused and logged
     same_event = post(client, {**body, "reference_number": "OTHER-REF"})
-    assert same_event.status_code == 200 and same_event.get_json()["payment_id"] == first
+    assert same_event.status_code == 409
+    assert same_event.get_json()["error"]["code"] == "message_conflict"
+    assert same_event.get_json()["error"]["field"] == "event_id"
+    assert count(db, RejectedNotification, RejectedNotification.code == "message_conflict") == 1
     assert count(db, Payment) == 1
     assert count(db, Event, Event.type == "PAYMENT_RECEIVED") == 1
 
@@ -182,16 +188,20 @@ def assert_refused(db, response, status: int, code: str, field: str | None):
     return row
 
 
-def test_replayed_signature_is_refused(client, db, world):
+def test_the_same_signed_request_again_gets_the_first_answer(client, db, world):
+    """A sender's retry of the very same signed request (its answer was lost) is no failure:
+    200 with the first answer, nothing applied twice."""
     raw = encode(notification(world["loan"]))
     headers = signed_headers(SECRET, raw)
-    assert client.post(URL, data=raw, headers=headers).status_code == 201
+    first = client.post(URL, data=raw, headers=headers)
+    assert first.status_code == 201
     replay = client.post(URL, data=raw, headers=headers)
-    assert replay.status_code == 409
-    assert replay.get_json()["error"]["code"] == "signature_replayed"
-    assert replay.get_json()["error"]["field"] == "X-Signature"
+    assert replay.status_code == 200, replay.get_json()
+    assert replay.get_json() == first.get_json()
+    assert replay.headers["Idempotent-Replayed"] == "true"
     assert count(db, Payment) == 1
-    assert count(db, RejectedNotification, RejectedNotification.code == "signature_replayed") == 1
+    assert count(db, Event, Event.type == "PAYMENT_RECEIVED") == 1
+    assert count(db, RejectedNotification) == 0
 
 
 def test_expired_timestamp_is_refused(client, db, world):

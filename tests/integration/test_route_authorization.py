@@ -146,6 +146,8 @@ ROUTES: dict[tuple[str, str], Check] = {
     ("payments.resolve_discrepancy", "POST"): Check(
         {"discrepancy_id": "discrepancy"}, OPS_ACTION_INTRUDERS,
         form={"resolution": "accepted", "note": "x"}),
+    ("payments.camt_import_result", "GET"): Check({"import_id": "camt_import"},
+                                                  OPS_VIEW_INTRUDERS, ("ops", "admin")),
 }
 
 # Rules with a variable that anyone may call, and why.
@@ -210,6 +212,7 @@ def _build(session) -> World:
         ActionCode,
         Address,
         CallRecord,
+        CamtImport,
         Case,
         Customer,
         Discrepancy,
@@ -309,7 +312,12 @@ def _build(session) -> World:
     session.add(discrepancy)
     session.flush()
     ids.update({name: code.id for name, code in codes.items()})
-    ids.update(run=run.id, discrepancy=discrepancy.id, team_a=team_a.id, team_b=team_b.id)
+    camt = CamtImport(imported_at=now, source="cli", sha256="0" * 64, size=0, kind="camt.054",
+                      controls_ok=True, checks=[])
+    session.add(camt)
+    session.flush()
+    ids.update(run=run.id, discrepancy=discrepancy.id, team_a=team_a.id, team_b=team_b.id,
+               camt_import=camt.id)
     for name, user in users.items():
         ids[name] = user.id
     tokens = {}

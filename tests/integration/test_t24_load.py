@@ -12,11 +12,10 @@ from integrations.sandbox.t24_files import SeedSource, T24Faults, generate_day
 from integrations.t24.load import load_set
 from integrations.t24.manifest import verify
 from portal import clock
+from tests.integration.sync_helpers import SNAPSHOTS, conn_fixture  # noqa: F401 - fixture
 
 BASE = date(2026, 11, 24)
-LOAN_STATE = ("SELECT account_number, cif, product_type, currency, original_amount, outstanding, "
-              "due_amount, min_pay, next_payment_date, dpd, bucket, status, disbursement_date, "
-              "maturity_date, close_date, interest_rate, term FROM loans ORDER BY 1")
+LOAN_STATE = SNAPSHOTS["loans"][1] + " ORDER BY 1"
 CUSTOMER_STATE = "SELECT cif, name, segment, status FROM customers ORDER BY 1"
 PHONE_STATE = "SELECT cif, ref_cif, number, type, is_primary FROM phones ORDER BY 1, 2, 3"
 
@@ -24,13 +23,6 @@ PHONE_STATE = "SELECT cif, ref_cif, number, type, is_primary FROM phones ORDER B
 @pytest.fixture(scope="module")
 def source():
     return SeedSource(60, 90, business_date=BASE)
-
-
-@pytest.fixture
-def conn(app, db):
-    url = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(url, autocommit=True) as connection:
-        yield connection
 
 
 def state(conn):

@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from portal import clock
 from portal.models import Visit
 from portal.models.field import FieldDevice
+from portal.models.gps_rejections import RejectedLocation
 from portal.permissions import tokens as api_tokens
 from tests.field_support import (  # noqa: F401 - fixtures
     HCMC,
@@ -285,10 +286,16 @@ def test_overflowing_numbers_and_times_are_refused_points(client, db, phone, bad
 
 
 @pytest.mark.parametrize("coords", [True, [1, 2], "10.7,106.7"])
-def test_traccar_coords_that_are_not_an_object_are_refused(client, db, phone, coords):
+def test_traccar_coords_that_are_not_an_object_are_refused_for_good(client, db, phone, coords):
+    # a point that can never be accepted answers 2xx (the client would resend it forever and
+    # hold back every later point) and is kept as rejected, with its reason, for ops to read
     body = {"device_id": DEVICE, "location": {"timestamp": iso(ago(30)), "coords": coords}}
     response = client.post(f"{OSMAND}?token={phone['gateway']}", json=body)
-    assert response.status_code == 400 and stored(db, phone["agent"].id) == 0
+    assert response.status_code == 200 and stored(db, phone["agent"].id) == 0
+    assert response.get_json()["refused"][0]["retry"] is False
+    rejected = db.session.scalars(select(RejectedLocation).where(
+        RejectedLocation.agent_id == phone["agent"].id)).all()
+    assert len(rejected) == 1 and rejected[0].reason
 
 
 def test_a_checkin_with_an_integer_beyond_float_range_is_a_422(client, db, phone,

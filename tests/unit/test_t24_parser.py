@@ -154,7 +154,7 @@ def test_an_unexpected_xml_element_is_a_bad_record_not_a_bad_file(tmp_path):
 
 
 def test_unknown_extension_is_refused(tmp_path):
-    path = tmp_path / "t24_loans_20261124.csv"
+    path = tmp_path / "t24_loans_20261124.txt"  # (.csv is a format since issue 20)
     path.write_text("a,b\n", encoding="utf-8")
     with pytest.raises(T24FormatError, match="extension"):
         read_records(path, "loans")

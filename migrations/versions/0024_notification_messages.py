@@ -1,7 +1,7 @@
 """notifications keep their words as messages, shown in the reader's language
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-07 00:30:00
 
 """
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0025'
-down_revision = '0024'
+revision = '0024'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
