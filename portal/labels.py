@@ -176,6 +176,57 @@ COMMON = {
     "expired": lazy_pgettext("code", "Expired"),
     # -- field work --
     # -- operations and payments --
+    "half_open": lazy_pgettext("code", "Half-open"),  # circuit breakers (open, closed: above)
+    "critical": lazy_pgettext("code", "Critical"),  # alert severities
+    "warning": lazy_pgettext("code", "Warning"),
+    "cli": lazy_pgettext("code", "Command line"),  # run and check triggers
+    "applied": lazy_pgettext("code", "Applied"),  # product owner moves
+    "held": lazy_pgettext("code", "Held"),
+    "withdrawn": lazy_pgettext("code", "Withdrawn"),
+    "matched": lazy_pgettext("code", "Matched"),  # run summaries (control totals)
+    "discrepancies": lazy_pgettext("code", "Discrepancies"),
+    "by_kind": lazy_pgettext("code", "By kind"),
+    "already_resolved": lazy_pgettext("code", "Already resolved"),
+    "backlog_before": lazy_pgettext("code", "Waiting before"),
+    "backlog_after": lazy_pgettext("code", "Waiting after"),
+    "original_amount": lazy_pgettext("code", "Original amount"),
+    "outstanding": lazy_pgettext("code", "Outstanding"),
+    "due_amount": lazy_pgettext("code", "Amount due"),
+    "ingest_failed": lazy_pgettext("code", "Ingest failed"),  # reconciliation gaps' errors
+    # refused payment notifications and bank-file transactions
+    "malformed_json": lazy_pgettext("code", "Malformed JSON"),
+    "invalid_text": lazy_pgettext("code", "Invalid text"),
+    "missing_field": lazy_pgettext("code", "Missing field"),
+    "invalid_field": lazy_pgettext("code", "Invalid field"),
+    "invalid_amount": lazy_pgettext("code", "Invalid amount"),
+    "invalid_paid_at": lazy_pgettext("code", "Invalid payment time"),
+    "invalid_type": lazy_pgettext("code", "Invalid type"),
+    "invalid_currency": lazy_pgettext("code", "Invalid currency"),
+    "conflict": lazy_pgettext("code", "Conflict"),
+    "unknown_loan": lazy_pgettext("code", "Unknown loan"),
+    "cif_mismatch": lazy_pgettext("code", "CIF mismatch"),
+    "currency_mismatch": lazy_pgettext("code", "Currency mismatch"),
+    "unknown_payment": lazy_pgettext("code", "Unknown payment"),
+    "already_reversed": lazy_pgettext("code", "Already reversed"),
+    "not_reversible": lazy_pgettext("code", "Not reversible"),
+    "reversal_mismatch": lazy_pgettext("code", "Reversal mismatch"),
+    "body_too_large": lazy_pgettext("code", "Body too large"),
+    "bad_id": lazy_pgettext("code", "Bad message id"),
+    "bad_signature_format": lazy_pgettext("code", "Bad signature format"),
+    "bad_timestamp": lazy_pgettext("code", "Bad timestamp"),
+    "missing_id": lazy_pgettext("code", "Missing message id"),
+    "missing_signature": lazy_pgettext("code", "Missing signature"),
+    "missing_timestamp": lazy_pgettext("code", "Missing timestamp"),
+    "no_secret_configured": lazy_pgettext("code", "No secret configured"),
+    "signature_mismatch": lazy_pgettext("code", "Signature mismatch"),
+    "no_loan_reference": lazy_pgettext("code", "No loan reference"),
+    "ambiguous_loan_reference": lazy_pgettext("code", "Ambiguous loan reference"),
+    "missing_amount": lazy_pgettext("code", "Missing amount"),
+    "missing_booking_date": lazy_pgettext("code", "Missing booking date"),
+    "no_original_reference": lazy_pgettext("code", "No original reference"),
+    "entry_details_mismatch": lazy_pgettext("code", "Entry details mismatch"),
+    "control_sum_mismatch": lazy_pgettext("code", "Control sum mismatch"),
+    "settled": lazy_pgettext("code", "Settled"),  # the payment system's transaction status
 }
 
 # Where a code means something else in one vocabulary: LABELS[kind][code].

@@ -34,11 +34,13 @@ from portal.i18n import format_number
 from portal.labels import label
 from portal.models import Address, AgentLocation, Case, CaseAssignment, User
 from portal.models.enums import BUCKETS
+from portal.notifications.messages import N_, counted, message
 from portal.notifications.operations import notify
 from portal.permissions import scopes
 
 ROLE_COLUMNS = {"agent": "assigned_agent_id", "field_agent": "assigned_field_agent_id"}
 ROLE_LABELS = {"agent": _l("call agent"), "field_agent": _l("field agent")}
+ROLE_NAMES = {"agent": N_("call agent"), "field_agent": N_("field agent")}  # notifications
 ROLE_PLURALS = {"agent": _l("call agents"), "field_agent": _l("field agents")}
 CSV_MAX_LINES = 20_000
 CSV_COLUMNS = ("cif", "agent")
@@ -260,22 +262,22 @@ def assign_cases(session: Session, actor: User, plan: list[tuple[int, int | None
 def _notify(session: Session, actor: User, result: BatchResult) -> None:
     names = dict(session.execute(select(User.id, User.full_name).where(
         User.id.in_(set(result.gained) | set(result.lost)))).all())
-    role_label = ROLE_LABELS[result.role]
+    role = message(ROLE_NAMES[result.role])  # in the reader's language when shown
     for agent_id, n in result.gained.items():
         notify(session, agent_id, "assignment",
-               ngettext("%(num)d case assigned to you", "%(num)d cases assigned to you", n),
-               ngettext("%(name)s assigned you %(num)d case as %(role)s.",
-                        "%(name)s assigned you %(num)d cases as %(role)s.", n,
-                        name=actor.full_name, role=role_label), link="/cases/queue")
+               counted(N_("%(num)d case assigned to you"), N_("%(num)d cases assigned to you"), n),
+               counted(N_("%(name)s assigned you %(num)d case as %(role)s."),
+                       N_("%(name)s assigned you %(num)d cases as %(role)s."), n,
+                       name=actor.full_name, role=role), link="/cases/queue")
     for agent_id, n in result.lost.items():
         if agent_id not in names:
             continue
         notify(session, agent_id, "assignment",
-               ngettext("%(num)d case moved out of your queue",
-                        "%(num)d cases moved out of your queue", n),
-               ngettext("%(name)s reassigned %(num)d of your cases to another %(role)s.",
-                        "%(name)s reassigned %(num)d of your cases to another %(role)s.", n,
-                        name=actor.full_name, role=role_label))
+               counted(N_("%(num)d case moved out of your queue"),
+                       N_("%(num)d cases moved out of your queue"), n),
+               counted(N_("%(name)s reassigned %(num)d of your cases to another %(role)s."),
+                       N_("%(name)s reassigned %(num)d of your cases to another %(role)s."), n,
+                       name=actor.full_name, role=role))
 
 
 def assign_filtered(session: Session, actor: User, case_filter: CaseFilter,

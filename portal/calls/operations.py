@@ -64,6 +64,8 @@ from portal.models import (
 from portal.models.enums import CALL_DIRECTIONS
 from portal.models.integrations import IntegrationRun
 from portal.notifications import operations as notifications
+from portal.notifications.messages import N_, message
+from portal.notifications.messages import day as bank_day
 from portal.payments.discrepancies import record_gaps
 
 __all__ = ["ActionInput", "ActionValidationError", "ContactRefused"]
@@ -344,10 +346,10 @@ def tell_supervisor_of_breach(session: Session, record) -> Notification | None:
     at = record.started_at.astimezone(clock.bank_zone())
     return notifications.notify(
         session, found.supervisor_id, BREACH_KIND,
-        _("%(name)s: outbound call outside the contact window", name=found.full_name),
-        _("Call at %(time)s on %(date)s, outside %(window)s. Every breach of the day is flagged "
-          "in the agent's calls.", time=f"{at:%H:%M}", date=f"{at:%d/%m/%Y}",
-          window=record.window_breach), link=link, cif=record.cif)
+        message(N_("%(name)s: outbound call outside the contact window"), name=found.full_name),
+        message(N_("Call at %(time)s on %(date)s, outside %(window)s. Every breach of the day "
+                   "is flagged in the agent's calls."), time=f"{at:%H:%M}",
+                date=bank_day(at.date()), window=record.window_breach), link=link, cif=record.cif)
 
 
 def call_logged_payload(record) -> dict:

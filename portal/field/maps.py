@@ -66,7 +66,7 @@ class PortalMap(folium.Map):
     def __init__(self, map_id: str, **kwargs):
         kwargs.setdefault("tiles", None)
         kwargs.setdefault("prefer_canvas", True)
-        kwargs.setdefault("control_scale", True)
+        kwargs.setdefault("control_scale", False)  # field_map.js adds a metric one
         kwargs.setdefault("min_zoom", 5)
         kwargs.setdefault("max_zoom", 18)
         super().__init__(**kwargs)
@@ -106,7 +106,9 @@ class OfflineBaseLayer(MacroElement):
 class CustomerCluster(FastMarkerCluster):
     """Customers as circle markers on the canvas, clustered: folium's FastMarkerCluster fed the
     rows PostgreSQL wrote (``[cif, name, lat, lon, bucket, dpd, priority, agent_id]``) as they
-    are, and built into the cluster before it joins the map (markercluster's bulk path)."""
+    are, built into the cluster by ``FieldMap.addCustomers`` (markercluster's bulk path). The
+    supervisor map passes none: field_map.js fetches them beside this script and adds them the
+    same way once the map is drawn."""
 
     _template = Template("""
         {% macro script(this, kwargs) %}
@@ -115,16 +117,8 @@ class CustomerCluster(FastMarkerCluster):
                 var data = {{ this.rows }};
                 var cluster = L.markerClusterGroup({{ this.options|tojavascript }});
                 cluster.options.iconCreateFunction = window.FieldMap.clusterIcon;
-                var markers = new Array(data.length);
-                for (var i = 0; i < data.length; i++) {
-                    var row = data[i];
-                    var marker = L.circleMarker([row[2], row[3]], {radius: 6, weight: 1,
-                        color: "#ffffff", fillColor: colours[row[4]] || "#2b6fca",
-                        fillOpacity: 0.9});
-                    marker._row = row;
-                    markers[i] = marker;
-                }
-                cluster.addLayers(markers);
+                cluster.colours = colours;
+                window.FieldMap.addCustomers(cluster, data);
                 cluster.addTo({{ this._parent.get_name() }});
                 return cluster;
             })();
@@ -466,8 +460,9 @@ def agent_day_map(points: dict) -> folium.Map:
         folium.PolyLine(route, color="#173a66", weight=3, dash_array="6 6").add_to(fmap)
     if points.get("me"):
         me = points["me"]
+        me_word = escape(_("Me"))
         folium.Marker([me["lat"], me["lon"]], title=_("My position"), z_index_offset=1000,
-                      icon=folium.DivIcon(html=f'<div class="agent-dot">{escape(_("Me"))}</div>',
+                      icon=folium.DivIcon(html=f'<div class="agent-dot">{me_word}</div>',
                                           class_name="agent-marker", icon_size=(32, 32),
                                           icon_anchor=(16, 16))).add_to(fmap)
         pts.append((me["lat"], me["lon"]))

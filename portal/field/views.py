@@ -99,6 +99,9 @@ def map_page():
         map_config=_map_config(), map_assets=maps.assets(skeleton),
         map_script_url=url_for("field.map_script", **{k: v for k, v in request.args.items()
                                                       if k in ("team", "agent")}),
+        map_customers_url=url_for("field.map_customers",
+                                  **{k: v for k, v in request.args.items()
+                                     if k in ("team", "agent")}),
         buckets=BUCKET_NAMES, bucket_colours=BUCKET_COLOURS,
         pending_reviews=visits.count_pending_reviews(
             db.session, queries.reviewable_agent_ids(db.session, current_user))
@@ -151,12 +154,23 @@ def map_script():
     """The field map as folium draws it (a script: the page's CSP allows no inline one)."""
     filters = _filters()
     body = _map_body(filters, clock.now())
-    customers = visits.team_customers_json(db.session, team_id=filters["team_id"],
-                                           agent_ids=_agents_shown(filters))
-    fmap = maps.supervisor_map(agents=body["agents"], visits=body["visits"],
-                               customers_json=customers,
+    # the customers are not in it: field_map.js fetches them (map_customers) beside Leaflet and
+    # this script, and adds them to folium's cluster once the map is drawn (the benchmark)
+    fmap = maps.supervisor_map(agents=body["agents"], visits=body["visits"], customers_json="[]",
                                config={**_map_config(), "generated_time": body["generated_time"]})
     return maps.javascript_response(maps.script(fmap))
+
+
+@bp.get("/map/customers.json")
+@permission_required("field.track")
+def map_customers():
+    """The customers of the map's filters, as compact rows written by PostgreSQL
+    (``[[cif, name, lat, lon, bucket, dpd, priority, agent_id], ...]``)."""
+    filters = _filters()
+    rows = visits.team_customers_json(db.session, team_id=filters["team_id"],
+                                      agent_ids=_agents_shown(filters))
+    return current_app.response_class(rows, mimetype="application/json",
+                                      headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/map/data")

@@ -93,6 +93,31 @@
       });
   }
 
+  // Customers (rows [cif, name, lat, lon, bucket, dpd, priority, agent_id]) as circle markers on
+  // the canvas, into folium's cluster in one bulk call (markercluster clusters them in slices,
+  // chunkedLoading, so the map stays responsive); done() once every one is clustered.
+  FieldMap.addCustomers = function (cluster, rows, done) {
+    var colours = cluster.colours || {};
+    var markers = new Array(rows.length);
+    for (var i = 0; i < rows.length; i++) {
+      var row = rows[i];
+      var marker = L.circleMarker([row[2], row[3]], { radius: 6, weight: 1, color: "#ffffff",
+        fillColor: colours[row[4]] || "#2b6fca", fillOpacity: 0.9 });
+      marker._row = row;
+      markers[i] = marker;
+    }
+    if (done) {
+      cluster.options.chunkedLoading = true;
+      cluster.options.chunkInterval = 100;
+      cluster.options.chunkDelay = 1;
+      cluster.options.chunkProgress = function (processed, total) {
+        if (processed >= total) { cluster.options.chunkProgress = null; done(); }
+      };
+      if (!rows.length || !cluster._map) { cluster.options.chunkProgress = null; done(); }
+    }
+    cluster.addLayers(markers);
+  };
+
   // A cluster of customers shows how many, ringed in the colour of its worst bucket.
   FieldMap.clusterIcon = function (cluster) {
     var worst = 1;
@@ -128,7 +153,7 @@
     this.agentMarkers = {};
     this.agents = {};
     this.selected = null;
-    this.customerCount = handles.customers.getLayers().length;
+    this.customerCount = 0;
     var self = this;
     var given = handles.agents.markers || handles.markers || {};
     Object.keys(given).forEach(function (id) { self.agentMarkers[id] = given[id]; });
@@ -152,8 +177,16 @@
     this.lastData = { agents: handles.data.agents, generated_time: this.config.generated_time };
     this.fit(handles.data.bounds);
     this.updateStatus();
-    node.dataset.customers = String(this.customerCount);
-    node.dataset.customersDrawn = String(this.customerCount);
+    // the customers: fetched beside Leaflet and folium's script (start), added once the map
+    // with its agents and visits is drawn
+    var pending = node._customers || Promise.resolve([]);
+    node._customers = null;
+    pending.then(function (rows) {
+      if (node._fieldMap !== self) { return; }
+      self.addCustomers(rows);
+    }).catch(function (err) {
+      self.setStatus(fmt("refresh_failed", { error: err.message }), true);
+    });
     this.timer = setInterval(function () {
       if (!document.body.contains(node) || node._fieldMap !== self) { clearInterval(self.timer); return; }
       self.load();
@@ -198,7 +231,30 @@
     this.node._fieldMap = null;
     this.node.removeAttribute("data-ready");
     this.node.dataset.script = this.config.script_url + "?" + params.toString();
+    if (this.node.dataset.customersUrl) {
+      this.node.dataset.customersUrl = this.node.dataset.customersUrl.split("?")[0] + "?" + params.toString();
+    }
     start(this.node);
+  };
+
+  SupervisorMap.prototype.addCustomers = function (rows) {
+    var self = this;
+    var node = this.node;
+    this.customerCount = rows.length;
+    node.dataset.customers = String(rows.length);
+    FieldMap.addCustomers(this.customers, rows, function () {
+      node.dataset.customersDrawn = String(rows.length);
+      if (!node.dataset.tCustomers) { mark(node, "customers"); }
+    });
+    if (!this.data.bounds && rows.length) {  // nobody placed yet: the customers frame the map
+      var b = [[90, 180], [-90, -180]];
+      rows.forEach(function (r) {
+        b[0][0] = Math.min(b[0][0], r[2]); b[0][1] = Math.min(b[0][1], r[3]);
+        b[1][0] = Math.max(b[1][0], r[2]); b[1][1] = Math.max(b[1][1], r[3]);
+      });
+      this.fit(b);
+    }
+    this.updateStatus();
   };
 
   SupervisorMap.prototype.setStatus = function (message, isError) {
@@ -390,8 +446,6 @@
   SupervisorMap.prototype.fit = function (bounds) {
     if (bounds) {
       this.map.fitBounds(L.latLngBounds(bounds).pad(0.05), { maxZoom: 15 });
-    } else if (this.customerCount) {
-      this.map.fitBounds(this.customers.getBounds().pad(0.05), { maxZoom: 15 });
     }
   };
 
@@ -474,6 +528,11 @@
     if (!inner) { return; }
     var node = inner.closest("[data-folium-map]") || inner;
     LABELS = handles.data.labels || LABELS;
+    // Leaflet's credit as a name, not an English link out of the bank's network
+    if (handles.map.attributionControl) {
+      handles.map.attributionControl.setPrefix('<span translate="no">Leaflet</span>');
+    }
+    L.control.scale({ imperial: false }).addTo(handles.map);  // metres and km only
     var instance = handles.data.mode === "supervisor" ? new SupervisorMap(node, handles) : new StaticMap(node, handles);
     node._fieldMap = instance;
     FieldMap.instances.push(instance);
@@ -482,6 +541,10 @@
   };
 
   function start(node) {
+    if (node.dataset.customersUrl && !node._customers) {  // in parallel with the scripts
+      node._customers = getJson(node.dataset.customersUrl);
+      node._customers.catch(function () {});  // reported once the map is attached
+    }
     var assets = JSON.parse(node.dataset.assets || '{"js": []}');
     var vendor = assets.js.filter(function (src) {
       return !(src.indexOf("leaflet.js") >= 0 && window.L) &&

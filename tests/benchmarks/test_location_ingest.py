@@ -234,11 +234,13 @@ def test_map_with_500_agents_and_10000_customers(app, db, client, make_user, liv
     timed("/field/map?team=all")
     samples_page = [timed("/field/map?team=all") for _ in range(10)]
     samples_data = [timed("/field/map/view.js?team=all") for _ in range(10)]
+    samples_customers = [timed("/field/map/customers.json?team=all") for _ in range(10)]
     samples_poll = [timed("/field/map/data?team=all") for _ in range(10)]
     body = client.get("/field/map/data?team=all&customers=1").get_json()
     assert len(body["agents"]) == agents and len(body["customers"]) == customers
     page_s = statistics.median(s for s, _ in samples_page)
     data_s = statistics.median(s for s, _ in samples_data)
+    customers_s = statistics.median(s for s, _ in samples_customers)
     poll_s = statistics.median(s for s, _ in samples_poll)
     data_kb = samples_data[0][1] / 1024
 
@@ -273,15 +275,16 @@ def test_map_with_500_agents_and_10000_customers(app, db, client, make_user, liv
             marks.append(page.evaluate(
                 "() => { const m = document.getElementById('field-map'); return ["
                 "performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd, "
-                "+m.dataset.tScripts, +m.dataset.tDrawn]; }"))
+                "+m.dataset.tScripts, +m.dataset.tDrawn, +m.dataset.tCustomers]; }"))
         page.screenshot(path=str(Path(__file__).resolve().parents[2] / "test-results" /
                                  "screenshots" / "field-map-500-agents.png"))
         chromium.close()
     browser_s = statistics.median(browser)
     baseline_s = statistics.median(baseline)
     ratio = browser_s / baseline_s
-    dom, scripts, drawn = (statistics.median(m[i] for m in marks) for i in range(3))
-    server_s = page_s + data_s
+    dom, scripts, drawn, clustered = (statistics.median(m[i] for m in marks) for i in range(4))
+    # the script and the customers are fetched side by side: the slower one counts
+    server_s = page_s + max(data_s, customers_s)
     # the target: everything drawn (agents, today's visits, every customer clustered) within
     # 1 s of navigation; the ratio to the empty map says what the 10,500 markers cost
     ok = server_s < TARGET_MAP_S and browser_s < TARGET_MAP_S
@@ -293,8 +296,10 @@ def test_map_with_500_agents_and_10000_customers(app, db, client, make_user, liv
         "|---|---:|---:|---|",
         f"| page `GET /field/map` | {1000 * page_s:.0f} | {samples_page[0][1] / 1024:.0f} KB "
         "| — |",
-        f"| folium's script `GET /field/map/view.js` (map, markers, customers) | "
+        f"| folium's script `GET /field/map/view.js` (map, agents, visits) | "
         f"{1000 * data_s:.0f} | {data_kb:.0f} KB | — |",
+        f"| customers `GET /field/map/customers.json` (fetched beside the script) | "
+        f"{1000 * customers_s:.0f} | {samples_customers[0][1] / 1024:.0f} KB | — |",
         f"| poll `GET /field/map/data` (agents + visits, every 10 s) | {1000 * poll_s:.0f} | "
         f"{samples_poll[0][1] / 1024:.0f} KB | — |",
         f"| page + script, server side | {1000 * server_s:.0f} | — | "
@@ -307,9 +312,11 @@ def test_map_with_500_agents_and_10000_customers(app, db, client, make_user, liv
         "",
         f"In the browser (ms from navigation start, medians of {BROWSER_LOADS} loads): page "
         f"parsed {dom:.0f}, Leaflet, markercluster and folium's script run {scripts:.0f}, "
-        f"map attached (every marker drawn) {drawn:.0f}. folium's script is served (the CSP "
-        "allows no inline script) and loads beside Leaflet; customers are circle markers on a "
-        "canvas, added to the cluster in one bulk call before it joins the map.",
+        f"map attached (agents and visits drawn) {drawn:.0f}, every customer clustered "
+        f"{clustered:.0f}. folium's script is served (the CSP allows no inline script) and "
+        "loads beside Leaflet; the customers' rows (JSON written by PostgreSQL) are fetched "
+        "at the same time and added to folium's cluster once the map is drawn, as circle "
+        "markers on a canvas in one bulk call (markercluster clusters them in slices).",
         "",
     ])
     print("\n" + _results["2 map"])
