@@ -378,9 +378,9 @@ def test_paused_payments_are_stored_and_acknowledged_then_applied_on_resume(app,
     loan, ops = world["loan"], world["agent"]
     control.pause("PAYMENTS", ops, "bank asked to hold postings")
     try:
-        first = post(client, notification(loan, amount="10000000"))
-        duplicate = post(client, notification(loan, amount="10000000"),
-                         timestamp=now_seconds() - 1)  # re-signed, as a resend
+        body = notification(loan, amount="10000000")  # one body: a resend is the same message
+        first = post(client, body)
+        duplicate = post(client, body, timestamp=now_seconds() - 1)  # re-signed, as a resend
         second = post(client, notification(loan, amount="2000000", n=2))
         assert (first.status_code, duplicate.status_code, second.status_code) == (201, 200, 201)
         drain(app)  # the events are delivered, the effects held
