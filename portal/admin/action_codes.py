@@ -192,7 +192,7 @@ def toggle_action_code(code_id: int):
                  before=before, after=_values(code))
     db.session.commit()
     if partial_request():
-        _, usage = _tree(db.session)
+        _codes, usage = _tree(db.session)
         return render_template("admin/_action_code_row.html", code=code, usage=usage)
     flash(_("%(label)s: activated.", label=code.label) if code.active
           else _("%(label)s: deactivated.", label=code.label), "success")

@@ -13,6 +13,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from jinja2 import pass_context
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal import clock
@@ -48,6 +49,7 @@ def register_web(app: Flask) -> None:
     _mark_static_public(app)
     _init_login_manager(app)
     _register_template_helpers(app)
+    _evaluate_filters_per_render(app)
     _register_error_handlers(app)
     init_security_headers(app)
     app.teardown_request(_forget_request_state)
@@ -149,6 +151,26 @@ def layout_template() -> str:
     """The layout a page extends: the whole page, or only its content for an HTMX request that
     targets part of a page (boosted navigation and history restores get the whole page)."""
     return "partial.html" if partial_request() else "base.html"
+
+
+def _evaluate_filters_per_render(app: Flask) -> None:
+    """Jinja folds a filter applied to a constant (``{{ "closed"|label }}``) into the compiled
+    template, in the language of whoever first rendered it; the portal's own filters depend on
+    the reader (language, zone, clock), so each is marked as needing the render's context,
+    which Jinja never folds."""
+    for name, func in list(app.jinja_env.filters.items()):
+        if (getattr(func, "__module__", "") or "").startswith("portal.") \
+                and not getattr(func, "jinja_pass_arg", None):
+            app.jinja_env.filters[name] = _per_render(func)
+
+
+def _per_render(func):
+    @pass_context
+    @wraps(func)
+    def per_render(_context, *args, **kwargs):
+        return func(*args, **kwargs)
+
+    return per_render
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -96,3 +96,18 @@ def test_money_dates_and_times_follow_the_page_language(app, db, frozen_now):
                 assert format_number(1234567) == money.split("\u00a0")[0]
         finally:
             app.config["DEFAULT_LANGUAGE"] = "en"
+
+
+def test_a_label_of_a_constant_code_follows_each_readers_language(app):
+    # Jinja would fold {{ "closed"|label }} into the compiled template in the first reader's
+    # language; the portal's filters are evaluated at each render instead
+    template = app.jinja_env.from_string('{{ "closed"|label }} {{ 1234567|number }}')
+    seen = {}
+    for language in ("en", "vi", "en"):
+        app.config["DEFAULT_LANGUAGE"] = language
+        try:
+            with app.test_request_context():
+                seen.setdefault(language, set()).add(template.render())
+        finally:
+            app.config["DEFAULT_LANGUAGE"] = "en"
+    assert seen == {"en": {"Closed 1,234,567"}, "vi": {"Đã đóng 1.234.567"}}
