@@ -9,7 +9,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 INSTANCE_DIR ?= instance
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-clock bench bench-full audit lock lint format stop clean-instance
+.PHONY: help venv run test test-clock bench bench-full audit lock lint format stop clean-instance \
+  messages translations
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -31,7 +32,23 @@ $(STAMP): $(LOCK) pyproject.toml
 
 venv: $(STAMP)  ## create or update .venv (python3.11) from requirements/lock.txt
 
-run: $(STAMP)  ## run the portal: embedded PostgreSQL + Redis, migrations, demo data, web, worker
+# Translations (Flask-Babel): the catalogues (.po) are kept in git, the compiled .mo files are
+# built from them here, before anything runs. `make messages` collects new strings into the .po
+# files; a string without a Vietnamese translation fails tests/unit/test_translations.py.
+TRANSLATIONS := portal/translations
+MO := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
+%.mo: %.po $(STAMP)
+	@$(VENV)/bin/pybabel compile --statistics -i $< -o $@ 2>&1 | sed 's/^/  /'
+
+translations: $(MO)  ## compile the translations (.po → .mo)
+
+messages: $(STAMP)  ## collect the strings to translate into portal/translations/*/messages.po
+	$(VENV)/bin/pybabel extract --no-location --sort-output -F $(TRANSLATIONS)/babel.cfg \
+	  -k _l -k lazy_gettext -k lazy_pgettext:1c,2 -o $(TRANSLATIONS)/messages.pot .
+	$(VENV)/bin/pybabel update --no-fuzzy-matching --ignore-obsolete \
+	  -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS)
+
+run: $(STAMP) $(MO)  ## run the portal: embedded PostgreSQL + Redis, migrations, demo data, web, worker
 	$(PY) -m portal.devrun
 
 # PYTEST_RC_FILE (set by .ci/run) receives pytest's own exit code: make only reports "failed".
@@ -40,14 +57,14 @@ run: $(STAMP)  ## run the portal: embedded PostgreSQL + Redis, migrations, demo 
 # stay on one worker. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
-test: $(STAMP)  ## unit, integration and browser tests (not the benchmarks)
+test: $(STAMP) $(MO)  ## unit, integration and browser tests (not the benchmarks)
 	@$(VENV)/bin/pytest $(XDIST) -m "not benchmark" tests $(PYTEST_ARGS); rc=$$?; \
 	  if [ -n "$(PYTEST_RC_FILE)" ]; then echo $$rc > "$(PYTEST_RC_FILE)"; fi; exit $$rc
 
 # The suite at each instant of tests/clock.py's HOSTILE_INSTANTS (TEST_CLOCK): a Sunday night on
 # 31 December, a minute before the contact window opens, the instant it closes, a leap day.
 CLOCK_TESTS ?= tests/integration tests/e2e tests/scenario
-test-clock: $(STAMP)  ## integration, browser and scenario tests at each hostile TEST_CLOCK instant
+test-clock: $(STAMP) $(MO)  ## integration, browser and scenario tests at each hostile TEST_CLOCK instant
 	@failed=""; for instant in $$($(PY) -m tests.clock instants); do \
 	  echo "== TEST_CLOCK=$$instant"; \
 	  TEST_CLOCK=$$instant $(VENV)/bin/pytest $(XDIST) -m "not benchmark" $(CLOCK_TESTS) \
@@ -56,7 +73,7 @@ test-clock: $(STAMP)  ## integration, browser and scenario tests at each hostile
 	if [ -n "$$failed" ]; then echo "failed at:$$failed"; exit 1; fi; echo "passed at every instant"
 
 # `make bench FULL=1` = `make bench-full` (make cannot take `make bench --full`: pytest can).
-bench: $(STAMP)  ## every benchmark at reduced sizes (~10 min); summary in docs/performance.md
+bench: $(STAMP) $(MO)  ## every benchmark at reduced sizes (~10 min); summary in docs/performance.md
 	$(VENV)/bin/pytest -m benchmark tests/benchmarks -s $(if $(FULL),--full) $(PYTEST_ARGS)
 
 bench-full: $(STAMP)  ## every benchmark at the issues' large sizes (hours)

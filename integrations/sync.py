@@ -49,6 +49,7 @@ from portal.events.relay import request_relay_after_commit
 from portal.extensions import db
 from portal.logging import correlation_scope, get_correlation_id
 from portal.models import ProductOwnerMove, User
+from portal.notifications.messages import N_, counted, message
 from portal.notifications.operations import notify
 from portal.queues import enqueue
 from portal.schedules import Jobs
@@ -384,10 +385,13 @@ def tell_ops_of_held_moves(app: Flask, outcome: SyncOutcome) -> int:
         for run_id, count in held:
             for user_id in users:
                 notify(db.session, user_id, "owner_moves_held",
-                       f"{outcome.integration} run {run_id}: {count} product"
-                       f"{'s' if count != 1 else ''} held",
-                       f"The run would give {count} product{'s' if count != 1 else ''} to "
-                       "other customers. Apply or reject the moves on the run page.",
+                       counted(N_("%(integration)s run %(run)s: %(num)d product held"),
+                               N_("%(integration)s run %(run)s: %(num)d products held"),
+                               count, integration=outcome.integration, run=run_id),
+                       counted(N_("The run would give %(num)d product to other customers. "
+                                  "Apply or reject the moves on the run page."),
+                               N_("The run would give %(num)d products to other customers. "
+                                  "Apply or reject the moves on the run page."), count),
                        link=f"/ops/integrations/runs/{run_id}")
         db.session.commit()
     log.warning("product owner moves held for ops", extra={
@@ -405,7 +409,9 @@ def alert_ops(app: Flask, outcome: SyncOutcome) -> int:
         run = outcome.run_ids[-1] if outcome.run_ids else None
         for user_id in users:
             notify(db.session, user_id, "sync_failed",
-                   f"{outcome.integration} sync failed after {outcome.attempts} attempt(s)",
+                   counted(N_("%(integration)s sync failed after %(num)d attempt"),
+                           N_("%(integration)s sync failed after %(num)d attempts"),
+                           outcome.attempts, integration=outcome.integration),
                    "; ".join(outcome.errors)[-2000:] or None,
                    link=f"/ops/integrations/runs/{run}" if run else "/ops/integrations")
         db.session.commit()
@@ -455,15 +461,19 @@ def progress(conn_or_session, integration: str) -> dict | None:
 def ops_run_now(integration: str):
     def run_now(*, user=None, run=None) -> str:
         job_id = trigger(integration, user_id=getattr(user, "id", None))
-        return f"{integration} sync enqueued (job {job_id})"
+        return message(N_("%(name)s sync enqueued (job %(job)s)"), name=integration,
+                       job=job_id).render()
     return run_now
 
 
 def ops_full_resync(integration: str):
     def full_resync(*, user=None, run=None) -> str:
         job_id = trigger(integration, full=True, user_id=getattr(user, "id", None))
-        what = "newest full set loaded again" if integration == "T24" else "from the start"
-        return f"{integration} full resync enqueued ({what}; job {job_id})"
+        if integration == "T24":
+            return message(N_("%(name)s full resync enqueued (newest full set loaded again; "
+                              "job %(job)s)"), name=integration, job=job_id).render()
+        return message(N_("%(name)s full resync enqueued (from the start; job %(job)s)"),
+                       name=integration, job=job_id).render()
     return full_resync
 
 
@@ -473,5 +483,6 @@ def ops_retry_run(integration: str):
         # next run picks up what was left. W4/LOS: the next run resumes from the stored cursor.
         day = getattr(run, "business_date", None) if integration == "T24" else None
         job_id = trigger(integration, business_date=day, user_id=getattr(user, "id", None))
-        return f"{integration} run {getattr(run, 'id', '?')} retried (job {job_id})"
+        return message(N_("%(name)s run %(run)s retried (job %(job)s)"), name=integration,
+                       run=getattr(run, "id", "?"), job=job_id).render()
     return retry_run

@@ -11,7 +11,7 @@ import os
 
 from flask import Flask
 
-from portal import clock, db_ping, models, signing  # noqa: F401  (models: every table on the metadata)
+from portal import clock, db_ping, i18n, models, signing  # noqa: F401  (models: every table on the metadata)
 from portal.admin import action_codes as admin_action_codes  # noqa: F401  (routes on admin's bp)
 from portal.admin import contact_rules as admin_contact_rules  # noqa: F401  (routes on admin's bp)
 from portal.admin import views as admin
@@ -28,7 +28,7 @@ from portal.cases import views as cases
 from portal.cli import register_cli
 from portal.config import Config, config_from_env
 from portal.events.subscribers import load_subscribers
-from portal.extensions import csrf, db, htmx, limiter, login_manager, migrate
+from portal.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 from portal.field import cli as field_cli  # noqa: F401  (commands on field's bp)
 from portal.field import views as field
 from portal.kpi import views as kpi
@@ -89,6 +89,8 @@ def build_app(config: type[Config] | None = None, overrides: dict | None = None)
     htmx.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale,
+                   default_translation_directories=os.path.join(ROOT, "portal", "translations"))
 
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)

@@ -40,6 +40,8 @@ class Config:
     REDIS_URL = os.environ.get("REDIS_URL")
     BANK_TIMEZONE = os.environ.get("BANK_TIMEZONE", "Asia/Ho_Chi_Minh")
     BANK_CURRENCY = os.environ.get("BANK_CURRENCY", "VND")
+    # The language of a user who has not picked one (portal/i18n.py): "vi" or "en"
+    DEFAULT_LANGUAGE = os.environ.get("DEFAULT_LANGUAGE", "vi")
 
     # Sessions and cookies
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
@@ -249,6 +251,9 @@ class TestConfig(Config):
     SANDBOX_ENABLED = True
     PAYMENT_WEBHOOK_SECRETS = "test-payments-current,test-payments-next"
     PAYMENTS_API_KEY = "test-payments-key"
+    # Tests read the portal's English words unless they choose Vietnamese (the product default,
+    # checked by tests/integration/test_languages.py and the Vietnamese page walks)
+    DEFAULT_LANGUAGE = "en"
 
 
 CONFIGS = {"production": Config, "development": DevConfig, "testing": TestConfig}

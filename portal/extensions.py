@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app, request
+from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -19,6 +20,7 @@ migrate = Migrate()
 login_manager = LoginManager()
 htmx = Htmx()
 csrf = CSRFProtect()
+babel = Babel()
 
 
 class RouteLimiter(Limiter):

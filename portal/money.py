@@ -1,8 +1,10 @@
 """Money, one rule for each reader and writer.
 
-- ``format_money``: shown to people (pages, notifications, notes). Thousands separators; no
-  decimals for a whole amount, which is what VND amounts are ("12,500,000 ₫"), two when there
-  are cents ("1,500,000.50 ₫"); the ₫ sign for VND, else the currency code; "—" for none.
+- ``format_money``: shown to people (pages, notifications, notes), grouped by the page's locale
+  (portal/i18n.py): "12.500.000 ₫" in Vietnamese, "12,500,000 ₫" in English; no decimals for a
+  whole amount, which is what VND amounts are, two when there are cents ("1.500.000,50 ₫"); the
+  ₫ sign for VND, else the currency code, joined by a no-break space so it never wraps onto a
+  line of its own; "—" for none.
 - ``decimal_text``: sent to machines (the read API, GraphQL): the exact decimal as stored
   ("3000000.00"), never rounded or grouped.
 - ``parse_money``: typed by people (every amount field of every form). The bank locale's
@@ -20,8 +22,12 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from flask import current_app, has_app_context
+from flask_babel import gettext as _
+
+from portal.i18n import format_number
 
 CURRENCY_SIGNS = {"VND": "₫"}
+NO_BREAK_SPACE = "\u00a0"
 MINOR_UNITS = {"VND": 0}  # digits after the decimal separator; 2 for a currency not listed
 MAX_INTEGER_DIGITS = 16  # Numeric(18, 2)
 EXAMPLE = "5.000.000"
@@ -36,8 +42,9 @@ _ONE_COMMA_GROUP = re.compile(r"\d{1,3},\d{3}")  # "5,000": 5 (vi-VN) or 5000 (e
 
 
 def format_money(value, currency: str | None = "VND") -> str:
-    """``value`` (Decimal, int, or a decimal string as events carry it) for people to read:
-    12500000 → "12,500,000 ₫", "1500000.5" → "1,500,000.50 ₫", (250, "USD") → "250 USD"."""
+    """``value`` (Decimal, int, or a decimal string as events carry it) for people to read, in
+    Vietnamese: 12500000 → "12.500.000 ₫", "1500000.5" → "1.500.000,50 ₫", (250, "USD") →
+    "250 USD"."""
     if value is None or value == "":
         return "—"
     try:
@@ -48,7 +55,8 @@ def format_money(value, currency: str | None = "VND") -> str:
         return str(value)
     places = 0 if amount == amount.to_integral_value() else 2
     currency = currency or "VND"
-    return f"{amount:,.{places}f} {CURRENCY_SIGNS.get(currency, currency)}"
+    sign = CURRENCY_SIGNS.get(currency, currency)
+    return f"{format_number(amount, places)}{NO_BREAK_SPACE}{sign}"
 
 
 def decimal_text(value: Decimal | None) -> str | None:
@@ -75,10 +83,10 @@ def parse_money(raw, currency: str | None = None) -> Decimal | None:
     body = re.sub(re.escape(_code(currency)), "", _MARKS.sub("", text), flags=re.IGNORECASE)
     body = _SPACES.sub(" ", body).strip()
     if body.startswith("-"):
-        raise ValueError("An amount cannot be negative.")
+        raise ValueError(_("An amount cannot be negative."))
     if not body or not re.fullmatch(r"[\d., ]+", body) or not body[0].isdigit() \
             or not body[-1].isdigit():
-        raise ValueError(f"Enter an amount such as {EXAMPLE}.")
+        raise ValueError(_("Enter an amount such as %(example)s.", example=EXAMPLE))
     whole, comma, fraction = body, "", ""
     if "," in body and "." in body:
         if body.rfind(",") < body.rfind("."):  # "5,000.50": the English way round
@@ -88,27 +96,30 @@ def parse_money(raw, currency: str | None = None) -> Decimal | None:
             raise ValueError(_mixed(text, currency))
     elif "," in body and not _COMMA_GROUPS.fullmatch(body):
         if body.count(",") > 1:
-            raise ValueError(f"“{text}” is not an amount: write thousands with dots, "
-                             f"as in {EXAMPLE}.")
+            raise ValueError(_("“%(text)s” is not an amount: write thousands with dots, "
+                               "as in %(example)s.", text=text, example=EXAMPLE))
         whole, comma, fraction = body.rpartition(",")
         if _minor_units(currency) == 0 and _ONE_COMMA_GROUP.fullmatch(body):
-            raise ValueError(f"“{text}” is ambiguous: a comma starts decimals here, and "
-                             f"{_code(currency)} has none. Write {whole}.{fraction} or "
-                             f"{whole}{fraction}.")
+            grouped, plain = f"{whole}.{fraction}", whole + fraction
+            raise ValueError(_("“%(text)s” is ambiguous: a comma starts decimals here, and "
+                               "%(currency)s has none. Write %(grouped)s or %(plain)s.",
+                               text=text, currency=_code(currency), grouped=grouped,
+                               plain=plain))
     elif "," in body:
         whole = body.replace(",", "")
     if not (_PLAIN.fullmatch(whole) or _DOT_GROUPS.fullmatch(whole)
             or _SPACE_GROUPS.fullmatch(whole)):
-        raise ValueError(f"“{text}” is not an amount: dots group thousands in threes, "
-                         f"as in {EXAMPLE}.")
+        raise ValueError(_("“%(text)s” is not an amount: dots group thousands in threes, "
+                           "as in %(example)s.", text=text, example=EXAMPLE))
     digits = whole.replace(".", "").replace(" ", "")
     if comma:
         places = _minor_units(currency)
         if places == 0:
-            raise ValueError(f"{_code(currency)} has no decimals: write the amount without "
-                             f"“,{fraction}”.")
+            raise ValueError(_("%(currency)s has no decimals: write the amount without "
+                               "“,%(fraction)s”.", currency=_code(currency), fraction=fraction))
         if not _PLAIN.fullmatch(fraction) or len(fraction) > places:
-            raise ValueError(f"At most {places} decimals, after a comma (1.234,50).")
+            raise ValueError(_("At most %(num)d decimals, after a comma (1.234,50).",
+                               num=places))
         digits += "." + fraction
     return _checked(Decimal(digits), text, currency)
 
@@ -123,21 +134,22 @@ def _minor_units(currency: str | None) -> int:
 
 def _mixed(text: str, currency: str | None) -> str:
     if _minor_units(currency) == 0:
-        return (f"“{text}” mixes separators: dots group thousands ({EXAMPLE}) and "
-                f"{_code(currency)} has no decimals.")
-    return (f"“{text}” mixes separators: dots group thousands and a comma starts the "
-            "decimals, as in 1.234,50.")
+        return _("“%(text)s” mixes separators: dots group thousands (%(example)s) and "
+                 "%(currency)s has no decimals.", text=text, example=EXAMPLE,
+                 currency=_code(currency))
+    return _("“%(text)s” mixes separators: dots group thousands and a comma starts the "
+             "decimals, as in 1.234,50.", text=text)
 
 
 def _checked(amount: Decimal, text: str, currency: str | None) -> Decimal:
     if not amount.is_finite():
-        raise ValueError(f"Enter an amount such as {EXAMPLE}.")
+        raise ValueError(_("Enter an amount such as %(example)s.", example=EXAMPLE))
     if amount < 0:
-        raise ValueError("An amount cannot be negative.")
+        raise ValueError(_("An amount cannot be negative."))
     places = _minor_units(currency)
     if amount != amount.quantize(Decimal(1).scaleb(-places), rounding="ROUND_DOWN"):
-        raise ValueError(f"{_code(currency)} has no decimals." if places == 0
-                         else f"At most {places} decimals.")
+        raise ValueError(_("%(currency)s has no decimals.", currency=_code(currency))
+                         if places == 0 else _("At most %(num)d decimals.", num=places))
     if amount >= Decimal(10) ** MAX_INTEGER_DIGITS:
-        raise ValueError("The amount is too large.")
+        raise ValueError(_("The amount is too large."))
     return amount

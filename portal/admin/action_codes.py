@@ -5,6 +5,8 @@ them): an admin deactivates one instead. Every change is audited."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -16,45 +18,54 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 from portal import audit
 from portal.admin.views import bp
 from portal.extensions import db, partial_request
+from portal.labels import COMMON
 from portal.models import Action, ActionCode
 from portal.models.enums import ACTION_TYPES
 from portal.permissions.decorators import permission_required
 
-CODE_PATTERN = Regexp(r"^[A-Z0-9_]+$", message="Use capital letters, digits and _ only "
-                                                 "(e.g. NO_ANSWER).")
+CODE_PATTERN = Regexp(r"^[A-Z0-9_]+$", message=_l("Use capital letters, digits and _ only "
+                                                    "(e.g. NO_ANSWER)."))
 FIELDS = ("type", "subtype", "result", "label", "is_contact", "is_promise", "follow_up_days",
           "sort_order", "active")
 
 
 class ActionCodeForm(FlaskForm):
-    type = SelectField("Type", choices=[SelectChoice(t, t.title()) for t in ACTION_TYPES],
-                       validators=[DataRequired("Choose a type.")])
-    subtype = StringField("Subtype", filters=[lambda v: (v or "").strip().upper() or None],
-                          validators=[DataRequired("Enter a subtype, e.g. OUTBOUND."),
+    type = SelectField(_l("Type"),
+                       choices=[SelectChoice(t, COMMON.get(t.lower(), t.title()))
+                                for t in ACTION_TYPES],
+                       validators=[DataRequired(_l("Choose a type."))])
+    subtype = StringField(_l("Subtype"), filters=[lambda v: (v or "").strip().upper() or None],
+                          validators=[DataRequired(_l("Enter a subtype, e.g. OUTBOUND.")),
                                       Length(max=40), CODE_PATTERN],
-                          description="Groups results, e.g. OUTBOUND, INBOUND, HOME, WORK.")
-    result = StringField("Result", filters=[lambda v: (v or "").strip().upper() or None],
-                         validators=[DataRequired("Enter a result code, e.g. NO_ANSWER."),
+                          description=_l("Groups results, e.g. OUTBOUND, INBOUND, HOME, WORK."))
+    result = StringField(_l("Result"), filters=[lambda v: (v or "").strip().upper() or None],
+                         validators=[DataRequired(_l("Enter a result code, e.g. NO_ANSWER.")),
                                      Length(max=40), CODE_PATTERN])
-    label = StringField("Label", filters=[lambda v: (v or "").strip() or None],
-                        validators=[DataRequired("Enter the label agents see."),
+    label = StringField(_l("Label"), filters=[lambda v: (v or "").strip() or None],
+                        validators=[DataRequired(_l("Enter the label agents see.")),
                                     Length(max=120)],
-                        description="What agents see in the result dropdown.")
-    is_contact = BooleanField("Right-party contact",
-                              description="The customer (or their authorised person) was reached.")
-    is_promise = BooleanField("Captures a promise to pay",
-                              description="The agent must enter an amount and a date.")
+                        description=_l("What agents see in the result dropdown."))
+    is_contact = BooleanField(_l("Right-party contact"),
+                              description=_l("The customer (or their authorised person) was "
+                                             "reached."))
+    is_promise = BooleanField(_l("Captures a promise to pay"),
+                              description=_l("The agent must enter an amount and a date."))
     follow_up_days = IntegerField(
-        "Follow-up after (days)",
-        validators=[Optional(), NumberRange(0, 365, "Enter 0 to 365 days, or leave empty.")],
-        description="Pre-fills the next follow-up date; empty: no automatic follow-up.")
-    sort_order = IntegerField("Order", default=0,
+        _l("Follow-up after (days)"),
+        validators=[Optional(), NumberRange(0, 365, _l("Enter 0 to 365 days, or leave empty."))],
+        description=_l("Pre-fills the next follow-up date; empty: no automatic follow-up."))
+    sort_order = IntegerField(_l("Order"), default=0,
                               validators=[Optional(),
-                                          NumberRange(0, 9999, "Enter 0 to 9999.")],
-                              description="Lower comes first within its subtype.")
-    active = BooleanField("Active", default=True,
-                          description="Inactive codes are hidden from agents; past actions keep "
-                                      "them.")
+                                          NumberRange(0, 9999, _l("Enter 0 to 9999."))],
+                              description=_l("Lower comes first within its subtype."))
+    active = BooleanField(_l("Active"), default=True,
+                          description=_l("Inactive codes are hidden from agents; past actions "
+                                         "keep them."))
+
+
+def _code_words(*parts: str) -> str:
+    """"CALL / OUTBOUND / NO_ANSWER": a code as admins read it."""
+    return " / ".join(parts)
 
 
 def _values(code: ActionCode) -> dict:
@@ -90,8 +101,9 @@ def save_action_code(session: Session, form: ActionCodeForm, actor,
         ActionCode.id != (code.id if code else -1)))
     if duplicate is not None:
         form.result.errors = [*form.result.errors,
-                              f"{form.type.data} / {form.subtype.data} / {form.result.data} "
-                              f"already exists (“{duplicate.label}”)."]
+                              _("%(code)s already exists (“%(label)s”).",
+                                code=_code_words(form.type.data, form.subtype.data,
+                                                 form.result.data), label=duplicate.label)]
         return None
     before = _values(code) if code else None
     if code is None:
@@ -141,7 +153,8 @@ def create_action_code():
         db.session.rollback()
         return _render(form, status=422)
     db.session.commit()
-    flash(f"Action code {code.type} / {code.subtype} / {code.result} added.", "success")
+    flash(_("Action code %(code)s added.",
+            code=_code_words(code.type, code.subtype, code.result)), "success")
     return redirect(url_for("admin.action_codes") + f"#code-{code.id}")
 
 
@@ -163,7 +176,8 @@ def update_action_code(code_id: int):
         code = db.session.get(ActionCode, code_id)
         return _render(form, editing=code, status=422)
     db.session.commit()
-    flash(f"Action code {code.type} / {code.subtype} / {code.result} saved.", "success")
+    flash(_("Action code %(code)s saved.",
+            code=_code_words(code.type, code.subtype, code.result)), "success")
     return redirect(url_for("admin.action_codes") + f"#code-{code.id}")
 
 
@@ -178,7 +192,8 @@ def toggle_action_code(code_id: int):
                  before=before, after=_values(code))
     db.session.commit()
     if partial_request():
-        _, usage = _tree(db.session)
+        _codes, usage = _tree(db.session)
         return render_template("admin/_action_code_row.html", code=code, usage=usage)
-    flash(f"{code.label}: {'activated' if code.active else 'deactivated'}.", "success")
+    flash(_("%(label)s: activated.", label=code.label) if code.active
+          else _("%(label)s: deactivated.", label=code.label), "success")
     return redirect(url_for("admin.action_codes") + f"#code-{code.id}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -18,23 +20,23 @@ from portal.permissions.decorators import permission_required
 
 
 class ContactRulesForm(FlaskForm):
-    window_start = TimeField("Contact window opens", validators=[
-        InputRequired("Enter the time calls and visits may start, e.g. 07:00.")])
-    window_end = TimeField("Contact window closes", validators=[
-        InputRequired("Enter the time calls and visits must stop, e.g. 21:00.")])
-    max_call_attempts = IntegerField("Call attempts allowed", validators=[
-        InputRequired("Enter a number of calls."),
-        NumberRange(1, 100, "Enter a number from 1 to 100.")])
-    attempt_window_days = IntegerField("Per rolling period of (days)", validators=[
-        InputRequired("Enter a number of days."),
-        NumberRange(1, 90, "Enter a number of days from 1 to 90.")])
-    promise_max_days = IntegerField("Promise date at most (days ahead)", validators=[
-        InputRequired("Enter a number of days."),
-        NumberRange(0, 365, "Enter a number of days from 0 to 365.")])
+    window_start = TimeField(_l("Contact window opens"), validators=[
+        InputRequired(_l("Enter the time calls and visits may start, e.g. 07:00."))])
+    window_end = TimeField(_l("Contact window closes"), validators=[
+        InputRequired(_l("Enter the time calls and visits must stop, e.g. 21:00."))])
+    max_call_attempts = IntegerField(_l("Call attempts allowed"), validators=[
+        InputRequired(_l("Enter a number of calls.")),
+        NumberRange(1, 100, _l("Enter a number from 1 to 100."))])
+    attempt_window_days = IntegerField(_l("Per rolling period of (days)"), validators=[
+        InputRequired(_l("Enter a number of days.")),
+        NumberRange(1, 90, _l("Enter a number of days from 1 to 90."))])
+    promise_max_days = IntegerField(_l("Promise date at most (days ahead)"), validators=[
+        InputRequired(_l("Enter a number of days.")),
+        NumberRange(0, 365, _l("Enter a number of days from 0 to 365."))])
 
     def validate_window_end(self, field):
         if self.window_start.data and field.data and field.data <= self.window_start.data:
-            raise ValidationError("The window must close after it opens.")
+            raise ValidationError(_("The window must close after it opens."))
 
 
 def _render(form: ContactRulesForm, status: int = 200):
@@ -79,5 +81,5 @@ def save_contact_rules():
     rules_service.save_promise_rules(db.session, PromiseRules(max_days=form.promise_max_days.data),
                                      current_user)
     db.session.commit()
-    flash("Contact rules saved. They apply to the next call or visit recorded.", "success")
+    flash(_("Contact rules saved. They apply to the next call or visit recorded."), "success")
     return redirect(url_for("admin.contact_rules"))

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from wtforms import SelectField, SelectMultipleField, StringField
 from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length
@@ -8,8 +10,26 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.permissions.roles import API_SCOPES, PERMISSIONS
 
-EXPIRY_CHOICES = [SelectChoice("", "Never"), SelectChoice("30", "In 30 days"),
-                  SelectChoice("90", "In 90 days"), SelectChoice("365", "In one year")]
+EXPIRY_CHOICES = [SelectChoice("", _l("Never")), SelectChoice("30", _l("In 30 days")),
+                  SelectChoice("90", _l("In 90 days")), SelectChoice("365", _l("In one year"))]
+
+# What each API scope allows, in the reader's language (portal/permissions/roles.py keeps the
+# English, read by the CLI and the API's documents).
+SCOPE_DESCRIPTIONS = {
+    "api.profile": _l("read the calling principal (GET /api/v1/me)"),
+    "api.locations": _l("post GPS positions of a field agent"),
+    "api.visits": _l("read the visit plan and check in at visits"),
+    "api.cases": _l("read cases and customers"),
+    "api.calls": _l("call-centre events and click-to-call"),
+    "api.integrations": _l("read integration health and trigger runs"),
+}
+
+
+def scope_choice(scope: str) -> SelectChoice:
+    """A scope's checkbox: its identifier (not the portal's words) and what it allows."""
+    words = SCOPE_DESCRIPTIONS.get(scope) or PERMISSIONS[scope].removeprefix("API: ")
+    return SelectChoice(scope, Markup('<span class="mono" translate="no">%s</span> — %s')
+                        % (scope, words))
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -19,15 +39,20 @@ class MultiCheckboxField(SelectMultipleField):
 
 class TokenForm(FlaskForm):
     name = StringField(
-        "Name", validators=[DataRequired("Give the token a name."), Length(max=100)],
-        description="Who or what uses it, e.g. “Phone – Tran Van An” or “Call centre CTI”.",
+        _l("Name"), validators=[DataRequired(_l("Give the token a name.")), Length(max=100)],
+        description=_l("Who or what uses it, e.g. “Phone – Nguyễn Văn An” or “Call centre "
+                       "CTI”."),
     )
-    user_id = SelectField("Acts as user", coerce=str,
-                          description="Leave “System” for an integration that is not a person.")
+    user_id = SelectField(_l("Acts as user"), coerce=str,
+                          description=_l("Leave “System” for an integration that is not a "
+                                         "person."))
     scopes = MultiCheckboxField(
-        "Scopes",
-        choices=[SelectChoice(s, f"{s} — {PERMISSIONS[s].removeprefix('API: ')}")
-                 for s in API_SCOPES],
-        validators=[DataRequired("Choose at least one scope.")],
+        _l("Scopes"), choices=[],
+        validators=[DataRequired(_l("Choose at least one scope."))],
     )
-    expires_in_days = SelectField("Expires", choices=EXPIRY_CHOICES, default="")
+    expires_in_days = SelectField(_l("Expires"), choices=EXPIRY_CHOICES, default="")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # built per form: the descriptions are in the language of the request
+        self.scopes.choices = [scope_choice(s) for s in API_SCOPES]

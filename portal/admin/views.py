@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms.fields import SelectChoice
 
@@ -30,9 +31,10 @@ def users():
 def _token_form(fresh: bool = False) -> TokenForm:
     form = TokenForm(formdata=None) if fresh else TokenForm()
     active = admin_users.active_users(db.session)
-    form.user_id.choices = [SelectChoice("", "System (no user)")] + [
+    form.user_id.choices = [SelectChoice("", _("System (no user)"))] + [
         SelectChoice(str(u.id),
-                     f"{u.full_name} — {u.username} ({ROLE_LABELS.get(u.role, u.role)})")
+                     f"{u.full_name} — {u.username} ({ROLE_LABELS.get(u.role, u.role)})",
+                     render_kw={"translate": "no"})  # a person, not the portal's words
         for u in active
     ]
     return form
@@ -79,7 +81,9 @@ def revoke_token(token_id: int):
     try:
         api_tokens.revoke_token(db.session, token, revoked_by=current_user)
         db.session.commit()
-        message, category = f"Token “{token.name}” ({token.prefix}…) revoked.", "success"
+        message = _("Token “%(name)s” (%(prefix)s…) revoked.", name=token.name,
+                    prefix=token.prefix)
+        category = "success"
     except api_tokens.TokenError as exc:
         message, category = str(exc), "warning"
     if partial_request():

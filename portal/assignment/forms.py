@@ -8,6 +8,7 @@ validated. The filter read from a GET's query string has no token and needs none
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import FileStorage
 from wtforms import Field, ValidationError
@@ -39,11 +40,11 @@ class _UploadedText(Field):
             return
         data = upload.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
-            raise ValueError("The file is larger than 2 MB.")
+            raise ValueError(_("The file is larger than 2 MB."))
         try:
             self.data = data.decode("utf-8-sig")
         except UnicodeDecodeError:  # a ValueError too, but its message names only the codec
-            raise ValueError("The file is not UTF-8 text.") from None
+            raise ValueError(_("The file is not UTF-8 text.")) from None
 
 
 def _id(raw: str | None) -> int | None:
@@ -118,11 +119,11 @@ class BulkAssignForm(CaseFilterForm):
 
     def validate_target(self, field):
         if field.data != "none" and _id(field.data) is None:
-            raise ValidationError("Choose the agent who takes the cases.")
+            raise ValidationError(_("Choose the agent who takes the cases."))
 
     def validate_case_id(self, field):
         if not self.every_matching_case() and not field.data:
-            raise ValidationError("Tick the cases to reassign, or choose all matching cases.")
+            raise ValidationError(_("Tick the cases to reassign, or choose all matching cases."))
 
     def every_matching_case(self) -> bool:
         return self.scope.data == "all"
@@ -146,7 +147,7 @@ class AutoDistributeForm(_Form):
 
     def validate_team(self, field):
         if field.data is None:
-            raise ValidationError("Choose the team to distribute to.")
+            raise ValidationError(_("Choose the team to distribute to."))
 
 
 class CsvUploadForm(_Form):
@@ -162,7 +163,7 @@ class CsvUploadForm(_Form):
             return "", self.file.errors[0]
         content = self.file.data if self.file.data is not None else self.content.data or ""
         if not content.strip():
-            return "", "Choose a CSV file (columns cif,agent)."
+            return "", _("Choose a CSV file (columns cif,agent).")
         return content, None
 
 

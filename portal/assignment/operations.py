@@ -20,6 +20,9 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
@@ -27,13 +30,18 @@ from sqlalchemy.orm import Session
 from portal import audit, clock
 from portal.cases import queue
 from portal.field import geo as field_geo
+from portal.i18n import format_number
+from portal.labels import label
 from portal.models import Address, AgentLocation, Case, CaseAssignment, User
 from portal.models.enums import BUCKETS
+from portal.notifications.messages import N_, counted, message
 from portal.notifications.operations import notify
 from portal.permissions import scopes
 
 ROLE_COLUMNS = {"agent": "assigned_agent_id", "field_agent": "assigned_field_agent_id"}
-ROLE_LABELS = {"agent": "call agent", "field_agent": "field agent"}
+ROLE_LABELS = {"agent": _l("call agent"), "field_agent": _l("field agent")}
+ROLE_NAMES = {"agent": N_("call agent"), "field_agent": N_("field agent")}  # notifications
+ROLE_PLURALS = {"agent": _l("call agents"), "field_agent": _l("field agents")}
 CSV_MAX_LINES = 20_000
 CSV_COLUMNS = ("cif", "agent")
 STRATEGIES = ("balance", "round_robin")
@@ -69,20 +77,26 @@ def check_team(session: Session, actor: User, team_id: int) -> None:
     may name any: the agents they may assign are limited anyway)."""
     teams = team_ids_for(session, actor)
     if teams and team_id not in teams:
-        raise AssignmentError("That team is not one of yours.")
+        raise AssignmentError(_("That team is not one of yours."))
 
 
 def _check_agent(session: Session, actor: User, agent: User | None) -> User:
     if agent is None:
-        raise AssignmentError("Unknown agent.")
+        raise AssignmentError(_("Unknown agent."))
     if not agent.active:
-        raise AssignmentError(f"{agent.full_name} is deactivated.")
+        raise AssignmentError(_("%(name)s is deactivated.", name=agent.full_name))
     if agent.role not in ROLE_COLUMNS:
-        raise AssignmentError(f"{agent.full_name} is a {agent.role}, not a call or field agent.")
+        raise AssignmentError(_("%(name)s is a %(role)s, not a call or field agent.",
+                                name=agent.full_name, role=_role_word(agent.role)))
     teams = team_ids_for(session, actor)
     if teams is not None and agent.team_id not in teams:
-        raise AssignmentError(f"{agent.full_name} is not in one of your teams.")
+        raise AssignmentError(_("%(name)s is not in one of your teams.", name=agent.full_name))
     return agent
+
+
+def _role_word(role: str) -> str:
+    """A user's role in a sentence ("is a supervisor"), in the reader's language."""
+    return str(label(role, "role")).lower()
 
 
 def _case_scope(session: Session, actor: User, role: str):
@@ -166,8 +180,10 @@ class BatchResult:
     case_ids: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.changed} case{'s' if self.changed != 1 else ''} assigned"
-                + (f", {self.unchanged} already with that agent" if self.unchanged else ""))
+        text = ngettext("%(num)d case assigned", "%(num)d cases assigned", self.changed)
+        if self.unchanged:
+            text += _(", %(num)d already with that agent", num=self.unchanged)
+        return text
 
 
 def assign_cases(session: Session, actor: User, plan: list[tuple[int, int | None]], *,
@@ -175,7 +191,7 @@ def assign_cases(session: Session, actor: User, plan: list[tuple[int, int | None
     """Apply ``plan`` = [(case id, agent id or None to unassign)] for ``role``, in one batch:
     history, one audit row per changed case, one notification per affected agent."""
     if role not in ROLE_COLUMNS:
-        raise AssignmentError(f"Unknown role {role!r}.")
+        raise AssignmentError(_("Unknown role %(role)s.", role=repr(role)))
     column_name = ROLE_COLUMNS[role]
     column = getattr(Case, column_name)
     result = BatchResult(role)
@@ -186,20 +202,21 @@ def assign_cases(session: Session, actor: User, plan: list[tuple[int, int | None
     for agent_id in targets:
         agent = _check_agent(session, actor, agents.get(agent_id))
         if agent.role != role:
-            raise AssignmentError(f"{agent.full_name} is a {ROLE_LABELS[agent.role]}; "
-                                  f"choose a {ROLE_LABELS[role]}.")
+            raise AssignmentError(_("%(name)s is a %(role)s; choose a %(wanted)s.",
+                                    name=agent.full_name, role=ROLE_LABELS[agent.role],
+                                    wanted=ROLE_LABELS[role]))
     wanted = dict(plan)
     query = select(Case.id, Case.cif, column).where(Case.id.in_(wanted)).with_for_update()
     scope = _case_scope(session, actor, role)
     rows = session.execute(query).all()
     if len(rows) != len(wanted):
-        raise AssignmentError("Some of the cases no longer exist.")
+        raise AssignmentError(_("Some of the cases no longer exist."))
     if scope is not None:
         allowed = set(session.scalars(select(Case.id).where(Case.id.in_(wanted), scope)))
-        refused = [cif for cid, cif, _ in rows if cid not in allowed]
+        refused = [cif for cid, cif, _holder in rows if cid not in allowed]
         if refused:
-            raise AssignmentError(f"{len(refused)} case(s) are held by agents outside your "
-                                  f"teams (e.g. {refused[0]}).")
+            raise AssignmentError(_("%(num)d case(s) are held by agents outside your teams "
+                                    "(e.g. %(cif)s).", num=len(refused), cif=refused[0]))
     now = clock.now()
     history, audits = [], []
     by_target: dict[int | None, list[int]] = defaultdict(list)
@@ -245,18 +262,22 @@ def assign_cases(session: Session, actor: User, plan: list[tuple[int, int | None
 def _notify(session: Session, actor: User, result: BatchResult) -> None:
     names = dict(session.execute(select(User.id, User.full_name).where(
         User.id.in_(set(result.gained) | set(result.lost)))).all())
-    role_label = ROLE_LABELS[result.role]
+    role = message(ROLE_NAMES[result.role])  # in the reader's language when shown
     for agent_id, n in result.gained.items():
         notify(session, agent_id, "assignment",
-               f"{n} case{'s' if n != 1 else ''} assigned to you",
-               f"{actor.full_name} assigned you {n} case{'s' if n != 1 else ''} as "
-               f"{role_label}.", link="/cases/queue")
+               counted(N_("%(num)d case assigned to you"), N_("%(num)d cases assigned to you"), n),
+               counted(N_("%(name)s assigned you %(num)d case as %(role)s."),
+                       N_("%(name)s assigned you %(num)d cases as %(role)s."), n,
+                       name=actor.full_name, role=role), link="/cases/queue")
     for agent_id, n in result.lost.items():
         if agent_id not in names:
             continue
         notify(session, agent_id, "assignment",
-               f"{n} case{'s' if n != 1 else ''} moved out of your queue",
-               f"{actor.full_name} reassigned {n} of your cases to another {role_label}.")
+               counted(N_("%(num)d case moved out of your queue"),
+                       N_("%(num)d cases moved out of your queue"), n),
+               counted(N_("%(name)s reassigned %(num)d of your cases to another %(role)s."),
+                       N_("%(name)s reassigned %(num)d of your cases to another %(role)s."), n,
+                       name=actor.full_name, role=role))
 
 
 def assign_filtered(session: Session, actor: User, case_filter: CaseFilter,
@@ -315,18 +336,18 @@ def preview_csv(session: Session, actor: User, content: str) -> CsvPreview:
     teams or not a call/field agent, case held outside the actor's teams, duplicate cif."""
     content = content.lstrip("\ufeff")
     if "\x00" in content:  # no text column can hold it: a binary file, not a CSV
-        return CsvPreview([], "The file holds NUL characters: it is not a text CSV file.")
+        return CsvPreview([], _("The file holds NUL characters: it is not a text CSV file."))
     reader = csv.reader(io.StringIO(content))
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
-        return CsvPreview([], "The file is empty.")
+        return CsvPreview([], _("The file is empty."))
     except csv.Error as exc:
-        return CsvPreview([], f"Not a CSV file: {exc}")
+        return CsvPreview([], _("Not a CSV file: %(error)s", error=exc))
     missing = [c for c in CSV_COLUMNS if c not in header]
     if missing:
-        return CsvPreview([], "The first line must name the columns cif and agent "
-                              f"(missing: {', '.join(missing)}).")
+        return CsvPreview([], _("The first line must name the columns cif and agent "
+                                "(missing: %(columns)s).", columns=", ".join(missing)))
     ci, ai = header.index("cif"), header.index("agent")
     ri = header.index("reason") if "reason" in header else None
     lines: list[CsvLine] = []
@@ -337,10 +358,11 @@ def preview_csv(session: Session, actor: User, content: str) -> CsvPreview:
             if not any(cell.strip() for cell in row):
                 continue
             if len(lines) >= CSV_MAX_LINES:
-                return CsvPreview([], f"Too many lines: at most {CSV_MAX_LINES:,} per file.")
+                return CsvPreview([], _("Too many lines: at most %(num)s per file.",
+                                        num=format_number(CSV_MAX_LINES)))
             lines.append(CsvLine(line, _cell(row, ci), _cell(row, ai), _cell(row, ri) or None))
     except csv.Error as exc:
-        return CsvPreview([], f"Line {reader.line_num}: {exc}")
+        return CsvPreview([], _("Line %(num)d: %(error)s", num=reader.line_num, error=exc))
     cases = dict(session.execute(select(Case.cif, Case.id).where(
         Case.cif.in_({line.cif for line in lines if line.cif}))).all())
     users = {u.username.lower(): u for u in session.scalars(select(User).where(
@@ -361,34 +383,36 @@ def preview_csv(session: Session, actor: User, content: str) -> CsvPreview:
     seen: dict[tuple[str, str], int] = {}
     for line in lines:
         if not line.cif:
-            line.error = "The cif is missing."
+            line.error = _("The cif is missing.")
             continue
         if not line.agent:
-            line.error = "The agent is missing."
+            line.error = _("The agent is missing.")
             continue
         case_id = cases.get(line.cif)
         if case_id is None:
-            line.error = f"Unknown cif {line.cif}: no case for this customer."
+            line.error = _("Unknown cif %(cif)s: no case for this customer.", cif=line.cif)
             continue
         agent = users.get(line.agent.lower())
         if agent is None:
-            line.error = f"Unknown agent {line.agent}."
+            line.error = _("Unknown agent %(agent)s.", agent=line.agent)
             continue
         if agent.role not in ROLE_COLUMNS:
-            line.error = f"{agent.username} is a {agent.role}, not a call or field agent."
+            line.error = _("%(name)s is a %(role)s, not a call or field agent.",
+                           name=agent.username, role=_role_word(agent.role))
             continue
         if not agent.active:
-            line.error = f"Agent {agent.username} is deactivated."
+            line.error = _("Agent %(name)s is deactivated.", name=agent.username)
             continue
         if teams is not None and agent.team_id not in teams:
-            line.error = f"Agent {agent.username} is in another team."
+            line.error = _("Agent %(name)s is in another team.", name=agent.username)
             continue
         if case_id in held_outside[agent.role]:
-            line.error = f"Case {line.cif} is held by an agent outside your teams."
+            line.error = _("Case %(cif)s is held by an agent outside your teams.", cif=line.cif)
             continue
         key = (line.cif, agent.role)
         if key in seen:
-            line.error = f"Duplicate: cif {line.cif} already on line {seen[key]}."
+            line.error = _("Duplicate: cif %(cif)s already on line %(line)d.", cif=line.cif,
+                           line=seen[key])
             continue
         seen[key] = line.line
         line.case_id, line.agent_id, line.role = case_id, agent.id, agent.role
@@ -407,10 +431,10 @@ def apply_csv(session: Session, actor: User, content: str, *,
     if preview.fatal:
         raise AssignmentError(preview.fatal)
     if preview.errors and not skip_invalid:
-        raise AssignmentError(f"{len(preview.errors)} line(s) have errors; fix them or choose "
-                              "to apply the valid lines only.")
+        raise AssignmentError(_("%(num)d line(s) have errors; fix them or choose to apply the "
+                                "valid lines only.", num=len(preview.errors)))
     if not preview.valid:
-        raise AssignmentError("No valid line to apply.")
+        raise AssignmentError(_("No valid line to apply."))
     results = []
     for role in ROLE_COLUMNS:
         plan = [(line.case_id, line.agent_id) for line in preview.valid if line.role == role]
@@ -434,7 +458,7 @@ class DistributionPlan:
 
 
 def _open_load(session: Session, role: str, agent_ids: list[int]) -> dict[int, int]:
-    return {agent_id: n for agent_id, (n, _) in
+    return {agent_id: n for agent_id, (n, _oldest) in
             queue.held_counts(session, agent_ids, role).items()}
 
 
@@ -452,10 +476,11 @@ def plan_distribution(session: Session, actor: User, *, team_id: int, role: str 
     loaded.
     """
     if strategy not in STRATEGIES:
-        raise AssignmentError(f"Unknown strategy {strategy!r}.")
+        raise AssignmentError(_("Unknown strategy %(strategy)s.", strategy=repr(strategy)))
     agents = assignable_agents(session, actor, role=role, team_id=team_id)
     if not agents:
-        raise AssignmentError(f"The team has no active {ROLE_LABELS[role]}s to distribute to.")
+        raise AssignmentError(_("The team has no active %(role)s to distribute to.",
+                                role=ROLE_PLURALS[role]))
     case_filter = case_filter or CaseFilter(role=role)
     case_filter.role, case_filter.agent_id = role, 0
     query = case_filter.statement(session, actor).with_only_columns(Case.id, Case.cif)

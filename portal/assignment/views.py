@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 
 from portal.assignment import operations as assignment
@@ -21,6 +24,8 @@ from portal.permissions.decorators import permission_required
 bp = Blueprint("assignment", __name__, url_prefix="/supervisor/assignment")
 
 PAGE_SIZE = 50
+STRATEGY_WORDS = {"balance": _l("balance"), "round_robin": _l("round robin"),
+                  "nearest": _l("nearest")}
 
 
 def _index_page(case_filter: CaseFilter, error: str | None = None) -> str:
@@ -54,7 +59,7 @@ def bulk():
     except AssignmentError as exc:
         db.session.rollback()
         return _index_page(case_filter, error=str(exc)), 422
-    flash(result.summary() + ".", "success")
+    flash(_("%(summary)s.", summary=result.summary()), "success")
     return redirect(url_for("assignment.index", role=case_filter.role,
                             team=case_filter.team_id or "",
                             agent=("none" if case_filter.agent_id == 0
@@ -77,7 +82,8 @@ def auto():
     except AssignmentError as exc:
         db.session.rollback()
         return _index_page(CaseFilter(role=role), error=str(exc)), 422
-    flash(f"Automatic distribution ({plan.strategy.replace('_', ' ')}): {result.summary()}.",
+    flash(_("Automatic distribution (%(strategy)s): %(summary)s.",
+            strategy=STRATEGY_WORDS.get(plan.strategy, plan.strategy), summary=result.summary()),
           "success")
     return redirect(url_for("assignment.index", role=role, team=form.team.data))
 
@@ -112,7 +118,9 @@ def apply_upload():
         preview = assignment.preview_csv(db.session, current_user, content)
         return _upload_page(preview, content, str(exc)), 422
     changed = sum(r.changed for r in results)
-    skipped = f", {len(preview.errors)} line(s) with errors skipped" if preview.errors else ""
-    flash(f"CSV applied: {changed} case{'s' if changed != 1 else ''} assigned{skipped}.",
+    skipped = _(", %(num)d line(s) with errors skipped", num=len(preview.errors)) \
+        if preview.errors else ""
+    flash(ngettext("CSV applied: %(num)d case assigned%(skipped)s.",
+                   "CSV applied: %(num)d cases assigned%(skipped)s.", changed, skipped=skipped),
           "success")
     return redirect(url_for("assignment.index"))

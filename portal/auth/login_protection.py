@@ -15,6 +15,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+from flask_babel import ngettext
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -47,8 +48,8 @@ class Lock:
 
     @property
     def message(self) -> str:
-        unit = "minute" if self.minutes_left == 1 else "minutes"
-        return f"Account locked, try again in {self.minutes_left} {unit}."
+        return ngettext("Account locked, try again in %(num)d minute.",
+                        "Account locked, try again in %(num)d minutes.", self.minutes_left)
 
 
 class LoginProtection:

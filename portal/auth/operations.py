@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -15,7 +17,7 @@ from portal.models import Team, User
 from portal.models.base import utcnow
 from portal.models.enums import ROLES
 
-INVALID_CREDENTIALS = "Invalid username or password."
+INVALID_CREDENTIALS = _l("Invalid username or password.")
 MIN_PASSWORD_LENGTH = 10
 
 # Checked when the username is unknown, so the answer takes as long as for a real user.
@@ -69,7 +71,8 @@ def attempt_login(session: Session, username: str, password: str,
                       "locked_seconds": protection.lockout_seconds})
         session.commit()
     if user is not None and valid and not user.active:
-        return LoginOutcome(None, "This account is deactivated. Contact your administrator.")
+        return LoginOutcome(None, gettext("This account is deactivated. Contact your "
+                                          "administrator."))
     return LoginOutcome(None, INVALID_CREDENTIALS)
 
 
@@ -109,3 +112,12 @@ def set_password(session: Session, user: User, password: str,
     user.password_hash = generate_password_hash(password)
     audit.record(session, actor, "user.set_password", "user", user.id, None,
                  {"username": user.username})
+
+
+def set_language(session: Session, user: User, language: str) -> None:
+    """The language ``user`` reads the portal in (portal/i18n.py); audited."""
+    if user.language == language:
+        return
+    audit.record(session, user, "user.language_changed", "user", user.id,
+                 before={"language": user.language}, after={"language": language})
+    user.language = language

@@ -12,10 +12,12 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import login_user, logout_user
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
 
+from portal import i18n
 from portal.auth import login_protection, operations, sessions
-from portal.auth.forms import LoginForm
+from portal.auth.forms import LanguageForm, LoginForm
 from portal.extensions import db, limiter
 from portal.permissions.decorators import permission_required, public, safe_next
 
@@ -35,7 +37,7 @@ def login():
     form = LoginForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
-    error, status = None, 200
+    error, locked, status = None, False, 200
     if form.validate_on_submit():
         outcome = operations.attempt_login(
             db.session, form.username.data, form.password.data,
@@ -45,14 +47,15 @@ def login():
             sessions.start()
             login_user(outcome.user)
             session.permanent = True
-            flash(f"Welcome, {outcome.user.full_name}.", "success")
+            flash(_("Welcome, %(name)s.", name=outcome.user.full_name), "success")
             return redirect(safe_next(form.next.data) or url_for("main.home"))
-        error = outcome.message
+        error, locked = str(outcome.message), outcome.locked
         status = 429 if outcome.locked else 401
     elif request.method == "POST":
         status = 422
     expired = request.args.get("expired") == "1" and request.method == "GET"
-    return render_template("auth/login.html", form=form, error=error, expired=expired), status
+    return render_template("auth/login.html", form=form, error=error, locked=locked,
+                           expired=expired), status
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -62,8 +65,25 @@ def logout():
         return render_template("auth/logout.html")
     logout_user()
     sessions.revoke_current()  # a copy of this cookie no longer signs anyone in
-    flash("You have signed out.", "info")
+    flash(_("You have signed out."), "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.post("/language")
+@public  # the sign-in page has the menu too; a signed-in user's choice is kept on the user
+def language():
+    """Back to the page the menu was on: ``next`` (a signed-in page), or the sign-in page
+    keeping where it leads."""
+    form = LanguageForm()
+    if form.validate_on_submit():
+        session[i18n.SESSION_KEY] = form.language.data
+        if current_user.is_authenticated:
+            operations.set_language(db.session, current_user, form.language.data)
+            db.session.commit()
+    target = safe_next(form.next.data)
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login", next=target))
+    return redirect(target or url_for("main.home"))
 
 
 def _moved(endpoint: str, **values):

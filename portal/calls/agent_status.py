@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -40,8 +42,8 @@ from portal.permissions import scopes
 PORTAL_STATUSES = ("available", "break", "offline")  # what an agent may choose in the portal
 STATUS_TONES = {"available": "green", "on_call": "blue", "wrap_up": "amber", "break": "amber",
                 "offline": ""}
-STATUS_LABELS = {"available": "Available", "on_call": "On a call", "wrap_up": "Wrap-up",
-                 "break": "On break", "offline": "Offline"}
+STATUS_LABELS = {"available": _l("Available"), "on_call": _l("On a call"),
+                 "wrap_up": _l("Wrap-up"), "break": _l("On break"), "offline": _l("Offline")}
 
 
 class StatusError(ValueError):
@@ -181,7 +183,7 @@ def set_from_portal(session: Session, agent: User, status: str,
                     now: datetime | None = None) -> AgentStatus:
     """The agent's own choice: saved now, unsynced until the call centre accepts it."""
     if status not in PORTAL_STATUSES:
-        raise StatusError("Choose available, break or offline.")
+        raise StatusError(_("Choose available, break or offline."))
     change(session, agent.id, status, source="portal", at=now or clock.now(), synced=False)
     return session.get(AgentStatus, agent.id, populate_existing=True)
 
@@ -340,12 +342,13 @@ class BoardRow:
 
 
 def duration_label(seconds: int) -> str:
-    """45 s · 12 min · 2 h 05 min"""
+    """45 s · 12 min · 2 h 05 min (in the page's language)"""
     if seconds >= 3600:
-        return f"{seconds // 3600} h {(seconds % 3600) // 60:02d} min"
+        return _("%(hours)s h %(minutes)s min", hours=seconds // 3600,
+                 minutes=f"{(seconds % 3600) // 60:02d}")
     if seconds >= 60:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
+        return _("%(minutes)s min", minutes=seconds // 60)
+    return _("%(seconds)s s", seconds=seconds)
 
 
 @dataclass

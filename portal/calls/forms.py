@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
+from flask_babel import gettext as _
+
 from portal import clock
 from portal.calls.operations import ManualCall
 from portal.cases.forms import ActionForm
@@ -18,7 +20,7 @@ def _started_at(raw: str | None) -> datetime | None:
         local = datetime.combine(clock.bank_today(), time.fromisoformat(raw.strip()),
                                  tzinfo=clock.bank_zone())
     except ValueError as exc:
-        raise ValueError("Enter the time as HH:MM.") from exc
+        raise ValueError(_("Enter the time as HH:MM.")) from exc
     return local.astimezone(clock.now().tzinfo)
 
 
@@ -29,7 +31,7 @@ def _duration_seconds(raw: str | None) -> int | None:
     try:
         return int(round(float(raw.strip().replace(",", ".")) * 60))
     except ValueError as exc:
-        raise ValueError("Enter the length in minutes, e.g. 3 or 2.5.") from exc
+        raise ValueError(_("Enter the length in minutes, e.g. 3 or 2.5.")) from exc
 
 
 class StatusForm(SubmittedForm):

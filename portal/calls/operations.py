@@ -24,6 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
@@ -45,6 +47,7 @@ from portal.cases import actions, contact_rules
 from portal.cases.actions import ActionInput, ActionValidationError, ContactRefused
 from portal.events import publish
 from portal.kpi import operations as kpis
+from portal.labels import label
 from portal.logging import get_correlation_id
 from portal.models import (
     Action,
@@ -61,6 +64,8 @@ from portal.models import (
 from portal.models.enums import CALL_DIRECTIONS
 from portal.models.integrations import IntegrationRun
 from portal.notifications import operations as notifications
+from portal.notifications.messages import N_, message
+from portal.notifications.messages import day as bank_day
 from portal.payments.discrepancies import record_gaps
 
 __all__ = ["ActionInput", "ActionValidationError", "ContactRefused"]
@@ -301,14 +306,15 @@ RETURNING action_id
 def _log_call(session: Session, record, now: datetime) -> int | None:
     """A call just ended: a CALL action with its result to choose (when the customer is
     known), the record marked logged, and the CALL_LOGGED event. Returns the action id."""
-    answered = "answered" if record.duration_s else "not answered"
+    # the timeline's note, in the deployment's language (or the request's, for a dial)
+    answered = record.disposition or ("answered" if record.duration_s else "no_answer")
+    note = _("%(direction)s call · %(length)s · %(disposition)s — outcome to record",
+             direction=label(record.direction), length=_duration_label(record.duration_s),
+             disposition=label(answered).lower())
     record.action_id = session.execute(LOG_CALL_SQL, {
         "cif": record.cif, "agent_id": record.agent_id, "subtype": _subtype(record),
         "at": record.ended_at, "call_id": record.call_id, "now": now, "id": record.id,
-        "action_id": record.action_id,
-        "notes": f"{record.direction.capitalize()} call · {_duration_label(record.duration_s)}"
-                 f" · {(record.disposition or answered).replace('_', ' ').lower()}"
-                 " — outcome to record",
+        "action_id": record.action_id, "notes": note,
     }).scalar()
     publish("CALL_LOGGED", call_logged_payload(record), session=session,
             occurred_at=record.ended_at)
@@ -340,9 +346,10 @@ def tell_supervisor_of_breach(session: Session, record) -> Notification | None:
     at = record.started_at.astimezone(clock.bank_zone())
     return notifications.notify(
         session, found.supervisor_id, BREACH_KIND,
-        f"{found.full_name}: outbound call outside the contact window",
-        f"Call at {at:%H:%M} on {at:%d/%m/%Y}, outside {record.window_breach}. Every breach "
-        "of the day is flagged in the agent's calls.", link=link, cif=record.cif)
+        message(N_("%(name)s: outbound call outside the contact window"), name=found.full_name),
+        message(N_("Call at %(time)s on %(date)s, outside %(window)s. Every breach of the day "
+                   "is flagged in the agent's calls."), time=f"{at:%H:%M}",
+                date=bank_day(at.date()), window=record.window_breach), link=link, cif=record.cif)
 
 
 def call_logged_payload(record) -> dict:
@@ -367,10 +374,9 @@ class CallCentreDown(Exception):
     or it refused the portal's key): the agent is offered manual call logging. ``headline``
     says which, ``detail`` what the portal saw."""
 
-    def __init__(self, detail: str, *,
-                 headline: str = "The call centre cannot be reached."):
+    def __init__(self, detail: str, *, headline: str | None = None):
         super().__init__(detail)
-        self.headline = headline
+        self.headline = headline or _("The call centre cannot be reached.")
         self.detail = detail
 
 
@@ -383,17 +389,17 @@ class CallCentreRefused(Exception):
         self.code = code
         self.remote_message = message or ""
         self.reason = REFUSAL_REASONS.get(code or "") or \
-            (f"It said: {message}." if message else "It gave no reason.")
+            (_("It said: %(message)s.", message=message) if message else _("It gave no reason."))
         super().__init__(self.reason)
 
 
 # the call centre's refusal codes (docs/integrations.md, "Call centre") in the agent's words
 REFUSAL_REASONS = {
-    "agent_busy": "You are already on a call. Finish it, then call again.",
-    "unknown_agent": "The call centre does not know your agent id or extension: ask an "
-                     "administrator.",
-    "invalid_number": "The call centre says this number cannot be dialled.",
-    "bad_request": "The call centre could not dial this number.",
+    "agent_busy": _l("You are already on a call. Finish it, then call again."),
+    "unknown_agent": _l("The call centre does not know your agent id or extension: ask an "
+                        "administrator."),
+    "invalid_number": _l("The call centre says this number cannot be dialled."),
+    "bad_request": _l("The call centre could not dial this number."),
 }
 
 
@@ -405,13 +411,13 @@ def callable_phone(session: Session, cif: str, phone_id: int) -> Phone:
     """A phone of the customer, or of one of the customer's reference persons."""
     phone = session.get(Phone, phone_id)
     if phone is None:
-        raise DialRefused("This number is not on file.")
+        raise DialRefused(_("This number is not on file."))
     if phone.cif == cif:
         return phone
     if phone.ref_cif and session.scalar(select(ReferenceCustomer.primary_cif).where(
             ReferenceCustomer.ref_cif == phone.ref_cif)) == cif:
         return phone
-    raise DialRefused("This number does not belong to the customer.")
+    raise DialRefused(_("This number does not belong to the customer."))
 
 
 def check_dial(session: Session, cif: str, phone: Phone, at: datetime):
@@ -430,13 +436,13 @@ def click_to_call(session: Session, client, *, agent: User, cif: str, phone_id: 
     phone = callable_phone(session, cif, phone_id)
     decision = check_dial(session, cif, phone, now)
     if not decision.allowed:
-        raise ContactRefused(decision.reason or "The contact rules do not allow this call now.",
+        raise ContactRefused(decision.reason or _("The contact rules do not allow this call now."),
                              decision.next_allowed_at)
     agent_ref = agent.cti_agent_id or agent.phone_extension
     if not agent_ref:
-        raise DialRefused("You have no call-centre extension: ask an administrator.")
+        raise DialRefused(_("You have no call-centre extension: ask an administrator."))
     if client is None:
-        raise CallCentreDown("No call centre is configured.")
+        raise CallCentreDown(_("No call centre is configured."))
     number = phone.number_e164 or normalise_phone(phone.number) or phone.number
     try:
         answer = client.dial(agent_ref, number, reference=cif, request_id=str(uuid.uuid4()))
@@ -444,19 +450,19 @@ def click_to_call(session: Session, client, *, agent: User, cif: str, phone_id: 
         raise CallCentreDown(str(exc)) from exc
     except AuthError as exc:  # it answered, but not to the portal: nobody can dial
         raise CallCentreDown(
-            f"It answered {exc.status}: {exc.remote_message or 'credentials refused'}. Ask "
-            "ops to check the call-centre API key.",
-            headline="The call centre refused the portal's key.") from exc
+            _("It answered %(status)s: %(message)s. Ask ops to check the call-centre API key.",
+              status=exc.status, message=exc.remote_message or _("credentials refused")),
+            headline=_("The call centre refused the portal's key.")) from exc
     except ApiError as exc:
         if exc.refused:  # it answered and said no to this dial
             raise CallCentreRefused(exc.status, exc.code, exc.remote_message) from exc
         raise CallCentreDown(str(exc),  # it answered something the portal cannot read
-                             headline="The call centre's answer could not be read.") from exc
+                             headline=_("The call centre's answer could not be read.")) from exc
     call_id = str(answer.get("call_id") or "")
     if not call_id:
-        raise CallCentreDown("The call centre did not return a call id.")
+        raise CallCentreDown(_("The call centre did not return a call id."))
     ref_cif = phone.ref_cif if phone.cif is None else None
-    row, _ = merge_call(session, call_id, phone=number, direction="outbound", started_at=now,
+    row, _ended = merge_call(session, call_id, phone=number, direction="outbound", started_at=now,
                         agent_id=agent.id, agent_ref=agent_ref, cif=cif, ref_cif=ref_cif)
     return session.get(CallRecord, row.id)
 
@@ -478,11 +484,12 @@ def hang_up(config, call_id: str) -> str | None:
             client.hangup(call_id)
         except ApiError as exc:
             if exc.refused:
-                return (f"The call centre refused to hang up ({exc.status} {exc.code or ''}): "
-                        f"{exc.remote_message or 'no reason given'}.")
-            return f"The call centre cannot be reached: {exc}"
+                return _("The call centre refused to hang up (%(status)s %(code)s): %(message)s.",
+                         status=exc.status, code=exc.code or "",
+                         message=exc.remote_message or _("no reason given"))
+            return _("The call centre cannot be reached: %(error)s", error=exc)
         except Exception as exc:  # noqa: BLE001 - shown to the agent
-            return f"The call centre did not answer: {exc}"
+            return _("The call centre did not answer: %(error)s", error=exc)
     return None
 
 
@@ -502,14 +509,14 @@ def record_outcome(session: Session, *, agent: User, call_id: str, data: ActionI
     record = session.scalar(select(CallRecord).where(CallRecord.call_id == call_id)
                             .with_for_update())
     if record is None or record.action_id is None:
-        raise OutcomeError("This call has no action to complete.")
+        raise OutcomeError(_("This call has no action to complete."))
     action = session.scalar(select(Action).where(Action.id == record.action_id)
                             .with_for_update())
     if action is None or action.result is not None:
-        raise OutcomeError("The outcome of this call has already been recorded.")
+        raise OutcomeError(_("The outcome of this call has already been recorded."))
     code, loan, card_number, errors = actions.check_input(
         session, action.cif, data, now, code_type="CALL",
-        code_error="Choose the result of the call.")
+        code_error=_("Choose the result of the call."))
     account_number = loan.account_number if loan else card_number
     today = clock.bank_today(now)
     if errors:
@@ -563,21 +570,23 @@ def log_manual_call(session: Session, *, agent: User, cif: str, call: ManualCall
     now = now or clock.now()
     errors: dict[str, str] = {}
     if call.direction not in CALL_DIRECTIONS:
-        errors["direction"] = "Choose inbound or outbound."
+        errors["direction"] = _("Choose inbound or outbound.")
     code = session.get(ActionCode, call.action.action_code_id) \
         if call.action.action_code_id else None
     if code is not None and code.type == "CALL" and call.direction in CALL_DIRECTIONS:
         if contact_rules.code_direction(code.type, code.subtype) == "inbound" and \
                 call.direction == "outbound":
-            errors["direction"] = "This result is for a call the customer made: choose inbound."
+            errors["direction"] = _("This result is for a call the customer made: choose "
+                                   "inbound.")
         elif call.direction == "inbound" and (code.subtype or "").upper() == "OUTBOUND":
-            errors["direction"] = "This result is for a call to the customer: choose outbound."
+            errors["direction"] = _("This result is for a call to the customer: choose "
+                                   "outbound.")
     if call.phone_id is None:
-        errors["phone_id"] = "Choose the number called."
+        errors["phone_id"] = _("Choose the number called.")
     if call.started_at is not None and call.started_at > now + timedelta(minutes=1):
-        errors["started_at"] = "The call cannot start in the future."
+        errors["started_at"] = _("The call cannot start in the future.")
     if call.duration_s is not None and not 0 <= call.duration_s <= 4 * 3600:
-        errors["duration"] = "Enter the length of the call in minutes (up to 4 hours)."
+        errors["duration"] = _("Enter the length of the call in minutes (up to 4 hours).")
     phone = None
     if call.phone_id is not None:
         try:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -64,7 +66,7 @@ def parse_date(raw: str | None) -> date | None:
     try:
         return date.fromisoformat(str(raw).strip())
     except ValueError as exc:
-        raise ValueError("Enter a date as YYYY-MM-DD.") from exc
+        raise ValueError(_("Enter a date as YYYY-MM-DD.")) from exc
 
 
 def default_follow_up(code: ActionCode, now: datetime | None = None) -> date | None:
@@ -107,7 +109,7 @@ def _number_of_record(session: Session, phone: Phone | None) -> int | None:
 
 def check_input(session: Session, cif: str, data: ActionInput, now: datetime, *,
                 code_type: str | None = None,
-                code_error: str = "Choose a type, a subtype and a result.",
+                code_error: str = _l("Choose a type, a subtype and a result."),
                 ) -> tuple[ActionCode | None, Loan | None, str | None, dict[str, str]]:
     """The checks every recorded result shares (the action form, a call's outcome): an active
     result (of ``code_type`` when given), an account of the customer's (a loan, else a card
@@ -116,7 +118,7 @@ def check_input(session: Session, cif: str, data: ActionInput, now: datetime, *,
     errors: dict[str, str] = {}
     code = session.get(ActionCode, data.action_code_id) if data.action_code_id else None
     if code is None or not code.active or (code_type and code.type != code_type):
-        errors["action_code_id"] = code_error
+        errors["action_code_id"] = str(code_error)
     loan = None
     card_number = None
     if data.account_number:
@@ -126,11 +128,11 @@ def check_input(session: Session, cif: str, data: ActionInput, now: datetime, *,
             card_number = session.scalar(select(Card.contract_number).where(
                 Card.contract_number == data.account_number, Card.cif == cif))
         if loan is None and card_number is None:
-            errors["account_number"] = "This account does not belong to the customer."
+            errors["account_number"] = _("This account does not belong to the customer.")
     if data.notes and len(data.notes) > NOTES_MAX:
-        errors["notes"] = f"Notes are limited to {NOTES_MAX} characters."
+        errors["notes"] = _("Notes are limited to %(num)d characters.", num=NOTES_MAX)
     if data.follow_up_date is not None and data.follow_up_date < clock.bank_today(now):
-        errors["follow_up_date"] = "The follow-up date cannot be in the past."
+        errors["follow_up_date"] = _("The follow-up date cannot be in the past.")
     return code, loan, card_number, errors
 
 
@@ -151,7 +153,7 @@ def record_action(session: Session, *, agent: User, cif: str, data: ActionInput,
     if data.phone_id is not None:
         phone = session.get(Phone, data.phone_id)
         if phone is None or phone.cif != cif:
-            errors["phone_id"] = "This number does not belong to the customer."
+            errors["phone_id"] = _("This number does not belong to the customer.")
     if errors:
         raise ActionValidationError(errors)
 
@@ -161,7 +163,7 @@ def record_action(session: Session, *, agent: User, cif: str, data: ActionInput,
                                  direction=direction or contact_rules.code_direction(
                                      code.type, code.subtype), window=window)
         if not decision.allowed:
-            raise ContactRefused(decision.reason or "The contact rules do not allow this now.",
+            raise ContactRefused(decision.reason or _("The contact rules do not allow this now."),
                                  decision.next_allowed_at)
 
     follow_up = data.follow_up_date if data.follow_up_date is not None \

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal import clock
 from portal.cases import account_checks
+from portal.labels import label
 from portal.models import (
     Action,
     ActionCode,
@@ -98,11 +99,12 @@ class CaseView:
 def account_choices(loans, cards) -> list[tuple[str, str]]:
     """(account number, label) of the open loans and cards an action can be for (a promise
     on a card counts for the whole customer: promises are tracked per loan), in the order given:
-    "LN0001 · PERSONAL LOAN · 45 DPD", "•••• 1234 · card · 12 DPD"."""
-    items = [(ln.account_number, f"{ln.account_number} · {ln.product_type.replace('_', ' ')}"
+    "LN0001 · Personal loan · 45 DPD", "•••• 1234 · Card · 12 DPD" (the product's label)."""
+    items = [(ln.account_number, f"{ln.account_number} · {label(ln.product_type)}"
                                  f" · {ln.dpd} DPD")
              for ln in loans if ln.status != "CLOSED"]
-    items += [(c.contract_number, f"{c.masked_card_number} · card · {c.days_overdue} DPD")
+    items += [(c.contract_number, f"{c.masked_card_number} · {label('card')} · "
+                                  f"{c.days_overdue} DPD")
               for c in cards if c.status != "CLOSED"]
     return items
 

@@ -36,6 +36,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -279,13 +281,13 @@ def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int
     if phone_id is not None:
         phone = session.get(Phone, phone_id)
         if phone is None:
-            return ContactDecision(False, "This phone number is not on file.", None)
+            return ContactDecision(False, _("This phone number is not on file."), None)
         if phone.do_not_contact:
             return ContactDecision(
                 False,
-                f"The number {mask_phone(phone_national(phone.number_e164 or phone.number))} "
-                f"is marked do-not-contact. "
-                "Use another number or channel.",
+                _("The number %(number)s is marked do-not-contact. "
+                  "Use another number or channel.",
+                  number=mask_phone(phone_national(phone.number_e164 or phone.number))),
                 None,
             )
 
@@ -296,23 +298,25 @@ def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int
         attempts = _recent_calls(session, cif, at, rules.attempt_window_days)
         release = _cap_release(rules, attempts)
         if release is not None:
-            reasons.append(
-                f"This customer has already been called {len(attempts)} times in the last "
-                f"{rules.attempt_window_days} days (the limit is {rules.max_call_attempts})."
-            )
+            reasons.append(ngettext(
+                "This customer has already been called %(calls)d times in the last "
+                "%(num)d day (the limit is %(limit)d).",
+                "This customer has already been called %(calls)d times in the last "
+                "%(num)d days (the limit is %(limit)d).",
+                rules.attempt_window_days, calls=len(attempts),
+                limit=rules.max_call_attempts))
             candidate = max(candidate, release)
     if window and action_type in WINDOW_TYPES and not in_window(rules, at):
-        reasons.append(
-            f"It is {_local_label(at)[-5:]} in the bank's time zone, outside the contact window "
-            f"({_window_label(rules)})."
-        )
+        reasons.append(_(
+            "It is %(time)s in the bank's time zone, outside the contact window (%(window)s).",
+            time=_local_label(at)[-5:], window=_window_label(rules)))
     if not reasons:
         return ContactDecision(True)
     if window and action_type in WINDOW_TYPES:
         candidate = next_window_opening(rules, candidate)
     return ContactDecision(
         False,
-        " ".join(reasons) + f" Next allowed: {_local_label(candidate)}.",
+        " ".join([*reasons, _("Next allowed: %(time)s.", time=_local_label(candidate))]),
         candidate,
     )
 

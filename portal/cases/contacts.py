@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -54,7 +56,16 @@ EDITABLE = ("type", "is_primary", "notes")
 LIMITS = {"number": 32, "line1": 300, "line2": 300, "ward": 100, "district": 100, "city": 100,
           "province": 100, "address": 254, "notes": 1000}
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-PHONE_EXAMPLE = "Enter a phone number such as 0912 345 678 or +84912345678."
+PHONE_EXAMPLE = _l("Enter a phone number such as 0912 345 678 or +84912345678.")
+# a number (e-mail) the customer already has: on adding one, on editing a CRM row into another
+ALREADY_ON_FILE = {"phone": _l("The customer already has this phone: correct or edit it in the "
+                               "list."),
+                   "email": _l("The customer already has this email: correct or edit it in the "
+                               "list.")}
+ANOTHER_CRM_ROW = {"phone": _l("Another CRM phone of the customer is already this one: edit "
+                               "that one instead."),
+                   "email": _l("Another CRM email of the customer is already this one: edit "
+                               "that one instead.")}
 
 
 class ContactValidationError(Exception):
@@ -77,30 +88,30 @@ def clean(kind: ContactKind, form) -> dict:
     values: dict = {}
     contact_type = (form.get("type") or "").strip().upper()
     if contact_type not in kind.types:
-        errors["type"] = "Choose a type."
+        errors["type"] = _("Choose a type.")
     values["type"] = contact_type
     for name in (*kind.fields, "notes"):
         value = (form.get(name) or "").strip()
         if len(value) > LIMITS.get(name, 300):
-            errors[name] = f"At most {LIMITS.get(name, 300)} characters."
+            errors[name] = _("At most %(num)d characters.", num=LIMITS.get(name, 300))
         values[name] = value or None
     if kind.primary_choice:
         values["is_primary"] = form.get("is_primary") in ("1", "on", "true", "y")
     if kind.name == "phone":
         e164 = phone_e164(values["number"])
         if not values["number"]:
-            errors["number"] = "Enter the phone number."
+            errors["number"] = _("Enter the phone number.")
         elif e164 is None:
-            errors["number"] = PHONE_EXAMPLE
+            errors["number"] = str(PHONE_EXAMPLE)
         else:
             values["number"] = phone_national(e164)
     elif kind.name == "email":
         if not values["address"]:
-            errors["address"] = "Enter the email address."
+            errors["address"] = _("Enter the email address.")
         elif not EMAIL_RE.match(values["address"]):
-            errors["address"] = "Enter an email address such as name@example.com."
+            errors["address"] = _("Enter an email address such as name@example.com.")
     elif kind.name == "address" and not values["line1"]:
-        errors["line1"] = "Enter the street address."
+        errors["line1"] = _("Enter the street address.")
     if errors:
         raise ContactValidationError(errors)
     return values
@@ -223,8 +234,7 @@ def add_contact(session: Session, actor: User, cif: str, kind_name: str, form) -
     values = clean(kind, form)
     if kind.name != "address" and _holding(session, kind, cif, values) is not None:
         field = kind.fields[0]
-        raise ContactValidationError({field: f"The customer already has this {kind.name}: "
-                                             "correct or edit it in the list."})
+        raise ContactValidationError({field: str(ALREADY_ON_FILE[kind.name])})
     unset = _make_room_for_primary(session, kind, cif, values, None)
     row = _new_crm_row(kind, cif, values)
     session.add(row)
@@ -252,8 +262,7 @@ def update_contact(session: Session, actor: User, cif: str, kind_name: str, cont
     if kind.name != "address" and _holding(session, kind, cif, values, source=CRM,
                                            exclude_id=row.id) is not None:
         field = kind.fields[0]
-        raise ContactValidationError({field: f"Another CRM {kind.name} of the customer is "
-                                             "already this one: edit that one instead."})
+        raise ContactValidationError({field: str(ANOTHER_CRM_ROW[kind.name])})
     unset = _make_room_for_primary(session, kind, cif, values, row.id)
     _apply(kind, row, values)
     session.flush()
@@ -305,7 +314,7 @@ def set_flag(session: Session, actor: User, cif: str, kind_name: str, contact_id
     CRM row of the same number (made when there is none). None when the flag already says so."""
     kind = kind_of(kind_name)
     if flag not in FLAGS:
-        raise ContactValidationError({"flag": "Unknown flag."})
+        raise ContactValidationError({"flag": _("Unknown flag.")})
     row = _get(session, kind, cif, contact_id)
     before = snapshot(kind, row)
     target = row

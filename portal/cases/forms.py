@@ -6,6 +6,7 @@ The fields and the base form are portal/forms.py's.
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from wtforms.widgets import TextArea
 
 from portal.cases import actions
@@ -21,15 +22,15 @@ def _checked(raw: str | None) -> bool:
 
 
 class ActionForm(SubmittedForm):
-    action_code_id = RawField("Result", parse=row_id)
-    account_number = RawField("Account", parse=text_or_none)
-    phone_id = RawField("Number", parse=row_id)
-    notes = RawField("Notes", widget=TextArea())
-    follow_up_date = RawField("Follow-up date", parse=actions.parse_date)
-    promise_amount = RawField("Promised amount", parse=actions.parse_decimal)
-    promise_date = RawField("Promised date", parse=actions.parse_date)
+    action_code_id = RawField(_l("Result"), parse=row_id)
+    account_number = RawField(_l("Account"), parse=text_or_none)
+    phone_id = RawField(_l("Number"), parse=row_id)
+    notes = RawField(_l("Notes"), widget=TextArea())
+    follow_up_date = RawField(_l("Follow-up date"), parse=actions.parse_date)
+    promise_amount = RawField(_l("Promised amount"), parse=actions.parse_decimal)
+    promise_date = RawField(_l("Promised date"), parse=actions.parse_date)
     # ticked after the form said a promise is already pending: the new one supersedes it
-    replace_pending = RawField("Replace the pending promise", parse=_checked)
+    replace_pending = RawField(_l("Replace the pending promise"), parse=_checked)
 
     def action_input(self) -> tuple[actions.ActionInput, dict[str, str]]:
         """The action as submitted, and the errors of the fields that could not be read
@@ -49,17 +50,17 @@ class ActionForm(SubmittedForm):
 class ContactForm(SubmittedForm):
     """A phone, address or e-mail of the customer (contacts.clean checks it for its kind)."""
 
-    type = RawField("Type")
-    number = RawField("Number")
-    line1 = RawField("Street")
-    line2 = RawField("Line 2")
-    ward = RawField("Ward")
-    district = RawField("District")
-    city = RawField("City")
-    province = RawField("Province")
-    address = RawField("E-mail")
-    notes = RawField("Notes", widget=TextArea())
-    is_primary = RawField("Primary")
+    type = RawField(_l("Type"))
+    number = RawField(_l("Number"))
+    line1 = RawField(_l("Street"))
+    line2 = RawField(_l("Line 2"))
+    ward = RawField(_l("Ward"))
+    district = RawField(_l("District"))
+    city = RawField(_l("City"))
+    province = RawField(_l("Province"))
+    address = RawField(_l("E-mail"))
+    notes = RawField(_l("Notes"), widget=TextArea())
+    is_primary = RawField(_l("Primary"))
 
 
 class ContactFlagForm(SubmittedForm):

@@ -26,6 +26,8 @@ import logging
 from datetime import date, datetime
 from decimal import Decimal
 
+from flask_babel import force_locale, ngettext
+from flask_babel import gettext as _
 from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +37,8 @@ from portal import audit, clock
 from portal.cases.contact_rules import get_promise_rules
 from portal.cases.queue import collectible_products, recompute_priorities
 from portal.events import publish
+from portal.i18n import default_language, format_date
+from portal.labels import label
 from portal.models import Action, Case, Loan, Payment, Promise, PromiseAllocation, User
 from portal.money import bank_currency, format_money, parse_money
 
@@ -60,7 +64,7 @@ def _currency() -> str:
 def _parse_amount(amount, currency: str) -> tuple[Decimal | None, str | None]:
     """(the amount, None) or (None, why it is not one): portal.money's one parser."""
     if isinstance(amount, float):  # money is never a float
-        return None, "Enter the amount as a whole number of đồng, such as 5.000.000."
+        return None, _("Enter the amount as a whole number of đồng, such as 5.000.000.")
     try:
         return parse_money(amount, currency), None
     except ValueError as exc:
@@ -83,45 +87,52 @@ def validate_promise(session: Session, *, cif: str, account_number: str | None, 
     max_days = get_promise_rules(session).max_days
 
     if promised_date is None:
-        errors["promised_date"] = "Enter the date the customer promised to pay."
+        errors["promised_date"] = _("Enter the date the customer promised to pay.")
     elif promised_date < today:
-        errors["promised_date"] = (f"The date is in the past: it must be {today:%d/%m/%Y} "
-                                   "or later.")
+        errors["promised_date"] = _("The date is in the past: it must be %(date)s or later.",
+                                    date=format_date(today))
     elif (promised_date - today).days > max_days:
         latest = date.fromordinal(today.toordinal() + max_days)
-        errors["promised_date"] = (f"A promise can be at most {max_days} days ahead "
-                                   f"(until {latest:%d/%m/%Y}).")
+        errors["promised_date"] = ngettext(
+            "A promise can be at most %(num)d day ahead (until %(date)s).",
+            "A promise can be at most %(num)d days ahead (until %(date)s).",
+            max_days, date=format_date(latest))
 
     loan = None
     if account_number:
         loan = session.scalar(select(Loan).where(Loan.account_number == account_number))
         if loan is None:
-            errors["account_number"] = f"There is no loan {account_number}."
+            errors["account_number"] = _("There is no loan %(account)s.",
+                                         account=account_number)
         elif loan.cif != cif:
-            errors["account_number"] = f"Loan {account_number} belongs to another customer."
+            errors["account_number"] = _("Loan %(account)s belongs to another customer.",
+                                         account=account_number)
             loan = None
         elif loan.status in CLOSED_LOAN_STATUSES:
-            errors["account_number"] = f"Loan {account_number} is {loan.status.lower()}."
+            errors["account_number"] = _("Loan %(account)s is %(status)s.",
+                                         account=account_number,
+                                         status=label(loan.status).lower())
             loan = None
 
     currency = loan.currency if loan is not None and loan.currency else _currency()
     value, problem = _parse_amount(amount, currency)
     if problem is None and value is None:
-        errors["amount"] = "Enter the amount the customer promised."
+        errors["amount"] = _("Enter the amount the customer promised.")
     elif problem is not None:
         errors["amount"] = problem
     elif value <= 0:
-        errors["amount"] = "The amount must be greater than zero."
+        errors["amount"] = _("The amount must be greater than zero.")
     elif value > MAX_AMOUNT:
-        errors["amount"] = "The amount is too large."
+        errors["amount"] = _("The amount is too large.")
     elif "account_number" not in errors:
-        if loan is not None:
-            due, what = loan.due_amount, f"due on loan {loan.account_number}"
-        else:
-            due, what = customer_total_due(session, cif), "the customer's total due"
-        if value > due:
-            errors["amount"] = (f"The amount is more than {what} "
-                                f"({format_money(due or Decimal(0), currency)}).")
+        due = loan.due_amount if loan is not None else customer_total_due(session, cif)
+        if value > due and loan is not None:
+            errors["amount"] = _("The amount is more than due on loan %(account)s (%(due)s).",
+                                 account=loan.account_number,
+                                 due=format_money(due or Decimal(0), currency))
+        elif value > due:
+            errors["amount"] = _("The amount is more than the customer's total due (%(due)s).",
+                                 due=format_money(due or Decimal(0), currency))
     return errors, value, loan
 
 
@@ -136,13 +147,20 @@ def pending_promise(session: Session, cif: str, account_number: str | None, *,
 
 
 def _promise_text(promise: Promise) -> str:
-    return f"{format_money(promise.amount, promise.currency)} by {promise.promised_date:%d/%m/%Y}"
+    return _("%(amount)s by %(date)s", amount=format_money(promise.amount, promise.currency),
+             date=format_date(promise.promised_date))
 
 
 def _pending_message(pending: Promise) -> str:
-    where = f"loan {pending.account_number}" if pending.account_number else "this customer"
-    return (f"A promise of {_promise_text(pending)} is already pending for {where}. "
-            "Tick “Replace the pending promise” to supersede it with this one.")
+    amount = format_money(pending.amount, pending.currency)
+    when = format_date(pending.promised_date)
+    if pending.account_number:
+        return _("A promise of %(amount)s by %(date)s is already pending for loan %(account)s. "
+                 "Tick “Replace the pending promise” to supersede it with this one.",
+                 amount=amount, date=when, account=pending.account_number)
+    return _("A promise of %(amount)s by %(date)s is already pending for this customer. "
+             "Tick “Replace the pending promise” to supersede it with this one.",
+             amount=amount, date=when)
 
 
 def create_promise(session: Session, *, agent_id: int, cif: str, account_number: str | None,
@@ -179,7 +197,7 @@ def create_promise(session: Session, *, agent_id: int, cif: str, account_number:
             session.add(promise)
             session.flush()
     except IntegrityError as exc:
-        raise PromiseValidationError({"replace_pending": (
+        raise PromiseValidationError({"replace_pending": _(
             "Another promise was just saved for the same account: reload the case and "
             "replace it if this one stands.")}) from exc
     publish("PROMISE_CREATED", {
@@ -202,10 +220,13 @@ def _superseded(session: Session, actor: User | None, old: Promise, new: Promise
     audit.record(session, actor, "promise.supersede", "promise", old.id,
                  before={"status": "pending"},
                  after={"status": "superseded", "replacement_id": new.id})
+    with force_locale(default_language()):  # a note on the timeline: the bank's language
+        notes = _("Promise of %(old)s replaced by a promise of %(new)s.",
+                  old=_promise_text(old), new=_promise_text(new))
     session.add(Action(
         cif=old.cif, account_number=old.account_number, agent_id=actor.id if actor else None,
         type="SYSTEM", subtype="PROMISE", result="SUPERSEDED", at=now, source="system",
-        notes=f"Promise of {_promise_text(old)} replaced by a promise of {_promise_text(new)}."))
+        notes=notes))
     session.flush()
 
 

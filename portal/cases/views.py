@@ -4,6 +4,8 @@ Thin: parse the request, call a service, render."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from portal import clock
@@ -19,6 +21,14 @@ from portal.phones import phone_national
 from portal.text import mask_national_id, mask_phone
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
+
+
+@bp.app_template_filter("action_label")
+def action_label(text: str | None) -> str:
+    """An action code's label in the reader's language: the default catalogue's labels
+    (portal/seed/action_codes.py) have their translations; a label an admin wrote is shown
+    as written."""
+    return _(text) if text else "—"
 
 
 # --- queue -----------------------------------------------------------------------------------
@@ -41,8 +51,8 @@ def next_case():
     minutes = int(current_app.config.get("CASE_LOCK_MINUTES", queue.DEFAULT_LOCK_MINUTES))
     case = queue.next_case(db.session, current_user, clock.now(), minutes)
     if case is None:
-        flash("Nothing needs work right now: every case in your queue has a follow-up "
-              "scheduled later, or is being worked by a colleague.", "info")
+        flash(_("Nothing needs work right now: every case in your queue has a follow-up "
+                "scheduled later, or is being worked by a colleague."), "info")
         return redirect(url_for("cases.queue"))
     return redirect(url_for("cases.view", cif=case.cif))
 
@@ -205,7 +215,12 @@ def contact_edit(cif: str, kind: str, contact_id: int):
                            errors={})
 
 
-NOTHING_CHANGED = "Nothing changed."
+NOTHING_CHANGED = _l("Nothing changed.")
+KIND_NAMES = {"phone": _l("Phone"), "address": _l("Address"), "email": _l("Email")}
+FLAG_MESSAGES = {("is_verified", True): _l("%(kind)s marked verified."),
+                 ("is_verified", False): _l("%(kind)s marked not verified."),
+                 ("do_not_contact", True): _l("%(kind)s marked do not contact."),
+                 ("do_not_contact", False): _l("%(kind)s marked contactable.")}
 
 
 def _contacts_panel(cif: str, message: str, changed: bool = True):
@@ -237,7 +252,7 @@ def contact_create(cif: str, kind: str):
     except contacts.ContactValidationError as exc:
         db.session.rollback()
         return _contact_form_errors(cif, k, None, exc.errors)
-    return _contacts_panel(cif, f"{k.name.capitalize()} added.")
+    return _contacts_panel(cif, _("%(kind)s added.", kind=KIND_NAMES[k.name]))
 
 
 @bp.post("/<cif>/contacts/<kind>/<int:contact_id>")
@@ -255,8 +270,9 @@ def contact_update(cif: str, kind: str, contact_id: int):
     if saved is None:
         db.session.rollback()
         return _contacts_panel(cif, NOTHING_CHANGED, changed=False)
-    message = (f"Saved as a CRM correction: the {row.source_system} record stays as the bank "
-               "sent it.") if saved.id != contact_id else f"{k.name.capitalize()} updated."
+    message = _("Saved as a CRM correction: the %(source)s record stays as the bank sent it.",
+                source=row.source_system) if saved.id != contact_id \
+        else _("%(kind)s updated.", kind=KIND_NAMES[k.name])
     return _contacts_panel(cif, message)
 
 
@@ -273,6 +289,4 @@ def contact_flag(cif: str, kind: str, contact_id: int):
         db.session.rollback()
         return _contacts_panel(cif, NOTHING_CHANGED, changed=False)
     db.session.commit()
-    label = {"is_verified": "verified" if value else "not verified",
-             "do_not_contact": "do not contact" if value else "contactable"}[flag]
-    return _contacts_panel(cif, f"{k.name.capitalize()} marked {label}.")
+    return _contacts_panel(cif, FLAG_MESSAGES[flag, value] % {"kind": KIND_NAMES[k.name]})

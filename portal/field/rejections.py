@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -13,23 +14,23 @@ from portal import clock
 
 # the reason codes of portal/field/locations.py in words, for people
 REASON_WORDS = {
-    "malformed": "Not a position object",
-    "missing_field": "Position incomplete (latitude, longitude or a required field missing)",
-    "invalid_number": "A value that should be a number is not one",
-    "lat_out_of_range": "Latitude outside -90 to 90",
-    "lon_out_of_range": "Longitude outside -180 to 180",
-    "null_island": "No GPS fix (0, 0)",
-    "invalid_timestamp": "Time unreadable",
-    "future_timestamp": "Time far in the future (phone clock wrong)",
-    "too_old": "Older than the oldest position accepted (phone offline too long)",
-    "accuracy_absurd": "Accuracy impossible (negative or too large)",
+    "malformed": _l("Not a position object"),
+    "missing_field": _l("Position incomplete (latitude, longitude or a required field missing)"),
+    "invalid_number": _l("A value that should be a number is not one"),
+    "lat_out_of_range": _l("Latitude outside -90 to 90"),
+    "lon_out_of_range": _l("Longitude outside -180 to 180"),
+    "null_island": _l("No GPS fix (0, 0)"),
+    "invalid_timestamp": _l("Time unreadable"),
+    "future_timestamp": _l("Time far in the future (phone clock wrong)"),
+    "too_old": _l("Older than the oldest position accepted (phone offline too long)"),
+    "accuracy_absurd": _l("Accuracy impossible (negative or too large)"),
 }
-SOURCE_WORDS = {"api": "CRM app", "osmand": "Traccar Client"}
+SOURCE_WORDS = {"api": _l("CRM app"), "osmand": "Traccar Client"}  # a product's name
 LATEST_LIMIT = 50
 
 
 def reason_words(code: str) -> str:
-    return REASON_WORDS.get(code, "Refused")
+    return str(REASON_WORDS.get(code, _l("Refused")))
 
 
 def _agent_filter(agent_ids: list[int] | None) -> tuple[str, dict]:
@@ -70,7 +71,7 @@ def latest(session: Session, *, agent_ids: list[int] | None = None,
         ORDER BY r.last_received_at DESC, r.id DESC LIMIT :limit"""),
         {"limit": limit, **params}).mappings().all()
     return [{**row, "words": reason_words(row["reason"]),
-             "source_words": SOURCE_WORDS.get(row["source"], row["source"]),
+             "source_words": str(SOURCE_WORDS.get(row["source"], row["source"])),
              "raw_text": _raw_text(row["raw"] or {})}
             for row in rows]
 

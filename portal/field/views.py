@@ -16,23 +16,23 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import clock
 from portal.cases import actions
 from portal.extensions import db, partial_request
-from portal.field import locations, queries, rejections, visits
+from portal.field import locations, maps, queries, rejections, visits
 from portal.field.forms import PlanVisitForm, ReviewForm, VisitOutcomeForm
+from portal.i18n import format_ago, format_date, format_datetime
 from portal.models.enums import BUCKET_NAMES
 from portal.permissions import scopes
 from portal.permissions.decorators import permission_required
 from portal.permissions.roles import can
-from portal.web import format_ago
 
 bp = Blueprint("field", __name__, url_prefix="/field")
 
-BUCKET_COLOURS = {"current": "#2e8b57", "1-30": "#2b6fca", "31-60": "#d4a017",
-                  "61-90": "#e07020", "90+": "#c0392b"}
+BUCKET_COLOURS = maps.BUCKET_COLOURS
 
 
 # --- filters ---------------------------------------------------------------------------------
@@ -53,11 +53,11 @@ def _filters() -> dict:
         team_id = int(team_raw) if team_raw.isdigit() else None
     scope = scopes.team_scope(db.session, current_user)
     if team_id is not None and scope is not None and team_id not in scope:
-        abort(403, description="That team is not one of yours.")
+        abort(403, description=_("That team is not one of yours."))
     agent_id = _int_arg("agent")
     if agent_id is not None and not scopes.may_access_agent(db.session, current_user,
                                                                  agent_id):
-        abort(403, description="That agent is not in one of your teams.")
+        abort(403, description=_("That agent is not in one of your teams."))
     return {"team_id": team_id, "agent_id": agent_id, "scope": scope}
 
 
@@ -73,6 +73,18 @@ def _agents_shown(filters: dict) -> list[int] | None:
 # --- supervisor map --------------------------------------------------------------------------
 
 
+def _map_config() -> dict:
+    """What the live part of the field map (static/js/field_map.js) needs."""
+    config = current_app.config
+    return {
+        "data_url": url_for("field.map_data"),
+        "script_url": url_for("field.map_script"),
+        "route_url": url_for("field.route_script", agent_id=0).replace("/0/", "/{id}/"),
+        "refresh_seconds": config.get("FIELD_MAP_REFRESH_SECONDS", 10),
+        "stale_minutes": locations.stale_minutes(),
+    }
+
+
 @bp.get("/map", endpoint="map")
 @permission_required("field.track")
 def map_page():
@@ -80,19 +92,17 @@ def map_page():
     teams = queries.teams_in(db.session, filters["scope"])
     agents = queries.field_agents(db.session, filters["team_id"], filters["scope"])
     today = clock.bank_today()
-    config = current_app.config
-    map_config = {
-        "data_url": url_for("field.map_data"),
-        "route_url": url_for("field.agent_route", agent_id=0).replace("/0/", "/{id}/"),
-        "tile_url": config.get("MAP_TILE_URL", ""),
-        "tile_attribution": config.get("MAP_TILE_ATTRIBUTION", ""),
-        "refresh_seconds": config.get("FIELD_MAP_REFRESH_SECONDS", 10),
-        "stale_minutes": locations.stale_minutes(),
-        "bucket_colours": BUCKET_COLOURS,
-    }
+    # the map itself comes from map_script (folium); the page names the assets folium lists
+    skeleton = maps.supervisor_map(agents=[], visits=[], customers_json="[]", config={})
     return render_template(
         "field/map.html", teams=teams, agents=agents, filters=filters, today=today,
-        map_config=map_config, buckets=BUCKET_NAMES, bucket_colours=BUCKET_COLOURS,
+        map_config=_map_config(), map_assets=maps.assets(skeleton),
+        map_script_url=url_for("field.map_script", **{k: v for k, v in request.args.items()
+                                                      if k in ("team", "agent")}),
+        map_customers_url=url_for("field.map_customers",
+                                  **{k: v for k, v in request.args.items()
+                                     if k in ("team", "agent")}),
+        buckets=BUCKET_NAMES, bucket_colours=BUCKET_COLOURS,
         pending_reviews=visits.count_pending_reviews(
             db.session, queries.reviewable_agent_ids(db.session, current_user))
         if can("field.review") else 0)
@@ -108,18 +118,14 @@ def _agent_json(row: dict, now, implausible: int = 0) -> dict:
         "accuracy_m": None if row["accuracy_m"] is None else float(row["accuracy_m"]),
         "battery": None if row["battery"] is None else float(row["battery"]),
         "recorded_at": seen.isoformat() if seen else None,
-        "last_seen": format_ago(seen) if seen else "never",
+        "last_seen": format_ago(seen),  # "never" in the page's language
         "stale": not locations.is_live(seen, now),  # the one definition of "live"
         "implausible_today": implausible,  # points of today left out as implausible
     }
 
 
-@bp.get("/map/data")
-@permission_required("field.track")
-def map_data():
-    """Latest agent positions, today's visits and (``customers=1``) the team's customers."""
-    filters = _filters()
-    now = clock.now()
+def _map_body(filters: dict, now) -> dict:
+    """Latest agent positions and today's visits of the map's filters."""
     agent_ids = _agents_shown(filters)
     agents = locations.latest_positions(db.session, team_id=filters["team_id"],
                                         agent_ids=agent_ids)
@@ -127,8 +133,9 @@ def map_data():
     day_visits = visits.visits_for_day(db.session, day, team_id=filters["team_id"],
                                        agent_ids=agent_ids)
     implausible = locations.implausible_counts(db.session, day, [a["id"] for a in agents])
-    body = {
+    return {
         "generated_at": now.isoformat(),
+        "generated_time": format_datetime(now, "%H:%M"),
         "agents": [_agent_json(a, now, implausible.get(a["id"], 0)) for a in agents],
         "visits": [{
             "id": v["id"], "cif": v["cif"], "customer": v["customer_name"],
@@ -139,12 +146,45 @@ def map_data():
             "distance_m": None if v["distance_m"] is None else float(v["distance_m"]),
         } for v in day_visits],
     }
+
+
+@bp.get("/map/view.js")
+@permission_required("field.track")
+def map_script():
+    """The field map as folium draws it (a script: the page's CSP allows no inline one)."""
+    filters = _filters()
+    body = _map_body(filters, clock.now())
+    # the customers are not in it: field_map.js fetches them (map_customers) beside Leaflet and
+    # this script, and adds them to folium's cluster once the map is drawn (the benchmark)
+    fmap = maps.supervisor_map(agents=body["agents"], visits=body["visits"], customers_json="[]",
+                               config={**_map_config(), "generated_time": body["generated_time"]})
+    return maps.javascript_response(maps.script(fmap))
+
+
+@bp.get("/map/customers.json")
+@permission_required("field.track")
+def map_customers():
+    """The customers of the map's filters, as compact rows written by PostgreSQL
+    (``[[cif, name, lat, lon, bucket, dpd, priority, agent_id], ...]``)."""
+    filters = _filters()
+    rows = visits.team_customers_json(db.session, team_id=filters["team_id"],
+                                      agent_ids=_agents_shown(filters))
+    return current_app.response_class(rows, mimetype="application/json",
+                                      headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/map/data")
+@permission_required("field.track")
+def map_data():
+    """Latest agent positions, today's visits and (``customers=1``) the team's customers."""
+    filters = _filters()
+    body = _map_body(filters, clock.now())
     if request.args.get("customers") != "1":
         return jsonify(body)
     # compact rows [cif, name, lat, lon, bucket, dpd, priority, agent_id], as PostgreSQL wrote
     # them: spliced into the answer rather than decoded and encoded again
     customers = visits.team_customers_json(db.session, team_id=filters["team_id"],
-                                           agent_ids=agent_ids)
+                                           agent_ids=_agents_shown(filters))
     head = json.dumps(body, separators=(",", ":"))
     return current_app.response_class(f'{head[:-1]},"customers":{customers}}}',
                                       mimetype="application/json")
@@ -165,6 +205,20 @@ def agent_route(agent_id: int):
     route = locations.route_history(db.session, agent_id, day)
     route["agent"] = agent.full_name
     return jsonify(route)
+
+
+@bp.get("/map/agents/<int:agent_id>/route.js")
+@permission_required("field.track")
+def route_script(agent_id: int):
+    """An agent's route of today, drawn by folium onto the field map already on the page."""
+    agent = queries.field_agent(db.session, agent_id)
+    if agent is None:
+        abort(404)
+    if not scopes.may_access_agent(db.session, current_user, agent_id):
+        abort(403)
+    route = locations.route_history(db.session, agent_id, clock.bank_today())
+    route["agent"] = agent.full_name
+    return maps.javascript_response(maps.route_script(route))
 
 
 # --- positions refused for good --------------------------------------------------------------
@@ -203,7 +257,7 @@ def review_visit(visit_id: int):
         abort(404)
     form = ReviewForm()
     if not form.decided():
-        abort(400, description="Choose approve or reject.")
+        abort(400, description=_("Choose approve or reject."))
     try:
         visits.review(db.session, visit, reviewer=current_user, approve=form.approves(),
                       note=form.note.data)
@@ -218,7 +272,8 @@ def review_visit(visit_id: int):
     if partial_request():
         return render_template("field/_review_row.html", r=None, done=visit,
                                decision=form.decision.data)
-    flash(f"Visit {visit_id} {'approved' if form.approves() else 'rejected'}.", "success")
+    flash(_("Visit %(id)s approved.", id=visit_id) if form.approves()
+          else _("Visit %(id)s rejected.", id=visit_id), "success")
     return redirect(url_for("field.reviews"))
 
 
@@ -237,10 +292,11 @@ def plan():
         db.session.rollback()
         if exc.status == 404:
             abort(404)
-        flash("Visit not planned: " + " ".join(exc.errors.values()), "error")
+        flash(_("Visit not planned: %(reason)s", reason=" ".join(exc.errors.values())), "error")
         return redirect(request.referrer or url_for("field.map"))
     db.session.commit()
-    flash(f"Visit to {visit.cif} planned for {visit.planned_for:%d/%m/%Y}.", "success")
+    flash(_("Visit to %(cif)s planned for %(day)s.", cif=visit.cif,
+            day=format_date(visit.planned_for)), "success")
     return redirect(request.referrer or url_for("field.map"))
 
 
@@ -249,18 +305,23 @@ def plan():
 
 def _my_day_context(**extra) -> dict:
     today = clock.bank_today()
-    config = current_app.config
-    map_config = {"tile_url": config.get("MAP_TILE_URL", ""),
-                  "tile_attribution": config.get("MAP_TILE_ATTRIBUTION", ""),
-                  "bucket_colours": BUCKET_COLOURS}
     return {"today": today, **queries.agent_day(db.session, current_user, today),
-            "map_config": map_config, **extra}
+            "map_assets": maps.assets(maps.agent_day_map({})),
+            "map_script_url": url_for("field.visits_map_script"), **extra}
 
 
 @bp.get("/visits", endpoint="visits")
 @permission_required("field.visits")
 def visits_page():
     return render_template("field/my_day.html", **_my_day_context())
+
+
+@bp.get("/visits/map.js")
+@permission_required("field.visits")
+def visits_map_script():
+    """The field agent's map of today, as folium draws it."""
+    day = queries.agent_day(db.session, current_user, clock.bank_today())
+    return maps.javascript_response(maps.script(maps.agent_day_map(day["map_points"])))
 
 
 @bp.post("/visits/plan")
@@ -275,10 +336,10 @@ def plan_own():
         db.session.rollback()
         if exc.status == 404:
             abort(404)
-        flash("Visit not planned: " + " ".join(exc.errors.values()), "error")
+        flash(_("Visit not planned: %(reason)s", reason=" ".join(exc.errors.values())), "error")
         return redirect(url_for("field.visits"))
     db.session.commit()
-    flash(f"Visit to {visit.cif} added to today's plan.", "success")
+    flash(_("Visit to %(cif)s added to today's plan.", cif=visit.cif), "success")
     return redirect(url_for("field.visits"))
 
 
@@ -306,5 +367,5 @@ def outcome(visit_id: int):
             form_errors=errors, form_visit_id=visit_id, form_values=form.submitted(),
             refusal=refusal)), 422
     db.session.commit()
-    flash("Visit outcome saved to the customer's timeline.", "success")
+    flash(_("Visit outcome saved to the customer's timeline."), "success")
     return redirect(url_for("field.visits"))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from flask import current_app, has_app_context
+from flask_babel import gettext
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -42,6 +43,13 @@ class VisitError(Exception):
         self.errors = errors
         self.code = code
         self.status = status
+
+
+def _t(message: str, **values) -> str:
+    """``message`` in the reader's language (as written outside a request: workers, CLI)."""
+    if has_app_context():
+        return gettext(message, **values)
+    return message % values if values else message
 
 
 def _config(name: str, default):
@@ -82,30 +90,30 @@ def plan_visit(session: Session, *, cif: str, agent_id: int | None, planned_for:
     errors: dict[str, str] = {}
     customer = session.scalar(select(Customer).where(Customer.cif == cif)) if cif else None
     if customer is None:
-        errors["cif"] = "Choose a customer."
+        errors["cif"] = _t("Choose a customer.")
     if planned_by.role == "field_agent":
         agent_id = planned_by.id
     agent = session.get(User, agent_id) if agent_id else None
     if agent is None or agent.role != "field_agent" or not agent.active:
-        errors["agent_id"] = "Choose an active field agent."
+        errors["agent_id"] = _t("Choose an active field agent.")
     elif not scopes.may_access_agent(session, planned_by, agent.id):
-        raise VisitError({"agent_id": "No such field agent in your teams."}, "not_found", 404)
+        raise VisitError({"agent_id": _t("No such field agent in your teams.")}, "not_found", 404)
     if customer is not None and not all(
             scopes.may_access_case(session, user, customer.cif)
             for user in (planned_by, agent) if user is not None):
-        raise VisitError({"cif": "No such customer among your teams' cases."}, "not_found", 404)
+        raise VisitError({"cif": _t("No such customer among your teams' cases.")}, "not_found", 404)
     if planned_for is None:
-        errors["planned_for"] = "Choose the day of the visit."
+        errors["planned_for"] = _t("Choose the day of the visit.")
     elif planned_for < today:
-        errors["planned_for"] = "The visit cannot be planned in the past."
+        errors["planned_for"] = _t("The visit cannot be planned in the past.")
     if notes and len(notes) > 2000:
-        errors["notes"] = "Notes are limited to 2000 characters."
+        errors["notes"] = _t("Notes are limited to 2000 characters.")
     if not errors:
         twice = session.scalar(select(Visit.id).where(
             Visit.cif == customer.cif, Visit.agent_id == agent.id,
             Visit.planned_for == planned_for, Visit.status.in_(("planned", "checked_in"))))
         if twice:
-            errors["cif"] = "This customer already has a visit planned that day for this agent."
+            errors["cif"] = _t("This customer already has a visit planned that day for this agent.")
     if errors:
         raise VisitError(errors)
     address = visit_address(session, customer.cif)
@@ -167,7 +175,7 @@ def checkin(session: Session, visit: Visit, *, agent_id: int, lat, lon, accuracy
     now = clock.now()
     at = at or now
     if visit.agent_id != agent_id:
-        raise VisitError({"visit": "This visit is planned for another agent."},
+        raise VisitError({"visit": _t("This visit is planned for another agent.")},
                          "not_your_visit", 403)
     if visit.status != "planned":
         raise VisitError({"visit": f"This visit is already {visit.status.replace('_', ' ')}."},
@@ -238,12 +246,13 @@ def review(session: Session, visit: Visit, *, reviewer: User, approve: bool,
     """A supervisor's decision on a visit that could not be verified; audited. No commit."""
     note = (note or "").strip()
     if visit.verification != "manual_pending":
-        raise VisitError({"visit": "This visit is not waiting for a review."},
+        raise VisitError({"visit": _t("This visit is not waiting for a review.")},
                          "not_pending", 409)
     if not approve and not note:
-        raise VisitError({"note": "Say why the visit is rejected."})
+        raise VisitError({"note": _t("Say why the visit is rejected.")})
     if len(note) > REVIEW_NOTE_MAX:
-        raise VisitError({"note": f"The note is limited to {REVIEW_NOTE_MAX} characters."})
+        raise VisitError({"note": _t("The note is limited to %(num)s characters.",
+                                     num=REVIEW_NOTE_MAX)})
     before = {"verification": visit.verification, "reviewer_id": visit.reviewer_id,
               "review_note": visit.review_note}
     visit.verification = "manual_approved" if approve else "rejected"
@@ -268,7 +277,7 @@ def record_outcome(session: Session, visit: Visit, *, agent: User,
     """The visit's outcome as a VISIT action (with promise capture, contact rules and case
     update by the actions service); the visit becomes ``completed``. No commit."""
     if visit.agent_id != agent.id:
-        raise VisitError({"visit": "This visit is planned for another agent."},
+        raise VisitError({"visit": _t("This visit is planned for another agent.")},
                          "not_your_visit", 403)
     if visit.status != "checked_in":
         raise VisitError({"visit": "Check in at the customer's address before recording the "
@@ -276,7 +285,7 @@ def record_outcome(session: Session, visit: Visit, *, agent: User,
 
     code = session.get(ActionCode, data.action_code_id) if data.action_code_id else None
     if code is not None and code.type != "VISIT":
-        raise actions.ActionValidationError({"action_code_id": "Choose a visit result."})
+        raise actions.ActionValidationError({"action_code_id": _t("Choose a visit result.")})
     action = actions.record_action(session, agent=agent, cif=visit.cif, data=data)
     action.visit_id = visit.id
     action.lat, action.lon = visit.checkin_lat, visit.checkin_lon

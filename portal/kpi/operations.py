@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -43,7 +44,7 @@ from portal.models.enums import BUCKET_NAMES
 from portal.permissions import scopes
 
 PERIODS = ("today", "week", "month")
-PERIOD_LABELS = {"today": "Today", "week": "This week", "month": "This month"}
+PERIOD_LABELS = {"today": _l("Today"), "week": _l("This week"), "month": _l("This month")}
 AGENT_ROLES = ("agent", "field_agent")
 WATERMARK_KEY = "kpi.aggregates"
 MIN_ACTIVE_SECONDS = 3600  # a day with any action counts at least one working hour
@@ -64,50 +65,50 @@ class Definition:
 
 
 DEFINITIONS: tuple[Definition, ...] = (
-    Definition("rpc_rate", "Right-party contact rate",
-               "Right-party contacts ÷ contact attempts. An attempt is a call or visit whose "
-               "result the agent recorded (a call still waiting for its result is not one "
-               "yet); a right-party contact is an attempt whose result is flagged "
-               "'right-party contact'.", "percent", "RPC rate"),
-    Definition("promise_rate", "Promise rate",
-               "Promises to pay taken by the agent ÷ right-party contacts, in the period (a "
-               "promise later superseded by a newer one was taken all the same).",
-               "percent", "Promise rate"),
-    Definition("kept_rate", "Promise kept rate",
-               "Promises kept in full ÷ promises due: promises of the agent whose promised date "
-               "falls in the period and that are resolved (kept, partially kept or broken). "
-               "Pending, cancelled and superseded (replaced by a newer promise) promises are "
-               "left out: neither kept nor broken.", "percent", "Kept rate"),
-    Definition("promised_amount", "Amount promised",
-               "Sum of the promises to pay taken by the agent in the period.", "money",
-               "Promised"),
-    Definition("collected_on_promises", "Collected on promises",
-               "Payments received in the period that were allocated to the agent's promises "
-               "(reversed allocations excluded).", "money", "On promises"),
-    Definition("collected", "Collected",
-               "Payments received in the period (reversed payments excluded) from customers "
-               "whose case is assigned to the agent.", "money", "Collected"),
-    Definition("cure_rate", "Cure rate",
-               "Loans back in the current bucket today ÷ loans delinquent (1+ DPD) on the first "
-               "day of the period, among the loans of the agent's cases (loan bucket "
-               "history; cards have no bucket history).", "percent", "Cure rate"),
-    Definition("cases_per_hour", "Cases worked per hour",
-               "Customers with at least one action by the agent that day, summed over days, ÷ "
-               "active hours (per day, first to last action, at least one hour).", "rate",
-               "Cases / h"),
-    Definition("talk_time", "Talk time",
-               "Total duration of the agent's answered calls (call-centre records).",
-               "duration", "Talk time"),
-    Definition("window_breaches", "Window breaches",
-               "Outbound calls of the agent that started outside the contact window, from any "
-               "source (click-to-call, the dialler, calls logged by hand).", "number",
-               "Breaches"),
+    Definition("rpc_rate", _l("Right-party contact rate"),
+               _l("Right-party contacts ÷ contact attempts. An attempt is a call or visit whose "
+                  "result the agent recorded (a call still waiting for its result is not one "
+                  "yet); a right-party contact is an attempt whose result is flagged "
+                  "'right-party contact'."), "percent", _l("RPC rate")),
+    Definition("promise_rate", _l("Promise rate"),
+               _l("Promises to pay taken by the agent ÷ right-party contacts, in the period (a "
+                  "promise later superseded by a newer one was taken all the same)."),
+               "percent", _l("Promise rate")),
+    Definition("kept_rate", _l("Promise kept rate"),
+               _l("Promises kept in full ÷ promises due: promises of the agent whose promised date "
+                  "falls in the period and that are resolved (kept, partially kept or broken). "
+                  "Pending, cancelled and superseded (replaced by a newer promise) promises are "
+                  "left out: neither kept nor broken."), "percent", _l("Kept rate")),
+    Definition("promised_amount", _l("Amount promised"),
+               _l("Sum of the promises to pay taken by the agent in the period."), "money",
+               _l("Promised")),
+    Definition("collected_on_promises", _l("Collected on promises"),
+               _l("Payments received in the period that were allocated to the agent's promises "
+                  "(reversed allocations excluded)."), "money", _l("On promises")),
+    Definition("collected", _l("Collected"),
+               _l("Payments received in the period (reversed payments excluded) from customers "
+                  "whose case is assigned to the agent."), "money", _l("Collected")),
+    Definition("cure_rate", _l("Cure rate"),
+               _l("Loans back in the current bucket today ÷ loans delinquent (1+ DPD) on the first "
+                  "day of the period, among the loans of the agent's cases (loan bucket "
+                  "history; cards have no bucket history)."), "percent", _l("Cure rate")),
+    Definition("cases_per_hour", _l("Cases worked per hour"),
+               _l("Customers with at least one action by the agent that day, summed over days, ÷ "
+                  "active hours (per day, first to last action, at least one hour)."), "rate",
+               _l("Cases / h")),
+    Definition("talk_time", _l("Talk time"),
+               _l("Total duration of the agent's answered calls (call-centre records)."),
+               "duration", _l("Talk time")),
+    Definition("window_breaches", _l("Window breaches"),
+               _l("Outbound calls of the agent that started outside the contact window, from any "
+                  "source (click-to-call, the dialler, calls logged by hand)."), "number",
+               _l("Breaches")),
 )
 DEFINITIONS_BY_KEY = {d.key: d for d in DEFINITIONS}
 ROLL_DEFINITION = Definition(
-    "roll_rate", "Roll rates",
-    "Share of the loans that were in a bucket on the first day of the period (row) and are in "
-    "each bucket today (column); right of the diagonal rolled forward, left of it rolled back.",
+    "roll_rate", _l("Roll rates"),
+    _l("Share of the loans that were in a bucket on the first day of the period (row) and are in "
+       "each bucket today (column); right of the diagonal rolled forward, left of it rolled back."),
     "percent")
 
 COUNT_FIELDS = ("attempts", "contacts", "promises", "promised_amount", "collected",
@@ -537,7 +538,7 @@ def dashboard(session: Session, team_ids: list[int], period: str = "today",
             if agent.team_id == team.id:
                 row.add(by_agent[agent.id])
         team_rows.append(row)
-    total = Figures("total", "All shown teams")
+    total = Figures("total", _l("All shown teams"))
     for row in team_rows:
         total.add(row)
     return Dashboard(period, first, last, teams, team_rows, list(by_agent.values()), total,

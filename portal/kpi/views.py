@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.extensions import db
@@ -17,13 +18,14 @@ def _selection():
     visible = kpis.visible_team_ids(db.session, current_user)
     raw = request.args.get("team", "")
     if raw and not raw.isdigit():
-        abort(400, description="team must be a team id")
+        abort(400, description=_("team must be a team id"))
     team_id = int(raw) if raw else None
     if team_id is not None and team_id not in visible:
-        abort(403, description="That team is not one of yours.")
+        abort(403, description=_("That team is not one of yours."))
     period = request.args.get("period", "today")
     if period not in kpis.PERIODS:
-        abort(400, description=f"period must be one of {', '.join(kpis.PERIODS)}")
+        abort(400, description=_("period must be one of %(periods)s",
+                                     periods=", ".join(kpis.PERIODS)))
     return visible, team_id, period
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from flask_babel import gettext as _
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
@@ -31,7 +32,7 @@ from portal.models import (
 )
 from portal.models.base import utcnow
 from portal.models.enums import BUCKETS, INTEGRATIONS, ROLES
-from portal.schedules import integration_schedule
+from portal.schedules import INTEGRATION_SCHEDULES, PUSH, Schedule, schedule_of
 
 OPEN_CASE = queue.OPEN_CASE
 
@@ -253,7 +254,59 @@ class IntegrationRow:
     @property
     def schedule(self) -> tuple[str, datetime | None]:
         """(its schedule in words, the next run): what the worker's timetable says."""
-        return integration_schedule(self.integration)
+        return schedule_in_words(self.integration)
+
+
+def schedule_in_words(integration: str, now: datetime | None = None
+                      ) -> tuple[str, datetime | None]:
+    """What portal.schedules.integration_schedule says ("Synced daily at 01:30", "Real time;
+    forwarded every minute", "Not scheduled"), in the reader's language; and the next run."""
+    schedule = schedule_of(integration)
+    if schedule is None:
+        return _("Not scheduled"), None
+    verb = INTEGRATION_SCHEDULES[integration.upper()][1]
+    when = _when(schedule, now)
+    words = {
+        "synced": _("Synced %(when)s", when=when),
+        "reconciled": _("Reconciled %(when)s", when=when),
+        "forwarded": _("Forwarded %(when)s", when=when),
+        "relayed": _("Relayed %(when)s", when=when),
+    }.get(verb) or f"{verb} {when}"
+    if integration.upper() in PUSH:
+        words = {
+            "reconciled": _("Real time; reconciled %(when)s", when=when),
+            "forwarded": _("Real time; forwarded %(when)s", when=when),
+        }.get(verb) or words
+    return words, schedule.next_run(now)
+
+
+def _every_minutes(num: int) -> str:
+    return _("every minute") if num == 1 else _("every %(num)s minutes", num=num)
+
+
+def _when(schedule: Schedule, now: datetime | None) -> str:
+    """Schedule.in_words in the reader's language (the same cases, the same bank time)."""
+    timetable = _("on a timetable (cron %(cron)s, server time)", cron=schedule.cron)
+    if schedule.interval:
+        seconds = schedule.interval
+        if seconds % 3600 == 0:
+            return _("hourly") if seconds == 3600 else _("every %(num)s h", num=seconds // 3600)
+        if seconds % 60 == 0:
+            return _every_minutes(seconds // 60)
+        return _("every %(num)s s", num=seconds)
+    minute, hour, day, month, weekday = schedule.cron.split()
+    if (day, month, weekday) != ("*", "*", "*"):
+        return timetable
+    if hour == "*" and minute == "*":
+        return _every_minutes(1)
+    if hour == "*" and minute.startswith("*/") and minute[2:].isdigit():
+        return _every_minutes(int(minute[2:]))
+    nxt = schedule.next_run(now).astimezone(clock.bank_zone())
+    if hour == "*" and minute.isdigit():
+        return _("hourly at :%(minute)s", minute=nxt.strftime("%M"))
+    if hour.isdigit() and minute.isdigit():
+        return _("daily at %(time)s", time=nxt.strftime("%H:%M"))
+    return timetable
 
 
 @dataclass

@@ -20,6 +20,9 @@ class Notification(Base):
     kind: Mapped[str] = mapped_column(String(40))
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str | None] = mapped_column(Text)
+    # the words as messages, shown in the reader's language (portal/notifications/messages.py);
+    # None for rows written before: their English title and body are shown
+    message: Mapped[dict | None] = mapped_column(JSONB)
     link: Mapped[str | None] = mapped_column(String(300))
     cif: Mapped[str | None] = mapped_column(String(32))
     event_id: Mapped[str | None] = mapped_column(String(64))

@@ -44,6 +44,7 @@ class User(Base, TimestampMixin, UserMixin):
     phone_extension: Mapped[str | None] = mapped_column(String(20), unique=True)
     cti_agent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     region: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str | None] = mapped_column(String(8))  # None: the deployment's default
     last_login_at: Mapped[datetime | None]
 
     team: Mapped[Team | None] = relationship(back_populates="members", foreign_keys=[team_id])

@@ -10,29 +10,40 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal import clock
 from portal.models import Notification
+from portal.notifications.messages import Message, stored
 
 KIND_LABELS = {
-    "promise_broken": "Promise broken",
-    "payment_received": "Payment received",
-    "customer_changed": "Customer data changed",
-    "account_moved": "Account moved to another customer",
-    "owner_moves_held": "Account moves held",
-    "window_breach": "Call outside the contact window",
-    "info": "Information",
+    "promise_broken": _l("Promise broken"),
+    "payment_received": _l("Payment received"),
+    "payment_reversed": _l("Payment reversed"),
+    "customer_changed": _l("Customer data changed"),
+    "contact_changed": _l("Contact details changed"),
+    "account_moved": _l("Account moved to another customer"),
+    "owner_moves_held": _l("Account moves held"),
+    "window_breach": _l("Call outside the contact window"),
+    "assignment": _l("Assignment"),
+    "ops_alert": _l("Alert"),
+    "ops_alert_cleared": _l("Alert cleared"),
+    "sync_failed": _l("Sync failed"),
+    "info": _l("Information"),
 }
 
 
-def notify(session: Session, user_id: int, kind: str, title: str, body: str | None = None,
-           link: str | None = None, cif: str | None = None,
+def notify(session: Session, user_id: int, kind: str, title: str | Message,
+           body: str | Message | None = None, link: str | None = None, cif: str | None = None,
            event_id: str | None = None) -> Notification:
-    """Add a notification to ``user_id``'s inbox (no commit)."""
+    """Add a notification to ``user_id``'s inbox (no commit). ``title`` and ``body`` are
+    messages (portal/notifications/messages.py: shown in the reader's language) or plain
+    text (shown as written)."""
+    title, body, words = stored(title, body)
     row = Notification(user_id=user_id, kind=kind[:40], title=title[:200], body=body,
-                       link=(link or None) and link[:300], cif=cif,
+                       message=words, link=(link or None) and link[:300], cif=cif,
                        event_id=None if event_id is None else str(event_id)[:64],
                        created_at=clock.now())
     session.add(row)

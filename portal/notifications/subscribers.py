@@ -10,7 +10,7 @@ from werkzeug.routing import BuildError
 from portal import clock
 from portal.events import subscriber
 from portal.models import Case, Customer, Notification, Promise
-from portal.money import format_money
+from portal.notifications.messages import N_, listing, message, money, stored
 from portal.notifications.operations import notify
 
 CASE_ENDPOINTS = ("cases.case", "cases.view", "cases.customer", "cases.case_view")
@@ -42,28 +42,37 @@ def promise_broken(event, session) -> None:
         return
     name = session.scalar(select(Customer.name).where(Customer.cif == data["cif"]))
     currency = promise.currency if promise is not None else "VND"
-    promised_date = data["promised_date"]
-    shown_date = f"{promised_date[8:10]}/{promised_date[5:7]}/{promised_date[0:4]}"
-    loan = f" on loan {data['account_number']}" if data.get("account_number") else ""
+    amounts = {"promised": money(data["amount"], currency), "day": {"date": data["promised_date"]},
+               "paid": money(data["paid_amount"], currency)}
+    if data.get("account_number"):
+        body = message(N_("%(promised)s promised for %(day)s on loan %(loan)s; %(paid)s paid. "
+                          "The case is back at the top of your queue."),
+                       loan=data["account_number"], **amounts)
+    else:
+        body = message(N_("%(promised)s promised for %(day)s; %(paid)s paid. The case is back "
+                          "at the top of your queue."), **amounts)
     notify(
         session, agent_id, "promise_broken",
-        f"Promise broken: {name or data['cif']}",
-        f"{format_money(data['amount'], currency)} promised for {shown_date}{loan}; "
-        f"{format_money(data['paid_amount'], currency)} paid. The case is back at the top of "
-        "your queue.",
+        message(N_("Promise broken: %(name)s"), name=name or data["cif"]), body,
         link=case_link(data["cif"]), cif=data["cif"], event_id=str(event.id),
     )
 
 
 # Customer fields whose change an agent should hear about (a new balance is on the case anyway).
 NOTIFIED_CUSTOMER_FIELDS = {
-    "name": "name", "status": "status", "segment": "segment", "national_id": "national id",
-    "date_of_birth": "date of birth", "phones": "phones", "addresses": "addresses",
-    "emails": "emails", "employer": "employer",
+    "name": N_("name"), "status": N_("status"), "segment": N_("segment"),
+    "national_id": N_("national id"), "date_of_birth": N_("date of birth"),
+    "phones": N_("phones"), "addresses": N_("addresses"), "emails": N_("emails"),
+    "employer": N_("employer"),
 }
 
 
-def _notify_case_agent(session, cif: str, kind: str, title: str, body: str,
+def _source(data: dict):
+    """The system that made a change: its name (data), or "The bank" in the reader's words."""
+    return data.get("source_system") or message(N_("The bank"))
+
+
+def _notify_case_agent(session, cif: str, kind: str, title, body,
                        event_id: str, skip_user: int | None = None) -> None:
     """One unread notice per agent, kind and customer: a later change refreshes the unread one
     instead of piling up (a bank sync can touch a customer several times a day)."""
@@ -75,6 +84,7 @@ def _notify_case_agent(session, cif: str, kind: str, title: str, body: str,
         Notification.user_id == agent_id, Notification.kind == kind, Notification.cif == cif,
         Notification.read_at.is_(None)))
     if unread is not None:
+        title, body, unread.message = stored(title, body)
         unread.title, unread.body = title[:200], body
         unread.created_at, unread.event_id = clock.now(), event_id
         return
@@ -88,15 +98,23 @@ def customer_changed(event, session) -> None:
     and not for fields an agent does not act on)."""
     data = event.payload
     changes = data.get("changes") or {}
-    fields = [label for key, label in NOTIFIED_CUSTOMER_FIELDS.items()
+    fields = [message(words) for key, words in NOTIFIED_CUSTOMER_FIELDS.items()
               if key in changes and changes[key].get("old") is not None]
     if not fields:
         return
     name = session.scalar(select(Customer.name).where(Customer.cif == data["cif"]))
     _notify_case_agent(
-        session, data["cif"], "customer_changed", f"Customer data changed: {name or data['cif']}",
-        f"{data.get('source_system', 'The bank')} updated the {', '.join(fields)}.",
+        session, data["cif"], "customer_changed",
+        message(N_("Customer data changed: %(name)s"), name=name or data["cif"]),
+        message(N_("%(source)s updated the %(fields)s."), source=_source(data),
+                fields=listing(*fields)),
         str(event.id))
+
+
+CONTACT_NOUNS = {"phone": N_("a phone number"), "address": N_("an address"),
+                 "email": N_("an email address")}
+CONTACT_OPERATIONS = {"created": N_("created"), "updated": N_("updated"),
+                      "deleted": N_("deleted"), "verified": N_("verified")}
 
 
 @subscriber("CONTACT_UPDATED", name="notifications.contact_changed")
@@ -104,16 +122,22 @@ def contact_changed(event, session) -> None:
     """Tell the case's agent when someone else changed the customer's contact details."""
     data = event.payload
     name = session.scalar(select(Customer.name).where(Customer.cif == data["cif"]))
-    what = {"phone": "a phone number", "address": "an address", "email": "an email address"}[
-        data["contact_type"]]
+    what = message(CONTACT_NOUNS[data["contact_type"]])
+    if data.get("ref_cif"):
+        what = message(N_("%(what)s of a reference person"), what=what)
     _notify_case_agent(
-        session, data["cif"], "contact_changed", f"Contact details changed: {name or data['cif']}",
-        f"A colleague {data['operation']} {what}"
-        f"{' of a reference person' if data.get('ref_cif') else ''}.",
+        session, data["cif"], "contact_changed",
+        message(N_("Contact details changed: %(name)s"), name=name or data["cif"]),
+        message(N_("A colleague %(operation)s %(what)s."),
+                operation=message(CONTACT_OPERATIONS[data["operation"]]), what=what),
         str(event.id), skip_user=data.get("actor_id"))
 
 
-PRODUCT_NOUNS = {"loan": "Loan", "card": "Card", "application": "Application"}
+PRODUCT_MOVED = {
+    "loan": N_("Loan %(key)s moved to another customer"),
+    "card": N_("Card %(key)s moved to another customer"),
+    "application": N_("Application %(key)s moved to another customer"),
+}
 
 
 @subscriber("PRODUCT_OWNER_CHANGED", name="notifications.product_owner_changed")
@@ -126,11 +150,14 @@ def product_owner_changed(event, session) -> None:
                                  .where(Customer.cif.in_((old_cif, new_cif)))).all())
     agents = dict(session.execute(select(Case.cif, Case.assigned_agent_id)
                                   .where(Case.cif.in_((old_cif, new_cif)))).all())
-    noun = PRODUCT_NOUNS.get(data.get("product"), "Account")
-    title = f"{noun} {data['product_key']} moved to another customer"
-    body = (f"{data.get('source_system', 'The bank')} moved it from {names.get(old_cif, '')} "
-            f"(CIF {old_cif}) to {names.get(new_cif, '')} (CIF {new_cif}). Promises and "
-            f"actions stay with CIF {old_cif}; both cases were recomputed.")
+    title = message(PRODUCT_MOVED.get(data.get("product"),
+                                      N_("Account %(key)s moved to another customer")),
+                    key=data["product_key"])
+    body = message(N_("%(source)s moved it from %(old_name)s (CIF %(old_cif)s) to %(new_name)s "
+                      "(CIF %(new_cif)s). Promises and actions stay with CIF %(old_cif)s; both "
+                      "cases were recomputed."),
+                   source=_source(data), old_name=names.get(old_cif, ""), old_cif=old_cif,
+                   new_name=names.get(new_cif, ""), new_cif=new_cif)
     told: set[int] = set()
     for cif in (old_cif, new_cif):
         agent_id = agents.get(cif)

@@ -9,6 +9,7 @@ from portal.extensions import db, partial_request
 from portal.models import Notification
 from portal.notifications import operations as inbox
 from portal.notifications.forms import MarkAllReadForm
+from portal.notifications.messages import shown
 from portal.permissions.decorators import permission_required, safe_next
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
@@ -34,6 +35,7 @@ def index():
         "notifications/index.html", notifications=rows, show=show, page=page, total=total,
         pages=max(1, -(-total // PAGE_SIZE)),
         unread=inbox.unread_count(db.session, current_user.id), kinds=inbox.KIND_LABELS,
+        shown=shown,
     )
 
 
@@ -62,7 +64,7 @@ def mark_read(notification_id: int):
     if partial_request():
         # the row, plus the top-bar counter out of band
         return render_template("notifications/_row.html", n=row, kinds=inbox.KIND_LABELS,
-                               oob_counter=True,
+                               shown=shown, oob_counter=True,
                                unread=inbox.unread_count(db.session, current_user.id))
     return redirect(url_for("notifications.index"))
 

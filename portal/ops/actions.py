@@ -16,6 +16,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from rq.job import Job
 from sqlalchemy.orm import Session
 
@@ -23,6 +26,7 @@ from integrations import sync
 from portal import audit
 from portal.events.relay import relay_pending, retry_dead
 from portal.extensions import db
+from portal.labels import label
 from portal.queues import all_queues, enqueue, get_queue
 from portal.schedules import Jobs
 
@@ -41,8 +45,8 @@ class Trigger:
     run_now: Callable | None = None
     full_resync: Callable | None = None
     retry_run: Callable | None = None
-    label_run_now: str = "Run now"
-    label_retry: str = "Retry run"
+    label_run_now: object = _l("Run now")
+    label_retry: object = _l("Retry run")
 
 
 TRIGGERS: dict[str, Trigger] = {}
@@ -50,7 +54,7 @@ TRIGGERS: dict[str, Trigger] = {}
 
 def register_trigger(integration: str, *, run_now: Callable | None = None,
                      full_resync: Callable | None = None, retry_run: Callable | None = None,
-                     label_run_now: str = "Run now", label_retry: str = "Retry run") -> Trigger:
+                     label_run_now=_l("Run now"), label_retry=_l("Retry run")) -> Trigger:
     """Register (or extend) the trigger functions of ``integration``."""
     name = integration.upper()
     trigger = TRIGGERS.get(name) or Trigger(name)
@@ -75,12 +79,14 @@ def trigger(session: Session, integration: str, action: str, user, *, run=None) 
     name = integration.upper()
     fn = getattr(TRIGGERS.get(name), action, None) if name in TRIGGERS else None
     if fn is None:
-        raise ActionError(f"{name} offers no '{action.replace('_', ' ')}' action yet")
+        raise ActionError(_("%(name)s offers no '%(action)s' action yet", name=name,
+                            action=action.replace("_", " ")))
     if action == "retry_run":
         if run is None or run.integration != name:
-            raise ActionError("choose a run of this integration to retry")
+            raise ActionError(_("Choose a run of this integration to retry."))
         if run.status not in ("failed", "partial", "cancelled"):
-            raise ActionError(f"run {run.id} {run.status}: only a failed run can be retried")
+            raise ActionError(_("Run %(id)s is %(status)s: only a failed run can be retried.",
+                                id=run.id, status=label(run.status).lower()))
     audit.record(session, user, f"ops.{action}", "integration", name,
                  after={"run_id": getattr(run, "id", None)})
     session.commit()  # the audit row stays even if the trigger fails
@@ -88,7 +94,8 @@ def trigger(session: Session, integration: str, action: str, user, *, run=None) 
     log.warning("ops action %s on %s", action, name, extra={
         "integration": name, "action": action, "run_id": getattr(run, "id", None),
         "user": getattr(user, "username", None)})
-    return message or f"{name}: {action.replace('_', ' ')} requested"
+    return message or _("%(name)s: %(action)s requested", name=name,
+                        action=action.replace("_", " "))
 
 
 # --- the event bus ------------------------------------------------------------------------------
@@ -96,28 +103,28 @@ def trigger(session: Session, integration: str, action: str, user, *, run=None) 
 
 def _events_relay(*, user=None, run=None) -> str:
     events, jobs = relay_pending(db.session)
-    return f"Relayed {events} events ({jobs} deliveries enqueued)"
+    return _("Relayed %(events)s events (%(jobs)s deliveries enqueued)", events=events, jobs=jobs)
 
 
 def _events_retry_dead(*, user=None, run=None) -> str:
     count = retry_dead(db.session)
-    return f"Re-enqueued {count} dead letter{'s' if count != 1 else ''}"
+    return ngettext("Re-enqueued %(num)d dead letter", "Re-enqueued %(num)d dead letters", count)
 
 
 register_trigger("EVENTS", run_now=_events_relay, retry_run=_events_retry_dead,
-                 label_run_now="Relay now", label_retry="Retry dead letters")
+                 label_run_now=_l("Relay now"), label_retry=_l("Retry dead letters"))
 
 
 # --- payments, call centre, GPS: their periodic jobs, queued now --------------------------------
 
 
-def _enqueue(label: str, queue: str, func: str, *, with_user: bool = False, **kwargs):
+def _enqueue(label, queue: str, func: str, *, with_user: bool = False, **kwargs):
     """An action that queues ``func`` (``with_user``: passing the ops user as ``user_id``, so
     the run it records says who asked for it)."""
     def run(*, user=None, run=None) -> str:
         extra = {"user_id": getattr(user, "id", None)} if with_user else {}
         job = enqueue(queue, func, **kwargs, **extra)
-        return f"{label} queued (job {job.id})"
+        return _("%(what)s queued (job %(job)s)", what=label, job=job.id)
     return run
 
 
@@ -125,27 +132,29 @@ def _payments_rerun(*, user=None, run=None) -> str:
     day = (run.business_date.isoformat() if getattr(run, "business_date", None) else None)
     job = enqueue("integrations", Jobs.RECONCILE_PAYMENTS,
                   business_date=day, trigger="retry", user_id=getattr(user, "id", None))
-    return f"Reconciliation of {day or 'yesterday'} queued again (job {job.id})"
+    if day:
+        return _("Reconciliation of %(day)s queued again (job %(job)s)", day=day, job=job.id)
+    return _("Reconciliation of yesterday queued again (job %(job)s)", job=job.id)
 
 
 register_trigger("PAYMENTS", run_now=_enqueue(
-    "Reconciliation of yesterday", "integrations",
+    _l("Reconciliation of yesterday"), "integrations",
     Jobs.RECONCILE_PAYMENTS, trigger="manual", with_user=True),
-    retry_run=_payments_rerun, label_run_now="Reconcile now")
+    retry_run=_payments_rerun, label_run_now=_l("Reconcile now"))
 register_trigger("CTI", run_now=_enqueue(
-    "Call reconciliation of yesterday", "integrations", Jobs.RECONCILE_CALLS,
+    _l("Call reconciliation of yesterday"), "integrations", Jobs.RECONCILE_CALLS,
     trigger="manual", with_user=True),
-    label_run_now="Reconcile calls now")
+    label_run_now=_l("Reconcile calls now"))
 register_trigger("GPS", run_now=_enqueue(
-    "Forwarding of waiting positions", "integrations",
+    _l("Forwarding of waiting positions"), "integrations",
     Jobs.FORWARD_LOCATIONS, trigger="manual"),
-    label_run_now="Forward now")
+    label_run_now=_l("Forward now"))
 
 # the bank syncs: "Sync now", "Full resync" and "Retry run" (integrations/sync.py)
 for _name in sync.INTEGRATIONS:
     register_trigger(_name, run_now=sync.ops_run_now(_name),
                      full_resync=sync.ops_full_resync(_name),
-                     retry_run=sync.ops_retry_run(_name), label_run_now="Sync now")
+                     retry_run=sync.ops_retry_run(_name), label_run_now=_l("Sync now"))
 
 
 def retry_dead_letters(session: Session, user, *, delivery_ids: list[int] | None = None) -> int:

@@ -39,13 +39,16 @@ from datetime import datetime, timedelta
 
 import requests
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from portal import clock
 from portal.models import Alert, User
 from portal.notifications import operations as notifications
+from portal.notifications.messages import Message, listing, message
 from portal.ops import health as ops_health
+from portal.ops.words import N_, Said, said, said_n, shown_json
 from portal.ops.worker_health import collect_health
 from portal.permissions.roles import roles_with
 from portal.signing import signed_headers
@@ -83,7 +86,7 @@ class Context:
 
 
 RULES: dict[str, Callable[[Context], list[Condition]]] = {}
-RULE_TITLES: dict[str, str] = {}
+RULE_TITLES: dict[str, object] = {}  # lazy: shown in the reader's language
 
 
 def rule(name: str, title: str):
@@ -95,7 +98,7 @@ def rule(name: str, title: str):
     return register
 
 
-@rule("integration_down", "Integration down")
+@rule("integration_down", _l("Integration down"))
 def integration_down(ctx: Context) -> list[Condition]:
     limit = timedelta(minutes=int(ctx.config.get("ALERT_DOWN_MINUTES", 10)))
     out = []
@@ -104,14 +107,16 @@ def integration_down(ctx: Context) -> list[Condition]:
             continue
         minutes = int((ctx.now - card.down_since).total_seconds() // 60)
         out.append(Condition(
-            "integration_down", card.name, f"{card.spec.label} is down",
-            f"Down for {minutes} min: {card.reason}.", "critical",
+            "integration_down", card.name, said(N_("%(name)s is down"), name=_card(card)),
+            said(N_("Down for %(num)s min: %(reasons)s."), num=minutes,
+                 reasons=listing(*[r.message if isinstance(r, Said) else str(r)
+                                   for r in card.reasons])), "critical",
             f"/ops/integrations#card-{card.name}",
             {"since": card.down_since.isoformat(), "reasons": card.reasons}))
     return out
 
 
-@rule("run_failed", "Run failed after retries")
+@rule("run_failed", _l("Run failed after retries"))
 def run_failed(ctx: Context) -> list[Condition]:
     attempts = int(ctx.config.get("SYNC_RETRIES", 3)) + 1
     out = []
@@ -121,28 +126,33 @@ def run_failed(ctx: Context) -> list[Condition]:
             continue
         if card.name in RETRYING_INTEGRATIONS and (run["attempt"] or 1) < attempts:
             continue  # its own retry is coming
-        error = card.last_error or "see the run"
+        error = card.last_error or message(N_("see the run"))
         out.append(Condition(
-            "run_failed", card.name, f"{card.spec.label}: {run['kind']} run failed",
-            f"Run {run['id']} failed (attempt {run['attempt']}): {error}", "critical",
+            "run_failed", card.name,
+            said(N_("%(name)s: %(kind)s run failed"), name=_card(card),
+                 kind={"label": run["kind"]}),
+            said(N_("Run %(id)s failed (attempt %(attempt)s): %(error)s"), id=run["id"],
+                 attempt=run["attempt"], error=error), "critical",
             f"/ops/integrations/runs/{run['id']}", {"run_id": run["id"]}))
     return out
 
 
-@rule("discrepancies", "Reconciliation discrepancies")
+@rule("discrepancies", _l("Reconciliation discrepancies"))
 def discrepancies(ctx: Context) -> list[Condition]:
     threshold = int(ctx.config.get("ALERT_DISCREPANCY_THRESHOLD", 10))
     return [
         Condition("discrepancies", card.name,
-                  f"{card.spec.label}: {card.discrepancies_open} open discrepancies",
-                  f"More than {threshold} reconciliation gaps are open.", "warning",
+                  said(N_("%(name)s: %(num)s open discrepancies"), name=_card(card),
+                       num=card.discrepancies_open),
+                  said(N_("More than %(num)s reconciliation gaps are open."), num=threshold),
+                  "warning",
                   "/payments/reconciliation", {"open": card.discrepancies_open})
         for card in ctx.cards
         if card.discrepancies_open is not None and card.discrepancies_open > threshold
     ]
 
 
-@rule("dead_letters", "Dead letters")
+@rule("dead_letters", _l("Dead letters"))
 def dead_letters(ctx: Context) -> list[Condition]:
     rows = ctx.session.execute(text(
         "SELECT subscriber, count(*) AS n FROM event_deliveries WHERE status = 'dead' "
@@ -151,17 +161,20 @@ def dead_letters(ctx: Context) -> list[Condition]:
     if not total:
         return []
     detail = ", ".join(f"{s.rsplit('.', 1)[-1]} {n}" for s, n in rows[:5])
-    return [Condition("dead_letters", None, f"{total} dead event deliveries",
-                      f"Subscribers gave up on events: {detail}.", "warning",
+    return [Condition("dead_letters", None,
+                      said_n(N_("%(num)d dead event delivery"), N_("%(num)d dead event deliveries"),
+                             total),
+                      said(N_("Subscribers gave up on events: %(detail)s."), detail=detail),
+                      "warning",
                       "/ops/integrations#card-EVENTS", {"dead": total})]
 
 
-@rule("worker_heartbeat", "Worker heartbeat missing")
+@rule("worker_heartbeat", _l("Worker heartbeat missing"))
 def worker_heartbeat(ctx: Context) -> list[Condition]:
     health = ctx.health
     if health is None:
-        return [Condition("worker_heartbeat", "redis", "Workers cannot be checked",
-                          "Redis did not answer the worker health check.", "critical",
+        return [Condition("worker_heartbeat", "redis", said(N_("Workers cannot be checked")),
+                          said(N_("Redis did not answer the worker health check.")), "critical",
                           "/ops/workers")]
     stale = int(ctx.config.get("ALERT_HEARTBEAT_SECONDS", 480))
     out = []
@@ -169,37 +182,43 @@ def worker_heartbeat(ctx: Context) -> list[Condition]:
     live = [w for w in workers if w["heartbeat_age_s"] is not None
             and w["heartbeat_age_s"] < stale]
     if not live:
-        out.append(Condition("worker_heartbeat", "workers", "No live worker",
-                             "No RQ worker has sent a heartbeat: jobs are not being run.",
+        out.append(Condition("worker_heartbeat", "workers", said(N_("No live worker")),
+                             said(N_("No RQ worker has sent a heartbeat: jobs are not being "
+                                     "run.")),
                              "critical", "/ops/workers"))
     for w in workers:
         age = w["heartbeat_age_s"]
         if age is None or age >= stale:
             out.append(Condition("worker_heartbeat", w["name"][:100],
-                                 f"Worker {w['name']} stopped sending heartbeats",
-                                 f"Last heartbeat {int(age or 0)} s ago.", "warning",
+                                 said(N_("Worker %(name)s stopped sending heartbeats"),
+                                      name=w["name"]),
+                                 said(N_("Last heartbeat %(num)s s ago."), num=int(age or 0)),
+                                 "warning",
                                  "/ops/workers", {"age_s": age}))
     if not any(c["alive"] for c in health["cron_schedulers"]):
-        out.append(Condition("worker_heartbeat", "scheduler", "No live cron scheduler",
-                             "Periodic jobs (syncs, reconciliation, alerts) are not enqueued.",
+        out.append(Condition("worker_heartbeat", "scheduler", said(N_("No live cron scheduler")),
+                             said(N_("Periodic jobs (syncs, reconciliation, alerts) are not "
+                                     "enqueued.")),
                              "critical", "/ops/workers"))
     return out
 
 
-@rule("queue_depth", "Queue depth")
+@rule("queue_depth", _l("Queue depth"))
 def queue_depth(ctx: Context) -> list[Condition]:
     if ctx.health is None:
         return []
     threshold = int(ctx.config.get("ALERT_QUEUE_DEPTH", 1000))
     return [
-        Condition("queue_depth", q["name"], f"Queue {q['name']} holds {q['depth']} jobs",
-                  f"Above the threshold of {threshold}; {q['workers']} live workers serve it.",
+        Condition("queue_depth", q["name"],
+                  said(N_("Queue %(name)s holds %(num)s jobs"), name=q["name"], num=q["depth"]),
+                  said(N_("Above the threshold of %(num)s; %(workers)s live workers serve it."),
+                       num=threshold, workers=q["workers"]),
                   "warning", "/ops/workers", {"depth": q["depth"]})
         for q in ctx.health["queues"] if q["depth"] > threshold
     ]
 
 
-@rule("push_refused", "Requests refused")
+@rule("push_refused", _l("Requests refused"))
 def push_refused(ctx: Context) -> list[Condition]:
     out = []
     for card in ctx.cards:
@@ -207,15 +226,16 @@ def push_refused(ctx: Context) -> list[Condition]:
         if traffic is None or card.paused or not traffic.refusal_alarm:
             continue
         out.append(Condition(
-            "push_refused", card.name, f"{card.spec.label}: requests refused",
-            f"{traffic.reasons()[0].capitalize()}; the threshold is "
-            f"{100 * traffic.refusal_threshold:.0f}%.", "warning",
+            "push_refused", card.name, said(N_("%(name)s: requests refused"), name=_card(card)),
+            said(N_("%(reason)s; the threshold is %(rate)s%%."),
+                 reason=traffic.reasons()[0].message,
+                 rate=f"{100 * traffic.refusal_threshold:.0f}"), "warning",
             f"/ops/integrations#card-{card.name}",
             {"refused": traffic.window_refused, "accepted": traffic.window_accepted}))
     return out
 
 
-@rule("no_traffic", "No traffic")
+@rule("no_traffic", _l("No traffic"))
 def no_traffic(ctx: Context) -> list[Condition]:
     out = []
     for card in ctx.cards:
@@ -224,13 +244,50 @@ def no_traffic(ctx: Context) -> list[Condition]:
             continue
         last = traffic.last_received_at
         out.append(Condition(
-            "no_traffic", card.name, f"{card.spec.label}: no traffic",
-            f"Nothing received for {traffic.silent_min} min in working hours (expected within "
-            f"{traffic.silence_limit_min} min); last request "
-            f"{last.astimezone(clock.bank_zone()):%d/%m %H:%M}.", "warning",
+            "no_traffic", card.name, said(N_("%(name)s: no traffic"), name=_card(card)),
+            said(N_("Nothing received for %(num)s min in working hours (expected within "
+                    "%(limit)s min); last request %(last)s."), num=traffic.silent_min,
+                 limit=traffic.silence_limit_min,
+                 last={"datetime": last.isoformat(), "format": "%d/%m %H:%M"}), "warning",
             f"/ops/integrations#card-{card.name}",
             {"silent_min": traffic.silent_min, "last_received_at": last.isoformat()}))
     return out
+
+
+# --- words in the reader's language -----------------------------------------------------------
+
+WORDS = "_words"  # the key of alerts.data holding the title's and detail's messages
+
+
+def _card(card) -> dict:
+    """A card's name as a message parameter (its label, in the reader's language)."""
+    return {"msg": message(ops_health.CARD_WORDS.get(card.name, card.name)).to_json()}
+
+
+def _words(value):
+    """A message parameter or notification part for ``value`` (a Said: its message)."""
+    return value.message if isinstance(value, Said) else value
+
+
+def _data(cond: Condition) -> dict | None:
+    data = dict(cond.data or {})
+    words = {part: getattr(cond, part).message.to_json() for part in ("title", "detail")
+             if isinstance(getattr(cond, part), Said)}
+    if words:
+        data[WORDS] = words
+    return data or None
+
+
+def _stored_words(alert: Alert, part: str):
+    spec = ((alert.data or {}).get(WORDS) or {}).get(part)
+    if spec:
+        return Message.from_json(spec)
+    return getattr(alert, part)
+
+
+def shown(alert: Alert, part: str) -> str:
+    """The alert's ``part`` ("title" or "detail") in the reader's language."""
+    return shown_json(((alert.data or {}).get(WORDS) or {}).get(part), getattr(alert, part))
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -296,13 +353,14 @@ def evaluate(session: Session, *, now: datetime | None = None, health=...,
             continue
         alert = Alert(key=key, rule=cond.rule, subject=cond.subject, severity=cond.severity,
                       status="firing", title=cond.title[:200], detail=cond.detail,
-                      link=cond.link, data=cond.data or None, raised_at=now, last_seen_at=now,
+                      link=cond.link, data=_data(cond), raised_at=now, last_seen_at=now,
                       webhook_status=None, webhook_attempts=0)
         session.add(alert)
         outcome.raised.append(alert)
         for user_id in users:
-            notifications.notify(session, user_id, "ops_alert", f"Alert: {cond.title}",
-                                 cond.detail, link=cond.link or "/ops/alerts")
+            notifications.notify(session, user_id, "ops_alert",
+                                 message(N_("Alert: %(title)s"), title=_words(cond.title)),
+                                 _words(cond.detail), link=cond.link or "/ops/alerts")
     for key, alert in firing.items():
         if key in found:
             continue
@@ -315,8 +373,10 @@ def evaluate(session: Session, *, now: datetime | None = None, health=...,
         minutes = int((now - alert.raised_at).total_seconds() // 60)
         for user_id in users:
             notifications.notify(session, user_id, "ops_alert_cleared",
-                                 f"Cleared: {alert.title}",
-                                 f"The condition ended after {minutes} min.",
+                                 message(N_("Cleared: %(title)s"),
+                                         title=_stored_words(alert, "title")),
+                                 message(N_("The condition ended after %(num)s min."),
+                                         num=minutes),
                                  link=alert.link or "/ops/alerts")
     session.commit()
     for alert in outcome.raised:
@@ -333,7 +393,8 @@ def payload(alert: Alert) -> dict:
     return {
         "id": alert.id, "key": alert.key, "rule": alert.rule, "subject": alert.subject,
         "status": alert.status, "severity": alert.severity, "title": alert.title,
-        "detail": alert.detail, "link": alert.link, "data": alert.data,
+        "detail": alert.detail, "link": alert.link,
+        "data": {k: v for k, v in (alert.data or {}).items() if k != WORDS} or None,
         "raised_at": alert.raised_at.isoformat(),
         "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
         "source": "collection-crm",

@@ -4,9 +4,12 @@ per run. Every bar and point carries a <title> tooltip; numbers are escaped text
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from portal import clock
+from portal.i18n import format_number
+from portal.labels import label
 
 GREEN = "#2f9e6b"
 RED = "#d64545"
@@ -107,10 +110,10 @@ def format_duration_ms(value) -> str:
     if ms < 1000:
         return f"{ms:.0f} ms"
     if ms < 60_000:
-        return f"{ms / 1000:.1f} s"
+        return f"{format_number(ms / 1000, 1)} s"
     if ms < 3_600_000:
-        return f"{ms / 60_000:.1f} min"
-    return f"{ms / 3_600_000:.1f} h"
+        return f"{format_number(ms / 60_000, 1)} min"
+    return f"{format_number(ms / 3_600_000, 1)} h"
 
 
 def card_charts(card) -> dict[str, Markup]:
@@ -118,25 +121,33 @@ def card_charts(card) -> dict[str, Markup]:
     runs = [r for r in reversed(card.recent) if r["status"] not in ("running", "skipped")]
     daily = stacked_bars(
         [{"ok": d["ok"], "failed": d["failed"], "title": d["day"].strftime("%d/%m")}
-         for d in card.daily], label=f"{card.spec.label}: runs per day, last 7 days")
+         for d in card.daily], label=_("%(name)s: runs per day, last 7 days", name=card.spec.label),
+        words=(_("ok"), _("failed")))
     hourly = stacked_bars(
         [{"ok": h["ok"], "failed": h["failed"],
-          "title": "this hour" if h["hours_ago"] == 0 else f"{h['hours_ago']} h ago"}
-         for h in card.hourly], label=f"{card.spec.label}: runs per hour, last 24 hours")
+          "title": _("this hour") if h["hours_ago"] == 0
+          else _("%(num)s h ago", num=h["hours_ago"])}
+         for h in card.hourly],
+        label=_("%(name)s: runs per hour, last 24 hours", name=card.spec.label),
+        words=(_("ok"), _("failed")))
     duration = sparkline(
         [{"value": r["duration"], "failed": r["status"] == "failed",
-          "title": f"run {r['id']} · {r['status']} · {format_duration_ms(r['duration'])}"}
-         for r in runs], label=f"{card.spec.label}: duration of recent runs")
+          "title": _("run %(id)s", id=r["id"]) + f" · {label(r['status'])} · "
+                   f"{format_duration_ms(r['duration'])}"}
+         for r in runs], label=_("%(name)s: duration of recent runs", name=card.spec.label))
     records = bars(
         [{"value": r["loaded"], "failed": r["status"] == "failed",
-          "title": f"run {r['id']} · {r['loaded']:,} loaded of {r['extracted']:,}"}
-         for r in runs], label=f"{card.spec.label}: records loaded per run")
+          "title": _("run %(id)s", id=r["id"]) + " · " + _(
+              "%(loaded)s loaded of %(extracted)s", loaded=format_number(r["loaded"]),
+              extracted=format_number(r["extracted"]))}
+         for r in runs], label=_("%(name)s: records loaded per run", name=card.spec.label))
     charts = {"daily": daily, "hourly": hourly, "duration": duration, "records": records}
     if card.traffic is not None:
         zone = clock.bank_zone()
         charts["traffic"] = stacked_bars(
             [{"ok": h["accepted"], "failed": h["refused"],
               "title": f"{h['hour'].astimezone(zone):%H:00}"} for h in card.traffic.hourly],
-            width=480, label=f"{card.spec.label}: requests per hour, last 24 hours",
-            words=("accepted", "refused"))
+            width=480, label=_("%(name)s: requests per hour, last 24 hours",
+                               name=card.spec.label),
+            words=(_("accepted"), _("refused")))
     return charts

@@ -35,12 +35,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from integrations.control import breaker_states
 from portal import clock
+from portal.notifications.messages import Message, message
 from portal.ops import traffic as push_traffic
+from portal.ops.words import N_, said, shown
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +60,22 @@ class CardSpec:
     resync: bool = False  # offers a full resync
 
 
+# the cards' names and descriptions (msgids; CardSpec holds them lazily translated)
+CARD_WORDS = {
+    "T24": N_("T24 core banking"), "W4": N_("W4 card system"), "LOS": N_("Loan origination"),
+    "PAYMENTS": N_("Payments"), "CTI": N_("Call centre"), "GPS": N_("GPS tracking"),
+    "EVENTS": N_("Event bus"),
+}
 CARDS: tuple[CardSpec, ...] = (
-    CardSpec("T24", "T24 core banking", "customers, loans, collaterals · daily files",
+    CardSpec("T24", _l(CARD_WORDS["T24"]), _l("customers, loans, collaterals · daily files"),
              resync=True),
-    CardSpec("W4", "W4 card system", "cards · REST, updated_since cursor"),
-    CardSpec("LOS", "Loan origination", "applications · REST, updated_since cursor"),
-    CardSpec("PAYMENTS", "Payments", "signed webhooks · daily reconciliation"),
-    CardSpec("CTI", "Call centre", "call and agent-status events · click-to-call"),
-    CardSpec("GPS", "GPS tracking", "positions in · forwarding out"),
-    CardSpec("EVENTS", "Event bus", "outbox relay · subscriber deliveries", external=False),
+    CardSpec("W4", _l(CARD_WORDS["W4"]), _l("cards · REST, updated_since cursor")),
+    CardSpec("LOS", _l(CARD_WORDS["LOS"]), _l("applications · REST, updated_since cursor")),
+    CardSpec("PAYMENTS", _l(CARD_WORDS["PAYMENTS"]), _l("signed webhooks · daily reconciliation")),
+    CardSpec("CTI", _l(CARD_WORDS["CTI"]), _l("call and agent-status events · click-to-call")),
+    CardSpec("GPS", _l(CARD_WORDS["GPS"]), _l("positions in · forwarding out")),
+    CardSpec("EVENTS", _l(CARD_WORDS["EVENTS"]), _l("outbox relay · subscriber deliveries"),
+             external=False),
 )
 CARD_BY_NAME = {c.name: c for c in CARDS}
 STATES = ("healthy", "degraded", "down", "paused", "unknown")
@@ -126,6 +136,23 @@ register_backlog("GPS", "rejected positions (24 h)",  # refused for good, answer
 register_backlog("PAYMENTS", "rejected notifications (24 h)",
                  _scalar("SELECT count(*) FROM rejected_notifications "
                          "WHERE received_at >= crm_now() - interval '24 hours'"))
+
+
+# the words of the backlogs registered above (their labels stay the English keys)
+BACKLOG_WORDS = {
+    "unrelayed events": N_("unrelayed events"),
+    "dead letters": N_("dead letters"),
+    "deliveries retrying": N_("deliveries retrying"),
+    "unforwarded positions": N_("unforwarded positions"),
+    "implausible positions (24 h)": N_("implausible positions (24 h)"),
+    "rejected positions (24 h)": N_("rejected positions (24 h)"),
+    "rejected notifications (24 h)": N_("rejected notifications (24 h)"),
+}
+
+
+def backlog_message(label: str) -> Message:
+    """A backlog's label as a message (a label registered elsewhere: as it is)."""
+    return message(BACKLOG_WORDS.get(label, label))
 
 
 def read_backlogs(session: Session, integration: str) -> list[dict]:
@@ -392,6 +419,12 @@ class Card:
     def reason(self) -> str:
         return "; ".join(self.reasons)
 
+    @property
+    def reason_shown(self) -> str:
+        """The reasons in the reader's language, the first letter capitalised."""
+        text_ = "; ".join(shown(r) for r in self.reasons)
+        return text_[:1].upper() + text_[1:]
+
 
 def _finished(run: dict) -> bool:
     return run["status"] != "running"
@@ -405,24 +438,27 @@ def derive_state(card: Card, *, now: datetime) -> None:
     breaker = card.breaker
     breaker_state = getattr(breaker, "state", "closed")
     if breaker_state == "open":
-        reasons_down.append("circuit breaker open" + (" (forced)" if breaker.forced else ""))
+        reasons_down.append(said(N_("circuit breaker open (forced)")) if breaker.forced
+                            else said(N_("circuit breaker open")))
     elif breaker_state == "half_open":
-        reasons_degraded.append("circuit breaker half-open (probing)")
+        reasons_degraded.append(said(N_("circuit breaker half-open (probing)")))
     streak = []
     for run in effective:
         if run["status"] != "failed":
             break
         streak.append(run)
     if len(streak) >= DOWN_AFTER_FAILED_RUNS:
-        reasons_down.append(f"last {len(streak)} runs failed")
+        reasons_down.append(said(N_("last %(num)s runs failed"), num=len(streak)))
     elif streak:
-        reasons_degraded.append("last run failed")
+        reasons_degraded.append(said(N_("last run failed")))
     elif effective and effective[0]["status"] == "partial":
-        reasons_degraded.append("last run partial")
+        reasons_degraded.append(said(N_("last run partial")))
     if card.traffic is not None:
         reasons_degraded += card.traffic.reasons()
     for backlog in card.backlogs:
-        text_ = f"{backlog['value']:,} {backlog['label']}" if backlog["value"] is not None else ""
+        text_ = said(N_("%(num)s %(backlog)s"), num=backlog["value"],
+                     backlog={"msg": backlog_message(backlog["label"]).to_json()}) \
+            if backlog["value"] is not None else ""
         if backlog["level"] == "down":
             reasons_down.append(text_)
         elif backlog["level"] == "degraded":
@@ -431,7 +467,8 @@ def derive_state(card: Card, *, now: datetime) -> None:
     if card.paused:
         card.state = "paused"
         by = (card.setting or {}).get("reason")
-        card.reasons = ["paused by ops" + (f": {by}" if by else "")] + reasons_down \
+        card.reasons = [said(N_("paused by ops: %(reason)s"), reason=by) if by
+                        else said(N_("paused by ops"))] + reasons_down \
             + reasons_degraded
     elif reasons_down:
         card.state = "down"
@@ -445,7 +482,7 @@ def derive_state(card: Card, *, now: datetime) -> None:
         card.reasons = []
     else:
         card.state = "unknown"
-        card.reasons = ["no runs yet"]
+        card.reasons = [said(N_("no runs yet"))]
 
     if card.state == "down":
         moments = []

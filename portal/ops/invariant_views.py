@@ -4,6 +4,8 @@ invariant with its violating rows, the recent runs, and "Check now"."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from portal.extensions import db
@@ -18,8 +20,10 @@ from portal.permissions.decorators import permission_required
 def invariants_page():
     runs = invariants.recent_runs(db.session)
     history = charts.bars([{"value": r.violations, "failed": bool(r.violations or r.errors),
-                            "title": f"run {r.id}: {r.violations} violation(s)"}
-                           for r in reversed(runs)], width=360, label="violations per run")
+                            "title": ngettext("run %(id)s: %(num)d violation",
+                                              "run %(id)s: %(num)d violations", r.violations or 0,
+                                              id=r.id)}
+                           for r in reversed(runs)], width=360, label=_("violations per run"))
     return render_template("ops/invariants.html", latest=runs[0] if runs else None,
                            runs=runs, checks=invariants.INVARIANTS, history=history)
 
@@ -30,7 +34,7 @@ def check_invariants_now():
     ReturnForm()
     try:
         invariants.request_check(db.session, current_user)
-        flash("The check is queued; this page shows its result when it has run.", "success")
-    except invariants.QueueUnavailable as exc:
-        flash(str(exc), "error")
+        flash(_("The check is queued; this page shows its result when it has run."), "success")
+    except invariants.QueueUnavailable:
+        flash(_("The job queue is unavailable; try again in a moment."), "error")
     return redirect(url_for("ops.invariants_page"), code=303)

@@ -30,6 +30,7 @@ from portal.events.subscribers import all_subscribers, load_subscribers
 from portal.field import plausibility
 from portal.models import Case
 from portal.models.ops import InvariantRun
+from portal.notifications.messages import N_
 from portal.queues import enqueue
 from portal.schedules import Jobs
 
@@ -370,47 +371,48 @@ def phones_normalised(session: Session, now: datetime) -> list[dict]:
 
 
 INVARIANTS: tuple[Invariant, ...] = (
-    Invariant("case_totals", "case totals and products equal a fresh recompute",
+    Invariant("case_totals", N_("case totals and products equal a fresh recompute"),
               case_totals_recompute),
-    Invariant("case_priority", "case priorities equal a fresh recompute",
+    Invariant("case_priority", N_("case priorities equal a fresh recompute"),
               case_priority_recompute),
-    Invariant("promise_allocations", "each promise's paid amount and status follow the "
-              "payments allocated to it", promises_follow_allocations),
-    Invariant("payment_allocations", "no payment is allocated beyond its amount, and only "
-              "standing payments are", payments_not_over_allocated),
-    Invariant("payment_applied", "each payment counts in the balances as its status says",
+    Invariant("promise_allocations", N_("each promise's paid amount and status follow the "
+              "payments allocated to it"), promises_follow_allocations),
+    Invariant("payment_allocations", N_("no payment is allocated beyond its amount, and only "
+              "standing payments are"), payments_not_over_allocated),
+    Invariant("payment_applied", N_("each payment counts in the balances as its status says"),
               payments_applied_as_their_status),
-    Invariant("loan_due", "each loan's due is the bank's due less the payments standing since "
-              "its last sync", loan_due_follows_payments),
-    Invariant("primary_contacts", "no customer has two primary contacts of one type",
+    Invariant("loan_due", N_("each loan's due is the bank's due less the payments standing since "
+              "its last sync"), loan_due_follows_payments),
+    Invariant("primary_contacts", N_("no customer has two primary contacts of one type"),
               one_primary_contact_per_type),
-    Invariant("pending_promises", "at most one pending promise per account, and a superseded "
-              "one names its replacement", one_pending_promise),
-    Invariant("phones_normalised", "every phone is stored normalised (E.164)",
+    Invariant("pending_promises", N_("at most one pending promise per account, and a superseded "
+              "one names its replacement"), one_pending_promise),
+    Invariant("phones_normalised", N_("every phone is stored normalised (E.164)"),
               phones_normalised),
-    Invariant("event_deliveries", "every relayed event has its deliveries",
+    Invariant("event_deliveries", N_("every relayed event has its deliveries"),
               events_delivered_or_pending),
-    Invariant("product_owners", "a product whose move was applied belongs to its new "
-              "customer", products_follow_their_moves),
-    Invariant("owner_moves_published", "every applied move between customers was published",
+    Invariant("product_owners", N_("a product whose move was applied belongs to its new "
+              "customer"), products_follow_their_moves),
+    Invariant("owner_moves_published", N_("every applied move between customers was published"),
               applied_moves_published),
-    Invariant("owner_moves_decided", "no move is left pending after its run",
+    Invariant("owner_moves_decided", N_("no move is left pending after its run"),
               moves_decided),
-    Invariant("open_gaps", "a reconciled date lists each gap once", one_open_gap_per_key),
-    Invariant("superseded_gaps", "a superseded gap names the later run that replaced it",
+    Invariant("open_gaps", N_("a reconciled date lists each gap once"), one_open_gap_per_key),
+    Invariant("superseded_gaps", N_("a superseded gap names the later run that replaced it"),
               superseded_by_a_later_run),
-    Invariant("reconciliation_counts", "a reconciliation run counts the gaps it lists",
+    Invariant("reconciliation_counts", N_("a reconciliation run counts the gaps it lists"),
               reconciliation_counts_its_gaps),
-    Invariant("accounts", "no account contradicts itself (days past due, amounts due, "
-              "next payment date)", account_checks.violations),
-    Invariant("kpi_days", "the stored KPI days count what the actions say",
+    Invariant("accounts", N_("no account contradicts itself (days past due, amounts due, "
+              "next payment date)"), account_checks.violations),
+    Invariant("kpi_days", N_("the stored KPI days count what the actions say"),
               stored_kpi_days_match_actions),
-    Invariant("run_counts", "every run's counts are consistent", run_counts_consistent),
-    Invariant("gps_points", "no flagged GPS point counts in a route, a verification or the "
-              "forwarding", positions_plausible),
-    Invariant("call_window_breaches", "every outbound call outside the contact window is "
-              "flagged as a breach", outbound_calls_outside_the_window_flagged),
+    Invariant("run_counts", N_("every run's counts are consistent"), run_counts_consistent),
+    Invariant("gps_points", N_("no flagged GPS point counts in a route, a verification or the "
+              "forwarding"), positions_plausible),
+    Invariant("call_window_breaches", N_("every outbound call outside the contact window is "
+              "flagged as a breach"), outbound_calls_outside_the_window_flagged),
 )
+INVARIANT_WORDS = {i.name: i.description for i in INVARIANTS}  # msgids, shown translated
 
 
 def check_all(session: Session, *, now: datetime | None = None,

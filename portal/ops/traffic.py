@@ -36,6 +36,7 @@ from werkzeug.exceptions import HTTPException
 
 from portal import clock
 from portal.extensions import db
+from portal.ops.words import N_, said
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +246,13 @@ class Traffic:
         if self.refusal_alarm:
             total = self.window_accepted + self.window_refused
             since = self.window_since.astimezone(clock.bank_zone()).strftime("%H:%M")
-            out.append(f"{100 * self.window_rate:.0f}% of requests refused since {since} "
-                       f"({self.window_refused:,} of {total:,})")
+            out.append(said(N_("%(rate)s%% of requests refused since %(since)s "
+                               "(%(refused)s of %(total)s)"),
+                            rate=f"{100 * self.window_rate:.0f}", since=since,
+                            refused=self.window_refused, total=total))
         if self.silence_alarm:
-            out.append(f"no traffic for {self.silent_min} min in working hours")
+            out.append(said(N_("no traffic for %(num)s min in working hours"),
+                            num=self.silent_min))
         return out
 
 

@@ -5,16 +5,21 @@ in the service they call."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 
 from integrations import control
 from portal.events.relay import request_relay_after_commit
 from portal.extensions import db
+from portal.labels import label
 from portal.models.enums import INTEGRATIONS, RUN_STATUSES
 from portal.ops import actions as ops_actions
-from portal.ops import alerts, charts, owner_moves, queries
+from portal.ops import alerts, charts, invariants, owner_moves, queries
 from portal.ops import health as ops_health
 from portal.ops.forms import BreakerForm, MoveDecisionForm, ReasonForm, RequeueForm, ReturnForm
+from portal.ops.words import shown
 from portal.ops.worker_health import collect_health
 from portal.permissions.decorators import permission_required, safe_next
 
@@ -24,6 +29,38 @@ bp = Blueprint("ops", __name__)
 @bp.app_template_filter("duration_ms")
 def _duration_filter(value) -> str:
     return charts.format_duration_ms(value)
+
+
+@bp.app_template_filter("said")
+def _said_filter(value) -> str:
+    """Ops text made in Python (portal/ops/words.py) in the reader's language."""
+    return shown(value)
+
+
+@bp.app_template_filter("alert_title")
+def _alert_title_filter(alert) -> str:
+    return alerts.shown(alert, "title")
+
+
+@bp.app_template_filter("alert_detail")
+def _alert_detail_filter(alert) -> str:
+    return alerts.shown(alert, "detail")
+
+
+@bp.app_template_filter("backlog_label")
+def _backlog_label_filter(value: str) -> str:
+    text = ops_health.backlog_message(value).render()
+    return text[:1].upper() + text[1:]
+
+
+@bp.app_template_filter("invariant_description")
+def _invariant_description_filter(result) -> str:
+    """A truth check result's description in the reader's language (first letter capital)."""
+    def get(key):
+        return result.get(key) if isinstance(result, dict) else getattr(result, key, None)
+    known = invariants.INVARIANT_WORDS.get(get("name"))
+    text = _(known) if known else (get("description") or "")
+    return text[:1].upper() + text[1:]
 
 
 @bp.app_template_filter("percent")
@@ -126,12 +163,15 @@ def decide_moves(run_id: int):
                                         form.move.data)
     except owner_moves.MoveDecisionError as exc:
         db.session.rollback()
-        flash(str(exc).capitalize() + ".", "error")
+        flash(shown(exc.args[0] if exc.args else exc).capitalize() + ".", "error")
     else:
         db.session.commit()
         request_relay_after_commit()  # the PRODUCT_OWNER_CHANGED events of applied moves
-        done = "applied" if form.decision.data == "apply" else "rejected"
-        flash(f"{decided} move{'s' if decided != 1 else ''} {done}.", "success")
+        if form.decision.data == "apply":
+            flash(ngettext("%(num)d move applied.", "%(num)d moves applied.", decided), "success")
+        else:
+            flash(ngettext("%(num)d move rejected.", "%(num)d moves rejected.", decided),
+                  "success")
     return _back(form, "ops.run_detail", run_id=run_id)
 
 
@@ -145,10 +185,15 @@ def quarantine():
                                       page=page)
     return render_template("ops/quarantine.html", rows=rows, total=total, page=page,
                            pages=_pages(total), integration=integration,
-                           status=status, integrations=INTEGRATIONS)
+                           status=status, integrations=INTEGRATIONS,
+                           labels={c.name: c.label for c in ops_health.CARDS})
 
 
 # --- actions (ops.actions; each confirmed in the page and audited by its service) ---------------
+
+
+ACTION_WORDS = {"run_now": _l("run now"), "full_resync": _l("full resync"),
+                "retry_run": _l("retry run")}
 
 
 def _run_action(name: str, action: str, run=None):
@@ -156,13 +201,15 @@ def _run_action(name: str, action: str, run=None):
         message = ops_actions.trigger(db.session, name, action, current_user, run=run)
     except ops_actions.ActionError as exc:
         db.session.rollback()
-        flash(str(exc), "error")
+        flash(shown(exc.args[0] if exc.args else exc), "error")
     except Exception as exc:  # the integration's trigger failed: say so, keep the page
         db.session.rollback()
         current_app.logger.exception("ops action failed")
-        flash(f"{name}: {action.replace('_', ' ')} failed: {type(exc).__name__}: {exc}", "error")
+        error = f"{type(exc).__name__}: {exc}"
+        flash(_("%(name)s: %(action)s failed: %(error)s", name=name,
+                action=ACTION_WORDS.get(action, action), error=error), "error")
     else:
-        flash(message, "success")
+        flash(shown(message), "success")
 
 
 @bp.post("/ops/integrations/<name>/run")
@@ -196,8 +243,8 @@ def pause(name: str):
     name = _integration(name)
     form = ReasonForm()
     control.pause(name, current_user, form.reason.data)
-    flash(f"{ops_health.CARD_BY_NAME[name].label} paused: its jobs skip their work and its "
-          "webhooks store what arrives until you resume it.", "warning")
+    flash(_("%(name)s paused: its jobs skip their work and its webhooks store what arrives "
+            "until you resume it.", name=ops_health.CARD_BY_NAME[name].label), "warning")
     return _back(form)
 
 
@@ -207,7 +254,7 @@ def resume(name: str):
     name = _integration(name)
     form = ReasonForm()
     control.resume(name, current_user, form.reason.data)
-    flash(f"{ops_health.CARD_BY_NAME[name].label} resumed.", "success")
+    flash(_("%(name)s resumed.", name=ops_health.CARD_BY_NAME[name].label), "success")
     return _back(form)
 
 
@@ -221,7 +268,8 @@ def force_breaker(name: str):
     state = form.state.data
     control.force(name, state, current_user, reason=form.reason.data)
     db.session.commit()  # the audit row
-    flash(f"Circuit breaker of {name} forced {state.replace('_', '-')}.", "success")
+    flash(_("Circuit breaker of %(name)s forced %(state)s.", name=name,
+            state=label(state, "breaker").lower()), "success")
     return _back(form)
 
 
@@ -230,7 +278,8 @@ def force_breaker(name: str):
 def retry_dead_letters():
     form = ReturnForm()
     count = ops_actions.retry_dead_letters(db.session, current_user)
-    flash(f"Re-enqueued {count} dead letter{'s' if count != 1 else ''}.", "success")
+    flash(ngettext("Re-enqueued %(num)d dead letter.", "Re-enqueued %(num)d dead letters.", count),
+          "success")
     return _back(form)
 
 
@@ -261,9 +310,10 @@ def requeue_failed():
         count = ops_actions.requeue_failed(db.session, current_user, queue_name=queue_name,
                                            job_id=form.job_id.data)
     except ops_actions.ActionError as exc:
-        flash(str(exc), "error")
+        flash(shown(exc.args[0] if exc.args else exc), "error")
     else:
-        flash(f"Requeued {count} failed job{'s' if count != 1 else ''} on {queue_name}.",
+        flash(ngettext("Requeued %(num)d failed job on %(queue)s.",
+                       "Requeued %(num)d failed jobs on %(queue)s.", count, queue=queue_name),
               "success")
     return _back(form, "ops.workers")
 

@@ -33,8 +33,14 @@ from sqlalchemy import func, select
 from portal import clock
 from portal.extensions import db
 from portal.models.events import Event, EventDelivery
+from portal.ops.words import N_, said
 from portal.queues import QUEUES, all_queues, get_connection
 from portal.schedules import CRON_LOCK_KEY, SCHEDULES
+
+# the queues' descriptions (portal/queues.py), for the catalogue: the page translates them
+QUEUE_WORDS = (N_("event relay and subscriber deliveries"),
+               N_("notifications, exports, housekeeping"),
+               N_("bank sync, reconciliation, forwarding"))
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +179,16 @@ def collect_health(connection: Redis | None = None) -> dict:
     events = event_summary(clock.running_now())  # the outbox by the product's clock
     problems = []
     if not any(w["alive"] for w in workers):
-        problems.append("no live worker")
+        problems.append(said(N_("no live worker")))
     for q in queues:
         if q["depth"] and not q["workers"]:
-            problems.append(f"queue {q['name']} has {q['depth']} jobs and no worker")
+            problems.append(said(N_("queue %(name)s has %(num)s jobs and no worker"),
+                                 name=q["name"], num=q["depth"]))
     if not any(c["alive"] for c in crons):
-        problems.append("no live cron scheduler")
+        problems.append(said(N_("no live cron scheduler")))
     if events and events["deliveries"]["dead"]:
-        problems.append(f"{events['deliveries']['dead']} dead event deliveries")
+        problems.append(said(N_("%(num)s dead event deliveries"),
+                             num=events["deliveries"]["dead"]))
     return {
         "checked_at": now.isoformat(),
         "ok": not problems,

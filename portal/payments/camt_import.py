@@ -33,9 +33,10 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -48,9 +49,11 @@ from integrations.payments.camt import (
     parse_camt,
 )
 from portal import clock
+from portal.i18n import format_number
 from portal.models import CamtImport, CamtImportTransaction, Loan, Payment
 from portal.models.payments import RejectedNotification
 from portal.money import format_money
+from portal.notifications.messages import N_
 from portal.payments.notifications import KEY_MAX, Refused, accept, parse_notice
 
 DEFAULT_UNSTRUCTURED_PATTERN = r"\b(?P<loan>(?:LD|LN|AA)[0-9A-Z]{10})\b"
@@ -60,44 +63,100 @@ LOGGED_XML_MAX = 16000
 # every reason a transaction can have, in words for the pages (one place)
 REASONS = {
     # skipped
-    "debit": "A debit: money out of the account, not a payment to a loan",
-    "not_booked": "Not booked by the bank (pending or for information)",
-    "other_currency": "In a currency this import does not take",
-    "reversed_debit": "Reversal of a debit: not a payment to a loan",
-    "zero_amount": "Amount of zero",
+    "debit": N_("A debit: money out of the account, not a payment to a loan"),
+    "not_booked": N_("Not booked by the bank (pending or for information)"),
+    "other_currency": N_("In a currency this import does not take"),
+    "reversed_debit": N_("Reversal of a debit: not a payment to a loan"),
+    "zero_amount": N_("Amount of zero"),
     # refused by the import
-    "no_loan_reference": "No reference names a known loan",
-    "ambiguous_loan_reference": "References name more than one loan",
-    "missing_amount": "The transaction has no amount",
-    "missing_booking_date": "The entry has no readable booking date",
-    "no_original_reference": "Reversal without the reference of the payment it reverses",
-    "entry_details_mismatch": "The entry's transactions do not add up to the entry",
-    "control_sum_mismatch": "The file's control sums do not match its entries",
+    "no_loan_reference": N_("No reference names a known loan"),
+    "ambiguous_loan_reference": N_("References name more than one loan"),
+    "missing_amount": N_("The transaction has no amount"),
+    "missing_booking_date": N_("The entry has no readable booking date"),
+    "no_original_reference": N_("Reversal without the reference of the payment it reverses"),
+    "entry_details_mismatch": N_("The entry's transactions do not add up to the entry"),
+    "control_sum_mismatch": N_("The file's control sums do not match its entries"),
     # refused by the payment rules (portal.payments.notifications)
-    "unknown_loan": "No such loan",
-    "cif_mismatch": "The loan belongs to another customer",
-    "currency_mismatch": "The loan is in another currency",
-    "unknown_payment": "The payment to reverse is not known",
-    "already_reversed": "The payment is already reversed",
-    "not_reversible": "The original is not a received payment",
-    "reversal_mismatch": "The reversal does not match the payment it reverses",
-    "invalid_amount": "The amount is not valid",
-    "invalid_paid_at": "The booking date is too old or in the future",
-    "missing_field": "A required value is missing",
-    "invalid_field": "A value is not valid",
-    "conflict": "Conflicts with another payment",
+    "unknown_loan": N_("No such loan"),
+    "cif_mismatch": N_("The loan belongs to another customer"),
+    "currency_mismatch": N_("The loan is in another currency"),
+    "unknown_payment": N_("The payment to reverse is not known"),
+    "already_reversed": N_("The payment is already reversed"),
+    "not_reversible": N_("The original is not a received payment"),
+    "reversal_mismatch": N_("The reversal does not match the payment it reverses"),
+    "invalid_amount": N_("The amount is not valid"),
+    "invalid_paid_at": N_("The booking date is too old or in the future"),
+    "missing_field": N_("A required value is missing"),
+    "invalid_field": N_("A value is not valid"),
+    "conflict": N_("Conflicts with another payment"),
 }
-OUTCOME_WORDS = {"accepted": "Accepted", "duplicate": "Already received",
-                 "refused": "Refused", "skipped": "Skipped"}
-MATCHED_BY = {"creditor_reference": "Creditor reference", "end_to_end_id": "End-to-end id",
-              "account_servicer_reference": "Bank reference",
-              "unstructured": "Remittance text", "original_payment": "Original payment"}
+OUTCOME_WORDS = {"accepted": N_("Accepted"), "duplicate": N_("Already received"),
+                 "refused": N_("Refused"), "skipped": N_("Skipped")}
+MATCHED_BY = {"creditor_reference": N_("Creditor reference"),
+              "end_to_end_id": N_("End-to-end id"),
+              "account_servicer_reference": N_("Bank reference"),
+              "unstructured": N_("Remittance text"), "original_payment": N_("Original payment")}
 
 
-def reason_words(code: str | None) -> str:
+def reason_text(code: str | None) -> str:
+    """The reason in English: what the refused log and the command line keep."""
     if not code:
         return ""
     return REASONS.get(code, code.replace("_", " ").capitalize())
+
+
+def reason_words(code: str | None) -> str:
+    """The reason in the reader's language (the pages)."""
+    if not code:
+        return ""
+    return gettext(REASONS[code]) if code in REASONS else reason_text(code)
+
+
+# the control sums' names, as _check stores them (English), in the reader's language when shown
+CHECK_NAMES = {name: name for name in (
+    N_("number of entries"), N_("number of credit entries"), N_("number of debit entries"),
+    N_("sum of entries"), N_("sum of credit entries"), N_("sum of debit entries"),
+    N_("net of the entries"), N_("number of transactions (Btch/NbOfTxs)"),
+    N_("batch total (Btch/TtlAmt)"), N_("sum of the transactions = entry amount"))}
+_BALANCE_CHECK = re.compile(r"^(\w+) \+ credits − debits = CLBD$")
+_ENTRY_SCOPE = re.compile(r"^entry (\d+\.\d+)$")
+_REPORT_SCOPE = re.compile(r"^report \((\d+)\)$")
+
+
+def _figure(value: str, count: bool) -> str:
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return value
+    if not number.is_finite():
+        return value
+    if count:
+        return format_number(number, 0)
+    return format_number(number, 0 if number == number.to_integral_value() else 2)
+
+
+def check_words(check: dict) -> dict:
+    """A stored control sum for the page: its place, name and figures in the reader's
+    language and number format (``scope_data``: the place is the file's own report id)."""
+    name, scope = check.get("name") or "", check.get("scope") or ""
+    balance = _BALANCE_CHECK.match(name)
+    if name in CHECK_NAMES:
+        words = gettext(CHECK_NAMES[name])
+    elif balance:
+        words = gettext("%(opening)s + credits − debits = CLBD", opening=balance.group(1))
+    else:
+        words = name
+    entry, report = _ENTRY_SCOPE.match(scope), _REPORT_SCOPE.match(scope)
+    if entry:
+        place, data = gettext("entry %(place)s", place=entry.group(1)), False
+    elif report:
+        place, data = gettext("report %(index)s", index=report.group(1)), False
+    else:
+        place, data = scope, True
+    count = name.startswith("number of")
+    return {"scope": place, "scope_data": data, "name": words,
+            "expected": _figure(check.get("expected"), count),
+            "actual": _figure(check.get("actual"), count), "ok": check.get("ok")}
 
 
 class SetAside(Exception):
@@ -438,8 +497,8 @@ def import_camt(session: Session, data: bytes, *, filename: str | None = None,
             continue
         row.rejection_id = _log_refusal(
             session, document, tx, code=row.reason,
-            message=f"{reason_words(row.reason)}: {row.message}" if row.message
-            else reason_words(row.reason), reference=row.reference, filename=filename,
+            message=f"{reason_text(row.reason)}: {row.message}" if row.message
+            else reason_text(row.reason), reference=row.reference, filename=filename,
             first=logged)
     _count(result)
     session.flush()

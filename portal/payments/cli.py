@@ -11,7 +11,7 @@ from flask import current_app
 
 from integrations.payments.camt import CamtError
 from portal.extensions import db
-from portal.payments.camt_import import import_camt, outcome_totals, reason_words
+from portal.payments.camt_import import import_camt, outcome_totals, reason_text
 from portal.payments.reconcile import reconcile_business_date
 from portal.payments.views import bp
 
@@ -60,7 +60,7 @@ def import_camt_command(path: str, as_json: bool) -> None:
         if row.outcome in ("refused", "skipped"):
             click.echo(f"  {row.outcome:<8} {row.location:<8} {row.reference or '-'} "
                        f"{row.amount if row.amount is not None else '-'} "
-                       f"{row.currency or ''}: {reason_words(row.reason)}"
+                       f"{row.currency or ''}: {reason_text(row.reason)}"
                        + (f" ({row.message})" if row.message else ""))
 
 

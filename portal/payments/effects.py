@@ -40,7 +40,7 @@ from portal.cases.promises import allocate_payment, undo_allocations
 from portal.cases.queue import recompute_case_totals, recompute_priorities
 from portal.events import subscriber
 from portal.models import Action, Case, Customer, Event, Loan, Payment, Promise, PromiseAllocation
-from portal.money import format_money
+from portal.notifications.messages import N_, Message, code, counted, message, money
 from portal.notifications.operations import notify
 from portal.notifications.subscribers import case_link
 from portal.queues import enqueue
@@ -136,10 +136,12 @@ def _promise_agents(session: Session, payment_id: int) -> tuple[set[int], list[P
     return {p.agent_id for p in promises if p.agent_id}, promises
 
 
-def _record(session: Session, event, payment: Payment, result: str, notes: str,
-            kind: str, title: str, extra_agents: set[int] = frozenset()) -> None:
-    """The system action on the timeline and the agents' notifications."""
+def _record(session: Session, event, payment: Payment, result: str, body: Message,
+            kind: str, title: Message, extra_agents: set[int] = frozenset()) -> None:
+    """The system action on the timeline (its note in English, as written) and the agents'
+    notifications (in each reader's language)."""
     now = clock.now()
+    notes = body.english()
     session.add(Action(cif=payment.cif, account_number=payment.account_number, type="SYSTEM",
                        subtype="PAYMENT", result=result, at=now, notes=notes, source="system"))
     case = session.execute(select(Case.id, Case.assigned_agent_id)
@@ -151,7 +153,7 @@ def _record(session: Session, event, payment: Payment, result: str, notes: str,
         agents.add(case.assigned_agent_id)
 
     for agent_id in sorted(agents):
-        notify(session, agent_id, kind, title, notes, link=case_link(payment.cif),
+        notify(session, agent_id, kind, title, body, link=case_link(payment.cif),
                cif=payment.cif, event_id=str(event.id))
 
 
@@ -203,20 +205,26 @@ def payment_received(event, session: Session, release: bool = False) -> None:
         return
     sync_payment(session, payment.id)
     agents, promises = _promise_agents(session, payment.id)
-    money = format_money(payment.amount, payment.currency)
-    notes = (f"Payment of {money} received on loan {payment.account_number}"
-             f"{' via ' + payment.channel.replace('_', ' ').lower() if payment.channel else ''}"
-             f" (ref {payment.reference_number}).")
+    amount = money(payment.amount, payment.currency)
+    if payment.channel:
+        notes = message(N_("Payment of %(amount)s received on loan %(loan)s via %(channel)s "
+                           "(ref %(ref)s)."), amount=amount, loan=payment.account_number,
+                        channel=code(payment.channel, "channel"), ref=payment.reference_number)
+    else:
+        notes = message(N_("Payment of %(amount)s received on loan %(loan)s (ref %(ref)s)."),
+                        amount=amount, loan=payment.account_number,
+                        ref=payment.reference_number)
     kept = [p for p in promises if p.status == "kept"]
     partial = [p for p in promises if p.status == "partially_kept"]
     if kept:
-        notes += f" Promise{'s' if len(kept) > 1 else ''} kept."
+        notes = _then(notes, counted(N_("Promise kept."), N_("Promises kept."), len(kept)))
     elif partial:
-        notes += " Promise partially kept."
+        notes = _then(notes, message(N_("Promise partially kept.")))
     if payment.status == "reversed":
-        notes += " It has since been reversed."
+        notes = _then(notes, message(N_("It has since been reversed.")))
     _record(session, event, payment, "RECEIVED", notes, "payment_received",
-            f"Payment received: {_customer_name(session, payment.cif)} · {money}", agents)
+            message(N_("Payment received: %(name)s · %(amount)s"),
+                    name=_customer_name(session, payment.cif), amount=amount), agents)
 
 
 @subscriber("PAYMENT_REVERSED", name="payments.reversed")
@@ -229,13 +237,26 @@ def payment_reversed(event, session: Session, release: bool = False) -> None:
         return
     agents, _ = _promise_agents(session, payment.id)
     sync_payment(session, payment.id)
-    money = format_money(payment.amount, payment.currency)
+    amount = money(payment.amount, payment.currency)
     reversal = event.payload.get("reversal_reference")
-    notes = (f"Payment {payment.reference_number} of {money} on loan {payment.account_number} "
-             f"was reversed{' (' + reversal + ')' if reversal else ''}"
-             f"{': ' + event.payload['reason'] if event.payload.get('reason') else ''}.")
+    reason = event.payload.get("reason")
+    words = {"ref": payment.reference_number, "amount": amount, "loan": payment.account_number,
+             "reversal": reversal, "reason": reason}
+    if reversal and reason:
+        notes = message(N_("Payment %(ref)s of %(amount)s on loan %(loan)s was reversed "
+                           "(%(reversal)s): %(reason)s."), **words)
+    elif reversal:
+        notes = message(N_("Payment %(ref)s of %(amount)s on loan %(loan)s was reversed "
+                           "(%(reversal)s)."), **words)
+    elif reason:
+        notes = message(N_("Payment %(ref)s of %(amount)s on loan %(loan)s was reversed: "
+                           "%(reason)s."), **words)
+    else:
+        notes = message(N_("Payment %(ref)s of %(amount)s on loan %(loan)s was reversed."),
+                        **words)
     _record(session, event, payment, "REVERSED", notes, "payment_reversed",
-            f"Payment reversed: {_customer_name(session, payment.cif)} · {money}", agents)
+            message(N_("Payment reversed: %(name)s · %(amount)s"),
+                    name=_customer_name(session, payment.cif), amount=amount), agents)
 
 
 @subscriber("PAYMENT_FAILED", name="payments.failed")
@@ -244,12 +265,23 @@ def payment_failed(event, session: Session) -> None:
     payment = session.get(Payment, event.payload.get("payment_id") or 0)
     if payment is None:
         return
-    money = format_money(payment.amount, payment.currency)
-    notes = (f"Payment attempt of {money} on loan {payment.account_number} failed: "
-             f"{payment.failure_reason or event.payload.get('reason') or 'no reason given'} "
-             f"(ref {payment.reference_number}).")
+    amount = money(payment.amount, payment.currency)
+    reason = payment.failure_reason or event.payload.get("reason")
+    words = {"amount": amount, "loan": payment.account_number, "ref": payment.reference_number}
+    if reason:
+        notes = message(N_("Payment attempt of %(amount)s on loan %(loan)s failed: %(reason)s "
+                           "(ref %(ref)s)."), reason=reason, **words)
+    else:
+        notes = message(N_("Payment attempt of %(amount)s on loan %(loan)s failed: no reason "
+                           "given (ref %(ref)s)."), **words)
     _record(session, event, payment, "FAILED", notes, "info",
-            f"Payment failed: {_customer_name(session, payment.cif)} · {money}")
+            message(N_("Payment failed: %(name)s · %(amount)s"),
+                    name=_customer_name(session, payment.cif), amount=amount))
+
+
+def _then(first: Message, more: Message) -> Message:
+    """Two sentences, one after the other."""
+    return message(N_("%(first)s %(more)s"), first=first, more=more)
 
 
 HANDLERS = {"PAYMENT_RECEIVED": payment_received, "PAYMENT_REVERSED": payment_reversed}

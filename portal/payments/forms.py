@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import date
 
 from flask import current_app
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired, FileSize
 from wtforms.validators import DataRequired, Length
@@ -17,8 +19,9 @@ from wtforms.validators import DataRequired, Length
 from portal.forms import RawField
 from portal.payments.discrepancies import OUTCOMES, RESOLUTION_MAX
 
-NOTE_MESSAGE = f"Write a note (at most {RESOLUTION_MAX} characters) saying how it was resolved."
-DATE_MESSAGE = "The business date must be YYYY-MM-DD."
+NOTE_MESSAGE = _l("Write a note (at most %(max)s characters) saying how it was resolved.",
+                  max=RESOLUTION_MAX)
+DATE_MESSAGE = _l("The business date must be YYYY-MM-DD.")
 
 
 def _stripped(raw: str | None) -> str:
@@ -42,24 +45,24 @@ class _PaymentsForm(FlaskForm):
         """The message of the first field that did not validate."""
         for messages in self.errors.values():
             if messages:
-                return messages[0]
+                return str(messages[0])
         return ""
 
 
 class ResolutionForm(_PaymentsForm):
-    note = RawField("Resolution note", parse=_stripped, validators=[
+    note = RawField(_l("Resolution note"), parse=_stripped, validators=[
         DataRequired(NOTE_MESSAGE), Length(max=RESOLUTION_MAX, message=NOTE_MESSAGE)])
-    outcome = RawField("Outcome", parse=_outcome, default="resolved")
+    outcome = RawField(_l("Outcome"), parse=_outcome, default="resolved")
 
 
 class ReconciliationForm(_PaymentsForm):
     # a date that is missing or not YYYY-MM-DD leaves no data: one message for both
-    business_date = RawField("Business date", parse=_business_date,
+    business_date = RawField(_l("Business date"), parse=_business_date,
                          validators=[DataRequired(DATE_MESSAGE)])
 
 
 DEFAULT_CAMT_UPLOAD_MAX_BYTES = 3 * 1024 * 1024
-CAMT_FILE_MESSAGE = "Choose a camt.053 or camt.054 XML file."
+CAMT_FILE_MESSAGE = _l("Choose a camt.053 or camt.054 XML file.")
 
 
 def camt_upload_limit() -> int:
@@ -69,9 +72,10 @@ def camt_upload_limit() -> int:
 
 
 class CamtUploadForm(_PaymentsForm):
-    file = FileField("camt file", validators=[FileRequired(CAMT_FILE_MESSAGE)])
+    file = FileField(_l("camt file"), validators=[FileRequired(CAMT_FILE_MESSAGE)])
 
     def validate_file(self, field) -> None:
         limit = camt_upload_limit()
-        FileSize(limit, message=f"The file is larger than {limit // 1024} KiB; import it "
-                 "with flask payments import-camt instead.")(self, field)
+        FileSize(limit, message=gettext(
+            "The file is larger than %(size)s KiB; import it with flask payments import-camt "
+            "instead.", size=limit // 1024))(self, field)

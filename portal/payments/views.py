@@ -16,11 +16,14 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from integrations.payments.camt import CamtError
 from portal import clock
 from portal.extensions import db
+from portal.i18n import format_date
+from portal.labels import label
 from portal.models import CamtImport
 from portal.models.enums import DISCREPANCY_KINDS, DISCREPANCY_STATUSES
 from portal.money import format_money
@@ -60,7 +63,7 @@ def reconciliation():
         try:
             business_date = date.fromisoformat(day)
         except ValueError:
-            flash(DATE_MESSAGE, "error")
+            flash(str(DATE_MESSAGE), "error")
     page = _page()
     rows, total = queries.discrepancies(db.session, status=status, kind=kind,
                                         business_date=business_date, page=page)
@@ -68,7 +71,7 @@ def reconciliation():
         "payments/reconciliation.html", rows=rows, runs=queries.recent_runs(db.session),
         total=total, page=page, pages=_pages(total), status=status, kind=kind,
         business_date=day, kinds=DISCREPANCY_KINDS, statuses=DISCREPANCY_STATUSES,
-        yesterday=clock.add_days(clock.bank_today(), -1),
+        yesterday=clock.add_days(clock.bank_today(), -1), money=format_money,
     )
 
 
@@ -83,12 +86,16 @@ def resolve_discrepancy(discrepancy_id: int):
     try:
         discrepancies.resolve(db.session, row, current_user, outcome=form.outcome.data,
                               note=form.note.data)
-    except discrepancies.NotOpen as exc:
+    except discrepancies.NotOpen:
         db.session.rollback()
-        flash(str(exc), "error")
+        flash(_("Discrepancy %(key)s is %(status)s already.", key=row.key,
+                status=label(row.status).lower()), "error")
         return redirect(request.referrer or url_for("payments.reconciliation"))
     db.session.commit()
-    flash(f"Discrepancy {row.key} marked {form.outcome.data}.", "success")
+    if form.outcome.data == "ignored":
+        flash(_("Discrepancy %(key)s marked ignored.", key=row.key), "success")
+    else:
+        flash(_("Discrepancy %(key)s marked resolved.", key=row.key), "success")
     return redirect(request.referrer or url_for("payments.reconciliation"))
 
 
@@ -103,10 +110,10 @@ def run_reconciliation():
     try:
         discrepancies.queue_reconciliation(db.session, current_user, business_date)
     except discrepancies.QueueUnavailable:
-        flash("The job queue is unavailable; try again in a moment.", "error")
+        flash(_("The job queue is unavailable; try again in a moment."), "error")
         return redirect(url_for("payments.reconciliation"))
     db.session.commit()
-    flash(f"Reconciliation of {business_date:%d/%m/%Y} queued.", "success")
+    flash(_("Reconciliation of %(day)s queued.", day=format_date(business_date)), "success")
     return redirect(url_for("payments.reconciliation", status="all"))
 
 
@@ -159,7 +166,7 @@ def upload_camt():
                                          source="upload", user_id=current_user.id)
     except CamtError as exc:
         db.session.rollback()
-        return _camt_page(form, f"The file cannot be imported: {exc}"), 422
+        return _camt_page(form, _("The file cannot be imported: %(why)s", why=str(exc))), 422
     db.session.commit()
     return redirect(url_for("payments.camt_import_result", import_id=result.id), code=303)
 
@@ -175,7 +182,7 @@ def camt_import_result(import_id: int):
         "payments/camt_import.html", result=result, rows=rows, outcome=outcome,
         totals=camt_import.outcome_totals(result), reasons=camt_import.reason_words,
         outcome_words=camt_import.OUTCOME_WORDS, matched_by=camt_import.MATCHED_BY,
-        money=format_money)
+        checks=[camt_import.check_words(c) for c in result.checks or []], money=format_money)
 
 
 # -- agents: the live payments partial of a case --------------------------------------------------

@@ -8,6 +8,7 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, jsonify, redirect, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from portal.extensions import csrf, db
@@ -58,8 +59,9 @@ def permission_required(permission: str) -> Callable[[Callable], Callable]:
             if not current_user.is_authenticated:
                 return login_redirect_response()
             if not has_permission(current_user, permission):
-                abort(403, description="Your role does not give access to this page "
-                                       f"(it needs the permission {permission}).")
+                abort(403, description=gettext(
+                    "Your role does not give access to this page (it needs the permission "
+                    "%(permission)s).", permission=permission))
             if _refused_object(current_user, kwargs) is not None:
                 # as for a missing object: the page says nothing of what another team holds
                 abort(404)

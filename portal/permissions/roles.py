@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 # Every permission, with what it allows. Names are "area.verb".
@@ -62,11 +63,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 ROLE_LABELS: dict[str, str] = {
-    "agent": "Collection agent",
-    "field_agent": "Field agent",
-    "supervisor": "Supervisor",
-    "ops": "Operations",
-    "admin": "Administrator",
+    "agent": _l("Collection agent"),
+    "field_agent": _l("Field agent"),
+    "supervisor": _l("Supervisor"),
+    "ops": _l("Operations"),
+    "admin": _l("Administrator"),
 }
 
 

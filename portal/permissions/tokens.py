@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -60,16 +61,17 @@ def validate_scopes(scopes: list[str] | tuple[str, ...], user: User | None) -> l
     """Known api.* scopes, without duplicates; a user's token cannot exceed the user's role."""
     cleaned = sorted({s.strip() for s in scopes if s and s.strip()})
     if not cleaned:
-        raise TokenError("Choose at least one scope.")
+        raise TokenError(gettext("Choose at least one scope."))
     unknown = [s for s in cleaned if s not in API_SCOPES]
     if unknown:
-        raise TokenError(f"Unknown scope(s): {', '.join(unknown)}. "
-                         f"Known scopes: {', '.join(API_SCOPES)}.")
+        raise TokenError(gettext("Unknown scope(s): %(unknown)s. Known scopes: %(known)s.",
+                                 unknown=", ".join(unknown), known=", ".join(API_SCOPES)))
     if user is not None:
         beyond = [s for s in cleaned if s not in permissions_for_role(user.role)]
         if beyond:
-            raise TokenError(f"User {user.username} ({user.role}) may not hold: "
-                             f"{', '.join(beyond)}.")
+            raise TokenError(gettext("User %(username)s (%(role)s) may not hold: %(scopes)s.",
+                                     username=user.username, role=user.role,
+                                     scopes=", ".join(beyond)))
     return cleaned
 
 
@@ -89,11 +91,11 @@ def create_token(
     """
     name = (name or "").strip()
     if not name:
-        raise TokenError("Give the token a name (what or who uses it).")
+        raise TokenError(gettext("Give the token a name (what or who uses it)."))
     if user is not None and not user.active:
-        raise TokenError(f"User {user.username} is deactivated.")
+        raise TokenError(gettext("User %(username)s is deactivated.", username=user.username))
     if expires_at is not None and expires_at <= utcnow():
-        raise TokenError("The expiry must be in the future.")
+        raise TokenError(gettext("The expiry must be in the future."))
     cleaned = validate_scopes(scopes, user)
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
@@ -116,7 +118,7 @@ def create_token(
 def revoke_token(session: Session, token: ApiToken, *, revoked_by: User | str | None) -> ApiToken:
     """Revoke a token (idempotent refusal: revoking twice is an error the caller can show)."""
     if token.revoked_at is not None:
-        raise TokenError(f"Token {token.prefix}… was already revoked.")
+        raise TokenError(gettext("Token %(prefix)s… was already revoked.", prefix=token.prefix))
     before = describe(token)
     token.revoked_at = utcnow()
     token.revoked_by_id = getattr(revoked_by, "id", None)

@@ -4,18 +4,30 @@ handlers on the app (HTML pages in the layout; JSON under /api/)."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import datetime
 from functools import wraps
-from zoneinfo import ZoneInfo
+from urllib.parse import quote
 
 from flask import Flask, current_app, g, render_template, request, session
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from jinja2 import pass_context
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal import clock
 from portal.auth import sessions
 from portal.extensions import db, login_manager, partial_request
+from portal.i18n import (
+    LANGUAGES,
+    current_locale,
+    format_ago,
+    format_date,
+    format_datetime,
+    format_number,
+)
+from portal.labels import label
 from portal.models import User
 from portal.models.enums import bucket_for_dpd
 from portal.money import format_money
@@ -37,6 +49,7 @@ def register_web(app: Flask) -> None:
     _mark_static_public(app)
     _init_login_manager(app)
     _register_template_helpers(app)
+    _evaluate_filters_per_render(app)
     _register_error_handlers(app)
     init_security_headers(app)
     app.teardown_request(_forget_request_state)
@@ -59,7 +72,7 @@ def _public_wrapper(view):
 
 def _init_login_manager(app: Flask) -> None:
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message = _l("Please sign in to continue.")
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
@@ -95,60 +108,6 @@ def format_phone(number: str | None, show: bool = True) -> str:
     return national if show else mask_phone(national)
 
 
-def format_number(value) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,}"
-
-
-def _bank_zone() -> ZoneInfo:
-    return clock.bank_zone()
-
-
-def format_datetime(value: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
-    """A UTC timestamp shown in the bank's zone."""
-    if value is None:
-        return "—"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(_bank_zone()).strftime(fmt)
-
-
-def format_date(value: date | datetime | None, fmt: str = "%d/%m/%Y") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, datetime):
-        return format_datetime(value, fmt)
-    return value.strftime(fmt)
-
-
-def format_ago(value: datetime | None) -> str:
-    """"5 min ago", "3 h ago", "2 days ago"."""
-    if value is None:
-        return "never"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    seconds = int((clock.now() - value).total_seconds())
-    if seconds < 0:
-        return "in the future"
-    if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    days = seconds // 86400
-    return f"{days} day{'s' if days != 1 else ''} ago"
-
-
-def humanize(value: str | None) -> str:
-    """"field_agent" → "Field agent", "missing_in_crm" → "Missing in crm"."""
-    if not value:
-        return ""
-    text = str(value).replace("_", " ")
-    return text[:1].upper() + text[1:].lower()
-
-
 def initials(name: str | None) -> str:
     """"Nguyen Van An" → "NA" (first and last word)."""
     words = [w for w in (name or "").split() if w]
@@ -160,21 +119,58 @@ def initials(name: str | None) -> str:
 
 
 def now_in_bank_zone() -> datetime:
-    return clock.now().astimezone(_bank_zone())
+    return clock.now().astimezone(clock.bank_zone())
 
 
 def greeting(full_name: str | None) -> str:
-    """"Good morning, An" in the bank's zone (Vietnamese names: the given name comes last)."""
+    """"Chào buổi sáng, An" in the bank's zone (Vietnamese names: the given name comes last)."""
     hour = now_in_bank_zone().hour
-    part = "morning" if hour < 12 else "afternoon" if hour < 18 else "evening"
     words = (full_name or "").split()
-    return f"Good {part}, {words[-1]}" if words else f"Good {part}"
+    name = words[-1] if words else ""
+    if hour < 12:
+        return gettext("Good morning, %(name)s", name=name) if name else gettext("Good morning")
+    if hour < 18:
+        return (gettext("Good afternoon, %(name)s", name=name) if name
+                else gettext("Good afternoon"))
+    return gettext("Good evening, %(name)s", name=name) if name else gettext("Good evening")
+
+
+def js_messages() -> dict[str, str]:
+    """The words static/js/app.js shows, in the page's language (``%s``: a value it fills in)."""
+    return {
+        "request_failed": gettext("Request failed (%(status)s).", status="%s"),
+        "unreachable": gettext("The server cannot be reached. Check your connection and try "
+                               "again."),
+        "table": gettext("Table"),
+        "scrolls_sideways": gettext("%(name)s (scrolls sideways)", name="%s"),
+        "copied": gettext("Copied"),
+    }
 
 
 def layout_template() -> str:
     """The layout a page extends: the whole page, or only its content for an HTMX request that
     targets part of a page (boosted navigation and history restores get the whole page)."""
     return "partial.html" if partial_request() else "base.html"
+
+
+def _evaluate_filters_per_render(app: Flask) -> None:
+    """Jinja folds a filter applied to a constant (``{{ "closed"|label }}``) into the compiled
+    template, in the language of whoever first rendered it; the portal's own filters depend on
+    the reader (language, zone, clock), so each is marked as needing the render's context,
+    which Jinja never folds."""
+    for name, func in list(app.jinja_env.filters.items()):
+        if (getattr(func, "__module__", "") or "").startswith("portal.") \
+                and not getattr(func, "jinja_pass_arg", None):
+            app.jinja_env.filters[name] = _per_render(func)
+
+
+def _per_render(func):
+    @pass_context
+    @wraps(func)
+    def per_render(_context, *args, **kwargs):
+        return func(*args, **kwargs)
+
+    return per_render
 
 
 def _register_template_helpers(app: Flask) -> None:
@@ -185,11 +181,12 @@ def _register_template_helpers(app: Flask) -> None:
         datetime=format_datetime,
         date=format_date,
         ago=format_ago,
-        humanize=humanize,
+        label=label,
         initials=initials,
         bucket=bucket_for_dpd,
     )
-    app.jinja_env.globals.update(now_in_bank_zone=now_in_bank_zone, greeting=greeting)
+    app.jinja_env.globals.update(now_in_bank_zone=now_in_bank_zone, greeting=greeting,
+                                  js_messages=js_messages)
 
     @app.context_processor
     def inject_helpers():
@@ -200,22 +197,44 @@ def _register_template_helpers(app: Flask) -> None:
             "permission_names": PERMISSIONS,
             "layout": layout_template(),
             "bank_currency": current_app.config.get("BANK_CURRENCY", "VND"),
+            "languages": LANGUAGES,
+            "current_language": current_locale().language,
         }
 
 
 # --- errors ----------------------------------------------------------------------------------
 
 ERROR_TITLES = {
-    400: "Bad request",
-    401: "Sign in required",
-    403: "Access denied",
-    404: "Page not found",
-    405: "Method not allowed",
-    413: "Request too large",
-    422: "Invalid input",
-    429: "Too many requests",
-    500: "Something went wrong",
+    400: _l("Bad request"),
+    401: _l("Sign in required"),
+    403: _l("Access denied"),
+    404: _l("Page not found"),
+    405: _l("Method not allowed"),
+    413: _l("Request too large"),
+    422: _l("Invalid input"),
+    429: _l("Too many requests"),
+    500: _l("Something went wrong"),
 }
+ERROR_TITLE = _l("Error")
+
+# what the page says when the view gave no reason of its own (werkzeug's English otherwise)
+DEFAULT_MESSAGES = {
+    400: _l("The request could not be understood. Check what you entered and try again."),
+    403: _l("You do not have access to this page."),
+    405: _l("This address does not accept that kind of request."),
+    413: _l("What you sent is too large."),
+    422: _l("What you entered could not be processed."),
+}
+
+# Flask-WTF's reasons for refusing a form, in the page's words (JSON keeps the English)
+CSRF_MESSAGES = {
+    "The CSRF token is missing.": _l("The CSRF token is missing."),
+    "The CSRF session token is missing.": _l("The CSRF session token is missing."),
+    "The CSRF token has expired.": _l("The CSRF token has expired."),
+    "The CSRF token is invalid.": _l("The CSRF token is invalid."),
+    "The CSRF tokens do not match.": _l("The CSRF tokens do not match."),
+}
+HEADER_SAFE = " !\"#$&'()*+,-./:;<=>?@[]^_`{|}~"
 
 ERROR_CODES = {
     400: "bad_request", 401: "authentication_required", 403: "forbidden", 404: "not_found",
@@ -236,13 +255,14 @@ def render_error(status: int, message: str, code: str | None = None):
     code = code or ERROR_CODES.get(status, "error")
     if _wants_json():
         return api_error(status, code, message)
-    title = ERROR_TITLES.get(status, "Error")
+    title = ERROR_TITLES.get(status, ERROR_TITLE)
     response = current_app.make_response(
         (render_template("errors/error.html", status=status, title=title, message=message),
          status)
     )
-    # Shown as a toast when an HTMX request targeting part of a page fails (static/js/app.js).
-    response.headers["X-Error-Message"] = message.encode("ascii", "replace").decode()[:200]
+    # Shown as a toast when an HTMX request targeting part of a page fails (static/js/app.js,
+    # which decodes it): UTF-8, percent-encoded, so Vietnamese survives an ASCII header.
+    response.headers["X-Error-Message"] = quote(str(message)[:200], safe=HEADER_SAFE)
     return response
 
 
@@ -253,16 +273,26 @@ def _register_error_handlers(app: Flask) -> None:
         # send it to the login page rather than showing a token error.
         if request.htmx and not current_user.is_authenticated:
             return login_redirect_response()
-        return render_error(400, error.description, "csrf_failed")
+        message = error.description
+        if not _wants_json():
+            message = str(CSRF_MESSAGES.get(message, message))
+        return render_error(400, message, "csrf_failed")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
-        message = error.description or ERROR_TITLES.get(status, "Error")
-        if status == 404 and not _wants_json():
-            message = "The page you asked for does not exist or has moved."
+        message = str(error.description or ERROR_TITLES.get(status, ERROR_TITLE))
+        if not _wants_json():
+            # werkzeug's own English descriptions are replaced by the page's words; a
+            # description a view gave (abort(403, description=…)) is kept
+            default = type(error).description
+            if status == 404:
+                message = gettext("The page you asked for does not exist or has moved.")
+            elif status in DEFAULT_MESSAGES and message == default:
+                message = str(DEFAULT_MESSAGES[status])
         if status == 429:
-            message = f"Too many requests ({error.description}). Wait a moment and try again."
+            message = gettext("Too many requests (%(limit)s). Wait a moment and try again.",
+                              limit=error.description)
         response = render_error(status, message)
         if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
@@ -274,14 +304,14 @@ def _register_error_handlers(app: Flask) -> None:
         if original is not None:
             log.error("unhandled error on %s %s", request.method, request.path,
                       exc_info=original)
-        return render_error(500, "An unexpected error occurred. It has been logged; "
-                                 "please try again or contact support.")
+        return render_error(500, gettext("An unexpected error occurred. It has been logged; "
+                                         "please try again or contact support."))
 
 
 def _forget_request_state(exc=None) -> None:
     """Drop what extensions cache on ``g`` for one request (the signed-in user, the CSRF token,
-    the API principal). Each request normally has its own app context; when one is already
-    pushed (tests, CLI) Flask reuses it and these would leak into the next request."""
+    the API principal, the language). Each request normally has its own app context; when one
+    is already pushed (tests, CLI) Flask reuses it and these would leak into the next request."""
     for key in ("_login_user", current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
-                "api_principal"):
+                "api_principal", "_flask_babel"):
         g.pop(key, None)

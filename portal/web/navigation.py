@@ -6,54 +6,59 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app, request, url_for
+from flask_babel import lazy_gettext as _l
 
 from portal.permissions.roles import can
 
 
 @dataclass(frozen=True)
 class NavItem:
-    label: str
+    label: str  # lazy: read in the request's language
     endpoint: str
     permission: str
     icon: str  # name of an inline SVG icon in templates/partials/icons.html
-    section: str = "Work"
+    section: str = _l("Work")
     also_active_on: tuple[str, ...] = ()  # other endpoints of the same page (form posts)
 
 
 # Entries whose endpoint is not registered (an area not built yet) are left out.
 NAV_ITEMS: tuple[NavItem, ...] = (
-    NavItem("Home", "main.home", "portal.access", "home", "Overview"),
-    NavItem("Work queue", "cases.queue", "cases.work", "inbox"),
-    NavItem("Customers", "cases.search", "cases.view", "users"),
-    NavItem("My calls", "calls.history", "cases.work", "phone"),
-    NavItem("My visits", "field.visits", "field.visits", "pin"),
-    NavItem("Field map", "field.map", "field.track", "map", "Supervision"),
-    NavItem("Visit reviews", "field.reviews", "field.review", "shield", "Supervision"),
-    NavItem("Agent board", "supervisor.board", "supervisor.board", "activity", "Supervision"),
-    NavItem("Assignment", "supervisor.assign", "supervisor.assign", "shuffle", "Supervision"),
-    NavItem("Team KPIs", "supervisor.kpi", "supervisor.kpi", "chart", "Supervision"),
-    NavItem("Team KPIs", "kpi.dashboard", "supervisor.kpi", "chart", "Supervision"),
-    NavItem("Assignment", "assignment.index", "supervisor.assign", "shuffle", "Supervision",
+    NavItem(_l("Home"), "main.home", "portal.access", "home", _l("Overview")),
+    NavItem(_l("Work queue"), "cases.queue", "cases.work", "inbox"),
+    NavItem(_l("Customers"), "cases.search", "cases.view", "users"),
+    NavItem(_l("My calls"), "calls.history", "cases.work", "phone"),
+    NavItem(_l("My visits"), "field.visits", "field.visits", "pin"),
+    NavItem(_l("Field map"), "field.map", "field.track", "map", _l("Supervision")),
+    NavItem(_l("Visit reviews"), "field.reviews", "field.review", "shield", _l("Supervision")),
+    NavItem(_l("Agent board"), "supervisor.board", "supervisor.board", "activity",
+            _l("Supervision")),
+    NavItem(_l("Assignment"), "supervisor.assign", "supervisor.assign", "shuffle",
+            _l("Supervision")),
+    NavItem(_l("Team KPIs"), "supervisor.kpi", "supervisor.kpi", "chart", _l("Supervision")),
+    NavItem(_l("Team KPIs"), "kpi.dashboard", "supervisor.kpi", "chart", _l("Supervision")),
+    NavItem(_l("Assignment"), "assignment.index", "supervisor.assign", "shuffle", _l("Supervision"),
             ("assignment.upload", "assignment.upload_form", "assignment.apply_upload",
              "assignment.bulk", "assignment.auto")),
-    NavItem("Integrations", "ops.integrations", "ops.integrations", "plug", "Operations",
+    NavItem(_l("Integrations"), "ops.integrations", "ops.integrations", "plug", _l("Operations"),
             ("ops.runs", "ops.run_detail", "ops.quarantine")),
-    NavItem("Reconciliation", "payments.reconciliation", "ops.integrations", "refresh",
-            "Operations", ("payments.rejected", "payments.resolve_discrepancy",
+    NavItem(_l("Reconciliation"), "payments.reconciliation", "ops.integrations", "refresh",
+            _l("Operations"), ("payments.rejected", "payments.resolve_discrepancy",
                            "payments.run_reconciliation")),
-    NavItem("Workers & queues", "ops.workers", "ops.integrations", "server", "Operations"),
-    NavItem("Alerts", "ops.alerts_page", "ops.integrations", "alert", "Operations"),
-    NavItem("Truth check", "ops.invariants_page", "ops.integrations", "check", "Operations",
+    NavItem(_l("Workers & queues"), "ops.workers", "ops.integrations", "server", _l("Operations")),
+    NavItem(_l("Alerts"), "ops.alerts_page", "ops.integrations", "alert", _l("Operations")),
+    NavItem(_l("Truth check"), "ops.invariants_page", "ops.integrations", "check", _l("Operations"),
             ("ops.check_invariants_now",)),
-    NavItem("Users", "admin.users", "admin.users", "users", "Administration"),
-    NavItem("API tokens", "admin.tokens", "admin.tokens", "key", "Administration",
+    NavItem(_l("Users"), "admin.users", "admin.users", "users", _l("Administration")),
+    NavItem(_l("API tokens"), "admin.tokens", "admin.tokens", "key", _l("Administration"),
             ("admin.create_token", "admin.revoke_token")),
-    NavItem("Action codes", "admin.action_codes", "admin.workflow", "file", "Administration",
+    NavItem(_l("Action codes"), "admin.action_codes", "admin.workflow", "file",
+            _l("Administration"),
             ("admin.create_action_code", "admin.edit_action_code", "admin.update_action_code",
              "admin.toggle_action_code")),
-    NavItem("Contact rules", "admin.contact_rules", "admin.workflow", "shield", "Administration",
+    NavItem(_l("Contact rules"), "admin.contact_rules", "admin.workflow", "shield",
+            _l("Administration"),
             ("admin.save_contact_rules",)),
-    NavItem("Notifications", "notifications.index", "portal.access", "message", "Overview"),
+    NavItem(_l("Notifications"), "notifications.index", "portal.access", "message", _l("Overview")),
 )
 
 
@@ -64,8 +69,8 @@ def navigation() -> list[tuple[str, list[dict]]]:
     for item in NAV_ITEMS:
         if item.endpoint not in current_app.view_functions or not can(item.permission):
             continue
-        sections.setdefault(item.section, []).append({
-            "label": item.label,
+        sections.setdefault(str(item.section), []).append({
+            "label": str(item.label),
             "url": url_for(item.endpoint),
             "icon": item.icon,
             "active": current == item.endpoint or current in item.also_active_on,

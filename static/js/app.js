@@ -15,6 +15,20 @@
     }
   });
 
+  // Words the scripts show, in the page's language: <meta name="js-messages" content="{…}">
+  // (portal/web: js_messages).
+  var messages = (function () {
+    var meta = document.querySelector('meta[name="js-messages"]');
+    try { return meta ? JSON.parse(meta.getAttribute("content")) : {}; } catch (e) { return {}; }
+  })();
+  function say(key, fallback) { return messages[key] || fallback; }
+
+  // X-Error-Message is UTF-8, percent-encoded by the server (a header is ASCII)
+  function headerText(value) {
+    if (!value) { return value; }
+    try { return decodeURIComponent(value); } catch (e) { return value; }
+  }
+
   function toast(message) {
     var box = document.getElementById("toasts");
     if (!box) { return; }
@@ -37,11 +51,44 @@
       event.detail.isError = false;
       return;
     }
-    toast(xhr.getResponseHeader("X-Error-Message") || ("Request failed (" + xhr.status + ")."));
+    toast(headerText(xhr.getResponseHeader("X-Error-Message")) ||
+      say("request_failed", "Request failed (%s).").replace("%s", xhr.status));
   });
 
   document.addEventListener("htmx:sendError", function () {
-    toast("The server cannot be reached. Check your connection and try again.");
+    toast(say("unreachable", "The server cannot be reached. Check your connection and try again."));
+  });
+
+  // The menu button opens and closes the navigation drawer (narrow windows); a click outside
+  // the drawer, Escape, or a page change closes it.
+  function setNav(open) {
+    document.body.classList.toggle("nav-open", open);
+    document.querySelectorAll("[data-nav-toggle]").forEach(function (button) {
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("[data-nav-toggle]")) {
+      var opening = !document.body.classList.contains("nav-open");
+      setNav(opening);
+      if (opening) {
+        var first = document.querySelector("#sidebar .nav a");
+        if (first) { first.focus(); }
+      }
+    } else if (document.body.classList.contains("nav-open") &&
+               !(event.target.closest && event.target.closest("#sidebar"))) {
+      setNav(false);
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && document.body.classList.contains("nav-open")) {
+      setNav(false);
+      var button = document.querySelector("[data-nav-toggle]");
+      if (button) { button.focus(); }
+    }
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.boosted) { setNav(false); }
   });
 
   // Close the user menu when clicking elsewhere.
@@ -106,10 +153,10 @@
         var card = wrap.closest(".card");
         var heading = card && card.querySelector(".card-header h2, .card-header h3, h2, h3");
         var name = (table && table.getAttribute("aria-label")) ||
-          (heading && heading.textContent.replace(/\s+/g, " ").trim()) || "Table";
+          (heading && heading.textContent.replace(/\s+/g, " ").trim()) || say("table", "Table");
         wrap.setAttribute("role", "region");
         wrap.setAttribute("tabindex", "0");
-        wrap.setAttribute("aria-label", name + " (scrolls sideways)");
+        wrap.setAttribute("aria-label", say("scrolls_sideways", "%s (scrolls sideways)").replace("%s", name));
         wrap.setAttribute("data-scroll-region", "auto");
       } else if (!scrolls && ours) {
         ["role", "tabindex", "aria-label", "data-scroll-region"].forEach(function (attr) {
@@ -133,7 +180,7 @@
     var source = document.querySelector(button.getAttribute("data-copy"));
     if (!source || !navigator.clipboard) { return; }
     navigator.clipboard.writeText(source.textContent.trim()).then(function () {
-      button.textContent = "Copied";
+      button.textContent = say("copied", "Copied");
     });
   });
 })();

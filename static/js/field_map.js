@@ -1,14 +1,18 @@
-/* Field work maps (Leaflet + markercluster from static/vendor, never a CDN).
+/* Field work maps: folium draws them (portal/field/maps.py), this file makes them live.
  *
- * Supervisor map (#field-map[data-mode=supervisor]): polls the JSON endpoint in data-config
- * and moves agent markers in place (no page reload); customers are clustered circle markers
- * coloured by bucket; today's visits are pins by status; an agent's route on demand.
- * Agent map ([data-mode=agent]): the points embedded in data-points (own position, visits,
- * suggestions). Check-in buttons ([data-checkin-url]) post the browser's position.
+ * A map element ([data-folium-map]) names the assets folium listed for it (Leaflet and
+ * markercluster from static/vendor, never a CDN) and the URL of the script folium wrote for it.
+ * They load in order; folium's script builds the map and ends with FieldMap.attach(...), which
+ * hands over the Leaflet objects:
+ * - supervisor map (#map_field): polls the JSON endpoint and moves the agent markers in place
+ *   (no page reload), keeps today's visits current, draws an agent's route (a script folium
+ *   writes for it: FieldMap.drawRoute) and redraws with other filters (folium's script again);
+ * - the field agent's map ([data-mode=agent]) and a customer's location: drawn once.
+ * Check-in buttons ([data-checkin-url]) post the browser's position.
  *
- * Works without any tile server: the map background is plain and every marker is drawn
- * by Leaflet itself. The file may be executed again when htmx swaps the page in; it then only
- * initialises maps that are new. */
+ * Words come from the map's data (labels, in the page's language); times are 24-hour.
+ * The file may be executed again when htmx swaps the page in; it then only initialises maps
+ * that are new. */
 (function () {
   "use strict";
 
@@ -17,29 +21,29 @@
   FieldMap.ready = true;
 
   var BUCKET_INDEX = { "current": 1, "1-30": 2, "31-60": 3, "61-90": 4, "90+": 5 };
-  var DEFAULT_CENTER = [10.7769, 106.7009];  // Ho Chi Minh City
+  var LABELS = {};
 
-  function loadScript(src) {
+  // "%(name)s" placeholders, as in the portal's catalogue
+  function fmt(key, values) {
+    var text = LABELS[key] || key;
+    return text.replace(/%\((\w+)\)s/g, function (_, name) {
+      return values && values[name] !== undefined ? String(values[name]) : "";
+    }).replace(/%%/g, "%");
+  }
+
+  function loadScript(src, fresh) {
     return new Promise(function (resolve, reject) {
-      var existing = document.querySelector('script[data-vendor="' + src + '"]');
+      var existing = fresh ? null : document.querySelector('script[data-vendor="' + src + '"]');
       if (existing && existing.dataset.loaded) { resolve(); return; }
       var s = existing || document.createElement("script");
       s.addEventListener("load", function () { s.dataset.loaded = "1"; resolve(); });
       s.addEventListener("error", function () { reject(new Error("cannot load " + src)); });
       if (!existing) {
         s.src = src;
-        s.async = false;
-        s.setAttribute("data-vendor", src);
+        s.async = false;  // scripts inserted together run in their order
+        if (fresh) { s.setAttribute("data-map-script", "1"); } else { s.setAttribute("data-vendor", src); }
         document.head.appendChild(s);
-      }
-    });
-  }
-
-  function ensureLeaflet(el) {
-    var p = window.L ? Promise.resolve() : loadScript(el.dataset.leafletJs);
-    return p.then(function () {
-      if (el.dataset.clusterJs && !window.L.MarkerClusterGroup) {
-        return loadScript(el.dataset.clusterJs);
+        if (fresh) { s.addEventListener("load", function () { s.remove(); }); }
       }
     });
   }
@@ -63,30 +67,21 @@
 
   // Leaflet puts a string tooltip in with innerHTML: names (from the bank's systems) go in as
   // text, in an element, never as markup.
-  function text(value) { return el("span", null, value); }
+  function text(value) { var node = el("span", null, value); node.setAttribute("translate", "no"); return node; }
 
-  function fmtKm(m) { return (m / 1000).toFixed(m < 10000 ? 2 : 1) + " km"; }
-
-  function timeOf(iso) {
-    if (!iso) { return ""; }
-    var d = new Date(iso);
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  }
-
-  // Timings of the first load on the element (data-t-scripts, data-t-data, data-t-drawn: ms
-  // since navigation), for the benchmark and for anyone curious in the dev tools.
+  // Timings of the first load on the element (data-t-scripts, data-t-drawn: ms since
+  // navigation), for the benchmark and for anyone curious in the dev tools.
   function mark(node, name) {
     node.setAttribute("data-t-" + name, String(Math.round(performance.now())));
   }
 
-  function filterParams(withCustomers) {
+  function filterParams() {
     var form = document.getElementById("map-filters");
     var params = new URLSearchParams();
     if (form) {
       params.set("team", form.elements.team.value);
       if (form.elements.agent.value) { params.set("agent", form.elements.agent.value); }
     }
-    if (withCustomers) { params.set("customers", "1"); }
     return params;
   }
 
@@ -98,16 +93,33 @@
       });
   }
 
-  // The first data request leaves while Leaflet is still loading.
-  function fetchFirst(node) {
-    var config = JSON.parse(node.dataset.config || "{}");
-    var p = getJson(config.data_url + "?" + filterParams(true).toString());
-    p.catch(function () {});  // handled by the map's first load
-    return p;
-  }
+  // Customers (rows [cif, name, lat, lon, bucket, dpd, priority, agent_id]) as circle markers on
+  // the canvas, into folium's cluster in one bulk call (markercluster clusters them in slices,
+  // chunkedLoading, so the map stays responsive); done() once every one is clustered.
+  FieldMap.addCustomers = function (cluster, rows, done) {
+    var colours = cluster.colours || {};
+    var markers = new Array(rows.length);
+    for (var i = 0; i < rows.length; i++) {
+      var row = rows[i];
+      var marker = L.circleMarker([row[2], row[3]], { radius: 6, weight: 1, color: "#ffffff",
+        fillColor: colours[row[4]] || "#2b6fca", fillOpacity: 0.9 });
+      marker._row = row;
+      markers[i] = marker;
+    }
+    if (done) {
+      cluster.options.chunkedLoading = true;
+      cluster.options.chunkInterval = 100;
+      cluster.options.chunkDelay = 1;
+      cluster.options.chunkProgress = function (processed, total) {
+        if (processed >= total) { cluster.options.chunkProgress = null; done(); }
+      };
+      if (!rows.length || !cluster._map) { cluster.options.chunkProgress = null; done(); }
+    }
+    cluster.addLayers(markers);
+  };
 
   // A cluster of customers shows how many, ringed in the colour of its worst bucket.
-  function clusterIcon(cluster) {
+  FieldMap.clusterIcon = function (cluster) {
     var worst = 1;
     var children = cluster.getAllChildMarkers();
     for (var i = 0; i < children.length && worst < 5; i++) {
@@ -117,68 +129,84 @@
     }
     var n = cluster.getChildCount();
     var size = n < 10 ? "small" : n < 100 ? "medium" : "large";
+    var name = fmt("cluster", { num: n }).replace(/[<>&"]/g, "");
     return L.divIcon({
-      html: "<div><span>" + n + "</span></div>",
+      html: '<div><span aria-hidden="true">' + n + '</span><span class="sr-only">' + name + "</span></div>",
       className: "marker-cluster marker-cluster-" + size + " worst-" + worst,
       iconSize: L.point(40, 40)
     });
-  }
+  };
 
   // ------------------------------------------------------------------ supervisor map
 
-  function SupervisorMap(node) {
+  function SupervisorMap(node, handles) {
     this.node = node;
-    this.config = JSON.parse(node.dataset.config || "{}");
+    this.data = handles.data;
+    this.config = handles.data.config || {};
     this.form = document.getElementById("map-filters");
     this.status = document.getElementById("map-status");
+    this.map = handles.map;
+    this.customers = handles.customers;
+    this.visitsLayer = handles.visits;
+    this.routeLayer = handles.route;
+    this.agentsLayer = handles.agents;
     this.agentMarkers = {};
     this.agents = {};
     this.selected = null;
-    this.fitted = false;
     this.customerCount = 0;
-    var map = this.map = L.map(node, { preferCanvas: true, zoomControl: true, minZoom: 8, maxZoom: 18 })
-      .setView(DEFAULT_CENTER, 12);
-    if (this.config.tile_url) {
-      L.tileLayer(this.config.tile_url, {
-        maxZoom: 18, attribution: this.config.tile_attribution || ""
-      }).addTo(map);
-    }
-    this.customers = L.markerClusterGroup({
-      chunkedLoading: true, chunkInterval: 400, chunkDelay: 10,
-      showCoverageOnHover: false, maxClusterRadius: 45,
-      iconCreateFunction: clusterIcon,
-      spiderfyOnMaxZoom: true, disableClusteringAtZoom: 18,
-      chunkProgress: function (processed, total) {
-        if (processed === total && total > 0) {  // every customer is in its cluster
-          node.dataset.customersDrawn = String(total);
-          mark(node, "customers");
-        }
-      }
-    }).addTo(map);
-    this.visitsLayer = L.layerGroup().addTo(map);
-    this.routeLayer = L.layerGroup().addTo(map);
-    this.svgRenderer = L.svg();  // the route as an SVG path (customers stay on the canvas)
-    this.agentsLayer = L.layerGroup().addTo(map);
-    this.bindForm();
-    this.load(true);
     var self = this;
+    var given = handles.agents.markers || handles.markers || {};
+    Object.keys(given).forEach(function (id) { self.agentMarkers[id] = given[id]; });
+    (handles.data.agents || []).forEach(function (a) {
+      self.agents[a.id] = a;
+      var m = self.agentMarkers[a.id];
+      if (m) {
+        m._stale = a.stale;
+        m.bindPopup(function () { return self.agentPopup(self.agents[a.id]); });
+      }
+    });
+    this.customers.on("click", function (e) {  // one popup for all customers
+      if (e.layer && e.layer._row) {
+        L.popup().setLatLng(e.layer.getLatLng()).setContent(customerPopup(e.layer._row)).openOn(self.map);
+      }
+    });
+    if (!this.form || this.form.dataset.bound !== "1") { this.bindForm(); }
+    this.visitsKey = this.visitKey(handles.data.visits || []);
+    this.renderAgentList(handles.data.agents || []);
+    this.renderVisitCounts(handles.data.visits || []);
+    this.lastData = { agents: handles.data.agents, generated_time: this.config.generated_time };
+    this.fit(handles.data.bounds);
+    this.updateStatus();
+    // the customers: fetched beside Leaflet and folium's script (start), added once the map
+    // with its agents and visits is drawn
+    var pending = node._customers || Promise.resolve([]);
+    node._customers = null;
+    pending.then(function (rows) {
+      if (node._fieldMap !== self) { return; }
+      self.addCustomers(rows);
+    }).catch(function (err) {
+      self.setStatus(fmt("refresh_failed", { error: err.message }), true);
+    });
     this.timer = setInterval(function () {
-      if (!document.body.contains(node)) { clearInterval(self.timer); return; }
-      self.load(false);
+      if (!document.body.contains(node) || node._fieldMap !== self) { clearInterval(self.timer); return; }
+      self.load();
     }, Math.max(1, this.config.refresh_seconds || 10) * 1000);
     var clear = document.getElementById("route-clear");
-    if (clear) { clear.addEventListener("click", function () { self.clearRoute(); }); }
+    if (clear && !clear.dataset.bound) {
+      clear.dataset.bound = "1";
+      clear.addEventListener("click", function () { if (node._fieldMap) { node._fieldMap.clearRoute(); } });
+    }
   }
 
-  SupervisorMap.prototype.params = function (withCustomers) {
-    return filterParams(withCustomers);
-  };
-
   SupervisorMap.prototype.bindForm = function () {
-    var self = this;
-    if (!this.form) { return; }
-    this.form.addEventListener("submit", function (e) { e.preventDefault(); self.reload(); });
-    this.form.addEventListener("change", function (e) {
+    var form = this.form;
+    var node = this.node;
+    if (!form) { return; }
+    form.dataset.bound = "1";
+    form.addEventListener("submit", function (e) { e.preventDefault(); if (node._fieldMap) { node._fieldMap.reload(); } });
+    form.addEventListener("change", function (e) {
+      var self = node._fieldMap;
+      if (!self) { return; }
       var name = e.target.name;
       if (name === "customers") {
         if (e.target.checked) { self.map.addLayer(self.customers); } else { self.map.removeLayer(self.customers); }
@@ -188,46 +216,65 @@
         if (e.target.checked) { self.map.addLayer(self.visitsLayer); } else { self.map.removeLayer(self.visitsLayer); }
         return;
       }
-      if (name === "team") { self.form.elements.agent.value = ""; }
+      if (name === "team") { form.elements.agent.value = ""; }
       self.reload();
     });
   };
 
+  // Other filters: folium draws the map again (no page reload).
   SupervisorMap.prototype.reload = function () {
-    var params = this.params(false);
+    var params = filterParams();
     history.replaceState(history.state, "", location.pathname + "?" + params.toString());
-    this.fitted = false;
+    clearInterval(this.timer);
     this.clearRoute();
-    this.load(true);
+    this.map.remove();
+    this.node._fieldMap = null;
+    this.node.removeAttribute("data-ready");
+    this.node.dataset.script = this.config.script_url + "?" + params.toString();
+    if (this.node.dataset.customersUrl) {
+      this.node.dataset.customersUrl = this.node.dataset.customersUrl.split("?")[0] + "?" + params.toString();
+    }
+    start(this.node);
   };
 
-  SupervisorMap.prototype.setStatus = function (text, isError) {
+  SupervisorMap.prototype.addCustomers = function (rows) {
+    var self = this;
+    var node = this.node;
+    this.customerCount = rows.length;
+    node.dataset.customers = String(rows.length);
+    FieldMap.addCustomers(this.customers, rows, function () {
+      node.dataset.customersDrawn = String(rows.length);
+      if (!node.dataset.tCustomers) { mark(node, "customers"); }
+    });
+    if (!this.data.bounds && rows.length) {  // nobody placed yet: the customers frame the map
+      var b = [[90, 180], [-90, -180]];
+      rows.forEach(function (r) {
+        b[0][0] = Math.min(b[0][0], r[2]); b[0][1] = Math.min(b[0][1], r[3]);
+        b[1][0] = Math.max(b[1][0], r[2]); b[1][1] = Math.max(b[1][1], r[3]);
+      });
+      this.fit(b);
+    }
+    this.updateStatus();
+  };
+
+  SupervisorMap.prototype.setStatus = function (message, isError) {
     if (!this.status) { return; }
-    this.status.textContent = text;
+    this.status.textContent = message;
     this.status.classList.toggle("is-error", !!isError);
   };
 
-  SupervisorMap.prototype.load = function (full) {
+  SupervisorMap.prototype.load = function () {
     var self = this;
-    var first = this.node._firstData;
-    this.node._firstData = null;
-    var request = (full && first) ? first :
-      getJson(this.config.data_url + "?" + this.params(full).toString());
-    return request
+    return getJson(this.config.data_url + "?" + filterParams().toString())
       .then(function (data) {
-        if (first) { mark(self.node, "data"); }
         self.renderAgents(data.agents || []);
         self.renderVisits(data.visits || []);
-        if (!self.fitted) { self.fit(data); }
-        // customers (thousands) after the agents are on screen
-        if (data.customers) { setTimeout(function () { self.renderCustomers(data.customers); }, 0); }
         self.lastData = data;
         self.updateStatus();
-        if (first) { mark(self.node, "drawn"); }
         self.node.dataset.updates = String((parseInt(self.node.dataset.updates || "0", 10)) + 1);
       })
       .catch(function (err) {
-        self.setStatus("Cannot refresh the map (" + err.message + "); retrying…", true);
+        self.setStatus(fmt("refresh_failed", { error: err.message }), true);
       });
   };
 
@@ -236,27 +283,34 @@
     if (!data) { return; }
     var agents = data.agents || [];
     var live = agents.filter(function (a) { return a.lat !== null && !a.stale; }).length;
-    this.setStatus("Updated " + timeOf(data.generated_at) + " · " + live + " of " +
-      agents.length + " agents live · " + this.customerCount.toLocaleString() + " customers");
+    this.setStatus(fmt("updated", { time: data.generated_time || "", live: live, total: agents.length,
+      customers: this.customerCount.toLocaleString(document.documentElement.lang || undefined) }));
   };
 
   SupervisorMap.prototype.agentIcon = function (a) {
     var html = '<div class="agent-dot" data-agent-id="' + Number(a.id) + '">' +
       initials(a.name).replace(/[<>&"]/g, "") + "</div>";
-    var cls = "agent-marker" + (a.stale ? " stale" : "") + (this.selected === a.id ? " selected" : "");
+    var cls = "agent-marker" + (a.stale ? " stale" : "") + (String(this.selected) === String(a.id) ? " selected" : "");
     return L.divIcon({ className: cls, html: html, iconSize: [32, 32], iconAnchor: [16, 16] });
+  };
+
+  SupervisorMap.prototype.seenText = function (a) {
+    if (a.lat === null) { return fmt("no_position"); }
+    return fmt(a.stale ? "last_seen" : "live", { ago: a.last_seen });
   };
 
   SupervisorMap.prototype.agentPopup = function (a) {
     var self = this;
     var box = el("div", "popup");
-    box.appendChild(el("h4", null, a.name));
-    box.appendChild(el("div", "muted", (a.team ? a.team + " · " : "") + "last seen " + a.last_seen));
+    var h = el("h4", null, a.name);
+    h.setAttribute("translate", "no");
+    box.appendChild(h);
+    box.appendChild(el("div", "muted", (a.team ? a.team + " · " : "") + this.seenText(a)));
     var extra = [];
     if (a.accuracy_m !== null) { extra.push("±" + Math.round(a.accuracy_m) + " m"); }
-    if (a.battery !== null) { extra.push("battery " + Math.round(a.battery) + "%"); }
+    if (a.battery !== null) { extra.push(fmt("battery", { pct: Math.round(a.battery) })); }
     if (extra.length) { box.appendChild(el("div", "muted", extra.join(" · "))); }
-    var btn = el("button", "btn btn-sm", "Show today's route");
+    var btn = el("button", "btn btn-sm", fmt("show_route"));
     btn.type = "button";
     btn.setAttribute("data-testid", "show-route");
     btn.addEventListener("click", function () { self.showRoute(a.id); });
@@ -271,22 +325,23 @@
       self.agents[a.id] = a;
       if (a.lat === null) { return; }
       seen[a.id] = true;
+      var title = a.name + " · " + self.seenText(a);
       var marker = self.agentMarkers[a.id];
       if (marker) {
-        marker.setLatLng([a.lat, a.lon]);
+        marker.setLatLng([a.lat, a.lon]);  // in place
         if (marker._stale !== a.stale) { marker.setIcon(self.agentIcon(a)); }
       } else {
         marker = L.marker([a.lat, a.lon], { icon: self.agentIcon(a), zIndexOffset: 1000,
-                                            title: a.name, riseOnHover: true });
-        // built when opened, from the latest data
+                                            title: title, riseOnHover: true });
         marker.bindPopup(function () { return self.agentPopup(self.agents[a.id]); });
         marker.addTo(self.agentsLayer);
         self.agentMarkers[a.id] = marker;
       }
       marker._stale = a.stale;
-      var tip = text(a.name + " · " + a.last_seen);
-      if (marker.getTooltip()) { marker.setTooltipContent(tip); }
-      else { marker.bindTooltip(tip, { direction: "top", offset: [0, -16] }); }
+      var icon = marker.getElement && marker.getElement();
+      if (icon) { icon.title = title; }
+      if (marker.getTooltip()) { marker.setTooltipContent(text(title)); }
+      else { marker.bindTooltip(text(title), { direction: "top", offset: [0, -16] }); }
     });
     Object.keys(this.agentMarkers).forEach(function (id) {
       if (!seen[id]) { self.agentsLayer.removeLayer(self.agentMarkers[id]); delete self.agentMarkers[id]; }
@@ -302,107 +357,95 @@
     var self = this;
     var items = document.createDocumentFragment();
     agents.forEach(function (a) {
-      var li = el("li", (a.stale ? "stale" : "") + (self.selected === a.id ? " active" : ""));
+      var li = el("li", (a.stale ? "stale" : "") + (String(self.selected) === String(a.id) ? " active" : ""));
       li.setAttribute("data-agent-id", a.id);
       li.setAttribute("data-testid", "agent-row");
-      li.appendChild(el("span", "agent-dot", initials(a.name)));
-      var who = el("div", "who");
-      who.appendChild(el("strong", null, a.name));
-      who.appendChild(el("span", null, a.lat === null ? "no position yet" :
-        (a.stale ? "last seen " : "live · ") + a.last_seen));
+      var button = el("button", "agent-row-button");
+      button.type = "button";
+      button.title = fmt("show_route_of", { name: a.name });
+      var dot = el("span", "agent-dot", initials(a.name));
+      dot.setAttribute("aria-hidden", "true");
+      button.appendChild(dot);
+      var who = el("span", "who");
+      var strong = el("strong", null, a.name);
+      strong.setAttribute("translate", "no");
+      who.appendChild(strong);
+      who.appendChild(el("span", null, self.seenText(a)));
       if (a.implausible_today) {
-        var flagged = el("span", "implausible", a.implausible_today + " implausible " +
-          (a.implausible_today === 1 ? "point" : "points") + " today, left out");
+        var flagged = el("span", "implausible", fmt(a.implausible_today === 1 ? "implausible_one" : "implausible_many",
+          { num: a.implausible_today }));
         flagged.setAttribute("data-testid", "agent-implausible");
         who.appendChild(flagged);
       }
-      li.appendChild(who);
-      li.title = "Show " + a.name + "'s route today";
-      li.addEventListener("click", function () {
+      button.appendChild(who);
+      button.addEventListener("click", function () {
         var m = self.agentMarkers[a.id];
         if (m) { self.map.panTo(m.getLatLng()); }
         self.showRoute(a.id);
       });
+      li.appendChild(button);
       items.appendChild(li);
     });
     list.textContent = "";
     list.appendChild(items);
   };
 
+  SupervisorMap.prototype.visitKey = function (rows) {
+    return rows.map(function (v) { return [v.id, v.status, v.verification, v.lat, v.lon].join(":"); }).join("|");
+  };
+
   SupervisorMap.prototype.renderVisits = function (rows) {
+    this.renderVisitCounts(rows);
+    var key = this.visitKey(rows);
+    if (key === this.visitsKey) { return; }  // folium's pins are still right
+    this.visitsKey = key;
     var layer = this.visitsLayer;
     layer.clearLayers();
-    var counts = {};
     rows.forEach(function (v) {
-      var state = v.verification || v.status;
-      counts[state] = (counts[state] || 0) + 1;
       if (v.lat === null) { return; }
+      var state = v.verification || v.status;
+      var title = fmt("visit_title", { customer: v.customer, agent: v.agent || "—",
+                                       state: (LABELS.states || {})[state] || state });
       var icon = L.divIcon({ className: "visit-marker",
         html: '<div class="visit-pin ' + String(state).replace(/[^a-z_]/g, "") + '"></div>',
         iconSize: [18, 18], iconAnchor: [9, 18] });
-      var box = el("div", "popup");
-      box.appendChild(el("h4", null, v.customer));
-      box.appendChild(el("div", "muted", v.cif + " · " + (v.address || "")));
-      box.appendChild(el("div", null, "Visit by " + (v.agent || "—") + ": " +
-        String(state).replace(/_/g, " ") +
-        (v.distance_m !== null ? " (" + Math.round(v.distance_m) + " m away)" : "")));
-      L.marker([v.lat, v.lon], { icon: icon, zIndexOffset: 500 }).bindPopup(box).addTo(layer);
+      L.marker([v.lat, v.lon], { icon: icon, zIndexOffset: 500, title: title })
+        .bindTooltip(text(title), { direction: "top" }).addTo(layer);
     });
+  };
+
+  SupervisorMap.prototype.renderVisitCounts = function (rows) {
+    var counts = {};
+    rows.forEach(function (v) { var s = v.verification || v.status; counts[s] = (counts[s] || 0) + 1; });
     var box = document.getElementById("visit-counts");
-    if (box) {
-      var parts = Object.keys(counts).sort().map(function (k) { return counts[k] + " " + k.replace(/_/g, " "); });
-      box.textContent = rows.length ? "Today's visits: " + rows.length + " (" + parts.join(", ") + ")" : "No visits planned today.";
-    }
+    if (!box) { return; }
+    var states = LABELS.states || {};
+    var parts = Object.keys(counts).sort().map(function (k) { return counts[k] + " " + (states[k] || k).toLowerCase(); });
+    box.textContent = rows.length ? fmt("visits_today", { num: rows.length, parts: parts.join(", ") }) : fmt("no_visits");
   };
 
   function customerPopup(c) {
     // c = [cif, name, lat, lon, bucket, dpd, priority, agent_id]
     var box = el("div", "popup");
-    box.appendChild(el("h4", null, c[1]));
-    box.appendChild(el("div", "muted", c[0] + " · " + (c[4] === "current" ? "current" : c[4] + " DPD") +
-      " · priority " + c[6]));
-    var a = el("a", null, "Open case");
+    var h = el("h4", null, c[1]);
+    h.setAttribute("translate", "no");
+    box.appendChild(h);
+    var cif = el("span", null, c[0]);
+    cif.setAttribute("translate", "no");
+    var line = el("div", "muted");
+    line.appendChild(cif);
+    line.appendChild(document.createTextNode(" · " + fmt("customer_line", {
+      bucket: (LABELS.buckets || {})[c[4]] || c[4], priority: c[6] })));
+    box.appendChild(line);
+    var a = el("a", null, fmt("open_case"));
     a.href = "/cases/" + encodeURIComponent(c[0]);
     box.appendChild(a);
     return box;
   }
 
-  SupervisorMap.prototype.renderCustomers = function (rows) {
-    var colours = this.config.bucket_colours || {};
-    var map = this.map;
-    if (!this.customerClicks) {  // one popup for all customers (not one object per marker)
-      this.customerClicks = true;
-      this.customers.on("click", function (e) {
-        if (e.layer && e.layer._row) {
-          L.popup().setLatLng(e.layer.getLatLng()).setContent(customerPopup(e.layer._row)).openOn(map);
-        }
-      });
-    }
-    var markers = new Array(rows.length);
-    for (var i = 0; i < rows.length; i++) {
-      var c = rows[i];
-      var m = L.circleMarker([c[2], c[3]], {
-        radius: 6, weight: 1, color: "#ffffff", fillColor: colours[c[4]] || "#2b6fca",
-        fillOpacity: 0.9
-      });
-      m._row = c;
-      markers[i] = m;
-    }
-    this.customers.clearLayers();
-    this.customers.addLayers(markers);
-    this.customerCount = rows.length;
-    this.node.dataset.customers = String(rows.length);
-    this.updateStatus();
-  };
-
-  SupervisorMap.prototype.fit = function (data) {
-    var pts = [];
-    (data.agents || []).forEach(function (a) { if (a.lat !== null) { pts.push([a.lat, a.lon]); } });
-    (data.visits || []).forEach(function (v) { if (v.lat !== null) { pts.push([v.lat, v.lon]); } });
-    (data.customers || []).forEach(function (c) { pts.push([c[2], c[3]]); });
-    if (pts.length) {
-      this.map.fitBounds(L.latLngBounds(pts).pad(0.05), { maxZoom: 15 });
-      this.fitted = true;
+  SupervisorMap.prototype.fit = function (bounds) {
+    if (bounds) {
+      this.map.fitBounds(L.latLngBounds(bounds).pad(0.05), { maxZoom: 15 });
     }
   };
 
@@ -418,51 +461,41 @@
     this.node.dataset.route = "";
   };
 
+  // The route: a script folium writes for it (FieldMap.drawRoute below).
   SupervisorMap.prototype.showRoute = function (agentId) {
     var self = this;
     var url = this.config.route_url.replace("{id}", encodeURIComponent(agentId));
-    return fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-      .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
-      .then(function (route) {
-        self.clearRoute();
-        self.selected = agentId;
-        if (self.agentMarkers[agentId]) { self.agentMarkers[agentId].setIcon(self.agentIcon(self.agents[agentId])); }
-        var line = route.line.map(function (p) { return [p[0], p[1]]; });
-        if (line.length) {
-          L.polyline(line, { color: "#173a66", weight: 4, opacity: 0.85, className: "route-line",
-                             renderer: self.svgRenderer })
-            .addTo(self.routeLayer);
-          L.circleMarker(line[0], { radius: 6, color: "#fff", weight: 2, fillColor: "#2e8b57", fillOpacity: 1 })
-            .bindTooltip(text("Start " + timeOf(route.first_at))).addTo(self.routeLayer);
-          route.stops.forEach(function (s) {
-            L.circleMarker([s.lat, s.lon], { radius: 8, color: "#173a66", weight: 2, fillColor: "#ffffff", fillOpacity: 1 })
-              .bindTooltip("Stop " + timeOf(s.started_at) + "–" + timeOf(s.ended_at) + " (" + Math.round(s.minutes) + " min)")
-              .addTo(self.routeLayer);
-          });
-          self.map.fitBounds(L.latLngBounds(line).pad(0.15), { maxZoom: 16 });
-        }
-        var panel = document.getElementById("route-panel");
-        var summary = document.getElementById("route-summary");
-        if (panel && summary) {
-          panel.hidden = false;
-          summary.textContent = "";
-          summary.appendChild(el("strong", null, route.agent || ""));
-          summary.appendChild(el("div", null, line.length ?
-            fmtKm(route.distance_m) + " travelled · " + route.used_points + " points · " +
-            route.stops.length + " stop" + (route.stops.length === 1 ? "" : "s") +
-            " · " + timeOf(route.first_at) + "–" + timeOf(route.last_at) : "No positions today."));
-          if (route.implausible_points) {
-            var flagged = el("div", "implausible", route.implausible_points + " implausible " +
-              (route.implausible_points === 1 ? "point" : "points") +
-              " left out (outside the service area or too fast)");
-            flagged.setAttribute("data-testid", "route-implausible");
-            summary.appendChild(flagged);
-          }
-        }
-        self.node.dataset.route = String(agentId);
-        self.node.dataset.routePoints = String(line.length);
-      })
-      .catch(function (err) { self.setStatus("Cannot load the route (" + err.message + ")", true); });
+    FieldMap.routeFor = this;
+    return loadScript(url, true).catch(function (err) {
+      self.setStatus(fmt("route_failed", { error: err.message }), true);
+    });
+  };
+
+  SupervisorMap.prototype.routeDrawn = function (build, route) {
+    this.clearRoute();
+    var agentId = route.agent_id;
+    this.selected = agentId;
+    if (this.agentMarkers[agentId]) { this.agentMarkers[agentId].setIcon(this.agentIcon(this.agents[agentId])); }
+    var group = build(this.routeLayer);
+    if (group && group !== this.routeLayer) { this.routeLayer.addLayer(group); }
+    if (route.bounds) { this.map.fitBounds(L.latLngBounds(route.bounds).pad(0.15), { maxZoom: 16 }); }
+    var panel = document.getElementById("route-panel");
+    var summary = document.getElementById("route-summary");
+    if (panel && summary) {
+      panel.hidden = false;
+      summary.textContent = "";
+      var who = el("strong", null, route.agent || "");
+      who.setAttribute("translate", "no");
+      summary.appendChild(who);
+      summary.appendChild(el("div", null, route.summary));
+      if (route.implausible) {
+        var flagged = el("div", "implausible", route.implausible);
+        flagged.setAttribute("data-testid", "route-implausible");
+        summary.appendChild(flagged);
+      }
+    }
+    this.node.dataset.route = String(agentId);
+    this.node.dataset.routePoints = String(route.points);
   };
 
   SupervisorMap.prototype.agentLatLng = function (agentId) {
@@ -472,42 +505,55 @@
     return [ll.lat, ll.lng];
   };
 
-  // ------------------------------------------------------------------ agent's own map
+  FieldMap.drawRoute = function (mapName, build, route) {
+    var target = FieldMap.routeFor;
+    if (target && target.map.getContainer().id === mapName && target.node._fieldMap === target) {
+      target.routeDrawn(build, route);
+    }
+  };
 
-  function AgentMap(node) {
+  // ------------------------------------------------------------------ agent's map, a location
+
+  function StaticMap(node, handles) {
     this.node = node;
-    var data = JSON.parse(node.dataset.points || "{}");
-    var config = JSON.parse(node.dataset.config || "{}");
-    var map = this.map = L.map(node, { preferCanvas: true, minZoom: 8, maxZoom: 18 }).setView(DEFAULT_CENTER, 13);
-    if (config.tile_url) {
-      L.tileLayer(config.tile_url, { maxZoom: 18, attribution: config.tile_attribution || "" }).addTo(map);
+    this.map = handles.map;
+    var bounds = handles.data.bounds;
+    if (bounds) { this.map.fitBounds(L.latLngBounds(bounds).pad(0.1), { maxZoom: 16 }); }
+  }
+
+  // ------------------------------------------------------------------ folium hands over
+
+  FieldMap.attach = function (mapName, handles) {
+    var inner = document.getElementById(mapName);
+    if (!inner) { return; }
+    var node = inner.closest("[data-folium-map]") || inner;
+    LABELS = handles.data.labels || LABELS;
+    // Leaflet's credit as a name, not an English link out of the bank's network
+    if (handles.map.attributionControl) {
+      handles.map.attributionControl.setPrefix('<span translate="no">Leaflet</span>');
     }
-    var colours = config.bucket_colours || {};
-    var pts = [];
-    (data.suggestions || []).forEach(function (s) {
-      L.circleMarker([s.lat, s.lon], { radius: 6, weight: 1, color: "#fff",
-        fillColor: colours[s.bucket] || "#2b6fca", fillOpacity: 0.9 })
-        .bindTooltip(text(s.name + " · " + Math.round(s.distance_m) + " m")).addTo(map);
-      pts.push([s.lat, s.lon]);
-    });
-    var route = [];
-    if (data.me) { route.push([data.me.lat, data.me.lon]); }
-    (data.visits || []).forEach(function (v) {
-      if (v.lat === null) { return; }
-      var icon = L.divIcon({ className: "visit-marker", html: '<span class="visit-order">' + Number(v.order || 0) + "</span>",
-        iconSize: [24, 24], iconAnchor: [12, 12] });
-      L.marker([v.lat, v.lon], { icon: icon }).bindTooltip(text(v.customer)).addTo(map);
-      pts.push([v.lat, v.lon]);
-    });
-    (data.route || []).forEach(function (p) { route.push(p); });
-    if (route.length > 1) { L.polyline(route, { color: "#173a66", weight: 3, dashArray: "6 6" }).addTo(map); }
-    if (data.me) {
-      L.marker([data.me.lat, data.me.lon], { icon: L.divIcon({ className: "agent-marker",
-        html: '<div class="agent-dot">' + "Me" + "</div>", iconSize: [32, 32], iconAnchor: [16, 16] }),
-        zIndexOffset: 1000 }).addTo(map);
-      pts.push([data.me.lat, data.me.lon]);
+    L.control.scale({ imperial: false }).addTo(handles.map);  // metres and km only
+    var instance = handles.data.mode === "supervisor" ? new SupervisorMap(node, handles) : new StaticMap(node, handles);
+    node._fieldMap = instance;
+    FieldMap.instances.push(instance);
+    node.dataset.ready = "1";
+    if (!node.dataset.tDrawn) { mark(node, "drawn"); }
+  };
+
+  function start(node) {
+    if (node.dataset.customersUrl && !node._customers) {  // in parallel with the scripts
+      node._customers = getJson(node.dataset.customersUrl);
+      node._customers.catch(function () {});  // reported once the map is attached
     }
-    if (pts.length) { map.fitBounds(L.latLngBounds(pts).pad(0.1), { maxZoom: 16 }); }
+    var assets = JSON.parse(node.dataset.assets || '{"js": []}');
+    var vendor = assets.js.filter(function (src) {
+      return !(src.indexOf("leaflet.js") >= 0 && window.L) &&
+             !(src.indexOf("markercluster") >= 0 && window.L && window.L.MarkerClusterGroup);
+    }).map(function (src) { return loadScript(src, false); });
+    var script = loadScript(node.dataset.script, true);  // after the assets: same order
+    return Promise.all(vendor.concat([script])).then(function () {
+      mark(node, "scripts");
+    });
   }
 
   // ------------------------------------------------------------------ check-in from the browser
@@ -516,10 +562,15 @@
     var button = event.target.closest("[data-checkin-url]");
     if (!button) { return; }
     var out = document.getElementById(button.getAttribute("data-result") || "");
-    function say(text) { if (out) { out.textContent = text; } }
-    if (!navigator.geolocation) { say("This browser cannot read the position."); return; }
+    var words = JSON.parse(button.getAttribute("data-labels") || "{}");
+    function say(key, values) {
+      if (!out) { return; }
+      var textOut = (words[key] || key).replace(/%\((\w+)\)s/g, function (_, n) { return values ? values[n] : ""; });
+      out.textContent = textOut;
+    }
+    if (!navigator.geolocation) { say("no_geolocation"); return; }
     button.disabled = true;
-    say("Reading your position…");
+    say("reading_position");
     navigator.geolocation.getCurrentPosition(function (pos) {
       fetch(button.getAttribute("data-checkin-url"), {
         method: "POST", credentials: "same-origin",
@@ -529,31 +580,24 @@
         .then(function (res) {
           if (res[0]) { window.location.reload(); return; }
           button.disabled = false;
-          say((res[1].error && res[1].error.message) || "Check-in refused.");
+          if (res[1].error && res[1].error.message) { out.textContent = res[1].error.message; } else { say("checkin_refused"); }
         })
-        .catch(function () { button.disabled = false; say("The portal cannot be reached."); });
+        .catch(function () { button.disabled = false; say("unreachable"); });
     }, function (err) {
       button.disabled = false;
-      say("No position: " + err.message);
+      say("no_fix", { error: err.message });
     }, { enableHighAccuracy: true, timeout: 20000, maximumAge: 30000 });
   });
 
   // ------------------------------------------------------------------ start
 
   FieldMap.initAll = function () {
-    document.querySelectorAll("[data-field-map], #field-map").forEach(function (node) {
+    document.querySelectorAll("[data-folium-map]").forEach(function (node) {
       if (node._fieldMap || node._fieldMapPending) { return; }
       node._fieldMapPending = true;
-      if (node.dataset.mode !== "agent") { node._firstData = fetchFirst(node); }
-      ensureLeaflet(node).then(function () {
-        mark(node, "scripts");
-        var instance = node.dataset.mode === "agent" ? new AgentMap(node) : new SupervisorMap(node);
-        node._fieldMap = instance;
-        FieldMap.instances.push(instance);
-        node.dataset.ready = "1";
-      }).catch(function (err) {
+      start(node).catch(function (err) {
         if (window.console) { console.error(err); }
-        node.textContent = "The map cannot be shown: " + ((err && err.message) || String(err));
+        node.textContent = (node.dataset.failed || "") + " " + ((err && err.message) || String(err));
       });
     });
   };

@@ -226,19 +226,27 @@ def test_map_with_500_agents_and_10000_customers(app, db, client, make_user, liv
         assert r.status_code == 200, path
         return elapsed, len(r.get_data())
 
+    # the baseline of the same run: the same page over a team with nobody in it (an empty map)
+    empty_team = db.session.execute(text(
+        "INSERT INTO teams (name, supervisor_id) VALUES ('Bench empty team', :s) RETURNING id"),
+        {"s": supervisor.id}).scalar()
+    db.session.commit()
     timed("/field/map?team=all")
     samples_page = [timed("/field/map?team=all") for _ in range(10)]
-    samples_data = [timed("/field/map/data?team=all&customers=1") for _ in range(10)]
+    samples_data = [timed("/field/map/view.js?team=all") for _ in range(10)]
+    samples_customers = [timed("/field/map/customers.json?team=all") for _ in range(10)]
     samples_poll = [timed("/field/map/data?team=all") for _ in range(10)]
     body = client.get("/field/map/data?team=all&customers=1").get_json()
     assert len(body["agents"]) == agents and len(body["customers"]) == customers
     page_s = statistics.median(s for s, _ in samples_page)
     data_s = statistics.median(s for s, _ in samples_data)
+    customers_s = statistics.median(s for s, _ in samples_customers)
     poll_s = statistics.median(s for s, _ in samples_poll)
     data_kb = samples_data[0][1] / 1024
 
-    # in Chromium: from navigation to every agent and customer marker on the map
-    browser = []
+    # in Chromium: from navigation to every agent and customer marker on the map, folium's
+    # script run; the baseline (an empty map) loaded the same way, in turns
+    browser, baseline = [], []
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS,
                                       headless=True)
@@ -251,6 +259,12 @@ def test_map_with_500_agents_and_10000_customers(app, db, client, make_user, liv
         marks = []
         for _ in range(BROWSER_LOADS):
             t0 = time.perf_counter()
+            page.goto(f"{live_server.url}/field/map?team={empty_team}")
+            page.wait_for_function(
+                "() => { const m = document.getElementById('field-map'); "
+                "return m && m.dataset.ready === '1'; }", timeout=30_000)
+            baseline.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
             page.goto(f"{live_server.url}/field/map?team=all")
             page.wait_for_function(
                 f"() => {{ const m = document.getElementById('field-map'); return m && "
@@ -261,52 +275,57 @@ def test_map_with_500_agents_and_10000_customers(app, db, client, make_user, liv
             marks.append(page.evaluate(
                 "() => { const m = document.getElementById('field-map'); return ["
                 "performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd, "
-                "+m.dataset.tScripts, +m.dataset.tData, +m.dataset.tDrawn, "
-                "+m.dataset.tCustomers]; }"))
+                "+m.dataset.tScripts, +m.dataset.tDrawn, +m.dataset.tCustomers]; }"))
         page.screenshot(path=str(Path(__file__).resolve().parents[2] / "test-results" /
                                  "screenshots" / "field-map-500-agents.png"))
         chromium.close()
     browser_s = statistics.median(browser)
-    dom, scripts, data, drawn, clustered = (statistics.median(m[i] for m in marks)
-                                            for i in range(5))
-    server_s = page_s + data_s
-    # the target: the page is usable — agents and today's visits on the map — within 1 s;
-    # the customers' clustering (progressive, in chunks) is reported beside it
-    ok = server_s < TARGET_MAP_S and drawn / 1000 < TARGET_MAP_S
+    baseline_s = statistics.median(baseline)
+    ratio = browser_s / baseline_s
+    dom, scripts, drawn, clustered = (statistics.median(m[i] for m in marks) for i in range(4))
+    # the script and the customers are fetched side by side: the slower one counts
+    server_s = page_s + max(data_s, customers_s)
+    # the target: everything drawn (agents, today's visits, every customer clustered) within
+    # 1 s of navigation; the ratio to the empty map says what the 10,500 markers cost
+    ok = server_s < TARGET_MAP_S and browser_s < TARGET_MAP_S
     _results["2 map"] = "\n".join([
-        f"Supervisor map, {agents} field agents (20 positions each) and {customers:,} "
-        "customers, all teams (medians):",
+        f"Supervisor map drawn by folium, {agents} field agents (20 positions each) and "
+        f"{customers:,} customers, all teams (medians):",
         "",
         "| step | time (ms) | size | target |",
         "|---|---:|---:|---|",
         f"| page `GET /field/map` | {1000 * page_s:.0f} | {samples_page[0][1] / 1024:.0f} KB "
         "| — |",
-        f"| data `GET /field/map/data?customers=1` (first load) | {1000 * data_s:.0f} | "
-        f"{data_kb:.0f} KB | — |",
+        f"| folium's script `GET /field/map/view.js` (map, agents, visits) | "
+        f"{1000 * data_s:.0f} | {data_kb:.0f} KB | — |",
+        f"| customers `GET /field/map/customers.json` (fetched beside the script) | "
+        f"{1000 * customers_s:.0f} | {samples_customers[0][1] / 1024:.0f} KB | — |",
         f"| poll `GET /field/map/data` (agents + visits, every 10 s) | {1000 * poll_s:.0f} | "
         f"{samples_poll[0][1] / 1024:.0f} KB | — |",
-        f"| page + data, server side | {1000 * server_s:.0f} | — | "
+        f"| page + script, server side | {1000 * server_s:.0f} | — | "
         f"{'met' if server_s < TARGET_MAP_S else 'MISSED'} (< 1 s) |",
-        f"| Chromium: navigation → {agents} agents and today's visits drawn | {drawn:.0f} | — "
-        f"| {'met' if drawn / 1000 < TARGET_MAP_S else 'MISSED'} (< 1 s) |",
-        f"| Chromium: navigation → all {customers:,} customers clustered on the map | "
-        f"{1000 * browser_s:.0f} | — | {'met' if browser_s < TARGET_MAP_S else 'MISSED'} "
-        "(< 1 s) |",
+        f"| Chromium: navigation → empty map ready (baseline, same run) | "
+        f"{1000 * baseline_s:.0f} | — | — |",
+        f"| Chromium: navigation → {agents} agents, visits and all {customers:,} customers "
+        f"clustered | {1000 * browser_s:.0f} (×{ratio:.1f} the baseline) | — | "
+        f"{'met' if browser_s < TARGET_MAP_S else 'MISSED'} (< 1 s) |",
         "",
         f"In the browser (ms from navigation start, medians of {BROWSER_LOADS} loads): page "
-        f"parsed {dom:.0f}, "
-        f"Leaflet loaded {scripts:.0f}, data received {data:.0f}, agents and visits drawn "
-        f"{drawn:.0f}, every customer clustered {clustered:.0f}. The first data request leaves "
-        "while Leaflet loads; customers are circle markers on a canvas, clustered in chunks.",
+        f"parsed {dom:.0f}, Leaflet, markercluster and folium's script run {scripts:.0f}, "
+        f"map attached (agents and visits drawn) {drawn:.0f}, every customer clustered "
+        f"{clustered:.0f}. folium's script is served (the CSP allows no inline script) and "
+        "loads beside Leaflet; the customers' rows (JSON written by PostgreSQL) are fetched "
+        "at the same time and added to folium's cluster once the map is drawn, as circle "
+        "markers on a canvas in one bulk call (markercluster clusters them in slices).",
         "",
     ])
     print("\n" + _results["2 map"])
     _write_report()
     size = f"{agents} agents, {customers:,} customers"
-    bench_report.record(f"field map, server side page + data ({size})", 1000 * server_s, "ms",
-                        target="< 1,000 ms", met=server_s < TARGET_MAP_S)
-    bench_report.record(f"field map in Chromium, agents and visits drawn ({size})", drawn, "ms",
-                        target="< 1,000 ms", met=drawn / 1000 < TARGET_MAP_S,
-                        notes=f"every customer clustered at {1000 * browser_s:,.0f} ms "
-                              "(reported, not targeted)")
+    bench_report.record(f"field map, server side page + folium script ({size})",
+                        1000 * server_s, "ms", target="< 1,000 ms", met=server_s < TARGET_MAP_S)
+    bench_report.record(f"field map in Chromium, everything drawn ({size})", 1000 * browser_s,
+                        "ms", target="< 1,000 ms", met=browser_s < TARGET_MAP_S,
+                        notes=f"×{ratio:.1f} an empty map's load in the same run "
+                              f"({1000 * baseline_s:,.0f} ms)")
     assert ok

@@ -173,7 +173,7 @@ def test_field_map_and_ops_page(app, browser, live_server, home, monkeypatch):
     context, watch, page = signed_in(browser, live_server, ROLES["supervisor"])
     try:
         page.goto(f"{live_server.url}/field/map")
-        expect(page.locator("#field-map.leaflet-container")).to_be_visible()
+        expect(page.locator("#field-map .leaflet-container")).to_be_visible()
         expect(page.get_by_test_id("map-status")).not_to_have_text("Loading…")
         settle(page)
         assert watch.problems == [], watch.problems

@@ -91,7 +91,7 @@ def test_the_supervisor_sees_the_ride_and_the_count_of_impossible_positions(
     page.set_viewport_size({"width": 1440, "height": 900})
     page.goto(f"{live_server.url}/field/reviews")
     expect(page.get_by_test_id("review-implausible")).to_have_text(
-        "implausible position: too fast")
+        "implausible position: moved too fast")
     screenshot(page, "gps-implausible-review-1440")
     page.set_viewport_size({"width": 390, "height": 844})
     expect(page.get_by_test_id("review-implausible")).to_be_visible()

@@ -16,29 +16,12 @@ at 1440 px, and revoking the token just created takes its secret off the page.""
 
 from __future__ import annotations
 
-import os
-import re
-from datetime import timedelta
-from decimal import Decimal
-from urllib.parse import urlsplit
-
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import text
 
-from portal import clock
-from portal.models import Discrepancy, IntegrationRun, QuarantinedRecord, ReconciliationRun, User
-from portal.permissions import tokens as api_tokens
-from portal.permissions.roles import API_SCOPES
-from portal.seed.demo import DEFAULT_DEMO_PASSWORD
+from tests.e2e.walk import DEMO_ROLES, PASSWORD, nav_paths, seed_walk_data, visit, walk
 
 pytestmark = pytest.mark.e2e
-
-DEMO_ROLES = {"agent": "agent01", "field_agent": "field01", "supervisor": "sup1", "ops": "ops",
-              "admin": "admin"}
-PASSWORD = os.environ.get("DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
-MAX_LINKED_PAGES = 40  # pages reached from the navigation's pages, per role
-SKIP = re.compile(r"^/(auth|static|api|metrics|login|logout)\b|\.csv\b|/export|/download|/map/data")
 
 # Every rendered table of the page, measured: [message] for each one that does not fit.
 # ``scroll_ok``: a table wider than its box passes when the box is a focusable, labelled scroll
@@ -96,132 +79,13 @@ MEASURE = """(scrollOk) => {
 }"""
 
 
-def shape(path: str) -> str:
-    """/cases/CIF0001 and /cases/CIF0002 are one kind of page: ids become '*'."""
-    return "/".join("*" if re.search(r"\d", part) else part for part in path.split("/"))
-
-
 @pytest.fixture
 def demo(app, db):
-    runner = app.test_cli_runner()
-    result = runner.invoke(args=["seed-demo", "--customers", "200", "--loans", "300"])
-    assert result.exit_code == 0, result.output
-    db.session.rollback()
-    now = clock.now()
-    ops_user = db.session.query(User).filter_by(username="ops").one()
-    admin = db.session.query(User).filter_by(username="admin").one()
-    field = db.session.query(User).filter_by(username="field01").one()
-
-    # a payment reconciliation with a gap of each kind, some open, one resolved at length
-    day = clock.add_days(clock.bank_today(), -1)
-    run = ReconciliationRun(integration="PAYMENTS", business_date=day, status="partial",
-                            source_count=1284, crm_count=1281, matched_count=1277,
-                            discrepancy_count=7, source_total=Decimal("18734560000"),
-                            crm_total=Decimal("18731060000"), started_at=now - timedelta(hours=9),
-                            finished_at=now - timedelta(hours=9) + timedelta(seconds=14))
-    db.session.add(run)
-    db.session.flush()
-    gaps = [
-        ("missing_in_crm", {"amount": "12500000", "currency": "VND", "status": "settled"}, None),
-        ("missing_in_source", None, {"amount": "3500000", "currency": "VND",
-                                     "status": "received", "payment_id": 48213}),
-        ("amount_mismatch", {"amount": "125000000", "currency": "VND", "status": "settled"},
-         {"amount": "12500000", "currency": "VND", "status": "received", "payment_id": 48214}),
-        ("status_mismatch", {"amount": "7250000", "currency": "VND", "status": "reversed"},
-         {"amount": "7250000", "currency": "VND", "status": "received", "payment_id": 48215}),
-        ("missing_in_crm", {"error": "ingest_failed",
-                            "message": "account LN0000987654 is closed in the CRM"}, None),
-    ]
-    for n, (kind, source, crm) in enumerate(gaps):
-        db.session.add(Discrepancy(run_id=run.id, kind=kind, entity="payment",
-                                   key=f"FT{day:%y%m%d}{n:04d}VCBHCMC0012345",
-                                   source_value=source, crm_value=crm))
-    db.session.add(Discrepancy(
-        run_id=run.id, kind="amount_mismatch", entity="payment", key="FT24110900019876543",
-        source_value={"amount": "9900000", "currency": "VND", "status": "settled"},
-        crm_value={"amount": "990000", "currency": "VND", "status": "received",
-                   "payment_id": 48216},
-        status="resolved", resolved_by_id=ops_user.id, resolved_at=now - timedelta(hours=2),
-        resolution="Teller keyed 990,000 instead of 9,900,000; corrected in T24 and the CRM "
-                   "payment adjusted after the customer's receipt was checked by the branch."))
-
-    # integration runs with long errors and quarantined records (run detail, runs, quarantine)
-    w4 = IntegrationRun(integration="W4", kind="sync", trigger="manual", status="partial",
-                        started_at=now - timedelta(hours=3), triggered_by_id=ops_user.id,
-                        finished_at=now - timedelta(hours=3) + timedelta(seconds=41),
-                        duration_ms=41_000, extracted=3120, transformed=3106, loaded=2980,
-                        unchanged=126, quarantined=14, failed=0,
-                        errors=[{"message": "card W4C000000580: contract holder changed from "
-                                            "10001406 to 10001336; held for an ops decision",
-                                 "record": "W4C000000580"},
-                                {"message": "HTTPSConnectionPool(host='w4.internal.bank.vn', "
-                                            "port=443): Read timed out. (read timeout=10)"}])
-    gps = IntegrationRun(integration="GPS", kind="forward", trigger="schedule",
-                         status="failed", started_at=now - timedelta(minutes=40),
-                         finished_at=now - timedelta(minutes=39), duration_ms=2_300,
-                         extracted=17, loaded=0, failed=17,
-                         errors=[{"message": "503 Service Unavailable from the GPS system"}])
-    db.session.add_all([w4, gps])
-    db.session.flush()
-    for n in range(3):
-        db.session.add(QuarantinedRecord(
-            integration="W4", run_id=w4.id, entity="card", record_key=f"W4C00000{n:04d}",
-            reason="due_date: '31/02/2026' is not a date (expected YYYY-MM-DD)",
-            payload={"contract_number": f"W4C00000{n:04d}", "due_date": "31/02/2026",
-                     "min_due": "1,250,000", "credit_limit": "50000000"}))
-
-    # API tokens: long names, many scopes, one revoked
-    api_tokens.create_token(db.session, name="Phone – Vo Minh Duc (Samsung Galaxy A54, HCMC "
-                                             "field team 1, MDM asset HCM-FLD-000457, issued 2026)",
-                            scopes=["api.profile", "api.locations", "api.visits"], user=field,
-                            created_by=admin)
-    api_tokens.create_token(db.session, name="Call centre CTI connector (Genesys production)",
-                            scopes=["api.calls"], user=None, created_by=admin,
-                            expires_at=now + timedelta(days=90))
-    api_tokens.create_token(db.session, name="Integration monitor (Prometheus, all scopes)",
-                            scopes=list(API_SCOPES), user=None, created_by=admin)
-    for agent in db.session.query(User).filter_by(role="field_agent").order_by(User.id).limit(3):
-        api_tokens.create_token(db.session, name=f"phone-sim {agent.username}",
-                                scopes=["api.locations", "api.visits"], user=agent,
-                                created_by="phone-sim")
-    old, _ = api_tokens.create_token(db.session, name="Old CTI token", scopes=["api.calls"],
-                                     user=None, created_by=admin)
-    api_tokens.revoke_token(db.session, old, revoked_by=admin)
-    db.session.commit()
-
-    # the case view with the most products and contacts of agent01's cases
-    cif = db.session.execute(text("""
-        SELECT c.cif FROM cases c JOIN users u ON u.id = c.assigned_agent_id
-        WHERE u.username = 'agent01'
-        ORDER BY (SELECT count(*) FROM loans l WHERE l.cif = c.cif)
-               + (SELECT count(*) FROM cards k WHERE k.cif = c.cif)
-               + (SELECT count(*) FROM phones p WHERE p.cif = c.cif) DESC, c.cif
-        LIMIT 1""")).scalar_one()
-    return {"case": f"/cases/{cif}", "run": f"/ops/integrations/runs/{w4.id}",
-            "gps_run": f"/ops/integrations/runs/{gps.id}",
-            "discrepancies": "/payments/reconciliation?status=all",
-            "tokens": "/admin/tokens"}
-
-
-def visit(page, url: str) -> int:
-    response = page.goto(url)
-    page.wait_for_load_state("networkidle")
-    return response.status if response else 0
+    return seed_walk_data(app, db)
 
 
 def measure(page, scroll_ok: bool = False) -> list[str]:
     return page.evaluate(MEASURE, scroll_ok)
-
-
-def nav_paths(page) -> list[str]:
-    links = page.get_by_role("navigation", name="Main").locator("a")
-    return [urlsplit(links.nth(i).get_attribute("href")).path for i in range(links.count())]
-
-
-def content_paths(page) -> list[str]:
-    hrefs = page.eval_on_selector_all(
-        "#content a[href^='/']", "els => els.map(e => e.getAttribute('href'))")
-    return [h for h in hrefs if not SKIP.search(urlsplit(h).path)]
 
 
 def measure_with_tabs(page) -> list[str]:
@@ -239,29 +103,10 @@ def measure_with_tabs(page) -> list[str]:
 def test_every_table_of_every_page_of_each_role_fits_its_card_at_1440px(
         page, live_server, sign_in, demo, role):
     sign_in(page, DEMO_ROLES[role], PASSWORD)
-    base = live_server.url
-    # the navigation's pages and the named ones, each visited; then one page of each kind
-    # they link to (one case view, one run detail, …)
-    queue = [(url, True) for url in dict.fromkeys([*nav_paths(page), *demo.values()])]
-    seen_shapes: set[str] = set()
-    problems, visited, linked = [], [], 0
-    while queue:
-        url, named = queue.pop(0)
-        path = urlsplit(url).path
-        if SKIP.search(path) or (not named and shape(path) in seen_shapes):
-            continue
-        seen_shapes.add(shape(path))
-        status = visit(page, base + url)
-        if status in (403, 404):  # a named page that is not this role's
-            continue
-        assert status == 200, f"{role}: {url} answered {status}"
+    problems, visited = [], []
+    for url in walk(page, live_server.url, list(demo.values())):
         visited.append(url)
         problems += [f"{url}: {p}" for p in measure_with_tabs(page)]
-        for href in content_paths(page):
-            if linked < MAX_LINKED_PAGES and shape(urlsplit(href).path) not in seen_shapes \
-                    and all(href != queued for queued, _ in queue):
-                queue.append((href, False))
-                linked += 1
     assert len(visited) >= 4, visited
     assert problems == [], (f"{role}, {len(visited)} pages walked ({', '.join(visited)}):\n"
                             + "\n".join(problems))

@@ -127,7 +127,7 @@ def test_toggle_active_with_htmx_returns_the_row(client, db, admin, csrf_token,
                            headers={"HX-Request": "true", "X-CSRFToken": token})
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert html.lstrip().startswith("<tr") and "Inactive" in html
+    assert html.lstrip().startswith("<tr") and 'aria-checked="false"' in html
     db.session.expire_all()
     assert db.session.get(ActionCode, code.id).active is False
     assert db.session.scalar(select(AuditLog.after)).get("active") is False
@@ -156,7 +156,8 @@ def test_contact_rules_page_saves_audits_and_validates(client, db, admin, csrf_t
                                 .order_by(AuditLog.entity_id)).all()
     assert [a.entity_id for a in audits] == ["contact_rules", "promise_rules"]
     assert audits[0].before is None and audits[0].after["window_start"] == "08:00"
-    assert "by " + admin.full_name in client.get("/admin/contact-rules").get_data(as_text=True)
+    assert f'by <span translate="no">{admin.full_name}</span>' in \
+        client.get("/admin/contact-rules").get_data(as_text=True)
 
     bad = dict(data, window_end="07:00", max_call_attempts="0")
     response = client.post("/admin/contact-rules", data=bad)

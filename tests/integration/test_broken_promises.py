@@ -89,7 +89,7 @@ def test_the_agent_is_notified_once(db, setup, frozen_now):
     note = notes[0]
     assert note.user_id == agent.id and note.kind == "promise_broken"
     assert note.title == "Promise broken: Le Van Hung"
-    assert "2,000,000 ₫ promised for 24/11/2026" in note.body and "0 ₫ paid" in note.body
+    assert "2,000,000\u00a0₫ promised for 24/11/2026" in note.body and "0\u00a0₫ paid" in note.body
     assert note.cif == customer.cif and customer.cif in note.link
     assert note.event_id == str(event.id) and note.read_at is None
 

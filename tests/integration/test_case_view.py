@@ -86,14 +86,14 @@ def test_every_panel_is_shown(client, login, customer_360):
                   "panel-contacts", "panel-references", "panel-record-action"):
         assert f'data-testid="{panel}"' in html, panel
     assert "Tran Thi Agent" in html and "Vo Van Field" in html  # assigned agents
-    assert "7,500,000 ₫" in html  # total overdue
+    assert "7,500,000\u00a0₫" in html  # total overdue
     assert 'data-testid="max-dpd">45' in html and "31-60 DPD" in html
     assert "Affluent" in html
     assert case.loan.account_number in html and "W4C777" in html and "4111 **** **** 7777" in html
-    assert "Honda City" in html and "300,000,000 ₫" in html
+    assert "Honda City" in html and "300,000,000\u00a0₫" in html
     assert "12 Nguyen Hue" in html and "khach@example.vn" in html and "Le Thi Spouse" in html
     assert "Says salary comes next week" in html and "Customer reached, refused to pay" in html
-    assert 'data-status="broken"' in html and "1,500,000 ₫" in html
+    assert 'data-status="broken"' in html and "1,500,000\u00a0₫" in html
     assert "Do not contact" in html and "Verified" in html
     assert "1:35" in html  # call duration
 

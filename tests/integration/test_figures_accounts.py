@@ -140,7 +140,7 @@ def contradicting(db, frozen_now, make_customer, make_loan):
 
 def _rows(html: str, testid: str) -> dict[str, str]:
     found = re.findall(rf'<tr data-testid="{testid}">(.*?)</tr>', html, re.S)
-    return {re.search(r'class="mono primary">([^<]+)<', r).group(1): r for r in found}
+    return {re.search(r'class="mono primary"[^>]*>([^<]+)<', r).group(1): r for r in found}
 
 
 def test_the_case_view_marks_an_account_whose_bank_data_contradicts_itself(

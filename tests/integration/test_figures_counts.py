@@ -97,7 +97,7 @@ def _text(cell: str) -> str:
 def _home_member(html: str, full_name: str) -> dict:
     """A member's row of the supervisor's home: status (as data-status says, else the badge's
     words: "On call" → on_call), phone cases, field cases."""
-    row = re.search(rf'<tr[^>]*>\s*<td><span class="primary">{full_name}</span>(.*?)</tr>',
+    row = re.search(rf'<tr[^>]*>\s*<td><span class="primary"[^>]*>{full_name}</span>(.*?)</tr>',
                     html).group(1)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
     marked = re.search(r'data-status="([^"]*)"', row)

@@ -191,7 +191,7 @@ def test_a_checkin_at_an_implausible_position_is_never_verified(
     # the supervisor reviewing it sees why
     login(db.session.get(User, field_team.supervisor_id))
     page = client.get("/field/reviews").get_data(as_text=True)
-    assert "implausible position: too fast" in page
+    assert "implausible position: moved too fast" in page
 
     # a phone that rode there: its check-in is verified as ever
     other = make_field_agent()

@@ -48,7 +48,7 @@ def test_supervisor_home(client, login, home):
     assert stat(html, "stat-teams") == "1"
     assert stat(html, "stat-team-cases") == "10"  # distinct: 6 of them also have a field agent
     assert "10 phone · 6 field cases" in html
-    assert "HCMC Team 1" in html and "Le Thi Binh" in html and "On call" in html
+    assert "HCMC Team 1" in html and "Le Thi Binh" in html and "On a call" in html
 
 
 def test_ops_home(client, login, home):
@@ -76,9 +76,16 @@ def test_empty_database_pages_render_honest_empty_states(client, login_as, db):
     assert "No promises fall due today" in html and "No actions recorded yet" in html
 
 
-def test_vnd_filter():
+def test_vnd_filter_follows_the_readers_language(app):
     from portal.web import format_vnd
 
-    assert format_vnd(12500000) == "12,500,000 ₫"
-    assert format_vnd("0") == "0 ₫"
-    assert format_vnd(None) == "—"
+    with app.test_request_context():  # the test deployment's default: English
+        assert format_vnd(12500000) == "12,500,000\u00a0₫"
+        assert format_vnd("0") == "0\u00a0₫"
+        assert format_vnd(None) == "—"
+    with app.test_request_context(), app.app_context():
+        app.config["DEFAULT_LANGUAGE"] = "vi"
+        try:
+            assert format_vnd(12500000) == "12.500.000\u00a0₫"
+        finally:
+            app.config["DEFAULT_LANGUAGE"] = "en"

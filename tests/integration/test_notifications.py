@@ -124,3 +124,38 @@ def test_every_page_has_the_bell_polling_the_counter(client, db, login_as):
 def test_the_inbox_needs_a_login(client):
     response = client.get("/notifications/")
     assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+
+
+def test_a_notification_is_shown_in_the_readers_language_and_old_rows_as_written(client, db,
+                                                                                 login_as):
+    """Words stored as messages (portal/notifications/messages.py) are rendered for whoever
+    reads them; the English is stored too, and a row written before messages shows it."""
+    from portal.notifications.messages import N_, day, listing, message, money
+
+    agent = login_as("agent")
+    note = add(db, agent, message(N_("Promise broken: %(name)s"), name="Lê Văn Hùng"),
+               body=message(N_("%(promised)s promised for %(day)s; %(paid)s paid. The case is "
+                               "back at the top of your queue."),
+                            promised=money("2000000"), day=day("2026-11-24"),
+                            paid=money("0")))
+    add(db, agent, "Customer data changed: Lê Văn Hùng", kind="customer_changed",
+        body=message(N_("%(source)s updated the %(fields)s."), source=message(N_("The bank")),
+                     fields=listing(message(N_("phones")), message(N_("addresses")))))
+    add(db, agent, "Written before messages", body="An old English body", kind="info")
+    assert note.title == "Promise broken: Lê Văn Hùng"
+    assert note.body == ("2,000,000\u00a0₫ promised for 24/11/2026; 0\u00a0₫ paid. The case is "
+                         "back at the top of your queue.")
+    assert note.message["title"] == {"id": "Promise broken: %(name)s",
+                                     "params": {"name": "Lê Văn Hùng"}}
+
+    english = client.get("/notifications/").get_data(as_text=True)
+    assert "Promise broken: Lê Văn Hùng" in english
+    assert "The bank updated the phones, addresses." in english
+
+    agent.language = "vi"
+    db.session.commit()
+    vietnamese = client.get("/notifications/").get_data(as_text=True)
+    assert "Vi phạm cam kết: Lê Văn Hùng" in vietnamese
+    assert "2.000.000\u00a0₫" in vietnamese and "24/11/2026" in vietnamese
+    assert "Ngân hàng đã cập nhật số điện thoại, địa chỉ." in vietnamese
+    assert "Written before messages" in vietnamese and "An old English body" in vietnamese

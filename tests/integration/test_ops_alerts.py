@@ -110,7 +110,7 @@ def test_dead_letters_raise_once_and_clear(db, make_user, receiver):
     assert db.session.scalar(select(Alert).where(Alert.key == "dead_letters")).status == "firing"
     notes = db.session.scalars(select(Notification).order_by(Notification.id)).all()
     assert sorted(n.user_id for n in notes) == sorted([ops1.id, ops2.id])
-    assert notes[0].title == "Alert: 1 dead event deliveries"
+    assert notes[0].title == "Alert: 1 dead event delivery"
 
     delivery.status = "delivered"
     db.session.commit()
@@ -119,7 +119,7 @@ def test_dead_letters_raise_once_and_clear(db, make_user, receiver):
     alert = db.session.scalar(select(Alert))
     assert alert.status == "resolved" and alert.resolved_at is not None
     titles = [n.title for n in db.session.scalars(select(Notification).order_by(Notification.id))]
-    assert titles.count("Cleared: 1 dead event deliveries") == 2
+    assert titles.count("Cleared: 1 dead event delivery") == 2
     assert [(b["key"], b["status"]) for b in receiver.bodies()] == [
         ("dead_letters", "firing"), ("dead_letters", "resolved")]
     assert alerts.evaluate(db.session, health=HEALTHY_WORKERS).cleared == []

@@ -221,8 +221,8 @@ def test_cli_imports_a_statement_and_prints_the_outcomes(app, db, loans):
                                           str(FIXTURES / "camt053.001.08.xml")])
     assert result.exit_code == 0, result.output
     assert "camt.053 camt.053.001.08 message VCB-053-20261125: 5 transactions" in result.output
-    assert "  accepted        3  1,700,000 ₫\n" in result.output
-    assert "  refused         2  750,000 ₫\n" in result.output
+    assert "  accepted        3  1,700,000\u00a0₫\n" in result.output
+    assert "  refused         2  750,000\u00a0₫\n" in result.output
     assert "control sums: 9 of 9 agree" in result.output
     assert "References name more than one loan" in result.output
     assert count(db, CamtImport) == 1

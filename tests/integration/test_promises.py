@@ -142,7 +142,7 @@ def test_without_a_loan_the_customer_total_due_across_loans_and_cards_is_the_lim
     assert case.total_overdue == total
     errors = promise_errors(db, agent_id=agent.id, cif=customer.cif, account_number=None,
                             amount=total + Decimal("1"), promised_date=TODAY)
-    assert "more than the customer's total due (9,000,000 ₫)" in errors["amount"]
+    assert "more than the customer's total due (9,000,000\u00a0₫)" in errors["amount"]
     create_promise(db.session, agent_id=agent.id, cif=customer.cif, account_number=None,
                    amount=total, promised_date=TODAY, action_id=None, today=TODAY)
 

@@ -124,6 +124,8 @@ ROUTES: dict[tuple[str, str], Check] = {
         ("token:field_a",), json={"lat": 10.7769, "lon": 106.7009, "accuracy_m": 10}),
     ("field.agent_route", "GET"): Check({"agent_id": "field_a"},
                                         ("sup_b", "agent_a", "field_b", "field_a"), ("sup_a",)),
+    ("field.route_script", "GET"): Check({"agent_id": "field_a"},
+                                         ("sup_b", "agent_a", "field_b", "field_a"), ("sup_a",)),
     # admin objects
     ("admin.edit_action_code", "GET"): Check({"code_id": "code_call"}, ADMIN_INTRUDERS,
                                              ("admin",)),

@@ -6,16 +6,30 @@ import re
 from decimal import Decimal
 
 import pytest
+from flask import Flask
+from flask_babel import Babel
 
 from portal.money import decimal_text, format_money, parse_money
 
+NBSP = "\u00a0"  # between the amount and its sign: the sign never wraps onto a line alone
 
-def test_whole_amounts_show_no_decimals_and_cents_show_two():
-    assert format_money(Decimal("12500000.00")) == "12,500,000 ₫"
-    assert format_money("1500000.5") == "1,500,000.50 ₫"
-    assert format_money(0) == "0 ₫"
-    assert format_money(Decimal("250.00"), "USD") == "250 USD"
-    assert format_money("19.99", "USD") == "19.99 USD"
+
+def test_whole_amounts_show_no_decimals_and_cents_show_two_in_vietnamese():
+    # outside a request: the deployment's language, Vietnamese by default
+    assert format_money(Decimal("12500000.00")) == f"12.500.000{NBSP}₫"
+    assert format_money("1500000.5") == f"1.500.000,50{NBSP}₫"
+    assert format_money(0) == f"0{NBSP}₫"
+    assert format_money(Decimal("250.00"), "USD") == f"250{NBSP}USD"
+    assert format_money("19.99", "USD") == f"19,99{NBSP}USD"
+
+
+def test_an_english_reader_gets_commas_for_thousands():
+    app = Flask(__name__)
+    Babel(app, locale_selector=lambda: "en")
+    with app.test_request_context():
+        assert format_money(Decimal("12500000.00")) == f"12,500,000{NBSP}₫"
+        assert format_money("1500000.5") == f"1,500,000.50{NBSP}₫"
+        assert format_money("19.99", "USD") == f"19.99{NBSP}USD"
 
 
 def test_nothing_and_junk():
