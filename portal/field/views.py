@@ -199,26 +199,25 @@ def agent_route(agent_id: int):
         day = date.fromisoformat(raw) if raw else clock.bank_today()
     except ValueError:
         return jsonify({"error": {"code": "invalid_date", "message": "YYYY-MM-DD"}}), 400
+    return jsonify(_route_of(agent_id, day))
+
+
+def _route_of(agent_id: int, day: date) -> dict:
+    """The agent's route of ``day`` with their name (404: no such field agent; the agent's
+    scope is checked by ``permission_required``)."""
     agent = queries.field_agent(db.session, agent_id)
     if agent is None:
         abort(404)
     route = locations.route_history(db.session, agent_id, day)
     route["agent"] = agent.full_name
-    return jsonify(route)
+    return route
 
 
 @bp.get("/map/agents/<int:agent_id>/route.js")
 @permission_required("field.track")
 def route_script(agent_id: int):
     """An agent's route of today, drawn by folium onto the field map already on the page."""
-    agent = queries.field_agent(db.session, agent_id)
-    if agent is None:
-        abort(404)
-    if not scopes.may_access_agent(db.session, current_user, agent_id):
-        abort(403)
-    route = locations.route_history(db.session, agent_id, clock.bank_today())
-    route["agent"] = agent.full_name
-    return maps.javascript_response(maps.route_script(route))
+    return maps.javascript_response(maps.route_script(_route_of(agent_id, clock.bank_today())))
 
 
 # --- positions refused for good --------------------------------------------------------------
