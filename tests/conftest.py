@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import threading
+from pathlib import Path
 
 import pytest
 from redis import Redis
@@ -24,11 +25,20 @@ CLOCK_HEADER = test_clock.apply()  # before any server or worker is started: the
 pytest_plugins = ["tests.factories", "tests.fixtures_workspace", "tests.fixtures_workflow"]
 
 
+TRANSLATIONS = Path(__file__).resolve().parents[1] / "portal" / "translations"
+
+
 def pytest_report_header(config):
     return CLOCK_HEADER
 
 
 def pytest_configure(config):
+    # pages read the compiled catalogue: a stale one would fail tests far from the cause
+    for catalogue in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
+        compiled = catalogue.with_suffix(".mo")
+        if not compiled.exists() or compiled.stat().st_mtime < catalogue.stat().st_mtime:
+            pytest.exit(f"{compiled} is missing or older than its .po: run `make translations` "
+                        "(make test does it)", returncode=4)
     # xdist's controlling process: start the embedded servers once, before the workers
     if not xdist_worker() and getattr(config.option, "numprocesses", None):
         start_embedded_for_workers()
