@@ -43,9 +43,9 @@ MO := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po)
 translations: $(MO)  ## compile the translations (.po → .mo)
 
 messages: $(STAMP)  ## collect the strings to translate into portal/translations/*/messages.po
-	$(VENV)/bin/pybabel extract --no-location --sort-output -F $(TRANSLATIONS)/babel.cfg \
+	$(VENV)/bin/pybabel extract --no-location --no-wrap --sort-output -F $(TRANSLATIONS)/babel.cfg \
 	  -k _l -k lazy_gettext -k lazy_pgettext:1c,2 -o $(TRANSLATIONS)/messages.pot .
-	$(VENV)/bin/pybabel update --no-fuzzy-matching --ignore-obsolete \
+	$(VENV)/bin/pybabel update --no-fuzzy-matching --ignore-obsolete --no-wrap \
 	  -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS)
 
 run: $(STAMP) $(MO)  ## run the portal: embedded PostgreSQL + Redis, migrations, demo data, web, worker

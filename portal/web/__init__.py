@@ -143,6 +143,7 @@ def js_messages() -> dict[str, str]:
                                "again."),
         "table": gettext("Table"),
         "scrolls_sideways": gettext("%(name)s (scrolls sideways)", name="%s"),
+        "scrolls": gettext("%(name)s (scrolls)", name="%s"),
         "copied": gettext("Copied"),
     }
 

@@ -140,27 +140,32 @@
     if (selector && document.querySelector(selector)) { event.preventDefault(); }
   });
 
-  // A table wider than its card scrolls inside its .table-wrap: that wrap becomes a focusable,
-  // labelled region (named after the table's aria-label or its card's heading), so keyboard
-  // and screen-reader users can reach what is off to the side. Checked again after every swap
-  // and resize; a wrap that no longer scrolls loses the role and the tab stop.
+  // A region that scrolls inside its card (a table wider than the card's .table-wrap, or a list
+  // capped in height such as the case timeline) becomes a focusable, labelled region (named
+  // after its aria-label, its table's or its card's heading), so keyboard and screen-reader users
+  // can reach what is out of view. A list keeps its own role; a wrapper div becomes a region.
+  // Checked again after every swap and resize; a box that no longer scrolls loses the tab stop.
   function labelScrollRegions() {
-    document.querySelectorAll(".table-wrap").forEach(function (wrap) {
-      var scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
-      var ours = wrap.getAttribute("data-scroll-region") === "auto";
-      if (scrolls && !wrap.hasAttribute("tabindex")) {
-        var table = wrap.querySelector("table");
-        var card = wrap.closest(".card");
+    document.querySelectorAll(".table-wrap, .timeline").forEach(function (box) {
+      var sideways = box.scrollWidth > box.clientWidth + 1;
+      var scrolls = sideways || box.scrollHeight > box.clientHeight + 1;
+      var ours = box.getAttribute("data-scroll-region") === "auto";
+      var wrapper = box.tagName === "DIV";
+      if (scrolls && !box.hasAttribute("tabindex")) {
+        var table = box.querySelector("table");
+        var card = box.closest(".card");
         var heading = card && card.querySelector(".card-header h2, .card-header h3, h2, h3");
         var name = (table && table.getAttribute("aria-label")) ||
           (heading && heading.textContent.replace(/\s+/g, " ").trim()) || say("table", "Table");
-        wrap.setAttribute("role", "region");
-        wrap.setAttribute("tabindex", "0");
-        wrap.setAttribute("aria-label", say("scrolls_sideways", "%s (scrolls sideways)").replace("%s", name));
-        wrap.setAttribute("data-scroll-region", "auto");
+        if (wrapper) { box.setAttribute("role", "region"); }
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("aria-label", sideways
+          ? say("scrolls_sideways", "%s (scrolls sideways)").replace("%s", name)
+          : say("scrolls", "%s (scrolls)").replace("%s", name));
+        box.setAttribute("data-scroll-region", "auto");
       } else if (!scrolls && ours) {
         ["role", "tabindex", "aria-label", "data-scroll-region"].forEach(function (attr) {
-          wrap.removeAttribute(attr);
+          box.removeAttribute(attr);
         });
       }
     });
