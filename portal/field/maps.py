@@ -8,9 +8,12 @@ How folium fits a strict CSP (portal/security_headers.py) and an offline bank:
   (markers that move in place, the route on demand, popups built as DOM, never as markup).
   A boosted (htmx) navigation keeps the first page's CSP, so an inline script would need that
   page's nonce: a served script needs none.
-- Assets: every element's ``default_js``/``default_css`` point into static/vendor (Leaflet,
-  leaflet.markercluster); folium's CDN defaults (jQuery, Bootstrap, awesome-markers, Font
+- Assets: every element's ``default_js``/``default_css`` point into static/vendor (Leaflet);
+  folium's CDN defaults (jQuery, Bootstrap, awesome-markers, Font
   Awesome) are dropped because no element drawn here uses them.
+- Customers on the supervisor's map are clustered by PostgreSQL for the view
+  (``visits.customer_clusters``): field_map.js fetches the cells in view into folium's
+  feature group whenever the map moves, so the browser draws hundreds of markers, not thousands.
 - Base layer: Vietnam's provinces (static/vendor/vn-provinces, Natural Earth admin-1), under
   ``MAP_TILE_URL``'s tiles when the bank's tile server is set, readable without it.
 - Text: tooltips and legends in the page's language (Flask-Babel), times 24-hour; names from the
@@ -20,6 +23,7 @@ How folium fits a strict CSP (portal/security_headers.py) and an offline bank:
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 
 import folium
@@ -27,7 +31,6 @@ from flask import current_app, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from folium.elements import MacroElement
-from folium.plugins import FastMarkerCluster
 from folium.template import Template
 from markupsafe import escape
 
@@ -37,6 +40,8 @@ from portal.labels import label
 BUCKET_COLOURS = {"current": "#2e8b57", "1-30": "#2b6fca", "31-60": "#d4a017",
                   "61-90": "#e07020", "90+": "#c0392b"}
 DEFAULT_CENTER = (10.7769, 106.7009)  # Ho Chi Minh City
+MIN_ZOOM = 5  # Vietnam from end to end
+MAX_ZOOM = 18  # a house
 BASEMAP = "vendor/vn-provinces/vn-provinces.geojson"
 
 
@@ -67,8 +72,8 @@ class PortalMap(folium.Map):
         kwargs.setdefault("tiles", None)
         kwargs.setdefault("prefer_canvas", True)
         kwargs.setdefault("control_scale", False)  # field_map.js adds a metric one
-        kwargs.setdefault("min_zoom", 5)
-        kwargs.setdefault("max_zoom", 18)
+        kwargs.setdefault("min_zoom", MIN_ZOOM)
+        kwargs.setdefault("max_zoom", MAX_ZOOM)
         super().__init__(**kwargs)
         self._id = map_id  # the page's element is #map_<map_id>
         self.options.update(minZoom=kwargs["min_zoom"], maxZoom=kwargs["max_zoom"])
@@ -101,40 +106,6 @@ class OfflineBaseLayer(MacroElement):
         self.url = _static(BASEMAP)
         self.style = {"color": "#8aa0b8", "weight": 1, "fillColor": "#f4f1e8",
                       "fillOpacity": 1, "opacity": 0.9}
-
-
-class CustomerCluster(FastMarkerCluster):
-    """Customers as circle markers on the canvas, clustered: folium's FastMarkerCluster fed the
-    rows PostgreSQL wrote (``[cif, name, lat, lon, bucket, dpd, priority, agent_id]``) as they
-    are, built into the cluster by ``FieldMap.addCustomers`` (markercluster's bulk path). The
-    supervisor map passes none: field_map.js fetches them beside this script and adds them the
-    same way once the map is drawn."""
-
-    _template = Template("""
-        {% macro script(this, kwargs) %}
-            var {{ this.get_name() }} = (function(){
-                var colours = {{ this.colours|tojson }};
-                var data = {{ this.rows }};
-                var cluster = L.markerClusterGroup({{ this.options|tojavascript }});
-                cluster.options.iconCreateFunction = window.FieldMap.clusterIcon;
-                cluster.colours = colours;
-                window.FieldMap.addCustomers(cluster, data);
-                cluster.addTo({{ this._parent.get_name() }});
-                return cluster;
-            })();
-        {% endmacro %}""")
-
-    def __init__(self, rows_json: str, **kwargs):
-        super().__init__([], callback="null", **kwargs)
-        self._name = "CustomerCluster"
-        self.rows = rows_json
-        self.colours = BUCKET_COLOURS
-        self.default_js = [("markerclusterjs",
-                            _static("vendor/leaflet.markercluster/leaflet.markercluster.js"))]
-        self.default_css = [
-            ("markerclustercss", _static("vendor/leaflet.markercluster/MarkerCluster.css")),
-            ("markerclusterdefaultcss",
-             _static("vendor/leaflet.markercluster/MarkerCluster.Default.css"))]
 
 
 class SvgPolyLine(folium.PolyLine):
@@ -270,7 +241,7 @@ def _base(fmap: folium.Map) -> None:
     config = current_app.config
     if config.get("MAP_TILE_URL"):
         folium.TileLayer(config["MAP_TILE_URL"], attr=config.get("MAP_TILE_ATTRIBUTION") or " ",
-                         name="tiles", max_zoom=18, control=False).add_to(fmap)
+                         name="tiles", max_zoom=MAX_ZOOM, control=False).add_to(fmap)
 
 
 def _bounds(points: list) -> list | None:
@@ -279,6 +250,67 @@ def _bounds(points: list) -> list | None:
     lats = [p[0] for p in points]
     lons = [p[1] for p in points]
     return [[min(lats), min(lons)], [max(lats), max(lons)]]
+
+
+# --- the first view, as Leaflet will fit it ----------------------------------------------------
+# The customers of the supervisor's first view are asked for beside folium's script, before
+# the map exists: the server fits that view as Leaflet's fitBounds will (Web Mercator, 256-pixel
+# tiles, whole zoom levels) on the size the browser gives. Should the browser settle elsewhere,
+# it asks for the customers of its own view.
+
+DEFAULT_MAP_SIZE = (1100, 700)  # px, when the browser does not say
+FIT_MAX_ZOOM = 15  # a fitted view stops at a neighbourhood
+FIT_PAD = 0.05  # a fitted view keeps a margin round what it fits
+VIEW_PAD = 0.5  # the customers are asked for half a screen beyond the view each way
+
+
+def _pixel(lat: float, lon: float, zoom: int) -> tuple[float, float]:
+    lat = max(-85.0511, min(85.0511, lat))
+    scale = 256 * 2 ** zoom
+    sin = math.sin(math.radians(lat))
+    return ((lon + 180) / 360 * scale,
+            (0.5 - math.log((1 + sin) / (1 - sin)) / (4 * math.pi)) * scale)
+
+
+def _latlon(x: float, y: float, zoom: int) -> tuple[float, float]:
+    scale = 256 * 2 ** zoom
+    lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / scale))))
+    return lat, x / scale * 360 - 180
+
+
+def fit_view(bounds: list, size: tuple[int, int], *, pad: float = FIT_PAD,
+             max_zoom: int = FIT_MAX_ZOOM) -> tuple[tuple[float, float], int]:
+    """Leaflet's ``fitBounds(bounds.pad(pad), {maxZoom})`` on a map ``size`` px: the centre and
+    zoom it settles on."""
+    (south, west), (north, east) = bounds
+    dlat, dlon = (north - south) * pad, (east - west) * pad
+    south, north, west, east = south - dlat, north + dlat, west - dlon, east + dlon
+    x0, y0 = _pixel(north, west, 0)
+    x1, y1 = _pixel(south, east, 0)
+    span_x, span_y = x1 - x0, y1 - y0
+    if span_x <= 0 and span_y <= 0:
+        zoom = max_zoom
+    else:
+        scale = min(size[0] / span_x if span_x > 0 else math.inf,
+                    size[1] / span_y if span_y > 0 else math.inf)
+        # Leaflet rounds to a hundredth of a level, then floors to a whole one
+        zoom = math.floor(round(math.log2(scale) * 100) / 100)
+        zoom = min(max_zoom, MAX_ZOOM, max(MIN_ZOOM, zoom))
+    ax, ay = _pixel(south, west, zoom)
+    bx, by = _pixel(north, east, zoom)
+    return _latlon((ax + bx) / 2, (ay + by) / 2, zoom), zoom
+
+
+def view_box(center: tuple[float, float], zoom: int, size: tuple[int, int], *,
+             pad: float = VIEW_PAD) -> tuple[float, float, float, float]:
+    """``(west, south, east, north)`` of the view at ``center``/``zoom``, each side widened by
+    ``pad`` of it, as field_map.js asks for the customers of its view."""
+    cx, cy = _pixel(*center, zoom)
+    north, west = _latlon(cx - size[0] / 2, cy - size[1] / 2, zoom)
+    south, east = _latlon(cx + size[0] / 2, cy + size[1] / 2, zoom)
+    dlat, dlon = (north - south) * pad, (east - west) * pad
+    return (max(-180.0, west - dlon), max(-90.0, south - dlat),
+            min(180.0, east + dlon), min(90.0, north + dlat))
 
 
 def _initials(name: str | None) -> str:
@@ -359,30 +391,33 @@ def js_labels() -> dict:
 # --- the supervisor's field map ----------------------------------------------------------------
 
 
-def supervisor_map(*, agents: list[dict], visits: list[dict], customers_json: str,
-                   config: dict) -> folium.Map:
-    """The field map: offline base layer (+ the bank's tiles), customers clustered by bucket,
-    today's visits by state, the agents' latest positions; ``config`` (data/route URLs,
-    refresh) goes to the live part in field_map.js."""
+def supervisor_map(*, agents: list[dict], visits: list[dict], config: dict) -> folium.Map:
+    """The field map: offline base layer (+ the bank's tiles), today's visits by state, the
+    agents' latest positions and a layer for the customers, which field_map.js fills with the
+    clusters of the view (``visits.customer_clusters``) and again whenever the map moves;
+    ``config`` (data/route/customer URLs, refresh) goes to the live part in field_map.js."""
     fmap = PortalMap("field", location=DEFAULT_CENTER, zoom_start=12)
     _base(fmap)
-    customers = CustomerCluster(customers_json, name="customers", show_coverage_on_hover=False,
-                                max_cluster_radius=45, spiderfy_on_max_zoom=True,
-                                disable_clustering_at_zoom=18).add_to(fmap)
+    layer = folium.FeatureGroup(name="customers", control=False).add_to(fmap)
     visit_layer = MarkerRows([visit_row(v) for v in visits if v["lat"] is not None], z=500,
                              name="VisitMarkers").add_to(fmap)
     route_layer = folium.FeatureGroup(name="route").add_to(fmap)
     agent_layer = MarkerRows([agent_row(a) for a in agents if a["lat"] is not None], z=1000,
                              name="AgentMarkers").add_to(fmap)
-    points = [(a["lat"], a["lon"]) for a in agents if a["lat"] is not None]
-    points += [(v["lat"], v["lon"]) for v in visits if v["lat"] is not None]
-    bounds = _bounds(points) or config.get("customer_bounds")
-    Attach({"customers": customers, "visits": visit_layer, "route": route_layer,
+    Attach({"customers": layer, "visits": visit_layer, "route": route_layer,
             "agents": agent_layer}, {},
            {"mode": "supervisor", "agents": agents, "visits": visits,
-            "bounds": bounds, "config": config,
-            "labels": js_labels()}).add_to(fmap)
+            "bounds": first_view_bounds(agents, visits), "config": config,
+            "fit": {"max_zoom": FIT_MAX_ZOOM, "pad": FIT_PAD, "view_pad": VIEW_PAD},
+            "colours": BUCKET_COLOURS, "labels": js_labels()}).add_to(fmap)
     return fmap
+
+
+def first_view_bounds(agents: list[dict], visits: list[dict]) -> list | None:
+    """What the supervisor's map opens on: its agents and today's visits."""
+    points = [(float(p["lat"]), float(p["lon"])) for p in [*agents, *visits]
+              if p["lat"] is not None]
+    return _bounds(points)
 
 
 def route_script(route: dict, map_name: str = "map_field") -> str:

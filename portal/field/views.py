@@ -27,7 +27,7 @@ from portal.field.forms import PlanVisitForm, ReviewForm, VisitOutcomeForm
 from portal.i18n import format_ago, format_date, format_datetime
 from portal.models.enums import BUCKET_NAMES
 from portal.permissions import scopes
-from portal.permissions.decorators import permission_required
+from portal.permissions.decorators import api_error, permission_required
 from portal.permissions.roles import can
 
 bp = Blueprint("field", __name__, url_prefix="/field")
@@ -93,7 +93,7 @@ def map_page():
     agents = queries.field_agents(db.session, filters["team_id"], filters["scope"])
     today = clock.bank_today()
     # the map itself comes from map_script (folium); the page names the assets folium lists
-    skeleton = maps.supervisor_map(agents=[], visits=[], customers_json="[]", config={})
+    skeleton = maps.supervisor_map(agents=[], visits=[], config={})
     return render_template(
         "field/map.html", teams=teams, agents=agents, filters=filters, today=today,
         map_config=_map_config(), map_assets=maps.assets(skeleton),
@@ -124,9 +124,8 @@ def _agent_json(row: dict, now, implausible: int = 0) -> dict:
     }
 
 
-def _map_body(filters: dict, now) -> dict:
-    """Latest agent positions and today's visits of the map's filters."""
-    agent_ids = _agents_shown(filters)
+def _map_body(filters: dict, now, agent_ids: list[int] | None) -> dict:
+    """Latest agent positions and today's visits of the map's filters (``_agents_shown``)."""
     agents = locations.latest_positions(db.session, team_id=filters["team_id"],
                                         agent_ids=agent_ids)
     day = clock.bank_today()
@@ -148,15 +147,22 @@ def _map_body(filters: dict, now) -> dict:
     }
 
 
+def _map_size() -> tuple[int, int]:
+    """The map's size in the browser (``size=WxH`` px), else a desktop's."""
+    width, _x, height = request.args.get("size", "").partition("x")
+    if width.isdigit() and height.isdigit() and 100 <= int(width) <= 8000 \
+            and 100 <= int(height) <= 8000:
+        return int(width), int(height)
+    return maps.DEFAULT_MAP_SIZE
+
+
 @bp.get("/map/view.js")
 @permission_required("field.track")
 def map_script():
     """The field map as folium draws it (a script: the page's CSP allows no inline one)."""
     filters = _filters()
-    body = _map_body(filters, clock.now())
-    # the customers are not in it: field_map.js fetches them (map_customers) beside Leaflet and
-    # this script, and adds them to folium's cluster once the map is drawn (the benchmark)
-    fmap = maps.supervisor_map(agents=body["agents"], visits=body["visits"], customers_json="[]",
+    body = _map_body(filters, clock.now(), _agents_shown(filters))
+    fmap = maps.supervisor_map(agents=body["agents"], visits=body["visits"],
                                config={**_map_config(), "generated_time": body["generated_time"]})
     return maps.javascript_response(maps.script(fmap))
 
@@ -164,12 +170,60 @@ def map_script():
 @bp.get("/map/customers.json")
 @permission_required("field.track")
 def map_customers():
-    """The customers of the map's filters, as compact rows written by PostgreSQL
-    (``[[cif, name, lat, lon, bucket, dpd, priority, agent_id], ...]``)."""
+    """The customers of the map's filters, clustered by PostgreSQL
+    (``visits.customer_clusters``, its JSON as it wrote it): of the view ``zoom`` +
+    ``bbox=west,south,east,north``; or, with ``size=WxH`` alone, of the first view the map will
+    fit on that size, which the answer names (``"view": {"zoom", "bounds"}``): field_map.js
+    asks for it beside folium's script, before the map exists."""
     filters = _filters()
-    rows = visits.team_customers_json(db.session, team_id=filters["team_id"],
-                                      agent_ids=_agents_shown(filters))
-    return current_app.response_class(rows, mimetype="application/json",
+    agent_ids = _agents_shown(filters)
+    if "zoom" not in request.args and "size" in request.args:
+        return _first_view_customers(filters, agent_ids)
+    try:
+        zoom = int(request.args.get("zoom", maps.MIN_ZOOM))
+        if not maps.MIN_ZOOM <= zoom <= maps.MAX_ZOOM:
+            raise ValueError
+    except ValueError:
+        return api_error(400, "invalid_zoom", "'zoom' must be a whole number from "
+                         f"{maps.MIN_ZOOM} to {maps.MAX_ZOOM}.")
+    bbox = None
+    if request.args.get("bbox"):
+        try:
+            bbox = tuple(float(v) for v in request.args["bbox"].split(","))
+            west, south, east, north = bbox
+            if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+                raise ValueError
+        except ValueError:
+            return api_error(400, "invalid_bbox", "'bbox' must be west,south,east,north in "
+                             "degrees, west <= east and south <= north.")
+    return _json_text(visits.customer_clusters(db.session, zoom=zoom, bbox=bbox,
+                                                team_id=filters["team_id"], agent_ids=agent_ids))
+
+
+def _first_view_customers(filters: dict, agent_ids: list[int] | None):
+    """The first view fitted on the browser's map size, as field_map.js will fit it: its agents
+    and today's visits, else its customers; and the customers of that view."""
+    agents = locations.latest_positions(db.session, team_id=filters["team_id"],
+                                        agent_ids=agent_ids)
+    day_visits = visits.visits_for_day(db.session, clock.bank_today(),
+                                       team_id=filters["team_id"], agent_ids=agent_ids)
+    fitted = (maps.first_view_bounds(agents, day_visits)
+              or visits.customer_extent(db.session, team_id=filters["team_id"],
+                                        agent_ids=agent_ids))
+    if fitted is None:
+        return jsonify({"total": 0, "in_view": 0, "clusters": [], "customers": [],
+                        "view": None})
+    size = _map_size()
+    center, zoom = maps.fit_view(fitted, size)
+    clusters = visits.customer_clusters(db.session, zoom=zoom,
+                                        bbox=maps.view_box(center, zoom, size),
+                                        team_id=filters["team_id"], agent_ids=agent_ids)
+    view = json.dumps({"zoom": zoom, "bounds": fitted})
+    return _json_text(f'{clusters[:-1]},"view":{view}}}')  # PostgreSQL's object, a key more
+
+
+def _json_text(body: str):
+    return current_app.response_class(body, mimetype="application/json",
                                       headers={"Cache-Control": "no-store"})
 
 
@@ -178,13 +232,14 @@ def map_customers():
 def map_data():
     """Latest agent positions, today's visits and (``customers=1``) the team's customers."""
     filters = _filters()
-    body = _map_body(filters, clock.now())
+    agent_ids = _agents_shown(filters)
+    body = _map_body(filters, clock.now(), agent_ids)
     if request.args.get("customers") != "1":
         return jsonify(body)
     # compact rows [cif, name, lat, lon, bucket, dpd, priority, agent_id], as PostgreSQL wrote
     # them: spliced into the answer rather than decoded and encoded again
     customers = visits.team_customers_json(db.session, team_id=filters["team_id"],
-                                           agent_ids=_agents_shown(filters))
+                                           agent_ids=agent_ids)
     head = json.dumps(body, separators=(",", ":"))
     return current_app.response_class(f'{head[:-1]},"customers":{customers}}}',
                                       mimetype="application/json")
@@ -321,6 +376,35 @@ def visits_map_script():
     """The field agent's map of today, as folium draws it."""
     day = queries.agent_day(db.session, current_user, clock.bank_today())
     return maps.javascript_response(maps.script(maps.agent_day_map(day["map_points"])))
+
+
+# --- a customer's location (on the case view) -------------------------------------------------
+
+
+@bp.get("/customers/<cif>/location")
+@permission_required("cases.view")
+def customer_location(cif: str):
+    """The case view's map card of where a visit goes (loaded into the page; nothing when the
+    customer has no located address)."""
+    place = visits.customer_location(db.session, cif)
+    if place is None:
+        return ""
+    return render_template("field/_customer_location.html", cif=cif, place=place,
+                           map_assets=maps.assets(maps.customer_location_map(**_place(place))))
+
+
+@bp.get("/customers/<cif>/location.js")
+@permission_required("cases.view")
+def customer_location_script(cif: str):
+    """That map, as folium draws it."""
+    place = visits.customer_location(db.session, cif)
+    if place is None:
+        abort(404)
+    return maps.javascript_response(maps.script(maps.customer_location_map(**_place(place))))
+
+
+def _place(place: dict) -> dict:
+    return {k: place[k] for k in ("name", "address", "lat", "lon", "bucket")}
 
 
 @bp.post("/visits/plan")

@@ -27,7 +27,7 @@ from portal.cases import actions
 from portal.events import publish
 from portal.field import geo as field_geo
 from portal.field import locations, plausibility
-from portal.models import Action, ActionCode, Address, Customer, User, Visit
+from portal.models import Action, ActionCode, Address, Case, Customer, User, Visit
 from portal.models.enums import BUCKETS, bucket_for_dpd
 from portal.permissions import scopes
 
@@ -75,6 +75,22 @@ def visit_address(session: Session, cif: str) -> Address | None:
                               Address.lon.is_not(None), Address.do_not_contact.is_(False))
         .order_by(Address.is_primary.desc(), (Address.type == "HOME").desc(), Address.id)
         .limit(1)).first()
+
+
+def customer_location(session: Session, cif: str) -> dict | None:
+    """Where a visit to ``cif`` goes (``visit_address``), with the customer's name and the
+    bucket of their case, for a map; None without a located address."""
+    address = visit_address(session, cif)
+    if address is None:
+        return None
+    customer = session.scalar(select(Customer).where(Customer.cif == cif))
+    max_dpd = session.scalar(select(func.max(Case.max_dpd)).where(Case.cif == cif))
+    line = ", ".join(part for part in (address.line1, address.ward, address.district,
+                                       address.city or address.province) if part)
+    return {"name": customer.name if customer else cif, "address": line,
+            "lat": float(address.lat), "lon": float(address.lon),
+            "bucket": bucket_for_dpd(max_dpd or 0), "type": address.type,
+            "is_primary": address.is_primary}
 
 
 # --- planning --------------------------------------------------------------------------------
@@ -370,41 +386,129 @@ def _case_points_sql(where: str) -> str:
         ORDER BY cs.cif, a.is_primary DESC, (a.type = 'HOME') DESC, a.id"""
 
 
-def _bucket_case_sql(column: str) -> str:
-    """``bucket_for_dpd`` as a SQL CASE (the same BUCKETS table, one definition)."""
+def _bucket_case_sql(column: str, *, rank: bool = False) -> str:
+    """``bucket_for_dpd`` as a SQL CASE (the same BUCKETS table, one definition): the bucket's
+    name, or with ``rank`` its place in BUCKETS from 1 (the larger, the worse)."""
 
     whens = []
-    for name, low, high in BUCKETS:
+    for place, (name, low, high) in enumerate(BUCKETS, start=1):
         cond = f"{column} >= {int(low)}" + (f" AND {column} <= {int(high)}"
                                              if high is not None else "")
-        whens.append(f"WHEN {cond} THEN '{name}'")
-    return f"CASE {' '.join(whens)} ELSE '{BUCKETS[0][0]}' END"
+        whens.append(f"WHEN {cond} THEN " + (str(place) if rank else f"'{name}'"))
+    return f"CASE {' '.join(whens)} ELSE " + ("1" if rank else f"'{BUCKETS[0][0]}'") + " END"
+
+
+def _field_agents_where(params: dict, *, team_id: int | None, agent_id: int | None,
+                        agent_ids: list[int] | None) -> str:
+    """Whose open cases a map shows: one agent, ``agent_ids``, a team's field agents, or all."""
+    if agent_id is not None:
+        params["agent"] = agent_id
+        return "cs.assigned_field_agent_id = :agent"
+    if agent_ids is not None:
+        params["agents"] = list(agent_ids)
+        return "cs.assigned_field_agent_id = ANY(:agents)"
+    if team_id is not None:
+        params["team"] = team_id
+        return ("cs.assigned_field_agent_id IN (SELECT id FROM users WHERE team_id = :team "
+                "AND role = 'field_agent')")
+    return "cs.assigned_field_agent_id IS NOT NULL"
 
 
 def team_customers_json(session: Session, *, team_id: int | None = None,
                         agent_id: int | None = None,
                         agent_ids: list[int] | None = None) -> str:
     """Customers with open cases held by field agents (of a team / one agent / ``agent_ids``),
-    at their visit address, as compact JSON rows built by PostgreSQL (the map's first load
-    carries thousands): ``[[cif, name, lat, lon, bucket, dpd, priority, agent_id], ...]``."""
+    at their visit address, as compact JSON rows built by PostgreSQL (the map's JSON API; the
+    map itself draws ``customer_clusters``):
+    ``[[cif, name, lat, lon, bucket, dpd, priority, agent_id], ...]``."""
     params: dict = {"open": list(OPEN_CASE_STATUSES)}
-    where = "cs.assigned_field_agent_id IS NOT NULL"
-    if agent_id is not None:
-        where = "cs.assigned_field_agent_id = :agent"
-        params["agent"] = agent_id
-    elif agent_ids is not None:
-        where = "cs.assigned_field_agent_id = ANY(:agents)"
-        params["agents"] = list(agent_ids)
-    elif team_id is not None:
-        where = ("cs.assigned_field_agent_id IN (SELECT id FROM users WHERE team_id = :team "
-                 "AND role = 'field_agent')")
-        params["team"] = team_id
+    where = _field_agents_where(params, team_id=team_id, agent_id=agent_id, agent_ids=agent_ids)
     return session.scalar(text(f"""
         SELECT coalesce(json_agg(json_build_array(
                    p.cif, p.name, round(p.lat, 5), round(p.lon, 5),
                    {_bucket_case_sql("coalesce(p.max_dpd, 0)")}, p.max_dpd, p.priority,
                    p.assigned_field_agent_id)), '[]')::text
         FROM ({_case_points_sql(where)}) p"""), params)
+
+
+# The field map clusters customers on a grid of screen cells (Web Mercator pixels at the map's
+# zoom, anchored to the world so a cluster stays put while the map pans): PostgreSQL sends the
+# cells in view, not every customer, so the browser draws hundreds of markers, not thousands.
+CLUSTER_CELL_PX = 60
+# from this zoom on (a street), customers are grouped only when they share a position (one
+# building), and such a group carries its rows for a list
+CLUSTER_STREET_ZOOM = 17
+CLUSTER_GROUP_ROWS = 50
+
+
+def customer_clusters(session: Session, *, zoom: int,
+                      bbox: tuple[float, float, float, float] | None = None,
+                      team_id: int | None = None, agent_ids: list[int] | None = None) -> str:
+    """The customers of the field map (as ``team_customers_json`` chooses them) in the box
+    ``(west, south, east, north)``, clustered for ``zoom``; JSON written by PostgreSQL::
+
+        {"total": all customers of the filters, "in_view": customers in the box,
+         "clusters": [[lat, lon, count, worst bucket rank, s, w, n, e, rows or null], ...],
+         "customers": [[cif, name, lat, lon, bucket, dpd, priority, agent_id], ...]}
+
+    A cell holding one customer comes as that customer's row; ``rows`` (the same shape, by
+    priority, at most ``CLUSTER_GROUP_ROWS``) only from ``CLUSTER_STREET_ZOOM`` on."""
+    params: dict = {"open": list(OPEN_CASE_STATUSES)}
+    where = _field_agents_where(params, team_id=team_id, agent_id=None, agent_ids=agent_ids)
+    street = zoom >= CLUSTER_STREET_ZOOM
+    # cells in world pixels: 256 · 2^zoom across; one pixel apart at street level
+    params.update(cells_across=(256.0 * 2 ** zoom) / (1 if street else CLUSTER_CELL_PX),
+                  with_rows=street, group_rows=CLUSTER_GROUP_ROWS)
+    in_box = "TRUE"
+    if bbox is not None:
+        params.update(west=bbox[0], south=bbox[1], east=bbox[2], north=bbox[3])
+        in_box = "p.lat BETWEEN :south AND :north AND p.lon BETWEEN :west AND :east"
+    row = """json_build_array(g.cif, g.name, round(g.lat::numeric, 5), round(g.lon::numeric, 5),
+                              g.bucket, g.max_dpd, g.priority, g.assigned_field_agent_id)"""
+    return session.scalar(text(f"""
+        WITH p AS ({_case_points_sql(where)}),
+        placed AS (
+            SELECT p.cif, p.name, p.priority, p.max_dpd, p.assigned_field_agent_id,
+                   m.lat, m.lon, {_bucket_case_sql("coalesce(p.max_dpd, 0)")} AS bucket,
+                   {_bucket_case_sql("coalesce(p.max_dpd, 0)", rank=True)} AS bucket_rank,
+                   floor((m.lon + 180) / 360 * :cells_across) AS gx,
+                   floor((1 - ln(tan(radians(m.y_lat)) + 1 / cos(radians(m.y_lat))) / pi()) / 2
+                         * :cells_across) AS gy
+            FROM p CROSS JOIN LATERAL (
+                SELECT p.lat::float8 AS lat, p.lon::float8 AS lon,
+                       greatest(-85, least(85, p.lat::float8)) AS y_lat) m
+            WHERE {in_box}),
+        g AS (SELECT placed.*, count(*) OVER (PARTITION BY gx, gy) AS in_cell FROM placed),
+        cells AS (
+            SELECT json_build_array(
+                       round(avg(g.lat)::numeric, 5), round(avg(g.lon)::numeric, 5), count(*),
+                       max(g.bucket_rank), round(min(g.lat)::numeric, 5),
+                       round(min(g.lon)::numeric, 5), round(max(g.lat)::numeric, 5),
+                       round(max(g.lon)::numeric, 5),
+                       (array_agg({row} ORDER BY g.priority DESC NULLS LAST, g.cif)
+                            FILTER (WHERE :with_rows))[1:(:group_rows)]
+                   ) AS cell
+            FROM g WHERE g.in_cell > 1 GROUP BY g.gx, g.gy)
+        SELECT json_build_object(
+            'total', (SELECT count(*) FROM p),
+            'in_view', (SELECT count(*) FROM g),
+            'clusters', coalesce((SELECT json_agg(cell) FROM cells), '[]'),
+            'customers', coalesce((SELECT json_agg({row}) FROM g WHERE g.in_cell = 1), '[]')
+        )::text"""), params)
+
+
+def customer_extent(session: Session, *, team_id: int | None = None,
+                    agent_ids: list[int] | None = None) -> list | None:
+    """``[[south, west], [north, east]]`` of the customers ``customer_clusters`` would show, or
+    None: where the field map opens when no agent or visit is placed."""
+    params: dict = {"open": list(OPEN_CASE_STATUSES)}
+    where = _field_agents_where(params, team_id=team_id, agent_id=None, agent_ids=agent_ids)
+    row = session.execute(text(f"""
+        SELECT min(p.lat), min(p.lon), max(p.lat), max(p.lon)
+        FROM ({_case_points_sql(where)}) p"""), params).one()
+    if row[0] is None:
+        return None
+    return [[float(row[0]), float(row[1])], [float(row[2]), float(row[3])]]
 
 
 def suggestions(session: Session, agent: User, *, lat: float | None = None,

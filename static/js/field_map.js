@@ -1,11 +1,12 @@
 /* Field work maps: folium draws them (portal/field/maps.py), this file makes them live.
  *
- * A map element ([data-folium-map]) names the assets folium listed for it (Leaflet and
- * markercluster from static/vendor, never a CDN) and the URL of the script folium wrote for it.
+ * A map element ([data-folium-map]) names the assets folium listed for it (Leaflet from
+ * static/vendor, never a CDN) and the URL of the script folium wrote for it.
  * They load in order; folium's script builds the map and ends with FieldMap.attach(...), which
  * hands over the Leaflet objects:
  * - supervisor map (#map_field): polls the JSON endpoint and moves the agent markers in place
- *   (no page reload), keeps today's visits current, draws an agent's route (a script folium
+ *   (no page reload), keeps today's visits current, draws the customers in view as PostgreSQL
+ *   clustered them (fetched again when the map moves), draws an agent's route (a script folium
  *   writes for it: FieldMap.drawRoute) and redraws with other filters (folium's script again);
  * - the field agent's map ([data-mode=agent]) and a customer's location: drawn once.
  * Check-in buttons ([data-checkin-url]) post the browser's position.
@@ -20,7 +21,7 @@
   if (FieldMap.ready) { FieldMap.initAll(); return; }
   FieldMap.ready = true;
 
-  var BUCKET_INDEX = { "current": 1, "1-30": 2, "31-60": 3, "61-90": 4, "90+": 5 };
+  var BUCKET_COLOURS = {};  // bucket -> colour, from the map's data (portal/field/maps.py)
   var LABELS = {};
 
   // "%(name)s" placeholders, as in the portal's catalogue
@@ -93,41 +94,18 @@
       });
   }
 
-  // Customers (rows [cif, name, lat, lon, bucket, dpd, priority, agent_id]) as circle markers on
-  // the canvas, into folium's cluster in one bulk call (markercluster clusters them in slices,
-  // chunkedLoading, so the map stays responsive); done() once every one is clustered.
-  FieldMap.addCustomers = function (cluster, rows, done) {
-    var colours = cluster.colours || {};
-    var markers = new Array(rows.length);
-    for (var i = 0; i < rows.length; i++) {
-      var row = rows[i];
-      var marker = L.circleMarker([row[2], row[3]], { radius: 6, weight: 1, color: "#ffffff",
-        fillColor: colours[row[4]] || "#2b6fca", fillOpacity: 0.9 });
-      marker._row = row;
-      markers[i] = marker;
-    }
-    if (done) {
-      cluster.options.chunkedLoading = true;
-      cluster.options.chunkInterval = 100;
-      cluster.options.chunkDelay = 1;
-      cluster.options.chunkProgress = function (processed, total) {
-        if (processed >= total) { cluster.options.chunkProgress = null; done(); }
-      };
-      if (!rows.length || !cluster._map) { cluster.options.chunkProgress = null; done(); }
-    }
-    cluster.addLayers(markers);
-  };
+  // A customer (row [cif, name, lat, lon, bucket, dpd, priority, agent_id]): a circle on the
+  // canvas in the colour of its bucket.
+  function customerMarker(row) {
+    var marker = L.circleMarker([row[2], row[3]], { radius: 6, weight: 1, color: "#ffffff",
+      fillColor: BUCKET_COLOURS[row[4]] || "#2b6fca", fillOpacity: 0.9 });
+    marker._row = row;
+    return marker;
+  }
 
   // A cluster of customers shows how many, ringed in the colour of its worst bucket.
-  FieldMap.clusterIcon = function (cluster) {
-    var worst = 1;
-    var children = cluster.getAllChildMarkers();
-    for (var i = 0; i < children.length && worst < 5; i++) {
-      var row = children[i]._row;
-      var b = row ? (BUCKET_INDEX[row[4]] || 1) : 1;
-      if (b > worst) { worst = b; }
-    }
-    var n = cluster.getChildCount();
+  // (worst: the bucket's rank, 1 current … 5 90+, as PostgreSQL ranked it)
+  function clusterIcon(n, worst) {
     var size = n < 10 ? "small" : n < 100 ? "medium" : "large";
     var name = fmt("cluster", { num: n }).replace(/[<>&"]/g, "");
     return L.divIcon({
@@ -135,7 +113,7 @@
       className: "marker-cluster marker-cluster-" + size + " worst-" + worst,
       iconSize: L.point(40, 40)
     });
-  };
+  }
 
   // ------------------------------------------------------------------ supervisor map
 
@@ -165,9 +143,14 @@
         m.bindPopup(function () { return self.agentPopup(self.agents[a.id]); });
       }
     });
-    this.customers.on("click", function (e) {  // one popup for all customers
-      if (e.layer && e.layer._row) {
-        L.popup().setLatLng(e.layer.getLatLng()).setContent(customerPopup(e.layer._row)).openOn(self.map);
+    // one handler for every customer and cluster, by mouse or by Enter on a focused cluster
+    this.customers.on("click keypress", function (e) {
+      if (e.type === "keypress" && e.originalEvent.key !== "Enter") { return; }
+      var layer = e.layer || {};
+      if (layer._row) {
+        L.popup().setLatLng(layer.getLatLng()).setContent(customerPopup(layer._row)).openOn(self.map);
+      } else if (layer._cell) {
+        self.openCluster(layer);
       }
     });
     if (!this.form || this.form.dataset.bound !== "1") { this.bindForm(); }
@@ -177,16 +160,20 @@
     this.lastData = { agents: handles.data.agents, generated_time: this.config.generated_time };
     this.fit(handles.data.bounds);
     this.updateStatus();
-    // the customers: fetched beside Leaflet and folium's script (start), added once the map
-    // with its agents and visits is drawn
-    var pending = node._customers || Promise.resolve([]);
-    node._customers = null;
-    pending.then(function (rows) {
-      if (node._fieldMap !== self) { return; }
-      self.addCustomers(rows);
-    }).catch(function (err) {
-      self.setStatus(fmt("refresh_failed", { error: err.message }), true);
+    // the customers in view, clustered by PostgreSQL: those of the first view were asked for
+    // beside folium's script (start); asked for again whenever the map moves
+    this.customersSeq = 0;
+    var moved = null;
+    this.map.on("moveend", function () {
+      clearTimeout(moved);
+      moved = setTimeout(function () { self.loadCustomers(); }, 120);
     });
+    var first = node._customers;
+    node._customers = null;
+    if (!first) { this.loadCustomers(); } else {
+      first.then(function (body) { self.firstCustomers(body); })
+        .catch(function () { if (node._fieldMap === self) { self.loadCustomers(); } });
+    }
     this.timer = setInterval(function () {
       if (!document.body.contains(node) || node._fieldMap !== self) { clearInterval(self.timer); return; }
       self.load();
@@ -237,24 +224,95 @@
     start(this.node);
   };
 
-  SupervisorMap.prototype.addCustomers = function (rows) {
+  // The first view's customers, fitted by the server on this map's size: drawn if the map
+  // settled on the same zoom (their box is the view padded by half a screen), else asked for.
+  SupervisorMap.prototype.firstCustomers = function (body) {
+    if (this.node._fieldMap !== this || this.customersSeq) { return; }  // moved meanwhile
+    if (!this.data.bounds && body.view) { this.fit(body.view.bounds); }  // nobody placed yet
+    if (body.view && body.view.zoom === Math.round(this.map.getZoom())) {
+      this.customersAsked = this.customersAsk();
+      this.customersShown(body);
+    } else {
+      this.loadCustomers();
+    }
+  };
+
+  // The URL for the customers of the view, padded by half a screen each way (a short pan needs
+  // nothing new), at the map's zoom.
+  SupervisorMap.prototype.customersAsk = function () {
+    var url = this.node.dataset.customersUrl;
+    var view = this.map.getBounds().pad(this.data.fit.view_pad);
+    var clamp = function (v, lim) { return Math.max(-lim, Math.min(lim, v)).toFixed(5); };
+    var params = new URLSearchParams({ zoom: String(Math.round(this.map.getZoom())),
+      bbox: [clamp(view.getWest(), 180), clamp(view.getSouth(), 90),
+             clamp(view.getEast(), 180), clamp(view.getNorth(), 90)].join(",") });
+    return url + (url.indexOf("?") >= 0 ? "&" : "?") + params.toString();
+  };
+
+  // Answers that arrive after a newer request are dropped.
+  SupervisorMap.prototype.loadCustomers = function () {
     var self = this;
     var node = this.node;
-    this.customerCount = rows.length;
-    node.dataset.customers = String(rows.length);
-    FieldMap.addCustomers(this.customers, rows, function () {
-      node.dataset.customersDrawn = String(rows.length);
-      if (!node.dataset.tCustomers) { mark(node, "customers"); }
-    });
-    if (!this.data.bounds && rows.length) {  // nobody placed yet: the customers frame the map
-      var b = [[90, 180], [-90, -180]];
-      rows.forEach(function (r) {
-        b[0][0] = Math.min(b[0][0], r[2]); b[0][1] = Math.min(b[0][1], r[3]);
-        b[1][0] = Math.max(b[1][0], r[2]); b[1][1] = Math.max(b[1][1], r[3]);
+    if (!node.dataset.customersUrl) { return Promise.resolve(); }
+    var ask = this.customersAsk();
+    if (ask === this.customersAsked) { return Promise.resolve(); }  // the same view
+    this.customersAsked = ask;
+    var seq = ++this.customersSeq;
+    return getJson(ask)
+      .then(function (body) {
+        if (seq !== self.customersSeq || node._fieldMap !== self) { return; }
+        self.customersShown(body);
+      })
+      .catch(function (err) {
+        if (seq === self.customersSeq) { self.customersAsked = null; }  // ask again next move
+        self.setStatus(fmt("refresh_failed", { error: err.message }), true);
       });
-      this.fit(b);
-    }
+  };
+
+  SupervisorMap.prototype.customersShown = function (body) {
+    this.customerCount = body.total;
+    this.node.dataset.customers = String(body.total);
+    this.drawCustomers(body);
     this.updateStatus();
+  };
+
+  SupervisorMap.prototype.drawCustomers = function (body) {
+    var layer = this.customers;
+    layer.clearLayers();
+    body.clusters.forEach(function (c) {
+      // c = [lat, lon, count, worst rank, south, west, north, east, rows or null]
+      var marker = L.marker([c[0], c[1]], { icon: clusterIcon(c[2], c[3]), keyboard: true,
+        riseOnHover: true });
+      marker._cell = c;
+      layer.addLayer(marker);
+    });
+    body.customers.forEach(function (row) { layer.addLayer(customerMarker(row)); });
+    this.node.dataset.customersDrawn = String(body.in_view);
+    if (!this.node.dataset.tCustomers) { mark(this.node, "customers"); }
+  };
+
+  // A cluster opens into its part of the map; customers who share one building (the street
+  // zoom's groups carry their rows) are listed instead.
+  SupervisorMap.prototype.openCluster = function (marker) {
+    var c = marker._cell;
+    if (c[8]) {
+      var box = el("div", "popup-list");
+      box.appendChild(el("h4", null, fmt("cluster", { num: c[2] })));
+      c[8].forEach(function (row) { box.appendChild(customerPopup(row)); });
+      L.popup({ maxHeight: 320 }).setLatLng(marker.getLatLng()).setContent(box).openOn(this.map);
+      return;
+    }
+    var bounds = L.latLngBounds([c[4], c[5]], [c[6], c[7]]);
+    var zoom = Math.min(this.map.getBoundsZoom(bounds.pad(0.1)), this.map.getMaxZoom());
+    this.map.setView(bounds.getCenter(), Math.max(zoom, this.map.getZoom() + 1));
+  };
+
+  // (not animated: the first view is there at once, and its customers are asked for once)
+  SupervisorMap.prototype.fit = function (bounds) {
+    if (bounds) {
+      var fit = this.data.fit;  // portal/field/maps.py: fit_view fits the same way
+      this.map.fitBounds(L.latLngBounds(bounds).pad(fit.pad), { maxZoom: fit.max_zoom, animate: false });
+    }
   };
 
   SupervisorMap.prototype.setStatus = function (message, isError) {
@@ -443,12 +501,6 @@
     return box;
   }
 
-  SupervisorMap.prototype.fit = function (bounds) {
-    if (bounds) {
-      this.map.fitBounds(L.latLngBounds(bounds).pad(0.05), { maxZoom: 15 });
-    }
-  };
-
   SupervisorMap.prototype.clearRoute = function () {
     this.routeLayer.clearLayers();
     var panel = document.getElementById("route-panel");
@@ -528,6 +580,7 @@
     if (!inner) { return; }
     var node = inner.closest("[data-folium-map]") || inner;
     LABELS = handles.data.labels || LABELS;
+    BUCKET_COLOURS = handles.data.colours || BUCKET_COLOURS;
     // Leaflet's credit as a name, not an English link out of the bank's network
     if (handles.map.attributionControl) {
       handles.map.attributionControl.setPrefix('<span translate="no">Leaflet</span>');
@@ -541,15 +594,19 @@
   };
 
   function start(node) {
-    if (node.dataset.customersUrl && !node._customers) {  // in parallel with the scripts
-      node._customers = getJson(node.dataset.customersUrl);
-      node._customers.catch(function () {});  // reported once the map is attached
-    }
     var assets = JSON.parse(node.dataset.assets || '{"js": []}');
     var vendor = assets.js.filter(function (src) {
-      return !(src.indexOf("leaflet.js") >= 0 && window.L) &&
-             !(src.indexOf("markercluster") >= 0 && window.L && window.L.MarkerClusterGroup);
+      return !(src.indexOf("leaflet.js") >= 0 && window.L);
     }).map(function (src) { return loadScript(src, false); });
+    if (node.dataset.customersUrl && !node._customers) {
+      // the first view's customers, in parallel with the scripts: the server fits the view on
+      // this map's size as Leaflet will
+      var inner = node.querySelector(".folium-map") || node;
+      var url = node.dataset.customersUrl;
+      node._customers = getJson(url + (url.indexOf("?") >= 0 ? "&" : "?") + "size=" +
+        Math.round(inner.clientWidth) + "x" + Math.round(inner.clientHeight));
+      node._customers.catch(function () {});  // asked again once the map is attached
+    }
     var script = loadScript(node.dataset.script, true);  // after the assets: same order
     return Promise.all(vendor.concat([script])).then(function () {
       mark(node, "scripts");

@@ -117,8 +117,28 @@ def test_supervisor_map_offline_moves_markers_and_draws_routes(
     expect(page.locator(".agent-marker.stale")).to_have_count(1)
     expect(page.get_by_test_id("agent-row")).to_have_count(3)
     expect(page.get_by_test_id("agent-list")).to_contain_text("last seen")
-    # customers clustered, visits by status
+    # customers clustered by the server for the first view, which came beside folium's script
+    # (one request: the browser settled on the view the server fitted for its size)
     assert page.locator(".marker-cluster").count() >= 1
+    asked = page.evaluate("() => performance.getEntriesByType('resource')"
+                          ".map(e => e.name).filter(n => n.includes('/field/map/customers.json'))")
+    assert len(asked) == 1 and "size=" in asked[0], asked
+    drawn = int(field_map.get_attribute("data-customers-drawn"))
+    assert 0 < drawn <= 90
+    # a cluster opens from the keyboard: the map zooms into it and asks for that view
+    zoom = page.evaluate("() => document.getElementById('field-map')._fieldMap.map.getZoom()")
+    with page.expect_response(lambda r: "/field/map/customers.json" in r.url
+                              and "zoom=" in r.url) as answer:
+        page.locator(".marker-cluster").first.focus()
+        page.keyboard.press("Enter")
+    assert answer.value.ok
+    assert page.evaluate(
+        "() => document.getElementById('field-map')._fieldMap.map.getZoom()") > zoom
+    body = answer.value.json()
+    shown = sum(c[2] for c in body["clusters"]) + len(body["customers"])
+    assert shown == body["in_view"] and body["total"] == 90
+    expect(field_map).to_have_attribute("data-customers-drawn", str(body["in_view"]))
+    page.evaluate("z => document.getElementById('field-map')._fieldMap.map.setZoom(z)", zoom)
     expect(page.locator(".visit-pin")).to_have_count(4)
     expect(page.locator(".visit-pin.verified")).to_have_count(1)
     expect(page.locator(".visit-pin.manual_pending")).to_have_count(1)
@@ -228,3 +248,60 @@ def test_supervisor_reviews_a_visit_that_could_not_be_verified(
     db.session.expire_all()
     assert db.session.query(Visit).filter_by(verification="rejected").count() == 1
     assert db.session.query(AuditLog).filter_by(action="visit.reject").count() == 1
+
+
+def test_case_view_shows_where_a_visit_goes_on_a_folium_map(
+        page, live_server, sign_in, screenshot, offline_map, field_team, make_field_agent,
+        make_field_customer):
+    agent = make_field_agent(username="field_loc", full_name="Vo Minh Duc")
+    home = offset(*HCMC, 250, -120)
+    customer = make_field_customer(agent, *home, name="Pham Thi Lan", dpd=75)
+    problems = []
+    page.on("console", lambda m: problems.append(m.text)
+            if "Content Security Policy" in m.text else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    sign_in(page, "field_loc", DEFAULT_PASSWORD)
+    for width, height in ((1440, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{live_server.url}/cases/{customer.cif}")
+        card = page.get_by_test_id("panel-location")
+        expect(card).to_contain_text("Le Loi")
+        location = page.get_by_test_id("location-map")
+        expect(location).to_have_attribute("data-ready", "1")
+        # folium drew it on the visit address, the customer's circle in their bucket's colour
+        center = page.evaluate(
+            "() => { const c = document.querySelector('[data-testid=location-map]')"
+            "._fieldMap.map.getCenter(); return [c.lat, c.lng]; }")
+        assert center == pytest.approx(list(home), abs=1e-6)
+        colours = page.evaluate(
+            "() => { const out = []; document.querySelector('[data-testid=location-map]')"
+            "._fieldMap.map.eachLayer(l => { if (l.options && l.options.fillColor) "
+            "out.push(l.options.fillColor); }); return out; }")
+        assert "#e07020" in colours  # 61-90 DPD
+        box = location.bounding_box()
+        assert box["width"] <= width and page.evaluate(
+            "() => document.documentElement.scrollWidth") <= width
+        card.scroll_into_view_if_needed()
+        screenshot(page, f"case-location-{width}")
+    assert problems == []
+
+
+def test_no_located_address_no_map_card(page, live_server, sign_in, field_team,
+                                        make_field_agent, make_customer, make_loan, db):
+    from decimal import Decimal
+
+    from portal.models import Case
+
+    agent = make_field_agent(username="field_noloc")
+    customer = make_customer(name="Khach Chua Dinh Vi")
+    make_loan(customer, dpd=20)
+    db.session.add(Case(cif=customer.cif, assigned_field_agent_id=agent.id, status="open",
+                        priority=10, max_dpd=20, total_overdue=Decimal("1000000")))
+    db.session.commit()
+    sign_in(page, "field_noloc", DEFAULT_PASSWORD)
+    with page.expect_response(lambda r: r.url.endswith(f"/field/customers/{customer.cif}"
+                                                       "/location")) as answer:
+        page.goto(f"{live_server.url}/cases/{customer.cif}")
+    assert answer.value.ok and answer.value.text() == ""
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_test_id("panel-location")).to_have_count(0)

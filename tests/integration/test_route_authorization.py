@@ -74,6 +74,10 @@ ROUTES: dict[tuple[str, str], Check] = {
     ("cases.panel", "GET"): Check({**CASE_A, "name": "timeline"}, TEAM_B_CASE_WORKERS,
                                   ("agent_a", "sup_a")),
     ("payments.case_live", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a", "sup_a")),
+    ("field.customer_location", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS,
+                                              ("agent_a", "field_a", "sup_a")),
+    ("field.customer_location_script", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS,
+                                                     ("agent_a", "field_a", "sup_a")),
     ("cases.action_form", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a", "field_a")),
     ("cases.record_action", "POST"): Check(
         CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",),
