@@ -341,6 +341,37 @@ def run_counts_consistent(session: Session, now: datetime) -> list[dict]:
     return _rows(session, run_counts.INCONSISTENT_SQL)
 
 
+def camt_transactions_accounted(session: Session, now: datetime) -> list[dict]:
+    """Every transaction of an imported camt file is kept once with its outcome, the import's
+    counts are those rows', and each row points where its outcome says it went: a payment
+    (accepted, duplicate) or the refused-notifications log (refused)."""
+    return _rows(session, """
+        SELECT i.id AS import_id, i.transactions, i.accepted, i.duplicates, i.refused, i.skipped,
+               i.accepted_total, count(t.id) AS rows_kept,
+               count(*) FILTER (WHERE t.outcome = 'accepted') AS rows_accepted,
+               count(*) FILTER (WHERE t.outcome = 'duplicate') AS rows_duplicate,
+               count(*) FILTER (WHERE t.outcome = 'refused') AS rows_refused,
+               count(*) FILTER (WHERE t.outcome = 'skipped') AS rows_skipped,
+               coalesce(sum(t.amount) FILTER (WHERE t.outcome = 'accepted'), 0) AS rows_total,
+               count(*) FILTER (WHERE t.outcome IN ('accepted', 'duplicate')
+                                  AND t.payment_id IS NULL) AS without_payment,
+               count(*) FILTER (WHERE t.outcome = 'refused' AND t.rejection_id IS NULL)
+                   AS refused_unlogged
+        FROM camt_imports i
+        LEFT JOIN camt_import_transactions t ON t.import_id = i.id
+        GROUP BY i.id
+        HAVING i.transactions <> count(t.id)
+            OR i.accepted <> count(*) FILTER (WHERE t.outcome = 'accepted')
+            OR i.duplicates <> count(*) FILTER (WHERE t.outcome = 'duplicate')
+            OR i.refused <> count(*) FILTER (WHERE t.outcome = 'refused')
+            OR i.skipped <> count(*) FILTER (WHERE t.outcome = 'skipped')
+            OR i.accepted_total <> coalesce(sum(t.amount) FILTER (WHERE t.outcome = 'accepted'), 0)
+            OR count(*) FILTER (WHERE t.outcome IN ('accepted', 'duplicate')
+                                  AND t.payment_id IS NULL) > 0
+            OR count(*) FILTER (WHERE t.outcome = 'refused' AND t.rejection_id IS NULL) > 0
+        ORDER BY i.id""")
+
+
 def positions_plausible(session: Session, now: datetime) -> list[dict]:
     """No flagged GPS point counts in a route, a verification or the forwarding."""
     return plausibility.violations(session)
@@ -411,6 +442,8 @@ INVARIANTS: tuple[Invariant, ...] = (
               "forwarding"), positions_plausible),
     Invariant("call_window_breaches", N_("every outbound call outside the contact window is "
               "flagged as a breach"), outbound_calls_outside_the_window_flagged),
+    Invariant("camt_transactions", N_("every transaction of an imported camt file is kept once "
+              "with its outcome, and went where its outcome says"), camt_transactions_accounted),
 )
 INVARIANT_WORDS = {i.name: i.description for i in INVARIANTS}  # msgids, shown translated
 

@@ -262,3 +262,28 @@ def test_any_version_namespace_is_read():
         b"urn:iso:std:iso:20022:tech:xsd:camt.054.001.08", b"urn:example:camt.054.001.99")
     document = parse_camt(data)
     assert document.kind == "camt.054" and len(document.transactions) == 5
+
+
+def test_flask_check_invariants_accounts_for_every_camt_transaction(db, loans):
+    from sqlalchemy import text
+
+    from portal.ops import invariants
+
+    def violations() -> list[dict]:
+        [result] = invariants.check_all(db.session, names=["camt_transactions"])
+        assert result.error is None, result.error
+        return result.sample
+
+    good = run(db, "camt054.001.04.xml")
+    refused = run(db, "camt054-batch-bad.xml", fixture("camt054.001.08-batch.xml").replace(
+        b'<Amt Ccy="VND">800000</Amt>', b'<Amt Ccy="VND">80000</Amt>'))
+    db.session.commit()
+    assert violations() == []
+    # a count that does not match its rows, and a refused row missing from the refusals log
+    db.session.execute(text("UPDATE camt_imports SET skipped = skipped + 1 WHERE id = :i"),
+                       {"i": good.id})
+    db.session.execute(text("UPDATE camt_import_transactions SET rejection_id = NULL "
+                            "WHERE import_id = :i AND position = 1"), {"i": refused.id})
+    found = {(v["import_id"], v["skipped"], v["rows_skipped"], v["refused_unlogged"])
+             for v in violations()}
+    assert found == {(good.id, 3, 2, 0), (refused.id, 1, 1, 1)}
