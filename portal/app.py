@@ -14,6 +14,7 @@ from flask import Flask
 from portal import clock, db_ping, i18n, models, signing  # noqa: F401  (models: every table on the metadata)
 from portal.admin import action_codes as admin_action_codes  # noqa: F401  (routes on admin's bp)
 from portal.admin import contact_rules as admin_contact_rules  # noqa: F401  (routes on admin's bp)
+from portal.admin import statuses as admin_statuses  # noqa: F401  (routes on admin's bp)
 from portal.admin import views as admin
 from portal.api import field as api_field  # noqa: F401  (routes on the API's bp)
 from portal.api import openapi as api_openapi  # noqa: F401  (routes on the API's bp)
@@ -24,6 +25,7 @@ from portal.assignment import views as assignment
 from portal.auth import views as auth
 from portal.calls import views as calls
 from portal.cases import cli as cases_cli  # noqa: F401  (commands on cases' bp)
+from portal.cases import status_views as cases_statuses  # noqa: F401  (routes on cases' bp)
 from portal.cases import views as cases
 from portal.cli import register_cli
 from portal.config import Config, config_from_env

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 from portal import create_app
 from portal.config import TestConfig
 from tests import clock as test_clock
-from tests.database import empty_tables
+from tests.database import SEED_SCHEMA, empty_tables, keep_seeded_rows
 from tests.settings import service_urls, start_embedded_for_workers, stop_embedded, xdist_worker
 
 CLOCK_HEADER = test_clock.apply()  # before any server or worker is started: they inherit it
@@ -55,6 +55,7 @@ def _reset_schema(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {SEED_SCHEMA} CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
 
@@ -75,6 +76,9 @@ def app():
 
     with app.app_context():
         upgrade()
+        from portal.extensions import db
+
+        keep_seeded_rows(db.engine)
     yield app
     with app.app_context():
         from portal.extensions import db

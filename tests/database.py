@@ -12,6 +12,12 @@ from functools import cache
 
 from sqlalchemy import text
 
+# Tables the migrations fill (the default dictionaries): kept as the migrations left them. A copy
+# made after the migrations (``keep_seeded_rows``, in the schema SEED_SCHEMA, out of the models'
+# sight) puts them back after a test that changed them.
+SEEDED_TABLES = ("status_values",)
+SEED_SCHEMA = "test_seed"
+
 # A table with more rows than this (a bulk load's) is cheaper to TRUNCATE than to DELETE.
 DELETE_LIMIT = 5_000
 
@@ -40,25 +46,61 @@ def row_counts(conn, tables: list[str]) -> dict[str, int]:
     return {name: rows for name, rows in conn.execute(text(query)) if rows}
 
 
+def keep_seeded_rows(engine) -> None:
+    """Copy the rows the migrations put in ``SEEDED_TABLES`` aside (once, after them)."""
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {SEED_SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {SEED_SCHEMA}"))
+        for name in SEEDED_TABLES:
+            conn.execute(text(f'CREATE TABLE {SEED_SCHEMA}."{name}" AS TABLE "{name}"'))
+
+
+def _seeded_changed(conn) -> set[str]:
+    """The seeded tables whose rows differ from the copy kept after the migrations."""
+    def digest(table: str) -> str:
+        return f"(SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t.id), '')) FROM {table} t)"
+
+    changed = set()
+    for name in SEEDED_TABLES:
+        if conn.execute(text(f'SELECT {digest(name)} IS DISTINCT FROM '
+                             f'{digest(SEED_SCHEMA + "." + name)}')).scalar():
+            changed.add(name)
+    return changed
+
+
+def _restore_seeded(conn, names, owned) -> None:
+    for name in names:
+        conn.execute(text(f'INSERT INTO "{name}" SELECT * FROM {SEED_SCHEMA}."{name}"'))
+        for seq in owned.get(name, ()):
+            conn.execute(text(f"SELECT setval('\"{seq}\"', "
+                              f'(SELECT coalesce(max(id), 0) + 1 FROM "{name}"), false)'))
+
+
 def empty_tables(engine, metadata) -> list[str]:
     """Empty every table of ``metadata`` that holds a row and restart its sequences; returns the
-    tables that were emptied."""
+    tables that were emptied. A table the migrations fill gets its rows back when a test
+    changed them."""
     ordered = [t.name for t in metadata.sorted_tables]  # parents before children
     owned = _owned_sequences(engine)
     with engine.begin() as conn:
         counts = row_counts(conn, ordered)
-        dirty = [name for name in ordered if name in counts]
-        if not dirty:
+        changed = _seeded_changed(conn)
+        dirty = [name for name in ordered
+                 if name in counts and (name not in SEEDED_TABLES or name in changed)]
+        if not dirty and not changed:
             return []
         if max(counts.values()) > DELETE_LIMIT:
             # TRUNCATE ... CASCADE also empties every table that refers to these: all of them
             # appear in ``dirty`` or are already empty.
             names = ", ".join(f'"{name}"' for name in dirty)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            _restore_seeded(conn, changed, owned)
             return dirty
         for name in reversed(dirty):  # children before parents
             conn.execute(text(f'DELETE FROM "{name}"'))
-        sequences = [seq for name in dirty for seq in owned.get(name, ())]
+        sequences = [seq for name in dirty if name not in SEEDED_TABLES
+                     for seq in owned.get(name, ())]
         for seq in sequences:
             conn.execute(text(f'ALTER SEQUENCE "{seq}" RESTART'))
+        _restore_seeded(conn, changed, owned)
     return dirty

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import clock
-from portal.cases import contact_rules, promises, queue
+from portal.cases import contact_rules, promises, queue, statuses
 from portal.cases.promises import PromiseValidationError
 from portal.models import Action, ActionCode, Card, Case, Loan, Phone, User
 from portal.money import parse_money
@@ -211,10 +211,11 @@ def move_case_on(session: Session, cif: str, code: ActionCode, agent: User, at: 
         case.status = "promised"
     elif case.status == "open":
         case.status = "in_progress"
-    if case.processing_state == "new":
-        case.processing_state = "contacting"
+    # the processing state the system moves to (a person may have set another: cases.statuses)
     if code.is_promise:
-        case.processing_state = "monitoring"
+        statuses.system_processing_state(session, case, "monitoring", now)
+    elif case.processing_state == "new":
+        statuses.system_processing_state(session, case, "contacting", now)
     if case.locked_by_id == agent.id:
         case.locked_by_id = None
         case.locked_until = None

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from portal import clock
-from portal.cases import account_checks
+from portal.cases import account_checks, statuses
 from portal.labels import label
 from portal.models import (
     Action,
@@ -65,6 +65,10 @@ class CaseView:
     moved_in: dict[str, ProductOwnerMove] = field(default_factory=dict)
     # {account or contract number: what its bank data contradicts} (account_checks)
     inconsistent: dict[str, list[account_checks.Inconsistency]] = field(default_factory=dict)
+    # the statuses people set, their history, and the master note's versions (cases.statuses)
+    statuses: list[statuses.CurrentStatus] = field(default_factory=list)
+    status_history: list = field(default_factory=list)
+    note_versions: list = field(default_factory=list)
 
     @property
     def total_overdue(self) -> Decimal:
@@ -176,6 +180,9 @@ def load_case_view(session: Session, cif: str, now: datetime | None = None) -> C
         view.field_agent = case.assigned_field_agent
         if case.locked_by_id and case.locked_until and case.locked_until > now:
             view.locked_by = session.get(User, case.locked_by_id)
+        view.statuses = statuses.current_statuses(session, case)
+        view.status_history = statuses.status_history(session, case.id)
+        view.note_versions = statuses.note_versions(session, cif)
     return view
 
 

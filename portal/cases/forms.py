@@ -66,3 +66,17 @@ class ContactForm(SubmittedForm):
 class ContactFlagForm(SubmittedForm):
     flag = RawField("Flag")
     value = RawField("Value", parse=_checked)
+
+
+class StatusForm(SubmittedForm):
+    """A status an agent sets on a case (cases.statuses.set_status checks it)."""
+
+    value_id = RawField(_l("Value"), parse=row_id)
+    substate_id = RawField(_l("Substate"), parse=row_id)
+    reason = RawField(_l("Reason"), widget=TextArea())
+
+
+class MasterNoteForm(SubmittedForm):
+    """The customer's master note (cases.statuses.save_master_note checks it)."""
+
+    note = RawField(_l("Master note"), widget=TextArea())

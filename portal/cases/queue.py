@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -223,12 +224,17 @@ class QueueFilters:
     follow_up_due: bool = False
     promise_due: bool = False
     q: str | None = None
+    # statuses people set (cases.statuses): a processing state's code, a customer status's id
+    processing: str | None = None
+    customer_status: int | None = None
     page: int = 1
 
     @classmethod
     def from_args(cls, args) -> QueueFilters:
         bucket = args.get("bucket") or None
         status = args.get("status") or None
+        processing = args.get("processing") or ""
+        customer_status = args.get("customer_status") or ""
         try:
             page = max(1, int(args.get("page", 1)))
         except (TypeError, ValueError):
@@ -240,6 +246,9 @@ class QueueFilters:
             follow_up_due=args.get("due") == "follow_up" or args.get("follow_up_due") == "1",
             promise_due=args.get("due") == "promise" or args.get("promise_due") == "1",
             q=(args.get("q") or "").strip() or None,
+            processing=processing if PROCESSING_CODE.match(processing) else None,
+            customer_status=int(customer_status) if customer_status.isdecimal()
+            and len(customer_status) < 10 else None,
             page=page,
         )
 
@@ -247,7 +256,8 @@ class QueueFilters:
         """Query arguments of these filters (for links), with ``overrides``; None drops one."""
         values = {"bucket": self.bucket, "product": self.product, "status": self.status,
                   "due": "follow_up" if self.follow_up_due else "promise" if self.promise_due
-                  else None, "q": self.q}
+                  else None, "q": self.q, "processing": self.processing,
+                  "customer_status": self.customer_status}
         values.update(overrides)
         return {k: v for k, v in values.items() if v not in (None, "", False)}
 
@@ -278,6 +288,9 @@ class QueueCounts:
     products: dict[str, int] = field(default_factory=dict)
     follow_up_due: int = 0
     promise_due: int = 0
+    # {processing state code: cases}, {customer status id (as text): cases}
+    processing_states: dict[str, int] = field(default_factory=dict)
+    customer_statuses: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -367,6 +380,7 @@ def _scope(agent_id: int | None, role: str = "agent"):
 
 
 OPEN_CASE_STATUSES = tuple(s for s in CASE_STATUSES if s != "closed")
+PROCESSING_CODE = re.compile(r"^[a-z0-9_]{1,40}$")
 
 
 def queue_counts(session: Session, agent_id: int | None, now: datetime,
@@ -399,6 +413,13 @@ def queue_counts(session: Session, agent_id: int | None, now: datetime,
         .group_by(per_product.c.product).order_by(per_product.c.product)).all())
     if CARD_PRODUCT in counts.products:  # cards last, after the loan products
         counts.products[CARD_PRODUCT] = counts.products.pop(CARD_PRODUCT)
+    counts.processing_states = dict(session.execute(
+        select(Case.processing_state, func.count()).where(*base)
+        .group_by(Case.processing_state)).all())
+    counts.customer_statuses = {str(value_id): n for value_id, n in session.execute(
+        select(Case.customer_status_id, func.count())
+        .where(*base, Case.customer_status_id.is_not(None))
+        .group_by(Case.customer_status_id)).all()}
     return counts
 
 
@@ -463,6 +484,10 @@ def queue_page(session: Session, agent_id: int | None, filters: QueueFilters,
         conditions.append(_promise_due(today))
     if filters.q:
         conditions.append(search_condition(filters.q))
+    if filters.processing:
+        conditions.append(Case.processing_state == filters.processing)
+    if filters.customer_status:
+        conditions.append(Case.customer_status_id == filters.customer_status)
     base = select(Case).join(Customer, Customer.cif == Case.cif).where(*conditions)
     counts = cached_queue_counts(session, agent_id, now, role) if with_counts else None
     if counts is not None and not filters.active:

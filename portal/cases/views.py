@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from portal import clock
-from portal.cases import actions, case_view, contacts, queue
+from portal.cases import actions, case_view, contacts, queue, statuses
 from portal.cases import search as customer_search
 from portal.cases.forms import ActionForm, ContactFlagForm, ContactForm
 from portal.extensions import db, partial_request
@@ -42,7 +42,8 @@ def work_queue():
                             role=current_user.role)
     template = "cases/_queue_results.html" if partial_request("queue-results") \
         else "cases/queue.html"
-    return render_template(template, page=page, filters=filters, now=clock.now())
+    return render_template(template, page=page, filters=filters, now=clock.now(),
+                           status_choices=statuses.queue_choices(db.session, page.counts))
 
 
 @bp.post("/next")
@@ -89,10 +90,12 @@ def _load(cif: str) -> case_view.CaseView:
 def _context(view: case_view.CaseView, **extra) -> dict:
     return {"v": view, "show_pii": can("customers.view_pii"), "can_work": can("cases.work"),
             "mask_phone": mask_phone, "mask_id": mask_national_id,
-            "now": clock.now(), "today": clock.bank_today(), **extra}
+            "now": clock.now(), "today": clock.bank_today(),
+            "status_kind_names": statuses.KIND_NAMES, **extra}
 
 
-PANELS = {"timeline", "promises", "header", "contacts", "accounts", "history"}
+PANELS = {"timeline", "promises", "header", "contacts", "accounts", "history", "statuses",
+          "master_note"}
 
 
 @bp.get("/<cif>")

@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import text
 
 from portal import clock
-from portal.cases import queue
+from portal.cases import queue, statuses
 from portal.extensions import db, get_redis
 from portal.main import dashboard
 from portal.permissions.decorators import permission_required, public
@@ -28,7 +28,8 @@ def home():
                                 role=current_user.role)
         return render_template("cases/queue.html", page=page, filters=filters, now=now,
                                home=dashboard.agent_home(db.session, current_user, today),
-                               today=today)
+                               today=today,
+                               status_choices=statuses.queue_choices(db.session, page.counts))
     if role == "field_agent":
         data = dashboard.field_agent_home(db.session, current_user, today)
     elif role == "supervisor":

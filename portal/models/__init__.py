@@ -29,13 +29,15 @@ from portal.models.moves import ProductOwnerMove
 from portal.models.ops import Alert, InvariantRun  # noqa: F401
 from portal.models.payments import Discrepancy, Payment, ReconciliationRun
 from portal.models.settings import AppSetting
+from portal.models.statuses import CaseStatusChange, MasterNoteVersion, StatusValue
 from portal.models.users import ApiToken, Team, User
 from portal.models.webhooks import WebhookReceipt  # noqa: F401
 
 __all__ = [
     "Action", "ActionCode", "Address", "AgentLocation", "AgentStatus", "AgentStatusEvent",
     "ApiToken", "AppSetting", "AuditLog", "Base", "CamtImport", "CamtImportTransaction", "Card",
-    "CallRecord", "Case", "CaseAssignment",
+    "CallRecord", "Case", "CaseAssignment", "CaseStatusChange", "MasterNoteVersion",
+    "StatusValue",
     "Collateral", "Customer", "Discrepancy", "Email", "Event", "EventDelivery", "IntegrationRun",
     "IntegrationSetting", "Loan", "LoanApplication", "LoanBucketHistory", "LoanCollateral",
     "Notification", "Payment", "Phone", "ProductOwnerMove", "Promise", "PromiseAllocation",

@@ -24,7 +24,6 @@ from portal.models.base import Base, TimestampMixin, sql_in, utcnow
 from portal.models.enums import (
     ACTION_SOURCES,
     ACTION_TYPES,
-    CASE_PROCESSING_STATES,
     CASE_STATUSES,
     PROMISE_STATUSES,
 )
@@ -36,8 +35,6 @@ class Case(Base, TimestampMixin):
     __tablename__ = "cases"
     __table_args__ = (
         CheckConstraint(f"status {sql_in(*CASE_STATUSES)}", name="status"),
-        CheckConstraint(f"processing_state {sql_in(*CASE_PROCESSING_STATES)}",
-                        name="processing_state"),
         CheckConstraint("total_overdue >= 0", name="total_overdue_non_negative"),
         # work queue: an agent's open cases by priority, then by follow-up time
         Index("ix_cases_agent_queue", "assigned_agent_id", "status", "priority"),
@@ -62,7 +59,20 @@ class Case(Base, TimestampMixin):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    # the code of a "processing_state" value (status_values): the system moves it
+    # (actions.move_case_on), people set it with a substate (cases.statuses)
     processing_state: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
+    processing_substate_id: Mapped[int | None] = mapped_column(ForeignKey("status_values.id"),
+                                                               index=True)
+    # statuses people set (cases.statuses): values of their dictionaries
+    customer_status_id: Mapped[int | None] = mapped_column(ForeignKey("status_values.id"),
+                                                           index=True)
+    collateral_status_id: Mapped[int | None] = mapped_column(ForeignKey("status_values.id"),
+                                                             index=True)
+    recovery_ability_id: Mapped[int | None] = mapped_column(ForeignKey("status_values.id"),
+                                                            index=True)
+    lending_violation_id: Mapped[int | None] = mapped_column(ForeignKey("status_values.id"),
+                                                             index=True)
     priority: Mapped[int] = mapped_column(default=0, server_default="0")
     max_dpd: Mapped[int] = mapped_column(default=0, server_default="0")
     total_overdue: Mapped[Decimal] = mapped_column(default=0, server_default="0")
@@ -76,6 +86,8 @@ class Case(Base, TimestampMixin):
     last_action_at: Mapped[datetime | None]
     locked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     locked_until: Mapped[datetime | None]
+    # the customer's master note: one living text (cases.statuses.save_master_note), each
+    # version kept in master_note_versions
     notes: Mapped[str | None] = mapped_column(Text)
 
     customer = relationship("Customer", primaryjoin="Case.cif == Customer.cif", viewonly=True)

@@ -38,7 +38,15 @@ def bucket_for_dpd(dpd: int) -> str:
 
 
 CASE_STATUSES = ("open", "in_progress", "promised", "closed", "legal", "skip_trace")
+# the processing states the system itself moves a case to (portal/cases/actions.move_case_on);
+# every processing state, with its substates, is a value of the "processing_state" dictionary
+# (status_values), which an admin extends
 CASE_PROCESSING_STATES = ("new", "contacting", "negotiating", "monitoring", "escalated", "done")
+# the dictionaries of statuses people set on a case (status_values.kind); each names the case
+# column holding its current value (processing_state: the value's code, the others its id)
+STATUS_KINDS = ("processing_state", "customer_status", "collateral_status", "recovery_ability",
+                "lending_violation")
+STATUS_CHANGE_SOURCES = ("manual", "system")
 ACTION_TYPES = ("CALL", "VISIT", "SMS", "EMAIL", "LETTER")
 ACTION_SOURCES = ("manual", "cti", "system")
 # superseded: a pending promise replaced by a newer one (neither kept nor broken)

@@ -24,7 +24,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from portal import audit, clock, run_counts
-from portal.cases import account_checks
+from portal.cases import account_checks, statuses
 from portal.cases.queue import compute_priority, priority_inputs, recompute_case_totals
 from portal.events.subscribers import all_subscribers, load_subscribers
 from portal.field import plausibility
@@ -440,6 +440,9 @@ INVARIANTS: tuple[Invariant, ...] = (
     Invariant("run_counts", N_("every run's counts are consistent"), run_counts_consistent),
     Invariant("gps_points", N_("no flagged GPS point counts in a route, a verification or the "
               "forwarding"), positions_plausible),
+    Invariant("case_statuses", N_("each case's statuses are values of their lists and its "
+              "latest history entries, and each master note its latest version"),
+              statuses.violations),
     Invariant("call_window_breaches", N_("every outbound call outside the contact window is "
               "flagged as a breach"), outbound_calls_outside_the_window_flagged),
     Invariant("camt_transactions", N_("every transaction of an imported camt file is kept once "

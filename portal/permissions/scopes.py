@@ -154,7 +154,8 @@ OBJECT_RULES: dict[str, ObjectRule] = {
 
 # URL variables naming objects no team owns: the route's permission is the whole rule.
 UNOWNED_URL_VARIABLES: dict[str, str] = {
-    "kind": "contact kind (phone, address, email) of the case named by <cif>",
+    "kind": "contact kind (phone, address, email) or status list of the case named by <cif>",
+    "value_id": "a value of a status list: workflow configuration, admin.workflow only",
     "contact_id": "a contact of the case named by <cif>: the view refuses one of another CIF",
     "name": "a case panel of <cif>, or an integration / circuit breaker (ops only)",
     "code_id": "an action code: workflow configuration, admin.workflow only",

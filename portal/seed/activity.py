@@ -81,11 +81,14 @@ PAYMENT_COLS = ("id", "reference_number", "event_id", "account_number", "cif", "
                 "currency", "paid_at", "channel", "status", "source", "raw_payload",
                 "created_at")
 ALLOCATION_COLS = ("id", "promise_id", "payment_id", "amount", "allocated_at")
+# a case's note is its customer's master note: its text is the note's one version
+NOTE_VERSION_COLS = ("cif", "text", "edited_at")
 
 COLUMNS = {
     "cases": CASE_COLS, "case_assignments": ASSIGNMENT_COLS, "visits": VISIT_COLS,
     "actions": ACTION_COLS, "call_records": CALL_COLS, "promises": PROMISE_COLS,
     "payments": PAYMENT_COLS, "promise_allocations": ALLOCATION_COLS,
+    "master_note_versions": NOTE_VERSION_COLS,
 }
 TABLE_ORDER = tuple(COLUMNS)  # foreign keys point backwards in this order
 
@@ -265,12 +268,14 @@ class ActivityGenerator:
         total_overdue = sum(p.overdue for p in delinquent)
         priority = min(100, BUCKET_PRIORITY[bucket] + min(15, total_overdue // 10_000_000)
                        + (10 if state.broken else 0))
+        note = rng.choice(CASE_NOTES) if rng.random() < 0.1 else None
         rows["cases"].append((
             case_id, info.cif, agent.id, field_agent.id if field_agent else None, status,
             processing, priority, max_dpd, total_overdue,
             sum(p.outstanding for p in info.products if p.open), next_action,
-            state.last_contact, state.last_action,
-            rng.choice(CASE_NOTES) if rng.random() < 0.1 else None, created))
+            state.last_contact, state.last_action, note, created))
+        if note is not None:
+            rows["master_note_versions"].append((info.cif, note, created))
 
     # -- actions -------------------------------------------------------------------------------
     def _action(self, rows, info: CustomerInfo, at: datetime, agent: Staff,

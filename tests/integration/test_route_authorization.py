@@ -34,6 +34,7 @@ from sqlalchemy import text
 from portal import clock
 from portal.permissions.scopes import OBJECT_RULES, UNOWNED_URL_VARIABLES
 from tests.conftest import csrf_token_from
+from tests.database import SEEDED_TABLES
 from tests.factories import working_hour
 
 # --- the mapping -------------------------------------------------------------------------------
@@ -93,6 +94,14 @@ ROUTES: dict[tuple[str, str], Check] = {
     ("cases.contact_update", "POST"): Check(
         {**CASE_A, "kind": "email", "contact_id": "email_a"}, TEAM_B_CASE_WORKERS,
         ("agent_a",), form={"address": "owner@example.vn", "type": "PERSONAL"}),
+    ("cases.status_form", "GET"): Check({**CASE_A, "kind": "processing_state"},
+                                        TEAM_B_CASE_WORKERS, ("agent_a", "field_a")),
+    ("cases.set_status", "POST"): Check(
+        {**CASE_A, "kind": "customer_status"}, TEAM_B_CASE_WORKERS, ("agent_a",),
+        form={"value_id": "status_refuses", "reason": "KH từ chối"}),
+    ("cases.master_note_form", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",)),
+    ("cases.save_master_note", "POST"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",),
+                                              form={"note": "Ghi chú"}),
     ("cases.contact_flag", "POST"): Check(
         {**CASE_A, "kind": "phone", "contact_id": "phone_a"}, TEAM_B_CASE_WORKERS,
         ("agent_a",), form={"flag": "is_verified", "value": "1"}),
@@ -136,6 +145,14 @@ ROUTES: dict[tuple[str, str], Check] = {
     ("admin.update_action_code", "POST"): Check({"code_id": "code_call"}, ADMIN_INTRUDERS,
                                                 form={"label": "Hacked"}),
     ("admin.toggle_action_code", "POST"): Check({"code_id": "code_call"}, ADMIN_INTRUDERS),
+    ("admin.edit_status_value", "GET"): Check({"value_id": "status_refuses"}, ADMIN_INTRUDERS,
+                                              ("admin",)),
+    ("admin.update_status_value", "POST"): Check({"value_id": "status_refuses"},
+                                                 ADMIN_INTRUDERS, form={"label_vi": "Hacked"}),
+    ("admin.toggle_status_value", "POST"): Check({"value_id": "status_refuses"},
+                                                 ADMIN_INTRUDERS),
+    ("admin.delete_status_value", "POST"): Check({"value_id": "status_refuses"},
+                                                 ADMIN_INTRUDERS),
     ("admin.revoke_token", "POST"): Check({"token_id": "token_spare"}, ADMIN_INTRUDERS,
                                           ("admin",)),
     # ops objects
@@ -342,6 +359,8 @@ def _build(session) -> World:
     spare, _raw = api_tokens.create_token(session, name="spare", scopes=["api.profile"],
                                           user=None, created_by="test")
     ids["token_spare"] = spare.id
+    ids["status_refuses"] = session.scalar(text(
+        "SELECT id FROM status_values WHERE kind = 'customer_status' AND code = 'refuses'"))
     session.commit()
     return World(ids, {name: user.id for name, user in users.items()}, tokens)
 
@@ -349,7 +368,8 @@ def _build(session) -> World:
 def _truncate(session) -> None:
     from portal.extensions import db as _db
 
-    tables = ", ".join(f'"{t.name}"' for t in _db.metadata.sorted_tables)
+    tables = ", ".join(f'"{t.name}"' for t in _db.metadata.sorted_tables
+                       if t.name not in SEEDED_TABLES)  # the migrations' rows stay
     session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     session.commit()
 
