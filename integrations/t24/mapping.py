@@ -55,7 +55,7 @@ from integrations.t24.transform import (
     SOURCE,
     WITH_CONTACTS,
     check_rules,
-    contacts_of,
+    finish_contact,
     transform,
 )
 from portal.text import printable
@@ -71,8 +71,6 @@ CONTACT_OPTIONS = {"table", "each", "type", "primary", "fields"}
 SOURCE_OPTIONS = {"entity", "related_to", "application", "each", "fields", "contacts",
                   "native", "description"}
 BILL_FIELDS = {"arrangement": True, "due_date": True, "outstanding": True, "unpaid": False}
-DERIVED = ("days_past_due", "overdue_amount", "next_due_date", "next_due_amount",
-           "unpaid_bills")
 ZERO = Decimal("0.00")
 
 
@@ -126,6 +124,21 @@ class _Lines:
 # -- converters (source side: what T24 writes -> what the target field accepts) ------------------
 _DATES: dict[str, date] = {}  # T24 text -> date: a file repeats few distinct dates
 _DATES_MAX = 1 << 16
+_UNKNOWN = object()
+
+
+class _Converted(dict):
+    """Texts of one field converted so far -> their values, for fields whose texts repeat (a
+    code, a date, a ward, a phone's type): each is converted once. Errors are not kept (their
+    message names the record's position). Bounded: memory stays flat."""
+
+    MAX = 1 << 16
+
+    def keep(self, text: str, value):
+        if len(self) >= self.MAX:
+            self.clear()
+        self[text] = value
+        return value
 
 
 def _t24_date(label: str, value):
@@ -239,16 +252,18 @@ class Bills:
             entry[3] += outstanding
 
     def derived(self, name: str, key: str):
-        entry = self.by_key.get(key)
-        if name == "days_past_due":
-            return (self.business_date - entry[0]).days if entry and entry[0] else 0
-        if name == "overdue_amount":
-            return entry[1] if entry else ZERO
-        if name == "next_due_date":
-            return entry[2] if entry else None
-        if name == "next_due_amount":
-            return entry[3] if entry else ZERO
-        return entry[4] if entry else 0  # unpaid_bills
+        return FIGURES[name](self.by_key.get(key), self.business_date)
+
+
+# A derived value from an arrangement's entry in Bills (None: no unpaid bill) and the date.
+FIGURES: dict[str, Callable[[list | None, date], object]] = {
+    "days_past_due": lambda entry, today: (today - entry[0]).days if entry and entry[0] else 0,
+    "overdue_amount": lambda entry, today: entry[1] if entry else ZERO,
+    "next_due_date": lambda entry, today: entry[2] if entry else None,
+    "next_due_amount": lambda entry, today: entry[3] if entry else ZERO,
+    "unpaid_bills": lambda entry, today: entry[4] if entry else 0,
+}
+DERIVED = tuple(FIGURES)
 
 
 @dataclass
@@ -514,15 +529,7 @@ class _Compiler:
                           occurrence)
             (where_field, where_value), = where.items()
             self.columns[where_field] = None
-        steps = self._converters(spec.get("convert"), table, target, occurrence)
-        code = spec.get("code")
-        if code is not None:
-            codes = self.profile.code_tables.get(code)
-            if codes is None:
-                self.fail(f"no code table {code!r} (code_tables: "
-                          f"{', '.join(self.profile.code_tables) or 'none'})", table, target,
-                          occurrence)
-            steps.append(_code_step(code, {str(k): v for k, v in codes.items()}))
+        steps = self._steps(spec, table, target, occurrence)
         vm, sm = self.vm, self.sm
 
         def get(data: Mapping, position: int):
@@ -594,27 +601,125 @@ class _Compiler:
                     text = step(label, text)
                 return text
             return label, value_at
+        if fixed is None and where is not None and sub is None and len(names) == 1:
+            name = names[0]
+
+            # the value beside the one ``where`` names (LEGAL.ID by LEGAL.DOC.NAME), without
+            # sub-values: anything else takes ``get``
+            def where_at(data: Mapping, position: int):
+                text, keys = data.get(name), data.get(where_field)
+                if type(text) is not str or sm in text or type(keys) is not str:
+                    return None if text is None else get(data, position)
+                keys = keys.split(vm)
+                if where_value not in keys:
+                    return None
+                if vm in text:
+                    values = text.split(vm)
+                    index = keys.index(where_value)
+                    if index >= len(values):
+                        return None
+                    text = values[index]
+                if not text.strip():
+                    return None
+                for step in steps:
+                    text = step(label, text)
+                return text
+            return label, where_at
         if fixed is None and where is None and sub is None and len(names) == 1:
             name = names[0]
-            # the common case, compiled apart: one field holding one value (which a group's
-            # every position shares); anything else takes ``get``
+            # the common case, compiled apart: one field's value at a group's position (a
+            # single value is every position's), without sub-values; anything else takes ``get``
             if not steps:
                 def plain(data: Mapping, position: int):
                     text = data.get(name)
-                    if type(text) is str and vm not in text and sm not in text:
-                        return text if text.strip() else None
-                    return None if text is None else get(data, position)
+                    if type(text) is not str or sm in text:
+                        return None if text is None else get(data, position)
+                    if vm in text:
+                        values = text.split(vm)
+                        if position >= len(values):
+                            return None
+                        text = values[position]
+                    return text if text.strip() else None
                 return label, plain
             if len(steps) == 1:
                 step = steps[0]
 
                 def plain_step(data: Mapping, position: int):
                     text = data.get(name)
-                    if type(text) is str and vm not in text and sm not in text:
-                        return step(label, text) if text.strip() else None
-                    return None if text is None else get(data, position)
+                    if type(text) is not str or sm in text:
+                        return None if text is None else get(data, position)
+                    if vm in text:
+                        values = text.split(vm)
+                        if position >= len(values):
+                            return None
+                        text = values[position]
+                    return step(label, text) if text.strip() else None
                 return label, plain_step
         return label, get
+
+    def _steps(self, spec: dict, table: str, target: str, occurrence: int) -> list[Callable]:
+        """A field's converters, then its code table's lookup."""
+        steps = self._converters(spec.get("convert"), table, target, occurrence)
+        code = spec.get("code")
+        if code is not None:
+            codes = self.profile.code_tables.get(code)
+            if codes is None:
+                self.fail(f"no code table {code!r} (code_tables: "
+                          f"{', '.join(self.profile.code_tables) or 'none'})", table, target,
+                          occurrence)
+            steps.append(_code_step(code, {str(k): v for k, v in codes.items()}))
+        return steps
+
+    def reader(self, target: Field, spec, table: str) -> tuple[str, Callable[[Mapping], object]]:
+        """(label, read(data) -> the target field's value) of an entity's field: the getter and
+        the field's own conversion in one call, with its required and default (Invalid when
+        the value does not do). A field that reads one T24 field's single value through at most
+        one converter — most of them — is read without the getter's call."""
+        label, get = self.getter(target.name, spec, table)
+        convert, required, default = target.convert, target.required, target.default
+
+        def finish(value):
+            if value is None or (type(value) is str and not value.strip()):
+                if required:
+                    raise Invalid(f"{label}: required")
+                return default
+            return convert(label, value)
+
+        spec = {"from": spec} if isinstance(spec, str) else spec
+        names = spec.get("from")
+        if set(spec) - {"from", "convert", "code"} or not isinstance(names, str):
+            return label, lambda data: finish(get(data, 0))
+        steps = self._steps(spec, table, target.name, 0)
+        if len(steps) > 1:
+            return label, lambda data: finish(get(data, 0))
+        vm, sm = self.vm, self.sm
+        if not steps:
+            def read(data: Mapping):
+                text = data.get(names)
+                if type(text) is str and vm not in text and sm not in text and text.strip():
+                    return convert(label, text)
+                return finish(get(data, 0))  # blank, several values or not text: the getter's
+            return label, read
+        step = steps[0]
+        if spec.get("code") is None and spec.get("convert") != "date":
+            def read_step(data: Mapping):
+                text = data.get(names)
+                if type(text) is str and vm not in text and sm not in text and text.strip():
+                    return finish(step(label, text))
+                return finish(get(data, 0))
+            return label, read_step
+        known = _Converted()  # a code or a date: few distinct texts
+
+        def read_known(data: Mapping):
+            text = data.get(names)
+            if type(text) is str:
+                value = known.get(text, _UNKNOWN)
+                if value is not _UNKNOWN:
+                    return value
+                if vm not in text and sm not in text and text.strip():
+                    return known.keep(text, finish(step(label, text)))
+            return finish(get(data, 0))
+        return label, read_known
 
     def _converters(self, names, table: str, target: str, occurrence: int) -> list[Callable]:
         if names is None:
@@ -648,12 +753,28 @@ class _Compiler:
                       f"{self.source.name!r} (its bills)", table, target, occurrence)
         context = self.context
         bills = context.bills_of(related) if context is not None else Bills(date.min)
-        key_get = self.key_getter
+        key_get, entry_of, figure = self.key_getter, bills.by_key.get, FIGURES[name]
+        business_date = bills.business_date
         return f"{name} of {related} → {target}", \
-            lambda data, position: bills.derived(name, key_get(data))
+            lambda data, position: figure(entry_of(key_get(data)), business_date)
 
     key_getter: Callable = None
     reading_key = False  # compiling the natural key's fields: their columns must be there
+
+
+def _once_per_record(compute: Callable[[Mapping], object]) -> Callable[[Mapping], object]:
+    """``compute(data)``, computed once per record however many fields ask for it: each record
+    is a new mapping, so the last one is known by identity (and held, so its id is not
+    reused)."""
+    last_data, last_value = None, None
+
+    def cached(data: Mapping):
+        nonlocal last_data, last_value
+        if data is not last_data:
+            last_value = compute(data)
+            last_data = data
+        return last_value
+    return cached
 
 
 def _code_step(name: str, codes: dict) -> Callable:
@@ -703,14 +824,14 @@ def _compile(profile: Profile, source: Source, context: ReadContext | None) -> P
 
     if len(key_gets) == 1:  # derived fields look their bills up by the plain key
         first_key = key_gets[0]
-        compiler.key_getter = lambda data: (first_key(data, 0) or "").strip()
+        compiler.key_getter = _once_per_record(lambda data: (first_key(data, 0) or "").strip())
     else:
-        compiler.key_getter = lambda data: key_of(data) or ""
+        compiler.key_getter = _once_per_record(lambda data: key_of(data) or "")
     plan: list[tuple[str, str, Callable | None, Field]] = []
     for spec_field in ENTITY_FIELDS[entity]:
         if spec_field.name in fields:
-            label, get = compiler.getter(spec_field.name, fields[spec_field.name], table)
-            plan.append((spec_field.name, label, get, spec_field))
+            label, read = compiler.reader(spec_field, fields[spec_field.name], table)
+            plan.append((spec_field.name, label, read, spec_field))
         elif spec_field.required:
             compiler.fail(f"{entity}.{spec_field.name} is required and not mapped", table)
         else:
@@ -723,9 +844,8 @@ def _compile(profile: Profile, source: Source, context: ReadContext | None) -> P
 
     # per record: start from every field's default (in the entity's field order, which the
     # row keeps), then convert the mapped ones; unmapped fields cost nothing
-    defaults = {name: spec.default for name, _label, _get, spec in plan}
-    mapped = [(name, label, get, spec.convert, spec.required, spec.default)
-              for name, label, get, spec in plan if get is not None]
+    defaults = {name: spec.default for name, _label, _read, spec in plan}
+    mapped = [(name, read) for name, _label, read, _spec in plan if read is not None]
     single_key = keys[0] if len(keys) == 1 else None
 
     def run(record: RawRecord) -> Row | Quarantine:
@@ -735,19 +855,12 @@ def _compile(profile: Profile, source: Source, context: ReadContext | None) -> P
                               record.raw, record.source, record.line, record.number)
         try:
             values = defaults.copy()
-            for name, label, get, convert, required, default in mapped:
-                value = get(data, 0)
-                if value is None or (type(value) is str and not value.strip()):
-                    if required:
-                        raise Invalid(f"{label}: required")
-                    values[name] = default
-                else:
-                    values[name] = convert(label, value)
+            for name, read in mapped:
+                values[name] = read(data)
             check_rules(entity, values)
             contacts = {}
             if owner_field is not None:
-                contacts = contacts_of(entity, owner_field, values[owner_field],
-                                       _contact_items(groups, data, vm))
+                contacts = _contacts(groups, data, vm, owner_field, values[owner_field])
             values["source_system"] = SOURCE
         except Invalid as exc:
             return Quarantine(entity, str(exc), key_of(data), json_safe(data), None,
@@ -761,7 +874,24 @@ def _compile(profile: Profile, source: Source, context: ReadContext | None) -> P
     return Plan(source.name, entity, tuple(compiler.key_columns), run)
 
 
-def _compile_contacts(profile: Profile, source: Source, compiler: _Compiler) -> list:
+@dataclass(frozen=True)
+class _ContactGroup:
+    """A contact group compiled: a contact of ``kind`` per value of the T24 field ``each``."""
+
+    kind: str
+    each: str
+    gets: tuple[Callable, ...]  # the mapped fields' getters
+    type: object  # the group's ``type`` option (None: the field's default)
+    first_primary: bool
+    # the fields a contact of the group sets, in the kind's field order (the order
+    # convert_fields checks them in): (name, index of its value in ``gets`` or None for
+    # ``type``, converter, required, default, the texts it converted)
+    fields: tuple[tuple[str, int | None, Callable, bool, object, _Converted], ...]
+    template: dict  # every field of the kind at its default, in the kind's field order
+
+
+def _compile_contacts(profile: Profile, source: Source, compiler: _Compiler,
+                      ) -> list[_ContactGroup]:
     groups = source.spec.get("contacts", [])
     table = f"sources.{source.name}.contacts"
     if not isinstance(groups, list):
@@ -782,15 +912,14 @@ def _compile_contacts(profile: Profile, source: Source, compiler: _Compiler) -> 
         compiler.columns[each] = None
         targets = {f.name for f in CONTACT_FIELDS[kind]}
         fields = group.get("fields", {})
-        gets = []
+        gets = {}
         for target, spec in fields.items():
             if target not in targets or target in ("type", "is_primary"):
                 compiler.fail(f"{kind} have no mapped field {target!r} (fields: "
                               f"{', '.join(sorted(targets - {'type', 'is_primary'}))}; type "
                               f"and primary are options of the group)", f"{table}.fields",
                               target, n)
-            gets.append((target, compiler.getter(target, spec, f"{table}.fields", n,
-                                                 grouped=True)[1]))
+            gets[target] = compiler.getter(target, spec, f"{table}.fields", n, grouped=True)[1]
         required = [f.name for f in CONTACT_FIELDS[kind] if f.required]
         for target in required:
             if target not in fields:
@@ -798,27 +927,57 @@ def _compile_contacts(profile: Profile, source: Source, compiler: _Compiler) -> 
         primary = group.get("primary", "first")
         if primary not in ("first", "none"):
             compiler.fail("primary is \"first\" or \"none\"", table, "primary", n)
-        compiled.append((kind, each, group.get("type"), primary == "first", gets))
+        kind_type = group.get("type")
+        index = {target: i for i, target in enumerate(gets)}
+        converted = [(spec.name, index.get(spec.name), spec.convert, spec.required, spec.default,
+                      _Converted()) for spec in CONTACT_FIELDS[kind]
+                     if spec.name in index or (spec.name == "type" and kind_type is not None)]
+        compiled.append(_ContactGroup(kind, each, tuple(gets.values()), kind_type,
+                                      primary == "first", tuple(converted),
+                                      {spec.name: spec.default for spec in CONTACT_FIELDS[kind]}))
     return compiled
 
 
-def _contact_items(groups, data: Mapping, vm: str) -> dict[str, list]:
-    items: dict[str, list] = {"phones": [], "addresses": [], "emails": []}
-    for kind, each, kind_type, first_primary, gets in groups:
-        anchor = data.get(each)
+def _contacts(groups: list[_ContactGroup], data: Mapping, vm: str, owner_field: str,
+              owner: str) -> dict[str, list]:
+    """A record's contacts as transform.contacts_of makes them from nested lists: every group's
+    values are read first, then converted kind by kind, so the first error is the one
+    contacts_of would raise."""
+    found: dict[str, list] = {kind: [] for kind in CONTACT_FIELDS}
+    for group in groups:
+        anchor = data.get(group.each)
         if anchor is None:
             continue
         count = anchor.count(vm) + 1 if type(anchor) is str else \
             len(anchor) if isinstance(anchor, list) else 1
         for position in range(count):
-            item = {target: get(data, position) for target, get in gets}
-            if all(v is None for v in item.values()):
+            values = [get(data, position) for get in group.gets]
+            if values.count(None) == len(values):
                 continue
-            if kind_type is not None:
-                item["type"] = kind_type
-            item["is_primary"] = first_primary and position == 0
-            items[kind].append(item)
-    return items
+            found[group.kind].append((group, position, values))
+    contacts = {}
+    for kind, items in found.items():
+        rows = []
+        primary_types: set = set()
+        for index, (group, position, values) in enumerate(items):
+            row = group.template.copy()
+            for name, at, convert, required, default, known in group.fields:
+                value = group.type if at is None else values[at]
+                if value is None or (type(value) is str and not value.strip()):
+                    if required:
+                        raise Invalid(f"{kind}[{index}].{name}: required")
+                    row[name] = default
+                elif type(value) is not str:
+                    row[name] = convert(f"{kind}[{index}].{name}", value)
+                else:
+                    converted = known.get(value, _UNKNOWN)
+                    if converted is _UNKNOWN:
+                        converted = known.keep(value, convert(f"{kind}[{index}].{name}", value))
+                    row[name] = converted
+            row["is_primary"] = group.first_primary and position == 0  # to_bool: as it is
+            rows.append(finish_contact(kind, index, row, primary_types, owner_field, owner))
+        contacts[kind] = rows
+    return contacts
 
 
 def _compile_related(profile: Profile, source: Source, compiler: _Compiler, fields: dict,

@@ -208,23 +208,30 @@ def contacts_of(entity: str, owner_field: str, owner: str, data: Mapping) -> dic
             if not isinstance(item, Mapping):
                 raise Invalid(f"{kind}[{index}]: expected an object")
             row = convert_fields(fields, item, f"{kind}[{index}].")
-            if row.get("is_primary"):
-                if row.get("type") in primary_types:
-                    row["is_primary"] = False
-                primary_types.add(row.get("type"))
-            if kind == "phones":
-                row["number_e164"] = phone_e164(row["number"])
-                if row["number_e164"] is None:
-                    raise Invalid(f"phones[{index}].number: not a phone number: "
-                                  f"{row['number']!r}")
-            if kind == "emails" and not _EMAIL.match(row["address"]):
-                raise Invalid(f"emails[{index}].address: not an e-mail address")
-            row["cif"] = owner if owner_field == "cif" else None
-            row["ref_cif"] = owner if owner_field == "ref_cif" else None
-            row["source_system"] = SOURCE
-            rows.append(row)
+            rows.append(finish_contact(kind, index, row, primary_types, owner_field, owner))
         contacts[kind] = rows
     return contacts
+
+
+def finish_contact(kind: str, index: int, row: dict, primary_types: set, owner_field: str,
+                   owner: str) -> dict:
+    """What every contact row gets once its fields are converted (native records' and a
+    mapping's alike): one primary per type (the first the record marks; ``primary_types``: the
+    types of the kind seen so far), a phone's E.164 form, an e-mail's shape, the owner."""
+    if row.get("is_primary"):
+        if row.get("type") in primary_types:
+            row["is_primary"] = False
+        primary_types.add(row.get("type"))
+    if kind == "phones":
+        row["number_e164"] = phone_e164(row["number"])
+        if row["number_e164"] is None:
+            raise Invalid(f"phones[{index}].number: not a phone number: {row['number']!r}")
+    if kind == "emails" and not _EMAIL.match(row["address"]):
+        raise Invalid(f"emails[{index}].address: not an e-mail address")
+    row["cif"] = owner if owner_field == "cif" else None
+    row["ref_cif"] = owner if owner_field == "ref_cif" else None
+    row["source_system"] = SOURCE
+    return row
 
 
 def transform(record: RawRecord,
