@@ -29,7 +29,7 @@ from portal.models.moves import ProductOwnerMove
 from portal.models.ops import Alert, InvariantRun  # noqa: F401
 from portal.models.payments import Discrepancy, Payment, ReconciliationRun
 from portal.models.settings import AppSetting
-from portal.models.users import ApiToken, Team, User
+from portal.models.users import ApiToken, PasswordHistory, Team, User
 from portal.models.webhooks import WebhookReceipt  # noqa: F401
 
 __all__ = [
@@ -38,7 +38,8 @@ __all__ = [
     "CallRecord", "Case", "CaseAssignment",
     "Collateral", "Customer", "Discrepancy", "Email", "Event", "EventDelivery", "IntegrationRun",
     "IntegrationSetting", "Loan", "LoanApplication", "LoanBucketHistory", "LoanCollateral",
-    "Notification", "Payment", "Phone", "ProductOwnerMove", "Promise", "PromiseAllocation",
-    "QuarantinedRecord", "ReconciliationRun", "ReferenceCustomer", "RejectedLocation", "Team",
+    "Notification", "PasswordHistory", "Payment", "Phone", "ProductOwnerMove", "Promise",
+    "PromiseAllocation", "QuarantinedRecord", "ReconciliationRun", "ReferenceCustomer",
+    "RejectedLocation", "Team",
     "User", "Visit",
 ]
