@@ -267,6 +267,7 @@ LABELS: dict[str, dict[str, object]] = {
         "ops.requeue_failed": lazy_pgettext("code", "Failed jobs requeued"),
         "ops.retry_dead_letters": lazy_pgettext("code", "Dead letters retried"),
         "payments.reconcile": lazy_pgettext("code", "Payments reconciled"),
+        "seed.demo": lazy_pgettext("code", "Demo data loaded"),
     },
     "audit_entity": {
         "user": lazy_pgettext("code", "User"),

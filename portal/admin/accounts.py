@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.auth import passwords
 from portal.auth.login_protection import LoginProtection, normalize_username
+from portal.i18n import LANGUAGES
 from portal.models import Team, User
 from portal.models.enums import ROLES
 
 EDITABLE = ("full_name", "email", "role", "team_id", "cti_agent_id", "phone_extension",
-            "region")
+            "region", "language")
 
 
 class AccountError(ValueError):
@@ -38,6 +39,7 @@ class UserDetails:
     cti_agent_id: str | None = None
     phone_extension: str | None = None
     region: str | None = None
+    language: str | None = None
 
 
 def describe(user: User) -> dict:
@@ -46,12 +48,14 @@ def describe(user: User) -> dict:
             "role": user.role, "team_id": user.team_id,
             "team": user.team.name if user.team else None, "cti_agent_id": user.cti_agent_id,
             "phone_extension": user.phone_extension, "region": user.region,
-            "active": bool(user.active)}
+            "language": user.language, "active": bool(user.active)}
 
 
 def _check(session: Session, details: UserDetails, user: User | None) -> None:
     if details.role not in ROLES:
         raise AccountError("role", gettext("Choose a role from the list."))
+    if details.language is not None and details.language not in LANGUAGES:
+        raise AccountError("language", gettext("Choose a language from the list."))
     if details.team_id is not None and session.get(Team, details.team_id) is None:
         raise AccountError("team_id", gettext("Choose a team from the list."))
     for field, column, message in (

@@ -15,6 +15,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from portal.i18n import LANGUAGES
 from portal.permissions.roles import API_SCOPES, PERMISSIONS
 
 EXPIRY_CHOICES = [SelectChoice("", _l("Never")), SelectChoice("30", _l("In 30 days")),
@@ -94,6 +95,12 @@ class UserDetailsForm(FlaskForm):
                                   validators=[Optional(), Length(max=20)])
     region = StringField(_l("Region"), filters=[_blank_to_none],
                          validators=[Optional(), Length(max=100)])
+    language = SelectField(_l("Language"), coerce=lambda v: v or None,
+                           choices=[SelectChoice("", _l("The portal's default"))] + [
+                               SelectChoice(code, name, render_kw={"lang": code})
+                               for code, name in LANGUAGES.items()],
+                           description=_l("The language the portal is shown in to this person; "
+                                          "they can change it from their account menu."))
 
 
 class NewUserForm(UserDetailsForm):
@@ -126,17 +133,16 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False  # a search (GET): it changes nothing
 
-    user = StringField(_l("User"), filters=[lambda v: (v or "").strip()],
+    # a username: what they changed, and what was changed about them
+    user = StringField(_l("Username"), filters=[lambda v: (v or "").strip()],
                        validators=[Optional(), Length(max=64)],
-                       description=_l("A username: what they changed and what was changed "
-                                      "about them."),
                        render_kw={"spellcheck": "false"})
     cif = StringField(_l("Customer (CIF)"), filters=[lambda v: (v or "").strip().upper()],
                       validators=[Optional(), Length(max=32)],
                       render_kw={"spellcheck": "false"})
     action = SelectField(_l("Kind of change"), choices=[], validate_choice=False)
-    date_from = DateField(_l("From"), validators=[Optional()])
-    date_to = DateField(_l("To"), validators=[Optional()])
+    date_from = DateField(_l("From date"), validators=[Optional()])
+    date_to = DateField(_l("To date"), validators=[Optional()])
 
     def validate_date_to(self, field):
         if field.data and self.date_from.data and field.data < self.date_from.data:

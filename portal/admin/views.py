@@ -20,6 +20,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 from wtforms.fields import SelectChoice
 
 from portal import clock
@@ -67,7 +68,8 @@ def _details(form: UserDetailsForm) -> accounts.UserDetails:
     return accounts.UserDetails(
         full_name=form.full_name.data.strip(), role=form.role.data, email=form.email.data,
         team_id=form.team_id.data, cti_agent_id=form.cti_agent_id.data,
-        phone_extension=form.phone_extension.data, region=form.region.data)
+        phone_extension=form.phone_extension.data, region=form.region.data,
+        language=form.language.data)
 
 
 def _refuse(form, exc: accounts.AccountError) -> None:
@@ -188,10 +190,11 @@ def _team_form(team: Team | None = None):
     form.supervisor_id.choices = [SelectChoice("", _("No supervisor"))] + [
         SelectChoice(str(u.id), f"{u.full_name} — {u.username}", render_kw={"translate": "no"})
         for u in teams.supervisors(db.session)]
+    # people and team names, not the portal's words (a checkbox's label is its text)
     form.member_ids.choices = [
-        SelectChoice(u.id, f"{u.full_name} — {u.username}"
-                     + (f" · {u.team.name}" if u.team and u.team is not team else ""),
-                     render_kw={"translate": "no"})
+        SelectChoice(u.id, Markup('<span translate="no">%s</span>') % (
+            f"{u.full_name} — {u.username}"
+            + (f" · {u.team.name}" if u.team and u.team is not team else "")))
         for u in teams.possible_members(db.session)]
     if team is not None and request.method == "GET":
         form.member_ids.data = [u.id for u in team.members]

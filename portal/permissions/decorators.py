@@ -58,7 +58,8 @@ def password_change_redirect():
     target = url_for("auth.change_password")
     if request.htmx:
         response = current_app.response_class(status=204)
-        response.headers["HX-Redirect"] = target
+        if (_path_of(request.htmx.current_url) or "").split("?")[0] != target:
+            response.headers["HX-Redirect"] = target  # (already there: nothing to reload)
         return response
     return redirect(target)
 
