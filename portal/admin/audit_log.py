@@ -11,16 +11,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal import clock
 from portal.auth.login_protection import normalize_username
-from portal.models import AuditLog, User
+from portal.models import Address, AuditLog, Email, Phone, Promise, User, Visit
 
 PAGE_SIZE = 50
 CSV_LIMIT = 100_000
-CUSTOMER_ENTITIES = ("customer", "case", "promise", "phone", "address", "email", "loan")
+CUSTOMER_ENTITIES = ("customer", "case")
+
+
+def _rows_of_a_customer() -> dict:
+    """Audited entity types whose id names a row that belongs to one customer (its CIF)."""
+    return {"phone": Phone, "address": Address, "email": Email, "promise": Promise,
+            "visit": Visit}
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,12 @@ def _conditions(session: Session, filters: AuditFilters) -> list:
         cif = filters.cif.strip().upper()
         conditions.append(or_(
             and_(AuditLog.entity_type.in_(CUSTOMER_ENTITIES), AuditLog.entity_id == cif),
-            AuditLog.before["cif"].astext == cif, AuditLog.after["cif"].astext == cif))
+            AuditLog.before["cif"].astext == cif, AuditLog.after["cif"].astext == cif,
+            # rows about a customer's contacts, promises and visits name the row, not the CIF
+            *(and_(AuditLog.entity_type == kind,
+                   AuditLog.entity_id.in_(select(cast(model.id, String))
+                                          .where(model.cif == cif)))
+              for kind, model in _rows_of_a_customer().items())))
     if filters.action:
         conditions.append(AuditLog.action == filters.action)
     if filters.date_from:

@@ -66,6 +66,22 @@ def test_filters_by_customer_kind_and_bank_dates(db, log):
     assert actions_of(db, user="lan.tran", date_to=date(2026, 11, 2)) == ["user.create"]
 
 
+def test_a_contact_change_is_found_by_its_customer(db, log, make_customer):
+    from portal.models import Phone
+
+    make_customer(cif="CIF00000042")
+    phone = Phone(cif="CIF00000042", number="0912345678", number_e164="+84912345678",
+                  type="MOBILE", source_system="CRM")
+    db.session.add(phone)
+    db.session.flush()
+    for action, row_id in (("phone.create", phone.id), ("phone.update", phone.id + 1000)):
+        row = audit.record(db.session, log["lan"], action, "phone", row_id, None,
+                           {"number": "0912345678"})
+        row.at = datetime(2026, 11, 7, 3, 0, tzinfo=UTC)
+    db.session.commit()
+    assert actions_of(db, cif="CIF00000042") == ["phone.create", "promise.create"]
+
+
 def test_pages_go_newest_first_and_never_repeat_or_skip_a_row(db, log):
     seen, cursor = [], None
     while True:
