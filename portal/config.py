@@ -72,6 +72,13 @@ class Config:
     LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900"))
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "30 per minute")
 
+    # Password policy (portal/auth/passwords.py): the shortest password, how many of a user's
+    # last passwords may not be chosen again, and the list of common passwords refused (empty:
+    # the list shipped in portal/auth/common_passwords.txt)
+    PASSWORD_MIN_LENGTH = int(os.environ.get("PASSWORD_MIN_LENGTH", "10"))
+    PASSWORD_REUSE_DEPTH = int(os.environ.get("PASSWORD_REUSE_DEPTH", "5"))
+    PASSWORD_COMMON_LIST = os.environ.get("PASSWORD_COMMON_LIST", "")
+
     # Rate limiter storage (Flask-Limiter); defaults to REDIS_URL
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or REDIS_URL or "memory://"
     RATELIMIT_HEADERS_ENABLED = True

@@ -5,7 +5,7 @@ dictionary, seeded with the six codes the cases hold (and substates), so every c
 a value of the dictionary. A case's note becomes the master note, its text the first version.
 
 Revision ID: 0026
-Revises: 0024
+Revises: 0025
 Create Date: 2026-12-07 02:00:00
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0026'
-down_revision = '0024'
+down_revision = '0025'
 branch_labels = None
 depends_on = None
 

@@ -3,11 +3,19 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from wtforms import SelectField, SelectMultipleField, StringField
+from wtforms import DateField, SelectField, SelectMultipleField, StringField
 from wtforms.fields import SelectChoice
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from portal.i18n import LANGUAGES
 from portal.permissions.roles import API_SCOPES, PERMISSIONS
 
 EXPIRY_CHOICES = [SelectChoice("", _l("Never")), SelectChoice("30", _l("In 30 days")),
@@ -56,3 +64,86 @@ class TokenForm(FlaskForm):
         super().__init__(*args, **kwargs)
         # built per form: the descriptions are in the language of the request
         self.scopes.choices = [scope_choice(s) for s in API_SCOPES]
+
+
+# --- users, teams and the audit log ------------------------------------------------------------
+
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{2,63}$"
+
+
+def _blank_to_none(value):
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _optional_int(value):
+    return int(value) if value not in (None, "", "None") else None
+
+
+class UserDetailsForm(FlaskForm):
+    full_name = StringField(_l("Full name"), validators=[
+        DataRequired(_l("Enter the person's full name.")), Length(max=200)])
+    email = StringField(_l("E-mail"), filters=[_blank_to_none], validators=[
+        Optional(), Email(_l("Enter an e-mail address such as an.nguyen@bank.vn.")),
+        Length(max=254)])
+    role = SelectField(_l("Role"), choices=[], validate_choice=True)
+    team_id = SelectField(_l("Team"), choices=[], coerce=_optional_int, validate_choice=True)
+    cti_agent_id = StringField(_l("Call-centre id"), filters=[_blank_to_none],
+                               validators=[Optional(), Length(max=64)],
+                               description=_l("The agent's id in the call-centre system, for "
+                                              "click-to-call and call events."))
+    phone_extension = StringField(_l("Phone extension"), filters=[_blank_to_none],
+                                  validators=[Optional(), Length(max=20)])
+    region = StringField(_l("Region"), filters=[_blank_to_none],
+                         validators=[Optional(), Length(max=100)])
+    language = SelectField(_l("Language"), coerce=lambda v: v or None,
+                           choices=[SelectChoice("", _l("The portal's default"))] + [
+                               SelectChoice(code, name, render_kw={"lang": code})
+                               for code, name in LANGUAGES.items()],
+                           description=_l("The language the portal is shown in to this person; "
+                                          "they can change it from their account menu."))
+
+
+class NewUserForm(UserDetailsForm):
+    username = StringField(
+        _l("Username"), filters=[lambda v: (v or "").strip().lower()],
+        validators=[DataRequired(_l("Enter a username.")),
+                    Regexp(USERNAME_PATTERN, message=_l(
+                        "3 to 64 characters: lower-case letters, digits, dot, dash or "
+                        "underscore, starting with a letter or digit."))],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+        description=_l("Used to sign in; it cannot be changed later."))
+
+
+class ConfirmForm(FlaskForm):
+    """A button that changes something: only the CSRF token."""
+
+
+class TeamForm(FlaskForm):
+    name = StringField(_l("Team name"), validators=[
+        DataRequired(_l("Give the team a name.")), Length(max=100)])
+    region = StringField(_l("Region"), filters=[_blank_to_none],
+                         validators=[Optional(), Length(max=100)])
+    supervisor_id = SelectField(_l("Supervisor"), choices=[], coerce=_optional_int,
+                                validate_choice=True)
+    member_ids = MultiCheckboxField(_l("Members"), choices=[], coerce=int,
+                                    validate_choice=True)
+
+
+class AuditFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a search (GET): it changes nothing
+
+    # a username: what they changed, and what was changed about them
+    user = StringField(_l("Username"), filters=[lambda v: (v or "").strip()],
+                       validators=[Optional(), Length(max=64)],
+                       render_kw={"spellcheck": "false"})
+    cif = StringField(_l("Customer (CIF)"), filters=[lambda v: (v or "").strip().upper()],
+                      validators=[Optional(), Length(max=32)],
+                      render_kw={"spellcheck": "false"})
+    action = SelectField(_l("Kind of change"), choices=[], validate_choice=False)
+    date_from = DateField(_l("From date"), validators=[Optional()])
+    date_to = DateField(_l("To date"), validators=[Optional()])
+
+    def validate_date_to(self, field):
+        if field.data and self.date_from.data and field.data < self.date_from.data:
+            raise ValidationError(_l("The end date is before the start date."))

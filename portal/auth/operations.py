@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal import audit
+from portal.auth import passwords
 from portal.auth.login_protection import LoginProtection, normalize_username
-from portal.models import Team, User
+from portal.models import PasswordHistory, Team, User
 from portal.models.base import utcnow
 from portal.models.enums import ROLES
 
 INVALID_CREDENTIALS = _l("Invalid username or password.")
-MIN_PASSWORD_LENGTH = 10
 
 # Checked when the username is unknown, so the answer takes as long as for a real user.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -76,9 +76,13 @@ def attempt_login(session: Session, username: str, password: str,
     return LoginOutcome(None, INVALID_CREDENTIALS)
 
 
-def check_password_strength(password: str) -> None:
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
+def check_password_strength(session: Session, password: str, user: User | None = None,
+                            username: str | None = None) -> None:
+    """Refuse a password the policy refuses (portal/auth/passwords.py)."""
+    found = passwords.problems(session, user, password, passwords.policy_from_app(),
+                               username=username)
+    if found:
+        raise AccountError(" ".join(found))
 
 
 def create_user(session: Session, *, username: str, full_name: str, role: str, password: str,
@@ -91,7 +95,7 @@ def create_user(session: Session, *, username: str, full_name: str, role: str, p
         raise AccountError(f"Unknown role {role!r}; roles: {', '.join(ROLES)}.")
     if find_user(session, username) is not None:
         raise AccountError(f"User {username} already exists.")
-    check_password_strength(password)
+    check_password_strength(session, password, username=username)
     team = None
     if team_name:
         team = session.scalar(select(Team).where(Team.name == team_name))
@@ -101,6 +105,7 @@ def create_user(session: Session, *, username: str, full_name: str, role: str, p
                 team=team, password_hash=generate_password_hash(password), active=True)
     session.add(user)
     session.flush()
+    session.add(PasswordHistory(user_id=user.id, password_hash=user.password_hash))
     audit.record(session, actor, "user.create", "user", user.id, None,
                  {"username": username, "role": role, "team": team_name})
     return user
@@ -108,10 +113,8 @@ def create_user(session: Session, *, username: str, full_name: str, role: str, p
 
 def set_password(session: Session, user: User, password: str,
                  actor: User | str | None = None) -> None:
-    check_password_strength(password)
-    user.password_hash = generate_password_hash(password)
-    audit.record(session, actor, "user.set_password", "user", user.id, None,
-                 {"username": user.username})
+    check_password_strength(session, password, user=user)
+    passwords.set_password(session, user, password, passwords.policy_from_app(), actor=actor)
 
 
 def set_language(session: Session, user: User, language: str) -> None:

@@ -16,8 +16,8 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from portal import i18n
-from portal.auth import login_protection, operations, sessions
-from portal.auth.forms import LanguageForm, LoginForm
+from portal.auth import login_protection, operations, passwords, sessions
+from portal.auth.forms import ChangePasswordForm, LanguageForm, LoginForm
 from portal.extensions import db, limiter
 from portal.permissions.decorators import permission_required, public, safe_next
 
@@ -47,6 +47,10 @@ def login():
             sessions.start()
             login_user(outcome.user)
             session.permanent = True
+            if outcome.user.must_change_password:
+                flash(_("Choose your own password before you continue."), "warning")
+                return redirect(url_for("auth.change_password",
+                                        next=safe_next(form.next.data) or None))
             flash(_("Welcome, %(name)s.", name=outcome.user.full_name), "success")
             return redirect(safe_next(form.next.data) or url_for("main.home"))
         error, locked = str(outcome.message), outcome.locked
@@ -67,6 +71,32 @@ def logout():
     sessions.revoke_current()  # a copy of this cookie no longer signs anyone in
     flash(_("You have signed out."), "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@permission_required("portal.access")
+def change_password():
+    """A user changes their own password; after an admin's reset, every page leads here until
+    they have (portal/permissions/decorators.py)."""
+    form = ChangePasswordForm()
+    policy = passwords.policy_from_app()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            passwords.change_own_password(db.session, current_user, form.current_password.data,
+                                          form.new_password.data, policy)
+        except passwords.PasswordError as exc:
+            db.session.rollback()
+            getattr(form, exc.field).errors = [*getattr(form, exc.field).errors, exc.message]
+            status = 422
+        else:
+            db.session.commit()
+            flash(_("Your password has been changed."), "success")
+            return redirect(safe_next(request.args.get("next")) or url_for("main.home"))
+    elif request.method == "POST":
+        status = 422
+    return render_template("auth/change_password.html", form=form, policy=policy,
+                           forced=current_user.must_change_password), status
 
 
 @bp.post("/language")

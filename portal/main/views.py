@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import text
 
@@ -19,6 +19,8 @@ bp = Blueprint("main", __name__)
 @permission_required("portal.access")
 def home():
     role = current_user.role
+    if role == "auditor":  # an auditor's work is the audit log
+        return redirect(url_for("admin.audit_log_page"))
     now = clock.now()
     today = clock.bank_today(now)
     if role == "agent":

@@ -30,7 +30,7 @@ from portal.models.ops import Alert, InvariantRun  # noqa: F401
 from portal.models.payments import Discrepancy, Payment, ReconciliationRun
 from portal.models.settings import AppSetting
 from portal.models.statuses import CaseStatusChange, MasterNoteVersion, StatusValue
-from portal.models.users import ApiToken, Team, User
+from portal.models.users import ApiToken, PasswordHistory, Team, User
 from portal.models.webhooks import WebhookReceipt  # noqa: F401
 
 __all__ = [
@@ -40,7 +40,8 @@ __all__ = [
     "StatusValue",
     "Collateral", "Customer", "Discrepancy", "Email", "Event", "EventDelivery", "IntegrationRun",
     "IntegrationSetting", "Loan", "LoanApplication", "LoanBucketHistory", "LoanCollateral",
-    "Notification", "Payment", "Phone", "ProductOwnerMove", "Promise", "PromiseAllocation",
-    "QuarantinedRecord", "ReconciliationRun", "ReferenceCustomer", "RejectedLocation", "Team",
+    "Notification", "PasswordHistory", "Payment", "Phone", "ProductOwnerMove", "Promise",
+    "PromiseAllocation", "QuarantinedRecord", "ReconciliationRun", "ReferenceCustomer",
+    "RejectedLocation", "Team",
     "User", "Visit",
 ]

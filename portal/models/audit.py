@@ -37,6 +37,7 @@ class AuditLog(Base):
     __table_args__ = (
         Index("ix_audit_log_entity", "entity_type", "entity_id", "at"),
         Index("ix_audit_log_actor_at", "actor_id", "at"),
+        Index("ix_audit_log_at", "at", "id"),  # the audit log viewer's pages, newest first
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 SOURCE_SYSTEMS = ("T24", "W4", "LOS", "CRM")
 CUSTOMER_TYPES = ("INDIVIDUAL", "ORGANIZATION")
 CUSTOMER_STATUSES = ("ACTIVE", "INACTIVE", "CLOSED", "DECEASED")
-ROLES = ("agent", "field_agent", "supervisor", "ops", "admin")
+ROLES = ("agent", "field_agent", "supervisor", "ops", "admin", "auditor")
 
 LOAN_STATUSES = ("OPEN", "CLOSED", "WRITTEN_OFF", "RESTRUCTURED")
 CARD_STATUSES = ("ACTIVE", "BLOCKED", "CLOSED")

@@ -46,6 +46,9 @@ class User(Base, TimestampMixin, UserMixin):
     region: Mapped[str | None] = mapped_column(String(100))
     language: Mapped[str | None] = mapped_column(String(8))  # None: the deployment's default
     last_login_at: Mapped[datetime | None]
+    # set by an admin's password reset: every page leads to the change-password page until the
+    # user has chosen their own (portal/permissions/decorators.py)
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default="false")
 
     team: Mapped[Team | None] = relationship(back_populates="members", foreign_keys=[team_id])
 
@@ -55,6 +58,18 @@ class User(Base, TimestampMixin, UserMixin):
 
     def __repr__(self) -> str:
         return f"<User {self.username} ({self.role})>"
+
+
+class PasswordHistory(Base):
+    """The hashes of a user's last passwords (PASSWORD_REUSE_DEPTH of them are kept), so a
+    new password cannot be one of them."""
+
+    __tablename__ = "password_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.crm_now())
 
 
 class ApiToken(Base):

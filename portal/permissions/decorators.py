@@ -49,6 +49,21 @@ def _path_of(url: str | None) -> str | None:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+# What a user who must change their password (after an admin's reset) may still reach.
+PASSWORD_CHANGE_ENDPOINTS = frozenset({"auth.change_password", "auth.logout", "auth.language"})
+
+
+def password_change_redirect():
+    """Send a user whose password was reset to the change-password page (HTMX: HX-Redirect)."""
+    target = url_for("auth.change_password")
+    if request.htmx:
+        response = current_app.response_class(status=204)
+        if (_path_of(request.htmx.current_url) or "").split("?")[0] != target:
+            response.headers["HX-Redirect"] = target  # (already there: nothing to reload)
+        return response
+    return redirect(target)
+
+
 def permission_required(permission: str) -> Callable[[Callable], Callable]:
     """Protect a page or HTMX partial: anonymous → login, role lacking ``permission`` → 403."""
     _check_known(permission)
@@ -58,6 +73,9 @@ def permission_required(permission: str) -> Callable[[Callable], Callable]:
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated:
                 return login_redirect_response()
+            if getattr(current_user, "must_change_password", False) and \
+                    request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+                return password_change_redirect()
             if not has_permission(current_user, permission):
                 abort(403, description=gettext(
                     "Your role does not give access to this page (it needs the permission "
@@ -113,6 +131,9 @@ def api_permission_required(scope: str) -> Callable[[Callable], Callable]:
                 g.api_principal = result.principal
                 session_user = None
             elif current_user.is_authenticated:
+                if getattr(current_user, "must_change_password", False):
+                    return api_error(403, "password_change_required",
+                                     "Change the temporary password first (/auth/password).")
                 if not has_permission(current_user, scope):
                     return api_error(403, "forbidden",
                                      f"Your role does not allow this ({scope}).")

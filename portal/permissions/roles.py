@@ -25,6 +25,8 @@ PERMISSIONS: dict[str, str] = {
     "admin.users": "Create, deactivate and reset users",
     "admin.tokens": "Create, list and revoke API tokens",
     "admin.workflow": "Manage action codes, contact rules and promise limits",
+    "admin.teams": "Create and rename teams, set their supervisor and members",
+    "audit.view": "Read the audit log and export it (changes nothing)",
     # Scopes of the JSON API (granted to API tokens and to roles for session use of the API)
     "api.profile": "API: read the calling principal (GET /api/v1/me)",
     "api.locations": "API: post GPS positions of a field agent",
@@ -56,10 +58,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "api.profile", "api.integrations",
     }),
     "admin": frozenset({
-        "portal.access", "admin.users", "admin.tokens", "admin.workflow", "ops.integrations",
+        "portal.access", "admin.users", "admin.teams", "admin.tokens", "admin.workflow",
+        "audit.view", "ops.integrations",
         "field.rejected_positions", "api.profile",
         "supervisor.kpi",  # admins see every team's KPIs (issue 10)
     }),
+    # reads the audit log and changes nothing (DESIGN.md §7)
+    "auditor": frozenset({"portal.access", "audit.view", "api.profile"}),
 }
 
 ROLE_LABELS: dict[str, str] = {
@@ -68,6 +73,7 @@ ROLE_LABELS: dict[str, str] = {
     "supervisor": _l("Supervisor"),
     "ops": _l("Operations"),
     "admin": _l("Administrator"),
+    "auditor": _l("Auditor"),
 }
 
 

@@ -160,6 +160,8 @@ UNOWNED_URL_VARIABLES: dict[str, str] = {
     "name": "a case panel of <cif>, or an integration / circuit breaker (ops only)",
     "code_id": "an action code: workflow configuration, admin.workflow only",
     "token_id": "an API token: admin.tokens only",
+    "user_id": "a user account: admin.users only (admins reach every team's users)",
+    "team_id": "a team: admin.teams only",
     "run_id": "an integration run: ops only",
     "discrepancy_id": "a reconciliation discrepancy: ops only",
     "import_id": "a camt file import: ops only",

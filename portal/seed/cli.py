@@ -71,7 +71,7 @@ def seed_demo(customers: int, products: int) -> None:
     click.echo(f"seeded {rows} rows in {elapsed:.1f}s ({rows / elapsed:,.0f} rows/s)")
     for table in sorted(counts):
         click.echo(f"  {table:<22} {counts[table]:>10,}")
-    click.echo("demo logins: admin, ops, sup1-sup3, agent01-agent18, field01-field07")
+    click.echo("demo logins: admin, ops, auditor, sup1-sup3, agent01-agent18, field01-field07")
 
 
 commands = [seed_demo]

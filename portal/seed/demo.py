@@ -182,6 +182,10 @@ class DemoSeeder:
             ctx.teams[index].field_agents.append(staff)
             for district in districts:
                 ctx.field_by_district[district] = staff
+        # an auditor reads the audit log (named here, not drawn: the draws above stay the same)
+        rows.append((self.bulk.next_id("users"), "auditor", "Kiểm toán viên Demo",
+                     "auditor@demo-bank.vn", "auditor", None, self.password_hash, True, None,
+                     None, None))
         self.bulk.copy("users", USER_COLS, rows)
         self.bulk.executemany("UPDATE teams SET supervisor_id = %s WHERE id = %s",
                               [(t.supervisor.id, t.id) for t in ctx.teams])

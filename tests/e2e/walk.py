@@ -25,7 +25,7 @@ from portal.permissions.roles import API_SCOPES
 from portal.seed.demo import DEFAULT_DEMO_PASSWORD
 
 DEMO_ROLES = {"agent": "agent01", "field_agent": "field01", "supervisor": "sup1", "ops": "ops",
-              "admin": "admin"}
+              "admin": "admin", "auditor": "auditor"}
 PASSWORD = os.environ.get("DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
 MAX_LINKED_PAGES = 40  # pages reached from the navigation's pages, per role
 SKIP = re.compile(r"^/(auth|static|api|metrics|login|logout)\b|\.csv\b|/export|/download|/map/data")
@@ -136,7 +136,10 @@ def seed_walk_data(app, db) -> dict[str, str]:
     return {"case": f"/cases/{cif}", "run": f"/ops/integrations/runs/{w4.id}",
             "gps_run": f"/ops/integrations/runs/{gps.id}",
             "discrepancies": "/payments/reconciliation?status=all",
-            "tokens": "/admin/tokens"}
+            "tokens": "/admin/tokens", "new_team": "/admin/teams/new",
+            "team": f"/admin/teams/{field.team_id}", "new_user": "/admin/users/new",
+            "user": f"/admin/users/{field.id}",
+            "audit": "/admin/audit?user=admin&action=api_token.create"}
 
 
 def visit(page, url: str) -> int:

@@ -60,6 +60,8 @@ TEAM_B_CASE_WORKERS = ("agent_b", "field_b", "sup_b", "loner", "ops", "admin")
 API_INTRUDERS = ("token:agent_b", "token:field_b", "session:agent_b", "session:sup_b",
                  "token:field_a_locations", "token:ops")
 ADMIN_INTRUDERS = ("agent_a", "field_a", "sup_a", "ops")
+# users and teams: an auditor reads the audit log and changes nothing
+ACCOUNT_INTRUDERS = (*ADMIN_INTRUDERS, "auditor")
 OPS_ACTION_INTRUDERS = ("agent_a", "field_a", "sup_a", "admin")
 OPS_VIEW_INTRUDERS = ("agent_a", "field_a", "sup_a")
 
@@ -155,6 +157,16 @@ ROUTES: dict[tuple[str, str], Check] = {
                                                  ADMIN_INTRUDERS),
     ("admin.revoke_token", "POST"): Check({"token_id": "token_spare"}, ADMIN_INTRUDERS,
                                           ("admin",)),
+    ("admin.edit_user", "GET"): Check({"user_id": "agent_b"}, ACCOUNT_INTRUDERS, ("admin",)),
+    ("admin.edit_user", "POST"): Check({"user_id": "agent_b"}, ACCOUNT_INTRUDERS,
+                                       form={"full_name": "Hacked", "role": "admin"}),
+    ("admin.deactivate_user", "POST"): Check({"user_id": "agent_b"}, ACCOUNT_INTRUDERS),
+    ("admin.reactivate_user", "POST"): Check({"user_id": "agent_b"}, ACCOUNT_INTRUDERS),
+    ("admin.unlock_user", "POST"): Check({"user_id": "agent_b"}, ACCOUNT_INTRUDERS),
+    ("admin.reset_password", "POST"): Check({"user_id": "agent_b"}, ACCOUNT_INTRUDERS),
+    ("admin.edit_team", "GET"): Check({"team_id": "team_b"}, ACCOUNT_INTRUDERS, ("admin",)),
+    ("admin.edit_team", "POST"): Check({"team_id": "team_b"}, ACCOUNT_INTRUDERS,
+                                       form={"name": "Hacked"}),
     # ops objects
     ("ops.run_detail", "GET"): Check({"run_id": "run"}, OPS_VIEW_INTRUDERS, ("ops", "admin")),
     ("ops.retry_run", "POST"): Check({"run_id": "run"}, OPS_ACTION_INTRUDERS),
@@ -263,7 +275,8 @@ def _build(session) -> World:
                              ("field_b", "field_agent", team_b),
                              ("sup_a", "supervisor", team_a), ("sup_b", "supervisor", team_b),
                              ("loner", "agent", None),  # no team: a team of their own
-                             ("ops", "ops", None), ("admin", "admin", None)]:
+                             ("ops", "ops", None), ("admin", "admin", None),
+                             ("auditor", "auditor", None)]:
         users[name] = User(username=name, full_name=f"User {name.upper()}", role=role,
                            team_id=team.id if team else None, password_hash=pw)
     session.add_all(users.values())

@@ -24,7 +24,7 @@ from portal.seed.geo import CITIES
 from tests.database import SEEDED_TABLES
 
 SMALL = ["seed-demo", "--customers", "200", "--loans", "300"]
-DEMO_USERS = {"admin", "ops", "sup1", "sup2", "sup3",
+DEMO_USERS = {"admin", "ops", "auditor", "sup1", "sup2", "sup3",
               *(f"agent{n:02d}" for n in range(1, 19)), *(f"field{n:02d}" for n in range(1, 8))}
 # (lat, lon) boxes of ~15 km around each city centre
 CITY_BOXES = {"HCM": ((10.64, 10.92), (106.56, 106.84)), "HN": ((20.89, 21.17), (105.71, 105.99))}
@@ -136,6 +136,7 @@ def test_staff_teams_and_demo_logins(db, seeded):
     users = {u.username: u for u in rows(db, "SELECT * FROM users")}
     assert set(users) == DEMO_USERS
     assert users["admin"].role == "admin" and users["ops"].role == "ops"
+    assert users["auditor"].role == "auditor" and users["auditor"].team_id is None
     agents = [u for u in users.values() if u.role in ("agent", "field_agent")]
     assert len(agents) == 25
     teams = rows(db, "SELECT id, supervisor_id FROM teams")
