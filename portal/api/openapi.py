@@ -123,7 +123,8 @@ def _path_and_params(rule: str) -> tuple[str, list[dict]]:
 
     def repl(match):
         converter, name = match.group(1) or "string", match.group(2)
-        schema = {"type": "integer"} if converter == "int" else \
+        # werkzeug's int converter matches digits only: a negative id is no route at all
+        schema = {"type": "integer", "minimum": 0} if converter == "int" else \
             {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL_OR_SLASH}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
         return "{" + name + "}"
