@@ -66,6 +66,27 @@ def test_a_stale_priority_is_named(demo):
     assert [v["case_id"] for v in violations(demo, "case_priority")] == [case.id]
 
 
+def test_a_priority_written_within_the_hour_is_not_stale_when_time_moves_it(demo, frozen_now):
+    # written with a follow-up due for 30 minutes and 4 days and 23:55 of silence; 10 minutes
+    # later it is a 5th silent day, and an hour before the follow-up was not yet due: neither
+    # "now" nor "the last hourly refresh" gives the stored priority, the time it was written does
+    from portal.cases.queue import compute_priority, priority_inputs
+
+    written = clock.now()
+    case = one(demo, "SELECT id FROM cases WHERE status <> 'closed' ORDER BY id LIMIT 1")
+    execute(demo, "UPDATE cases SET next_action_at = :due, last_contact_at = :contact, "
+                  "updated_at = :written WHERE id = :id", due=written - timedelta(minutes=30),
+            contact=written - timedelta(days=5) + timedelta(minutes=5), written=written,
+            id=case.id)
+    [(_, _, inputs)] = priority_inputs(demo.session, written, [case.id])
+    execute(demo, "UPDATE cases SET priority = :p WHERE id = :id",
+            p=compute_priority(inputs, written), id=case.id)
+    frozen_now(written + timedelta(minutes=10))
+    assert violations(demo, "case_priority") == []
+    execute(demo, "UPDATE cases SET priority = priority + 7 WHERE id = :id", id=case.id)
+    assert [v["case_id"] for v in violations(demo, "case_priority")] == [case.id]
+
+
 def test_a_promise_whose_paid_amount_is_not_its_allocations_is_named(demo):
     promise = one(demo, "SELECT id FROM promises ORDER BY id LIMIT 1")
     execute(demo, "UPDATE promises SET paid_amount = paid_amount + 1000 WHERE id = :id",
