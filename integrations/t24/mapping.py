@@ -627,34 +627,24 @@ class _Compiler:
             return label, where_at
         if fixed is None and where is None and sub is None and len(names) == 1:
             name = names[0]
+
             # the common case, compiled apart: one field's value at a group's position (a
             # single value is every position's), without sub-values; anything else takes ``get``
-            if not steps:
-                def plain(data: Mapping, position: int):
-                    text = data.get(name)
-                    if type(text) is not str or sm in text:
-                        return None if text is None else get(data, position)
-                    if vm in text:
-                        values = text.split(vm)
-                        if position >= len(values):
-                            return None
-                        text = values[position]
-                    return text if text.strip() else None
-                return label, plain
-            if len(steps) == 1:
-                step = steps[0]
-
-                def plain_step(data: Mapping, position: int):
-                    text = data.get(name)
-                    if type(text) is not str or sm in text:
-                        return None if text is None else get(data, position)
-                    if vm in text:
-                        values = text.split(vm)
-                        if position >= len(values):
-                            return None
-                        text = values[position]
-                    return step(label, text) if text.strip() else None
-                return label, plain_step
+            def plain(data: Mapping, position: int):
+                text = data.get(name)
+                if type(text) is not str or sm in text:
+                    return None if text is None else get(data, position)
+                if vm in text:
+                    values = text.split(vm)
+                    if position >= len(values):
+                        return None
+                    text = values[position]
+                if not text.strip():
+                    return None
+                for step in steps:
+                    text = step(label, text)
+                return text
+            return label, plain
         return label, get
 
     def _steps(self, spec: dict, table: str, target: str, occurrence: int) -> list[Callable]:
