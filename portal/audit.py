@@ -50,3 +50,15 @@ def record(
         row.user_agent = (request.user_agent.string or "")[:300] or None
     session.add(row)
     return row
+
+
+def record_changes(session: Session, actor: Any, action: str, entity_type: str, entity_id: Any,
+                   before: dict, after: dict) -> bool:
+    """Audit only the fields that changed between ``before`` and ``after`` (same keys); no row
+    and False when none did."""
+    changed = [k for k in after if before[k] != after[k]]
+    if not changed:
+        return False
+    record(session, actor, action, entity_type, entity_id,
+           {k: before[k] for k in changed}, {k: after[k] for k in changed})
+    return True

@@ -114,13 +114,8 @@ def update_user(session: Session, actor: User, user: User, details: UserDetails)
     _check(session, details, user)
     before = describe(user)
     _apply(session, user, details)
-    after = describe(user)
-    if before == after:
-        return False
-    changed = [k for k in after if before[k] != after[k]]
-    audit.record(session, actor, "user.update", "user", user.id,
-                 {k: before[k] for k in changed}, {k: after[k] for k in changed})
-    return True
+    return audit.record_changes(session, actor, "user.update", "user", user.id, before,
+                                describe(user))
 
 
 def deactivate(session: Session, actor: User, user: User) -> None:

@@ -86,10 +86,5 @@ def update_team(session: Session, actor: User, team: Team, name: str,
                 member_ids: list[int] | None = None) -> bool:
     before = describe(team)
     _apply(session, team, name, region, supervisor_id, member_ids or [])
-    after = describe(team)
-    if before == after:
-        return False
-    changed = [k for k in after if before[k] != after[k]]
-    audit.record(session, actor, "team.update", "team", team.id,
-                 {k: before[k] for k in changed}, {k: after[k] for k in changed})
-    return True
+    return audit.record_changes(session, actor, "team.update", "team", team.id, before,
+                                describe(team))
