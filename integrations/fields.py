@@ -98,6 +98,13 @@ def to_decimal(places: int = 2, integer_digits: int = MONEY_INTEGER_DIGITS,
     def convert(name: str, value):
         if type(value) is str and plain.fullmatch(value):
             return Decimal(value).quantize(quantum)
+        if type(value) is Decimal and value.is_finite() and value.adjusted() < integer_digits \
+                and not (non_negative and value < 0):
+            # the other common case (a mapping's amount converter made it): within the digits
+            # allowed, so quantize cannot overflow; kept when that loses nothing
+            amount = value.quantize(quantum)
+            if amount == value:
+                return amount
         if isinstance(value, bool | float):
             raise Invalid(f"{name}: amounts must not be floating point, got {value!r}")
         if isinstance(value, int):

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import multiprocessing
 import os
 import pickle
 import re
 import signal
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -52,6 +55,9 @@ RECORD_COLUMN = "_rec"  # the staged row's record number in its file
 # time of loading it). Few steps: every batch costs the loader a round of statements.
 FIRST_BATCH = 2000
 RAMP = 2
+
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux
+PIPE_SIZE = 1 << 20  # Linux's default limit for an unprivileged process (pipe-max-size)
 
 _ESCAPE = re.compile(r"[\\\t\n\r]")
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
@@ -182,7 +188,8 @@ class _Builder:
 
 def file_batches(entity: str, path: Path, batch_size: int,
                  ramp_from: int | None = None, profile: Profile | None = None,
-                 context: ReadContext | None = None) -> Iterator[Batch]:
+                 context: ReadContext | None = None,
+                 items: Iterator[Row | Quarantine | None] | None = None) -> Iterator[Batch]:
     """The file's records, validated and encoded, ``batch_size`` records a batch. ``ramp_from``:
     the first batch holds that many records, each next one ``RAMP`` times more, up to
     ``batch_size`` (see ``_child``). ``entity``: the file's source in the mapping ``profile``
@@ -190,7 +197,9 @@ def file_batches(entity: str, path: Path, batch_size: int,
     (bills) go into ``context`` and yield batches of counts only."""
     profile = profile or default_profile()
     target = profile.target(entity)
-    if profile.native:  # the product's own record shape: the transform, as it always was
+    if items is not None:  # the file's items, already under way (_RelatedAhead)
+        pass
+    elif profile.native:  # the product's own record shape: the transform, as it always was
         items = map(transform, read_records(path, entity))
     else:
         items = records_of(profile, entity, path, context)
@@ -262,17 +271,87 @@ class BatchReader:
                 raise value
 
 
+class _RelatedAhead:
+    """A mapped profile's related files (bills: no rows for the loader, only the derived fields
+    of a later file) read by a thread of the reader process while its main thread waits for
+    the loader to take a batch: the loader would otherwise wait for them, with nothing to load.
+    The thread reads only while the gate is open (the main thread blocked in a send or waiting
+    for the thread), so it never slows the batches the loader waits for; their batches (counts
+    and quarantined records: small) are kept until the loader asks for the file, in order."""
+
+    def __init__(self, files, batch_size: int, profile: Profile, context: ReadContext | None):
+        self.gate = threading.Event()  # set: the main thread is idle, the thread may read
+        self.batches: dict[str, list[Batch]] = {}
+        self.error: BaseException | None = None
+        related = [(e, Path(p)) for e, p in files
+                   if not profile.native and profile.entity_of(e) is None]
+        self.done = {e: threading.Event() for e, _p in related}
+        self.thread = threading.Thread(target=self._read, name="t24-related", daemon=True,
+                                       args=(related, batch_size, profile, context))
+        if related:
+            self.thread.start()
+
+    def _read(self, related, batch_size: int, profile: Profile, context) -> None:
+        try:
+            for entity, path in related:
+                items = records_of(profile, entity, path, context)
+                self.batches[entity] = list(file_batches(entity, path, batch_size, None,
+                                                         profile, context, self._gated(items)))
+                self.done[entity].set()
+        except BaseException as exc:  # noqa: BLE001 - raised when the loader reaches the file
+            self.error = exc
+            for done in self.done.values():
+                done.set()
+
+    def _gated(self, items):
+        wait = self.gate.wait
+        for item in items:
+            wait()
+            yield item
+
+    def take(self, entity: str) -> list[Batch] | None:
+        """The file's batches, once read (None: not a related file)."""
+        done = self.done.get(entity)
+        if done is None:
+            return None
+        self.gate.set()
+        done.wait()
+        self.gate.clear()
+        if entity in self.batches:
+            return self.batches.pop(entity)
+        raise self.error
+
+    def send(self, pipe, message) -> None:
+        """``pipe.send_bytes`` with the gate open while it blocks."""
+        self.gate.set()
+        try:
+            pipe.send_bytes(message)
+        finally:
+            self.gate.clear()
+
+
 def _child(pipe, files, batch_size: int, profile: Profile, context: ReadContext | None,
            ) -> None:
     with contextlib.suppress(Exception):  # the reader dies with the loader
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    # The related files' thread holds the GIL while the main thread's write waits for the
+    # loader; each write the loader lets through costs the main thread a GIL hand-over (up to
+    # the switch interval): a larger pipe means fewer writes a batch, a shorter interval
+    # shorter hand-overs.
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+    sys.setswitchinterval(0.0005)
     try:
+        ahead = _RelatedAhead(files, batch_size, profile, context)
         for number, (entity, path) in enumerate(files):
             # the next files' first batches are read while the previous file loads
-            for batch in file_batches(entity, Path(path), batch_size,
-                                      FIRST_BATCH if number == 0 else None, profile, context):
-                pipe.send_bytes(pickle.dumps(("batch", batch), pickle.HIGHEST_PROTOCOL))
-            pipe.send_bytes(pickle.dumps(("end", entity)))
+            batches = ahead.take(entity)
+            if batches is None:
+                batches = file_batches(entity, Path(path), batch_size,
+                                       FIRST_BATCH if number == 0 else None, profile, context)
+            for batch in batches:
+                ahead.send(pipe, pickle.dumps(("batch", batch), pickle.HIGHEST_PROTOCOL))
+            ahead.send(pipe, pickle.dumps(("end", entity)))
     except (BrokenPipeError, ConnectionResetError):
         pass
     except BaseException as exc:  # noqa: BLE001 - handed to the loader, raised there

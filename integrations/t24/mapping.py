@@ -329,7 +329,7 @@ class Profile:
         path = Path(path)
         if path.suffix.lower() == ".csv":
             columns = plan.columns if plan is not None else self.plan(source).columns
-            return read_csv(path, source, self.dialect, columns)
+            return read_csv(path, source, self.dialect, columns, blank_as_none=False)
         return read_records(path, source)
 
     def count_records(self, path: Path, source: str) -> int:
@@ -767,6 +767,12 @@ def _once_per_record(compute: Callable[[Mapping], object]) -> Callable[[Mapping]
     return cached
 
 
+def _blank_as_none(data: Mapping) -> dict:
+    """A record as quarantine keeps it: blank text is no value (CSV records are read with
+    blanks as they are: every getter takes them as no value)."""
+    return {k: None if type(v) is str and not v.strip() else v for k, v in data.items()}
+
+
 def _code_step(name: str, codes: dict) -> Callable:
     def lookup(label: str, value):
         try:
@@ -853,7 +859,7 @@ def _compile(profile: Profile, source: Source, context: ReadContext | None) -> P
                 contacts = _contacts(groups, data, vm, owner_field, values[owner_field])
             values["source_system"] = SOURCE
         except Invalid as exc:
-            return Quarantine(entity, str(exc), key_of(data), json_safe(data), None,
+            return Quarantine(entity, str(exc), key_of(data), json_safe(_blank_as_none(data)), None,
                               record.source, record.line, record.number)
         if single_key is not None:
             key = str(values[single_key])[:64]
@@ -1023,8 +1029,8 @@ def _compile_related(profile: Profile, source: Source, compiler: _Compiler, fiel
                                       f"statuses), got {unpaid!r}")
                 found.append((str(key).strip(), due, amount, unpaid))
         except Invalid as exc:
-            return Quarantine(name, str(exc), None, json_safe(data), None, record.source,
-                              record.line, record.number)
+            return Quarantine(name, str(exc), None, json_safe(_blank_as_none(data)), None,
+                              record.source, record.line, record.number)
         if bills is not None:
             for item in found:
                 bills.add(*item)

@@ -106,3 +106,50 @@ def test_the_reader_process_stops_with_the_loader(tmp_path):
             break
         assert time.monotonic() < deadline, "the reader process outlived the loader"
         time.sleep(0.05)
+
+
+def dfe_files(tmp_path):
+    from integrations.sandbox.t24_files import SeedSource, generate_day
+    from integrations.t24.manifest import verify
+    from integrations.t24.mapping import load_profile
+
+    profile = load_profile("t24-dfe")
+    manifest = generate_day(tmp_path, SeedSource(40, 60, business_date=date(2026, 11, 24)),
+                            profile="t24-dfe")
+    verification = verify(manifest, profile=profile)
+    return profile, verification, [(e.entity, p) for e, p in verification.files()]
+
+
+def test_a_mapped_profiles_bills_read_ahead_give_the_same_batches(tmp_path):
+    """The reader process reads the related files (bills) in a thread while it waits for the
+    loader: the batches, and the DPD derived from the bills, are those of reading in order."""
+    from integrations.t24.mapping import ReadContext
+
+    profile, verification, files = dfe_files(tmp_path)
+    assert any(profile.entity_of(e) is None for e, _ in files)  # bills among the files
+    results = []
+    for read_ahead in (False, True):
+        context = ReadContext(verification.manifest.business_date)
+        with BatchReader(files, 7, read_ahead, profile, context) as reader:
+            results.append([(b.entity, b.records, b.rows, b.data, b.contacts,
+                             [q.reason for q in b.quarantined], b.totals.sums)
+                            for entity, _ in files for b in reader.batches(entity)])
+    assert results[0] == results[1]
+    loans = b"".join(batch[3] for batch in results[1] if batch[0] == "loans")
+    assert loans.count(b"\n") == sum(r[2] for r in results[1] if r[0] == "loans") > 0
+
+
+def test_an_error_in_a_bills_file_read_ahead_is_raised_when_the_loader_reaches_it(tmp_path):
+    from integrations.t24.mapping import ReadContext
+
+    profile, verification, files = dfe_files(tmp_path)
+    bills = next(p for e, p in files if e == "aa_bill_details")
+    bills.write_text(bills.read_text(encoding="utf-8").splitlines()[0] + '\n"unclosed,1\n',
+                     encoding="utf-8")
+    context = ReadContext(verification.manifest.business_date)
+    with BatchReader(files, 7, True, profile, context) as reader:
+        before = [entity for entity, _ in files[:[e for e, _ in files].index("aa_bill_details")]]
+        assert all(list(reader.batches(entity)) for entity in before)  # delivered, in order
+        with pytest.raises(T24FormatError) as error:
+            list(reader.batches("aa_bill_details"))
+    assert error.value.source == bills.name and "invalid CSV" in error.value.reason
