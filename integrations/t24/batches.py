@@ -137,7 +137,9 @@ class _Builder:
         self.lines: list[str] = []
         self.contact_lines: dict[str, list[str]] = {t: [] for t in CONTACT_TABLES} \
             if self.owner else {}
-        self.contact_values = {t: itemgetter(*contact_columns(entity, t))
+        # per table: the row's values, and how many of them identify it (owner + identity)
+        self.contact_values = {t: (itemgetter(*contact_columns(entity, t)),
+                                   len(CONTACT_TABLES[t][0]) + 1)
                                for t in self.contact_lines}
         self.keys: set[str] = set()
         self.contact_seen: set[tuple] = set()
@@ -166,18 +168,26 @@ class _Builder:
         self.keys.add(item.key)
         batch.totals.add(item)
         batch.rows += 1
-        values = item.values
-        self.lines.append(copy_line([*self.row_values(values), item.record_number]))
-        if any(item.contacts.get(table) for table in self.contact_lines):
-            batch.contact_owners += 1
+        self.lines.append(copy_line([*self.row_values(item.values), item.record_number]))
+        contacts = item.contacts
+        if not contacts or not self.contact_lines:
+            return
+        owns = False
+        seen = self.contact_seen
         for table, lines in self.contact_lines.items():
-            contact_values = self.contact_values[table]
-            for contact in item.contacts.get(table, ()):
+            rows = contacts.get(table)
+            if not rows:
+                continue
+            owns = True
+            contact_values, width = self.contact_values[table]
+            for contact in rows:
                 row = list(contact_values(contact))
-                identity = tuple(row[:len(CONTACT_TABLES[table][0]) + 1])
-                if identity not in self.contact_seen:  # the same number twice: once
-                    self.contact_seen.add(identity)
+                identity = tuple(row[:width])
+                if identity not in seen:  # the same number twice: once
+                    seen.add(identity)
                     lines.append(copy_line(row))
+        if owns:
+            batch.contact_owners += 1
 
     def finish(self) -> Batch:
         batch = self.batch

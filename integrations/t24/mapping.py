@@ -944,10 +944,15 @@ def _contacts(groups: list[_ContactGroup], data: Mapping, vm: str, owner_field: 
         anchor = data.get(group.each)
         if anchor is None:
             continue
-        count = anchor.count(vm) + 1 if type(anchor) is str else \
-            len(anchor) if isinstance(anchor, list) else 1
+        if type(anchor) is str:
+            if not anchor.strip():  # blank: no contact (as a CSV record's None)
+                continue
+            count = anchor.count(vm) + 1
+        else:
+            count = len(anchor) if isinstance(anchor, list) else 1
+        gets = group.gets
         for position in range(count):
-            values = [get(data, position) for get in group.gets]
+            values = [get(data, position) for get in gets]
             if values.count(None) == len(values):
                 continue
             found[group.kind].append((group, position, values))
