@@ -4,6 +4,8 @@ Thin: parse the form, call portal.placements.operations, render."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from flask import (
     Blueprint,
     Response,
@@ -159,9 +161,9 @@ def recall(cif: str):
 def index():
     scope = scopes.case_scope(db.session, current_user)
     figures = operations.collected_by_agency(db.session, scope)
-    chart_rows = [{"name": f.agency.name, "values": {"collected": f.collected,
-                                                    "rate": f.recovery_rate}}
-                  for f in figures if f.placed]
+    chart_rows = [SimpleNamespace(name=f.agency.name, values={"collected": f.collected,
+                                                              "rate": f.recovery_rate})
+                  for f in figures if f.placed]  # the rows kpi/_macros.html's bar_chart draws
     return render_template(
         "placements/index.html", figures=figures, chart_rows=chart_rows,
         placed=operations.placed_cases(db.session, scope), kind_name=kind_name,
