@@ -43,6 +43,7 @@ from portal.ops import views as ops
 from portal.payments import cli as payments_cli  # noqa: F401  (commands on payments' bp)
 from portal.payments import effects as payments_effects
 from portal.payments import views as payments
+from portal.placements import views as placements
 from portal.supervisor import views as supervisor
 from portal.web import register_web
 from portal.webhooks import cti as webhooks_cti  # noqa: F401  (routes on the webhooks' bp)
@@ -55,6 +56,7 @@ BLUEPRINTS = (
     auth.bp, auth.aliases, main.bp, cases.bp, supervisor.bp, field.bp, ops.bp, webhooks.bp,
     admin.bp, api.bp,
     graphql_bp, notifications.bp, calls.bp, payments.bp, kpi.bp, assignment.bp,
+    placements.bp,
 )
 
 

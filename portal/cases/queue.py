@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from portal import audit, clock
 from portal.cases import search
 from portal.extensions import get_redis
-from portal.models import Card, Case, CaseAssignment, Customer, Loan, Promise, User
+from portal.models import Card, Case, CaseAssignment, Customer, Loan, Placement, Promise, User
 from portal.models.enums import BUCKETS, CASE_STATUSES, bucket_for_dpd
 
 BUCKET_POINTS = {"current": 0, "1-30": 100, "31-60": 200, "61-90": 300, "90+": 400}
@@ -343,6 +343,10 @@ def search_condition(q: str):
 
 HOLDER_COLUMNS = {"agent": "assigned_agent_id", "field_agent": "assigned_field_agent_id"}
 OPEN_CASE = Case.status != "closed"
+# A case placed with the legal team or an external agency (portal/placements) is in no agent's
+# queue and Next case never hands it out; recalled or returned, it is back. The case stays
+# held by its agents (their loads on the assignment page still count it).
+NOT_PLACED = ~exists().where(Placement.case_id == Case.id, Placement.status == "active")
 
 
 def holder_column(role: str):
@@ -375,8 +379,8 @@ def held_counts(session: Session, agent_ids: Iterable[int],
 
 def _scope(agent_id: int | None, role: str = "agent"):
     """Cases of an agent's queue (all cases when ``agent_id`` is None: supervisors' search):
-    a field agent's queue is their field cases."""
-    return [held_by(agent_id, role)] if agent_id is not None else []
+    a field agent's queue is their field cases; a placed case is in no agent's queue."""
+    return [held_by(agent_id, role), NOT_PLACED] if agent_id is not None else []
 
 
 OPEN_CASE_STATUSES = tuple(s for s in CASE_STATUSES if s != "closed")
@@ -551,7 +555,7 @@ def next_case(session: Session, agent: User, now: datetime | None = None,
     case = session.scalars(
         select(Case)
         .where(
-            OPEN_CASE,
+            OPEN_CASE, NOT_PLACED,
             mine if agent.role == "field_agent"
             else or_(mine, Case.assigned_agent_id.is_(None)),
             or_(Case.locked_until.is_(None), Case.locked_until <= now,

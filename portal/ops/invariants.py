@@ -31,6 +31,7 @@ from portal.field import plausibility
 from portal.models import Case
 from portal.models.ops import InvariantRun
 from portal.notifications.messages import N_
+from portal.placements import operations as placements
 from portal.queues import enqueue
 from portal.schedules import Jobs
 
@@ -460,6 +461,9 @@ INVARIANTS: tuple[Invariant, ...] = (
               "flagged as a breach"), outbound_calls_outside_the_window_flagged),
     Invariant("camt_transactions", N_("every transaction of an imported camt file is kept once "
               "with its outcome, and went where its outcome says"), camt_transactions_accounted),
+    Invariant("placements", N_("a case has at most one active placement, a placed case is in "
+              "no agent's queue, and each agency's collected amount is the sum of its "
+              "payments"), placements.violations),
 )
 INVARIANT_WORDS = {i.name: i.description for i in INVARIANTS}  # msgids, shown translated
 

@@ -27,6 +27,8 @@ PERMISSIONS: dict[str, str] = {
     "admin.workflow": "Manage action codes, contact rules and promise limits",
     "admin.teams": "Create and rename teams, set their supervisor and members",
     "audit.view": "Read the audit log and export it (changes nothing)",
+    "placements.view": "See the placements with legal and agencies and what each collected",
+    "placements.manage": "Place cases with legal or an agency, recall them, export their files",
     # Scopes of the JSON API (granted to API tokens and to roles for session use of the API)
     "api.profile": "API: read the calling principal (GET /api/v1/me)",
     "api.locations": "API: post GPS positions of a field agent",
@@ -52,6 +54,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "portal.access", "cases.view", "customers.view_pii", "field.track", "field.review",
         "field.rejected_positions", "supervisor.board", "supervisor.assign", "supervisor.kpi",
         "api.profile", "api.cases",
+        "placements.view", "placements.manage",  # their teams' cases (issue 22)
     }),
     "ops": frozenset({
         "portal.access", "ops.integrations", "ops.actions", "field.rejected_positions",
@@ -62,6 +65,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "audit.view", "ops.integrations",
         "field.rejected_positions", "api.profile",
         "supervisor.kpi",  # admins see every team's KPIs (issue 10)
+        "placements.view",  # every agency's placements and collections (issue 22)
     }),
     # reads the audit log and changes nothing (DESIGN.md §7)
     "auditor": frozenset({"portal.access", "audit.view", "api.profile"}),

@@ -165,6 +165,7 @@ UNOWNED_URL_VARIABLES: dict[str, str] = {
     "run_id": "an integration run: ops only",
     "discrepancy_id": "a reconciliation discrepancy: ops only",
     "import_id": "a camt file import: ops only",
+    "agency_id": "a legal team or collection agency: admin.workflow only",
     "filename": "a static file",
 }
 

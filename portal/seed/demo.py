@@ -91,6 +91,22 @@ def ensure_action_codes(conn: Connection) -> dict[tuple[str, str, str], tuple]:
     return {(t, s, r): (i, c, p, f) for t, s, r, i, c, p, f in rows}
 
 
+# the legal team and two external agencies a supervisor can place a case with (portal/placements)
+DEFAULT_AGENCIES = (
+    ("LEGAL", "Phòng Pháp chế - Xử lý nợ", "legal", "phapche@nganhang.vn · 028 3822 0001"),
+    ("DAIVIET", "Công ty TNHH Mua bán nợ Đại Việt", "agency", "028 3930 4567"),
+    ("SAOVIET", "Công ty CP Thu hồi nợ Sao Việt", "agency", "024 3974 1122"),
+)
+
+
+def ensure_agencies(conn: Connection) -> None:
+    """Insert the default agencies where missing."""
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO agencies (code, name, kind, contact) "
+                        "VALUES (%s, %s, %s, %s) ON CONFLICT (code) DO NOTHING",
+                        DEFAULT_AGENCIES)
+
+
 class DemoSeeder:
     def __init__(self, conn: Connection, *, customers: int, products: int, password_hash: str,
                  tz: ZoneInfo, now: datetime | None = None,
@@ -119,6 +135,7 @@ class DemoSeeder:
         self._staff()
         self.bulk.flush()
         self.ctx.action_codes = ensure_action_codes(self.conn)
+        ensure_agencies(self.conn)
         self._integration_settings()
         portfolio = PortfolioGenerator(self.ctx, self.customers, self.products)
         work = activity.ActivityGenerator(self.ctx)

@@ -64,6 +64,8 @@ ADMIN_INTRUDERS = ("agent_a", "field_a", "sup_a", "ops")
 ACCOUNT_INTRUDERS = (*ADMIN_INTRUDERS, "auditor")
 OPS_ACTION_INTRUDERS = ("agent_a", "field_a", "sup_a", "admin")
 OPS_VIEW_INTRUDERS = ("agent_a", "field_a", "sup_a")
+# placing and recalling: another team's supervisor, the agents, admins and ops
+PLACEMENT_INTRUDERS = ("sup_b", "agent_a", "field_a", "agent_b", "admin", "ops")
 
 
 def api_case(path_name: str) -> Check:
@@ -183,6 +185,19 @@ ROUTES: dict[tuple[str, str], Check] = {
         form={"resolution": "accepted", "note": "x"}),
     ("payments.camt_import_result", "GET"): Check({"import_id": "camt_import"},
                                                   OPS_VIEW_INTRUDERS, ("ops", "admin")),
+    # placements: a supervisor places and recalls their teams' cases; agencies are admins'
+    ("placements.case_card", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a", "sup_a")),
+    ("placements.place_form", "GET"): Check(CASE_A, PLACEMENT_INTRUDERS, ("sup_a",)),
+    ("placements.place", "POST"): Check(
+        CASE_A, PLACEMENT_INTRUDERS, ("sup_a",),
+        form={"agency_id": "agency", "expected_return_on": "in_3_days", "reason": "Khởi kiện"}),
+    ("placements.recall_form", "GET"): Check({"cif": "cif_a_placed"}, PLACEMENT_INTRUDERS,
+                                             ("sup_a",)),
+    ("placements.recall", "POST"): Check(
+        {"cif": "cif_a_placed"}, PLACEMENT_INTRUDERS, ("sup_a",),
+        form={"placement_id": "placement_a", "outcome": "recalled", "end_reason": "Thu hồi"}),
+    ("placements.toggle_agency", "POST"): Check({"agency_id": "agency_spare"}, ADMIN_INTRUDERS,
+                                                ("admin",)),
 }
 
 # Rules with a variable that anyone may call, and why.
@@ -372,6 +387,23 @@ def _build(session) -> World:
     spare, _raw = api_tokens.create_token(session, name="spare", scopes=["api.profile"],
                                           user=None, created_by="test")
     ids["token_spare"] = spare.id
+    from portal.models import Agency, Placement
+
+    agency = Agency(code="LEGAL", name="Phòng Pháp chế", kind="legal")
+    spare_agency = Agency(code="SPARE", name="Spare agency", kind="agency")
+    session.add_all([agency, spare_agency])
+    session.add(Customer(cif="CIFAUTHZAP", name="Khach Hang Placed", source_system="T24"))
+    session.flush()
+    placed_case = Case(cif="CIFAUTHZAP", assigned_agent_id=users["agent_a"].id)
+    session.add(placed_case)
+    session.flush()
+    placement = Placement(case_id=placed_case.id, agency_id=agency.id, placed_on=today,
+                          placed_at=now, expected_return_on=today, amount=Decimal(0),
+                          reason="x", placed_by_id=users["sup_a"].id)
+    session.add(placement)
+    session.flush()
+    ids.update(agency=agency.id, agency_spare=spare_agency.id, cif_a_placed="CIFAUTHZAP",
+               placement_a=placement.id)
     ids["status_refuses"] = session.scalar(text(
         "SELECT id FROM status_values WHERE kind = 'customer_status' AND code = 'refuses'"))
     session.commit()

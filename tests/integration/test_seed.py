@@ -275,6 +275,12 @@ def test_integration_settings_enabled(db, seeded):
     assert settings == dict.fromkeys(INTEGRATIONS, True)
 
 
+def test_the_legal_team_and_two_agencies_take_placements(db, seeded):
+    rows = db.session.execute(text("SELECT kind, count(*) FROM agencies WHERE active "
+                                   "GROUP BY kind ORDER BY kind")).all()
+    assert [tuple(r) for r in rows] == [("agency", 2), ("legal", 1)]
+
+
 def test_second_run_changes_nothing(db, seed, seeded):
     before = table_counts(db)
     again = seed()
