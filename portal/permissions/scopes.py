@@ -166,6 +166,7 @@ UNOWNED_URL_VARIABLES: dict[str, str] = {
     "discrepancy_id": "a reconciliation discrepancy: ops only",
     "import_id": "a camt file import: ops only",
     "filename": "a static file",
+    "ref_id": "a reference person of the case named by <cif>: the view refuses one of another CIF",
 }
 
 
