@@ -132,3 +132,36 @@ def test_a_supervisor_of_another_team_is_refused(client, db, office, make_user, 
     db.session.expire_all()
     assert db.session.get(Case, case.id).assigned_agent_id == office["first"].id
     assert db.session.scalar(select(func.count(CaseAssignment.id))) == 0
+
+
+def test_the_invariant_names_a_history_that_does_not_end_with_the_holder(db, office):
+    """`flask check invariants` (case_assignments): a reassignment keeps the history and the
+    case in step; a holder changed behind the history's back, or two open rows, are named."""
+    from sqlalchemy import text
+
+    from portal.assignment import operations as assignment
+    from portal.ops import invariants
+
+    def found():
+        [result] = invariants.check_all(db.session, names=["case_assignments"])
+        assert result.error is None, result.error
+        return [(v["case_id"], v["role"], v["open_rows"]) for v in result.sample]
+
+    case, second = office["case"], office["second"]
+    assignment.reassign_case(db.session, office["supervisor"], case.id, second.id, "Cân tải")
+    assignment.reassign_case(db.session, office["supervisor"], case.id, office["field"].id,
+                             "Đi thăm")
+    db.session.commit()
+    assert found() == []
+    db.session.execute(text("UPDATE cases SET assigned_agent_id = :a WHERE id = :c"),
+                       {"a": office["first"].id, "c": case.id})
+    db.session.commit()
+    assert found() == [(case.id, "agent", 1)]
+    db.session.execute(text("UPDATE cases SET assigned_agent_id = :a WHERE id = :c"),
+                       {"a": second.id, "c": case.id})
+    db.session.execute(text(
+        "INSERT INTO case_assignments (case_id, role, agent_id, assigned_at) "
+        "SELECT case_id, role, agent_id, assigned_at FROM case_assignments "
+        "WHERE role = 'field_agent'"))
+    db.session.commit()
+    assert found() == [(case.id, "field_agent", 2)]
