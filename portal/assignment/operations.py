@@ -579,6 +579,20 @@ def reassign_case(session: Session, actor: User, case_id: int, agent_id: int,
                         reason=reason.strip())
 
 
+# The reasons the system writes (this module, Next case, the demo seed), shown in the reader's
+# language; a reason a supervisor typed is shown as typed.
+SYSTEM_REASONS = {
+    "automatic distribution (balance)": _l("automatic distribution (balance)"),
+    "automatic distribution (round_robin)": _l("automatic distribution (round robin)"),
+    "automatic distribution (nearest)": _l("automatic distribution (nearest)"),
+    "Taken from the shared pool with Next case": _l("Taken from the shared pool with Next "
+                                                    "case"),
+    "initial allocation": _l("initial allocation"),
+    "bucket roll 61+": _l("bucket roll 61+"),
+    "workload rebalancing": _l("workload rebalancing"),
+}
+
+
 @dataclass
 class HistoryRow:
     """A ``case_assignments`` row with the names of the people it mentions."""
@@ -587,6 +601,11 @@ class HistoryRow:
     agent: str | None
     previous_agent: str | None
     assigned_by: str | None
+
+    @property
+    def reason(self) -> str | None:
+        reason = self.row.reason
+        return str(SYSTEM_REASONS[reason]) if reason in SYSTEM_REASONS else reason
 
 
 def history_rows(session: Session, case_id: int) -> list[HistoryRow]:

@@ -165,3 +165,22 @@ def test_the_invariant_names_a_history_that_does_not_end_with_the_holder(db, off
         "WHERE role = 'field_agent'"))
     db.session.commit()
     assert found() == [(case.id, "field_agent", 2)]
+
+
+def test_a_reason_the_system_wrote_is_shown_in_the_readers_language(client, db, office, login):
+    """A supervisor's reason is shown as typed; the reasons the system writes are translated."""
+    from portal import clock
+
+    case, first = office["case"], office["first"]
+    first.language = "vi"
+    db.session.add_all([
+        CaseAssignment(case_id=case.id, role="agent", agent_id=first.id,
+                       reason="initial allocation", assigned_at=clock.now()),
+        CaseAssignment(case_id=case.id, role="field_agent", agent_id=office["field"].id,
+                       reason="KH chuyển nhà", assigned_at=clock.now())])
+    db.session.commit()
+    login(first)
+    card = html(client.get(f"/supervisor/assignment/cases/{case.cif}"))
+    assert sorted(re.findall(r'data-testid="assignment-reason">([^<]+)<', card)) == \
+        ["KH chuyển nhà", "phân bổ ban đầu"]
+    assert "Lịch sử phân công" in card
