@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
+from sqlalchemy import select
 
 from portal.assignment import operations as assignment
 from portal.assignment import queries
@@ -133,7 +134,7 @@ def apply_upload():
 
 
 def _case(cif: str) -> Case:
-    case = db.session.query(Case).filter_by(cif=cif).one_or_none()
+    case = db.session.scalar(select(Case).where(Case.cif == cif))
     if case is None:
         abort(404)
     return case
@@ -144,14 +145,12 @@ def _case_card(case: Case, *, values: dict | None = None, errors: dict | None = 
     """The case's assignment history, and (supervisor.assign) the reassignment form."""
     may_assign = can("supervisor.assign")
     agents = assignment.assignable_agents(db.session, current_user) if may_assign else []
-    response = current_app.make_response((render_template(
+    return current_app.make_response((render_template(
         "assignment/_case_card.html", case=case,
         history=assignment.history_rows(db.session, case.id), may_assign=may_assign,
         agents=agents, holders={"agent": case.assigned_agent_id,
                                 "field_agent": case.assigned_field_agent_id},
-        role_labels=assignment.ROLE_LABELS, values=values or {}, errors=errors or {},
-        message=message), status))
-    return response
+        values=values or {}, errors=errors or {}, message=message), status))
 
 
 @bp.get("/cases/<cif>")
