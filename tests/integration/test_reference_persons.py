@@ -251,3 +251,25 @@ def test_a_bank_sync_leaves_crm_persons_and_a_retirement_alone(app, client, db, 
     synced = db.session.get(ReferenceCustomer, bank.id)
     assert synced.name == "Lê Văn Cường (LOS)" and synced.retired_at is not None
     assert {k: v for k, v in vars(person(db)).items() if not k.startswith("_")} == crm_before
+
+
+def test_a_persons_primary_phone_leaves_the_customers_primary_alone(client, db, setup,
+                                                                    make_phone):
+    """One primary per type per owner: the person's choice unsets only the person's rows."""
+    _, case, token = setup
+    customer_phone = make_phone(case.cif, "0912345678", is_primary=True)
+    add_person(client, token, case.cif)
+    ref = person(db)
+    url = f"/cases/{case.cif}/references/{ref.id}/contacts/phone"
+    assert post(client, token, url, type="MOBILE", number="0933111222",
+                is_primary="1").status_code == 200
+    assert post(client, token, url, type="MOBILE", number="0933111333",
+                is_primary="1").status_code == 200
+    db.session.expire_all()
+    primaries = db.session.scalars(select(Phone.number).where(Phone.is_primary)
+                                   .order_by(Phone.id)).all()
+    assert primaries == [customer_phone.number, "0933 111 333"]
+    # the same number as the customer's is the person's own row (owners are apart)
+    assert post(client, token, url, type="HOME", number="0912345678").status_code == 200
+    assert db.session.scalar(select(func.count(Phone.id)).where(
+        Phone.number_e164 == "+84912345678")) == 2
