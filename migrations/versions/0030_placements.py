@@ -9,8 +9,8 @@ Create Date: 2026-12-07 04:30:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0030_placements'
-down_revision = '0026'
+revision = '0030'
+down_revision = '0028'
 branch_labels = None
 depends_on = None
 

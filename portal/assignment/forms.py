@@ -19,6 +19,7 @@ from portal.forms import RawField
 from portal.models.enums import BUCKET_NAMES
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+REASON_MAX = 200  # case_assignments.reason
 
 
 class _Ids(Field):
@@ -172,3 +173,25 @@ class CsvApplyForm(_Form):
 
     content = RawField("CSV", widget=TextArea(), parse=_text, default="")
     skip_invalid = RawField("Apply the valid lines only", parse=_ticked, default=False)
+
+
+class CaseReassignForm(FlaskForm):
+    """Reassign one case from the case view to an agent of the supervisor's teams (a call
+    agent takes its call side, a field agent its field side), with a reason (errors per field,
+    shown next to it)."""
+
+    agent = RawField("Give to", parse=_id)
+    reason = RawField("Reason", parse=_reason)
+
+    def validate_agent(self, field):
+        if field.data is None:
+            raise ValidationError(_("Choose the agent who takes the case."))
+
+    def validate_reason(self, field):
+        if field.data is None:
+            raise ValidationError(_("Say why the case is reassigned."))
+        if len(field.data) > REASON_MAX:
+            raise ValidationError(_("At most %(num)d characters.", num=REASON_MAX))
+
+    def field_errors(self) -> dict[str, str]:
+        return {name: messages[0] for name, messages in self.errors.items() if messages}

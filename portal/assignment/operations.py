@@ -567,6 +567,58 @@ def distribute(session: Session, actor: User, *, team_id: int, role: str = "agen
     return plan, result
 
 
+def reassign_case(session: Session, actor: User, case_id: int, agent_id: int,
+                  reason: str) -> BatchResult:
+    """One case, from the case view, to a call agent (its call side) or a field agent (its
+    field side): ``assign_cases`` (the same checks, history, audit and notifications as the
+    assignment page), with the reason the form requires."""
+    if not (reason or "").strip():
+        raise AssignmentError(_("Say why the case is reassigned."))
+    agent = _check_agent(session, actor, session.get(User, agent_id))
+    return assign_cases(session, actor, [(case_id, agent.id)], role=agent.role,
+                        reason=reason.strip())
+
+
+# The reasons the system writes (this module, Next case, the demo seed), shown in the reader's
+# language; a reason a supervisor typed is shown as typed.
+SYSTEM_REASONS = {
+    "automatic distribution (balance)": _l("automatic distribution (balance)"),
+    "automatic distribution (round_robin)": _l("automatic distribution (round robin)"),
+    "automatic distribution (nearest)": _l("automatic distribution (nearest)"),
+    "Taken from the shared pool with Next case": _l("Taken from the shared pool with Next "
+                                                    "case"),
+    "initial allocation": _l("initial allocation"),
+    "bucket roll 61+": _l("bucket roll 61+"),
+    "workload rebalancing": _l("workload rebalancing"),
+}
+
+
+@dataclass
+class HistoryRow:
+    """A ``case_assignments`` row with the names of the people it mentions."""
+
+    row: CaseAssignment
+    agent: str | None
+    previous_agent: str | None
+    assigned_by: str | None
+
+    @property
+    def reason(self) -> str | None:
+        reason = self.row.reason
+        return str(SYSTEM_REASONS[reason]) if reason in SYSTEM_REASONS else reason
+
+
+def history_rows(session: Session, case_id: int) -> list[HistoryRow]:
+    """``history`` (newest first) with the agents' and the assigner's names."""
+    rows = history(session, case_id)
+    ids = {i for r in rows for i in (r.agent_id, r.previous_agent_id, r.assigned_by_id)
+           if i is not None}
+    names = dict(session.execute(select(User.id, User.full_name)
+                                 .where(User.id.in_(ids or {-1}))).all())
+    return [HistoryRow(r, names.get(r.agent_id), names.get(r.previous_agent_id),
+                       names.get(r.assigned_by_id)) for r in rows]
+
+
 def history(session: Session, case_id: int) -> list[CaseAssignment]:
     return list(session.scalars(select(CaseAssignment).where(CaseAssignment.case_id == case_id)
                                 .order_by(CaseAssignment.assigned_at.desc(),

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
+from sqlalchemy import select
 
 from portal.assignment import operations as assignment
 from portal.assignment import queries
 from portal.assignment.forms import (
     AutoDistributeForm,
     BulkAssignForm,
+    CaseReassignForm,
     CsvApplyForm,
     CsvUploadForm,
     filter_from_query,
 )
 from portal.assignment.operations import AssignmentError, CaseFilter
 from portal.extensions import db
+from portal.models import Case
 from portal.permissions.decorators import permission_required
+from portal.permissions.roles import can
 
 bp = Blueprint("assignment", __name__, url_prefix="/supervisor/assignment")
 
@@ -124,3 +128,57 @@ def apply_upload():
                    "CSV applied: %(num)d cases assigned%(skipped)s.", changed, skipped=skipped),
           "success")
     return redirect(url_for("assignment.index"))
+
+
+# --- one case, from the case view (an HTMX card the case view loads) -------------------------
+
+
+def _case(cif: str) -> Case:
+    case = db.session.scalar(select(Case).where(Case.cif == cif))
+    if case is None:
+        abort(404)
+    return case
+
+
+def _case_card(case: Case, *, values: dict | None = None, errors: dict | None = None,
+               message: str | None = None, status: int = 200):
+    """The case's assignment history, and (supervisor.assign) the reassignment form."""
+    may_assign = can("supervisor.assign")
+    agents = assignment.assignable_agents(db.session, current_user) if may_assign else []
+    return current_app.make_response((render_template(
+        "assignment/_case_card.html", case=case,
+        history=assignment.history_rows(db.session, case.id), may_assign=may_assign,
+        agents=agents, holders={"agent": case.assigned_agent_id,
+                                "field_agent": case.assigned_field_agent_id},
+        values=values or {}, errors=errors or {}, message=message), status))
+
+
+@bp.get("/cases/<cif>")
+@permission_required("cases.view")
+def case_card(cif: str):
+    return _case_card(_case(cif))
+
+
+@bp.post("/cases/<cif>")
+@permission_required("supervisor.assign")
+def reassign_case(cif: str):
+    case = _case(cif)
+    form = CaseReassignForm()
+    values = {name: field.raw_data[0] for name, field in (("agent", form.agent),
+                                                          ("reason", form.reason))
+              if field.raw_data}
+    if not form.validate():
+        return _case_card(case, values=values, errors=form.field_errors(), status=422)
+    try:
+        result = assignment.reassign_case(db.session, current_user, case.id, form.agent.data,
+                                          form.reason.data)
+        db.session.commit()
+    except AssignmentError as exc:
+        db.session.rollback()
+        return _case_card(_case(cif), values=values, errors={"agent": str(exc)}, status=422)
+    db.session.refresh(case)
+    response = _case_card(case, message=_("Case reassigned.") if result.changed
+                          else _("Nothing changed: the case is already with this agent."))
+    if result.changed:
+        response.headers["HX-Trigger"] = "case-updated"  # the header shows the new agent
+    return response

@@ -92,6 +92,14 @@ class CaseView:
             sum((c.outstanding for c in self.cards), Decimal(0))
 
     @property
+    def active_references(self) -> list[ReferenceCustomer]:
+        return [r for r in self.references if r.retired_at is None]
+
+    @property
+    def retired_references(self) -> list[ReferenceCustomer]:
+        return [r for r in self.references if r.retired_at is not None]
+
+    @property
     def pending_promises(self) -> list[Promise]:
         return [p for p in self.promises if p.status == "pending"]
 
@@ -150,10 +158,13 @@ def load_case_view(session: Session, cif: str, now: datetime | None = None) -> C
                                 .order_by(Address.is_primary.desc(), Address.id)).all()
     emails = session.scalars(select(Email).where(Email.cif == cif)
                              .order_by(Email.is_primary.desc(), Email.id)).all()
-    references = session.scalars(
+    references = session.scalars(  # active first, then the retired (cases.references)
         select(ReferenceCustomer).where(ReferenceCustomer.primary_cif == cif)
-        .options(selectinload(ReferenceCustomer.phones))
-        .order_by(ReferenceCustomer.relationship_type, ReferenceCustomer.name)).all()
+        .options(selectinload(ReferenceCustomer.phones),
+                 selectinload(ReferenceCustomer.emails),
+                 selectinload(ReferenceCustomer.addresses))
+        .order_by(ReferenceCustomer.retired_at.is_not(None), ReferenceCustomer.relationship_type,
+                  ReferenceCustomer.name, ReferenceCustomer.id)).all()
     actions = session.scalars(
         select(Action).where(Action.cif == cif)
         .options(selectinload(Action.agent), selectinload(Action.action_code))

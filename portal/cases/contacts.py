@@ -14,6 +14,10 @@ Phones are stored normalised: ``number_e164`` (portal/phones.py, the one phone r
 One primary per type: the CRM's choice of a primary unsets every other primary of that type of
 the customer, the bank's rows included (a partial unique index holds it; the bank syncs leave
 a CRM primary in place, integrations/t24/load.py).
+
+A reference person's contacts (``ref_cif=``: the rows are theirs, not the customer's) follow
+the same rules, the same verification and the same corrections of bank rows: only the owner
+differs (``Owner``).
 """
 
 from __future__ import annotations
@@ -66,6 +70,39 @@ ANOTHER_CRM_ROW = {"phone": _l("Another CRM phone of the customer is already thi
                                "that one instead."),
                    "email": _l("Another CRM email of the customer is already this one: edit "
                                "that one instead.")}
+
+
+ANOTHER_CRM_ROW_REF = {"phone": _l("Another CRM phone of this person is already this one: edit "
+                                   "that one instead."),
+                       "email": _l("Another CRM email of this person is already this one: edit "
+                                   "that one instead.")}
+ALREADY_ON_FILE_REF = {"phone": _l("This person already has this phone: correct or edit it in "
+                                   "the list."),
+                       "email": _l("This person already has this email: correct or edit it in "
+                                   "the list.")}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose contact rows: the customer's own (``ref_cif`` None) or one of their reference
+    persons'. ``cif`` is always the customer's (the event names it)."""
+
+    cif: str
+    ref_cif: str | None = None
+
+    def rows(self, model):
+        """The condition matching this owner's rows of ``model``."""
+        if self.ref_cif is not None:
+            return model.ref_cif == self.ref_cif
+        return model.cif == self.cif
+
+    def owns(self, row) -> bool:
+        if self.ref_cif is not None:
+            return row.ref_cif == self.ref_cif and row.cif is None
+        return row.cif == self.cif
+
+    def message(self, messages: dict, messages_ref: dict, kind: ContactKind) -> str:
+        return str((messages_ref if self.ref_cif is not None else messages)[kind.name])
 
 
 class ContactValidationError(Exception):
@@ -144,12 +181,12 @@ def _same_value(kind: ContactKind, values: dict):
         else getattr(model, name).is_(None) for name in kind.fields)
 
 
-def _holding(session: Session, kind: ContactKind, cif: str, values: dict, *,
+def _holding(session: Session, kind: ContactKind, owner: Owner, values: dict, *,
              source: str | None = None, exclude_id: int | None = None):
-    """The customer's row (of ``source``, any when None) holding the same value, if any."""
+    """The owner's row (of ``source``, any when None) holding the same value, if any."""
     condition = _same_value(kind, values)
     conditions = condition if isinstance(condition, tuple) else (condition,)
-    query = select(kind.model).where(kind.model.cif == cif, *conditions)
+    query = select(kind.model).where(owner.rows(kind.model), *conditions)
     if source is not None:
         query = query.where(kind.model.source_system == source)
     if exclude_id is not None:
@@ -178,10 +215,10 @@ def _changes(before: dict | None, after: dict) -> dict:
                               "new": after.get("id")}}
 
 
-def _publish(session: Session, actor: User, kind: ContactKind, row, operation: str,
-             changes: dict) -> None:
+def _publish(session: Session, actor: User, kind: ContactKind, owner: Owner, row,
+             operation: str, changes: dict) -> None:
     publish("CONTACT_UPDATED", {
-        "cif": row.cif, "contact_type": kind.name, "operation": operation,
+        "cif": owner.cif, "contact_type": kind.name, "operation": operation,
         "contact_id": row.id, "ref_cif": row.ref_cif, "changes": changes,
         "actor_id": actor.id,
     }, session=session)
@@ -194,8 +231,9 @@ def _apply(kind: ContactKind, row, values: dict) -> None:
         row.number_e164 = phone_e164(values["number"])
 
 
-def _new_crm_row(kind: ContactKind, cif: str, values: dict):
-    row = kind.model(cif=cif, source_system=CRM)
+def _new_crm_row(kind: ContactKind, owner: Owner, values: dict):
+    row = kind.model(cif=None if owner.ref_cif else owner.cif, ref_cif=owner.ref_cif,
+                     source_system=CRM)
     row.is_primary = False
     row.is_verified = False
     row.do_not_contact = False
@@ -203,15 +241,15 @@ def _new_crm_row(kind: ContactKind, cif: str, values: dict):
     return row
 
 
-def _make_room_for_primary(session: Session, kind: ContactKind, cif: str, values: dict,
+def _make_room_for_primary(session: Session, kind: ContactKind, owner: Owner, values: dict,
                            keep_id: int | None) -> list:
     """Before a row becomes (or stays) the primary of its type: every other primary of that
-    type of the customer — the bank's rows too — is unset (flushed, so the one-primary index
+    type of the owner — the bank's rows too — is unset (flushed, so the one-primary index
     never sees two). Returns the rows unset."""
     if not values.get("is_primary"):
         return []
     others = list(session.scalars(select(kind.model).where(
-        kind.model.cif == cif, kind.model.type == values["type"],
+        owner.rows(kind.model), kind.model.type == values["type"],
         kind.model.is_primary.is_(True),
         *((kind.model.id != keep_id,) if keep_id is not None else ()))))
     for other in others:
@@ -227,72 +265,77 @@ def _record_unset(session: Session, actor: User, kind: ContactKind, unset: list,
                      after={"is_primary": False, "primary_id": row.id})
 
 
-def add_contact(session: Session, actor: User, cif: str, kind_name: str, form) -> object:
-    """A new CRM contact. A number (e-mail, address) the customer already has on file is
-    refused: the agent corrects or edits that one."""
+def add_contact(session: Session, actor: User, cif: str, kind_name: str, form, *,
+                ref_cif: str | None = None) -> object:
+    """A new CRM contact of the customer (of their reference person ``ref_cif``). A number
+    (e-mail) the owner already has on file is refused: the agent corrects or edits that one."""
     kind = kind_of(kind_name)
+    owner = Owner(cif, ref_cif)
     values = clean(kind, form)
-    if kind.name != "address" and _holding(session, kind, cif, values) is not None:
+    if kind.name != "address" and _holding(session, kind, owner, values) is not None:
         field = kind.fields[0]
-        raise ContactValidationError({field: str(ALREADY_ON_FILE[kind.name])})
-    unset = _make_room_for_primary(session, kind, cif, values, None)
-    row = _new_crm_row(kind, cif, values)
+        raise ContactValidationError({field: owner.message(ALREADY_ON_FILE,
+                                                           ALREADY_ON_FILE_REF, kind)})
+    unset = _make_room_for_primary(session, kind, owner, values, None)
+    row = _new_crm_row(kind, owner, values)
     session.add(row)
     session.flush()
     _record_unset(session, actor, kind, unset, row)
     after = snapshot(kind, row)
     audit.record(session, actor, f"{kind.name}.create", kind.name, row.id, after=after)
-    _publish(session, actor, kind, row, "created", _changes(None, after))
+    _publish(session, actor, kind, owner, row, "created", _changes(None, after))
     return row
 
 
 def update_contact(session: Session, actor: User, cif: str, kind_name: str, contact_id: int,
-                   form) -> object | None:
+                   form, *, ref_cif: str | None = None) -> object | None:
     """Edit a CRM row in place; a bank row gets a CRM correction row instead — or, when the CRM
     already holds the corrected number, that row is edited. Returns the row saved, or None when
     the form changes nothing."""
     kind = kind_of(kind_name)
-    row = _get(session, kind, cif, contact_id)
+    owner = Owner(cif, ref_cif)
+    row = _get(session, kind, owner, contact_id)
     values = clean(kind, form)
     if same(kind, row, values):
         return None
     before = snapshot(kind, row)
     if row.source_system != CRM:
-        return _correct(session, actor, kind, cif, row, values, before)
-    if kind.name != "address" and _holding(session, kind, cif, values, source=CRM,
+        return _correct(session, actor, kind, owner, row, values, before)
+    if kind.name != "address" and _holding(session, kind, owner, values, source=CRM,
                                            exclude_id=row.id) is not None:
         field = kind.fields[0]
-        raise ContactValidationError({field: str(ANOTHER_CRM_ROW[kind.name])})
-    unset = _make_room_for_primary(session, kind, cif, values, row.id)
+        raise ContactValidationError({field: owner.message(ANOTHER_CRM_ROW,
+                                                           ANOTHER_CRM_ROW_REF, kind)})
+    unset = _make_room_for_primary(session, kind, owner, values, row.id)
     _apply(kind, row, values)
     session.flush()
     _record_unset(session, actor, kind, unset, row)
     after = snapshot(kind, row)
     audit.record(session, actor, f"{kind.name}.update", kind.name, row.id, before=before,
                  after=after)
-    _publish(session, actor, kind, row, "updated", _changes(before, after))
+    _publish(session, actor, kind, owner, row, "updated", _changes(before, after))
     return row
 
 
-def _correct(session: Session, actor: User, kind: ContactKind, cif: str, bank_row,
+def _correct(session: Session, actor: User, kind: ContactKind, owner: Owner, bank_row,
              values: dict, before: dict) -> object | None:
     """A change to a bank row: stored on the CRM row holding the (corrected) value, or on a
     new CRM row beside the bank's."""
     values.setdefault("is_primary", False)
-    target = _holding(session, kind, cif, values, source=CRM)
+    target = _holding(session, kind, owner, values, source=CRM)
     if target is not None:
         if not values.get("notes"):
             values.pop("notes")  # the CRM row keeps its own note
         if same(kind, target, values):
             return None
-        unset = _make_room_for_primary(session, kind, cif, values, target.id)
+        unset = _make_room_for_primary(session, kind, owner, values, target.id)
         _apply(kind, target, values)
         operation = "updated"
     else:
         values["notes"] = values.get("notes") or f"Correction of {bank_row.source_system} " \
                                                  f"#{bank_row.id}"
-        unset = _make_room_for_primary(session, kind, cif, values, None)
-        target = _new_crm_row(kind, cif, values)
+        unset = _make_room_for_primary(session, kind, owner, values, None)
+        target = _new_crm_row(kind, owner, values)
         target.is_verified = bank_row.is_verified and \
             all(_value_key(kind, f, getattr(bank_row, f)) == _value_key(kind, f, values.get(f))
                 for f in kind.fields)
@@ -304,26 +347,27 @@ def _correct(session: Session, actor: User, kind: ContactKind, cif: str, bank_ro
     after = snapshot(kind, target)
     audit.record(session, actor, f"{kind.name}.correct", kind.name, target.id,
                  before=before, after=after)
-    _publish(session, actor, kind, target, operation, _changes(before, after))
+    _publish(session, actor, kind, owner, target, operation, _changes(before, after))
     return target
 
 
 def set_flag(session: Session, actor: User, cif: str, kind_name: str, contact_id: int,
-             flag: str, value: bool) -> object | None:
+             flag: str, value: bool, *, ref_cif: str | None = None) -> object | None:
     """Mark a contact verified (or not) / do-not-contact (or not). A bank row's flag goes on the
     CRM row of the same number (made when there is none). None when the flag already says so."""
     kind = kind_of(kind_name)
     if flag not in FLAGS:
         raise ContactValidationError({"flag": _("Unknown flag.")})
-    row = _get(session, kind, cif, contact_id)
+    owner = Owner(cif, ref_cif)
+    row = _get(session, kind, owner, contact_id)
     before = snapshot(kind, row)
     target = row
     if row.source_system != CRM:
         values = {name: getattr(row, name) for name in (*kind.fields, "type")}
-        target = _holding(session, kind, cif, values, source=CRM)
+        target = _holding(session, kind, owner, values, source=CRM)
         if target is None:
             values["notes"] = f"Correction of {row.source_system} #{row.id}"
-            target = _new_crm_row(kind, cif, values)
+            target = _new_crm_row(kind, owner, values)
             target.is_verified = row.is_verified
             target.do_not_contact = row.do_not_contact
         else:
@@ -342,12 +386,12 @@ def set_flag(session: Session, actor: User, cif: str, kind_name: str, contact_id
         "created" if target is not row and before["id"] == row.id else "updated")
     audit.record(session, actor, f"{kind.name}.{flag}", kind.name, target.id, before=before,
                  after=after)
-    _publish(session, actor, kind, target, operation, _changes(before, after))
+    _publish(session, actor, kind, owner, target, operation, _changes(before, after))
     return target
 
 
-def _get(session: Session, kind: ContactKind, cif: str, contact_id: int):
+def _get(session: Session, kind: ContactKind, owner: Owner, contact_id: int):
     row = session.get(kind.model, contact_id)
-    if row is None or row.cif != cif:
-        raise LookupError(f"no {kind.name} {contact_id} for customer {cif}")
+    if row is None or not owner.owns(row):
+        raise LookupError(f"no {kind.name} {contact_id} for {owner}")
     return row

@@ -80,3 +80,11 @@ class MasterNoteForm(SubmittedForm):
     """The customer's master note (cases.statuses.save_master_note checks it)."""
 
     note = RawField(_l("Master note"), widget=TextArea())
+
+
+class ReferenceForm(SubmittedForm):
+    """A reference person of the customer (cases.references.clean checks it)."""
+
+    relationship_type = RawField(_l("Relationship"))
+    name = RawField(_l("Full name"))
+    national_id = RawField(_l("ID number"))

@@ -95,7 +95,7 @@ def _context(view: case_view.CaseView, **extra) -> dict:
 
 
 PANELS = {"timeline", "promises", "header", "contacts", "accounts", "history", "statuses",
-          "master_note"}
+          "master_note", "references"}
 
 
 @bp.get("/<cif>")

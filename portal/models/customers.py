@@ -83,9 +83,22 @@ class ReferenceCustomer(Base, TimestampMixin, SourceMixin):
     gender: Mapped[str | None] = mapped_column(String(10))
     company_name: Mapped[str | None] = mapped_column(String(200))
     contacts: Mapped[dict | None] = mapped_column(JSONB)
+    # retired from the case view (portal/cases/references.py): kept, with its contacts and
+    # history, hidden from the list; a bank sync leaves these two columns alone
+    retired_at: Mapped[datetime | None]
+    retired_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     phones: Mapped[list[Phone]] = relationship(
-        primaryjoin="ReferenceCustomer.ref_cif == foreign(Phone.ref_cif)", viewonly=True
+        primaryjoin="ReferenceCustomer.ref_cif == foreign(Phone.ref_cif)", viewonly=True,
+        order_by="(Phone.is_primary.desc(), Phone.id)"
+    )
+    addresses: Mapped[list[Address]] = relationship(
+        primaryjoin="ReferenceCustomer.ref_cif == foreign(Address.ref_cif)", viewonly=True,
+        order_by="(Address.is_primary.desc(), Address.id)"
+    )
+    emails: Mapped[list[Email]] = relationship(
+        primaryjoin="ReferenceCustomer.ref_cif == foreign(Email.ref_cif)", viewonly=True,
+        order_by="(Email.is_primary.desc(), Email.id)"
     )
 
 

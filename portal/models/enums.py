@@ -11,6 +11,10 @@ ROLES = ("agent", "field_agent", "supervisor", "ops", "admin", "auditor")
 LOAN_STATUSES = ("OPEN", "CLOSED", "WRITTEN_OFF", "RESTRUCTURED")
 CARD_STATUSES = ("ACTIVE", "BLOCKED", "CLOSED")
 PHONE_TYPES = ("MOBILE", "HOME", "WORK", "OTHER")
+# what an agent may enter a reference person as (labels: portal/labels.py); the bank's syncs
+# send their own codes too (parent, relative, friend, ...), shown as they come
+REFERENCE_RELATIONSHIPS = ("spouse", "guarantor", "co_signer", "parent", "sibling", "colleague",
+                           "other")
 ADDRESS_TYPES = ("HOME", "WORK", "MAILING", "OTHER")
 EMAIL_TYPES = ("PERSONAL", "WORK", "OTHER")
 RELATIONSHIP_TYPES = ("spouse", "guarantor", "co_signer", "parent", "child", "sibling",

@@ -415,6 +415,25 @@ def phones_normalised(session: Session, now: datetime) -> list[dict]:
         SELECT id AS phone_id, cif, ref_cif FROM phones WHERE number_e164 IS NULL ORDER BY id""")
 
 
+def assignment_history_follows_cases(session: Session, now: datetime) -> list[dict]:
+    """A case's assignment history (case_assignments, shown on the case view) ends where the
+    case is: at most one open row per case and role (call, field), and the open one names the
+    agent holding that side of the case; no row ends before it began."""
+    return _rows(session, """
+        SELECT a.case_id, a.role, count(*) AS open_rows, array_agg(a.agent_id) AS history_agents,
+               max(CASE a.role WHEN 'agent' THEN c.assigned_agent_id
+                   ELSE c.assigned_field_agent_id END) AS case_holder
+        FROM case_assignments a JOIN cases c ON c.id = a.case_id
+        WHERE a.unassigned_at IS NULL
+        GROUP BY a.case_id, a.role
+        HAVING count(*) > 1 OR bool_or(a.agent_id IS DISTINCT FROM CASE a.role
+               WHEN 'agent' THEN c.assigned_agent_id ELSE c.assigned_field_agent_id END)
+        UNION ALL
+        SELECT case_id, role, 0, ARRAY[agent_id], NULL FROM case_assignments
+        WHERE unassigned_at < assigned_at
+        ORDER BY 1, 2""")
+
+
 INVARIANTS: tuple[Invariant, ...] = (
     Invariant("case_totals", N_("case totals and products equal a fresh recompute"),
               case_totals_recompute),
@@ -459,6 +478,8 @@ INVARIANTS: tuple[Invariant, ...] = (
               statuses.violations),
     Invariant("call_window_breaches", N_("every outbound call outside the contact window is "
               "flagged as a breach"), outbound_calls_outside_the_window_flagged),
+    Invariant("case_assignments", N_("each case's assignment history ends with the agents "
+              "holding the case"), assignment_history_follows_cases),
     Invariant("camt_transactions", N_("every transaction of an imported camt file is kept once "
               "with its outcome, and went where its outcome says"), camt_transactions_accounted),
     Invariant("placements", N_("a case has at most one active placement, a placed case is in "

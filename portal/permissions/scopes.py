@@ -167,6 +167,7 @@ UNOWNED_URL_VARIABLES: dict[str, str] = {
     "import_id": "a camt file import: ops only",
     "agency_id": "a legal team or collection agency: admin.workflow only",
     "filename": "a static file",
+    "ref_id": "a reference person of the case named by <cif>: the view refuses one of another CIF",
 }
 
 

@@ -109,6 +109,41 @@ ROUTES: dict[tuple[str, str], Check] = {
     ("cases.contact_flag", "POST"): Check(
         {**CASE_A, "kind": "phone", "contact_id": "phone_a"}, TEAM_B_CASE_WORKERS,
         ("agent_a",), form={"flag": "is_verified", "value": "1"}),
+    # reference persons of the case and their contacts (an id of another customer's person
+    # under one's own CIF: tests/integration/test_reference_persons.py)
+    ("cases.reference_new", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",)),
+    ("cases.reference_create", "POST"): Check(
+        CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",),
+        form={"relationship_type": "spouse", "name": "Trần Thị Bình"}),
+    ("cases.reference_edit", "GET"): Check({**CASE_A, "ref_id": "ref_a"}, TEAM_B_CASE_WORKERS,
+                                           ("agent_a",)),
+    ("cases.reference_update", "POST"): Check(
+        {**CASE_A, "ref_id": "ref_a"}, TEAM_B_CASE_WORKERS, ("agent_a",),
+        form={"relationship_type": "sibling", "name": "Trần Văn Bảo"}),
+    ("cases.reference_retire", "POST"): Check({**CASE_A, "ref_id": "ref_a_retire"},
+                                              TEAM_B_CASE_WORKERS, ("agent_a",)),
+    ("cases.reference_reinstate", "POST"): Check({**CASE_A, "ref_id": "ref_a_retired"},
+                                                 TEAM_B_CASE_WORKERS, ("agent_a",)),
+    ("cases.reference_contact_new", "GET"): Check(
+        {**CASE_A, "ref_id": "ref_a", "kind": "phone"}, TEAM_B_CASE_WORKERS, ("agent_a",)),
+    ("cases.reference_contact_create", "POST"): Check(
+        {**CASE_A, "ref_id": "ref_a", "kind": "phone"}, TEAM_B_CASE_WORKERS, ("agent_a",),
+        form={"number": "0987000222", "type": "MOBILE"}),
+    ("cases.reference_contact_edit", "GET"): Check(
+        {**CASE_A, "ref_id": "ref_a", "kind": "phone", "contact_id": "ref_phone_a"},
+        TEAM_B_CASE_WORKERS, ("agent_a",)),
+    ("cases.reference_contact_update", "POST"): Check(
+        {**CASE_A, "ref_id": "ref_a", "kind": "phone", "contact_id": "ref_phone_a"},
+        TEAM_B_CASE_WORKERS, ("agent_a",), form={"number": "0987000333", "type": "MOBILE"}),
+    ("cases.reference_contact_flag", "POST"): Check(
+        {**CASE_A, "ref_id": "ref_a", "kind": "phone", "contact_id": "ref_phone_a"},
+        TEAM_B_CASE_WORKERS, ("agent_a",), form={"flag": "is_verified", "value": "1"}),
+    # the case's assignment card: its history (whoever sees the case), reassigning it (a
+    # supervisor of the case's team; the owner's request gives it to its holder: no change)
+    ("assignment.case_card", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a", "sup_a")),
+    ("assignment.reassign_case", "POST"): Check(
+        CASE_A, ("agent_a", "field_a", *TEAM_B_CASE_WORKERS), ("sup_a",),
+        form={"agent": "agent_a", "reason": "Chuyển"}),
     # read API (tokens of another user or another scope, sessions of the other team)
     **{(f"api.{name}", "GET"): api_case(name) for name in (
         "get_customer", "get_actions", "get_cards", "get_case", "get_collaterals",
@@ -272,6 +307,7 @@ def _build(session) -> World:
         Notification,
         Phone,
         ReconciliationRun,
+        ReferenceCustomer,
         Team,
         User,
         Visit,
@@ -320,6 +356,20 @@ def _build(session) -> World:
         session.add_all([phone, email, address])
         session.flush()
         ids[f"phone_{suffix}"], ids[f"email_{suffix}"] = phone.id, email.id
+        persons = {name: ReferenceCustomer(ref_cif=f"CRM-AUTHZ{suffix.upper()}{n}",
+                                           primary_cif=cif, relationship_type="spouse",
+                                           name=f"Nguoi Lien Quan {n}", source_system="CRM",
+                                           retired_at=now if name.endswith("retired") else None)
+                   for n, name in enumerate((f"ref_{suffix}", f"ref_{suffix}_retire",
+                                             f"ref_{suffix}_retired"))}
+        session.add_all(persons.values())
+        session.flush()
+        ref_phone = Phone(ref_cif=persons[f"ref_{suffix}"].ref_cif, number="0913000111",
+                          number_e164="+84913000111", type="MOBILE", source_system="CRM")
+        session.add(ref_phone)
+        session.flush()
+        ids.update({name: row.id for name, row in persons.items()})
+        ids[f"ref_phone_{suffix}"] = ref_phone.id
         pending = Action(cif=cif, agent_id=users[agent].id, type="CALL", subtype="OUTBOUND",
                          at=now, call_id=f"CALL-AUTHZ-{suffix}", source="cti")
         session.add(pending)
