@@ -1,8 +1,8 @@
 """legal and external-agency placements: the agencies a case can be placed with, and the
 placements (one active per case)
 
-Revision ID: 0030_placements
-Revises: 0026
+Revision ID: 0030
+Revises: 0028
 Create Date: 2026-12-07 04:30:00
 
 """
