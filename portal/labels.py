@@ -74,6 +74,7 @@ COMMON = {
     "broken": lazy_pgettext("code", "Broken"),
     "cancelled": lazy_pgettext("code", "Cancelled"),
     "superseded": lazy_pgettext("code", "Superseded"),
+    "part": lazy_pgettext("code", "Partly paid"),  # a plan instalment
     # payments
     "received": lazy_pgettext("code", "Received"),
     "failed": lazy_pgettext("code", "Failed"),

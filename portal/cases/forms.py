@@ -80,3 +80,15 @@ class MasterNoteForm(SubmittedForm):
     """The customer's master note (cases.statuses.save_master_note checks it)."""
 
     note = RawField(_l("Master note"), widget=TextArea())
+
+
+class PlanForm(SubmittedForm):
+    """A payment plan (cases.plans.create_plan checks it); the instalments' ``due_date`` and
+    ``amount`` come as repeated fields, read by the view in order."""
+
+    instalments = RawField(_l("Number of instalments"), parse=row_id)
+    reason = RawField(_l("Reason"), widget=TextArea())
+
+
+class PlanCancelForm(SubmittedForm):
+    cancel_reason = RawField(_l("Reason"), widget=TextArea())

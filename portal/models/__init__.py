@@ -28,6 +28,7 @@ from portal.models.loans import (
 from portal.models.moves import ProductOwnerMove
 from portal.models.ops import Alert, InvariantRun  # noqa: F401
 from portal.models.payments import Discrepancy, Payment, ReconciliationRun
+from portal.models.plans import PaymentPlan, PlanAllocation, PlanInstalment
 from portal.models.settings import AppSetting
 from portal.models.statuses import CaseStatusChange, MasterNoteVersion, StatusValue
 from portal.models.users import ApiToken, PasswordHistory, Team, User
@@ -44,4 +45,5 @@ __all__ = [
     "PromiseAllocation", "QuarantinedRecord", "ReconciliationRun", "ReferenceCustomer",
     "RejectedLocation", "Team",
     "User", "Visit",
+    "PaymentPlan", "PlanAllocation", "PlanInstalment",
 ]
