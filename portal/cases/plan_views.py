@@ -91,9 +91,10 @@ def cancel_plan(cif: str):
     form = PlanCancelForm()
     form.validate()
     plan = plans.active_plan(db.session, cif, lock=True)
-    if plan is None:
-        abort(404)
     try:
+        if plan is None:  # cancelled or broken meanwhile (another tab, the hourly job)
+            raise plans.PlanValidationError({"cancel_reason": _(
+                "There is no active plan to cancel any more.")})
         plans.cancel_plan(db.session, current_user, plan, form.cancel_reason.data)
         db.session.commit()
     except plans.PlanValidationError as exc:
