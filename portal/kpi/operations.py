@@ -80,11 +80,6 @@ DEFINITIONS: tuple[Definition, ...] = (
                   "falls in the period and that are resolved (kept, partially kept or broken). "
                   "Pending, cancelled and superseded (replaced by a newer promise) promises are "
                   "left out: neither kept nor broken."), "percent", _l("Kept rate")),
-    Definition("plan_kept_rate", _l("Plan kept rate"),
-               _l("Plan instalments kept ÷ plan instalments due: instalments of the payment plans "
-                  "the agent recorded whose date falls in the period and that are resolved — "
-                  "kept (paid in full by their date) or missed. Instalments not yet due are left "
-                  "out."), "percent", _l("Plan kept")),
     Definition("promised_amount", _l("Amount promised"),
                _l("Sum of the promises to pay taken by the agent in the period."), "money",
                _l("Promised")),
@@ -109,6 +104,12 @@ DEFINITIONS: tuple[Definition, ...] = (
                _l("Outbound calls of the agent that started outside the contact window, from any "
                   "source (click-to-call, the dialler, calls logged by hand)."), "number",
                _l("Breaches")),
+    # last: a column added after the others, so the export's earlier columns stay where they were
+    Definition("plan_kept_rate", _l("Plan kept rate"),
+               _l("Plan instalments kept ÷ plan instalments due: instalments of the payment plans "
+                  "the agent recorded whose date falls in the period and that are resolved — "
+                  "kept (paid in full by their date) or missed. Instalments not yet due are left "
+                  "out."), "percent", _l("Plan kept")),
 )
 DEFINITIONS_BY_KEY = {d.key: d for d in DEFINITIONS}
 ROLL_DEFINITION = Definition(
