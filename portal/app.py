@@ -25,6 +25,7 @@ from portal.assignment import views as assignment
 from portal.auth import views as auth
 from portal.calls import views as calls
 from portal.cases import cli as cases_cli  # noqa: F401  (commands on cases' bp)
+from portal.cases import plan_views as cases_plans  # noqa: F401  (routes on cases' bp)
 from portal.cases import reference_views as cases_references  # noqa: F401  (routes on cases' bp)
 from portal.cases import status_views as cases_statuses  # noqa: F401  (routes on cases' bp)
 from portal.cases import views as cases

@@ -74,6 +74,7 @@ COMMON = {
     "broken": lazy_pgettext("code", "Broken"),
     "cancelled": lazy_pgettext("code", "Cancelled"),
     "superseded": lazy_pgettext("code", "Superseded"),
+    "part": lazy_pgettext("code", "Partly paid"),  # a plan instalment
     # payments
     "received": lazy_pgettext("code", "Received"),
     "failed": lazy_pgettext("code", "Failed"),
@@ -268,6 +269,13 @@ LABELS: dict[str, dict[str, object]] = {
         "ops.retry_dead_letters": lazy_pgettext("code", "Dead letters retried"),
         "payments.reconcile": lazy_pgettext("code", "Payments reconciled"),
         "seed.demo": lazy_pgettext("code", "Demo data loaded"),
+        "promise.cancel": lazy_pgettext("code", "Promise cancelled"),
+        "plan.create": lazy_pgettext("code", "Payment plan recorded"),
+        "plan.cancel": lazy_pgettext("code", "Payment plan cancelled"),
+        "plan.complete": lazy_pgettext("code", "Payment plan completed"),
+        "plan.reopen": lazy_pgettext("code", "Payment plan reopened"),
+        "plan.broken": lazy_pgettext("code", "Payment plan broken"),
+        "plan.instalment_missed": lazy_pgettext("code", "Plan instalment missed"),
     },
     "audit_entity": {
         "user": lazy_pgettext("code", "User"),
@@ -279,7 +287,13 @@ LABELS: dict[str, dict[str, object]] = {
         "action_code": lazy_pgettext("code", "Action code"),
         "visit": lazy_pgettext("code", "Visit"),
         "app_setting": lazy_pgettext("code", "Setting"),
+        "payment_plan": lazy_pgettext("code", "Payment plan"),
     },
+    # payment plans and their instalments (portal/cases/plans.py)
+    "plan": {"active": lazy_pgettext("code", "In force")},
+    "instalment": {"pending": lazy_pgettext("code", "Not yet paid"),
+                   "kept": lazy_pgettext("code", "Paid on time"),
+                   "missed": lazy_pgettext("code", "Late")},
 }
 
 _reported: set[str] = set()

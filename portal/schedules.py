@@ -140,7 +140,8 @@ SCHEDULES: tuple[Schedule, ...] = (
         # idempotent, so it needs no time-zone arithmetic and catches up after downtime
         "promises.broken", Jobs.BROKEN_PROMISES, "default",
         cron="5 * * * *", timeout=600,
-        description="mark promises broken the day after their date when paid short",
+        description="mark promises broken the day after their date when paid short, plan "
+                    "instalments missed and plans broken",
     ),
     Schedule(
         "cases.priorities", Jobs.RECOMPUTE_PRIORITIES, "default",

@@ -1,4 +1,5 @@
-"""Admin: the bank's contact rules (window, call cap) and the promise-to-pay horizon."""
+"""Admin: the bank's contact rules (window, call cap), the promise-to-pay horizon and the
+payment plan limits."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from wtforms.validators import InputRequired, NumberRange, ValidationError
 
 from portal.admin.views import bp
 from portal.cases import contact_rules as rules_service
-from portal.cases.contact_rules import ContactRules, PromiseRules
+from portal.cases.contact_rules import ContactRules, PlanRules, PromiseRules
 from portal.extensions import db
 from portal.models import AppSetting, User
 from portal.permissions.decorators import permission_required
@@ -33,6 +34,35 @@ class ContactRulesForm(FlaskForm):
     promise_max_days = IntegerField(_l("Promise date at most (days ahead)"), validators=[
         InputRequired(_l("Enter a number of days.")),
         NumberRange(0, 365, _l("Enter a number of days from 0 to 365."))])
+    plan_min_instalments = IntegerField(_l("Fewest instalments"), validators=[
+        InputRequired(_l("Enter a number of instalments.")),
+        NumberRange(1, 60, _l("Enter a number from 1 to 60."))])
+    plan_max_instalments = IntegerField(_l("Most instalments"), validators=[
+        InputRequired(_l("Enter a number of instalments.")),
+        NumberRange(1, 60, _l("Enter a number from 1 to 60."))])
+    plan_first_within_days = IntegerField(_l("First instalment within (days)"), validators=[
+        InputRequired(_l("Enter a number of days.")),
+        NumberRange(0, 365, _l("Enter a number of days from 0 to 365."))])
+    plan_max_days = IntegerField(_l("Plan length at most (days)"), validators=[
+        InputRequired(_l("Enter a number of days.")),
+        NumberRange(1, 1830, _l("Enter a number of days from 1 to 1830."))])
+    plan_min_amount = IntegerField(_l("Smallest instalment (₫)"), validators=[
+        InputRequired(_l("Enter an amount in đồng, digits only.")),
+        NumberRange(1, 10**12, _l("Enter an amount from 1 đồng."))])
+    plan_break_after_missed = IntegerField(_l("Missed instalments that break a plan"),
+                                           validators=[
+        InputRequired(_l("Enter a number of instalments.")),
+        NumberRange(1, 60, _l("Enter a number from 1 to 60."))])
+
+    def validate_plan_max_instalments(self, field):
+        if self.plan_min_instalments.data and field.data is not None \
+                and field.data < self.plan_min_instalments.data:
+            raise ValidationError(_("At least the fewest instalments."))
+
+    def validate_plan_max_days(self, field):
+        if self.plan_first_within_days.data is not None and field.data is not None \
+                and field.data < self.plan_first_within_days.data:
+            raise ValidationError(_("At least the days to the first instalment."))
 
     def validate_window_end(self, field):
         if self.window_start.data and field.data and field.data <= self.window_start.data:
@@ -42,14 +72,16 @@ class ContactRulesForm(FlaskForm):
 def _render(form: ContactRulesForm, status: int = 200):
     settings = {row.key: row for row in db.session.scalars(
         select(AppSetting).where(AppSetting.key.in_(
-            (rules_service.CONTACT_RULES_KEY, rules_service.PROMISE_RULES_KEY))))}
+            (rules_service.CONTACT_RULES_KEY, rules_service.PROMISE_RULES_KEY,
+             rules_service.PLAN_RULES_KEY))))}
     last = max(settings.values(), key=lambda r: r.updated_at, default=None)
     changed_by = db.session.get(User, last.updated_by_id) if last and last.updated_by_id else None
     return render_template(
         "admin/contact_rules.html", form=form, last_change=last, changed_by=changed_by,
-        defaults=ContactRules(), promise_defaults=PromiseRules(),
+        defaults=ContactRules(), promise_defaults=PromiseRules(), plan_defaults=PlanRules(),
         current=rules_service.get_contact_rules(db.session),
         current_promise=rules_service.get_promise_rules(db.session),
+        current_plan=rules_service.get_plan_rules(db.session),
     ), status
 
 
@@ -58,11 +90,13 @@ def _render(form: ContactRulesForm, status: int = 200):
 def contact_rules():
     rules = rules_service.get_contact_rules(db.session)
     promise = rules_service.get_promise_rules(db.session)
+    plan = rules_service.get_plan_rules(db.session)
     form = ContactRulesForm(formdata=None, window_start=rules.window_start,
                             window_end=rules.window_end,
                             max_call_attempts=rules.max_call_attempts,
                             attempt_window_days=rules.attempt_window_days,
-                            promise_max_days=promise.max_days)
+                            promise_max_days=promise.max_days,
+                            **{f"plan_{name}": value for name, value in plan.as_json().items()})
     return _render(form)
 
 
@@ -80,6 +114,9 @@ def save_contact_rules():
     ), current_user)
     rules_service.save_promise_rules(db.session, PromiseRules(max_days=form.promise_max_days.data),
                                      current_user)
+    rules_service.save_plan_rules(db.session, PlanRules(**{
+        name: getattr(form, f"plan_{name}").data for name in PlanRules().as_json()}),
+        current_user)
     db.session.commit()
     flash(_("Contact rules saved. They apply to the next call or visit recorded."), "success")
     return redirect(url_for("admin.contact_rules"))

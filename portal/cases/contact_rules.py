@@ -26,7 +26,9 @@ the next window opening if that falls outside the window). A do-not-contact numb
 time: ``next_allowed_at`` is None.
 
 Promise limits live here too (``promise_rules``: ``max_days``, default ``PROMISE_MAX_DAYS`` from
-the app config, else 30), edited on the same admin page.
+the app config, else 30), edited on the same admin page, and so do the payment plan limits
+(``plan_rules``, ``PlanRules``: instalments allowed, plan length, first instalment, smallest
+instalment, missed instalments that break a plan).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from portal.text import mask_phone
 
 CONTACT_RULES_KEY = "contact_rules"
 PROMISE_RULES_KEY = "promise_rules"
+PLAN_RULES_KEY = "plan_rules"
 WINDOW_TYPES = ("CALL", "VISIT")  # action types limited to the contact window
 CAPPED_TYPE = "CALL"  # action type counted against the rolling cap
 INBOUND_SUBTYPES = ("INBOUND",)  # CALL results of calls the customer made (not limited)
@@ -96,6 +99,28 @@ class PromiseRules:
 
 
 @dataclass(frozen=True)
+class PlanRules:
+    """Limits of a payment plan (portal/cases/plans.py checks a plan against them)."""
+
+    min_instalments: int = 2
+    max_instalments: int = 12
+    max_days: int = 365  # the last instalment at most this many days from today
+    first_within_days: int = 30  # the first instalment at most this many days from today
+    min_amount: int = 100_000  # the smallest instalment, in the bank's currency
+    break_after_missed: int = 1  # missed instalments that break a plan
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> PlanRules:
+        data = data or {}
+        default = cls()
+        return cls(**{name: int(data.get(name, getattr(default, name)))
+                      for name in asdict(default)})
+
+
+@dataclass(frozen=True)
 class ContactDecision:
     allowed: bool
     reason: str | None = None
@@ -132,6 +157,11 @@ def get_promise_rules(session: Session) -> PromiseRules:
     return PromiseRules.from_json(stored)
 
 
+def get_plan_rules(session: Session) -> PlanRules:
+    """The payment plan limits (defaults for anything never configured)."""
+    return PlanRules.from_json(_load(session, PLAN_RULES_KEY))
+
+
 def _save(session: Session, key: str, value: dict, actor: Any) -> AppSetting:
     row = session.get(AppSetting, key, with_for_update=True)
     before = None if row is None else dict(row.value)
@@ -162,6 +192,18 @@ def save_promise_rules(session: Session, rules: PromiseRules, actor: Any) -> Pro
     if rules.max_days < 0:
         raise ValueError("max_days must not be negative")
     _save(session, PROMISE_RULES_KEY, rules.as_json(), actor)
+    return rules
+
+
+def save_plan_rules(session: Session, rules: PlanRules, actor: Any) -> PlanRules:
+    """Store the payment plan limits (validated by the caller); audited. No commit."""
+    if not 1 <= rules.min_instalments <= rules.max_instalments:
+        raise ValueError("instalments: 1 <= min <= max")
+    if rules.first_within_days < 0 or rules.max_days < rules.first_within_days:
+        raise ValueError("days: 0 <= first instalment <= plan length")
+    if rules.min_amount < 1 or rules.break_after_missed < 1:
+        raise ValueError("smallest instalment and missed instalments must be at least 1")
+    _save(session, PLAN_RULES_KEY, rules.as_json(), actor)
     return rules
 
 

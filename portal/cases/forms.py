@@ -88,3 +88,15 @@ class ReferenceForm(SubmittedForm):
     relationship_type = RawField(_l("Relationship"))
     name = RawField(_l("Full name"))
     national_id = RawField(_l("ID number"))
+
+
+class PlanForm(SubmittedForm):
+    """A payment plan (cases.plans.create_plan checks it); the instalments' ``due_date`` and
+    ``amount`` come as repeated fields, read by the view in order."""
+
+    instalments = RawField(_l("Number of instalments"), parse=row_id)
+    reason = RawField(_l("Reason"), widget=TextArea())
+
+
+class PlanCancelForm(SubmittedForm):
+    cancel_reason = RawField(_l("Reason"), widget=TextArea())

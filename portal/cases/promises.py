@@ -39,7 +39,17 @@ from portal.cases.queue import collectible_products, recompute_priorities
 from portal.events import publish
 from portal.i18n import default_language, format_date
 from portal.labels import label
-from portal.models import Action, Case, Loan, Payment, Promise, PromiseAllocation, User
+from portal.models import (
+    Action,
+    Case,
+    Loan,
+    Payment,
+    PaymentPlan,
+    PlanAllocation,
+    Promise,
+    PromiseAllocation,
+    User,
+)
 from portal.money import bank_currency, format_money, parse_money
 
 log = logging.getLogger(__name__)
@@ -179,6 +189,11 @@ def create_promise(session: Session, *, agent_id: int, cif: str, account_number:
         pending_promise(session, cif, key, lock=True)
     if pending is not None and not replace_pending:
         errors["replace_pending"] = _pending_message(pending)
+    if session.scalar(select(PaymentPlan.id).where(PaymentPlan.cif == cif,
+                                                   PaymentPlan.status == "active")):
+        errors["promised_date"] = _(  # one open arrangement at a time (cases/plans.py)
+            "This customer has an active payment plan: payments go to its instalments. "
+            "Cancel the plan before taking a promise.")
     if errors:
         raise PromiseValidationError(errors)
     actor = session.get(User, agent_id)
@@ -270,7 +285,8 @@ def allocate_payment(session: Session, payment: Payment, *,
         return [a for a in existing if a.reversed_at is None]
     active = {a.promise_id: a for a in existing if a.reversed_at is None}
     undone = {a.promise_id for a in existing if a.reversed_at is not None}
-    remaining = Decimal(payment.amount) - sum((a.amount for a in active.values()), Decimal(0))
+    remaining = Decimal(payment.amount) - sum((a.amount for a in active.values()), Decimal(0)) \
+        - _given_to_plans(session, payment.id)
     if remaining <= 0:
         return []
     now = clock.now()
@@ -305,6 +321,14 @@ def allocate_payment(session: Session, payment: Payment, *,
         }, session=session)
     session.flush()
     return allocations
+
+
+def _given_to_plans(session: Session, payment_id: int) -> Decimal:
+    """What the payment gives payment plan instalments now (portal/cases/plans.py: the rest
+    of a payment after the promises)."""
+    return Decimal(session.scalar(
+        select(func.coalesce(func.sum(PlanAllocation.amount), 0))
+        .where(PlanAllocation.payment_id == payment_id, PlanAllocation.reversed_at.is_(None))))
 
 
 def undo_allocations(session: Session, payment: Payment,
@@ -373,6 +397,10 @@ def _reallocate_leftovers(session: Session, reversed_payment: Payment) -> None:
         select(func.coalesce(func.sum(PromiseAllocation.amount), 0))
         .where(PromiseAllocation.payment_id == Payment.id,
                PromiseAllocation.reversed_at.is_(None))
+        .correlate(Payment).scalar_subquery()
+    ) + (
+        select(func.coalesce(func.sum(PlanAllocation.amount), 0))
+        .where(PlanAllocation.payment_id == Payment.id, PlanAllocation.reversed_at.is_(None))
         .correlate(Payment).scalar_subquery()
     )
     leftovers = session.scalars(

@@ -40,8 +40,19 @@ from sqlalchemy.orm import Session
 from portal import audit, clock
 from portal.cases import search
 from portal.extensions import get_redis
-from portal.models import Card, Case, CaseAssignment, Customer, Loan, Placement, Promise, User
+from portal.models import (
+    Card,
+    Case,
+    CaseAssignment,
+    Customer,
+    Loan,
+    PaymentPlan,
+    Placement,
+    Promise,
+    User,
+)
 from portal.models.enums import BUCKETS, CASE_STATUSES, bucket_for_dpd
+from portal.models.plans import PLAN_STATUSES
 
 BUCKET_POINTS = {"current": 0, "1-30": 100, "31-60": 200, "61-90": 300, "90+": 400}
 OVERDUE_POINTS_PER_DECADE = 30
@@ -227,6 +238,8 @@ class QueueFilters:
     # statuses people set (cases.statuses): a processing state's code, a customer status's id
     processing: str | None = None
     customer_status: int | None = None
+    # the status of the customer's latest payment plan (cases.plans): active, broken, …
+    plan: str | None = None
     page: int = 1
 
     @classmethod
@@ -249,6 +262,7 @@ class QueueFilters:
             processing=processing if PROCESSING_CODE.match(processing) else None,
             customer_status=int(customer_status) if customer_status.isdecimal()
             and len(customer_status) < 10 else None,
+            plan=args.get("plan") if args.get("plan") in PLAN_STATUSES else None,
             page=page,
         )
 
@@ -257,7 +271,7 @@ class QueueFilters:
         values = {"bucket": self.bucket, "product": self.product, "status": self.status,
                   "due": "follow_up" if self.follow_up_due else "promise" if self.promise_due
                   else None, "q": self.q, "processing": self.processing,
-                  "customer_status": self.customer_status}
+                  "customer_status": self.customer_status, "plan": self.plan}
         values.update(overrides)
         return {k: v for k, v in values.items() if v not in (None, "", False)}
 
@@ -325,6 +339,17 @@ def bucket_condition(bucket: str):
 def _promise_due(today: date):
     return exists().where(Promise.cif == Case.cif, Promise.status == "pending",
                           Promise.promised_date <= today)
+
+
+def plan_condition(status: str):
+    """Cases whose customer's latest payment plan has ``status`` (a broken plan followed by a
+    new active one counts as active)."""
+    newer = PaymentPlan.__table__.alias("newer")
+    latest = select(PaymentPlan.cif).where(
+        PaymentPlan.status == status,
+        ~select(newer.c.id).where(newer.c.cif == PaymentPlan.cif,
+                                  newer.c.id > PaymentPlan.id).exists())
+    return Case.cif.in_(latest)
 
 
 def _product_condition(product: str):
@@ -492,6 +517,8 @@ def queue_page(session: Session, agent_id: int | None, filters: QueueFilters,
         conditions.append(Case.processing_state == filters.processing)
     if filters.customer_status:
         conditions.append(Case.customer_status_id == filters.customer_status)
+    if filters.plan:
+        conditions.append(plan_condition(filters.plan))
     base = select(Case).join(Customer, Customer.cif == Case.cif).where(*conditions)
     counts = cached_queue_counts(session, agent_id, now, role) if with_counts else None
     if counts is not None and not filters.active:

@@ -15,7 +15,8 @@ How the numbers stay fresh without loading the database:
   allocation undone or a case reassigned after the day would leave a stored figure behind.
   A call's result recorded after its day was stored re-stores that day
   (``refresh_stored_day``): the attempt only counts once its result is recorded.
-- promise kept rate is computed live from promises(agent_id) (statuses change after the day).
+- promise kept rate is computed live from promises(agent_id) (statuses change after the day);
+  so is the plan kept rate, from plan_instalments of the agent's payment_plans.
 - window breaches are counted live from call_records over the partial index of flagged calls
   (``ix_call_records_window_breach``: only the breaches are read).
 - the roll-rate matrix and cure rate come from ``kpi_portfolio_snapshots`` (bucket history only
@@ -103,6 +104,12 @@ DEFINITIONS: tuple[Definition, ...] = (
                _l("Outbound calls of the agent that started outside the contact window, from any "
                   "source (click-to-call, the dialler, calls logged by hand)."), "number",
                _l("Breaches")),
+    # last: a column added after the others, so the export's earlier columns stay where they were
+    Definition("plan_kept_rate", _l("Plan kept rate"),
+               _l("Plan instalments kept ÷ plan instalments due: instalments of the payment plans "
+                  "the agent recorded whose date falls in the period and that are resolved — "
+                  "kept (paid in full by their date) or missed. Instalments not yet due are left "
+                  "out."), "percent", _l("Plan kept")),
 )
 DEFINITIONS_BY_KEY = {d.key: d for d in DEFINITIONS}
 ROLL_DEFINITION = Definition(
@@ -327,6 +334,19 @@ def _kept_counts(session: Session, agent_ids: list[int], first: date,
         GROUP BY 1"""), {"agents": list(agent_ids), "first": first, "last": last})}
 
 
+def _plan_kept_counts(session: Session, agent_ids: list[int], first: date,
+                      last: date) -> dict[int, tuple[int, int]]:
+    """(plan instalments due and resolved, kept) per agent who recorded the plan."""
+    if not agent_ids:
+        return {}
+    return {agent_id: (due, kept) for agent_id, due, kept in session.execute(text("""
+        SELECT p.agent_id, count(*), count(*) FILTER (WHERE i.status = 'kept')
+        FROM plan_instalments i JOIN payment_plans p ON p.id = i.plan_id
+        WHERE p.agent_id = ANY(:agents) AND i.due_date BETWEEN :first AND :last
+              AND i.status IN ('kept', 'missed')
+        GROUP BY 1"""), {"agents": list(agent_ids), "first": first, "last": last})}
+
+
 # --- portfolio: roll rates and cure ---------------------------------------------------------
 
 
@@ -411,6 +431,8 @@ class Figures:
     counts: dict = field(default_factory=_zero)
     promises_due: int = 0
     promises_kept: int = 0
+    plan_instalments_due: int = 0
+    plan_instalments_kept: int = 0
     delinquent_at_start: int = 0
     cured: int = 0
     window_breaches: int = 0
@@ -421,6 +443,8 @@ class Figures:
         self.window_breaches += other.window_breaches
         self.promises_due += other.promises_due
         self.promises_kept += other.promises_kept
+        self.plan_instalments_due += other.plan_instalments_due
+        self.plan_instalments_kept += other.plan_instalments_kept
         self.delinquent_at_start += other.delinquent_at_start
         self.cured += other.cured
 
@@ -431,6 +455,7 @@ class Figures:
             "rpc_rate": _rate(c["contacts"], c["attempts"]),
             "promise_rate": _rate(c["promises"], c["contacts"]),
             "kept_rate": _rate(self.promises_kept, self.promises_due),
+            "plan_kept_rate": _rate(self.plan_instalments_kept, self.plan_instalments_due),
             "promised_amount": c["promised_amount"],
             "collected_on_promises": c["collected_on_promises"],
             "collected": c["collected"],
@@ -513,15 +538,19 @@ def dashboard(session: Session, team_ids: list[int], period: str = "today",
     agent_ids = [a.id for a in agents]
     counts = _period_counts(session, agent_ids, first, last)
     kept = _kept_counts(session, agent_ids, first, last)
+    plan_kept = _plan_kept_counts(session, agent_ids, first, last)
     breaches = _breach_counts(session, agent_ids, first, last)
     flows = _flows(session, [t.id for t in teams], first, last)
     team_names = {t.id: t.name for t in teams}
     by_agent: dict[int, Figures] = {}
     for agent in agents:
         due, kept_n = kept.get(agent.id, (0, 0))
+        plan_due, plan_kept_n = plan_kept.get(agent.id, (0, 0))
         by_agent[agent.id] = Figures(agent.id, agent.full_name, agent.role,
                                      team_names.get(agent.team_id, ""), counts[agent.id],
                                      promises_due=due, promises_kept=kept_n,
+                                     plan_instalments_due=plan_due,
+                                     plan_instalments_kept=plan_kept_n,
                                      window_breaches=breaches.get(agent.id, 0))
     matrix = {s: {e: 0 for e in BUCKET_NAMES} for s in BUCKET_NAMES}
     for agent_id, start_bucket, end_bucket, n in flows:

@@ -29,6 +29,7 @@ from portal.models.moves import ProductOwnerMove
 from portal.models.ops import Alert, InvariantRun  # noqa: F401
 from portal.models.payments import Discrepancy, Payment, ReconciliationRun
 from portal.models.placements import Agency, Placement
+from portal.models.plans import PaymentPlan, PlanAllocation, PlanInstalment
 from portal.models.settings import AppSetting
 from portal.models.statuses import CaseStatusChange, MasterNoteVersion, StatusValue
 from portal.models.users import ApiToken, PasswordHistory, Team, User
@@ -46,4 +47,5 @@ __all__ = [
     "RejectedLocation", "Team",
     "User", "Visit",
     "Agency", "Placement",
+    "PaymentPlan", "PlanAllocation", "PlanInstalment",
 ]

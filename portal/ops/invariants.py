@@ -24,7 +24,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from portal import audit, clock, run_counts
-from portal.cases import account_checks, statuses
+from portal.cases import account_checks, plans, statuses
 from portal.cases.queue import compute_priority, priority_inputs, recompute_case_totals
 from portal.events.subscribers import all_subscribers, load_subscribers
 from portal.field import plausibility
@@ -480,6 +480,9 @@ INVARIANTS: tuple[Invariant, ...] = (
               "flagged as a breach"), outbound_calls_outside_the_window_flagged),
     Invariant("case_assignments", N_("each case's assignment history ends with the agents "
               "holding the case"), assignment_history_follows_cases),
+    Invariant("payment_plans", N_("each payment plan's instalments add up to its total, are paid "
+              "what is allocated to them, and its status follows them; one active plan per "
+              "customer"), plans.violations),
     Invariant("camt_transactions", N_("every transaction of an imported camt file is kept once "
               "with its outcome, and went where its outcome says"), camt_transactions_accounted),
     Invariant("placements", N_("a case has at most one active placement, a placed case is in "

@@ -10,7 +10,8 @@ while ``received``, else 0), and ``sync_payment`` applies only the difference, u
   reversal), never below zero — the bank's next sync brings the bank's figures;
 - promises: FIFO allocation (kept / partially kept), or undone on a reversal, reopening or
   breaking promises and giving them what other payments have left over
-  (portal.cases.promises);
+  (portal.cases.promises); then what is left to the active payment plan's instalments, the
+  same way (portal.cases.plans);
 - the case: totals recomputed from the customer's products (same rule as
   portal.cases.queue.recompute_case_totals, for one customer), the follow-up closed when the
   customer owes nothing overdue any more, the priority recomputed — the payment's customer's
@@ -36,6 +37,7 @@ from sqlalchemy.orm import Session
 from integrations import control
 from integrations.control import is_paused
 from portal import clock
+from portal.cases.plans import allocate_to_plan, undo_plan_allocations
 from portal.cases.promises import allocate_payment, undo_allocations
 from portal.cases.queue import recompute_case_totals, recompute_priorities
 from portal.events import subscriber
@@ -76,10 +78,12 @@ def sync_payment(session: Session, payment_id: int) -> Decimal:
     payment.applied_amount = Decimal(payment.applied_amount or 0) + delta
     payment.effects_at = clock.now()
     session.flush()
-    if delta > 0:
+    if delta > 0:  # promises first, the rest to the active plan's instalments (cases/plans.py)
         allocate_payment(session, payment)
+        allocate_to_plan(session, payment)
     else:
         undo_allocations(session, payment, reallocate=True)
+        undo_plan_allocations(session, payment, reallocate=True)
     update_case(session, payment.cif)  # the customer it was paid for (its promises)
     if loan is not None and loan.cif != payment.cif:
         update_case(session, loan.cif)  # a bank sync moved the loan since: its owner now

@@ -34,7 +34,8 @@ def statuses(db) -> dict[int, str]:
 def test_nothing_breaks_until_the_bank_day_is_over(db, setup, frozen_now):
     _, _, _, case, promise = setup
     frozen_now("2026-11-24T16:59:00+00:00")  # 23:59 on the 24th in Ho Chi Minh City
-    assert run_broken_promises() == {"business_date": "2026-11-24", "broken": 0}
+    assert run_broken_promises() == {"business_date": "2026-11-24", "broken": 0,
+                                     "instalments_missed": 0, "plans_broken": 0}
     assert statuses(db)[promise.id] == "pending"
     assert db.session.get(Case, case.id).next_action_at is None
 
@@ -49,7 +50,8 @@ def test_at_2330_utc_it_is_already_the_next_day_in_the_bank(db, setup, frozen_no
                         status="kept", paid_amount=Decimal("1000000"))
     frozen_now("2026-11-24T23:30:00+00:00")  # 06:30 on the 25th in Ho Chi Minh City
 
-    assert run_broken_promises() == {"business_date": "2026-11-25", "broken": 2}
+    assert run_broken_promises() == {"business_date": "2026-11-25", "broken": 2,
+                                     "instalments_missed": 0, "plans_broken": 0}
 
     now = statuses(db)
     assert now[promise.id] == "broken" and now[short.id] == "broken"

@@ -106,6 +106,14 @@ ROUTES: dict[tuple[str, str], Check] = {
     ("cases.master_note_form", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",)),
     ("cases.save_master_note", "POST"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",),
                                               form={"note": "Ghi chú"}),
+    # payment plans (a plan refused on purpose: the owner reaches the case, 422)
+    ("cases.plans_panel", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a", "sup_a")),
+    ("cases.plan_form", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a", "field_a")),
+    ("cases.create_plan", "POST"): Check(
+        CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",),
+        form={"due_date": "2000-01-01", "amount": "1"}, owner_status=(422,)),
+    ("cases.cancel_plan", "POST"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",),
+                                         form={"cancel_reason": "x"}, owner_status=(422,)),
     ("cases.contact_flag", "POST"): Check(
         {**CASE_A, "kind": "phone", "contact_id": "phone_a"}, TEAM_B_CASE_WORKERS,
         ("agent_a",), form={"flag": "is_verified", "value": "1"}),
