@@ -12,6 +12,7 @@ from portal.models.collection import (
     PromiseAllocation,
 )
 from portal.models.customers import Address, Customer, Email, Phone, ReferenceCustomer
+from portal.models.documents import Document, DocumentDownload
 from portal.models.events import Event, EventDelivery
 from portal.models.field import AgentLocation, AgentStatus, AgentStatusEvent, CallRecord, Visit
 from portal.models.gps_rejections import RejectedLocation
@@ -44,4 +45,5 @@ __all__ = [
     "PromiseAllocation", "QuarantinedRecord", "ReconciliationRun", "ReferenceCustomer",
     "RejectedLocation", "Team",
     "User", "Visit",
+    "Document", "DocumentDownload",
 ]

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from portal import audit, clock, run_counts
 from portal.cases import account_checks, statuses
 from portal.cases.queue import compute_priority, priority_inputs, recompute_case_totals
+from portal.documents import operations as documents
 from portal.events.subscribers import all_subscribers, load_subscribers
 from portal.field import plausibility
 from portal.models import Case
@@ -460,6 +461,8 @@ INVARIANTS: tuple[Invariant, ...] = (
               "flagged as a breach"), outbound_calls_outside_the_window_flagged),
     Invariant("camt_transactions", N_("every transaction of an imported camt file is kept once "
               "with its outcome, and went where its outcome says"), camt_transactions_accounted),
+    Invariant("documents", N_("each document's file is in the store with its recorded size, "
+              "and a visit photo is of its visit's customer"), documents.violations),
 )
 INVARIANT_WORDS = {i.name: i.description for i in INVARIANTS}  # msgids, shown translated
 
