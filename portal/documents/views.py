@@ -99,9 +99,17 @@ def upload(cif: str):
             now=clock.now(), max_bytes=current_app.config["DOCUMENT_MAX_BYTES"])
     except operations.DocumentRefused as exc:
         db.session.rollback()
+        if not request.htmx:  # (a browser without scripts posted the form: back to the case)
+            flash(_("Document not uploaded: %(reason)s", reason=" ".join(exc.errors.values())),
+                  "error")
+            return redirect(url_for("cases.view", cif=cif, _anchor="panel-documents"))
         return _card(cif, values=form.submitted(), errors=exc.errors, status=422)
     operations.commit_or_discard(db.session, document)
-    return _card(cif, message=_("“%(name)s” uploaded.", name=document.original_name))
+    message = _("“%(name)s” uploaded.", name=document.original_name)
+    if not request.htmx:
+        flash(message, "success")
+        return redirect(url_for("cases.view", cif=cif, _anchor="panel-documents"))
+    return _card(cif, message=message)
 
 
 @bp.post("/visits/<int:visit_id>/photo")

@@ -95,6 +95,24 @@ def test_an_agent_uploads_a_receipt_for_a_loan(app, db, client, agent_case):
     assert row.after["sha256"] == document.sha256 and row.after["name"] == "bien-lai.pdf"
 
 
+def test_without_scripts_the_form_goes_back_to_the_case_with_a_message(db, client, agent_case):
+    _agent, case = agent_case
+    form = {"csrf_token": token(client), "kind": "receipt", "account": "",
+            "file": (io.BytesIO(small_pdf()), "bien-lai.pdf")}
+    response = client.post(f"/documents/customers/{case.cif}", data=form,
+                           content_type="multipart/form-data")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/cases/{case.cif}#panel-documents")
+    assert "“bien-lai.pdf” uploaded." in client.get(f"/cases/{case.cif}").get_data(
+        as_text=True)
+    form.update(file=(io.BytesIO(WINDOWS_PROGRAM), "x.pdf"))
+    assert client.post(f"/documents/customers/{case.cif}", data=form,
+                       content_type="multipart/form-data").status_code == 302
+    page = html_text.unescape(client.get(f"/cases/{case.cif}").get_data(as_text=True))
+    assert "Document not uploaded: “x.pdf” is a Windows program" in page
+    assert db.session.scalar(select(func.count()).select_from(Document)) == 1
+
+
 @pytest.mark.parametrize(("data", "name", "kind", "field", "words"), [
     (WINDOWS_PROGRAM, "hoa-don.pdf", "receipt", "file", "is a Windows program"),
     (b"#!/bin/sh\necho owned\n", "scan.pdf", "receipt", "file", "is a script"),
@@ -213,7 +231,8 @@ def test_a_document_larger_than_the_app_wide_request_limit_is_taken(app, db, cli
     boundary, body = encode_multipart({"csrf_token": token(client), "kind": "receipt",
                                        "file": FileStorage(io.BytesIO(big), "scan.pdf")})
     response = client.post(f"/documents/customers/{case.cif}", data=body,
-                           content_type=f"multipart/form-data; boundary={boundary}")
+                           content_type=f"multipart/form-data; boundary={boundary}",
+                           headers={"HX-Request": "true"})
     assert response.status_code == 200
     assert db.session.scalar(select(Document.size_bytes)) == len(big)
 

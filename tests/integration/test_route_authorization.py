@@ -145,9 +145,9 @@ ROUTES: dict[tuple[str, str], Check] = {
     # documents: they go with their customer's case; a supervisor sees them, uploads none
     ("documents.card", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS,
                                      ("agent_a", "field_a", "sup_a")),
-    ("documents.upload", "POST"): Check(  # (no file: the owner reaches the form's refusal)
+    ("documents.upload", "POST"): Check(  # (no file: refused, back to the case with why)
         CASE_A, (*TEAM_B_CASE_WORKERS, "sup_a", "auditor"), ("agent_a", "field_a"),
-        form={"kind": "receipt"}, owner_status=(422,)),
+        form={"kind": "receipt"}, owner_status=(302,)),
     ("documents.view", "GET"): Check({"document_id": "document_a"},
                                      (*TEAM_B_CASE_WORKERS, "auditor"),
                                      ("agent_a", "field_a", "sup_a")),
