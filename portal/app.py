@@ -31,6 +31,7 @@ from portal.cases import status_views as cases_statuses  # noqa: F401  (routes o
 from portal.cases import views as cases
 from portal.cli import register_cli
 from portal.config import Config, config_from_env
+from portal.documents import views as documents
 from portal.events.subscribers import load_subscribers
 from portal.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 from portal.field import cli as field_cli  # noqa: F401  (commands on field's bp)
@@ -59,6 +60,7 @@ BLUEPRINTS = (
     admin.bp, api.bp,
     graphql_bp, notifications.bp, calls.bp, payments.bp, kpi.bp, assignment.bp,
     placements.bp,
+    documents.bp,
 )
 
 

@@ -161,6 +161,12 @@ class Config:
     CAMT_UNSTRUCTURED_PATTERN = os.environ.get("CAMT_UNSTRUCTURED_PATTERN", "")
     CAMT_UPLOAD_MAX_BYTES = int(os.environ.get("CAMT_UPLOAD_MAX_BYTES", str(3 * 1024 * 1024)))
 
+    # Documents (portal/documents): the largest file taken (checked while it streams in; the
+    # upload routes raise the request limit to this plus a little for the form fields), and
+    # the directory of the document store (empty: <instance folder>/documents)
+    DOCUMENT_MAX_BYTES = int(os.environ.get("DOCUMENT_MAX_BYTES", str(10 * 1024 * 1024)))
+    DOCUMENT_STORAGE_DIR = os.environ.get("DOCUMENT_STORAGE_DIR", "")
+
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 

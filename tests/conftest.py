@@ -6,6 +6,7 @@ Playwright. ``TEST_CLOCK`` sets the instant the clock starts at (tests/clock.py)
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 from pathlib import Path
 
@@ -70,7 +71,9 @@ def app():
          "RATELIMIT_STORAGE_URI": redis_url,
          # a test that has just committed looks for the relay job at once
          # (servers the tests start as processes keep the default: in the background)
-         "EVENTS_RELAY_REQUEST_BACKGROUND": False},
+         "EVENTS_RELAY_REQUEST_BACKGROUND": False,
+         # the document store of the session: a directory of its own, not the instance's
+         "DOCUMENT_STORAGE_DIR": tempfile.mkdtemp(prefix="crm-test-documents-")},
     )
     from flask_migrate import upgrade
 

@@ -4,7 +4,7 @@ A reference person an agent retires keeps its row, its contacts and its history:
 marked retired (when, by whom) and hidden from the case view's list.
 
 Revision ID: 0028
-Revises: 0026
+Revises: 0027
 Create Date: 2026-12-07 04:30:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0028'
-down_revision = '0026'
+down_revision = '0027'
 branch_labels = None
 depends_on = None
 

@@ -12,6 +12,7 @@ from portal.models.collection import (
     PromiseAllocation,
 )
 from portal.models.customers import Address, Customer, Email, Phone, ReferenceCustomer
+from portal.models.documents import Document, DocumentDownload
 from portal.models.events import Event, EventDelivery
 from portal.models.field import AgentLocation, AgentStatus, AgentStatusEvent, CallRecord, Visit
 from portal.models.gps_rejections import RejectedLocation
@@ -48,4 +49,5 @@ __all__ = [
     "User", "Visit",
     "Agency", "Placement",
     "PaymentPlan", "PlanAllocation", "PlanInstalment",
+    "Document", "DocumentDownload",
 ]

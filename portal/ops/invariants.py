@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from portal import audit, clock, run_counts
 from portal.cases import account_checks, plans, statuses
 from portal.cases.queue import compute_priority, priority_inputs, recompute_case_totals
+from portal.documents import operations as documents
 from portal.events.subscribers import all_subscribers, load_subscribers
 from portal.field import plausibility
 from portal.models import Case
@@ -488,6 +489,8 @@ INVARIANTS: tuple[Invariant, ...] = (
     Invariant("placements", N_("a case has at most one active placement, a placed case is in "
               "no agent's queue, and each agency's collected amount is the sum of its "
               "payments"), placements.violations),
+    Invariant("documents", N_("each document's file is in the store with its recorded size, "
+              "and a visit photo is of its visit's customer"), documents.violations),
 )
 INVARIANT_WORDS = {i.name: i.description for i in INVARIANTS}  # msgids, shown translated
 

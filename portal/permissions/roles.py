@@ -29,6 +29,8 @@ PERMISSIONS: dict[str, str] = {
     "audit.view": "Read the audit log and export it (changes nothing)",
     "placements.view": "See the placements with legal and agencies and what each collected",
     "placements.manage": "Place cases with legal or an agency, recall them, export their files",
+    "documents.view": "See, open and download a customer's documents (each opening logged)",
+    "documents.upload": "Upload documents for a customer; attach photos to own visits",
     # Scopes of the JSON API (granted to API tokens and to roles for session use of the API)
     "api.profile": "API: read the calling principal (GET /api/v1/me)",
     "api.locations": "API: post GPS positions of a field agent",
@@ -45,16 +47,19 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "agent": frozenset({
         "portal.access", "cases.view", "cases.work", "customers.view_pii",
         "api.profile", "api.cases", "api.calls",
+        "documents.view", "documents.upload",
     }),
     "field_agent": frozenset({
         "portal.access", "cases.view", "cases.work", "customers.view_pii", "field.visits",
         "api.profile", "api.locations", "api.visits", "api.cases",
+        "documents.view", "documents.upload",
     }),
     "supervisor": frozenset({
         "portal.access", "cases.view", "customers.view_pii", "field.track", "field.review",
         "field.rejected_positions", "supervisor.board", "supervisor.assign", "supervisor.kpi",
         "api.profile", "api.cases",
         "placements.view", "placements.manage",  # their teams' cases (issue 22)
+        "documents.view",  # sees the team's documents; the agents upload them
     }),
     "ops": frozenset({
         "portal.access", "ops.integrations", "ops.actions", "field.rejected_positions",

@@ -11,7 +11,7 @@ from flask import g
 from sqlalchemy import or_, select
 
 from portal.extensions import db
-from portal.models import CallRecord, Case, Notification, Team, User, Visit
+from portal.models import CallRecord, Case, Document, Notification, Team, User, Visit
 
 # --- object rules: which team's cases, visits, agents and calls a user may touch ----------------
 #
@@ -137,6 +137,13 @@ def may_access_notification(session: Any, user: Any, notification_id: int) -> bo
     return owner is None or owner == user.id
 
 
+def may_access_document(session: Any, user: Any, document_id: int) -> bool:
+    """A document goes with its customer's case (``may_access_case``)."""
+
+    cif = session.scalar(select(Document.cif).where(Document.id == document_id))
+    return cif is None or may_access_case(session, user, cif)
+
+
 @dataclass(frozen=True)
 class ObjectRule:
     noun: str  # what the URL variable names, for the refusal ("not_your_case")
@@ -150,6 +157,7 @@ OBJECT_RULES: dict[str, ObjectRule] = {
     "visit_id": ObjectRule("visit", may_access_visit),
     "call_id": ObjectRule("call", may_access_call),
     "notification_id": ObjectRule("notification", may_access_notification),
+    "document_id": ObjectRule("document", may_access_document),
 }
 
 # URL variables naming objects no team owns: the route's permission is the whole rule.

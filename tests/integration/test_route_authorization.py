@@ -22,6 +22,7 @@ refused requests change nothing, and each owner's request uses an object of its 
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -186,6 +187,21 @@ ROUTES: dict[tuple[str, str], Check] = {
                                         ("sup_b", "agent_a", "field_b", "field_a"), ("sup_a",)),
     ("field.route_script", "GET"): Check({"agent_id": "field_a"},
                                          ("sup_b", "agent_a", "field_b", "field_a"), ("sup_a",)),
+    # documents: they go with their customer's case; a supervisor sees them, uploads none
+    ("documents.card", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS,
+                                     ("agent_a", "field_a", "sup_a")),
+    ("documents.upload", "POST"): Check(  # (no file: refused, back to the case with why)
+        CASE_A, (*TEAM_B_CASE_WORKERS, "sup_a", "auditor"), ("agent_a", "field_a"),
+        form={"kind": "receipt"}, owner_status=(302,)),
+    ("documents.view", "GET"): Check({"document_id": "document_a"},
+                                     (*TEAM_B_CASE_WORKERS, "auditor"),
+                                     ("agent_a", "field_a", "sup_a")),
+    ("documents.download", "GET"): Check({"document_id": "document_a"},
+                                         (*TEAM_B_CASE_WORKERS, "auditor"),
+                                         ("agent_a", "field_a", "sup_a")),
+    ("documents.visit_photo", "POST"): Check(  # (no file: refused with a message, back)
+        {"visit_id": "visit_a_outcome"}, ("field_b", "agent_a", "sup_a", "sup_b"),
+        ("field_a",), form={}),
     # admin objects
     ("admin.edit_action_code", "GET"): Check({"code_id": "code_call"}, ADMIN_INTRUDERS,
                                              ("admin",)),
@@ -462,6 +478,16 @@ def _build(session) -> World:
     session.flush()
     ids.update(agency=agency.id, agency_spare=spare_agency.id, cif_a_placed="CIFAUTHZAP",
                placement_a=placement.id)
+
+    from portal.documents import operations as documents
+    from tests.documents_support import small_pdf
+
+    for suffix, agent in (("a", "agent_a"), ("b", "agent_b")):
+        document = documents.add_document(
+            session, users[agent], cif=ids[f"cif_{suffix}"], kind="receipt",
+            account_number=None, stream=io.BytesIO(small_pdf()), filename="bien-lai.pdf",
+            now=now, max_bytes=100_000)
+        ids[f"document_{suffix}"] = document.id
     ids["status_refuses"] = session.scalar(text(
         "SELECT id FROM status_values WHERE kind = 'customer_status' AND code = 'refuses'"))
     session.commit()
@@ -600,6 +626,7 @@ def _assert_owner_gets_through(app, world, table, endpoint, method, principal):
     check = table[(endpoint, method)]
     url = url_for_check(app, endpoint, method, check, world)
     response = caller(app, world, principal).send(method, url, check, world)
+    response.close()  # (a file sent as the body, a document, is closed with its response)
     location = response.headers.get("Location", "")
     assert response.status_code in check.owner_status and "/auth/login" not in location, (
         f"{principal} {method} {url} → {response.status_code} {location} "
