@@ -20,6 +20,7 @@ from portal.cases.views import (
     _kind,
     _load,
     bp,
+    contact_saved_message,
 )
 from portal.extensions import db
 from portal.models.enums import REFERENCE_RELATIONSHIPS
@@ -212,10 +213,7 @@ def reference_contact_update(cif: str, ref_id: int, kind: str, contact_id: int):
     if saved is None:
         db.session.rollback()
         return _panel(cif, NOTHING_CHANGED, changed=False)
-    message = _("Saved as a CRM correction: the %(source)s record stays as the bank sent it.",
-                source=row.source_system) if saved.id != contact_id \
-        else _("%(kind)s updated.", kind=KIND_NAMES[k.name])
-    return _panel(cif, message)
+    return _panel(cif, contact_saved_message(k.name, row, saved))
 
 
 @bp.post("/<cif>/references/<int:ref_id>/contacts/<kind>/<int:contact_id>/flags")

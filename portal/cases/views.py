@@ -220,6 +220,15 @@ def contact_edit(cif: str, kind: str, contact_id: int):
 
 NOTHING_CHANGED = _l("Nothing changed.")
 KIND_NAMES = {"phone": _l("Phone"), "address": _l("Address"), "email": _l("Email")}
+
+
+def contact_saved_message(kind: str, row, saved) -> str:
+    """What an agent is told after an edit of a contact (the customer's or a reference
+    person's): a bank's row is not edited, a CRM correction is saved beside it."""
+    if saved.id != row.id:
+        return _("Saved as a CRM correction: the %(source)s record stays as the bank sent it.",
+                 source=row.source_system)
+    return _("%(kind)s updated.", kind=KIND_NAMES[kind])
 FLAG_MESSAGES = {("is_verified", True): _l("%(kind)s marked verified."),
                  ("is_verified", False): _l("%(kind)s marked not verified."),
                  ("do_not_contact", True): _l("%(kind)s marked do not contact."),
@@ -273,10 +282,7 @@ def contact_update(cif: str, kind: str, contact_id: int):
     if saved is None:
         db.session.rollback()
         return _contacts_panel(cif, NOTHING_CHANGED, changed=False)
-    message = _("Saved as a CRM correction: the %(source)s record stays as the bank sent it.",
-                source=row.source_system) if saved.id != contact_id \
-        else _("%(kind)s updated.", kind=KIND_NAMES[k.name])
-    return _contacts_panel(cif, message)
+    return _contacts_panel(cif, contact_saved_message(k.name, row, saved))
 
 
 @bp.post("/<cif>/contacts/<kind>/<int:contact_id>/flags")
