@@ -4,10 +4,13 @@ downloads with the case; a recall brings the case back — at 1440 px and on a p
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from portal import clock
 from portal.models import Agency, AuditLog, Placement
 from portal.ops import invariants
 from tests.e2e.conftest import SCREENSHOTS
@@ -50,7 +53,9 @@ def test_a_supervisor_places_a_case_it_leaves_the_queue_and_comes_back_on_recall
     card.get_by_test_id("place-case").click()
     expect(page.get_by_test_id("place-form")).to_be_visible()
     page.select_option("#placement-agency", label="Công ty Thu hồi nợ ABC (Công ty thu hồi nợ)")
-    page.get_by_test_id("placement-return").fill("2027-02-24")
+    # expected back in 12 weeks of the frozen business date (the clock the test sets)
+    back = (clock.bank_today(bank_hours) + timedelta(weeks=12))
+    page.get_by_test_id("placement-return").fill(back.isoformat())
     page.get_by_test_id("placement-save").click()
     expect(page.locator('[data-error-for="reason"]')).to_have_text("Hãy nêu lý do.")
     expect(page.locator("#placement-agency option:checked")).to_have_text(
@@ -61,7 +66,7 @@ def test_a_supervisor_places_a_case_it_leaves_the_queue_and_comes_back_on_recall
         "Đã chuyển cho Công ty Thu hồi nợ ABC.")
     banner = page.get_by_test_id("placement-banner")
     expect(banner).to_contain_text("Đã chuyển cho Công ty Thu hồi nợ ABC")
-    expect(banner).to_contain_text("dự kiến trả lại 24/02/2027")
+    expect(banner).to_contain_text(f"dự kiến trả lại {back:%d/%m/%Y}")
     expect(page.get_by_test_id("placement-row")).to_have_count(1)
     screenshot(page, f"case-placed-vi-{width}")
     page.get_by_test_id("panel-placement").screenshot(
