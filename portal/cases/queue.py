@@ -389,14 +389,15 @@ def held_by(agent_ids: int | Iterable[int], role: str = "agent"):
 
 def held_counts(session: Session, agent_ids: Iterable[int],
                 role: str = "agent") -> dict[int, tuple[int, Decimal]]:
-    """{agent id: (open cases held, their total overdue)} for ``role``, every id listed."""
+    """{agent id: (open cases held, their total overdue)} for ``role``, every id listed: the
+    cases of their queues (a placed case is worked by its agency: in no queue, no workload)."""
     ids = list(agent_ids)
     column = holder_column(role)
     counts = {agent_id: (0, Decimal(0)) for agent_id in ids}
     if ids:
         for agent_id, n, overdue in session.execute(
             select(column, func.count(Case.id), func.coalesce(func.sum(Case.total_overdue), 0))
-            .where(OPEN_CASE, held_by(ids, role)).group_by(column)
+            .where(OPEN_CASE, held_by(ids, role), NOT_PLACED).group_by(column)
         ):
             counts[agent_id] = (n, overdue)
     return counts

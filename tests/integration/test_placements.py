@@ -71,6 +71,8 @@ def in_queue(db, agent, case) -> bool:
     page = queue.queue_page(db.session, agent.id, queue.QueueFilters(), NOW, with_counts=False)
     counts = queue.queue_counts(db.session, agent.id, NOW)
     assert counts.total == page.total  # the counts and the page agree
+    # and the agent's open cases on the home page and in the assignment load (one definition)
+    assert queue.held_counts(db.session, [agent.id])[agent.id][0] == page.total
     return case.id in {r.case.id for r in page.rows}
 
 
