@@ -45,7 +45,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal import audit, clock
 from portal.cases.contact_rules import PlanRules, get_plan_rules
-from portal.cases.promises import OPEN_STATUSES, _requeue_case, customer_total_due
+from portal.cases.promises import (
+    OPEN_STATUSES,
+    _requeue_case,
+    allocated,
+    customer_total_due,
+    leftover_payments,
+)
 from portal.i18n import default_language, format_date
 from portal.models import (
     Action,
@@ -55,7 +61,6 @@ from portal.models import (
     PlanAllocation,
     PlanInstalment,
     Promise,
-    PromiseAllocation,
     User,
 )
 from portal.money import bank_currency, format_money, parse_money
@@ -305,15 +310,6 @@ def cancel_plan(session: Session, actor: User, plan: PaymentPlan, reason: str | 
 # -- allocation ----------------------------------------------------------------------------------
 
 
-def allocated_elsewhere(session: Session, payment_id: int) -> Decimal:
-    """What a payment gives promises and instalments now (standing allocations)."""
-    promised = session.scalar(select(func.coalesce(func.sum(PromiseAllocation.amount), 0)).where(
-        PromiseAllocation.payment_id == payment_id, PromiseAllocation.reversed_at.is_(None)))
-    planned = session.scalar(select(func.coalesce(func.sum(PlanAllocation.amount), 0)).where(
-        PlanAllocation.payment_id == payment_id, PlanAllocation.reversed_at.is_(None)))
-    return Decimal(promised) + Decimal(planned)
-
-
 def allocate_to_plan(session: Session, payment: Payment, *,
                      top_up: bool = False) -> list[PlanAllocation]:
     """Allocate what ``payment`` has left after the promises to the customer's active plan,
@@ -327,7 +323,7 @@ def allocate_to_plan(session: Session, payment: Payment, *,
     plan = active_plan(session, payment.cif, lock=True)
     if plan is None or plan.currency != payment.currency:
         return []
-    remaining = Decimal(payment.amount) - allocated_elsewhere(session, payment.id)
+    remaining = Decimal(payment.amount) - allocated(session, payment.id)
     if remaining <= 0:
         return []
     active = {a.instalment_id: a for a in existing if a.reversed_at is None}
@@ -422,14 +418,8 @@ def undo_plan_allocations(session: Session, payment: Payment, today: date | None
     for plan in plans.values():
         _settle(session, plan, now)
     if reallocate and allocations:
-        others = session.scalars(
-            select(Payment).where(Payment.cif == payment.cif, Payment.status == "received",
-                                  Payment.original_reference.is_(None),
-                                  Payment.id != payment.id)
-            .order_by(Payment.paid_at, Payment.id)).all()
-        for other in others:
-            if Decimal(other.amount) > allocated_elsewhere(session, other.id):
-                allocate_to_plan(session, other, top_up=True)
+        for other in leftover_payments(session, payment.cif, payment.id):
+            allocate_to_plan(session, other, top_up=True)
     return allocations
 
 

@@ -285,8 +285,7 @@ def allocate_payment(session: Session, payment: Payment, *,
         return [a for a in existing if a.reversed_at is None]
     active = {a.promise_id: a for a in existing if a.reversed_at is None}
     undone = {a.promise_id for a in existing if a.reversed_at is not None}
-    remaining = Decimal(payment.amount) - sum((a.amount for a in active.values()), Decimal(0)) \
-        - _given_to_plans(session, payment.id)
+    remaining = Decimal(payment.amount) - allocated(session, payment.id)
     if remaining <= 0:
         return []
     now = clock.now()
@@ -323,12 +322,31 @@ def allocate_payment(session: Session, payment: Payment, *,
     return allocations
 
 
-def _given_to_plans(session: Session, payment_id: int) -> Decimal:
-    """What the payment gives payment plan instalments now (portal/cases/plans.py: the rest
-    of a payment after the promises)."""
-    return Decimal(session.scalar(
-        select(func.coalesce(func.sum(PlanAllocation.amount), 0))
-        .where(PlanAllocation.payment_id == payment_id, PlanAllocation.reversed_at.is_(None))))
+def allocated_to(payment_id):
+    """What a payment gives promises and payment plan instalments now (their standing
+    allocations), as one SQL expression: for a payment id, or correlated to ``Payment.id``.
+    The one definition of a payment's money already given (portal/cases/plans.py gives the
+    rest of a payment after the promises)."""
+    def standing(model):
+        return (select(func.coalesce(func.sum(model.amount), 0))
+                .where(model.payment_id == payment_id, model.reversed_at.is_(None))
+                .correlate_except(model).scalar_subquery())
+    return standing(PromiseAllocation) + standing(PlanAllocation)
+
+
+def allocated(session: Session, payment_id: int) -> Decimal:
+    return Decimal(session.scalar(select(allocated_to(payment_id))))
+
+
+def leftover_payments(session: Session, cif: str, except_id: int) -> list[Payment]:
+    """The customer's received payments (other than ``except_id``) with money not yet given
+    to promises or instalments, oldest first: what tops up after a reversal."""
+    return list(session.scalars(
+        select(Payment)
+        .where(Payment.cif == cif, Payment.status == "received",
+               Payment.original_reference.is_(None), Payment.id != except_id,
+               Payment.amount > allocated_to(Payment.id))
+        .order_by(Payment.paid_at, Payment.id)))
 
 
 def undo_allocations(session: Session, payment: Payment,
@@ -393,24 +411,7 @@ def _supersede_by_system(session: Session, old: Promise, new: Promise, previous:
 
 def _reallocate_leftovers(session: Session, reversed_payment: Payment) -> None:
     """Top up the customer's reopened promises from received payments with money left over."""
-    allocated = (
-        select(func.coalesce(func.sum(PromiseAllocation.amount), 0))
-        .where(PromiseAllocation.payment_id == Payment.id,
-               PromiseAllocation.reversed_at.is_(None))
-        .correlate(Payment).scalar_subquery()
-    ) + (
-        select(func.coalesce(func.sum(PlanAllocation.amount), 0))
-        .where(PlanAllocation.payment_id == Payment.id, PlanAllocation.reversed_at.is_(None))
-        .correlate(Payment).scalar_subquery()
-    )
-    leftovers = session.scalars(
-        select(Payment)
-        .where(Payment.cif == reversed_payment.cif, Payment.status == "received",
-               Payment.original_reference.is_(None), Payment.id != reversed_payment.id,
-               Payment.amount > allocated)
-        .order_by(Payment.paid_at, Payment.id)
-    ).all()
-    for other in leftovers:
+    for other in leftover_payments(session, reversed_payment.cif, reversed_payment.id):
         allocate_payment(session, other, top_up=True)
 
 
