@@ -144,7 +144,7 @@
   // capped in height such as the case timeline) becomes a focusable, labelled region (named
   // after its aria-label, its table's or its card's heading), so keyboard and screen-reader users
   // can reach what is out of view. A list keeps its own role; a wrapper div becomes a region.
-  // Checked again after every swap and resize; a box that no longer scrolls loses the tab stop.
+  // Checked again after every swap, settle and resize; a box that no longer scrolls loses the tab stop.
   function labelScrollRegions() {
     document.querySelectorAll(".table-wrap, .timeline").forEach(function (box) {
       var sideways = box.scrollWidth > box.clientWidth + 1;
@@ -172,6 +172,9 @@
   }
   var resizeTimer = null;
   document.addEventListener("DOMContentLoaded", labelScrollRegions);
+  // after the swap itself too (same task as the new content): between a swap and its settle
+  // a polled panel's new table would otherwise scroll without its tab stop
+  document.addEventListener("htmx:afterSwap", labelScrollRegions);
   document.addEventListener("htmx:afterSettle", labelScrollRegions);
   window.addEventListener("resize", function () {
     clearTimeout(resizeTimer);
