@@ -17,6 +17,7 @@ The loaders work on a psycopg 3 connection with COPY into a staging table. Here:
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from datetime import datetime
 
@@ -169,13 +170,21 @@ def touch_cifs(conn: Connection) -> None:
 
 
 def uuid7_prefix(at: datetime) -> str:
-    """The first 15 characters of a UUID version 7 (RFC 9562) made at ``at``: its 48-bit Unix
-    time in milliseconds, then the version digit. With the rest of a random UUID's text
-    (``substr(gen_random_uuid()::text, 16)``: 74 random bits and the variant) it is a UUIDv7 —
-    a bulk insert's ids sort after earlier ones and append to the primary key's index (as
-    ``crm_uuid7()``, migration 0009, without a PL/pgSQL call per row)."""
+    """The first 24 characters of UUIDs version 7 (RFC 9562) made at ``at`` by one statement:
+    its 48-bit Unix time in milliseconds, the version digit, 12 random bits, the variant and 12
+    more random bits. The statement appends a 48-bit counter from a random start
+    (:func:`uuid7_counter_start`; RFC 9562 §6.2, method 1): its ids sort after earlier ones and
+    in the order they are written, so a bulk insert appends to the primary key's index (as
+    ``crm_uuid7()``, migration 0009), and it draws no random number per row (a quarter of the
+    cost of writing a load's events)."""
     digits = f"{int(at.timestamp() * 1000):012x}"
-    return f"{digits[:8]}-{digits[8:]}-7"
+    return (f"{digits[:8]}-{digits[8:]}-7{secrets.randbits(12):03x}-"
+            f"{0x8000 | secrets.randbits(14):04x}-")
+
+
+def uuid7_counter_start() -> int:
+    """Where a statement's 48-bit counter starts: random, with room for 2**47 rows."""
+    return secrets.randbits(47)
 
 
 def _typed(value) -> sql.Composable:
@@ -210,7 +219,8 @@ def publish_changes(conn: Connection, entity: str, *, source_system: str,
     statement = sql.SQL("""
         INSERT INTO events (id, type, version, aggregate_type, aggregate_id, payload,
                             correlation_id, occurred_at)
-        SELECT (%(id_prefix)s || substr(gen_random_uuid()::text, 16))::uuid, %(type)s,
+        SELECT (%(id_prefix)s || lpad(to_hex(%(id_start)s + row_number() OVER ()), 12, '0'))::uuid,
+               %(type)s,
                %(version)s, %(aggregate_type)s, {aggregate_id},
                jsonb_build_object({fixed}, {key_field}, c.key, 'cif', c.cif,
                                   'created', c.inserted, 'changes', {changes}),
@@ -219,8 +229,8 @@ def publish_changes(conn: Connection, entity: str, *, source_system: str,
         aggregate_id=aggregate_id, key_field=sql.Literal(key_field), changes=changes,
         chg=_ident(CHANGES_TABLE), fixed=fixed)
     return conn.execute(statement, {
-        "id_prefix": uuid7_prefix(now), "type": event_type, "version": version,
-        "aggregate_type": aggregate_type, "correlation_id": correlation_id,
+        "id_prefix": uuid7_prefix(now), "id_start": uuid7_counter_start(), "type": event_type,
+        "version": version, "aggregate_type": aggregate_type, "correlation_id": correlation_id,
         "now": now}).rowcount
 
 

@@ -123,7 +123,7 @@ def _t24(conn, app: Flask, *, full: bool, business_date: date | None, trigger: s
             latest = latest_processed_set(inbox, business_date)
             if latest is None:
                 raise SyncError("full refresh: no processed T24 set to load again")
-            outcomes.append(load_set(conn, verify(latest, profile=profile),
+            outcomes.append(load_set(conn, verify(latest, profile=profile, count=False),
                                      progress_conn=progress_conn,
                                      **options))
     results = [o for o in outcomes if not isinstance(o, str)]

@@ -781,6 +781,70 @@ def _progress_writer(run_id: int, total: int, progress, progress_conn):
     return write
 
 
+def _load_files(conn: Connection, loader: Loader, reader: BatchReader, files, profile: Profile,
+                manifest, result: LoadResult, control: dict) -> None:
+    """Every file of the set, in order, through the loader (the load's transaction)."""
+    _tune_session(conn)
+    for entry, _path in files:
+        # the file's source; its rows go to the entity the profile maps it to
+        source, entity = entry.entity, profile.target(entry.entity)
+        entity_result = EntityResult(source, totals=ControlTotals(entity), target=entity)
+        result.entities[source] = entity_result
+        if profile.entity_of(source) is None:  # related records: read, counted
+            loader.account_related(reader.batches(source), entity_result)
+        else:
+            loader.load_file(entity, reader.batches(source), entity_result)
+        if (entity == "loans" and manifest.mode == "full"
+                and profile.last_source_of("loans") == source):
+            unreadable = sum(r.unreadable_keys for r in result.entities.values()
+                             if r.target == "loans")
+            if unreadable:
+                # A loan we could not read is not absent: closing would be a guess.
+                result.errors.append(f"absent loans not closed: {unreadable} loan records "
+                                     "without a readable account number")
+            else:
+                loader.close_absent_loans(entity_result)
+        differences = entity_result.totals.compare(entry.control_totals)
+        if differences:
+            result.control_differences[source] = differences
+        control["entities"][source] = {
+            **entity_result.as_json(), "manifest_records": entry.records,
+            "manifest_totals": {k: str(v) for k, v in entry.control_totals.items()},
+            "loaded_totals": {k: str(v) for k, v in entity_result.totals.sums.items()},
+            "differences": differences,
+        }
+
+
+def _conclude(conn: Connection, loader: Loader, result: LoadResult, control: dict, manifest,
+              update_cases: bool, correlation_id: str | None) -> RunCounts:
+    """After the files, in their transaction: statistics, owner moves, case totals and
+    SYNC_COMPLETED. Returns the run's counts."""
+    control["analyzed"] = analyze_grown_tables(conn, result)
+    moves = _decide_moves(conn, result)
+    result.owner_moves = moves.control()
+    control.update(result.owner_moves)
+    if update_cases:
+        control["cases_updated"] = recompute_totals_of_touched(conn)
+    result.events = loader.events
+    control["events"] = loader.events
+    counts = run_counts(result)
+    result.status = "partial" if counts.quarantined else "succeeded"
+    _sync_completed(conn, result, counts, manifest, correlation_id, moves.control())
+    return counts
+
+
+def _rejected(conn: Connection, verification: Verification, result: LoadResult,
+              started: float, correlation_id: str | None) -> LoadResult:
+    """A set that did not verify: the run fails with the reasons, nothing else is written (but
+    SYNC_COMPLETED with status failed)."""
+    result.status = "failed"
+    result.errors = verification.errors
+    with conn.transaction():
+        _sync_completed(conn, result, RunCounts(), verification.manifest, correlation_id)
+    _finish_run(conn, result.run_id, result, started, RunCounts(), {"rejected": True}, None)
+    return result
+
+
 def load_set(conn: Connection, verification: Verification, *, trigger: str = "manual",
              triggered_by_id: int | None = None, batch_size: int = BATCH_SIZE,
              on_change: ChangeHook | None = None,
@@ -789,8 +853,9 @@ def load_set(conn: Connection, verification: Verification, *, trigger: str = "ma
              retry_of_id: int | None = None, attempt: int = 1,
              correlation_id: str | None = None,
              progress_conn: Connection | None = None) -> LoadResult:
-    """Load a verified set (``manifest.verify``) on a psycopg connection. A set that did not
-    verify is not loaded: the run is recorded as failed with the reasons, nothing else is
+    """Load a verified set (``manifest.verify``; made with ``count=False``, its record counts
+    are checked here while the reader starts on the files) on a psycopg connection. A set that
+    did not verify is not loaded: the run is recorded as failed with the reasons, nothing else is
     written (but SYNC_COMPLETED with status failed). Returns the counts per entity; the run row
     holds the same.
 
@@ -807,12 +872,7 @@ def load_set(conn: Connection, verification: Verification, *, trigger: str = "ma
                         correlation_id)
     result = LoadResult(run_id, "running")
     if not verification.ok:
-        result.status = "failed"
-        result.errors = verification.errors
-        with conn.transaction():
-            _sync_completed(conn, result, RunCounts(), verification.manifest, correlation_id)
-        _finish_run(conn, run_id, result, started, RunCounts(), {"rejected": True}, None)
-        return result
+        return _rejected(conn, verification, result, started, correlation_id)
     manifest = verification.manifest
     total = sum(entry.records for entry in manifest.files)
     loader = Loader(conn, business_date=manifest.business_date, mode=manifest.mode,
@@ -826,50 +886,15 @@ def load_set(conn: Connection, verification: Verification, *, trigger: str = "ma
     context = ReadContext(manifest.business_date)
     try:
         with BatchReader([(entry.entity, path) for entry, path in files], batch_size,
-                         READ_AHEAD, profile, context) as reader, conn.transaction():
-            _tune_session(conn)
-            for entry, _path in files:
-                # the file's source; its rows go to the entity the profile maps it to
-                source, entity = entry.entity, profile.target(entry.entity)
-                entity_result = EntityResult(source, totals=ControlTotals(entity),
-                                             target=entity)
-                result.entities[source] = entity_result
-                if profile.entity_of(source) is None:  # related records: read, counted
-                    loader.account_related(reader.batches(source), entity_result)
-                else:
-                    loader.load_file(entity, reader.batches(source), entity_result)
-                if (entity == "loans" and manifest.mode == "full"
-                        and profile.last_source_of("loans") == source):
-                    unreadable = sum(r.unreadable_keys for r in result.entities.values()
-                                     if r.target == "loans")
-                    if unreadable:
-                        # A loan we could not read is not absent: closing would be a guess.
-                        result.errors.append(
-                            f"absent loans not closed: {unreadable} loan "
-                            f"records without a readable account number")
-                    else:
-                        loader.close_absent_loans(entity_result)
-                differences = entity_result.totals.compare(entry.control_totals)
-                if differences:
-                    result.control_differences[source] = differences
-                control["entities"][source] = {
-                    **entity_result.as_json(), "manifest_records": entry.records,
-                    "manifest_totals": {k: str(v) for k, v in entry.control_totals.items()},
-                    "loaded_totals": {k: str(v) for k, v in
-                                      entity_result.totals.sums.items()},
-                    "differences": differences,
-                }
-            control["analyzed"] = analyze_grown_tables(conn, result)
-            moves = _decide_moves(conn, result)
-            result.owner_moves = moves.control()
-            control.update(result.owner_moves)
-            if update_cases:
-                control["cases_updated"] = recompute_totals_of_touched(conn)
-            result.events = loader.events
-            control["events"] = loader.events
-            counts = run_counts(result)
-            result.status = "partial" if counts.quarantined else "succeeded"
-            _sync_completed(conn, result, counts, manifest, correlation_id, moves.control())
+                         READ_AHEAD, profile, context) as reader:
+            if not verification.counted:  # counted here while the reader starts on the files
+                verification.count_records()
+                if not verification.ok:
+                    return _rejected(conn, verification, result, started, correlation_id)
+            with conn.transaction():
+                _load_files(conn, loader, reader, files, profile, manifest, result, control)
+                counts = _conclude(conn, loader, result, control, manifest, update_cases,
+                                   correlation_id)
     except BaseException as exc:
         result.status = "failed"
         result.errors = [f"{type(exc).__name__}: {exc}"[:2000]]
@@ -925,4 +950,5 @@ def process_inbox(conn: Connection, inbox, *, trigger: str = "schedule",
 
 
 def verify_set(file_set, profile: Profile | None = None) -> Verification:
-    return verify(file_set.manifest_path, profile=profile)
+    """A set checked for loading: its record counts are left to ``load_set``."""
+    return verify(file_set.manifest_path, profile=profile, count=False)

@@ -29,7 +29,9 @@ class Event(Base):
     __table_args__ = (
         # relay scans unrelayed events in order
         Index("ix_events_unrelayed", "seq", postgresql_where="relayed_at IS NULL"),
-        Index("ix_events_type_occurred", "type", "occurred_at"),  # replay of a type since
+        # what reads by time reads a window since a moment (ops cards, replay); the outbox is
+        # appended in time order, so block ranges find it at little write cost (migration 0031)
+        Index("ix_events_occurred_brin", "occurred_at", postgresql_using="brin"),
         # releasing held payments (payments.effects); no other reader looks events up by
         # aggregate or by correlation id, and a bulk load pays for every index (migration 0012)
         Index("ix_events_payment_aggregate", "aggregate_id",

@@ -3,6 +3,7 @@ change nothing, quarantine, rejected sets, closure of absent loans, interrupted 
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 
 import psycopg
@@ -34,9 +35,9 @@ def count(conn, table):
     return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
 
 
-def run(conn, directory, source, **kwargs):
+def run(conn, directory, source, count=True, **kwargs):
     changes = []
-    result = load_set(conn, verify(generate_day(directory, source, **kwargs)),
+    result = load_set(conn, verify(generate_day(directory, source, **kwargs), count=count),
                       on_change=lambda *change: changes.append(change), batch_size=25)
     return result, changes
 
@@ -136,9 +137,12 @@ def test_malformed_records_are_quarantined_while_their_neighbours_load(conn, sou
     (T24Faults(half_written=("collaterals",)), "jsonl"),
     (T24Faults(xml_external_entity=("customers",)), "xml"),
 ])
+@pytest.mark.parametrize("counted_before", [True, False], ids=["counted-before", "counted-by-load"])
 def test_a_set_that_contradicts_its_manifest_writes_nothing(conn, source, tmp_path, faults,
-                                                           fmt):
-    result, changes = run(conn, tmp_path, source, faults=faults, fmt=fmt)
+                                                           fmt, counted_before):
+    """Whether the records are counted by ``verify`` or by ``load_set`` while its reader starts
+    (``count=False``, as the inbox does), a contradiction is found before anything is written."""
+    result, changes = run(conn, tmp_path, source, count=counted_before, faults=faults, fmt=fmt)
     assert result.status == "failed" and result.errors and changes == []
     for table in ("customers", "loans", "collaterals", "phones", "quarantined_records"):
         assert count(conn, table) == 0
@@ -301,3 +305,21 @@ def test_a_loads_events_have_time_ordered_version_7_ids(conn, source, tmp_path):
     assert started <= min(millis) and max(millis) <= finished
     assert millis == sorted(millis)  # in the order they were written, time never goes back
 
+
+
+def test_the_events_of_a_load_have_uuid7_ids_in_the_order_they_were_written(conn, source,
+                                                                           tmp_path):
+    """A load's events are written in bulk with ids from one random start per statement
+    (changes.uuid7_prefix): each is a UUID version 7 of the RFC's variant, all differ, and they
+    sort as they were written, so the primary key grows at its end."""
+    result, _changes = run(conn, tmp_path, source)
+    assert result.status == "succeeded", result.errors
+    rows = conn.execute("SELECT id, seq, occurred_at FROM events WHERE type <> 'SYNC_COMPLETED' "
+                        "ORDER BY seq").fetchall()
+    assert len(rows) == result.events > 100
+    ids = [row[0] for row in rows]
+    assert len(set(ids)) == len(ids)
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    # the 48-bit time of each id is its event's time (ms)
+    assert all(i.int >> 80 == int(at.timestamp() * 1000) for i, _seq, at in rows)
+    assert ids == sorted(ids)

@@ -270,3 +270,28 @@ def test_a_deeply_nested_record_is_a_bad_record_not_a_crash(tmp_path, ext):
     path.write_text(deep + "\n" if ext == "jsonl" else f"[{deep}", encoding="utf-8")
     result = outcome(path, "loans")
     assert isinstance(result, T24FormatError) or result[0].error
+
+
+@given(text=st.text(alphabet='ab;,"\r\n \t\x00ý', max_size=60),
+       delimiter=st.sampled_from([",", ";", "\t"]), chunk=st.sampled_from([1, 2, 3, 7, 1 << 20]))
+@example(text="h\r\n\r\na\r\n", delimiter=",", chunk=2)
+@example(text="h\na\r", delimiter=",", chunk=1 << 20)
+@example(text="", delimiter=",", chunk=1 << 20)
+@example(text="\r", delimiter=",", chunk=1 << 20)  # a header of nothing, ended by a lone CR
+def test_a_csv_file_holds_as_many_records_as_verification_counts(tmp_path_factory, text,
+                                                                  delimiter, chunk):
+    """Verification counts a CSV file's records by lines when nothing in it is quoted (a chunk
+    at a time): the count is the reader's, whatever the line ends, blanks and chunk edges."""
+    path = tmp_path_factory.mktemp("csv") / "t24_customers_20261124.csv"
+    path.write_bytes(text.encode())
+    dialect = parser.CsvDialect(delimiter=delimiter)
+    try:
+        expected = sum(1 for _ in parser.read_csv(path, "customers", dialect))
+    except T24FormatError:
+        expected = None
+    with mock.patch.object(parser, "COUNT_CHUNK_CHARS", chunk):
+        try:
+            counted = parser.count_csv(path, dialect)
+        except T24FormatError:
+            counted = None
+    assert counted == expected
