@@ -26,6 +26,7 @@ from portal.models.loans import (
     LoanBucketHistory,
     LoanCollateral,
 )
+from portal.models.messages import Message, MessageTemplate
 from portal.models.moves import ProductOwnerMove
 from portal.models.ops import Alert, InvariantRun  # noqa: F401
 from portal.models.payments import Discrepancy, Payment, ReconciliationRun
@@ -50,4 +51,5 @@ __all__ = [
     "Agency", "Placement",
     "PaymentPlan", "PlanAllocation", "PlanInstalment",
     "Document", "DocumentDownload",
+    "Message", "MessageTemplate",
 ]
