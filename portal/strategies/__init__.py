@@ -1,0 +1,2 @@
+"""Collection strategies: segments, treatment paths, versions, simulation, the daily run
+and champion/challenger variants."""
