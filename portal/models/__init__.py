@@ -34,6 +34,14 @@ from portal.models.placements import Agency, Placement
 from portal.models.plans import PaymentPlan, PlanAllocation, PlanInstalment
 from portal.models.settings import AppSetting
 from portal.models.statuses import CaseStatusChange, MasterNoteVersion, StatusValue
+from portal.models.strategies import (
+    Strategy,
+    StrategyAssignment,
+    StrategySegment,
+    StrategyStep,
+    StrategyVariant,
+    StrategyVersion,
+)
 from portal.models.users import ApiToken, PasswordHistory, Team, User
 from portal.models.webhooks import WebhookReceipt  # noqa: F401
 
@@ -52,4 +60,6 @@ __all__ = [
     "PaymentPlan", "PlanAllocation", "PlanInstalment",
     "Document", "DocumentDownload",
     "Message", "MessageTemplate",
+    "Strategy", "StrategyAssignment", "StrategySegment", "StrategyStep", "StrategyVariant",
+    "StrategyVersion",
 ]
