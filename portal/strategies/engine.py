@@ -97,8 +97,8 @@ def stable_draw(strategy_id: int, account_number: str) -> int:
     return int(digest[:8], 16) % 100
 
 
-DRAW_SQL = ("CAST(('x' || substr(md5(CAST(s.strategy_id AS text) || ':' || f.account_number),"
-            " 1, 8)) AS bit(32)) AS bigint) % 100")
+DRAW_SQL = ("mod(CAST(CAST(('x' || substr(md5(CAST(s.strategy_id AS text) || ':' "
+            "|| f.account_number), 1, 8)) AS bit(32)) AS bigint), 100)")
 
 
 def active_versions(session: Session) -> list[StrategyVersion]:
