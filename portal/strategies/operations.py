@@ -141,7 +141,7 @@ def new_draft(session: Session, actor: User, strategy: Strategy) -> StrategyVers
 
 
 def parse_conditions(rows: list[dict]) -> tuple[list[dict], dict[str, str]]:
-    """Validated conditions from the form's rows (``cond-<i>-field|op|value``; rows without a
+    """Validated conditions from the form's rows (``cond_<i>_field|op|value``; rows without a
     field are skipped) and the errors per input name."""
     conditions, errors = [], {}
     for index, row in enumerate(rows):
@@ -150,7 +150,7 @@ def parse_conditions(rows: list[dict]) -> tuple[list[dict], dict[str, str]]:
         try:
             conditions.append(validate(row))
         except ConditionError as exc:
-            errors[f"cond-{index}-{exc.part}"] = str(exc)
+            errors[f"cond_{index}_{exc.part}"] = str(exc)
     return conditions, errors
 
 
@@ -163,7 +163,7 @@ def add_segment(session: Session, actor: User, version: StrategyVersion, name: s
     try:
         checked = [validate(c) for c in conditions]
     except ConditionError as exc:
-        errors[f"cond-0-{exc.part}"] = str(exc)
+        errors[f"cond_0_{exc.part}"] = str(exc)
         checked = []
     exits = [e for e in exit_conditions if e]
     if any(e not in EXIT_CONDITIONS for e in exits):
