@@ -278,7 +278,7 @@ def activation_problems(session: Session, version: StrategyVersion) -> list[str]
         if not segment.steps:
             problems.append(_("Segment “%(name)s” has no step.", name=segment.name))
     if sum(v.split_pct for v in version.variants) != 100:
-        problems.append(_("The variants' splits must add up to 100%%."))
+        problems.append(_("The variants' splits must add up to %(total)s%%.", total=100))
     return problems
 
 
