@@ -174,6 +174,8 @@ UNOWNED_URL_VARIABLES: dict[str, str] = {
     "discrepancy_id": "a reconciliation discrepancy: ops only",
     "import_id": "a camt file import: ops only",
     "agency_id": "a legal team or collection agency: admin.workflow only",
+    "strategy_id": "a collection strategy, bank-wide: strategies.view / strategies.manage",
+    "segment_id": "a segment of a bank-wide strategy: strategies.manage only",
     "filename": "a static file",
     "ref_id": "a reference person of the case named by <cif>: the view refuses one of another CIF",
 }

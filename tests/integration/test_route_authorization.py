@@ -67,6 +67,11 @@ OPS_ACTION_INTRUDERS = ("agent_a", "field_a", "sup_a", "admin")
 OPS_VIEW_INTRUDERS = ("agent_a", "field_a", "sup_a")
 # placing and recalling: another team's supervisor, the agents, admins and ops
 PLACEMENT_INTRUDERS = ("sup_b", "agent_a", "field_a", "agent_b", "admin", "ops")
+# strategies are bank-wide: the agents, ops and the auditor never reach them; admins only read
+STRATEGY_READ_INTRUDERS = ("agent_a", "field_a", "agent_b", "ops", "auditor")
+STRATEGY_INTRUDERS = (*STRATEGY_READ_INTRUDERS, "admin")
+# the owner's change may be refused by the version's state (activated: 409; no step: 422)
+STRATEGY_OWNER_STATUS = (200, 302, 409, 422)
 
 
 def api_case(path_name: str) -> Check:
@@ -257,6 +262,25 @@ ROUTES: dict[tuple[str, str], Check] = {
         form={"placement_id": "placement_a", "outcome": "recalled", "end_reason": "Thu hồi"}),
     ("placements.toggle_agency", "POST"): Check({"agency_id": "agency_spare"}, ADMIN_INTRUDERS,
                                                 ("admin",)),
+    # strategies: bank-wide, supervisors build them (any team's supervisor), admins read them
+    ("strategies.detail", "GET"): Check({"strategy_id": "strategy"}, STRATEGY_READ_INTRUDERS,
+                                        ("sup_a", "sup_b", "admin")),
+    ("strategies.simulate", "GET"): Check({"strategy_id": "strategy"}, STRATEGY_READ_INTRUDERS,
+                                          ("sup_a", "admin")),
+    ("strategies.start_draft", "POST"): Check({"strategy_id": "strategy"},
+                                              STRATEGY_INTRUDERS, ("sup_a",)),
+    ("strategies.add_segment", "POST"): Check(
+        {"strategy_id": "strategy"}, STRATEGY_INTRUDERS, ("sup_a",), form={"name": "Muộn"},
+        owner_status=STRATEGY_OWNER_STATUS),
+    ("strategies.add_challenger", "POST"): Check(
+        {"strategy_id": "strategy"}, STRATEGY_INTRUDERS, ("sup_a",),
+        form={"name": "Thử", "split_pct": "10"}, owner_status=STRATEGY_OWNER_STATUS),
+    ("strategies.activate", "POST"): Check({"strategy_id": "strategy"}, STRATEGY_INTRUDERS,
+                                           ("sup_a",), owner_status=STRATEGY_OWNER_STATUS),
+    ("strategies.add_step", "POST"): Check(
+        {"segment_id": "strategy_segment"}, STRATEGY_INTRUDERS, ("sup_a",),
+        form={"key": "dpd", "at_value": "5", "action": "call", "priority_weight": "10"},
+        owner_status=STRATEGY_OWNER_STATUS),
 }
 
 # Rules with a variable that anyone may call, and why.
@@ -478,6 +502,14 @@ def _build(session) -> World:
     session.flush()
     ids.update(agency=agency.id, agency_spare=spare_agency.id, cif_a_placed="CIFAUTHZAP",
                placement_a=placement.id)
+
+    from portal.strategies import operations as strategy_operations
+
+    strategy = strategy_operations.create_strategy(session, users["sup_a"], "AUTHZ", "Sớm")
+    segment = strategy_operations.add_segment(session, users["sup_a"], strategy.versions[0],
+                                              "Sớm", [{"field": "dpd", "op": "le",
+                                                       "value": "30"}], [])
+    ids.update(strategy=strategy.id, strategy_segment=segment.id)
 
     from portal.documents import operations as documents
     from tests.documents_support import small_pdf
