@@ -13,7 +13,7 @@ from decimal import Decimal
 from flask_babel import lazy_gettext as _l
 
 from portal.models.enums import BUCKET_NAMES, CASE_STATUSES
-from portal.money import parse_money
+from portal.money import format_money, parse_money
 
 
 class ConditionError(ValueError):
@@ -160,6 +160,8 @@ def describe(condition: dict) -> str:
         return "?"
     op = OPERATORS.get(condition.get("op"), ("", ""))[1]
     value = condition.get("value")
+    if field.kind == "money" and not isinstance(value, list):
+        value = format_money(Decimal(str(value)))
     if isinstance(value, list):
         value = ", ".join(str(v) for v in value)
     elif isinstance(value, bool):
