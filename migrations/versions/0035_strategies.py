@@ -148,11 +148,7 @@ def upgrade():
     sa.Column('overdue', sa.Numeric(precision=18, scale=2), nullable=False),
     sa.Column('outstanding', sa.Numeric(precision=18, scale=2), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_strategy_assignments_case_id_cases'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['segment_id'], ['strategy_segments.id'], name=op.f('fk_strategy_assignments_segment_id_strategy_segments'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['step_id'], ['strategy_steps.id'], name=op.f('fk_strategy_assignments_step_id_strategy_steps'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['strategy_id'], ['strategies.id'], name=op.f('fk_strategy_assignments_strategy_id_strategies'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['variant_id'], ['strategy_variants.id'], name=op.f('fk_strategy_assignments_variant_id_strategy_variants'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['version_id'], ['strategy_versions.id'], name=op.f('fk_strategy_assignments_version_id_strategy_versions'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_strategy_assignments'))
     )
     with op.batch_alter_table('strategy_assignments', schema=None) as batch_op:

@@ -187,14 +187,13 @@ class StrategyAssignment(Base):
     cif: Mapped[str] = mapped_column(String(32))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
     strategy_id: Mapped[int] = mapped_column(ForeignKey("strategies.id", ondelete="CASCADE"))
-    version_id: Mapped[int] = mapped_column(ForeignKey("strategy_versions.id",
-                                                       ondelete="CASCADE"))
-    segment_id: Mapped[int] = mapped_column(ForeignKey("strategy_segments.id",
-                                                       ondelete="CASCADE"))
-    step_id: Mapped[int | None] = mapped_column(ForeignKey("strategy_steps.id",
-                                                           ondelete="CASCADE"))
-    variant_id: Mapped[int | None] = mapped_column(ForeignKey("strategy_variants.id",
-                                                              ondelete="CASCADE"))
+    # version, segment, step and variant of the strategy: no foreign keys (a million rows a day
+    # would pay four trigger lookups each; an activated version is never deleted), their
+    # agreement is stated by the strategy_assignments invariant (portal.strategies.checks)
+    version_id: Mapped[int]
+    segment_id: Mapped[int]
+    step_id: Mapped[int | None]
+    variant_id: Mapped[int | None]
     draw: Mapped[int] = mapped_column(SmallInteger)  # the stable 0-99 bucket
     segment_since: Mapped[date]
     entered_step: Mapped[bool] = mapped_column(default=False, server_default="false")

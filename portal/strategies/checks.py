@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 def violations(session: Session, now: datetime | None = None) -> list[dict]:
     """Each account is in at most one step of one active strategy per business date; an
-    assignment's step, segment, variant, version and strategy belong together (no step once an
-    exit condition held); a strategy's message names the assignment of its account and date."""
+    assignment's step, segment, variant, version and strategy exist and belong together (no
+    step once an exit condition held; the columns carry no foreign keys, this is their check);
+    a strategy's message names the assignment of its account and date."""
     rows = session.execute(text("""
         SELECT 'two assignments in one day' AS problem, business_date, account_number,
                array_agg(id ORDER BY id) AS assignment_ids
@@ -20,11 +21,13 @@ def violations(session: Session, now: datetime | None = None) -> list[dict]:
         SELECT 'step, segment, variant and version disagree', a.business_date,
                a.account_number, ARRAY[a.id]
         FROM strategy_assignments a
-        JOIN strategy_segments s ON s.id = a.segment_id
-        JOIN strategy_versions v ON v.id = a.version_id
+        LEFT JOIN strategy_segments s ON s.id = a.segment_id
+        LEFT JOIN strategy_versions v ON v.id = a.version_id
         LEFT JOIN strategy_steps st ON st.id = a.step_id
         LEFT JOIN strategy_variants va ON va.id = a.variant_id
-        WHERE s.version_id <> a.version_id OR v.strategy_id <> a.strategy_id
+        WHERE s.id IS NULL OR v.id IS NULL OR (a.step_id IS NOT NULL AND st.id IS NULL)
+           OR (a.variant_id IS NOT NULL AND va.id IS NULL)
+           OR s.version_id <> a.version_id OR v.strategy_id <> a.strategy_id
            OR st.segment_id <> a.segment_id OR va.version_id <> a.version_id
            OR (a.step_id IS NOT NULL AND a.exited IS NOT NULL)
         UNION ALL

@@ -187,6 +187,7 @@ def simulate(session: Session, version: StrategyVersion, day: date | None = None
     day = day or clock.bank_today()
     sql, params = assignment_sql([version], day)
     result = Simulation(day)
+    session.execute(text("SET LOCAL jit = off"))  # as the run does
     counts = session.execute(text(
         f"SELECT segment_id, step_id, variant_id, exited IS NOT NULL AS exited, count(*) "
         f"FROM ({sql}) a GROUP BY 1, 2, 3, 4"), params).all()
