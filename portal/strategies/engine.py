@@ -120,8 +120,8 @@ def assignment_sql(versions: list[StrategyVersion], day: date) -> tuple[str, dic
         for segment in version.segments:
             condition = compile_conditions(segment.conditions or [], params, f"s{segment.id}")
             whens.append(f"WHEN {condition} THEN {int(segment.id)}")
-    if not whens:
-        return "SELECT NULL LIMIT 0", params
+    if not whens:  # no segment: a CASE that takes nobody
+        whens.append("WHEN false THEN CAST(NULL AS int)")
     exits = " ".join(
         f"WHEN '{name}' = ANY(s.exit_conditions) AND {sql} THEN '{name}'"
         for name, sql in EXIT_SQL.items())
@@ -183,14 +183,20 @@ class Simulation:
 def simulate(session: Session, version: StrategyVersion, day: date | None = None,
              sample: int = 20) -> Simulation:
     """What the daily run would do with ``version`` alone against today's portfolio: counts
-    per segment and step (and variant), and a sample of accounts. Reads only."""
+    per segment and step (and variant), and a sample of accounts. Reads only (its one pass
+    goes to a temporary table of the session, dropped before it returns)."""
     day = day or clock.bank_today()
     sql, params = assignment_sql([version], day)
     result = Simulation(day)
     session.execute(text("SET LOCAL jit = off"))  # as the run does
+    # one pass of THE query into a table of this transaction only (dropped with it): the counts
+    # and the sample read it, nothing is written for anyone else
+    session.execute(text("DROP TABLE IF EXISTS pg_temp.strategy_simulation"))
+    session.execute(text(f"CREATE TEMP TABLE strategy_simulation ON COMMIT DROP AS {sql}"),
+                    params)
     counts = session.execute(text(
-        f"SELECT segment_id, step_id, variant_id, exited IS NOT NULL AS exited, count(*) "
-        f"FROM ({sql}) a GROUP BY 1, 2, 3, 4"), params).all()
+        "SELECT segment_id, step_id, variant_id, exited IS NOT NULL AS exited, count(*) "
+        "FROM pg_temp.strategy_simulation GROUP BY 1, 2, 3, 4")).all()
     by_segment: dict[int, dict] = {
         s.id: {"id": s.id, "name": s.name, "accounts": 0, "exited": 0, "no_step": 0,
                "steps": {st.id: {"step": st, "accounts": 0} for st in s.steps}}
@@ -212,8 +218,9 @@ def simulate(session: Session, version: StrategyVersion, day: date | None = None
     result.segments = [{**s, "steps": list(s["steps"].values())} for s in by_segment.values()]
     result.variants = list(by_variant.values())
     result.sample = [dict(r._mapping) for r in session.execute(text(
-        f"SELECT a.account_number, a.cif, a.segment_id, a.step_id, a.dpd, a.overdue, "
-        f"a.exited, cu.name FROM ({sql}) a JOIN customers cu ON cu.cif = a.cif "
-        f"ORDER BY a.segment_id, a.dpd DESC, a.account_number LIMIT :limit"),
-        {**params, "limit": sample})]
+        "SELECT a.account_number, a.cif, a.segment_id, a.step_id, a.dpd, a.overdue, "
+        "a.exited, cu.name FROM pg_temp.strategy_simulation a "
+        "JOIN customers cu ON cu.cif = a.cif "
+        "ORDER BY a.segment_id, a.dpd DESC, a.account_number LIMIT :limit"), {"limit": sample})]
+    session.execute(text("DROP TABLE pg_temp.strategy_simulation"))
     return result

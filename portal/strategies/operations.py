@@ -369,11 +369,13 @@ class VariantKpis:
         return sum(self.costs.values())
 
 
+# one row per variant name (a challenger kept across versions is one arm): each account counted
+# once, in the variant of its first assignment in the window
 KPI_SQL = """
 WITH first AS (
-    SELECT DISTINCT ON (a.account_number) a.account_number, a.cif, a.variant_id,
-           a.business_date, a.dpd, a.bucket
-    FROM strategy_assignments a
+    SELECT DISTINCT ON (a.account_number) a.account_number, a.cif, a.business_date, a.dpd,
+           a.bucket, COALESCE(v.name, '') AS variant, COALESCE(v.is_champion, true) AS champion
+    FROM strategy_assignments a LEFT JOIN strategy_variants v ON v.id = a.variant_id
     WHERE a.strategy_id = :strategy AND a.business_date BETWEEN :since AND :until
     ORDER BY a.account_number, a.business_date
 ),
@@ -381,42 +383,38 @@ now_state AS (
     SELECT account_number, dpd, bucket FROM loans
     UNION ALL SELECT contract_number, days_overdue, bucket FROM cards
 ),
-paid AS (
-    SELECT f.account_number, COALESCE(sum(p.amount), 0) AS amount
-    FROM first f LEFT JOIN payments p ON p.account_number = f.account_number
-         AND p.status = 'received' AND p.paid_at >= CAST(f.business_date AS timestamptz)
-    GROUP BY f.account_number
-),
 per AS (
-    SELECT f.variant_id, f.account_number, f.cif, f.business_date,
-           (f.dpd > 0) AS delinquent, (f.dpd > 0 AND COALESCE(n.dpd, 0) = 0) AS cured,
-           array_position(ARRAY['current', '1-30', '31-60', '61-90', '90+'], n.bucket)
-             > array_position(ARRAY['current', '1-30', '31-60', '61-90', '90+'], f.bucket)
-             AS rolled,
-           pd.amount
+    SELECT f.variant, f.champion, (f.dpd > 0) AS delinquent,
+           (f.dpd > 0 AND COALESCE(n.dpd, 0) = 0) AS cured,
+           COALESCE(array_position(ARRAY['current', '1-30', '31-60', '61-90', '90+'], n.bucket)
+             > array_position(ARRAY['current', '1-30', '31-60', '61-90', '90+'], f.bucket),
+             false) AS rolled,
+           (SELECT COALESCE(sum(p.amount), 0) FROM payments p
+            WHERE p.account_number = f.account_number AND p.status = 'received'
+              AND p.paid_at >= CAST(f.business_date AS timestamptz)) AS collected,
+           (SELECT count(*) FROM promises pr
+            WHERE pr.account_number = f.account_number
+              AND pr.created_at >= CAST(f.business_date AS timestamptz)
+              AND pr.status IN ('kept', 'partially_kept', 'broken')) AS resolved,
+           (SELECT count(*) FROM promises pr
+            WHERE pr.account_number = f.account_number
+              AND pr.created_at >= CAST(f.business_date AS timestamptz)
+              AND pr.status = 'kept') AS kept
     FROM first f LEFT JOIN now_state n ON n.account_number = f.account_number
-    JOIN paid pd ON pd.account_number = f.account_number
 )
-SELECT per.variant_id, count(*) AS accounts, count(*) FILTER (WHERE delinquent) AS delinquent,
-       count(*) FILTER (WHERE cured) AS cured, count(*) FILTER (WHERE rolled) AS rolled,
-       COALESCE(sum(amount), 0) AS collected, COALESCE(avg(amount), 0) AS mean,
-       COALESCE(var_samp(amount), 0) AS var,
-       (SELECT count(*) FROM promises pr JOIN per p2 ON p2.cif = pr.cif
-            AND p2.account_number = pr.account_number
-        WHERE p2.variant_id IS NOT DISTINCT FROM per.variant_id
-          AND pr.created_at >= CAST(p2.business_date AS timestamptz)
-          AND pr.status IN ('kept', 'partially_kept', 'broken')) AS resolved,
-       (SELECT count(*) FROM promises pr JOIN per p2 ON p2.cif = pr.cif
-            AND p2.account_number = pr.account_number
-        WHERE p2.variant_id IS NOT DISTINCT FROM per.variant_id
-          AND pr.created_at >= CAST(p2.business_date AS timestamptz)
-          AND pr.status = 'kept') AS kept
-FROM per GROUP BY per.variant_id
+SELECT variant, bool_and(champion) AS champion, count(*) AS accounts,
+       count(*) FILTER (WHERE delinquent) AS delinquent, count(*) FILTER (WHERE cured) AS cured,
+       count(*) FILTER (WHERE rolled) AS rolled, sum(collected) AS collected,
+       avg(collected) AS mean, COALESCE(var_samp(collected), 0) AS var,
+       sum(resolved) AS resolved, sum(kept) AS kept
+FROM per GROUP BY variant
 """
 
+# the work the steps created: messages and visits on entering a step, a call step every day
 ACTIONS_SQL = """
-SELECT a.variant_id, s.action, count(*) FROM strategy_assignments a
+SELECT COALESCE(v.name, '') AS variant, s.action, count(*) FROM strategy_assignments a
 JOIN strategy_steps s ON s.id = a.step_id
+LEFT JOIN strategy_variants v ON v.id = a.variant_id
 WHERE a.strategy_id = :strategy AND a.business_date BETWEEN :since AND :until
   AND (a.entered_step OR s.action = 'call')
 GROUP BY 1, 2
@@ -426,42 +424,30 @@ GROUP BY 1, 2
 def kpis(session: Session, strategy: Strategy, until: date | None = None,
          days: int = KPI_DAYS) -> list[VariantKpis]:
     """Per variant (by name, across versions; the champion first) over the accounts the
-    strategy took in the last ``days`` business days: cure rate (of those past due when first
-    assigned, now at DPD 0), roll rate (now in a worse bucket), promise-kept rate (promises made
-    since, resolved), collected (payments received since), cost per channel (messages and visits
-    on entering a step, call steps per day, at ``unit_costs``) — and for each challenger the
-    confidence interval of its difference from the champion."""
+    strategy took in the last ``days`` business days, each in the variant of its first
+    assignment: cure rate (of those past due then, now at DPD 0), roll rate (now in a worse
+    bucket), promise-kept rate (promises made since and resolved), collected (payments received
+    since, per account), cost per channel (messages and visits on entering a step, call steps
+    per day, at ``unit_costs``) — and for each challenger the 95 % interval of its difference
+    from the champion (``stats``)."""
     until = until or clock.bank_today()
     since = until - timedelta(days=days - 1)
-    variants = {v.id: v for version in strategy.versions for v in version.variants}
     params = {"strategy": strategy.id, "since": since, "until": until}
     by_name: dict[str, VariantKpis] = {}
-
-    def bucket(variant_id) -> VariantKpis:
-        variant = variants.get(variant_id)
-        name = variant.name if variant else _("Champion")
-        champion = variant.is_champion if variant else True
-        return by_name.setdefault(name, VariantKpis(name, champion))
-
     for row in session.execute(text(KPI_SQL), params).mappings():
-        k = bucket(row["variant_id"])
-        n_old, n_new = k.accounts, row["accounts"]
-        mean_old, mean_new = k.collected_mean, float(row["mean"])
-        k.accounts += n_new
-        k.delinquent += row["delinquent"]
-        k.cured += row["cured"]
-        k.rolled += row["rolled"]
-        k.collected += float(row["collected"])
-        k.promises_resolved += row["resolved"]
-        k.promises_kept += row["kept"]
-        total = n_old + n_new
-        k.collected_mean = (mean_old * n_old + mean_new * n_new) / total if total else 0.0
-        k.collected_var = float(row["var"]) if not n_old else k.collected_var  # one version
+        by_name[row["variant"]] = VariantKpis(
+            row["variant"] or _("Champion"), bool(row["champion"]), accounts=row["accounts"],
+            delinquent=row["delinquent"], cured=row["cured"], rolled=row["rolled"],
+            promises_resolved=int(row["resolved"] or 0), promises_kept=int(row["kept"] or 0),
+            collected=float(row["collected"] or 0), collected_mean=float(row["mean"] or 0),
+            collected_var=float(row["var"] or 0))
     costs = unit_costs()
-    for variant_id, action, n in session.execute(text(ACTIONS_SQL), params):
-        k = bucket(variant_id)
-        k.actions[action] = k.actions.get(action, 0) + n
-        k.costs[action] = k.costs.get(action, 0) + n * costs.get(action, 0)
+    for variant, action, n in session.execute(text(ACTIONS_SQL), params):
+        k = by_name.get(variant)
+        if k is None:
+            continue
+        k.actions[action] = n
+        k.costs[action] = float(n * costs.get(action, 0))
     out = sorted(by_name.values(), key=lambda k: (not k.is_champion, k.name))
     champion = out[0] if out and out[0].is_champion else None
     for k in out:

@@ -129,7 +129,8 @@ def run_business_date(session: Session, business_date: date, *,
     counts["assigned"] = session.execute(text(
         f"INSERT INTO strategy_assignments (business_date, {columns}) "
         f"SELECT CAST(:day AS date), {columns} FROM ({sql}) a "
-        f"ON CONFLICT (business_date, account_number) DO NOTHING"), params).rowcount
+        f"ON CONFLICT (business_date, account_number) DO NOTHING"), params
+    ).rowcount if versions else 0  # none active: nothing assigned, yesterday's calls cleared
     lap("assign")
     report(1, len(PHASES), "messages")
     counts["messages"] = session.execute(text(MESSAGES_SQL),

@@ -91,3 +91,25 @@ def test_build_simulate_and_activate_through_the_pages(db, client, login_as, fro
     assert strategy.versions[0].status == "active"
     assert db.session.scalar(select(func.count()).select_from(AuditLog).where(
         AuditLog.action == "strategy.activated")) == 1
+
+
+def test_run_now_enqueues_the_daily_run_and_the_job_records_it(db, client, login_as,
+                                                               frozen_now, redis_client):
+    from rq import Queue
+
+    from portal import clock
+    from portal.models import IntegrationRun
+    from workers.jobs.strategies import run_strategies
+
+    frozen_now(NOW)
+    sup = login_as("supervisor", language="vi")
+    assert post(client, "/strategies/run").status_code == 302
+    (job,) = [j for j in Queue("default", connection=redis_client).get_jobs()
+              if j.func_name == "workers.jobs.strategies.run_strategies"]
+    assert job.args == (clock.bank_today().isoformat(), "manual", sup.id)
+    result = run_strategies(*job.args)
+    recorded = db.session.get(IntegrationRun, result["run_id"])
+    assert (recorded.integration, recorded.trigger, recorded.status, recorded.triggered_by_id) \
+        == ("STRATEGIES", "manual", "succeeded", sup.id)
+    page = client.get("/strategies/").get_data(as_text=True)
+    assert f'data-testid="strategy-run-{recorded.id}"' in page

@@ -269,3 +269,26 @@ def test_invariant_catches_a_doubled_assignment(db, portfolio):
     assert db.session.execute(text(
         "SELECT count(*) FROM pg_indexes WHERE indexname = 'uq_strategy_assignments_day_account'"
     )).scalar() == 1
+
+
+def test_no_segment_simulates_nobody_and_no_active_strategy_clears_the_call_steps(
+        db, portfolio):
+    empty = operations.create_strategy(db.session, portfolio["supervisor"], "EMPTY", "Trống")
+    db.session.commit()
+    assert engine.simulate(db.session, empty.versions[0], TODAY).total == 0
+    strategy, version = build(db, portfolio)
+    operations.activate(db.session, portfolio["supervisor"], version, NOW)
+    db.session.commit()
+    run.run_business_date(db.session, TODAY, now=NOW)
+    db.session.commit()
+    weighted = db.session.scalar(select(func.count()).select_from(Case).where(
+        Case.strategy_weight > 0))
+    assert weighted == 4
+    version.status, version.retired_at = "retired", NOW  # nothing active tomorrow
+    db.session.commit()
+    tomorrow = run.run_business_date(db.session, TODAY + timedelta(days=1), now=NOW)
+    db.session.commit()
+    assert (tomorrow["assigned"], tomorrow["cases_cleared"]) == (0, 4)
+    assert db.session.scalar(select(func.count()).select_from(Case).where(
+        (Case.strategy_weight > 0) | Case.strategy_team_id.is_not(None))) == 0
+    assert invariants.case_priority_recompute(db.session, NOW) == []
