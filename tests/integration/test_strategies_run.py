@@ -215,6 +215,25 @@ def test_challenger_draw_is_recorded_and_stable(db, portfolio):
         assert (a.variant_id == challenger.id) == (80 <= a.draw < 100)
     figures = operations.kpis(db.session, strategy, until=TODAY)
     assert figures[0].is_champion and sum(k.accounts for k in figures) == 12
+    assert [k.name for k in figures] == ["Champion", "Thử thách"]
+    calls = {k.name: k.actions.get("call", 0) for k in figures}
+    assert sum(calls.values()) == 4  # the DPD 5 and 12 accounts
+    letters = sum(k.actions.get("letter", 0) for k in figures)
+    assert letters == 3
+    costs = operations.unit_costs()
+    for k in figures:
+        assert k.costs.get("call", 0) == calls[k.name] * costs["call"]
+    challenger_kpis = figures[1]
+    assert set(challenger_kpis.ci) == {"cure_rate", "roll_rate", "kept_rate", "collected"}
+
+
+def test_unit_costs_come_from_the_settings(app, db, portfolio):
+    app.config["STRATEGY_UNIT_COSTS"] = {"call": 1234}
+    try:
+        assert operations.unit_costs()["call"] == 1234
+        assert operations.unit_costs()["sms"] == operations.UNIT_COSTS["sms"]
+    finally:
+        app.config["STRATEGY_UNIT_COSTS"] = {}
 
 
 def test_run_is_recorded_for_the_ops_page(app, db, portfolio):
