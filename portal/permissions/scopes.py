@@ -176,6 +176,8 @@ UNOWNED_URL_VARIABLES: dict[str, str] = {
     "agency_id": "a legal team or collection agency: admin.workflow only",
     "strategy_id": "a collection strategy, bank-wide: strategies.view / strategies.manage",
     "segment_id": "a segment of a bank-wide strategy: strategies.manage only",
+    "step_id": "a step of a bank-wide strategy: strategies.manage only",
+    "variant_id": "a champion or challenger of a bank-wide strategy: strategies.manage only",
     "filename": "a static file",
     "ref_id": "a reference person of the case named by <cif>: the view refuses one of another CIF",
 }

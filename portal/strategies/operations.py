@@ -270,6 +270,49 @@ def add_challenger(session: Session, actor: User, version: StrategyVersion, name
     return variant
 
 
+def remove_step(session: Session, actor: User, step: StrategyStep) -> None:
+    """Take a step out of a draft. No commit."""
+    segment = step.segment
+    _editable(segment.version)
+    audit.record(session, actor, "strategy.step_removed", "strategy",
+                 segment.version.strategy.code,
+                 {"version": segment.version.number, "segment": segment.name, "key": step.key,
+                  "at": step.at_value, "action": step.action}, None)
+    segment.steps.remove(step)
+    session.flush()
+
+
+def remove_segment(session: Session, actor: User, segment: StrategySegment) -> None:
+    """Take a segment (and its steps) out of a draft; the later ones move up. No commit."""
+    version = segment.version
+    _editable(version)
+    audit.record(session, actor, "strategy.segment_removed", "strategy",
+                 version.strategy.code, {"version": version.number, "segment": segment.name,
+                                         "position": segment.position,
+                                         "conditions": segment.conditions}, None)
+    version.segments.remove(segment)
+    session.flush()
+    for position, later in enumerate(sorted(version.segments, key=lambda s: s.position), 1):
+        if later.position != position:
+            later.position = position
+            session.flush()  # one at a time: positions are unique per version
+
+
+def remove_challenger(session: Session, actor: User, variant: StrategyVariant) -> None:
+    """Take a challenger out of a draft: its share goes back to the champion. No commit."""
+    version = variant.version
+    _editable(version)
+    if variant.is_champion:
+        raise StrategyError({"variant": _("The champion stays: remove the challengers.")}, 409)
+    champion = next(v for v in version.variants if v.is_champion)
+    champion.split_pct += variant.split_pct
+    audit.record(session, actor, "strategy.variant_removed", "strategy", version.strategy.code,
+                 {"version": version.number, "variant": variant.name,
+                  "split_pct": variant.split_pct}, {"champion_pct": champion.split_pct})
+    version.variants.remove(variant)
+    session.flush()
+
+
 def activation_problems(session: Session, version: StrategyVersion) -> list[str]:
     problems = []
     if not version.segments:

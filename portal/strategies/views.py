@@ -14,7 +14,14 @@ from sqlalchemy import select
 from portal import clock
 from portal.extensions import db
 from portal.models import IntegrationRun, MessageTemplate, Team
-from portal.models.strategies import EXIT_CONDITIONS, STEP_ACTIONS, Strategy, StrategySegment
+from portal.models.strategies import (
+    EXIT_CONDITIONS,
+    STEP_ACTIONS,
+    Strategy,
+    StrategySegment,
+    StrategyStep,
+    StrategyVariant,
+)
 from portal.permissions.decorators import permission_required
 from portal.queues import enqueue
 from portal.schedules import Jobs
@@ -237,3 +244,47 @@ def activate(strategy_id: int):
     return redirect(url_for("strategies.detail", strategy_id=strategy_id))
 
 
+
+
+def _removed(strategy_id: int, remove, anchor: str):
+    EmptyForm().validate()
+    try:
+        remove()
+        db.session.commit()
+    except operations.StrategyError as exc:
+        db.session.rollback()
+        return _detail(_strategy(strategy_id), errors=exc.errors, status=exc.status)
+    return redirect(url_for("strategies.detail", strategy_id=strategy_id) + anchor)
+
+
+@bp.post("/steps/<int:step_id>/remove")
+@permission_required("strategies.manage")
+def remove_step(step_id: int):
+    step = db.session.get(StrategyStep, step_id)
+    if step is None:
+        abort(404)
+    return _removed(step.segment.version.strategy_id,
+                    lambda: operations.remove_step(db.session, current_user, step),
+                    f"#segment-{step.segment_id}")
+
+
+@bp.post("/segments/<int:segment_id>/remove")
+@permission_required("strategies.manage")
+def remove_segment(segment_id: int):
+    segment = db.session.get(StrategySegment, segment_id)
+    if segment is None:
+        abort(404)
+    return _removed(segment.version.strategy_id,
+                    lambda: operations.remove_segment(db.session, current_user, segment),
+                    "#segments")
+
+
+@bp.post("/variants/<int:variant_id>/remove")
+@permission_required("strategies.manage")
+def remove_challenger(variant_id: int):
+    variant = db.session.get(StrategyVariant, variant_id)
+    if variant is None:
+        abort(404)
+    return _removed(variant.version.strategy_id,
+                    lambda: operations.remove_challenger(db.session, current_user, variant),
+                    "#variants")

@@ -281,6 +281,14 @@ ROUTES: dict[tuple[str, str], Check] = {
         {"segment_id": "strategy_segment"}, STRATEGY_INTRUDERS, ("sup_a",),
         form={"key": "dpd", "at_value": "5", "action": "call", "priority_weight": "10"},
         owner_status=STRATEGY_OWNER_STATUS),
+    ("strategies.remove_step", "POST"): Check({"step_id": "strategy_step"}, STRATEGY_INTRUDERS,
+                                              ("sup_a",), owner_status=STRATEGY_OWNER_STATUS),
+    ("strategies.remove_segment", "POST"): Check(
+        {"segment_id": "strategy_spare_segment"}, STRATEGY_INTRUDERS, ("sup_a",),
+        owner_status=STRATEGY_OWNER_STATUS),
+    ("strategies.remove_challenger", "POST"): Check(
+        {"variant_id": "strategy_challenger"}, STRATEGY_INTRUDERS, ("sup_a",),
+        owner_status=STRATEGY_OWNER_STATUS),
 }
 
 # Rules with a variable that anyone may call, and why.
@@ -509,7 +517,14 @@ def _build(session) -> World:
     segment = strategy_operations.add_segment(session, users["sup_a"], strategy.versions[0],
                                               "Sớm", [{"field": "dpd", "op": "le",
                                                        "value": "30"}], [])
-    ids.update(strategy=strategy.id, strategy_segment=segment.id)
+    step = strategy_operations.add_step(session, users["sup_a"], segment,
+                                        {"key": "dpd", "at_value": "3", "action": "visit"})
+    spare_segment = strategy_operations.add_segment(session, users["sup_a"],
+                                                    strategy.versions[0], "Dự phòng", [], [])
+    challenger = strategy_operations.add_challenger(session, users["sup_a"],
+                                                    strategy.versions[0], "Thử", 10)
+    ids.update(strategy=strategy.id, strategy_segment=segment.id, strategy_step=step.id,
+               strategy_spare_segment=spare_segment.id, strategy_challenger=challenger.id)
 
     from portal.documents import operations as documents
     from tests.documents_support import small_pdf

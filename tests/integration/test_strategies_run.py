@@ -311,3 +311,27 @@ def test_no_segment_simulates_nobody_and_no_active_strategy_clears_the_call_step
     assert db.session.scalar(select(func.count()).select_from(Case).where(
         (Case.strategy_weight > 0) | Case.strategy_team_id.is_not(None))) == 0
     assert invariants.case_priority_recompute(db.session, NOW) == []
+
+
+def test_a_draft_loses_steps_segments_and_challengers_an_active_version_does_not(db, portfolio):
+    strategy, version = build(db, portfolio, challenger_pct=20)
+    actor = portfolio["supervisor"]
+    early, late = version.segments
+    operations.remove_step(db.session, actor, early.steps[0])
+    assert [s.action for s in early.steps] == ["call"]
+    operations.remove_segment(db.session, actor, early)
+    assert [(s.name, s.position) for s in version.segments] == [("Muộn", 1)]
+    challenger = next(v for v in version.variants if not v.is_champion)
+    operations.remove_challenger(db.session, actor, challenger)
+    assert [(v.name, v.split_pct) for v in version.variants] == [("Champion", 100)]
+    with pytest.raises(operations.StrategyError):
+        operations.remove_challenger(db.session, actor, version.variants[0])
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.action.in_(("strategy.step_removed", "strategy.segment_removed",
+                             "strategy.variant_removed")))) == 3
+    operations.activate(db.session, actor, version, NOW)
+    db.session.commit()
+    with pytest.raises(operations.StrategyError) as refused:
+        operations.remove_step(db.session, actor, version.segments[0].steps[0])
+    assert refused.value.status == 409
