@@ -47,6 +47,7 @@ from portal.payments import cli as payments_cli  # noqa: F401  (commands on paym
 from portal.payments import effects as payments_effects
 from portal.payments import views as payments
 from portal.placements import views as placements
+from portal.strategies import cli as strategies_cli  # noqa: F401  (commands on strategies' bp)
 from portal.strategies import views as strategies
 from portal.supervisor import views as supervisor
 from portal.web import register_web

@@ -113,3 +113,15 @@ def test_run_now_enqueues_the_daily_run_and_the_job_records_it(db, client, login
         == ("STRATEGIES", "manual", "succeeded", sup.id)
     page = client.get("/strategies/").get_data(as_text=True)
     assert f'data-testid="strategy-run-{recorded.id}"' in page
+
+
+def test_the_cli_runs_a_business_date(app, db, frozen_now):
+    from portal.models import IntegrationRun
+
+    frozen_now(NOW)
+    result = app.test_cli_runner().invoke(args=["strategies", "run", "--date", "2026-11-24"])
+    assert result.exit_code == 0, result.output
+    assert "0 assigned" in result.output
+    recorded = db.session.scalar(select(IntegrationRun))
+    assert (recorded.integration, recorded.trigger, recorded.business_date.isoformat()) == (
+        "STRATEGIES", "manual", "2026-11-24")
