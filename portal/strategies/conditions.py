@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
 
+from portal.labels import label
 from portal.models.enums import BUCKET_NAMES, CASE_STATUSES
 from portal.money import format_money, parse_money
 
@@ -53,6 +54,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     Field("region", _l("Region (province)"), "text", TEXT_OPS),
     Field("case_status", _l("Case status"), "choice", TEXT_OPS, CASE_STATUSES),
     Field("processing_state", _l("Processing state"), "text", TEXT_OPS),
+    Field("customer_status", _l("Customer status (code)"), "text", TEXT_OPS),
     Field("promise_pending", _l("Has a pending promise"), "bool", ("eq",)),
     Field("broken_promises_90d", _l("Broken promises, last 90 days"), "int", NUMBER_OPS),
     Field("plan_active", _l("Has an active payment plan"), "bool", ("eq",)),
@@ -162,6 +164,8 @@ def describe(condition: dict) -> str:
     value = condition.get("value")
     if field.kind == "money" and not isinstance(value, list):
         value = format_money(Decimal(str(value)))
+    if field.name == "case_status":  # a code of the product's: its words
+        value = [label(v) for v in value] if isinstance(value, list) else label(value)
     if isinstance(value, list):
         value = ", ".join(str(v) for v in value)
     elif isinstance(value, bool):

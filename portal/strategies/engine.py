@@ -41,7 +41,7 @@ FACTS_SQL = """
 SELECT p.account_number, p.cif, c.id AS case_id, p.product, p.dpd, p.bucket,
        p.outstanding, p.overdue,
        cu.segment AS customer_segment, ad.province AS region,
-       c.status AS case_status, c.processing_state,
+       c.status AS case_status, c.processing_state, cs.code AS customer_status,
        COALESCE(pr.promise_pending, false) AS promise_pending,
        COALESCE(pr.broken_90d, 0) AS broken_promises_90d,
        COALESCE(pl.active, false) AS plan_active,
@@ -68,6 +68,7 @@ FROM (
 ) p
 JOIN cases c ON c.cif = p.cif AND c.status <> 'closed'
 JOIN customers cu ON cu.cif = p.cif
+LEFT JOIN status_values cs ON cs.id = c.customer_status_id
 LEFT JOIN (SELECT DISTINCT ON (cif) cif, province FROM addresses WHERE cif IS NOT NULL
            ORDER BY cif, is_primary DESC, id) ad ON ad.cif = p.cif
 LEFT JOIN (SELECT cif, bool_or(status = 'pending') AS promise_pending,

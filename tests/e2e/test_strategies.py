@@ -118,6 +118,12 @@ def test_a_supervisor_builds_simulates_and_activates_a_strategy_with_a_challenge
     page.get_by_test_id("activate").click()
     expect(page.get_by_test_id("version-status")).to_have_text("Đang hoạt động")
     expect(page.get_by_test_id("segment-form")).to_have_count(0)  # frozen
+    # a change starts a new draft (a copy); the active version stays as it was
+    page.get_by_test_id("start-draft").click()
+    expect(page.get_by_test_id("version-status")).to_have_text("Bản nháp")
+    expect(page.get_by_test_id("version-1")).to_contain_text("Đang hoạt động")
+    expect(page.get_by_test_id("version-2")).to_contain_text("Bản nháp")
+    expect(page.get_by_test_id("steps-2")).to_contain_text("DPD 31")
     assert db.session.scalar(select(AuditLog.id).where(
         AuditLog.action == "strategy.activated")) is not None
 
