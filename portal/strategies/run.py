@@ -49,7 +49,8 @@ INSERT INTO messages (cif, case_id, account_number, channel, template_id, langua
                       strategy_assignment_id, created_at, updated_at)
 SELECT a.cif, a.case_id, a.account_number, s.action, t.id, 'vi', '', 'queued', 0, :now,
        a.business_date, 'strategy',
-       'strategy:' || a.business_date || ':' || a.account_number || ':' || s.id, a.id, :now, :now
+       'strategy:' || to_char(a.business_date, 'YYYY-MM-DD') || ':' || a.account_number
+           || ':' || s.id, a.id, :now, :now
 FROM strategy_assignments a
 JOIN strategy_steps s ON s.id = a.step_id
 JOIN message_templates t ON t.code = s.template_code AND t.channel = s.action AND t.active
