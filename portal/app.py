@@ -51,6 +51,7 @@ from portal.supervisor import views as supervisor
 from portal.web import register_web
 from portal.webhooks import cti as webhooks_cti  # noqa: F401  (routes on the webhooks' bp)
 from portal.webhooks import payments as webhooks_payments  # noqa: F401  (routes on the webhooks' bp)
+from portal.webhooks import sms as webhooks_sms  # noqa: F401  (routes on the webhooks' bp)
 from portal.webhooks import views as webhooks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
