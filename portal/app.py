@@ -39,6 +39,7 @@ from portal.field import views as field
 from portal.kpi import views as kpi
 from portal.logging import init_logging
 from portal.main import views as main
+from portal.messages import views as messages
 from portal.notifications import views as notifications
 from portal.ops import invariant_views  # noqa: F401  (routes on ops' bp)
 from portal.ops import metrics as ops_metrics  # noqa: F401  (routes on ops' bp)
@@ -62,6 +63,7 @@ BLUEPRINTS = (
     graphql_bp, notifications.bp, calls.bp, payments.bp, kpi.bp, assignment.bp,
     placements.bp,
     documents.bp,
+    messages.bp, messages.ops_bp,
 )
 
 

@@ -187,3 +187,41 @@ def set_messages_opt_out(session: Session, point, opted_out: bool, actor: Any) -
                  after={"messages_opt_out": opted_out, "cif": point.cif})
     point.messages_opt_out = opted_out
     return True
+
+
+# -- ops --------------------------------------------------------------------------------------
+
+
+def channel_health(session: Session, since: datetime) -> list[dict]:
+    """Per channel (SMS gateway, SMTP, letters): messages by status since ``since``, the
+    queue waiting now, the last failure (when, why) and the breaker's state."""
+    from sqlalchemy import func
+
+    from integrations.control import breaker
+
+    counts: dict[str, dict[str, int]] = {c: {} for c in ACTION_TYPES}
+    for channel, status, count in session.execute(
+            select(Message.channel, Message.status, func.count())
+            .where(Message.created_at >= since).group_by(Message.channel, Message.status)):
+        counts[channel][status] = count
+    waiting = dict(session.execute(
+        select(Message.channel, func.count()).where(Message.status == "queued")
+        .group_by(Message.channel)).all())
+    rows = []
+    for channel, system in (("sms", "SMS"), ("email", "EMAIL"), ("letter", None)):
+        last = session.scalar(
+            select(Message).where(Message.channel == channel,
+                                  Message.status_detail.is_not(None))
+            .order_by(func.coalesce(Message.failed_at, Message.updated_at).desc()).limit(1))
+        rows.append({"channel": channel, "system": system, "counts": counts[channel],
+                     "waiting": waiting.get(channel, 0),
+                     "last_error": last.status_detail if last else None,
+                     "last_error_at": (last.failed_at or last.updated_at) if last else None,
+                     "breaker": breaker(system).state() if system else None})
+    return rows
+
+
+def failed_messages(session: Session, limit: int = 50) -> list[Message]:
+    return list(session.scalars(select(Message).where(Message.status == "failed")
+                                .order_by(Message.failed_at.desc().nulls_last(),
+                                          Message.id.desc()).limit(limit)))
