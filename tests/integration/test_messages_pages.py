@@ -1,0 +1,188 @@
+"""The message pages through HTTP: templates (supervisors and admins; unknown variables refused
+next to the field; a preview with a real account's data), the case view's one-off message
+(held with its reason, queued and sent), the opt-out toggle of the contact list."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from portal.messages import dispatch
+from portal.models import AuditLog, Message, MessageTemplate, Phone
+from tests.conftest import csrf_token_from
+from tests.messages_support import bank_time
+
+
+def _token(client, path="/messages/templates"):
+    return csrf_token_from(client.get(path).get_data(as_text=True))
+
+
+def test_only_supervisors_and_admins_manage_templates(client, login_as, db):
+    login_as("agent")
+    assert client.get("/messages/templates").status_code == 403
+    login_as("supervisor")
+    assert client.get("/messages/templates").status_code == 200
+    login_as("admin")
+    assert client.get("/messages/templates/new").status_code == 200
+
+
+def test_a_supervisor_creates_an_sms_template_and_unknown_variables_are_refused(
+        client, login_as, db, msg_customer):
+    login_as("supervisor")
+    token = _token(client)
+    bad = client.post("/messages/templates/new", data={
+        "csrf_token": token, "code": "SMS_DPD3", "channel": "sms", "name": "Nhắc DPD 3",
+        "body_vi": "Kính gửi {customer_name}, số dư {balance}.", "body_en": "Dear {customer}"})
+    assert bad.status_code == 422
+    page = bad.get_data(as_text=True)
+    assert 'data-error-for="body_vi"' in page and "{balance}" in page
+    assert 'data-error-for="body_en"' in page and "{customer}" in page
+    assert db.session.scalar(select(MessageTemplate)) is None
+
+    good = client.post("/messages/templates/new", data={
+        "csrf_token": token, "code": "sms_dpd3", "channel": "sms", "name": "Nhắc DPD 3",
+        "body_vi": "Kính gửi {customer_name}, khoản {account_number} đến hạn {amount_due}.",
+        "body_en": "Dear {customer_name}, {amount_due} is due on {account_number}."})
+    assert good.status_code == 302
+    template = db.session.scalar(select(MessageTemplate))
+    assert template.code == "SMS_DPD3" and template.subject_vi is None
+    assert db.session.scalar(select(AuditLog).where(
+        AuditLog.action == "message_template.create")).entity_id == str(template.id)
+
+    account = msg_customer.loan.account_number
+    edit = client.get(f"/messages/templates/{template.id}?account={account}")
+    html = edit.get_data(as_text=True)
+    assert f"Kính gửi Nguyễn Văn An, khoản {account} đến hạn 5.000.000\u00a0₫." in html
+    assert f"Dear Nguyễn Văn An, 5,000,000\u00a0₫ is due on {account}." in html
+    assert 'data-testid="segments-vi"' in html and "UCS-2" in html
+
+    listing = client.get("/messages/templates").get_data(as_text=True)
+    assert 'data-testid="template-SMS_DPD3"' in listing
+
+
+def test_the_preview_says_when_the_account_does_not_exist(client, login_as, db):
+    login_as("supervisor")
+    response = client.post("/messages/templates/preview", data={
+        "csrf_token": _token(client), "channel": "sms", "body_vi": "x", "body_en": "y",
+        "preview_account": "NO-SUCH-1"})
+    assert response.status_code == 200
+    assert 'data-error-for="preview_account"' in response.get_data(as_text=True)
+
+
+def test_an_email_template_needs_subjects_and_retiring_is_audited(client, login_as, db,
+                                                                  make_template):
+    login_as("admin")
+    token = _token(client)
+    response = client.post("/messages/templates/new", data={
+        "csrf_token": token, "code": "EMAIL_X", "channel": "email", "name": "E-mail",
+        "body_vi": "a", "body_en": "b"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'data-error-for="subject_vi"' in page and 'data-error-for="subject_en"' in page
+
+    template = make_template("LETTER_30", channel="letter")
+    assert client.post(f"/messages/templates/{template.id}/active",
+                       data={"csrf_token": token}).status_code == 302
+    db.session.refresh(template)
+    assert template.active is False
+    assert db.session.scalar(select(AuditLog).where(AuditLog.action == "message_template.retire"))
+
+
+def _send(client, cif, **data):
+    page = client.get(f"/cases/{cif}").get_data(as_text=True)
+    return client.post(f"/messages/cases/{cif}/send",
+                       data={"csrf_token": csrf_token_from(page), **data})
+
+
+def test_an_agent_sends_a_one_off_sms_that_goes_through_the_gateway(
+        client, login, db, frozen_now, msg_customer, make_template, sms_gateway):
+    at = frozen_now(bank_time(0, 10, 0))
+    template = make_template()
+    login(msg_customer.agent)
+    card = client.get(f"/messages/cases/{msg_customer.cif}/card").get_data(as_text=True)
+    assert template.name in card
+
+    preview = client.post(f"/messages/cases/{msg_customer.cif}/preview", data={
+        "csrf_token": csrf_token_from(client.get(f"/cases/{msg_customer.cif}")
+                                      .get_data(as_text=True)),
+        "template_id": str(template.id), "language": "en"}).get_data(as_text=True)
+    assert "Dear Nguyễn Văn An" in preview and 'data-testid="send-would-hold"' not in preview
+
+    response = _send(client, msg_customer.cif, template_id=str(template.id), language="vi",
+                     account_number=msg_customer.loan.account_number)
+    assert response.status_code == 200
+    assert 'data-outcome="queued"' in response.get_data(as_text=True)
+    message = db.session.scalar(select(Message))
+    assert message.status == "queued" and message.source == "manual"
+    assert message.created_by_id == msg_customer.agent.id
+    assert db.session.scalar(select(AuditLog).where(AuditLog.action == "message.queue"))
+
+    assert dispatch.dispatch_message(db.session, message.id, at) == "sent"
+    assert sms_gateway.gateway.messages[message.provider_id]["to"] == "+84912345678"
+    timeline = client.get(f"/cases/{msg_customer.cif}").get_data(as_text=True)
+    assert 'data-message-status="sent"' in timeline
+
+
+def test_a_held_one_off_says_why_next_to_the_form_and_on_the_timeline(
+        client, login, db, frozen_now, msg_customer, make_template, sms_gateway):
+    frozen_now(bank_time(0, 10, 0))
+    template = make_template()
+    msg_customer.phone.do_not_contact = True
+    db.session.commit()
+    login(msg_customer.agent)
+    token = csrf_token_from(client.get(f"/cases/{msg_customer.cif}").get_data(as_text=True))
+    preview = client.post(f"/messages/cases/{msg_customer.cif}/preview", data={
+        "csrf_token": token, "template_id": str(template.id)}).get_data(as_text=True)
+    assert 'data-reason="do_not_contact"' in preview
+
+    response = _send(client, msg_customer.cif, template_id=str(template.id))
+    html = response.get_data(as_text=True)
+    assert 'data-outcome="held"' in html and "Contact point marked do-not-contact" in html
+    message = db.session.scalar(select(Message))
+    assert (message.status, message.hold_reason) == ("held", "do_not_contact")
+    timeline = client.get(f"/cases/{msg_customer.cif}").get_data(as_text=True)
+    assert 'data-message-status="held"' in timeline
+    assert "Contact point marked do-not-contact" in timeline
+    assert sms_gateway.gateway.messages == {}
+
+
+def test_the_send_form_refuses_what_is_not_the_customers(client, login, db, msg_customer,
+                                                         make_template, make_customer,
+                                                         make_phone):
+    template = make_template()
+    other = make_phone(make_customer(), "0900000999", is_verified=True)
+    login(msg_customer.agent)
+    response = _send(client, msg_customer.cif, template_id=str(template.id),
+                     contact_point=f"sms:{other.id}", account_number="LN-NOT-HERE")
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'data-error-for="account_number"' in html
+    no_template = _send(client, msg_customer.cif)
+    assert 'data-error-for="template_id"' in no_template.get_data(as_text=True)
+    assert db.session.scalar(select(Message)) is None
+
+
+def test_opting_a_number_out_from_the_contact_list_is_audited(client, login, db, msg_customer):
+    login(msg_customer.agent)
+    page = client.get(f"/cases/{msg_customer.cif}").get_data(as_text=True)
+    phone_id = msg_customer.phone.id
+    assert f'data-testid="phone-{phone_id}-opt-out-on"' in page
+    response = client.post(
+        f"/cases/{msg_customer.cif}/contacts/phone/{phone_id}/messages-opt-out",
+        data={"csrf_token": csrf_token_from(page), "value": "1"})
+    assert response.status_code == 200
+    assert 'data-testid="opted-out"' in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Phone, phone_id).messages_opt_out is True
+    row = db.session.scalar(select(AuditLog).where(
+        AuditLog.action == "contact.messages_opt_out"))
+    assert row.entity_id == str(phone_id) and row.after["messages_opt_out"] is True
+
+
+def test_a_supervisor_without_cases_work_can_still_send(client, login_as, db, msg_customer,
+                                                        make_template):
+    make_template()
+    login_as("supervisor")
+    card = client.get(f"/messages/cases/{msg_customer.cif}/card")
+    assert card.status_code == 200
+    login_as("ops")
+    assert client.get(f"/messages/cases/{msg_customer.cif}/card").status_code == 403
