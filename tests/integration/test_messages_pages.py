@@ -186,3 +186,31 @@ def test_a_supervisor_without_cases_work_can_still_send(client, login_as, db, ms
     assert card.status_code == 200
     login_as("ops")
     assert client.get(f"/messages/cases/{msg_customer.cif}/card").status_code == 403
+
+
+def test_the_message_rules_are_edited_on_the_contact_rules_page(client, login_as, db):
+    from portal.cases.contact_rules import MessageRules, get_message_rules
+    from tests.integration.test_admin_action_codes import MESSAGE_DEFAULTS, PLAN_DEFAULTS
+
+    login_as("admin")
+    page = client.get("/admin/contact-rules").get_data(as_text=True)
+    assert 'name="sms_send_from"' in page and 'data-testid="message-rules-summary"' in page
+    data = {"csrf_token": csrf_token_from(page), "window_start": "07:00",
+            "window_end": "21:00", "max_call_attempts": "7", "attempt_window_days": "7",
+            "promise_max_days": "30", **PLAN_DEFAULTS, **MESSAGE_DEFAULTS,
+            "sms_send_from": "09:00", "sms_send_until": "18:30", "sms_cap": "1",
+            "sms_cap_days": "3"}
+    del data["require_verified_phone"]  # the box unticked
+    assert client.post("/admin/contact-rules", data=data).status_code == 302
+    rules = get_message_rules(db.session)
+    assert rules.sms_send_from.isoformat() == "09:00:00" and rules.sms_cap == 1
+    assert rules.sms_send_until.isoformat() == "18:30:00" and rules.sms_cap_days == 3
+    assert rules.require_verified_phone is False
+    assert rules.email_cap == MessageRules().email_cap
+
+    bad = {**data, "sms_send_until": "08:00", "email_cap": "-1"}
+    response = client.post("/admin/contact-rules", data=bad)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'The hours must end after they start.' in html
+    assert get_message_rules(db.session) == rules
