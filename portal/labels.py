@@ -314,7 +314,7 @@ LABELS: dict[str, dict[str, object]] = {
     "message_status": {
         "queued": lazy_pgettext("code", "Queued"),
         "sent": lazy_pgettext("code", "Sent"),
-        "delivered": lazy_pgettext("code", "Delivered"),
+        "delivered": lazy_pgettext("code", "Delivered to the recipient"),
         "failed": lazy_pgettext("code", "Failed"),
         "held": lazy_pgettext("code", "Held"),
     },

@@ -27,5 +27,5 @@ class TemplateForm(SubmittedForm):
 class SendForm(SubmittedForm):
     template_id = RawField(_l("Template"), parse=row_id)
     account_number = RawField(_l("Account"))
-    contact_point_id = RawField(_l("Send to"), parse=row_id)
+    contact_point = RawField(_l("Send to"))  # "<channel>:<id>" (views._point_choice)
     language = RawField(_l("Language"))

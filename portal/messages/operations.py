@@ -91,10 +91,8 @@ def ensure_action(session: Session, message: Message, at: datetime) -> Action:
     """The message's timeline entry (made once)."""
     if message.action_id is not None:
         return session.get(Action, message.action_id)
-    template = message.template
     action = Action(cif=message.cif, account_number=message.account_number,
                     agent_id=message.created_by_id, type=ACTION_TYPES[message.channel],
-                    subtype=template.code if template is not None else None,
                     at=at, notes=(message.subject + "\n" if message.subject else "")
                     + (message.body or "") or None,
                     source="manual" if message.source == "manual" else "system")
