@@ -26,6 +26,7 @@ from portal import clock
 from portal.cases.case_view import open_accounts
 from portal.cases.contact_rules import get_message_rules, message_hold_reason
 from portal.extensions import db
+from portal.i18n import format_datetime
 from portal.labels import label
 from portal.messages import operations, templates_admin
 from portal.messages.forms import SendForm, TemplateForm
@@ -324,7 +325,10 @@ def send(cif: str):
         db.session.rollback()
         return render_template("messages/_send_card.html", **_send_context(
             cif, values, {"contact_point": str(exc)})), 422
-    if message.status == "held":
+    if message.status == "held" and message.next_attempt_at is not None:  # quiet hours
+        notice = ("held", _("Quiet hours: it goes out at %(time)s.",
+                            time=format_datetime(message.next_attempt_at)))
+    elif message.status == "held":
         notice = ("held", _("Not sent: %(reason)s.",
                             reason=label(message.hold_reason, "hold_reason")))
     elif message.channel == "letter":

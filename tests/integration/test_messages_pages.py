@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from portal import clock
 from portal.messages import dispatch
+from portal.messages.operations import queue_message
 from portal.models import AuditLog, Message, MessageTemplate, Phone
 from tests.conftest import csrf_token_from
 from tests.messages_support import bank_time
@@ -214,3 +216,65 @@ def test_the_message_rules_are_edited_on_the_contact_rules_page(client, login_as
     html = response.get_data(as_text=True)
     assert 'The hours must end after they start.' in html
     assert get_message_rules(db.session) == rules
+
+
+def test_a_one_off_is_handed_to_a_worker_at_once_and_the_job_sends_it(
+        client, login, db, redis_client, frozen_now, msg_customer, make_template, sms_gateway):
+    from portal.queues import get_queue
+    from workers.jobs.messages import dispatch_message, dispatch_messages
+
+    frozen_now(bank_time(0, 10, 0))
+    template = make_template()
+    queue = get_queue("integrations", redis_client)
+    login(msg_customer.agent)
+    assert _send(client, msg_customer.cif, template_id=str(template.id)).status_code == 200
+    message = db.session.scalar(select(Message))
+    jobs = [j for j in queue.get_jobs()
+            if j.func_name == "workers.jobs.messages.dispatch_message"]
+    assert [j.args for j in jobs] == [(message.id,)]
+
+    assert dispatch_message(message.id) == {"outcome": "sent"}
+    assert dispatch_message(message.id) == {"outcome": None}  # sent already: nothing twice
+    assert dispatch_messages() == {}
+    assert len(sms_gateway.gateway.messages) == 1
+
+
+def test_a_one_off_in_quiet_hours_says_when_it_goes(client, login, db, frozen_now,
+                                                    msg_customer, make_template):
+    frozen_now(bank_time(0, 21, 30))
+    template = make_template()
+    login(msg_customer.agent)
+    html = _send(client, msg_customer.cif, template_id=str(template.id)).get_data(as_text=True)
+    assert 'data-outcome="held"' in html
+    opening = bank_time(1, 8, 0).astimezone(clock.bank_zone())
+    assert f"Quiet hours: it goes out at {opening:%d/%m/%Y %H:%M}." in html
+
+
+def test_letters_wait_for_the_print_batch_and_need_an_address(db, frozen_now, msg_customer,
+                                                              make_template):
+    from portal.models import Address
+
+    at = frozen_now(bank_time(0, 23, 0))  # letters have no quiet hours
+    template = make_template("LETTER_30", channel="letter")
+    message = queue_message(db.session, cif=msg_customer.cif, account_number=None,
+                            channel="letter", template=template, language="vi",
+                            actor="system", source="strategy")
+    db.session.commit()
+    assert (message.status, message.hold_reason) == ("held", "no_contact_point")
+
+    address = Address(cif=msg_customer.cif, type="HOME", line1="12 Lê Lợi", ward="Bến Nghé",
+                      district="Quận 1", city="TP. Hồ Chí Minh", is_primary=True,
+                      source_system="T24")
+    db.session.add(address)
+    db.session.commit()
+    letter = queue_message(db.session, cif=msg_customer.cif, account_number=None,
+                           channel="letter", template=template, language="vi",
+                           actor="system", source="strategy")
+    db.session.commit()
+    assert letter.status == "queued" and letter.address_id == address.id
+    assert letter.recipient == "12 Lê Lợi, Bến Nghé, Quận 1, TP. Hồ Chí Minh"
+    assert letter.subject.startswith("Nhắc thanh toán") and "Nguyễn Văn An" in letter.body
+    assert dispatch.dispatch_due(db.session, at) == {"letter": 1}
+    db.session.refresh(letter)
+    assert letter.status == "queued" and letter.next_attempt_at is None  # for the print batch
+    assert dispatch.dispatch_due(db.session, at) == {}
