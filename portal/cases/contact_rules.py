@@ -497,17 +497,19 @@ def phone_is_wrong_party(session: Session, phone: Phone) -> bool:
     return bool(session.scalar(query))
 
 
-def message_hold_reason(session: Session, message: Any, at: datetime) -> str | None:
+def message_hold_reason(session: Session, message: Any, at: datetime,
+                        rules: MessageRules | None = None) -> str | None:
     """Why ``message`` (a portal.models.Message with its contact point chosen) must not go out
     at ``at``, as a code of ``HOLD_REASONS``; None when every rule lets it go. The contact
     point's own rules come first (no point, do-not-contact, opted out, unverified, wrong
-    party), then the channel's quiet hours, then its cap."""
+    party), then the channel's quiet hours, then its cap. ``rules``: the stored ones when
+    not given (a batch reads them once)."""
     from portal.models import Address, Email
 
     if at.tzinfo is None:
         raise ValueError("message_hold_reason needs an aware datetime")
     at = at.astimezone(UTC)
-    rules = get_message_rules(session)
+    rules = rules or get_message_rules(session)
     channel = message.channel
     if channel == "sms":
         point = session.get(Phone, message.phone_id) if message.phone_id else None

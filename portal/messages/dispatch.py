@@ -33,7 +33,12 @@ from sqlalchemy.orm import Session
 from integrations.email.sender import EmailRefused, EmailUnavailable, send_email
 from integrations.http import ApiError
 from integrations.sms import client as sms_client
-from portal.cases.contact_rules import get_message_rules, next_send_opening
+from portal.cases.contact_rules import (
+    MessageRules,
+    get_message_rules,
+    message_hold_reason,
+    next_send_opening,
+)
 from portal.messages import operations
 from portal.models import Message
 
@@ -42,13 +47,13 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_RETRY_SECONDS = 60
 
 
-def hold_until(session: Session, message: Message, reason: str,
-               at: datetime) -> datetime | None:
+def hold_until(session: Session, message: Message, reason: str, at: datetime,
+               rules: MessageRules | None = None) -> datetime | None:
     """When a held message is looked at again: the channel's next sending hour for quiet
     hours; never (None) for the other reasons."""
     if reason != "quiet_hours":
         return None
-    return next_send_opening(get_message_rules(session), message.channel, at)
+    return next_send_opening(rules or get_message_rules(session), message.channel, at)
 
 
 def _config(name: str, default):
@@ -119,18 +124,18 @@ def _send_email(message: Message, now: datetime) -> str:
     return "sent"
 
 
-def process(session: Session, message: Message, now: datetime, *, sms=None) -> str:
+def process(session: Session, message: Message, now: datetime, *, sms=None,
+            rules: MessageRules | None = None) -> str:
     """Take one due message one step: held, sent, retrying, failed or (a letter) left for
     the print batch. Returns what happened."""
-    from portal.cases.contact_rules import message_hold_reason
-
+    rules = rules or get_message_rules(session)
     if message.status == "held":  # quiet hours over: ask the rules again
         message.status, message.hold_reason = "queued", None
     operations.choose_contact_point(session, message)
     operations.render_message(session, message)
-    reason = message_hold_reason(session, message, now)
+    reason = message_hold_reason(session, message, now, rules)
     if reason is not None:
-        operations.hold(message, reason, now, hold_until(session, message, reason, now))
+        operations.hold(message, reason, now, hold_until(session, message, reason, now, rules))
         outcome = "held"
     elif message.channel == "letter":
         message.next_attempt_at = None  # the print batch takes it from here
@@ -148,6 +153,7 @@ def dispatch_due(session: Session, now: datetime, limit: int = 200) -> dict[str,
     per batch). Counts per outcome: sent, held, retrying, failed, letter."""
     counts: Counter[str] = Counter()
     sms = sms_client.from_config(current_app.config)
+    rules = get_message_rules(session)
     seen: set[int] = set()
     try:
         while True:
@@ -157,7 +163,7 @@ def dispatch_due(session: Session, now: datetime, limit: int = 200) -> dict[str,
                 break
             for message in batch:
                 seen.add(message.id)
-                counts[process(session, message, now, sms=sms)] += 1
+                counts[process(session, message, now, sms=sms, rules=rules)] += 1
             session.commit()
             if len(batch) < limit:
                 break
