@@ -134,3 +134,32 @@ def test_an_agent_sends_a_one_off_sms_and_the_timeline_shows_it_delivered(
     expect(status).to_contain_text("Đã đến người nhận")
     screenshot(page, f"case-message-delivered-vi-{width}")
     assert page_problems(page) == []
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_ops_see_the_channels_and_retry_a_failed_sms(page, live_server, db, make_user, ws_case,
+                                                    bank_hours, sign_in, screenshot, width):
+    from portal.models import AuditLog
+
+    ops = make_user("ops", full_name="Vũ Văn Vận", language="vi")
+    case = ws_case(None, dpd=40, overdue="7000000")
+    failed = Message(cif=case.cif, channel="sms", status="failed", body="x", attempts=5,
+                     business_date=clock.bank_today(bank_hours), failed_at=bank_hours,
+                     status_detail="SMS gateway unavailable: 503 service_unavailable")
+    db.session.add(failed)
+    db.session.commit()
+    page.set_viewport_size(WIDTHS[width])
+    sign_in(page, ops.username, DEFAULT_PASSWORD)
+    page.goto(f"{live_server.url}/ops/integrations")
+    page.get_by_test_id("ops-messages-link").click()
+    expect(page.locator("h1")).to_have_text("Tin nhắn")
+    expect(page.get_by_test_id("count-sms-failed")).to_have_text("1")
+    expect(page.get_by_test_id("channel-sms")).to_contain_text("503 service_unavailable")
+    screenshot(page, f"ops-messages-vi-{width}")
+    assert page_problems(page) == []
+    page.get_by_test_id(f"retry-{failed.id}").click()
+    expect(page.locator(".alert-success").first).to_contain_text(
+        f"Tin nhắn #{failed.id} đã được xếp hàng gửi lại.")
+    db.session.expire_all()
+    assert db.session.get(Message, failed.id).status == "queued"
+    assert db.session.scalar(select(AuditLog).where(AuditLog.action == "message.retry"))
