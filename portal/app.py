@@ -39,6 +39,7 @@ from portal.field import views as field
 from portal.kpi import views as kpi
 from portal.logging import init_logging
 from portal.main import views as main
+from portal.messages import cli as messages_cli  # noqa: F401  (commands on messages' bp)
 from portal.messages import views as messages
 from portal.notifications import views as notifications
 from portal.ops import invariant_views  # noqa: F401  (routes on ops' bp)

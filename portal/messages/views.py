@@ -356,6 +356,16 @@ def index():
                            channel_name=channel_name)
 
 
+@ops_bp.get("/summary")
+@permission_required("ops.integrations")
+def summary():
+    """The channels' cards, loaded into the integrations page (HTMX)."""
+    return render_template("messages/_channel_cards.html",
+                           channels=operations.channel_health(db.session,
+                                                              clock.now() - timedelta(days=1)),
+                           compact=True)
+
+
 @ops_bp.post("/<int:message_id>/retry")
 @permission_required("ops.actions")
 def retry(message_id: int):

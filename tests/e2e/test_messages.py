@@ -151,6 +151,10 @@ def test_ops_see_the_channels_and_retry_a_failed_sms(page, live_server, db, make
     page.set_viewport_size(WIDTHS[width])
     sign_in(page, ops.username, DEFAULT_PASSWORD)
     page.goto(f"{live_server.url}/ops/integrations")
+    slot = page.get_by_test_id("message-channels-slot")
+    expect(slot.get_by_test_id("count-sms-failed")).to_have_text("1")
+    screenshot(page, f"ops-integrations-with-messages-vi-{width}")
+    assert page_problems(page) == []
     page.get_by_test_id("ops-messages-link").click()
     expect(page.locator("h1")).to_have_text("Tin nhắn")
     expect(page.get_by_test_id("count-sms-failed")).to_have_text("1")

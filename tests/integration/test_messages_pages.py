@@ -278,3 +278,21 @@ def test_letters_wait_for_the_print_batch_and_need_an_address(db, frozen_now, ms
     db.session.refresh(letter)
     assert letter.status == "queued" and letter.next_attempt_at is None  # for the print batch
     assert dispatch.dispatch_due(db.session, at) == {}
+
+
+def test_the_cli_dispatches_and_requeues_failed_messages(app, db, frozen_now, msg_customer,
+                                                         make_template, sms_gateway):
+    at = frozen_now(bank_time(0, 10, 0))
+    template = make_template()
+    failed = Message(cif=msg_customer.cif, channel="sms", status="failed", body="x",
+                     template_id=template.id, business_date=clock.bank_today(at),
+                     attempts=5, failed_at=at, status_detail="down")
+    db.session.add(failed)
+    db.session.commit()
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["messages", "retry-failed", "--channel", "sms"])
+    assert result.exit_code == 0 and "1 message(s) queued again" in result.output
+    result = runner.invoke(args=["messages", "dispatch"])
+    assert result.exit_code == 0 and '"sent": 1' in result.output
+    db.session.expire_all()
+    assert db.session.get(Message, failed.id).status == "sent"
