@@ -212,6 +212,8 @@ class Config:
     MAIL_FROM_NAME = os.environ.get("MAIL_FROM_NAME", "Ngân hàng — Thu hồi nợ")
     MESSAGES_MAX_ATTEMPTS = int(os.environ.get("MESSAGES_MAX_ATTEMPTS", "5"))
     MESSAGES_RETRY_SECONDS = int(os.environ.get("MESSAGES_RETRY_SECONDS", "60"))  # doubling
+    # a sent SMS without a delivery report this long is asked about (messages.reconcile_reports)
+    MESSAGES_REPORT_WAIT_MINUTES = int(os.environ.get("MESSAGES_REPORT_WAIT_MINUTES", "60"))
     MESSAGES_PAYMENT_INSTRUCTIONS_VI = os.environ.get("MESSAGES_PAYMENT_INSTRUCTIONS_VI")
     MESSAGES_PAYMENT_INSTRUCTIONS_EN = os.environ.get("MESSAGES_PAYMENT_INSTRUCTIONS_EN")
 

@@ -46,6 +46,7 @@ class Jobs:
     PRUNE_WEBHOOK_RECEIPTS = "workers.jobs.maintenance.prune_webhook_receipts"
     DISPATCH_MESSAGES = "workers.jobs.messages.dispatch_messages"
     DISPATCH_MESSAGE = "workers.jobs.messages.dispatch_message"
+    RECONCILE_SMS_REPORTS = "workers.jobs.messages.reconcile_reports"
 
     @classmethod
     def all(cls) -> dict[str, str]:
@@ -221,6 +222,11 @@ SCHEDULES: tuple[Schedule, ...] = (
         "messages.dispatch", Jobs.DISPATCH_MESSAGES, "integrations", cron="* * * * *",
         timeout=600, description="send due SMS and e-mail under the contact rules, retry "
                                  "failures with backoff",
+    ),
+    Schedule(
+        "messages.reconcile_reports", Jobs.RECONCILE_SMS_REPORTS, "integrations",
+        cron="25 * * * *", timeout=900,
+        description="ask the SMS gateway about sent SMS whose delivery report never came",
     ),
 )
 

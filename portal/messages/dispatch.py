@@ -191,3 +191,42 @@ def dispatch_message(session: Session, message_id: int, now: datetime) -> str | 
         if sms is not None:
             sms.close()
     return outcome
+
+
+def reconcile_reports(session: Session, now: datetime, *, older_than: timedelta | None = None,
+                      limit: int = 500) -> dict[str, int]:
+    """Sent SMS still without a delivery report ``older_than`` after sending (default
+    ``MESSAGES_REPORT_WAIT_MINUTES``, 60): ask the gateway for each one's status and apply
+    it (a lost report, the portal down when it came). Counts: asked, delivered, failed,
+    pending (the gateway has no final word yet), errors. Commits."""
+    older_than = older_than or timedelta(
+        minutes=int(_config("MESSAGES_REPORT_WAIT_MINUTES", 60)))
+    client = sms_client.from_config(current_app.config)
+    counts: Counter[str] = Counter()
+    if client is None:
+        return {}
+    rows = list(session.scalars(
+        select(Message).where(Message.channel == "sms", Message.status == "sent",
+                              Message.provider_id.is_not(None),
+                              Message.sent_at <= now - older_than)
+        .order_by(Message.sent_at).limit(limit).with_for_update(skip_locked=True)))
+    try:
+        for message in rows:
+            counts["asked"] += 1
+            try:
+                answer = client.status(message.provider_id)
+            except ApiError:
+                counts["errors"] += 1
+                continue
+            status = answer.get("status")
+            if status in ("delivered", "failed"):
+                operations.apply_report(session, message, status, now,
+                                        "the gateway's status: failed" if status == "failed"
+                                        else None)
+                counts[status] += 1
+            else:
+                counts["pending"] += 1
+        session.commit()
+    finally:
+        client.close()
+    return dict(counts)

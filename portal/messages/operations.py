@@ -156,6 +156,22 @@ def queue_message(session: Session, *, cif: str, account_number: str | None, cha
     return message
 
 
+def apply_report(session: Session, message: Message, status: str, at: datetime,
+                 detail: str | None) -> bool:
+    """The gateway's word on a sent SMS (a delivery report, or its answer when asked):
+    ``delivered`` or ``failed``. False when it changes nothing (a repeat, or a message
+    already delivered or failed). No commit."""
+    if message.status != "sent" or status not in ("delivered", "failed"):
+        return False
+    message.status = status
+    if status == "delivered":
+        message.delivered_at = at
+    else:
+        message.failed_at = at
+        message.status_detail = (detail or "the gateway reported the SMS undelivered")[:500]
+    return True
+
+
 def retry_failed(session: Session, message_id: int, actor: Any,
                  at: datetime | None = None) -> Message | None:
     """Put a failed message back in the queue with its attempts reset (ops' retry button);

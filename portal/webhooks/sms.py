@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from portal import clock, signing
 from portal.extensions import db
+from portal.messages.operations import apply_report
 from portal.models import Message
 from portal.permissions.decorators import public
 from portal.text import first_unstorable
@@ -46,21 +47,6 @@ def _when(raw) -> datetime | None:
         return None
     moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def apply_report(session, message: Message, status: str, at: datetime,
-                 detail: str | None) -> bool:
-    """The gateway's word on a sent message: delivered or failed. False when it changes
-    nothing (a repeat, or a message already delivered or failed)."""
-    if message.status != "sent":
-        return False
-    message.status = status
-    if status == "delivered":
-        message.delivered_at = at
-    else:
-        message.failed_at = at
-        message.status_detail = (detail or "the gateway reported the SMS undelivered")[:500]
-    return True
 
 
 @bp.post("/sms/delivery-reports")

@@ -244,3 +244,24 @@ def test_a_refused_recipient_fails_at_once_and_an_unreachable_server_retries(
         assert other.status == "queued" and other.attempts == 1
     finally:
         app.config["SMTP_PORT"] = port
+
+
+def test_a_lost_delivery_report_is_recovered_by_asking_the_gateway(
+        db, app, frozen_now, msg_customer, make_template, sms_gateway):
+    from workers.jobs.messages import reconcile_reports
+
+    at = frozen_now(bank_time(0, 10, 0))
+    gateway = sms_gateway.gateway
+    gateway.portal_url = None  # the reports go nowhere: the portal never hears of them
+    message = _strategy_sms(db, msg_customer, make_template(), at)
+    assert dispatch.dispatch_due(db.session, at) == {"sent": 1}
+    db.session.refresh(message)
+    assert wait_until(lambda: gateway.messages[message.provider_id]["status"] == "delivered")
+    assert db.session.get(Message, message.id).status == "sent"
+
+    assert dispatch.reconcile_reports(db.session, at + timedelta(minutes=59)) == {}  # too soon
+    frozen_now(at + timedelta(minutes=61))
+    assert reconcile_reports() == {"asked": 1, "delivered": 1}
+    db.session.expire_all()
+    assert db.session.get(Message, message.id).status == "delivered"
+    assert reconcile_reports() == {}

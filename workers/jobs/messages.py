@@ -27,3 +27,13 @@ def dispatch_message(message_id: int) -> dict:
     except Exception:
         db.session.rollback()
         raise
+
+
+@job
+def reconcile_reports() -> dict:
+    """Ask the SMS gateway about sent SMS whose delivery report never came; commits."""
+    try:
+        return dispatch.reconcile_reports(db.session, clock.now())
+    except Exception:
+        db.session.rollback()
+        raise
