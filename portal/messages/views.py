@@ -42,6 +42,7 @@ from portal.permissions.decorators import permission_required
 from portal.schedules import Jobs
 
 log = logging.getLogger(__name__)
+MAX_INT, MAX_BIGINT = 2**31 - 1, 2**63 - 1  # ids beyond a column's range name no row
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 ops_bp = Blueprint("messages_ops", __name__, url_prefix="/ops/messages")
 
@@ -146,7 +147,7 @@ def create_template():
 
 
 def _template(template_id: int) -> MessageTemplate:
-    template = db.session.get(MessageTemplate, template_id)
+    template = db.session.get(MessageTemplate, template_id) if template_id <= MAX_INT else None
     if template is None:
         abort(404)
     return template
@@ -196,7 +197,8 @@ def preview_template():
     """The preview card of the template editor, for what is typed now (HTMX)."""
     form = TemplateForm()
     values = form.submitted()
-    if not values.get("channel") and request.form.get("template_id", "").isdecimal():
+    if not values.get("channel") and request.form.get("template_id", "").isdecimal() \
+            and len(request.form["template_id"]) < 10:
         values["channel"] = _template(int(request.form["template_id"])).channel
     return render_template("messages/_template_preview.html", input=values,
                            channel_name=channel_name,
@@ -298,7 +300,7 @@ def send(cif: str):
     values = form.submitted()
     errors: dict[str, str] = {}
     template = db.session.get(MessageTemplate, form.template_id.data) \
-        if form.template_id.data else None
+        if form.template_id.data and form.template_id.data <= MAX_INT else None
     if template is None or not template.active:
         errors["template_id"] = _("Choose a template.")
     accounts = [number for number, _label in open_accounts(db.session, cif)]
@@ -369,6 +371,8 @@ def summary():
 @ops_bp.post("/<int:message_id>/retry")
 @permission_required("ops.actions")
 def retry(message_id: int):
+    if message_id > MAX_BIGINT:
+        abort(404)
     message = operations.retry_failed(db.session, message_id, current_user)
     if message is None:
         db.session.rollback()

@@ -296,3 +296,24 @@ def test_the_cli_dispatches_and_requeues_failed_messages(app, db, frozen_now, ms
     assert result.exit_code == 0 and '"sent": 1' in result.output
     db.session.expire_all()
     assert db.session.get(Message, failed.id).status == "sent"
+
+
+def test_ids_beyond_the_columns_range_are_not_found(client, login_as, db, msg_customer,
+                                                    make_template):
+    make_template()
+    login_as("supervisor")
+    huge = "99999999999999999999"
+    assert client.get(f"/messages/templates/{huge}").status_code == 404
+    page = client.get(f"/cases/{msg_customer.cif}").get_data(as_text=True)
+    response = client.post(f"/messages/cases/{msg_customer.cif}/send",
+                           data={"csrf_token": csrf_token_from(page), "template_id": huge,
+                                 "contact_point": f"sms:{huge}"})
+    assert response.status_code == 422
+    assert 'data-error-for="template_id"' in response.get_data(as_text=True)
+    preview = client.post(f"/messages/cases/{msg_customer.cif}/preview",
+                          data={"csrf_token": csrf_token_from(page), "template_id": huge,
+                                "account_number": "x" * 40, "contact_point": "sms:1"})
+    assert preview.status_code == 200
+    login_as("ops")
+    assert client.post(f"/ops/messages/{huge}/retry",
+                       data={"csrf_token": csrf_token_from(page)}).status_code == 404
