@@ -39,6 +39,8 @@ from portal.field import views as field
 from portal.kpi import views as kpi
 from portal.logging import init_logging
 from portal.main import views as main
+from portal.messages import cli as messages_cli  # noqa: F401  (commands on messages' bp)
+from portal.messages import views as messages
 from portal.notifications import views as notifications
 from portal.ops import invariant_views  # noqa: F401  (routes on ops' bp)
 from portal.ops import metrics as ops_metrics  # noqa: F401  (routes on ops' bp)
@@ -51,6 +53,7 @@ from portal.supervisor import views as supervisor
 from portal.web import register_web
 from portal.webhooks import cti as webhooks_cti  # noqa: F401  (routes on the webhooks' bp)
 from portal.webhooks import payments as webhooks_payments  # noqa: F401  (routes on the webhooks' bp)
+from portal.webhooks import sms as webhooks_sms  # noqa: F401  (routes on the webhooks' bp)
 from portal.webhooks import views as webhooks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,6 +64,7 @@ BLUEPRINTS = (
     graphql_bp, notifications.bp, calls.bp, payments.bp, kpi.bp, assignment.bp,
     placements.bp,
     documents.bp,
+    messages.bp, messages.ops_bp,
 )
 
 

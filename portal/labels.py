@@ -276,6 +276,12 @@ LABELS: dict[str, dict[str, object]] = {
         "plan.reopen": lazy_pgettext("code", "Payment plan reopened"),
         "plan.broken": lazy_pgettext("code", "Payment plan broken"),
         "plan.instalment_missed": lazy_pgettext("code", "Plan instalment missed"),
+        "message.queue": lazy_pgettext("code", "Message queued"),
+        "message.retry": lazy_pgettext("code", "Failed message retried"),
+        "message_template.create": lazy_pgettext("code", "Message template created"),
+        "message_template.update": lazy_pgettext("code", "Message template changed"),
+        "message_template.retire": lazy_pgettext("code", "Message template retired"),
+        "contact.messages_opt_out": lazy_pgettext("code", "Message opt-out changed"),
     },
     "audit_entity": {
         "user": lazy_pgettext("code", "User"),
@@ -288,8 +294,35 @@ LABELS: dict[str, dict[str, object]] = {
         "visit": lazy_pgettext("code", "Visit"),
         "app_setting": lazy_pgettext("code", "Setting"),
         "payment_plan": lazy_pgettext("code", "Payment plan"),
+        "message": lazy_pgettext("code", "Message"),
+        "message_template": lazy_pgettext("code", "Message template"),
+        "phone": lazy_pgettext("code", "Phone"),
+        "email": lazy_pgettext("code", "E-mail"),
     },
     # payment plans and their instalments (portal/cases/plans.py)
+    # why a message was held (portal/cases/contact_rules.py HOLD_REASONS)
+    "hold_reason": {
+        "no_contact_point": lazy_pgettext("code", "No contact point to send to"),
+        "do_not_contact": lazy_pgettext("code", "Contact point marked do-not-contact"),
+        "opted_out": lazy_pgettext("code", "The customer opted out of messages here"),
+        "unverified": lazy_pgettext("code", "Phone number not verified"),
+        "wrong_party": lazy_pgettext("code", "Phone number reached a wrong party"),
+        "quiet_hours": lazy_pgettext("code", "Quiet hours: waits for the sending hours"),
+        "cap_reached": lazy_pgettext("code", "Message limit for this period reached"),
+    },
+    # a message's state (portal/models/messages.py MESSAGE_STATUSES) and channel
+    "message_status": {
+        "queued": lazy_pgettext("code", "Queued"),
+        "sent": lazy_pgettext("code", "Sent"),
+        "delivered": lazy_pgettext("code", "Delivered to the recipient"),
+        "failed": lazy_pgettext("code", "Failed"),
+        "held": lazy_pgettext("code", "Held"),
+    },
+    "message_channel": {
+        "sms": lazy_pgettext("code", "SMS"),
+        "email": lazy_pgettext("code", "E-mail"),
+        "letter": lazy_pgettext("code", "Letter"),
+    },
     "plan": {"active": lazy_pgettext("code", "In force")},
     "instalment": {"pending": lazy_pgettext("code", "Not yet paid"),
                    "kept": lazy_pgettext("code", "Paid on time"),

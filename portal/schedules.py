@@ -44,6 +44,9 @@ class Jobs:
     EVALUATE_ALERTS = "workers.jobs.alerts.evaluate_alerts"
     CHECK_INVARIANTS = "workers.jobs.invariants.check_invariants"
     PRUNE_WEBHOOK_RECEIPTS = "workers.jobs.maintenance.prune_webhook_receipts"
+    DISPATCH_MESSAGES = "workers.jobs.messages.dispatch_messages"
+    DISPATCH_MESSAGE = "workers.jobs.messages.dispatch_message"
+    RECONCILE_SMS_REPORTS = "workers.jobs.messages.reconcile_reports"
 
     @classmethod
     def all(cls) -> dict[str, str]:
@@ -212,6 +215,18 @@ SCHEDULES: tuple[Schedule, ...] = (
         # 04:10 in Asia/Ho_Chi_Minh, a quiet hour
         "webhooks.prune_receipts", Jobs.PRUNE_WEBHOOK_RECEIPTS, "default", cron="10 21 * * *",
         timeout=600, description="drop webhook receipts older than WEBHOOK_RECEIPT_DAYS",
+    ),
+    Schedule(
+        # every minute: queued messages due now, retries whose backoff ended, messages held
+        # for quiet hours once the hours open (portal/messages/dispatch.py)
+        "messages.dispatch", Jobs.DISPATCH_MESSAGES, "integrations", cron="* * * * *",
+        timeout=600, description="send due SMS and e-mail under the contact rules, retry "
+                                 "failures with backoff",
+    ),
+    Schedule(
+        "messages.reconcile_reports", Jobs.RECONCILE_SMS_REPORTS, "integrations",
+        cron="25 * * * *", timeout=900,
+        description="ask the SMS gateway about sent SMS whose delivery report never came",
     ),
 )
 

@@ -176,6 +176,8 @@ UNOWNED_URL_VARIABLES: dict[str, str] = {
     "agency_id": "a legal team or collection agency: admin.workflow only",
     "filename": "a static file",
     "ref_id": "a reference person of the case named by <cif>: the view refuses one of another CIF",
+    "template_id": "a message template: messages.templates only (supervisors, admins)",
+    "message_id": "a message, retried from the ops page: ops.actions only",
 }
 
 

@@ -67,6 +67,7 @@ OPS_ACTION_INTRUDERS = ("agent_a", "field_a", "sup_a", "admin")
 OPS_VIEW_INTRUDERS = ("agent_a", "field_a", "sup_a")
 # placing and recalling: another team's supervisor, the agents, admins and ops
 PLACEMENT_INTRUDERS = ("sup_b", "agent_a", "field_a", "agent_b", "admin", "ops")
+TEMPLATE_INTRUDERS = ("agent_a", "field_a", "ops", "auditor")
 
 
 def api_case(path_name: str) -> Check:
@@ -257,6 +258,25 @@ ROUTES: dict[tuple[str, str], Check] = {
         form={"placement_id": "placement_a", "outcome": "recalled", "end_reason": "Thu hồi"}),
     ("placements.toggle_agency", "POST"): Check({"agency_id": "agency_spare"}, ADMIN_INTRUDERS,
                                                 ("admin",)),
+    # messages (issue 23): templates are supervisors' and admins'; a one-off message goes with
+    # its case; a failed message is retried by ops
+    ("messages.edit_template", "GET"): Check({"template_id": "template_a"}, TEMPLATE_INTRUDERS,
+                                             ("sup_a", "admin")),
+    ("messages.update_template", "POST"): Check(
+        {"template_id": "template_a"}, TEMPLATE_INTRUDERS, ("sup_a",),
+        form={"name": "Nhắc nợ", "body_vi": "Kính gửi {customer_name}", "body_en": "Dear"}),
+    ("messages.toggle_template", "POST"): Check({"template_id": "template_spare"},
+                                                TEMPLATE_INTRUDERS, ("admin",)),
+    ("messages.send_card", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a", "sup_a")),
+    ("messages.send_preview", "POST"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",),
+                                             form={"template_id": "template_a"}),
+    ("messages.send", "POST"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",), form={},
+                                     owner_status=(422,)),
+    ("cases.contact_messages_opt_out", "POST"): Check(
+        {**CASE_A, "kind": "phone", "contact_id": "phone_a"}, TEAM_B_CASE_WORKERS,
+        ("agent_a",), form={"value": "1"}),
+    ("messages_ops.retry", "POST"): Check({"message_id": "message_failed"},
+                                          OPS_ACTION_INTRUDERS, ("ops",)),
 }
 
 # Rules with a variable that anyone may call, and why.
@@ -478,6 +498,18 @@ def _build(session) -> World:
     session.flush()
     ids.update(agency=agency.id, agency_spare=spare_agency.id, cif_a_placed="CIFAUTHZAP",
                placement_a=placement.id)
+
+    from portal.models import Message, MessageTemplate
+
+    templates = {name: MessageTemplate(code=code, channel="sms", name=code, body_vi="Xin chào",
+                                       body_en="Hello")
+                 for name, code in (("template_a", "SMS_AUTHZ"), ("template_spare", "SMS_SPARE"))}
+    session.add_all(templates.values())
+    failed = Message(cif=ids["cif_a"], channel="sms", status="failed", body="x",
+                     business_date=today, failed_at=now, attempts=5, status_detail="down")
+    session.add(failed)
+    session.flush()
+    ids.update({name: t.id for name, t in templates.items()}, message_failed=failed.id)
 
     from portal.documents import operations as documents
     from tests.documents_support import small_pdf
