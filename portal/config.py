@@ -173,7 +173,8 @@ class Config:
     PAY_PAGE_RATE_LIMIT = os.environ.get("PAY_PAGE_RATE_LIMIT", "30 per minute")
     # Letters (portal/messages/letters.py): the letterhead and where print batches are written
     # (empty: <instance folder>/print)
-    LETTER_BANK_NAME = os.environ.get("LETTER_BANK_NAME", "Ngân hàng TMCP Ví dụ — Trung tâm Thu hồi nợ")
+    LETTER_BANK_NAME = os.environ.get("LETTER_BANK_NAME",
+                                      "Ngân hàng TMCP Ví dụ — Trung tâm Thu hồi nợ")
     LETTER_BANK_ADDRESS = os.environ.get("LETTER_BANK_ADDRESS",
                                          "198 Trần Quang Khải, Hoàn Kiếm, Hà Nội")
     LETTER_BANK_HOTLINE = os.environ.get("LETTER_BANK_HOTLINE", "1900 0000")

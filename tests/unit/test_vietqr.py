@@ -60,7 +60,8 @@ def test_every_field_of_a_dynamic_payload():
 
 
 def test_a_static_code_has_no_amount_and_a_changed_byte_fails_the_crc():
-    code = payload(bin_code="970436", account="0011009999999", purpose=payment_reference("LD2432800017"))
+    code = payload(bin_code="970436", account="0011009999999",
+                   purpose=payment_reference("LD2432800017"))
     fields = parse_tlv(code)
     assert fields["01"] == "11" and "54" not in fields
     assert crc_ok(code)
