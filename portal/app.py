@@ -45,6 +45,7 @@ from portal.ops import metrics as ops_metrics  # noqa: F401  (routes on ops' bp)
 from portal.ops import views as ops
 from portal.payments import cli as payments_cli  # noqa: F401  (commands on payments' bp)
 from portal.payments import effects as payments_effects
+from portal.pay import views as pay
 from portal.payments import views as payments
 from portal.placements import views as placements
 from portal.supervisor import views as supervisor
@@ -59,7 +60,7 @@ BLUEPRINTS = (
     auth.bp, auth.aliases, main.bp, cases.bp, supervisor.bp, field.bp, ops.bp, webhooks.bp,
     admin.bp, api.bp,
     graphql_bp, notifications.bp, calls.bp, payments.bp, kpi.bp, assignment.bp,
-    placements.bp,
+    placements.bp, pay.bp,
     documents.bp,
 )
 

@@ -41,6 +41,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import segno
 from flask import current_app
 
+from portal import signing
+
 GUID = "A000000727"
 SERVICE_TO_ACCOUNT = "QRIBFTTA"
 CURRENCY_VND = "704"
@@ -221,3 +223,57 @@ def pay_code(account_number: str, amount: Decimal | int | str | None,
                    account_name=config["VIETQR_ACCOUNT_NAME"],
                    amount=None if value is None else Decimal(_amount_text(value)),
                    reference=reference)
+
+
+# -- the pay link of SMS and e-mail -------------------------------------------------------------
+
+PAY_LINK_PURPOSE = "pay"
+
+
+@dataclass(frozen=True)
+class PayLink:
+    """What a pay link's token holds."""
+
+    account_number: str
+    amount: Decimal | None
+    language: str
+
+
+def pay_token(account_number: str, amount: Decimal | int | str | None, language: str,
+              config=None) -> str:
+    """The signed token of a pay link: ``<account>.<whole dong or 0>.<language>`` with its time
+    and signature (short: an SMS carries it)."""
+    config = config if config is not None else current_app.config
+    payment_reference(account_number)  # the account must be one a reference can carry
+    whole = _amount_text(amount) if amount not in (None, "", 0) and Decimal(str(amount)) > 0 \
+        else "0"
+    value = f"{account_number}.{whole}.{language if language in ('vi', 'en') else 'vi'}"
+    return signing.sign_link(value, PAY_LINK_PURPOSE, config["SECRET_KEY"])
+
+
+def pay_link(account_number: str, amount: Decimal | int | str | None, language: str,
+             config=None) -> str:
+    """The absolute URL of the public page that shows the loan's VietQR code
+    (``PUBLIC_BASE_URL`` + ``/pay/<token>``), valid ``PAY_LINK_MAX_AGE_DAYS``. For SMS and
+    e-mail templates (portal.messages.rendering)."""
+    config = config if config is not None else current_app.config
+    base = (config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    return f"{base}/pay/{pay_token(account_number, amount, language, config)}"
+
+
+def read_pay_token(token: str, config=None) -> PayLink:
+    """The pay link a token names; ``signing.LinkError`` ("invalid" or "expired")."""
+    config = config if config is not None else current_app.config
+    max_age = int(config.get("PAY_LINK_MAX_AGE_DAYS") or 14) * 86400
+    return pay_link_of(signing.read_link(token, PAY_LINK_PURPOSE, config["SECRET_KEY"],
+                                         max_age))
+
+
+def pay_link_of(value: str) -> PayLink:
+    """The pay link a token's signed value names; LinkError("invalid") for another shape."""
+    try:
+        account, whole, language = value.rsplit(".", 2)
+        amount = Decimal(whole)
+    except (ValueError, ArithmeticError):
+        raise signing.LinkError("invalid") from None
+    return PayLink(account, amount if amount > 0 else None, language)

@@ -81,6 +81,8 @@ REASONS = {
     "control_sum_mismatch": N_("The file's control sums do not match its entries"),
     # refused by the payment rules (portal.payments.notifications)
     "unknown_loan": N_("No such loan"),
+    "invalid_payment_reference": N_("The payment reference's check digits fail (a typo)"),
+    "reference_mismatch": N_("The payment reference names another loan"),
     "cif_mismatch": N_("The loan belongs to another customer"),
     "currency_mismatch": N_("The loan is in another currency"),
     "unknown_payment": N_("The payment to reverse is not known"),
