@@ -43,9 +43,9 @@ from portal.notifications import views as notifications
 from portal.ops import invariant_views  # noqa: F401  (routes on ops' bp)
 from portal.ops import metrics as ops_metrics  # noqa: F401  (routes on ops' bp)
 from portal.ops import views as ops
+from portal.pay import views as pay
 from portal.payments import cli as payments_cli  # noqa: F401  (commands on payments' bp)
 from portal.payments import effects as payments_effects
-from portal.pay import views as pay
 from portal.payments import views as payments
 from portal.placements import views as placements
 from portal.supervisor import views as supervisor
