@@ -39,6 +39,7 @@ from portal.field import views as field
 from portal.kpi import views as kpi
 from portal.logging import init_logging
 from portal.main import views as main
+from portal.messages import letters_views as letters
 from portal.notifications import views as notifications
 from portal.ops import invariant_views  # noqa: F401  (routes on ops' bp)
 from portal.ops import metrics as ops_metrics  # noqa: F401  (routes on ops' bp)
@@ -60,7 +61,7 @@ BLUEPRINTS = (
     auth.bp, auth.aliases, main.bp, cases.bp, supervisor.bp, field.bp, ops.bp, webhooks.bp,
     admin.bp, api.bp,
     graphql_bp, notifications.bp, calls.bp, payments.bp, kpi.bp, assignment.bp,
-    placements.bp, pay.bp,
+    placements.bp, pay.bp, letters.bp,
     documents.bp,
 )
 

@@ -203,3 +203,50 @@ def test_the_print_batch_is_built_once_per_business_date(app, db, letter_world, 
     actions = db.session.scalars(select(AuditLog.action).where(
         AuditLog.entity_type == "print_batch").order_by(AuditLog.id)).all()
     assert actions == ["print_batch.build", "print_batch.hand_over"]
+
+
+def test_ops_builds_downloads_and_hands_over_from_the_page(app, db, client, letter_world,
+                                                          print_root, login_as, csrf_token):
+    first = queue_letter(db, letter_world)
+    login_as("agent")
+    assert client.get("/letters/batches").status_code == 403
+    login_as("ops", language="vi")
+    page = client.get("/letters/batches").get_data(as_text=True)
+    assert "1 thư đang chờ" in page and 'data-testid="build-batch"' in page
+    token = csrf_token("/letters/batches")
+    assert client.post("/letters/batches", data={"csrf_token": token}).status_code == 302
+    batch = db.session.scalars(select(PrintBatch)).one()
+    page = client.get("/letters/batches").get_data(as_text=True)
+    assert 'data-testid="build-batch"' not in page and f"batch-{DAY.isoformat()}" in page
+    # the combined PDF and the manifest download; a name outside the batch does not
+    pdf = client.get(f"/letters/batches/{batch.id}/files/batch-2026-11-24-{batch.id}.pdf")
+    assert pdf.status_code == 200 and pdf.data[:5] == b"%PDF-"
+    pdf.close()
+    manifest = client.get(f"/letters/batches/{batch.id}/files/manifest.csv")
+    assert str(first.id) in manifest.get_data(as_text=True)
+    manifest.close()
+    assert client.get(f"/letters/batches/{batch.id}/files/..%2Fsecret").status_code == 404
+    assert client.get(f"/letters/batches/{batch.id}/files/other.pdf").status_code == 404
+
+    response = client.post(f"/letters/batches/{batch.id}/hand-over", data={"csrf_token": token})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Message, first.id).status == "delivered"
+    assert "Đã giao cho đơn vị in" in client.get("/letters/batches").get_data(as_text=True)
+
+
+def test_the_commands_build_and_hand_over_once(app, db, letter_world, print_root):
+    message = queue_letter(db, letter_world)
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["letters", "batch", "--date", "2026-11-24"])
+    assert first.exit_code == 0, first.output
+    said = first.output.strip().splitlines()[-1]  # (log lines may come before it)
+    assert said.startswith("batch ") and ": 1 letters, 1 pages in " in said
+    again = runner.invoke(args=["letters", "batch", "--date", "2026-11-24"])
+    assert again.output.strip().splitlines()[-1] == said
+    handed = runner.invoke(args=["letters", "hand-over", "--date", "2026-11-24"])
+    assert "handed over" in handed.output
+    db.session.expire_all()
+    assert db.session.get(Message, message.id).status == "delivered"
+    missing = runner.invoke(args=["letters", "hand-over", "--date", "2026-11-20"])
+    assert missing.exit_code != 0
