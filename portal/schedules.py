@@ -44,6 +44,7 @@ class Jobs:
     EVALUATE_ALERTS = "workers.jobs.alerts.evaluate_alerts"
     CHECK_INVARIANTS = "workers.jobs.invariants.check_invariants"
     PRUNE_WEBHOOK_RECEIPTS = "workers.jobs.maintenance.prune_webhook_receipts"
+    BUILD_PRINT_BATCH = "workers.jobs.letters.build_print_batch"
 
     @classmethod
     def all(cls) -> dict[str, str]:
@@ -212,6 +213,12 @@ SCHEDULES: tuple[Schedule, ...] = (
         # 04:10 in Asia/Ho_Chi_Minh, a quiet hour
         "webhooks.prune_receipts", Jobs.PRUNE_WEBHOOK_RECEIPTS, "default", cron="10 21 * * *",
         timeout=600, description="drop webhook receipts older than WEBHOOK_RECEIPT_DAYS",
+    ),
+    Schedule(
+        # 17:00 in Asia/Ho_Chi_Minh: after the day's strategy run queued its letters; building
+        # a date again returns its batch (ops can also build it from /letters/batches)
+        "letters.print_batch", Jobs.BUILD_PRINT_BATCH, "default", cron="0 10 * * *",
+        timeout=1800, description="the day's print batch of letters for the print vendor",
     ),
 )
 

@@ -250,3 +250,15 @@ def test_the_commands_build_and_hand_over_once(app, db, letter_world, print_root
     assert db.session.get(Message, message.id).status == "delivered"
     missing = runner.invoke(args=["letters", "hand-over", "--date", "2026-11-20"])
     assert missing.exit_code != 0
+
+
+def test_the_scheduled_job_builds_todays_batch(app, db, letter_world, print_root):
+    from portal.schedules import SCHEDULES, Jobs, resolve
+
+    assert any(s.func == Jobs.BUILD_PRINT_BATCH for s in SCHEDULES)
+    message = queue_letter(db, letter_world)
+    result = resolve(Jobs.BUILD_PRINT_BATCH)()  # today by the frozen clock: 24/11/2026
+    assert (result["business_date"], result["letters"]) == ("2026-11-24", 1)
+    assert resolve(Jobs.BUILD_PRINT_BATCH)("2026-11-24")["batch_id"] == result["batch_id"]
+    db.session.expire_all()
+    assert db.session.get(Message, message.id).status == "sent"
