@@ -76,27 +76,32 @@ def speaking(language: str) -> Iterator[None]:
 
 def _fallback_render(template: MessageTemplate, variables: dict, language: str
                      ) -> tuple[str | None, str]:
-    """LEAD: replace with ``portal.messages.rendering.render`` (the messages helper's) at
-    merge. ``{name}`` variables filled, unknown ones left as written."""
-    class Keep(dict):
+    """LEAD: replace with ``portal.messages.rendering.render`` (the messages helper's, same
+    signature) at merge. ``{variables}`` filled; an unknown one left out."""
+    class Blank(dict):
         def __missing__(self, key):
-            return "{" + key + "}"
+            return ""
 
-    subject = template.subject_en if language == "en" else template.subject_vi
-    body = template.body_en if language == "en" else template.body_vi
-    values = Keep(variables)
-    return (subject.format_map(values) if subject else None), body.format_map(values)
+    subject = (template.subject_en if language == "en" else None) or template.subject_vi
+    body = (template.body_en if language == "en" else None) or template.body_vi
+    values = Blank(variables)
+    return (subject.format_map(values).strip() or None if subject else None,
+            body.format_map(values))
 
 
 def _fallback_variables(session: Session, cif: str, account_number: str | None,
                         language: str) -> dict:
-    """LEAD: replace with ``portal.messages.rendering.template_variables`` at merge."""
+    """LEAD: replace with ``portal.messages.rendering.template_variables`` (same signature,
+    same variable names) at merge."""
     customer = session.scalar(select(Customer).where(Customer.cif == cif))
     loan = session.scalar(select(Loan).where(Loan.account_number == account_number)) \
         if account_number else None
-    return {"name": customer.name if customer else "", "account": account_number or "",
+    return {"customer_name": customer.name if customer else "",
+            "account_number": account_number or "",
             "amount_due": format_money(loan.due_amount, loan.currency) if loan else "",
-            "due_date": format_date(loan.next_payment_date) if loan else ""}
+            "due_date": format_date(loan.next_payment_date) if loan else "",
+            "pay_link": vietqr.pay_link(account_number, loan.due_amount, language)
+            if loan else ""}
 
 
 def _address(session: Session, message: Message) -> Address | None:

@@ -50,8 +50,8 @@ def letter_world(db, frozen_now, make_customer, make_loan):
     frozen_now(NOW)
     template = MessageTemplate(code="LETTER_DPD30", channel="letter", name="Thư nhắc nợ 30 ngày",
                                subject_vi=SUBJECT, subject_en="Overdue loan notice",
-                               body_vi=BODY, body_en="Dear {name}, your loan {account} is "
-                               "overdue.", include_vietqr=True)
+                               body_vi=BODY, body_en="Dear {customer_name}, your loan "
+                               "{account_number} is overdue.{unknown}", include_vietqr=True)
     customer = make_customer(name="Nguyễn Thị Hằng")
     loan = make_loan(customer, dpd=35, account_number="LD2432800018",
                      due_amount=Decimal("2450000"), next_payment_date=date(2026, 11, 30))
