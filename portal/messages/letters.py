@@ -258,6 +258,9 @@ def build_print_batch(session: Session, business_date: date, *, actor=None) -> P
         rows.append((row, message))
         message.status, message.sent_at = "sent", now
         message.provider_id = f"PB{batch.id}-{position:04d}"
+        if message.template is not None and message.template.include_vietqr \
+                and message.account_number:
+            message.payment_reference = vietqr.payment_reference(message.account_number)
         message.attempts = (message.attempts or 0) + 1
 
     batch.letters, batch.pages = len(rows), sum(row.pages for row, _ in rows)

@@ -178,6 +178,8 @@ def test_the_print_batch_is_built_once_per_business_date(app, db, letter_world, 
     db.session.expire_all()
     states = {m.id: (m.status, m.provider_id) for m in db.session.scalars(select(Message))}
     assert states[first.id] == ("sent", f"PB{batch.id}-0001")
+    assert db.session.get(Message, first.id).payment_reference == payment_reference(
+        "LD2432800018")  # the letter carried the VietQR code of its loan
     assert states[second.id] == ("sent", f"PB{batch.id}-0002")
     assert states[lost.id][0] == "failed" and states[later.id][0] == "queued"
     assert db.session.get(Message, lost.id).status_detail.startswith("no_address")

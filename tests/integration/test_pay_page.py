@@ -15,6 +15,7 @@ from portal import clock
 from portal.messages.vietqr import (
     crc_ok,
     parse_tlv,
+    pay_code,
     pay_link,
     payment_reference,
     read_pay_token,
@@ -66,8 +67,7 @@ def test_the_link_opens_the_code_without_signing_in(app, client, loan):
 
 def test_the_page_shows_the_payload_the_code_encodes(app, client, loan):
     html = client.get(link_path(app, loan, "en")).get_data(as_text=True)
-    # segno writes the payload nowhere in the SVG; rebuild it from what the page states
-    from portal.messages.vietqr import pay_code
+    # segno writes the payload nowhere in the SVG: the page's SVG is the code of this payload
     with app.test_request_context():
         code = pay_code("LD2432800018", Decimal("2450000"))
     assert crc_ok(code.payload)
