@@ -34,7 +34,7 @@ from pathlib import Path
 from flask import current_app, has_request_context, render_template
 from flask_babel import force_locale
 from markupsafe import Markup, escape
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -330,3 +330,27 @@ def queued_letters(session: Session, business_date: date) -> int:
 
 def total_due(loans: list[Loan]) -> Decimal:
     return sum((loan.due_amount for loan in loans), Decimal(0))
+
+
+def violations(session: Session, now=None) -> list[dict]:
+    """Print batches that break their truths (``flask check invariants``): a batch whose
+    letters or pages are not its letters' rows; a letter of a batch that is neither sent nor
+    delivered, or delivered before its batch was handed over, or still only sent after; a
+    letter marked sent or delivered that is in no batch."""
+    return [dict(r._mapping) for r in session.execute(text("""
+        SELECT b.id AS batch_id, NULL::bigint AS message_id, 'counts' AS problem
+        FROM print_batches b LEFT JOIN print_batch_letters l ON l.batch_id = b.id
+        GROUP BY b.id
+        HAVING b.letters <> count(l.id) OR b.pages <> coalesce(sum(l.pages), 0)
+        UNION ALL
+        SELECT b.id, m.id, 'letter is ' || m.status || ' in a ' || b.status || ' batch'
+        FROM print_batches b JOIN print_batch_letters l ON l.batch_id = b.id
+        JOIN messages m ON m.id = l.message_id
+        WHERE NOT ((b.status = 'built' AND m.status = 'sent')
+                   OR (b.status = 'handed_over' AND m.status = 'delivered'))
+        UNION ALL
+        SELECT NULL, m.id, 'letter ' || m.status || ' without a print batch'
+        FROM messages m
+        WHERE m.channel = 'letter' AND m.status IN ('sent', 'delivered')
+          AND NOT EXISTS (SELECT 1 FROM print_batch_letters l WHERE l.message_id = m.id)
+        ORDER BY 1 NULLS LAST, 2 NULLS FIRST""")).all()]

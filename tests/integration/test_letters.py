@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from portal.messages import letters
 from portal.messages.vietqr import payment_reference
@@ -264,3 +264,31 @@ def test_the_scheduled_job_builds_todays_batch(app, db, letter_world, print_root
     assert resolve(Jobs.BUILD_PRINT_BATCH)("2026-11-24")["batch_id"] == result["batch_id"]
     db.session.expire_all()
     assert db.session.get(Message, message.id).status == "sent"
+
+
+def test_the_truth_check_covers_print_batches(app, db, letter_world, print_root):
+    from portal.ops import invariants
+
+    def found() -> list[dict]:
+        result, = invariants.check_all(db.session, names=["print_batches"])
+        db.session.rollback()
+        return result.sample if result.violations else []
+
+    message = queue_letter(db, letter_world)
+    batch = letters.build_print_batch(db.session, DAY)
+    db.session.commit()
+    assert found() == []
+    # a letter delivered while its batch is only built, and a count that lies
+    db.session.execute(text("UPDATE messages SET status = 'delivered' WHERE id = :id"),
+                       {"id": message.id})
+    db.session.execute(text("UPDATE print_batches SET letters = 5 WHERE id = :id"),
+                       {"id": batch.id})
+    stray = queue_letter(db, letter_world)
+    db.session.execute(text("UPDATE messages SET status = 'sent' WHERE id = :id"),
+                       {"id": stray.id})
+    db.session.commit()
+    assert [(v["batch_id"], v["message_id"], v["problem"]) for v in found()] == [
+        (batch.id, None, "counts"),
+        (batch.id, message.id, "letter is delivered in a built batch"),
+        (None, stray.id, "letter sent without a print batch"),
+    ]
