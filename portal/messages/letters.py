@@ -165,9 +165,10 @@ def compose(session: Session, message: Message, letter_date: date | None = None)
     loans = list(session.scalars(query.order_by(Loan.account_number)))
     code = None
     if template is not None and template.include_vietqr and message.account_number:
-        due = next((loan.due_amount for loan in loans
-                    if loan.account_number == message.account_number), None)
-        code = vietqr.pay_code(message.account_number, due)
+        loan = next((loan for loan in loans if loan.account_number == message.account_number),
+                    None)
+        if loan is not None and loan.currency == "VND":  # VietQR pays dong only
+            code = vietqr.pay_code(message.account_number, loan.due_amount)
     return Letter(message=message, customer=customer, address=address, subject=subject,
                   body=body, loans=loans, code=code,
                   letter_date=letter_date or message.business_date or clock.bank_today())

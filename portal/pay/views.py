@@ -43,7 +43,7 @@ def _link(token: str) -> tuple[vietqr.PayLink | None, str | None, Loan | None]:
             known = None
         return known, exc.code, None
     loan = db.session.scalar(select(Loan).where(Loan.account_number == link.account_number))
-    if loan is None:
+    if loan is None or loan.currency != "VND":  # VietQR pays dong only
         return link, "invalid", None
     return link, None, loan
 

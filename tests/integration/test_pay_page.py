@@ -105,11 +105,15 @@ def test_an_altered_link_is_a_clear_404(app, client, loan, change):
     assert "This payment link is not valid" in html and "<svg" not in html
 
 
-def test_a_link_to_a_loan_that_is_gone_is_a_404(app, client, loan, db):
+def test_a_link_to_a_loan_that_is_gone_or_not_in_dong_is_a_404(app, client, loan, db,
+                                                               make_loan):
     path = link_path(app, loan)
     db.session.delete(loan)
     db.session.commit()
     assert client.get(path).status_code == 404
+    dollars = make_loan(dpd=5, account_number="LD2432800099", currency="USD",
+                        due_amount=Decimal("120"))
+    assert client.get(link_path(app, dollars)).status_code == 404  # VietQR pays dong only
 
 
 def test_the_page_is_rate_limited(app, client, loan, monkeypatch):
