@@ -161,6 +161,25 @@ class Config:
     CAMT_UNSTRUCTURED_PATTERN = os.environ.get("CAMT_UNSTRUCTURED_PATTERN", "")
     CAMT_UPLOAD_MAX_BYTES = int(os.environ.get("CAMT_UPLOAD_MAX_BYTES", str(3 * 1024 * 1024)))
 
+    # Pay by VietQR (portal/messages/vietqr.py, issue 23): the bank's NAPAS BIN and repayment
+    # account the code pays into (dev defaults are placeholders), the public address of the
+    # portal that SMS and e-mail links point at, and how long a pay link stays valid
+    VIETQR_BANK_BIN = os.environ.get("VIETQR_BANK_BIN", "970436")
+    VIETQR_BANK_NAME = os.environ.get("VIETQR_BANK_NAME", "Ngân hàng TMCP Ngoại thương Việt Nam")
+    VIETQR_ACCOUNT = os.environ.get("VIETQR_ACCOUNT", "0011009999999")
+    VIETQR_ACCOUNT_NAME = os.environ.get("VIETQR_ACCOUNT_NAME", "NGAN HANG THU NO VAY")
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    PAY_LINK_MAX_AGE_DAYS = int(os.environ.get("PAY_LINK_MAX_AGE_DAYS", "14"))
+    PAY_PAGE_RATE_LIMIT = os.environ.get("PAY_PAGE_RATE_LIMIT", "30 per minute")
+    # Letters (portal/messages/letters.py): the letterhead and where print batches are written
+    # (empty: <instance folder>/print)
+    LETTER_BANK_NAME = os.environ.get("LETTER_BANK_NAME",
+                                      "Ngân hàng TMCP Ví dụ — Trung tâm Thu hồi nợ")
+    LETTER_BANK_ADDRESS = os.environ.get("LETTER_BANK_ADDRESS",
+                                         "198 Trần Quang Khải, Hoàn Kiếm, Hà Nội")
+    LETTER_BANK_HOTLINE = os.environ.get("LETTER_BANK_HOTLINE", "1900 0000")
+    PRINT_BATCH_DIR = os.environ.get("PRINT_BATCH_DIR", "")
+
     # Documents (portal/documents): the largest file taken (checked while it streams in; the
     # upload routes raise the request limit to this plus a little for the form fields), and
     # the directory of the document store (empty: <instance folder>/documents)

@@ -222,6 +222,8 @@ COMMON = {
     "signature_mismatch": lazy_pgettext("code", "Signature mismatch"),
     "no_loan_reference": lazy_pgettext("code", "No loan reference"),
     "ambiguous_loan_reference": lazy_pgettext("code", "Ambiguous loan reference"),
+    "invalid_payment_reference": lazy_pgettext("code", "Invalid payment reference"),
+    "reference_mismatch": lazy_pgettext("code", "Payment reference names another loan"),
     "missing_amount": lazy_pgettext("code", "Missing amount"),
     "missing_booking_date": lazy_pgettext("code", "Missing booking date"),
     "no_original_reference": lazy_pgettext("code", "No original reference"),

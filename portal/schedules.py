@@ -47,6 +47,7 @@ class Jobs:
     DISPATCH_MESSAGES = "workers.jobs.messages.dispatch_messages"
     DISPATCH_MESSAGE = "workers.jobs.messages.dispatch_message"
     RECONCILE_SMS_REPORTS = "workers.jobs.messages.reconcile_reports"
+    BUILD_PRINT_BATCH = "workers.jobs.letters.build_print_batch"
 
     @classmethod
     def all(cls) -> dict[str, str]:
@@ -227,6 +228,12 @@ SCHEDULES: tuple[Schedule, ...] = (
         "messages.reconcile_reports", Jobs.RECONCILE_SMS_REPORTS, "integrations",
         cron="25 * * * *", timeout=900,
         description="ask the SMS gateway about sent SMS whose delivery report never came",
+    ),
+    Schedule(
+        # 17:00 in Asia/Ho_Chi_Minh: after the day's strategy run queued its letters; building
+        # a date again returns its batch (ops can also build it from /letters/batches)
+        "letters.print_batch", Jobs.BUILD_PRINT_BATCH, "default", cron="0 10 * * *",
+        timeout=1800, description="the day's print batch of letters for the print vendor",
     ),
 )
 

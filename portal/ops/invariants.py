@@ -29,6 +29,7 @@ from portal.cases.queue import compute_priority, priority_inputs, recompute_case
 from portal.documents import operations as documents
 from portal.events.subscribers import all_subscribers, load_subscribers
 from portal.field import plausibility
+from portal.messages import letters
 from portal.models import Case
 from portal.models.ops import InvariantRun
 from portal.notifications.messages import N_
@@ -491,6 +492,9 @@ INVARIANTS: tuple[Invariant, ...] = (
               "payments"), placements.violations),
     Invariant("documents", N_("each document's file is in the store with its recorded size, "
               "and a visit photo is of its visit's customer"), documents.violations),
+    Invariant("print_batches", N_("each print batch counts its letters and pages, its letters "
+              "are sent (delivered once it is handed over), and no letter is sent outside a "
+              "batch"), letters.violations),
 )
 INVARIANT_WORDS = {i.name: i.description for i in INVARIANTS}  # msgids, shown translated
 

@@ -46,6 +46,8 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem(_l("Reconciliation"), "payments.reconciliation", "ops.integrations", "refresh",
             _l("Operations"), ("payments.rejected", "payments.resolve_discrepancy",
                            "payments.run_reconciliation")),
+    NavItem(_l("Print batches"), "letters.batches", "ops.integrations", "file", _l("Operations"),
+            ("letters.build", "letters.hand_over")),
     NavItem(_l("Workers & queues"), "ops.workers", "ops.integrations", "server", _l("Operations")),
     NavItem(_l("Alerts"), "ops.alerts_page", "ops.integrations", "alert", _l("Operations")),
     NavItem(_l("Truth check"), "ops.invariants_page", "ops.integrations", "check", _l("Operations"),

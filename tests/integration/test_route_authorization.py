@@ -245,6 +245,10 @@ ROUTES: dict[tuple[str, str], Check] = {
         form={"resolution": "accepted", "note": "x"}),
     ("payments.camt_import_result", "GET"): Check({"import_id": "camt_import"},
                                                   OPS_VIEW_INTRUDERS, ("ops", "admin")),
+    # print batches (letters): ops reads and hands over; a batch's files are named, never paths
+    ("letters.download", "GET"): Check({"batch_id": "print_batch", "name": "manifest.csv"},
+                                       OPS_VIEW_INTRUDERS),
+    ("letters.hand_over", "POST"): Check({"batch_id": "print_batch"}, OPS_ACTION_INTRUDERS),
     # placements: a supervisor places and recalls their teams' cases; agencies are admins'
     ("placements.case_card", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a", "sup_a")),
     ("placements.place_form", "GET"): Check(CASE_A, PLACEMENT_INTRUDERS, ("sup_a",)),
@@ -282,6 +286,8 @@ ROUTES: dict[tuple[str, str], Check] = {
 # Rules with a variable that anyone may call, and why.
 PUBLIC: dict[str, str] = {
     "static": "static files (CSS, JS, vendor libraries): public by design",
+    "pay.page": "a customer's pay link: its signed, expiring token is the permission",
+    "pay.image": "the VietQR image of a pay link: its signed, expiring token is the permission",
 }
 
 # Routes taking an object id in the form, query string or JSON body instead of the URL.
@@ -459,10 +465,12 @@ def _build(session) -> World:
     ids.update({name: code.id for name, code in codes.items()})
     camt = CamtImport(imported_at=now, source="cli", sha256="0" * 64, size=0, kind="camt.054",
                       controls_ok=True, checks=[])
-    session.add(camt)
+    from portal.models.print_batches import PrintBatch
+    batch = PrintBatch(business_date=today, directory=f"{today.isoformat()}/authz")
+    session.add_all([camt, batch])
     session.flush()
     ids.update(run=run.id, discrepancy=discrepancy.id, team_a=team_a.id, team_b=team_b.id,
-               camt_import=camt.id)
+               camt_import=camt.id, print_batch=batch.id)
     for name, user in users.items():
         ids[name] = user.id
     tokens = {}
