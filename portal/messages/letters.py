@@ -39,9 +39,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from portal import audit, clock
-from portal.i18n import format_date
 from portal.messages import vietqr
-from portal.models import Address, Customer, Loan, Message, MessageTemplate
+from portal.messages.rendering import render, template_variables
+from portal.models import Address, Customer, Loan, Message
 from portal.models.print_batches import PrintBatch, PrintBatchLetter
 from portal.money import format_money
 
@@ -72,36 +72,6 @@ def speaking(language: str) -> Iterator[None]:
         return
     with current_app.test_request_context(), force_locale(language):
         yield
-
-
-def _fallback_render(template: MessageTemplate, variables: dict, language: str
-                     ) -> tuple[str | None, str]:
-    """LEAD: replace with ``portal.messages.rendering.render`` (the messages helper's, same
-    signature) at merge. ``{variables}`` filled; an unknown one left out."""
-    class Blank(dict):
-        def __missing__(self, key):
-            return ""
-
-    subject = (template.subject_en if language == "en" else None) or template.subject_vi
-    body = (template.body_en if language == "en" else None) or template.body_vi
-    values = Blank(variables)
-    return (subject.format_map(values).strip() or None if subject else None,
-            body.format_map(values))
-
-
-def _fallback_variables(session: Session, cif: str, account_number: str | None,
-                        language: str) -> dict:
-    """LEAD: replace with ``portal.messages.rendering.template_variables`` (same signature,
-    same variable names) at merge."""
-    customer = session.scalar(select(Customer).where(Customer.cif == cif))
-    loan = session.scalar(select(Loan).where(Loan.account_number == account_number)) \
-        if account_number else None
-    return {"customer_name": customer.name if customer else "",
-            "account_number": account_number or "",
-            "amount_due": format_money(loan.due_amount, loan.currency) if loan else "",
-            "due_date": format_date(loan.next_payment_date) if loan else "",
-            "pay_link": vietqr.pay_link(account_number, loan.due_amount, language)
-            if loan else ""}
 
 
 def _address(session: Session, message: Message) -> Address | None:
@@ -156,9 +126,8 @@ def compose(session: Session, message: Message, letter_date: date | None = None)
     if not (body or "").strip():
         if template is None:
             raise LetterError("no_body", "the letter has no text and no template")
-        variables = _fallback_variables(session, message.cif, message.account_number,
-                                        message.language)
-        subject, body = _fallback_render(template, variables, message.language)
+        subject, body = render(template, template_variables(
+            session, message.cif, message.account_number, message.language), message.language)
     query = select(Loan).where(Loan.cif == message.cif, Loan.due_amount > 0)
     if message.account_number:
         query = select(Loan).where(Loan.account_number == message.account_number)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit, clock
 from portal.cases.contact_rules import message_hold_reason
+from portal.messages import vietqr
 from portal.messages.rendering import render, template_variables
 from portal.models import Action, Address, Case, Email, Message, MessageTemplate, Phone
 
@@ -85,6 +86,9 @@ def render_message(session: Session, message: Message, *,
     variables = template_variables(session, message.cif, message.account_number,
                                    message.language, extra=extra)
     message.subject, message.body = render(message.template, variables, message.language)
+    if variables["pay_link"] and variables["pay_link"] in message.body:
+        # what the customer's transfer from the pay page will carry (payments match it)
+        message.payment_reference = vietqr.payment_reference(variables["account_number"])
 
 
 def ensure_action(session: Session, message: Message, at: datetime) -> Action:

@@ -22,6 +22,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.messages import vietqr
 from portal.models import Card, Case, Customer, Loan, MessageTemplate, User
 
 VARIABLES = ("customer_name", "account_number", "amount_due", "due_date", "agent_name",
@@ -106,7 +107,7 @@ def template_variables(session: Session, cif: str, account_number: str | None,
                        ) -> dict[str, str]:
     """Every variable of ``VARIABLES`` for customer ``cif`` and ``account_number`` (a loan or
     a card contract; None: the customer's most overdue one), written for ``language``.
-    ``extra`` fills or overrides names (``pay_link``)."""
+    ``extra`` fills or overrides names. ``pay_link``: the pay page of a loan in dong."""
     language = language if language in LANGUAGES else "vi"
     customer = session.scalar(select(Customer).where(Customer.cif == cif))
     amount: Decimal | None = None
@@ -133,7 +134,9 @@ def template_variables(session: Session, cif: str, account_number: str | None,
         "due_date": format_day(due),
         "agent_name": (agent.full_name or agent.username) if agent else "",
         "payment_instructions": _instructions(language, account_number or ""),
-        "pay_link": "",
+        # the public page with the loan's VietQR code (dong only: VietQR pays VND)
+        "pay_link": vietqr.pay_link(account_number, amount, language)
+        if loan is not None and currency == "VND" and has_app_context() else "",
     }
     values.update(extra or {})
     return values

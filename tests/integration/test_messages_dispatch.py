@@ -265,3 +265,26 @@ def test_a_lost_delivery_report_is_recovered_by_asking_the_gateway(
     db.session.expire_all()
     assert db.session.get(Message, message.id).status == "delivered"
     assert reconcile_reports() == {}
+
+
+def test_an_sms_with_a_pay_link_opens_the_loans_vietqr_page_and_keeps_its_reference(
+        app, db, frozen_now, msg_customer, make_template, sms_gateway, client):
+    """``{pay_link}`` is the public page of the loan's VietQR code: the SMS carries it, the page
+    shows the code for the loan's reference, and the message keeps that reference (what the
+    payment webhook and the camt import match to the loan)."""
+    from portal.messages import vietqr
+
+    at = frozen_now(bank_time(0, 10, 30))
+    template = make_template(body_vi="Thanh toán khoản vay {account_number}: {pay_link}")
+    message = _strategy_sms(db, msg_customer, template, at)
+
+    assert dispatch.dispatch_due(db.session, at, limit=50) == {"sent": 1}
+    db.session.refresh(message)
+    base = app.config["PUBLIC_BASE_URL"].rstrip("/")
+    link = message.body.split(": ", 1)[1]
+    assert link.startswith(f"{base}/pay/")
+    reference = vietqr.payment_reference(msg_customer.loan.account_number)
+    assert message.payment_reference == reference
+    assert vietqr.account_from_reference(reference) == msg_customer.loan.account_number
+    page = client.get(link[len(base):])
+    assert page.status_code == 200 and reference in page.get_data(as_text=True)
