@@ -39,10 +39,14 @@ from portal.field import views as field
 from portal.kpi import views as kpi
 from portal.logging import init_logging
 from portal.main import views as main
+from portal.messages import cli as messages_cli  # noqa: F401  (commands on messages' bp)
+from portal.messages import letters_views as letters
+from portal.messages import views as messages
 from portal.notifications import views as notifications
 from portal.ops import invariant_views  # noqa: F401  (routes on ops' bp)
 from portal.ops import metrics as ops_metrics  # noqa: F401  (routes on ops' bp)
 from portal.ops import views as ops
+from portal.pay import views as pay
 from portal.payments import cli as payments_cli  # noqa: F401  (commands on payments' bp)
 from portal.payments import effects as payments_effects
 from portal.payments import views as payments
@@ -53,6 +57,7 @@ from portal.supervisor import views as supervisor
 from portal.web import register_web
 from portal.webhooks import cti as webhooks_cti  # noqa: F401  (routes on the webhooks' bp)
 from portal.webhooks import payments as webhooks_payments  # noqa: F401  (routes on the webhooks' bp)
+from portal.webhooks import sms as webhooks_sms  # noqa: F401  (routes on the webhooks' bp)
 from portal.webhooks import views as webhooks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,9 +66,10 @@ BLUEPRINTS = (
     auth.bp, auth.aliases, main.bp, cases.bp, supervisor.bp, field.bp, ops.bp, webhooks.bp,
     admin.bp, api.bp,
     graphql_bp, notifications.bp, calls.bp, payments.bp, kpi.bp, assignment.bp,
-    placements.bp,
+    placements.bp, pay.bp, letters.bp,
     documents.bp,
     strategies.bp,
+    messages.bp, messages.ops_bp,
 )
 
 

@@ -167,6 +167,25 @@ class Config:
     CAMT_UNSTRUCTURED_PATTERN = os.environ.get("CAMT_UNSTRUCTURED_PATTERN", "")
     CAMT_UPLOAD_MAX_BYTES = int(os.environ.get("CAMT_UPLOAD_MAX_BYTES", str(3 * 1024 * 1024)))
 
+    # Pay by VietQR (portal/messages/vietqr.py, issue 23): the bank's NAPAS BIN and repayment
+    # account the code pays into (dev defaults are placeholders), the public address of the
+    # portal that SMS and e-mail links point at, and how long a pay link stays valid
+    VIETQR_BANK_BIN = os.environ.get("VIETQR_BANK_BIN", "970436")
+    VIETQR_BANK_NAME = os.environ.get("VIETQR_BANK_NAME", "Ngân hàng TMCP Ngoại thương Việt Nam")
+    VIETQR_ACCOUNT = os.environ.get("VIETQR_ACCOUNT", "0011009999999")
+    VIETQR_ACCOUNT_NAME = os.environ.get("VIETQR_ACCOUNT_NAME", "NGAN HANG THU NO VAY")
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    PAY_LINK_MAX_AGE_DAYS = int(os.environ.get("PAY_LINK_MAX_AGE_DAYS", "14"))
+    PAY_PAGE_RATE_LIMIT = os.environ.get("PAY_PAGE_RATE_LIMIT", "30 per minute")
+    # Letters (portal/messages/letters.py): the letterhead and where print batches are written
+    # (empty: <instance folder>/print)
+    LETTER_BANK_NAME = os.environ.get("LETTER_BANK_NAME",
+                                      "Ngân hàng TMCP Ví dụ — Trung tâm Thu hồi nợ")
+    LETTER_BANK_ADDRESS = os.environ.get("LETTER_BANK_ADDRESS",
+                                         "198 Trần Quang Khải, Hoàn Kiếm, Hà Nội")
+    LETTER_BANK_HOTLINE = os.environ.get("LETTER_BANK_HOTLINE", "1900 0000")
+    PRINT_BATCH_DIR = os.environ.get("PRINT_BATCH_DIR", "")
+
     # Documents (portal/documents): the largest file taken (checked while it streams in; the
     # upload routes raise the request limit to this plus a little for the form fields), and
     # the directory of the document store (empty: <instance folder>/documents)
@@ -198,6 +217,30 @@ class Config:
     LOG_CAPTURE = _bool("LOG_CAPTURE", True)  # keep recent log lines per correlation id
     LOG_CAPTURE_MAX_LINES = int(os.environ.get("LOG_CAPTURE_MAX_LINES", "500"))
     LOG_CAPTURE_TTL_DAYS = int(os.environ.get("LOG_CAPTURE_TTL_DAYS", "7"))
+
+    # Outbound messages (issue 23): SMS gateway, SMTP, dispatcher retries (portal/messages)
+    SMS_GATEWAY_URL = os.environ.get("SMS_GATEWAY_URL")  # unset: SMS wait and fail after retries
+    SMS_GATEWAY_API_KEY = os.environ.get("SMS_GATEWAY_API_KEY", "")
+    SMS_GATEWAY_TIMEOUT = float(os.environ.get("SMS_GATEWAY_TIMEOUT", "5"))
+    # where the gateway posts delivery reports (the portal's /api/v1/sms/delivery-reports)
+    SMS_DELIVERY_REPORT_URL = os.environ.get("SMS_DELIVERY_REPORT_URL")
+    SMS_WEBHOOK_SECRETS = os.environ.get("SMS_WEBHOOK_SECRETS", "")
+    SMS_WEBHOOK_SCHEME = os.environ.get("SMS_WEBHOOK_SCHEME", "standard")
+    SMS_WEBHOOK_MAX_BYTES = int(os.environ.get("SMS_WEBHOOK_MAX_BYTES", "65536"))
+    SMTP_HOST = os.environ.get("SMTP_HOST")  # unset: e-mails wait and fail after retries
+    SMTP_PORT = int(os.environ.get("SMTP_PORT", "25"))
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME")
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD")
+    SMTP_STARTTLS = _bool("SMTP_STARTTLS", False)
+    SMTP_TIMEOUT = float(os.environ.get("SMTP_TIMEOUT", "10"))
+    MAIL_FROM = os.environ.get("MAIL_FROM", "thu-no@example.vn")
+    MAIL_FROM_NAME = os.environ.get("MAIL_FROM_NAME", "Ngân hàng — Thu hồi nợ")
+    MESSAGES_MAX_ATTEMPTS = int(os.environ.get("MESSAGES_MAX_ATTEMPTS", "5"))
+    MESSAGES_RETRY_SECONDS = int(os.environ.get("MESSAGES_RETRY_SECONDS", "60"))  # doubling
+    # a sent SMS without a delivery report this long is asked about (messages.reconcile_reports)
+    MESSAGES_REPORT_WAIT_MINUTES = int(os.environ.get("MESSAGES_REPORT_WAIT_MINUTES", "60"))
+    MESSAGES_PAYMENT_INSTRUCTIONS_VI = os.environ.get("MESSAGES_PAYMENT_INSTRUCTIONS_VI")
+    MESSAGES_PAYMENT_INSTRUCTIONS_EN = os.environ.get("MESSAGES_PAYMENT_INSTRUCTIONS_EN")
 
     # Demo / sandbox
     SANDBOX_ENABLED = _bool("SANDBOX_ENABLED", False)
@@ -256,6 +299,14 @@ class DevConfig(Config):
     PAYMENT_WEBHOOK_SCHEME = os.environ.get("PAYMENT_WEBHOOK_SCHEME", "crm-hmac,standard")
     PAYMENTS_API_URL = os.environ.get("PAYMENTS_API_URL", "http://127.0.0.1:8703")
     PAYMENTS_API_KEY = os.environ.get("PAYMENTS_API_KEY", "sandbox-payments-key")
+    # the sandbox SMS gateway and capturing SMTP server of `make run`
+    SMS_GATEWAY_URL = os.environ.get("SMS_GATEWAY_URL", "http://127.0.0.1:8707")
+    SMS_GATEWAY_API_KEY = os.environ.get("SMS_GATEWAY_API_KEY", "sandbox-sms-key")
+    SMS_WEBHOOK_SECRETS = os.environ.get(
+        "SMS_WEBHOOK_SECRETS", "whsec_c2FuZGJveC1zbXMtc2VjcmV0,sandbox-sms-secret")
+    SMS_WEBHOOK_SCHEME = os.environ.get("SMS_WEBHOOK_SCHEME", "standard,crm-hmac")
+    SMTP_HOST = os.environ.get("SMTP_HOST", "127.0.0.1")
+    SMTP_PORT = int(os.environ.get("SMTP_PORT", "8025"))
 
 
 class TestConfig(Config):
@@ -270,6 +321,8 @@ class TestConfig(Config):
     SANDBOX_ENABLED = True
     PAYMENT_WEBHOOK_SECRETS = "test-payments-current,test-payments-next"
     PAYMENTS_API_KEY = "test-payments-key"
+    SMS_WEBHOOK_SECRETS = "whsec_dGVzdC1zbXMtc2VjcmV0"
+    SMS_WEBHOOK_SCHEME = "standard,crm-hmac"
     # Tests read the portal's English words unless they choose Vietnamese (the product default,
     # checked by tests/integration/test_languages.py and the Vietnamese page walks)
     DEFAULT_LANGUAGE = "en"

@@ -80,7 +80,7 @@ WORKER_PROCESS = ProcessSpec("worker", flask("workers", "run", "--with-scheduler
 SANDBOX_PROCESSES: list[ProcessSpec] = [
     ProcessSpec(f"sim-{sim.name}", tuple(sim.command(sys.executable)))
     for sim in SIMULATORS
-    if sim.kind == "http"
+    if sim.kind in ("http", "smtp")
 ]
 
 

@@ -45,6 +45,10 @@ class Jobs:
     CHECK_INVARIANTS = "workers.jobs.invariants.check_invariants"
     PRUNE_WEBHOOK_RECEIPTS = "workers.jobs.maintenance.prune_webhook_receipts"
     RUN_STRATEGIES = "workers.jobs.strategies.run_strategies"
+    DISPATCH_MESSAGES = "workers.jobs.messages.dispatch_messages"
+    DISPATCH_MESSAGE = "workers.jobs.messages.dispatch_message"
+    RECONCILE_SMS_REPORTS = "workers.jobs.messages.reconcile_reports"
+    BUILD_PRINT_BATCH = "workers.jobs.letters.build_print_batch"
 
     @classmethod
     def all(cls) -> dict[str, str]:
@@ -219,6 +223,24 @@ SCHEDULES: tuple[Schedule, ...] = (
         # 04:10 in Asia/Ho_Chi_Minh, a quiet hour
         "webhooks.prune_receipts", Jobs.PRUNE_WEBHOOK_RECEIPTS, "default", cron="10 21 * * *",
         timeout=600, description="drop webhook receipts older than WEBHOOK_RECEIPT_DAYS",
+    ),
+    Schedule(
+        # every minute: queued messages due now, retries whose backoff ended, messages held
+        # for quiet hours once the hours open (portal/messages/dispatch.py)
+        "messages.dispatch", Jobs.DISPATCH_MESSAGES, "integrations", cron="* * * * *",
+        timeout=600, description="send due SMS and e-mail under the contact rules, retry "
+                                 "failures with backoff",
+    ),
+    Schedule(
+        "messages.reconcile_reports", Jobs.RECONCILE_SMS_REPORTS, "integrations",
+        cron="25 * * * *", timeout=900,
+        description="ask the SMS gateway about sent SMS whose delivery report never came",
+    ),
+    Schedule(
+        # 17:00 in Asia/Ho_Chi_Minh: after the day's strategy run queued its letters; building
+        # a date again returns its batch (ops can also build it from /letters/batches)
+        "letters.print_batch", Jobs.BUILD_PRINT_BATCH, "default", cron="0 10 * * *",
+        timeout=1800, description="the day's print batch of letters for the print vendor",
     ),
 )
 

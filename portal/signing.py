@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
@@ -38,7 +39,7 @@ from portal import clock
 
 CRM_HMAC, STANDARD = "crm-hmac", "standard"
 SCHEMES = (CRM_HMAC, STANDARD)
-SCHEME_SETTINGS = ("PAYMENT_WEBHOOK_SCHEME", "CTI_WEBHOOK_SCHEME")
+SCHEME_SETTINGS = ("PAYMENT_WEBHOOK_SCHEME", "CTI_WEBHOOK_SCHEME", "SMS_WEBHOOK_SCHEME")
 TIMESTAMP_HEADER = "X-Timestamp"
 SIGNATURE_HEADER = "X-Signature"
 ID_HEADER_STD = "webhook-id"
@@ -288,3 +289,42 @@ def verify(headers: Mapping[str, str], body: bytes, secrets: Iterable[str] | str
     """Check a crm-hmac request; return its timestamp or raise SignatureError."""
     return verify_message(headers, body, secrets, window_seconds=window_seconds,
                           now=now).timestamp
+
+
+# -- signed, expiring links (the public pay page) -----------------------------------------------
+
+
+class _ClockSigner(TimestampSigner):
+    """itsdangerous' timestamp signer on the product's clock (``portal.clock.now``: a link's
+    age decides what a customer sees, so it follows the clock a test or demo sets)."""
+
+    def get_timestamp(self) -> int:
+        return int(clock.now().timestamp())
+
+
+class LinkError(Exception):
+    """A link token that is not ours (``code`` "invalid") or too old (``code`` "expired"; its
+    ``value``, whose signature held, is kept: the page can still speak the link's language)."""
+
+    def __init__(self, code: str, value: str | None = None):
+        super().__init__(code)
+        self.code, self.value = code, value
+
+
+def sign_link(value: str, purpose: str, secret: str) -> str:
+    """``value`` signed with the time for a link (URL-safe: ``value.timestamp.signature``);
+    ``purpose`` keeps a token made for one kind of link from opening another."""
+    return _ClockSigner(secret, salt=f"link:{purpose}").sign(value).decode()
+
+
+def read_link(token: str, purpose: str, secret: str, max_age_seconds: int) -> str:
+    """The value of a link token made by ``sign_link``; LinkError when it was altered or made
+    for another purpose ("invalid"), or is older than ``max_age_seconds`` ("expired")."""
+    signer = _ClockSigner(secret, salt=f"link:{purpose}")
+    try:
+        return signer.unsign(token, max_age=max_age_seconds).decode()
+    except SignatureExpired as exc:
+        value = exc.payload.decode() if isinstance(exc.payload, bytes) else None
+        raise LinkError("expired", value) from None
+    except BadSignature:
+        raise LinkError("invalid") from None

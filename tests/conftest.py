@@ -23,7 +23,8 @@ from tests.settings import service_urls, start_embedded_for_workers, stop_embedd
 
 CLOCK_HEADER = test_clock.apply()  # before any server or worker is started: they inherit it
 
-pytest_plugins = ["tests.factories", "tests.fixtures_workspace", "tests.fixtures_workflow"]
+pytest_plugins = ["tests.factories", "tests.fixtures_workspace", "tests.fixtures_workflow",
+                  "tests.messages_support"]
 
 
 TRANSLATIONS = Path(__file__).resolve().parents[1] / "portal" / "translations"

@@ -16,7 +16,7 @@ class Simulator:
     name: str
     system: str  # integration name, as in portal.models.enums.INTEGRATIONS
     module: str  # runnable with ``python -m``
-    kind: str  # "http" (a server on a port) or "files" (a generator run on demand)
+    kind: str  # "http" (a server on a port), "smtp" (an SMTP server on a port) or "files"
     default_port: int | None
     env_prefix: str  # fault knobs and credentials: <PREFIX>_LATENCY_MS, <PREFIX>_API_KEY, ...
     description: str
@@ -24,7 +24,7 @@ class Simulator:
     def command(self, python: str = "python", port: int | None = None,
                 host: str = "127.0.0.1") -> list[str]:
         """The command that starts an HTTP simulator."""
-        if self.kind != "http":
+        if self.kind not in ("http", "smtp"):
             raise ValueError(f"{self.name} is not a server")
         return [python, "-m", self.module, "--host", host,
                 "--port", str(port or self.default_port)]
@@ -48,6 +48,11 @@ SIMULATORS: tuple[Simulator, ...] = (
               "GPS tracking: POST positions, POST verify, GET agent route, X-API-Key"),
     Simulator("phones", "GPS", "integrations.sandbox.phone_sim", "http", 8706, "PHONE_SIM",
               "Field agents' phones posting positions to PORTAL_URL (JSON batch and OsmAnd)"),
+    Simulator("sms", "SMS", "integrations.sandbox.sms_server", "http", 8707, "SMS_SANDBOX",
+              "SMS gateway: POST /api/v1/messages (X-API-Key); signed delivery reports "
+              "posted to PORTAL_URL"),
+    Simulator("smtp", "EMAIL", "integrations.sandbox.smtp_server", "smtp", 8025, "SMTP_SANDBOX",
+              "SMTP server that captures every e-mail (aiosmtpd); logged, --out writes .eml"),
 )
 
 

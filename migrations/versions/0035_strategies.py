@@ -3,7 +3,7 @@ assignments (one per account per business date); the strategy's call step on the
 team); messages.strategy_assignment_id becomes a foreign key; STRATEGIES runs on the ops page
 
 Revision ID: 0035
-Revises: 0032
+Revises: 0034
 Create Date: 2026-12-07 08:07:16.403964
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0035'
-down_revision = '0032'
+down_revision = '0034'
 branch_labels = None
 depends_on = None
 

@@ -72,10 +72,12 @@ SCHEMAS: dict[str, dict] = {
                      "data": ANY_OBJECT}},
     "CtiAccepted": {"type": "object", "required": ["accepted", "event_id"],
                     "properties": {"accepted": BOOL, "event_id": S}},
-    "PaymentNotice": {"type": "object", "required": [  # event_id: as CtiEvent's
-        "type", "reference_number", "loan_account_number", "amount", "currency",
-        "paid_at"], "properties": {
+    # event_id: as CtiEvent's; the loan: loan_account_number (with cif), or the VietQR
+    # payment reference (portal/messages/vietqr.py) in payment_reference or description
+    "PaymentNotice": {"type": "object", "required": [
+        "type", "reference_number", "amount", "currency", "paid_at"], "properties": {
         "event_id": S, "type": S, "reference_number": S, "loan_account_number": S, "cif": S,
+        "payment_reference": S, "description": S,
         "amount": S, "currency": S, "paid_at": {"type": "string", "format": "date-time"},
         "channel": S, "metadata": ANY_OBJECT}},
     "PaymentAccepted": _strict({"payment_id": INT, "status": S, "duplicate": BOOL}),

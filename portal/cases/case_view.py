@@ -26,6 +26,7 @@ from portal.models import (
     Email,
     Loan,
     LoanCollateral,
+    Message,
     Payment,
     Phone,
     ProductOwnerMove,
@@ -68,6 +69,8 @@ class CaseView:
     # the statuses people set, their history, and the master note's versions (cases.statuses)
     statuses: list[statuses.CurrentStatus] = field(default_factory=list)
     status_history: list = field(default_factory=list)
+    # {action id: the message it records} (SMS, e-mail, letters: status, hold reason)
+    messages: dict[int, Message] = field(default_factory=dict)
     note_versions: list = field(default_factory=list)
 
     @property
@@ -185,6 +188,10 @@ def load_case_view(session: Session, cif: str, now: datetime | None = None) -> C
                     list(phones), list(addresses), list(emails), list(references),
                     list(actions), list(promises), list(payments), list(visits), list(calls))
     view.moved_out, view.moved_in = product_moves(session, cif)
+    message_actions = [a.id for a in actions if a.type in ("SMS", "EMAIL", "LETTER")]
+    if message_actions:
+        view.messages = {m.action_id: m for m in session.scalars(
+            select(Message).where(Message.action_id.in_(message_actions)))}
     view.inconsistent = account_checks.by_account(session, cif, clock.bank_today(now))
     if case is not None:
         view.agent = case.assigned_agent

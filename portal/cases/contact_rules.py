@@ -363,3 +363,174 @@ def check_contact(session: Session, *, cif: str, action_type: str, phone_id: int
     )
 
 
+
+
+# -- messages (SMS, e-mail, letters) -------------------------------------------------------------
+#
+# Stored under ``message_rules``, edited on the same admin page. A message the rules stop is
+# held with a reason code (``HOLD_REASONS``, labelled in portal/labels.py, kind
+# ``hold_reason``): the dispatcher (portal/messages/dispatch.py) asks ``message_hold_reason``
+# just before it sends. A message held for quiet hours only waits: the dispatcher looks at it
+# again when the channel's hours open (its ``next_attempt_at``).
+
+MESSAGE_RULES_KEY = "message_rules"
+QUIET_CHANNELS = ("sms", "email")  # letters go by post: no quiet hours
+HOLD_REASONS = ("no_contact_point", "do_not_contact", "opted_out", "unverified", "wrong_party",
+                "quiet_hours", "cap_reached")
+WRONG_PARTY_RESULTS = ("WRONG_NUMBER",)  # call results that say a number is not the customer's
+
+
+@dataclass(frozen=True)
+class MessageRules:
+    """Per channel: the hours messages may go out (bank time; outside them is quiet), and a
+    cap of messages per customer per rolling period (0: no cap). ``require_verified_phone``:
+    SMS only to numbers someone verified."""
+
+    sms_send_from: time = time(8, 0)
+    sms_send_until: time = time(20, 0)
+    email_send_from: time = time(7, 0)
+    email_send_until: time = time(21, 0)
+    sms_cap: int = 2
+    sms_cap_days: int = 7
+    email_cap: int = 3
+    email_cap_days: int = 7
+    letter_cap: int = 1
+    letter_cap_days: int = 30
+    require_verified_phone: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name, value in data.items():
+            if isinstance(value, time):
+                data[name] = value.strftime("%H:%M")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> MessageRules:
+        data = data or {}
+        default = cls()
+        values: dict[str, Any] = {}
+        for name, value in asdict(default).items():
+            raw = data.get(name)
+            if isinstance(value, time):
+                values[name] = _time(raw, value)
+            elif isinstance(value, bool):
+                values[name] = value if raw is None else bool(raw)
+            else:
+                values[name] = value if raw is None else int(raw)
+        return cls(**values)
+
+    def hours(self, channel: str) -> tuple[time, time] | None:
+        if channel not in QUIET_CHANNELS:
+            return None
+        return getattr(self, f"{channel}_send_from"), getattr(self, f"{channel}_send_until")
+
+    def cap(self, channel: str) -> tuple[int, int]:
+        return getattr(self, f"{channel}_cap"), getattr(self, f"{channel}_cap_days")
+
+
+def get_message_rules(session: Session) -> MessageRules:
+    """The bank's message rules (defaults for anything never configured)."""
+    return MessageRules.from_json(_load(session, MESSAGE_RULES_KEY))
+
+
+def save_message_rules(session: Session, rules: MessageRules, actor: Any) -> MessageRules:
+    """Store ``rules`` (each channel's hours start before they end, caps not negative, periods
+    at least a day); audited. No commit."""
+    for channel in QUIET_CHANNELS:
+        start, end = rules.hours(channel)
+        if start >= end:
+            raise ValueError(f"{channel}: the sending hours must start before they end")
+    for channel in ("sms", "email", "letter"):
+        count, days = rules.cap(channel)
+        if count < 0 or days < 1:
+            raise ValueError(f"{channel}: cap >= 0 and period >= 1 day")
+    _save(session, MESSAGE_RULES_KEY, rules.as_json(), actor)
+    return rules
+
+
+def in_send_hours(rules: MessageRules, channel: str, at: datetime) -> bool:
+    hours = rules.hours(channel)
+    if hours is None:
+        return True
+    local = at.astimezone(bank_zone()).time()
+    return hours[0] <= local < hours[1]
+
+
+def next_send_opening(rules: MessageRules, channel: str, at: datetime) -> datetime:
+    """The first moment at or after ``at`` inside ``channel``'s sending hours (UTC)."""
+    if in_send_hours(rules, channel, at):
+        return at
+    start, end = rules.hours(channel)
+    zone = bank_zone()
+    local = at.astimezone(zone)
+    day = local.date()
+    if local.time() >= end:
+        day += timedelta(days=1)
+    return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
+
+
+def messages_sent(session: Session, cif: str, channel: str, at: datetime, days: int) -> int:
+    """Messages of ``channel`` that went to customer ``cif`` (sent or delivered) in the
+    ``days`` days up to ``at``."""
+    from portal.models import Message
+
+    return session.scalar(
+        select(func.count()).select_from(Message)
+        .where(Message.cif == cif, Message.channel == channel,
+               Message.status.in_(("sent", "delivered")),
+               Message.sent_at > at - timedelta(days=days), Message.sent_at <= at)
+    ) or 0
+
+
+def phone_is_wrong_party(session: Session, phone: Phone) -> bool:
+    """A call through ``phone`` ended with a wrong-number result after the number was last
+    verified (the call record's number against the phone's)."""
+    from portal.models import CallRecord
+
+    numbers = [n for n in (phone.number, phone.number_e164) if n]
+    query = (select(func.count()).select_from(Action)
+             .join(CallRecord, CallRecord.action_id == Action.id)
+             .where(CallRecord.phone.in_(numbers), Action.result.in_(WRONG_PARTY_RESULTS)))
+    if phone.verified_at is not None:
+        query = query.where(Action.at > phone.verified_at)
+    return bool(session.scalar(query))
+
+
+def message_hold_reason(session: Session, message: Any, at: datetime,
+                        rules: MessageRules | None = None) -> str | None:
+    """Why ``message`` (a portal.models.Message with its contact point chosen) must not go out
+    at ``at``, as a code of ``HOLD_REASONS``; None when every rule lets it go. The contact
+    point's own rules come first (no point, do-not-contact, opted out, unverified, wrong
+    party), then the channel's quiet hours, then its cap. ``rules``: the stored ones when
+    not given (a batch reads them once)."""
+    from portal.models import Address, Email
+
+    if at.tzinfo is None:
+        raise ValueError("message_hold_reason needs an aware datetime")
+    at = at.astimezone(UTC)
+    rules = rules or get_message_rules(session)
+    channel = message.channel
+    if channel == "sms":
+        point = session.get(Phone, message.phone_id) if message.phone_id else None
+    elif channel == "email":
+        point = session.get(Email, message.email_id) if message.email_id else None
+    else:
+        point = session.get(Address, message.address_id) if message.address_id else None
+    if point is None or (point.cif is not None and point.cif != message.cif):
+        return "no_contact_point"
+    if point.do_not_contact:
+        return "do_not_contact"
+    if getattr(point, "messages_opt_out", False):
+        return "opted_out"
+    if channel == "sms":
+        if rules.require_verified_phone and not point.is_verified:
+            return "unverified"
+        if phone_is_wrong_party(session, point):
+            return "wrong_party"
+    if not in_send_hours(rules, channel, at):
+        return "quiet_hours"
+    count, days = rules.cap(channel)
+    if count and messages_sent(session, message.cif, channel, at, days) >= count:
+        return "cap_reached"
+    return None

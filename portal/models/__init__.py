@@ -32,6 +32,7 @@ from portal.models.ops import Alert, InvariantRun  # noqa: F401
 from portal.models.payments import Discrepancy, Payment, ReconciliationRun
 from portal.models.placements import Agency, Placement
 from portal.models.plans import PaymentPlan, PlanAllocation, PlanInstalment
+from portal.models.print_batches import PrintBatch, PrintBatchLetter
 from portal.models.settings import AppSetting
 from portal.models.statuses import CaseStatusChange, MasterNoteVersion, StatusValue
 from portal.models.strategies import (
@@ -57,7 +58,7 @@ __all__ = [
     "RejectedLocation", "Team",
     "User", "Visit",
     "Agency", "Placement",
-    "PaymentPlan", "PlanAllocation", "PlanInstalment",
+    "PaymentPlan", "PlanAllocation", "PlanInstalment", "PrintBatch", "PrintBatchLetter",
     "Document", "DocumentDownload",
     "Message", "MessageTemplate",
     "Strategy", "StrategyAssignment", "StrategySegment", "StrategyStep", "StrategyVariant",

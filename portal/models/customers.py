@@ -143,6 +143,8 @@ class Phone(Base, TimestampMixin, ContactMixin):
     number: Mapped[str] = mapped_column(String(32))
     # E.164 form (+84...), used to match calls from the call centre to a customer.
     number_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    # the customer asked for no SMS on this number (portal/cases/contact_rules.py holds them)
+    messages_opt_out: Mapped[bool] = mapped_column(default=False, server_default="false")
     verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
@@ -182,4 +184,6 @@ class Email(Base, TimestampMixin, ContactMixin):
         index=True,
     )
     address: Mapped[str] = mapped_column(String(254))
+    # the customer asked for no e-mail at this address (portal/cases/contact_rules.py)
+    messages_opt_out: Mapped[bool] = mapped_column(default=False, server_default="false")
     verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -29,6 +29,7 @@ from portal.cases.queue import compute_priority, priority_inputs, recompute_case
 from portal.documents import operations as documents
 from portal.events.subscribers import all_subscribers, load_subscribers
 from portal.field import plausibility
+from portal.messages import letters
 from portal.models import Case
 from portal.models.ops import InvariantRun
 from portal.notifications.messages import N_
@@ -495,6 +496,9 @@ INVARIANTS: tuple[Invariant, ...] = (
     Invariant("strategy_assignments", N_("each account is in at most one step of one active "
               "strategy per day, and each strategy message names its account's assignment"),
               strategy_checks.violations),
+    Invariant("print_batches", N_("each print batch counts its letters and pages, its letters "
+              "are sent (delivered once it is handed over), and no letter is sent outside a "
+              "batch"), letters.violations),
 )
 INVARIANT_WORDS = {i.name: i.description for i in INVARIANTS}  # msgids, shown translated
 

@@ -10,7 +10,9 @@ every transaction of the file is accounted for, and kept with its outcome.
   keep the import and each transaction's outcome.
 - **The loan is never guessed.** Structured references first — ``RmtInf/Strd/CdtrRefInf/Ref``,
   then ``Refs/EndToEndId``, then ``AcctSvcrRef`` — each matching only when it is exactly a
-  known loan account number (after ``CAMT_REFERENCE_TRANSFORM``); then the unstructured
+  known loan account number (after ``CAMT_REFERENCE_TRANSFORM``) or a VietQR payment
+  reference naming one (portal.messages.vietqr; its check digits hold); then a payment
+  reference in the remittance text; then the unstructured
   remittance, only through ``CAMT_UNSTRUCTURED_PATTERN`` (its ``loan`` group must be a known
   loan). Two different loans at the same level: refused as ambiguous.
 - **Control sums.** The file's own figures — ``TxsSummry`` (entries, credits, debits: count and
@@ -50,6 +52,7 @@ from integrations.payments.camt import (
 )
 from portal import clock
 from portal.i18n import format_number
+from portal.messages import vietqr
 from portal.models import CamtImport, CamtImportTransaction, Loan, Payment
 from portal.models.payments import RejectedNotification
 from portal.money import format_money
@@ -78,6 +81,8 @@ REASONS = {
     "control_sum_mismatch": N_("The file's control sums do not match its entries"),
     # refused by the payment rules (portal.payments.notifications)
     "unknown_loan": N_("No such loan"),
+    "invalid_payment_reference": N_("The payment reference's check digits fail (a typo)"),
+    "reference_mismatch": N_("The payment reference names another loan"),
     "cif_mismatch": N_("The loan belongs to another customer"),
     "currency_mismatch": N_("The loan is in another currency"),
     "unknown_payment": N_("The payment to reverse is not known"),
@@ -95,6 +100,7 @@ OUTCOME_WORDS = {"accepted": N_("Accepted"), "duplicate": N_("Already received")
 MATCHED_BY = {"creditor_reference": N_("Creditor reference"),
               "end_to_end_id": N_("End-to-end id"),
               "account_servicer_reference": N_("Bank reference"),
+              "payment_reference": N_("VietQR payment reference"),
               "unstructured": N_("Remittance text"), "original_payment": N_("Original payment")}
 
 
@@ -294,16 +300,27 @@ def _payment_reference(document: CamtDocument, tx: Transaction) -> str:
     return reference
 
 
+def _loan_of(settings: Settings, reference: str) -> str:
+    """A structured reference as a loan number: the loan a VietQR payment reference names
+    (portal.messages.vietqr: its check digits hold), else the reference itself."""
+    value = settings.reference(reference)
+    return vietqr.account_from_reference(value) or value
+
+
 def _candidates(tx: Transaction, settings: Settings) -> list[tuple[str, list[str]]]:
-    """(how, references) in the order they are trusted."""
+    """(how, references) in the order they are trusted: the structured references (each a
+    loan number or a VietQR payment reference), then a VietQR payment reference in the
+    remittance text (its check digits make it exact), then the configured rule."""
     structured = [
-        ("creditor_reference", [settings.reference(r) for r in tx.creditor_references]),
-        ("end_to_end_id", [settings.reference(tx.end_to_end_id)] if tx.end_to_end_id else []),
+        ("creditor_reference", [_loan_of(settings, r) for r in tx.creditor_references]),
+        ("end_to_end_id", [_loan_of(settings, tx.end_to_end_id)] if tx.end_to_end_id else []),
         ("account_servicer_reference",
-         [settings.reference(r) for r in (tx.account_servicer_reference,
+         [_loan_of(settings, r) for r in (tx.account_servicer_reference,
                                           tx.entry.reference) if r]),
     ]
-    return [*structured, ("unstructured", settings.unstructured(tx.unstructured))]
+    in_text = [account for text in tx.unstructured for account in vietqr.references_in(text)]
+    return [*structured, ("payment_reference", in_text),
+            ("unstructured", settings.unstructured(tx.unstructured))]
 
 
 def _match_loan(tx: Transaction, settings: Settings, loans: dict[str, str]

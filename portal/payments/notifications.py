@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, scoped_session
 from portal import clock, signing, webhook_receipts
 from portal.events import publish
 from portal.events.publish import to_json
+from portal.messages import vietqr
 from portal.models import Event, Loan, Payment
 from portal.models.payments import RejectedNotification
 from portal.models.webhooks import WebhookReceipt
@@ -83,7 +84,7 @@ class Notice:
     type: str
     reference_number: str
     account_number: str
-    cif: str
+    cif: str | None  # None until with_loan_cif when only a payment reference named the loan
     amount: Decimal
     currency: str
     paid_at: datetime
@@ -188,6 +189,56 @@ def parse_paid_at(value, now: datetime) -> datetime:
     return paid_at
 
 
+DESCRIPTION_MAX = 500
+
+
+def _loan_account(data: Mapping) -> str:
+    """The loan a notification is for: ``loan_account_number``, or the loan named by the
+    VietQR payment reference (portal.messages.vietqr) in ``payment_reference`` or in the
+    transfer text ``description``. A reference whose check digits fail names no loan (a typo
+    is refused, never matched to another loan); a reference naming another loan than
+    ``loan_account_number`` is refused too."""
+    account = _key(data, "loan_account_number", required=False)
+    reference = _key(data, "payment_reference", required=False)
+    description = data.get("description")
+    if description is not None and (not isinstance(description, str)
+                                    or len(description) > DESCRIPTION_MAX):
+        raise Refused(422, "invalid_field", "description must be a string of at most "
+                      f"{DESCRIPTION_MAX} characters", "description")
+    named, field = [], None
+    if reference is not None:
+        found = vietqr.account_from_reference(reference)
+        if found is None:
+            raise Refused(422, "invalid_payment_reference",
+                          f"{reference} is not a payment reference (its check digits fail)",
+                          "payment_reference")
+        named, field = [found], "payment_reference"
+    elif description:
+        named, field = vietqr.references_in(description), "description"
+        if len(named) > 1:
+            raise Refused(422, "ambiguous_loan_reference",
+                          f"the description names loans {', '.join(named)}", "description")
+    if account is not None and named and named[0] != account:
+        raise Refused(422, "reference_mismatch",
+                      f"the payment reference names loan {named[0]}, not {account}", field)
+    if account is None and not named:
+        raise Refused(422, "missing_field", "loan_account_number (or a payment reference) "
+                      "is required", "loan_account_number")
+    return account or named[0]
+
+
+def with_loan_cif(session: Session, notice: Notice) -> Notice:
+    """``notice`` with its loan's customer when it came without one (found by its payment
+    reference); Refused when there is no such loan."""
+    if notice.cif is not None:
+        return notice
+    cif = session.scalar(select(Loan.cif).where(Loan.account_number == notice.account_number))
+    if cif is None:
+        raise Refused(422, "unknown_loan", f"there is no loan {notice.account_number}",
+                      "loan_account_number")
+    return replace(notice, cif=cif, raw={**(notice.raw or {}), "cif": cif})
+
+
 def parse_notice(data: Mapping, now: datetime | None = None, *,
                  require_event_id: bool = True) -> Notice:
     """Check the shape of a notification (fields, types, formats); raises ``Refused``."""
@@ -198,8 +249,10 @@ def parse_notice(data: Mapping, now: datetime | None = None, *,
         raise Refused(422, "invalid_type", f"type must be one of {', '.join(TYPES)}", "type")
     reference = _key(data, "reference_number")
     original = _key(data, "original_reference", required=kind == "payment.reversed")
-    account = _key(data, "loan_account_number")
-    cif = _key(data, "cif")
+    account = _loan_account(data)
+    # a payment found by its VietQR reference alone names no customer: the loan's is taken
+    # (portal.payments.notifications.with_loan_cif)
+    cif = _key(data, "cif", required=data.get("loan_account_number") not in (None, ""))
     if "amount" not in data:
         raise Refused(422, "missing_field", "amount is required", "amount")
     amount = parse_amount(data["amount"])
@@ -499,6 +552,7 @@ def receive_webhook(session: Session, *, body: bytes, headers: Mapping[str, str]
         if notice.event_id is None:
             notice = replace(notice, event_id=_key({"event_id": verified.message_id},
                                                    "event_id"))
+        notice = with_loan_cif(session, notice)
         message = webhook_receipts.message("PAYMENTS", verified, body, notice.event_id)
         return _apply(session, notice, message, body, verified.signature)
     except (Refused, MessageConflict) as refusal:

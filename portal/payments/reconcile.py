@@ -36,7 +36,7 @@ from portal import clock, run_counts
 from portal.logging import get_correlation_id
 from portal.models import Discrepancy, IntegrationRun, Payment, ReconciliationRun
 from portal.payments.discrepancies import record_gaps
-from portal.payments.notifications import Refused, accept, parse_notice
+from portal.payments.notifications import Refused, accept, parse_notice, with_loan_cif
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def reconcile(session: Session, client: PaymentsClient, business_date: date, *,
         key = str(record.get("reference_number") or "?")[:64]
         try:
             with session.begin_nested():
-                notice = parse_notice(record, require_event_id=False)
+                notice = with_loan_cif(session, parse_notice(record, require_event_id=False))
                 outcome = accept(session, notice, source="reconciliation")
         except Refused as refusal:
             found.append(Discrepancy(

@@ -33,6 +33,8 @@ PERMISSIONS: dict[str, str] = {
     "strategies.manage": "Build, activate and run the collection strategies",
     "documents.view": "See, open and download a customer's documents (each opening logged)",
     "documents.upload": "Upload documents for a customer; attach photos to own visits",
+    "messages.send": "Send a one-off SMS, e-mail or letter from the case view (under the rules)",
+    "messages.templates": "Create, edit and retire the SMS, e-mail and letter templates",
     # Scopes of the JSON API (granted to API tokens and to roles for session use of the API)
     "api.profile": "API: read the calling principal (GET /api/v1/me)",
     "api.locations": "API: post GPS positions of a field agent",
@@ -50,11 +52,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "portal.access", "cases.view", "cases.work", "customers.view_pii",
         "api.profile", "api.cases", "api.calls",
         "documents.view", "documents.upload",
+        "messages.send",
     }),
     "field_agent": frozenset({
         "portal.access", "cases.view", "cases.work", "customers.view_pii", "field.visits",
         "api.profile", "api.locations", "api.visits", "api.cases",
         "documents.view", "documents.upload",
+        "messages.send",
     }),
     "supervisor": frozenset({
         "portal.access", "cases.view", "customers.view_pii", "field.track", "field.review",
@@ -63,6 +67,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "placements.view", "placements.manage",  # their teams' cases (issue 22)
         "strategies.view", "strategies.manage",  # collection strategies (issue 23)
         "documents.view",  # sees the team's documents; the agents upload them
+        "messages.send", "messages.templates",  # issue 23
     }),
     "ops": frozenset({
         "portal.access", "ops.integrations", "ops.actions", "field.rejected_positions",
@@ -75,6 +80,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "supervisor.kpi",  # admins see every team's KPIs (issue 10)
         "placements.view",  # every agency's placements and collections (issue 22)
         "strategies.view",  # the strategies and their KPIs (issue 23)
+        "messages.templates",  # issue 23
     }),
     # reads the audit log and changes nothing (DESIGN.md §7)
     "auditor": frozenset({"portal.access", "audit.view", "api.profile"}),

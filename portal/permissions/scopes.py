@@ -165,7 +165,8 @@ UNOWNED_URL_VARIABLES: dict[str, str] = {
     "kind": "contact kind (phone, address, email) or status list of the case named by <cif>",
     "value_id": "a value of a status list: workflow configuration, admin.workflow only",
     "contact_id": "a contact of the case named by <cif>: the view refuses one of another CIF",
-    "name": "a case panel of <cif>, or an integration / circuit breaker (ops only)",
+    "name": "a case panel of <cif>, an integration / circuit breaker, or a file of the print "
+            "batch named by <batch_id> (ops only)",
     "code_id": "an action code: workflow configuration, admin.workflow only",
     "token_id": "an API token: admin.tokens only",
     "user_id": "a user account: admin.users only (admins reach every team's users)",
@@ -179,7 +180,11 @@ UNOWNED_URL_VARIABLES: dict[str, str] = {
     "step_id": "a step of a bank-wide strategy: strategies.manage only",
     "variant_id": "a champion or challenger of a bank-wide strategy: strategies.manage only",
     "filename": "a static file",
+    "batch_id": "a print batch of letters: ops only",
+    "token": "a pay link's signed, expiring token (the public pay page): the token is the rule",
     "ref_id": "a reference person of the case named by <cif>: the view refuses one of another CIF",
+    "template_id": "a message template: messages.templates only (supervisors, admins)",
+    "message_id": "a message, retried from the ops page: ops.actions only",
 }
 
 

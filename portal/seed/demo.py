@@ -24,6 +24,7 @@ from portal.seed.action_codes import DEFAULT_ACTION_CODES
 from portal.seed.bulk import BulkWriter
 from portal.seed.context import RANDOM_SEED, SeedContext, Staff, TeamInfo
 from portal.seed.geo import HANOI, HCMC
+from portal.seed.message_templates import ensure_message_templates
 from portal.seed.portfolio import COLUMNS as PORTFOLIO_COLUMNS
 from portal.seed.portfolio import PortfolioGenerator
 
@@ -136,6 +137,7 @@ class DemoSeeder:
         self.bulk.flush()
         self.ctx.action_codes = ensure_action_codes(self.conn)
         ensure_agencies(self.conn)
+        ensure_message_templates(self.conn)
         self._integration_settings()
         portfolio = PortfolioGenerator(self.ctx, self.customers, self.products)
         work = activity.ActivityGenerator(self.ctx)

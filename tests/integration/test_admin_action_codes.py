@@ -8,7 +8,12 @@ import re
 import pytest
 from sqlalchemy import select
 
-from portal.cases.contact_rules import PlanRules, get_contact_rules, get_promise_rules
+from portal.cases.contact_rules import (
+    MessageRules,
+    PlanRules,
+    get_contact_rules,
+    get_promise_rules,
+)
 from portal.models import ActionCode, AuditLog
 
 
@@ -141,6 +146,9 @@ def test_only_admins_manage_action_codes_and_rules(client, db, login_as):
 
 # the payment plan limits on the same page (issue 22), posted at their defaults
 PLAN_DEFAULTS = {f"plan_{name}": str(value) for name, value in PlanRules().as_json().items()}
+# and the message rules (issue 23), posted at their defaults (the box ticked: "y")
+MESSAGE_DEFAULTS = {name: ("y" if value is True else str(value))
+                    for name, value in MessageRules().as_json().items()}
 
 
 def test_contact_rules_page_saves_audits_and_validates(client, db, admin, csrf_token):
@@ -151,7 +159,7 @@ def test_contact_rules_page_saves_audits_and_validates(client, db, admin, csrf_t
     token = csrf_token("/admin/contact-rules")
     data = {"csrf_token": token, "window_start": "08:00", "window_end": "20:30",
             "max_call_attempts": "5", "attempt_window_days": "7", "promise_max_days": "14",
-            **PLAN_DEFAULTS}
+            **PLAN_DEFAULTS, **MESSAGE_DEFAULTS}
     assert client.post("/admin/contact-rules", data=data).status_code == 302
     rules = get_contact_rules(db.session)
     assert (rules.window_start.isoformat(), rules.window_end.isoformat()) == ("08:00:00",
@@ -159,7 +167,8 @@ def test_contact_rules_page_saves_audits_and_validates(client, db, admin, csrf_t
     assert rules.max_call_attempts == 5 and get_promise_rules(db.session).max_days == 14
     audits = db.session.scalars(select(AuditLog).where(AuditLog.action == "settings.update")
                                 .order_by(AuditLog.entity_id)).all()
-    assert [a.entity_id for a in audits] == ["contact_rules", "plan_rules", "promise_rules"]
+    assert [a.entity_id for a in audits] == ["contact_rules", "message_rules", "plan_rules",
+                                             "promise_rules"]
     assert audits[0].before is None and audits[0].after["window_start"] == "08:00"
     assert f'by <span translate="no">{admin.full_name}</span>' in \
         client.get("/admin/contact-rules").get_data(as_text=True)
@@ -177,8 +186,8 @@ def test_saving_unchanged_rules_adds_no_audit_row(client, db, admin, csrf_token)
     token = csrf_token("/admin/contact-rules")
     data = {"csrf_token": token, "window_start": "07:00", "window_end": "21:00",
             "max_call_attempts": "7", "attempt_window_days": "7", "promise_max_days": "30",
-            **PLAN_DEFAULTS}
+            **PLAN_DEFAULTS, **MESSAGE_DEFAULTS}
     assert client.post("/admin/contact-rules", data=data).status_code == 302
     assert client.post("/admin/contact-rules", data=data).status_code == 302
-    # the first save of each key (contact rules, promise horizon, plan limits)
-    assert len(db.session.scalars(select(AuditLog)).all()) == 3
+    # the first save of each key (contact rules, promise horizon, plan limits, message rules)
+    assert len(db.session.scalars(select(AuditLog)).all()) == 4

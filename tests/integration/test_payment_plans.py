@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from werkzeug.datastructures import MultiDict
 
 from portal.cases import plans
-from portal.cases.contact_rules import PlanRules, get_plan_rules, save_plan_rules
+from portal.cases.contact_rules import MessageRules, PlanRules, get_plan_rules, save_plan_rules
 from portal.cases.promises import PromiseValidationError, create_promise
 from portal.cases.queue import QueueFilters, queue_page
 from portal.kpi.operations import dashboard
@@ -416,7 +416,9 @@ def test_the_admin_sets_the_plan_limits_on_the_contact_rules_page(db, client, lo
             "attempt_window_days": "7", "promise_max_days": "30",
             "plan_min_instalments": "3", "plan_max_instalments": "2",
             "plan_first_within_days": "10", "plan_max_days": "90", "plan_min_amount": "500000",
-            "plan_break_after_missed": "2"}
+            "plan_break_after_missed": "2",
+            **{name: ("y" if value is True else str(value))
+               for name, value in MessageRules().as_json().items()}}
     response = post(client, "/admin/contact-rules", form)
     assert response.status_code == 422
     assert "At least the fewest instalments." in response.get_data(as_text=True)

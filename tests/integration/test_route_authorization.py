@@ -72,6 +72,7 @@ STRATEGY_READ_INTRUDERS = ("agent_a", "field_a", "agent_b", "ops", "auditor")
 STRATEGY_INTRUDERS = (*STRATEGY_READ_INTRUDERS, "admin")
 # the owner's change may be refused by the version's state (activated: 409; no step: 422)
 STRATEGY_OWNER_STATUS = (200, 302, 409, 422)
+TEMPLATE_INTRUDERS = ("agent_a", "field_a", "ops", "auditor")
 
 
 def api_case(path_name: str) -> Check:
@@ -249,6 +250,10 @@ ROUTES: dict[tuple[str, str], Check] = {
         form={"resolution": "accepted", "note": "x"}),
     ("payments.camt_import_result", "GET"): Check({"import_id": "camt_import"},
                                                   OPS_VIEW_INTRUDERS, ("ops", "admin")),
+    # print batches (letters): ops reads and hands over; a batch's files are named, never paths
+    ("letters.download", "GET"): Check({"batch_id": "print_batch", "name": "manifest.csv"},
+                                       OPS_VIEW_INTRUDERS),
+    ("letters.hand_over", "POST"): Check({"batch_id": "print_batch"}, OPS_ACTION_INTRUDERS),
     # placements: a supervisor places and recalls their teams' cases; agencies are admins'
     ("placements.case_card", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a", "sup_a")),
     ("placements.place_form", "GET"): Check(CASE_A, PLACEMENT_INTRUDERS, ("sup_a",)),
@@ -289,11 +294,32 @@ ROUTES: dict[tuple[str, str], Check] = {
     ("strategies.remove_challenger", "POST"): Check(
         {"variant_id": "strategy_challenger"}, STRATEGY_INTRUDERS, ("sup_a",),
         owner_status=STRATEGY_OWNER_STATUS),
+    # messages (issue 23): templates are supervisors' and admins'; a one-off message goes with
+    # its case; a failed message is retried by ops
+    ("messages.edit_template", "GET"): Check({"template_id": "template_a"}, TEMPLATE_INTRUDERS,
+                                             ("sup_a", "admin")),
+    ("messages.update_template", "POST"): Check(
+        {"template_id": "template_a"}, TEMPLATE_INTRUDERS, ("sup_a",),
+        form={"name": "Nhắc nợ", "body_vi": "Kính gửi {customer_name}", "body_en": "Dear"}),
+    ("messages.toggle_template", "POST"): Check({"template_id": "template_spare"},
+                                                TEMPLATE_INTRUDERS, ("admin",)),
+    ("messages.send_card", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a", "sup_a")),
+    ("messages.send_preview", "POST"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",),
+                                             form={"template_id": "template_a"}),
+    ("messages.send", "POST"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",), form={},
+                                     owner_status=(422,)),
+    ("cases.contact_messages_opt_out", "POST"): Check(
+        {**CASE_A, "kind": "phone", "contact_id": "phone_a"}, TEAM_B_CASE_WORKERS,
+        ("agent_a",), form={"value": "1"}),
+    ("messages_ops.retry", "POST"): Check({"message_id": "message_failed"},
+                                          OPS_ACTION_INTRUDERS, ("ops",)),
 }
 
 # Rules with a variable that anyone may call, and why.
 PUBLIC: dict[str, str] = {
     "static": "static files (CSS, JS, vendor libraries): public by design",
+    "pay.page": "a customer's pay link: its signed, expiring token is the permission",
+    "pay.image": "the VietQR image of a pay link: its signed, expiring token is the permission",
 }
 
 # Routes taking an object id in the form, query string or JSON body instead of the URL.
@@ -471,10 +497,12 @@ def _build(session) -> World:
     ids.update({name: code.id for name, code in codes.items()})
     camt = CamtImport(imported_at=now, source="cli", sha256="0" * 64, size=0, kind="camt.054",
                       controls_ok=True, checks=[])
-    session.add(camt)
+    from portal.models.print_batches import PrintBatch
+    batch = PrintBatch(business_date=today, directory=f"{today.isoformat()}/authz")
+    session.add_all([camt, batch])
     session.flush()
     ids.update(run=run.id, discrepancy=discrepancy.id, team_a=team_a.id, team_b=team_b.id,
-               camt_import=camt.id)
+               camt_import=camt.id, print_batch=batch.id)
     for name, user in users.items():
         ids[name] = user.id
     tokens = {}
@@ -525,6 +553,17 @@ def _build(session) -> World:
                                                     strategy.versions[0], "Thử", 10)
     ids.update(strategy=strategy.id, strategy_segment=segment.id, strategy_step=step.id,
                strategy_spare_segment=spare_segment.id, strategy_challenger=challenger.id)
+    from portal.models import Message, MessageTemplate
+
+    templates = {name: MessageTemplate(code=code, channel="sms", name=code, body_vi="Xin chào",
+                                       body_en="Hello")
+                 for name, code in (("template_a", "SMS_AUTHZ"), ("template_spare", "SMS_SPARE"))}
+    session.add_all(templates.values())
+    failed = Message(cif=ids["cif_a"], channel="sms", status="failed", body="x",
+                     business_date=today, failed_at=now, attempts=5, status_detail="down")
+    session.add(failed)
+    session.flush()
+    ids.update({name: t.id for name, t in templates.items()}, message_failed=failed.id)
 
     from portal.documents import operations as documents
     from tests.documents_support import small_pdf

@@ -339,3 +339,16 @@ def test_foreign_key_check_finds_orphans(db):
         finally:
             writer.close()
             conn.rollback()
+
+
+def test_the_demo_has_message_templates_in_both_languages(db, seeded):
+    from portal.messages.rendering import unknown_variables
+
+    found = rows(db, "SELECT code, channel, subject_vi, subject_en, body_vi, body_en "
+                     "FROM message_templates WHERE active ORDER BY code")
+    assert {r.channel for r in found} == {"sms", "email", "letter"}
+    for row in found:
+        assert row.body_vi != row.body_en
+        for text_ in (row.subject_vi, row.subject_en, row.body_vi, row.body_en):
+            assert unknown_variables(text_) == [], row.code
+        assert (row.subject_vi is None) == (row.channel == "sms")
