@@ -51,6 +51,8 @@ from portal.payments import cli as payments_cli  # noqa: F401  (commands on paym
 from portal.payments import effects as payments_effects
 from portal.payments import views as payments
 from portal.placements import views as placements
+from portal.strategies import cli as strategies_cli  # noqa: F401  (commands on strategies' bp)
+from portal.strategies import views as strategies
 from portal.supervisor import views as supervisor
 from portal.web import register_web
 from portal.webhooks import cti as webhooks_cti  # noqa: F401  (routes on the webhooks' bp)
@@ -66,6 +68,7 @@ BLUEPRINTS = (
     graphql_bp, notifications.bp, calls.bp, payments.bp, kpi.bp, assignment.bp,
     placements.bp, pay.bp, letters.bp,
     documents.bp,
+    strategies.bp,
     messages.bp, messages.ops_bp,
 )
 

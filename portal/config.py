@@ -96,6 +96,12 @@ class Config:
     PROMISE_MAX_DAYS = int(os.environ.get("PROMISE_MAX_DAYS", "30"))
     # seconds an agent's queue counts are kept in Redis (0: count on every page)
     QUEUE_COUNTS_TTL = int(os.environ.get("QUEUE_COUNTS_TTL", "30"))
+    # what one strategy action costs the bank, for the KPIs per variant: "sms=500,letter=15000"
+    # (portal.strategies.operations.UNIT_COSTS has the defaults of the others)
+    STRATEGY_UNIT_COSTS = {
+        key.strip(): int(value) for key, _, value in (
+            part.partition("=") for part in os.environ.get("STRATEGY_UNIT_COSTS", "").split(",")
+            if "=" in part)}
 
     # Call centre (CTI): signed inbound events, outbound REST (status, click-to-call, call list)
     CTI_WEBHOOK_SECRETS = os.environ.get("CTI_WEBHOOK_SECRETS", "")

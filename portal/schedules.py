@@ -44,6 +44,7 @@ class Jobs:
     EVALUATE_ALERTS = "workers.jobs.alerts.evaluate_alerts"
     CHECK_INVARIANTS = "workers.jobs.invariants.check_invariants"
     PRUNE_WEBHOOK_RECEIPTS = "workers.jobs.maintenance.prune_webhook_receipts"
+    RUN_STRATEGIES = "workers.jobs.strategies.run_strategies"
     DISPATCH_MESSAGES = "workers.jobs.messages.dispatch_messages"
     DISPATCH_MESSAGE = "workers.jobs.messages.dispatch_message"
     RECONCILE_SMS_REPORTS = "workers.jobs.messages.reconcile_reports"
@@ -213,6 +214,12 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="check the truths that tie the tables together (flask check invariants)",
     ),
     Schedule(
+        # 05:00 in Asia/Ho_Chi_Minh: after the night's syncs and the priorities refresh, before
+        # the agents start; idempotent per business date, so a second run changes nothing
+        "strategies.daily", Jobs.RUN_STRATEGIES, "default", cron="0 22 * * *", timeout=1800,
+        description="strategies' daily run: segments, steps, messages, call queues, visits",
+    ),
+    Schedule(
         # 04:10 in Asia/Ho_Chi_Minh, a quiet hour
         "webhooks.prune_receipts", Jobs.PRUNE_WEBHOOK_RECEIPTS, "default", cron="10 21 * * *",
         timeout=600, description="drop webhook receipts older than WEBHOOK_RECEIPT_DAYS",
@@ -243,6 +250,7 @@ INTEGRATION_SCHEDULES = {
     "T24": ("sync.t24", "synced"), "W4": ("sync.w4", "synced"), "LOS": ("sync.los", "synced"),
     "PAYMENTS": ("payments.reconcile", "reconciled"), "CTI": ("calls.reconcile", "reconciled"),
     "GPS": ("field.forward", "forwarded"), "EVENTS": ("events.relay", "relayed"),
+    "STRATEGIES": ("strategies.daily", "assigned"),
 }
 PUSH = ("PAYMENTS", "CTI", "GPS")
 

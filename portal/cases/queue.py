@@ -14,6 +14,8 @@ broken promises, last 30 days           150 each, at most 300
 a pending promise due today (or past)   250
 follow-up reached (next_action_at ≤ now) 120
 days since the last right-party contact 5 a day, at most 150; never contacted: 150
+today's strategy call step              its priority weight (cases.strategy_weight, set by
+                                        the strategies' daily run, portal.strategies.run)
 ======================================  ============================================
 
 So a case with a promise due today or a fresh broken promise jumps a whole bucket, a follow-up
@@ -33,7 +35,18 @@ from decimal import Decimal
 
 from flask import current_app, has_app_context
 from redis.exceptions import RedisError
-from sqlalchemy import String, bindparam, distinct, exists, func, literal, or_, select, update
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    distinct,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
@@ -78,6 +91,7 @@ class PriorityInputs:
     promise_due: bool = False
     next_action_at: datetime | None = None
     last_contact_at: datetime | None = None
+    strategy_weight: int = 0
 
 
 def compute_priority(inputs: PriorityInputs, now: datetime) -> int:
@@ -96,7 +110,7 @@ def compute_priority(inputs: PriorityInputs, now: datetime) -> int:
     else:
         days = max(0, (now - inputs.last_contact_at).days)
         points += min(SILENCE_POINTS_MAX, SILENCE_POINTS_PER_DAY * days)
-    return points
+    return points + (inputs.strategy_weight or 0)
 
 
 def collectible_products(cif: str | None = None, cifs=None):
@@ -189,14 +203,14 @@ def priority_inputs(session: Session, now: datetime,
     due = exists().where(Promise.cif == Case.cif, Promise.status == "pending",
                          Promise.promised_date <= today)
     stmt = select(Case.id, Case.priority, Case.max_dpd, Case.total_overdue, broken, due,
-                  Case.next_action_at, Case.last_contact_at)
+                  Case.next_action_at, Case.last_contact_at, Case.strategy_weight)
     if case_ids is None:
         stmt = stmt.where(Case.status != "closed")
     else:
         stmt = stmt.where(Case.id.in_(list(case_ids)))
     return [(case_id, stored, PriorityInputs(dpd, overdue, n_broken, bool(is_due), next_at,
-                                             contact_at))
-            for case_id, stored, dpd, overdue, n_broken, is_due, next_at, contact_at
+                                             contact_at, weight))
+            for case_id, stored, dpd, overdue, n_broken, is_due, next_at, contact_at, weight
             in session.execute(stmt)]
 
 
@@ -585,7 +599,10 @@ def next_case(session: Session, agent: User, now: datetime | None = None,
         .where(
             OPEN_CASE, NOT_PLACED,
             mine if agent.role == "field_agent"
-            else or_(mine, Case.assigned_agent_id.is_(None)),
+            else or_(mine, and_(Case.assigned_agent_id.is_(None), or_(
+                # a strategy's call step puts a case in one team's queue (the shared pool of
+                # that team only)
+                Case.strategy_team_id.is_(None), Case.strategy_team_id == agent.team_id))),
             or_(Case.locked_until.is_(None), Case.locked_until <= now,
                 Case.locked_by_id == agent.id),
             or_(Case.next_action_at.is_(None), Case.next_action_at <= now),

@@ -271,6 +271,7 @@ def schedule_in_words(integration: str, now: datetime | None = None
         "reconciled": _("Reconciled %(when)s", when=when),
         "forwarded": _("Forwarded %(when)s", when=when),
         "relayed": _("Relayed %(when)s", when=when),
+        "assigned": _("Assigned %(when)s", when=when),
     }.get(verb) or f"{verb} {when}"
     if integration.upper() in PUSH:
         words = {

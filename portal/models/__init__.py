@@ -35,6 +35,14 @@ from portal.models.plans import PaymentPlan, PlanAllocation, PlanInstalment
 from portal.models.print_batches import PrintBatch, PrintBatchLetter
 from portal.models.settings import AppSetting
 from portal.models.statuses import CaseStatusChange, MasterNoteVersion, StatusValue
+from portal.models.strategies import (
+    Strategy,
+    StrategyAssignment,
+    StrategySegment,
+    StrategyStep,
+    StrategyVariant,
+    StrategyVersion,
+)
 from portal.models.users import ApiToken, PasswordHistory, Team, User
 from portal.models.webhooks import WebhookReceipt  # noqa: F401
 
@@ -53,4 +61,6 @@ __all__ = [
     "PaymentPlan", "PlanAllocation", "PlanInstalment", "PrintBatch", "PrintBatchLetter",
     "Document", "DocumentDownload",
     "Message", "MessageTemplate",
+    "Strategy", "StrategyAssignment", "StrategySegment", "StrategyStep", "StrategyVariant",
+    "StrategyVersion",
 ]

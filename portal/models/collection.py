@@ -74,6 +74,11 @@ class Case(Base, TimestampMixin):
     lending_violation_id: Mapped[int | None] = mapped_column(ForeignKey("status_values.id"),
                                                              index=True)
     priority: Mapped[int] = mapped_column(default=0, server_default="0")
+    # today's strategy call step (portal.strategies.run): the weight it adds to ``priority``
+    # and the team whose queue the case is in (None: no call step today)
+    strategy_weight: Mapped[int] = mapped_column(default=0, server_default="0")
+    strategy_team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="SET NULL"), index=True)
     max_dpd: Mapped[int] = mapped_column(default=0, server_default="0")
     total_overdue: Mapped[Decimal] = mapped_column(default=0, server_default="0")
     total_outstanding: Mapped[Decimal] = mapped_column(default=0, server_default="0")

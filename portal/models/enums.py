@@ -69,8 +69,9 @@ VISIT_VERIFICATIONS = ("verified", "unverified", "manual_pending", "manual_appro
 # flagged, and left out of routes, distances, last positions and visit verification
 IMPLAUSIBLE_REASONS = ("outside_service_area", "too_fast")
 TIME_SOURCES = ("device", "received")  # agent_locations.time_source
-INTEGRATIONS = ("T24", "W4", "LOS", "PAYMENTS", "CTI", "GPS", "EVENTS")
-RUN_KINDS = ("sync", "reconcile", "forward")
+# STRATEGIES: the strategies' daily run (portal.strategies.run), kind "assign"
+INTEGRATIONS = ("T24", "W4", "LOS", "PAYMENTS", "CTI", "GPS", "EVENTS", "STRATEGIES")
+RUN_KINDS = ("sync", "reconcile", "forward", "assign")
 RUN_TRIGGERS = ("schedule", "manual", "webhook", "retry", "system")
 # skipped: a triggered run that had nothing to do (its note says why)
 RUN_STATUSES = ("running", "succeeded", "partial", "failed", "cancelled", "skipped")

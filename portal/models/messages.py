@@ -95,7 +95,8 @@ class Message(Base, TimestampMixin):
     business_date: Mapped[date]
     source: Mapped[str] = mapped_column(String(12), default="manual", server_default="manual")
     dedupe_key: Mapped[str | None] = mapped_column(String(120))
-    strategy_assignment_id: Mapped[int | None] = mapped_column(BigInteger)  # FK: strategies
+    strategy_assignment_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("strategy_assignments.id", ondelete="SET NULL"), index=True)
     payment_reference: Mapped[str | None] = mapped_column(String(40))  # VietQR reference
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True)

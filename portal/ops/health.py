@@ -64,7 +64,7 @@ class CardSpec:
 CARD_WORDS = {
     "T24": N_("T24 core banking"), "W4": N_("W4 card system"), "LOS": N_("Loan origination"),
     "PAYMENTS": N_("Payments"), "CTI": N_("Call centre"), "GPS": N_("GPS tracking"),
-    "EVENTS": N_("Event bus"),
+    "EVENTS": N_("Event bus"), "STRATEGIES": N_("Collection strategies"),
 }
 CARDS: tuple[CardSpec, ...] = (
     CardSpec("T24", _l(CARD_WORDS["T24"]), _l("customers, loans, collaterals · daily files"),
@@ -76,6 +76,8 @@ CARDS: tuple[CardSpec, ...] = (
     CardSpec("GPS", _l(CARD_WORDS["GPS"]), _l("positions in · forwarding out")),
     CardSpec("EVENTS", _l(CARD_WORDS["EVENTS"]), _l("outbox relay · subscriber deliveries"),
              external=False),
+    CardSpec("STRATEGIES", _l(CARD_WORDS["STRATEGIES"]),
+             _l("daily run · segments, steps, messages, call queues"), external=False),
 )
 CARD_BY_NAME = {c.name: c for c in CARDS}
 STATES = ("healthy", "degraded", "down", "paused", "unknown")

@@ -36,6 +36,7 @@ from portal.notifications.messages import N_
 from portal.placements import operations as placements
 from portal.queues import enqueue
 from portal.schedules import Jobs
+from portal.strategies import checks as strategy_checks
 
 log = logging.getLogger(__name__)
 
@@ -492,6 +493,9 @@ INVARIANTS: tuple[Invariant, ...] = (
               "payments"), placements.violations),
     Invariant("documents", N_("each document's file is in the store with its recorded size, "
               "and a visit photo is of its visit's customer"), documents.violations),
+    Invariant("strategy_assignments", N_("each account is in at most one step of one active "
+              "strategy per day, and each strategy message names its account's assignment"),
+              strategy_checks.violations),
     Invariant("print_batches", N_("each print batch counts its letters and pages, its letters "
               "are sent (delivered once it is handed over), and no letter is sent outside a "
               "batch"), letters.violations),

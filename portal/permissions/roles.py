@@ -29,6 +29,8 @@ PERMISSIONS: dict[str, str] = {
     "audit.view": "Read the audit log and export it (changes nothing)",
     "placements.view": "See the placements with legal and agencies and what each collected",
     "placements.manage": "Place cases with legal or an agency, recall them, export their files",
+    "strategies.view": "See the collection strategies, simulate them, and their KPIs",
+    "strategies.manage": "Build, activate and run the collection strategies",
     "documents.view": "See, open and download a customer's documents (each opening logged)",
     "documents.upload": "Upload documents for a customer; attach photos to own visits",
     "messages.send": "Send a one-off SMS, e-mail or letter from the case view (under the rules)",
@@ -63,6 +65,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "field.rejected_positions", "supervisor.board", "supervisor.assign", "supervisor.kpi",
         "api.profile", "api.cases",
         "placements.view", "placements.manage",  # their teams' cases (issue 22)
+        "strategies.view", "strategies.manage",  # collection strategies (issue 23)
         "documents.view",  # sees the team's documents; the agents upload them
         "messages.send", "messages.templates",  # issue 23
     }),
@@ -76,6 +79,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "field.rejected_positions", "api.profile",
         "supervisor.kpi",  # admins see every team's KPIs (issue 10)
         "placements.view",  # every agency's placements and collections (issue 22)
+        "strategies.view",  # the strategies and their KPIs (issue 23)
         "messages.templates",  # issue 23
     }),
     # reads the audit log and changes nothing (DESIGN.md §7)

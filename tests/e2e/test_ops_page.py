@@ -161,10 +161,10 @@ def test_ops_health_page_retry_and_pause(app, page, live_server, db, make_user, 
     sign_in(page, "minh.ops", DEFAULT_PASSWORD)
     page.get_by_role("link", name="Integrations").click()
     expect(page.get_by_role("heading", name="Integration health")).to_be_visible()
-    for name in ("T24", "W4", "LOS", "PAYMENTS", "CTI", "GPS", "EVENTS"):
+    for name in ("T24", "W4", "LOS", "PAYMENTS", "CTI", "GPS", "EVENTS", "STRATEGIES"):
         expect(page.get_by_test_id(f"card-{name}")).to_be_visible()
     # the bus: events per day, hour; the push integrations: their traffic per hour
-    expect(page.locator("svg.chart")).to_have_count(6 * 3 + 2 + 3)
+    expect(page.locator("svg.chart")).to_have_count(7 * 3 + 2 + 3)  # the strategies' run: 3
     expect(page.get_by_test_id("state-W4")).to_have_text("Degraded")
     expect(page.get_by_test_id("state-CTI")).to_have_text("Down")
     expect(page.get_by_test_id("state-T24")).to_have_text("Healthy")

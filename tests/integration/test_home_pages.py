@@ -70,7 +70,7 @@ def test_admin_home(client, login, home):
 def test_empty_database_pages_render_honest_empty_states(client, login_as, db):
     login_as("ops")
     html = client.get("/").get_data(as_text=True)
-    assert html.count("No runs yet") == 7
+    assert html.count("No runs yet") == 8  # the 7 integrations and the strategies' run
     login_as("agent")
     html = client.get("/").get_data(as_text=True)
     assert "No promises fall due today" in html and "No actions recorded yet" in html

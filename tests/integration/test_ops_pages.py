@@ -44,10 +44,11 @@ def run(db):
 def test_health_page_renders_every_card_with_charts(client, login_as, run):
     login_as("ops")
     html = client.get("/ops/integrations").get_data(as_text=True)
-    for name in ("T24", "W4", "LOS", "PAYMENTS", "CTI", "GPS", "EVENTS"):
+    for name in ("T24", "W4", "LOS", "PAYMENTS", "CTI", "GPS", "EVENTS", "STRATEGIES"):
         assert f'data-testid="card-{name}"' in html
-    # 3 per integration, 2 of the event bus, and the traffic of the 3 push integrations
-    assert html.count('<svg class="chart"') == 6 * 3 + 2 + 3
+    # 3 per integration (the strategies' daily run too), 2 of the event bus, and the traffic of
+    # the 3 push integrations
+    assert html.count('<svg class="chart"') == 7 * 3 + 2 + 3
     assert 'data-state="degraded"' in html  # W4: its last run failed
     partial = client.get("/ops/integrations/cards", headers={"HX-Request": "true"})
     assert partial.status_code == 200

@@ -67,6 +67,11 @@ OPS_ACTION_INTRUDERS = ("agent_a", "field_a", "sup_a", "admin")
 OPS_VIEW_INTRUDERS = ("agent_a", "field_a", "sup_a")
 # placing and recalling: another team's supervisor, the agents, admins and ops
 PLACEMENT_INTRUDERS = ("sup_b", "agent_a", "field_a", "agent_b", "admin", "ops")
+# strategies are bank-wide: the agents, ops and the auditor never reach them; admins only read
+STRATEGY_READ_INTRUDERS = ("agent_a", "field_a", "agent_b", "ops", "auditor")
+STRATEGY_INTRUDERS = (*STRATEGY_READ_INTRUDERS, "admin")
+# the owner's change may be refused by the version's state (activated: 409; no step: 422)
+STRATEGY_OWNER_STATUS = (200, 302, 409, 422)
 TEMPLATE_INTRUDERS = ("agent_a", "field_a", "ops", "auditor")
 
 
@@ -262,6 +267,33 @@ ROUTES: dict[tuple[str, str], Check] = {
         form={"placement_id": "placement_a", "outcome": "recalled", "end_reason": "Thu hồi"}),
     ("placements.toggle_agency", "POST"): Check({"agency_id": "agency_spare"}, ADMIN_INTRUDERS,
                                                 ("admin",)),
+    # strategies: bank-wide, supervisors build them (any team's supervisor), admins read them
+    ("strategies.detail", "GET"): Check({"strategy_id": "strategy"}, STRATEGY_READ_INTRUDERS,
+                                        ("sup_a", "sup_b", "admin")),
+    ("strategies.simulate", "GET"): Check({"strategy_id": "strategy"}, STRATEGY_READ_INTRUDERS,
+                                          ("sup_a", "admin")),
+    ("strategies.start_draft", "POST"): Check({"strategy_id": "strategy"},
+                                              STRATEGY_INTRUDERS, ("sup_a",)),
+    ("strategies.add_segment", "POST"): Check(
+        {"strategy_id": "strategy"}, STRATEGY_INTRUDERS, ("sup_a",), form={"name": "Muộn"},
+        owner_status=STRATEGY_OWNER_STATUS),
+    ("strategies.add_challenger", "POST"): Check(
+        {"strategy_id": "strategy"}, STRATEGY_INTRUDERS, ("sup_a",),
+        form={"name": "Thử", "split_pct": "10"}, owner_status=STRATEGY_OWNER_STATUS),
+    ("strategies.activate", "POST"): Check({"strategy_id": "strategy"}, STRATEGY_INTRUDERS,
+                                           ("sup_a",), owner_status=STRATEGY_OWNER_STATUS),
+    ("strategies.add_step", "POST"): Check(
+        {"segment_id": "strategy_segment"}, STRATEGY_INTRUDERS, ("sup_a",),
+        form={"key": "dpd", "at_value": "5", "action": "call", "priority_weight": "10"},
+        owner_status=STRATEGY_OWNER_STATUS),
+    ("strategies.remove_step", "POST"): Check({"step_id": "strategy_step"}, STRATEGY_INTRUDERS,
+                                              ("sup_a",), owner_status=STRATEGY_OWNER_STATUS),
+    ("strategies.remove_segment", "POST"): Check(
+        {"segment_id": "strategy_spare_segment"}, STRATEGY_INTRUDERS, ("sup_a",),
+        owner_status=STRATEGY_OWNER_STATUS),
+    ("strategies.remove_challenger", "POST"): Check(
+        {"variant_id": "strategy_challenger"}, STRATEGY_INTRUDERS, ("sup_a",),
+        owner_status=STRATEGY_OWNER_STATUS),
     # messages (issue 23): templates are supervisors' and admins'; a one-off message goes with
     # its case; a failed message is retried by ops
     ("messages.edit_template", "GET"): Check({"template_id": "template_a"}, TEMPLATE_INTRUDERS,
@@ -507,6 +539,20 @@ def _build(session) -> World:
     ids.update(agency=agency.id, agency_spare=spare_agency.id, cif_a_placed="CIFAUTHZAP",
                placement_a=placement.id)
 
+    from portal.strategies import operations as strategy_operations
+
+    strategy = strategy_operations.create_strategy(session, users["sup_a"], "AUTHZ", "Sớm")
+    segment = strategy_operations.add_segment(session, users["sup_a"], strategy.versions[0],
+                                              "Sớm", [{"field": "dpd", "op": "le",
+                                                       "value": "30"}], [])
+    step = strategy_operations.add_step(session, users["sup_a"], segment,
+                                        {"key": "dpd", "at_value": "3", "action": "visit"})
+    spare_segment = strategy_operations.add_segment(session, users["sup_a"],
+                                                    strategy.versions[0], "Dự phòng", [], [])
+    challenger = strategy_operations.add_challenger(session, users["sup_a"],
+                                                    strategy.versions[0], "Thử", 10)
+    ids.update(strategy=strategy.id, strategy_segment=segment.id, strategy_step=step.id,
+               strategy_spare_segment=spare_segment.id, strategy_challenger=challenger.id)
     from portal.models import Message, MessageTemplate
 
     templates = {name: MessageTemplate(code=code, channel="sms", name=code, body_vi="Xin chào",
