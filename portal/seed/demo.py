@@ -27,6 +27,7 @@ from portal.seed.geo import HANOI, HCMC
 from portal.seed.message_templates import ensure_message_templates
 from portal.seed.portfolio import COLUMNS as PORTFOLIO_COLUMNS
 from portal.seed.portfolio import PortfolioGenerator
+from portal.seed.strategies import ensure_demo_strategy
 
 SEED_MARKER = "seed.demo"
 DEFAULT_DEMO_PASSWORD = "Demo@2026"
@@ -138,6 +139,8 @@ class DemoSeeder:
         self.ctx.action_codes = ensure_action_codes(self.conn)
         ensure_agencies(self.conn)
         ensure_message_templates(self.conn)
+        first = self.ctx.teams[0]
+        ensure_demo_strategy(self.conn, first.supervisor.id, first.id, clock.now())
         self._integration_settings()
         portfolio = PortfolioGenerator(self.ctx, self.customers, self.products)
         work = activity.ActivityGenerator(self.ctx)

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from rq import Queue
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from portal import clock
 from portal.events.subscribers import all_subscribers, load_subscribers
@@ -200,3 +200,24 @@ def test_check_now_queues_the_job_and_leaves_a_trace(app, demo, login_as, client
     assert [j.func_name for j in jobs if j.id == audit.after["job_id"]] == [
         "workers.jobs.invariants.check_invariants"]
 
+
+
+def test_the_demo_strategys_daily_run_keeps_every_invariant(demo):
+    """The demo's active strategy (portal/seed/strategies.py) has accounts in both segments;
+    its daily run assigns each account once, queues its messages, and every invariant holds
+    after it — the case priorities it raised included."""
+    from portal.models import Strategy
+    from portal.strategies import engine, run
+
+    strategy = demo.session.scalar(select(Strategy).where(Strategy.code == "DEMO_STANDARD"))
+    active = next(v for v in strategy.versions if v.status == "active")
+    day = clock.bank_today()
+    simulated = engine.simulate(demo.session, active, day)
+    assert all(segment["accounts"] > 0 for segment in simulated.segments)
+    counts = run.run_business_date(demo.session, day)
+    demo.session.commit()
+    assert counts["assigned"] == sum(s["accounts"] for s in simulated.segments)
+    assert counts["messages"] > 0 and counts["cases_weighted"] > 0
+    results = invariants.check_all(demo.session)
+    assert {r.name: (r.violations, r.error, r.sample[:2]) for r in results} == {
+        r.name: (0, None, []) for r in results}
