@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import hashlib
+import hmac
 import os
 import random
 import threading
@@ -203,17 +204,26 @@ def collection_builder(records: Iterable[dict] | Callable[[], Iterable[dict]] | 
     return build
 
 
-def create_api_app(*, name: str, collection_path: str, build: Callable[[], Collection],
-                   authenticate: Callable[[], str | None], malform: Callable[[dict, int], dict],
-                   mutate: Callable[[dict, int, datetime], None], faults: Faults | None = None,
-                   seed: int = 0, clock: Callable[[], datetime] = portal_clock.now) -> Flask:
-    """``authenticate`` returns None when the request may pass, else an error message (401).
-    ``clock`` dates what the twin changes (``/_sandbox/touch``)."""
-    app = Flask(name)
-    state = SandboxState(build, faults or Faults(), seed)
-    app.extensions["sandbox"] = state
+def api_key_check(expected: str) -> Callable[[], str | None]:
+    """An ``authenticate`` for :func:`fault_gate`: the request's X-API-Key must be ``expected``."""
 
-    def api_gate() -> Response | None:
+    def check() -> str | None:
+        given = request.headers.get("X-API-Key", "")
+        if given and hmac.compare_digest(given.encode(), expected.encode()):
+            return None
+        return "X-API-Key is missing or wrong"
+
+    return check
+
+
+def fault_gate(state, name: str, authenticate: Callable[[], str | None]
+               ) -> Callable[[], Response | None]:
+    """What a twin does before answering an API request: its latency, its outage (also after
+    ``outage_after`` requests), the caller's credentials (``authenticate`` returns None or the
+    401's message) and its injected error rate. ``state`` has ``faults``, ``lock``, ``rng`` and
+    ``served``. The gate returns None (go on) or the error response."""
+
+    def gate() -> Response | None:
         faults = state.faults
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
@@ -233,6 +243,21 @@ def create_api_app(*, name: str, collection_path: str, build: Callable[[], Colle
         if fail:
             return error(500, "internal_error", f"{name} failed to answer (injected fault)")
         return None
+
+    return gate
+
+
+def create_api_app(*, name: str, collection_path: str, build: Callable[[], Collection],
+                   authenticate: Callable[[], str | None], malform: Callable[[dict, int], dict],
+                   mutate: Callable[[dict, int, datetime], None], faults: Faults | None = None,
+                   seed: int = 0, clock: Callable[[], datetime] = portal_clock.now) -> Flask:
+    """``authenticate`` returns None when the request may pass, else an error message (401).
+    ``clock`` dates what the twin changes (``/_sandbox/touch``)."""
+    app = Flask(name)
+    state = SandboxState(build, faults or Faults(), seed)
+    app.extensions["sandbox"] = state
+
+    api_gate = fault_gate(state, name, authenticate)
 
     def served_record(record: dict) -> dict:
         rate = state.faults.malformed_rate

@@ -34,7 +34,6 @@ working day; on by default when PORTAL_URL is set), ``CALLCENTRE_SANDBOX_RING_SE
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import json
 import logging
@@ -52,7 +51,15 @@ from zoneinfo import ZoneInfo
 import requests
 from flask import Flask, jsonify, request
 
-from integrations.sandbox._api import Faults, error, iso, run_parser, serve
+from integrations.sandbox._api import (
+    Faults,
+    api_key_check,
+    error,
+    fault_gate,
+    iso,
+    run_parser,
+    serve,
+)
 from integrations.sandbox.t24_files import SeedSource
 from portal import clock as portal_clock
 from portal.signing import CRM_HMAC, SCHEMES, STANDARD, signed_headers
@@ -433,24 +440,7 @@ def create_app(*, agents: list[dict] | None = None, portal_url: str | None = Non
     if traffic and centre.portal_url:
         threading.Thread(target=centre.run_traffic, daemon=True, name="cti-traffic").start()
 
-    def gate():
-        faults = centre.faults
-        if faults.latency_ms:
-            time.sleep(faults.latency_ms / 1000)
-        with centre.lock:
-            centre.served += 1
-            if faults.outage_after is not None and centre.served > faults.outage_after:
-                faults.outage = True
-            fail = faults.error_rate > 0 and centre.rng.random() < faults.error_rate
-        if faults.outage:
-            return error(503, "service_unavailable", "the call centre is down",
-                         {"Retry-After": "1"})
-        if not hmac.compare_digest(request.headers.get("X-API-Key", ""), centre.api_key):
-            return error(401, "unauthorized", "X-API-Key is missing or wrong",
-                         {"WWW-Authenticate": "ApiKey"})
-        if fail:
-            return error(500, "internal_error", "the call centre failed (injected fault)")
-        return None
+    gate = fault_gate(centre, 'the call centre', api_key_check(centre.api_key))
 
     def known_agent(agent_id: str):
         if agent_id in centre.agents:

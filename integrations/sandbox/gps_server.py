@@ -16,20 +16,25 @@ Knobs (env ``GPS_SANDBOX_LATENCY_MS``, ``_ERROR_RATE``, ``_OUTAGE``, ``_OUTAGE_A
 from __future__ import annotations
 
 import argparse
-import hmac
 import math
 import os
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, jsonify, request
 
-from integrations.sandbox._api import Faults, error, register_fault_routes, serve
+from integrations.sandbox._api import (
+    Faults,
+    api_key_check,
+    error,
+    fault_gate,
+    register_fault_routes,
+    serve,
+)
 from portal import clock as portal_clock
 
 NAME = "GPS"
@@ -81,26 +86,7 @@ def create_app(*, api_key: str | None = None, faults: Faults | None = None,
     app.extensions["sandbox"] = state
     zone = ZoneInfo(bank_timezone)
 
-    def gate() -> Response | None:
-        f = state.faults
-        if f.latency_ms:
-            time.sleep(f.latency_ms / 1000)
-        with state.lock:
-            state.served += 1
-            if f.outage_after is not None and state.served > f.outage_after:
-                f.outage = True
-            outage = f.outage
-            fail = f.error_rate > 0 and state.rng.random() < f.error_rate
-        if outage:
-            return error(503, "service_unavailable", "GPS is down for maintenance",
-                         {"Retry-After": "1"})
-        given = request.headers.get("X-API-Key", "")
-        if not given or not hmac.compare_digest(given.encode(), api_key.encode()):
-            return error(401, "unauthorized", "missing or invalid X-API-Key",
-                         {"WWW-Authenticate": "ApiKey"})
-        if fail:
-            return error(500, "internal_error", "GPS failed to answer (injected fault)")
-        return None
+    gate = fault_gate(state, 'GPS', api_key_check(api_key))
 
     @app.post("/api/v1/positions")
     def receive_positions():

@@ -26,7 +26,6 @@ Delivery reports are signed as Standard Webhooks (``webhook-id`` ``msg_<report i
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import json
 import logging
@@ -41,7 +40,15 @@ from dataclasses import asdict
 import requests
 from flask import Flask, jsonify, request
 
-from integrations.sandbox._api import Faults, error, iso, run_parser, serve
+from integrations.sandbox._api import (
+    Faults,
+    api_key_check,
+    error,
+    fault_gate,
+    iso,
+    run_parser,
+    serve,
+)
 from portal import clock as portal_clock
 from portal.signing import CRM_HMAC, SCHEMES, STANDARD, signed_headers
 
@@ -167,24 +174,7 @@ def create_app(*, faults: Faults | None = None, api_key: str | None = None,
     app = Flask("sms_gateway")
     app.extensions["sandbox"] = gateway
 
-    def gate():
-        faults = gateway.faults
-        if faults.latency_ms:
-            time.sleep(faults.latency_ms / 1000)
-        with gateway.lock:
-            gateway.served += 1
-            if faults.outage_after is not None and gateway.served > faults.outage_after:
-                faults.outage = True
-            fail = faults.error_rate > 0 and gateway.rng.random() < faults.error_rate
-        if faults.outage:
-            return error(503, "service_unavailable", "the SMS gateway is down",
-                         {"Retry-After": "1"})
-        if not hmac.compare_digest(request.headers.get("X-API-Key", ""), gateway.api_key):
-            return error(401, "unauthorized", "X-API-Key is missing or wrong",
-                         {"WWW-Authenticate": "ApiKey"})
-        if fail:
-            return error(500, "internal_error", "the SMS gateway failed (injected fault)")
-        return None
+    gate = fault_gate(gateway, 'the SMS gateway', api_key_check(gateway.api_key))
 
     @app.post("/api/v1/messages")
     def send():
