@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from portal import clock, db_ping, i18n, models, signing  # noqa: F401  (models: every table on the metadata)
 from portal.admin import action_codes as admin_action_codes  # noqa: F401  (routes on admin's bp)
@@ -62,6 +63,15 @@ from portal.webhooks import views as webhooks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in every route: no row has an id beyond PostgreSQL's bigint, so such a URL
+    is not found (404) rather than a database error."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 BLUEPRINTS = (
     auth.bp, auth.aliases, main.bp, cases.bp, supervisor.bp, field.bp, ops.bp, webhooks.bp,
     admin.bp, api.bp,
@@ -109,6 +119,7 @@ def build_app(config: type[Config] | None = None, overrides: dict | None = None)
     babel.init_app(app, locale_selector=i18n.select_locale,
                    default_translation_directories=os.path.join(ROOT, "portal", "translations"))
 
+    app.url_map.converters["int"] = IdConverter
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_web(app)

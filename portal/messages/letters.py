@@ -46,7 +46,7 @@ from portal.models.print_batches import PrintBatch, PrintBatchLetter
 from portal.money import format_money
 
 ROOT = Path(__file__).resolve().parents[2]
-FONTS = ROOT / "static" / "vendor" / "fonts"
+STYLESHEET = ROOT / "static" / "css" / "letter.css"  # fonts by url() relative to it
 LETTER_TEMPLATE = "letters/letter.html"
 
 
@@ -148,7 +148,7 @@ def letter_html(session: Session, message: Message, letter_date: date | None = N
     letter = compose(session, message, letter_date)
     with speaking(message.language):
         return render_template(LETTER_TEMPLATE, letter=letter, body=paragraphs(letter.body),
-                               fonts=FONTS.as_uri(), config=current_app.config,
+                               stylesheet=STYLESHEET.as_uri(), config=current_app.config,
                                language=message.language, format_money=format_money,
                                total_due=total_due)
 

@@ -14,6 +14,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from jinja2 import pass_context
+from psycopg.errors import NumericValueOutOfRange
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal import clock
@@ -298,6 +300,16 @@ def _register_error_handlers(app: Flask) -> None:
         if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
+
+    @app.errorhandler(DataError)
+    def out_of_range(error: DataError):
+        # A number beyond its column's type (an id past integer/bigint in a URL or a form)
+        # names no row: not found, rather than a database error. Other data errors are 500s.
+        if not isinstance(error.orig, NumericValueOutOfRange):
+            raise error
+        db.session.rollback()
+        return render_error(404, gettext(
+            "The page you asked for does not exist or has moved."))
 
     @app.errorhandler(InternalServerError)
     def server_error(error: InternalServerError):

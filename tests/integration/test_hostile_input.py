@@ -462,3 +462,26 @@ def test_a_manifest_cannot_pull_a_file_from_outside_the_inbox(tmp_path):
     claimed = inbox.claim(file_set)
     assert all(path.is_relative_to(inbox.work) for path in claimed.all_files)
     assert outside.read_text() == '{"secret": 1}\n'  # not moved
+
+
+@pytest.mark.parametrize("number", [str(2**31), str(2**63), "9" * 30])
+def test_an_id_beyond_its_columns_range_is_not_found(client, db, login, make_user, number):
+    """Ids past an integer column (agencies), past bigint (visits) or past any number name no
+    row: 404, in JSON for the API, never a database error (500)."""
+    from portal.permissions import tokens as api_tokens
+
+    admin = make_user("admin")
+    agent = make_user("field_agent")
+    _, raw = api_tokens.create_token(db.session, name="phone", scopes=["api.visits"],
+                                     user=agent, created_by="test")
+    db.session.commit()
+    response = client.post(f"/api/v1/field/visits/{number}/checkin",
+                           json={"lat": 21.0, "lon": 105.8},
+                           headers={"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 404, response.get_data(as_text=True)[:300]
+    assert response.get_json()["error"]["code"]
+    login(admin)
+    page = client.get("/")
+    response = client.post(f"/placements/agencies/{number}/toggle",
+                           data={"csrf_token": csrf_token_from(page.get_data(as_text=True))})
+    assert response.status_code == 404, response.get_data(as_text=True)[:300]
