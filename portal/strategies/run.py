@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from portal import clock
 from portal.logging import get_correlation_id
 from portal.models import IntegrationRun
+from portal.run_counts import RunCounts
 from portal.strategies import engine
 
 log = logging.getLogger(__name__)
@@ -204,9 +205,12 @@ def run_and_record(session: Session, business_date: date | None = None, *,
     run = session.get(IntegrationRun, run_id)
     run.status = "succeeded"
     run.finished_at = clock.now()
-    run.extracted = counts["accounts"]
-    run.loaded = counts["assigned"] + counts["messages"] + counts["visits"]
-    run.unchanged = counts["accounts"] - counts["assigned"]
+    # one record per eligible account (portal/run_counts.py): written = assigned today, already
+    # so = assigned by an earlier run of the date; the work it made is in the control totals
+    for name, value in RunCounts(extracted=counts["accounts"], loaded=counts["assigned"],
+                                 unchanged=counts["accounts"] - counts["assigned"]
+                                 ).columns().items():
+        setattr(run, name, value)
     run.progress_done = run.progress_total = len(PHASES)
     run.control_totals = counts
     run.note = (f"{counts['assigned']} assigned, {counts['messages']} messages queued, "

@@ -252,6 +252,13 @@ def test_run_is_recorded_for_the_ops_page(app, db, portfolio):
     assert (recorded.extracted, recorded.progress_done, recorded.progress_total) == (12, 4, 4)
     assert recorded.control_totals["messages"] == 3
     assert db.session.scalar(select(func.count()).select_from(IntegrationRun)) == 1
+    # one record per account (portal/run_counts.py): the assigned ones written; a re-run of
+    # the date finds them all already so; both runs' counts keep the definition
+    assert (recorded.loaded, recorded.unchanged, recorded.transformed) == (
+        recorded.control_totals["assigned"], 12 - recorded.control_totals["assigned"], 12)
+    again = run.run_and_record(db.session, TODAY, trigger="manual")
+    assert (again.extracted, again.loaded, again.unchanged) == (12, 0, 12)
+    assert invariants.check_all(db.session, names=["run_counts"])[0].violations == 0
 
 
 def test_activation_is_audited_and_freezes_the_version(db, portfolio):
