@@ -88,7 +88,10 @@ def build_app(config: type[Config] | None = None, overrides: dict | None = None)
         "portal",
         template_folder=os.path.join(ROOT, "templates"),
         static_folder=os.path.join(ROOT, "static"),
-        instance_path=os.path.join(ROOT, "instance"),
+        # what the portal keeps on disk (documents, print batches) goes where make run keeps
+        # its databases: INSTANCE_DIR, default instance/
+        instance_path=os.path.abspath(os.environ.get("INSTANCE_DIR")
+                                      or os.path.join(ROOT, "instance")),
     )
     app.config.from_object(config or config_from_env())
     app.config.update(overrides or {})

@@ -291,3 +291,19 @@ def test_the_truth_check_covers_print_batches(app, db, letter_world, print_root)
         (batch.id, message.id, "letter is delivered in a built batch"),
         (None, stray.id, "letter sent without a print batch"),
     ]
+
+
+def test_print_batches_and_documents_live_under_the_instance_dir(app, monkeypatch, tmp_path):
+    """make run keeps its data under INSTANCE_DIR (default instance/): the files the portal
+    writes (documents, print batches) go there too, not into the checkout's instance/."""
+    from portal import create_app
+    from portal.documents import storage
+    from portal.messages import letters
+
+    monkeypatch.setenv("INSTANCE_DIR", str(tmp_path / "inst"))
+    other = create_app(overrides={key: app.config[key] for key in (
+        "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "PRINT_BATCH_DIR", "DOCUMENT_STORAGE_DIR")})
+    other.config.update(PRINT_BATCH_DIR="", DOCUMENT_STORAGE_DIR="")
+    with other.app_context():
+        assert letters.print_root() == tmp_path / "inst" / "print"
+        assert storage.root() == str(tmp_path / "inst" / "documents")
