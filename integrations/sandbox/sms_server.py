@@ -49,6 +49,7 @@ from integrations.sandbox._api import (
     run_parser,
     serve,
 )
+from integrations.sms.segments import sms_segments
 from portal import clock as portal_clock
 from portal.signing import CRM_HMAC, SCHEMES, STANDARD, signed_headers
 
@@ -97,7 +98,6 @@ class Gateway:
     def accept(self, to: str, text: str, reference: str | None,
                callback_url: str | None) -> tuple[dict, bool]:
         """(the message, whether it is new)."""
-        from portal.messages.rendering import sms_segments
 
         with self.lock:
             if reference and reference in self.by_reference:

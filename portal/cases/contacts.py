@@ -395,3 +395,16 @@ def _get(session: Session, kind: ContactKind, owner: Owner, contact_id: int):
     if row is None or not owner.owns(row):
         raise LookupError(f"no {kind.name} {contact_id} for {owner}")
     return row
+
+
+def set_messages_opt_out(session: Session, point: Phone | Email, opted_out: bool, actor) -> bool:
+    """Opt a phone or e-mail address out of messages (or back in); audited. False when it did
+    not change. No commit."""
+    if point.messages_opt_out == opted_out:
+        return False
+    kind = "phone" if isinstance(point, Phone) else "email"
+    audit.record(session, actor, "contact.messages_opt_out", kind, point.id,
+                 before={"messages_opt_out": point.messages_opt_out, "cif": point.cif},
+                 after={"messages_opt_out": opted_out, "cif": point.cif})
+    point.messages_opt_out = opted_out
+    return True

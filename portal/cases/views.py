@@ -310,13 +310,11 @@ OPT_OUT_MESSAGES = {True: _l("%(kind)s: no more SMS or e-mail to it."),
 def contact_messages_opt_out(cif: str, kind: str, contact_id: int):
     """The customer asked for no SMS (e-mail) on this number (address), or for them again:
     on the row itself (bank rows too: the bank's sync does not carry it); audited."""
-    from portal.messages.operations import set_messages_opt_out
-
     if kind not in ("phone", "email"):
         abort(404)
     row = _contact(_kind(kind), cif, contact_id)
     value = bool(ContactFlagForm().value.data)
-    if not set_messages_opt_out(db.session, row, value, current_user):
+    if not contacts.set_messages_opt_out(db.session, row, value, current_user):
         db.session.rollback()
         return _contacts_panel(cif, NOTHING_CHANGED, changed=False)
     db.session.commit()

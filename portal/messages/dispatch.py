@@ -37,7 +37,6 @@ from portal.cases.contact_rules import (
     MessageRules,
     get_message_rules,
     message_hold_reason,
-    next_send_opening,
 )
 from portal.messages import operations
 from portal.models import Message
@@ -45,15 +44,6 @@ from portal.models import Message
 log = logging.getLogger(__name__)
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_RETRY_SECONDS = 60
-
-
-def hold_until(session: Session, message: Message, reason: str, at: datetime,
-               rules: MessageRules | None = None) -> datetime | None:
-    """When a held message is looked at again: the channel's next sending hour for quiet
-    hours; never (None) for the other reasons."""
-    if reason != "quiet_hours":
-        return None
-    return next_send_opening(rules or get_message_rules(session), message.channel, at)
 
 
 def _config(name: str, default):
@@ -135,7 +125,8 @@ def process(session: Session, message: Message, now: datetime, *, sms=None,
     operations.render_message(session, message)
     reason = message_hold_reason(session, message, now, rules)
     if reason is not None:
-        operations.hold(message, reason, now, hold_until(session, message, reason, now, rules))
+        operations.hold(message, reason, now,
+                        operations.hold_until(session, message, reason, now, rules))
         outcome = "held"
     elif message.channel == "letter":
         message.next_attempt_at = None  # the print batch takes it from here

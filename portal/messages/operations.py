@@ -19,7 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal import audit, clock
-from portal.cases.contact_rules import message_hold_reason
+from portal.cases.contact_rules import (
+    MessageRules,
+    get_message_rules,
+    message_hold_reason,
+    next_send_opening,
+)
 from portal.messages import vietqr
 from portal.messages.rendering import render, template_variables
 from portal.models import Action, Address, Case, Email, Message, MessageTemplate, Phone
@@ -112,6 +117,15 @@ def hold(message: Message, reason: str, at: datetime, until: datetime | None = N
     message.next_attempt_at = until
 
 
+def hold_until(session: Session, message: Message, reason: str, at: datetime,
+               rules: MessageRules | None = None) -> datetime | None:
+    """When a held message is looked at again: the channel's next sending hour for quiet
+    hours; never (None) for the other reasons."""
+    if reason != "quiet_hours":
+        return None
+    return next_send_opening(rules or get_message_rules(session), message.channel, at)
+
+
 def queue_message(session: Session, *, cif: str, account_number: str | None, channel: str,
                   template: MessageTemplate | None, language: str, actor: Any,
                   source: str = "manual", contact_point_id: int | None = None,
@@ -148,7 +162,6 @@ def queue_message(session: Session, *, cif: str, account_number: str | None, cha
     if check_rules:
         reason = message_hold_reason(session, message, at)
         if reason is not None:
-            from portal.messages.dispatch import hold_until
 
             hold(message, reason, at, hold_until(session, message, reason, at))
     ensure_action(session, message, at)
@@ -192,19 +205,6 @@ def retry_failed(session: Session, message_id: int, actor: Any,
     audit.record(session, actor, "message.retry", "message", message.id, before=before,
                  after={"status": "queued", "attempts": 0})
     return message
-
-
-def set_messages_opt_out(session: Session, point, opted_out: bool, actor: Any) -> bool:
-    """Opt a phone or e-mail address out of messages (or back in); audited. False when it did
-    not change. No commit."""
-    if point.messages_opt_out == opted_out:
-        return False
-    kind = "phone" if isinstance(point, Phone) else "email"
-    audit.record(session, actor, "contact.messages_opt_out", kind, point.id,
-                 before={"messages_opt_out": point.messages_opt_out, "cif": point.cif},
-                 after={"messages_opt_out": opted_out, "cif": point.cif})
-    point.messages_opt_out = opted_out
-    return True
 
 
 # -- ops --------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from integrations.sms.segments import sms_segments
 from portal import audit
-from portal.messages.rendering import VARIABLES, sms_segments, unknown_variables
+from portal.messages.rendering import VARIABLES, unknown_variables
 from portal.models import MessageTemplate
 from portal.models.messages import MESSAGE_CHANNELS
 

@@ -22,6 +22,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from integrations.sms.segments import sms_segments
 from portal import clock
 from portal.cases.case_view import open_accounts
 from portal.cases.contact_rules import get_message_rules, message_hold_reason
@@ -30,12 +31,7 @@ from portal.i18n import format_datetime
 from portal.labels import label
 from portal.messages import operations, templates_admin
 from portal.messages.forms import SendForm, TemplateForm
-from portal.messages.rendering import (
-    VARIABLES,
-    render,
-    sms_segments,
-    template_variables,
-)
+from portal.messages.rendering import VARIABLES, render, template_variables
 from portal.models import Card, Customer, Loan, Message, MessageTemplate
 from portal.models.messages import MESSAGE_CHANNELS
 from portal.permissions.decorators import permission_required

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from portal.messages.rendering import fill, sms_segments, unknown_variables
+from integrations.sms.segments import sms_segments
+from portal.messages.rendering import fill, unknown_variables
 
 
 @pytest.mark.parametrize(("text", "expected"), [
