@@ -218,9 +218,13 @@ def _window_label(rules: ContactRules) -> str:
     return f"{rules.window_start:%H:%M}–{rules.window_end:%H:%M}"
 
 
+def in_bank_hours(at: datetime, start: time, end: time) -> bool:
+    """Whether ``at`` falls within [start, end) on the bank's clock."""
+    return start <= at.astimezone(bank_zone()).time() < end
+
+
 def in_window(rules: ContactRules, at: datetime) -> bool:
-    local = at.astimezone(bank_zone()).time()
-    return rules.window_start <= local < rules.window_end
+    return in_bank_hours(at, rules.window_start, rules.window_end)
 
 
 def code_direction(action_type: str | None, subtype: str | None) -> str:
@@ -451,10 +455,7 @@ def save_message_rules(session: Session, rules: MessageRules, actor: Any) -> Mes
 
 def in_send_hours(rules: MessageRules, channel: str, at: datetime) -> bool:
     hours = rules.hours(channel)
-    if hours is None:
-        return True
-    local = at.astimezone(bank_zone()).time()
-    return hours[0] <= local < hours[1]
+    return hours is None or in_bank_hours(at, *hours)
 
 
 def next_send_opening(rules: MessageRules, channel: str, at: datetime) -> datetime:
