@@ -264,6 +264,13 @@ class Config:
     SYNC_PAGE_SIZE = int(os.environ.get("SYNC_PAGE_SIZE", "200"))
     SYNC_HTTP_TIMEOUT = float(os.environ.get("SYNC_HTTP_TIMEOUT", "10"))
     SYNC_HTTP_RETRIES = int(os.environ.get("SYNC_HTTP_RETRIES", "4"))
+    # refresh one customer now (integrations/refresh.py): an agent waits, so few, short tries;
+    # at most one refresh of a customer per REFRESH_CUSTOMER_MINUTES, REFRESH_USER_PER_MINUTE
+    # refreshes per user and minute (on the product clock)
+    REFRESH_HTTP_TIMEOUT = float(os.environ.get("REFRESH_HTTP_TIMEOUT", "5"))
+    REFRESH_HTTP_RETRIES = int(os.environ.get("REFRESH_HTTP_RETRIES", "1"))
+    REFRESH_CUSTOMER_MINUTES = int(os.environ.get("REFRESH_CUSTOMER_MINUTES", "5"))
+    REFRESH_USER_PER_MINUTE = int(os.environ.get("REFRESH_USER_PER_MINUTE", "3"))
     SYNC_RETRIES = int(os.environ.get("SYNC_RETRIES", "3"))  # whole-run retries
     SYNC_RETRY_BACKOFF = float(os.environ.get("SYNC_RETRY_BACKOFF", "30"))  # seconds, doubling
     # a run that would give more than this share of the products it received to another

@@ -1,0 +1,260 @@
+"""Refresh one customer now (issue 24 §1): the case view's button fetches the customer from the W4
+and LOS twins over real HTTP and applies it through the daily sync's transform, loader, change
+capture and events; the change panel; refusals (source down, paused, unknown customer) that write
+nothing of that source; the rate limits on the product clock; the audit row; the CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from integrations import control
+from integrations.sandbox._api import ServerThread
+from integrations.sandbox.t24_files import SeedSource, generate_day
+from integrations.sync import run_sync
+from integrations.t24.load import load_set
+from integrations.t24.manifest import verify
+from portal import clock
+from portal.cases import refresh
+from portal.models import AuditLog
+from portal.ops import invariants
+from tests.integration.sync_helpers import conn_fixture, events  # noqa: F401 - fixture
+
+CUSTOMERS, PRODUCTS = 60, 90
+BANK_DAY = date(2026, 11, 24)
+
+
+@pytest.fixture(scope="module")
+def cards():
+    from integrations.sandbox.w4_server import seed_cards
+
+    return seed_cards(CUSTOMERS, PRODUCTS, business_date=BANK_DAY)
+
+
+@pytest.fixture(scope="module")
+def applications():
+    from integrations.sandbox.los_server import seed_applications
+
+    return seed_applications(CUSTOMERS, PRODUCTS, business_date=BANK_DAY)
+
+
+@pytest.fixture
+def twins(app, conn, cards, applications, tmp_path, monkeypatch):
+    """T24 day 0 loaded, the W4 and LOS twins serving, both synced once (the baseline)."""
+    from integrations.sandbox import los_server, w4_server
+
+    source = SeedSource(CUSTOMERS, PRODUCTS, business_date=BANK_DAY)
+    load_set(conn, verify(generate_day(tmp_path / "t24", source)))
+    with ServerThread(w4_server.create_app([dict(c) for c in cards])) as w4, \
+            ServerThread(los_server.create_app([dict(a) for a in applications])) as los:
+        for key, value in (("W4_API_URL", w4.url), ("W4_API_KEY", w4_server.DEFAULT_API_KEY),
+                           ("LOS_API_URL", los.url),
+                           ("LOS_API_TOKEN", los_server.DEFAULT_TOKEN),
+                           ("SYNC_HTTP_RETRIES", 0), ("REFRESH_HTTP_RETRIES", 0),
+                           ("REFRESH_HTTP_TIMEOUT", 2)):
+            monkeypatch.setitem(app.config, key, value)
+        run_sync("W4", app=app, retries=0)
+        run_sync("LOS", app=app, retries=0)
+        conn.execute("TRUNCATE events CASCADE")
+        yield w4, los
+
+
+def _customer_with_both(cards, applications) -> tuple[str, dict, dict]:
+    with_app = {a["customer_cif"]: a for a in applications if a["referees"]}
+    for card in cards:
+        if card["client_cif"] in with_app:
+            return card["client_cif"], card, with_app[card["client_cif"]]
+    raise AssertionError("the seed has no customer with a card and an application")
+
+
+def _twin_record(server, key):
+    return server.state.collection._records[key]
+
+
+def _post(client, cif, htmx=True):
+    headers = {"HX-Request": "true", "HX-Target": "refresh-result"} if htmx else {}
+    return client.post(f"/cases/{cif}/refresh", headers=headers)
+
+
+@pytest.fixture
+def agent(app, login_as, monkeypatch):
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", False)
+    return login_as("agent")
+
+
+def test_changed_balances_applied_with_events_panel_run_and_audit(
+        app, db, client, conn, twins, cards, applications, agent):
+    w4, los = twins
+    cif, card, application = _customer_with_both(cards, applications)
+    _twin_record(w4, card["contract_number"])["total_balance"] = "12345678"
+    _twin_record(los, application["application_id"])["employer"] = "Công ty Mới"
+    referee = _twin_record(los, application["application_id"])["referees"][0]
+    referee["full_name"] = "Trần Thị Đổi Tên"
+
+    response = _post(client, cif)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert response.headers["HX-Trigger"] == "case-updated"
+
+    # the database
+    assert conn.execute("SELECT outstanding FROM cards WHERE contract_number = %s",
+                        (card["contract_number"],)).fetchone()[0] == 12345678
+    assert conn.execute("SELECT employer FROM loan_applications WHERE application_id = %s",
+                        (application["application_id"],)).fetchone()[0] == "Công ty Mới"
+    # the runs: one of kind refresh per source, the customer in its note
+    runs = conn.execute("SELECT integration, status, trigger, loaded, triggered_by_id, note "
+                        "FROM integration_runs WHERE kind = 'refresh' ORDER BY id").fetchall()
+    assert [(r[0], r[1], r[2], r[4], r[5]) for r in runs] == [
+        ("W4", "succeeded", "manual", agent.id, f"customer {cif}"),
+        ("LOS", "succeeded", "manual", agent.id, f"customer {cif}")]
+    assert all(r[3] >= 1 for r in runs)
+    w4_run = conn.execute("SELECT id FROM integration_runs WHERE kind = 'refresh' AND "
+                          "integration = 'W4'").fetchone()[0]
+    # the events: the daily sync's types, with the changed fields
+    loan_events = [p for _, _, p in events(conn, "LOAN_UPDATED")]
+    assert [(p["account_number"], p["changes"]["outstanding"]["new"], p["integration_run_id"])
+            for p in loan_events] == [(card["contract_number"], "12345678.00", w4_run)]
+    customer_events = [p for _, _, p in events(conn, "CUSTOMER_UPDATED")]
+    assert any(p["changes"].get("reference.name", {}).get("new") == "Trần Thị Đổi Tên"
+               for p in customer_events)
+    completed = [p for _, _, p in events(conn, "SYNC_COMPLETED")]
+    assert {(p["integration"], p["kind"]) for p in completed} == {("W4", "refresh"),
+                                                                  ("LOS", "refresh")}
+    # the panel: field, old -> new, formatted
+    assert 'data-testid="refresh-change"' in html
+    assert "12,345,678" in html and "Công ty Mới" in html and "Trần Thị Đổi Tên" in html
+    # the audit row
+    row = db.session.scalars(select(AuditLog).where(AuditLog.action == "customer.refresh")).one()
+    assert (row.actor_id, row.entity_id, row.after["outcome"]) == (agent.id, cif, "applied")
+    assert {s["integration"]: s["status"] for s in row.after["sources"]} == {
+        "W4": "applied", "LOS": "applied"}
+    # the daily sync's cursor did not move; the invariants hold
+    assert not invariants.run_counts_consistent(db.session, clock.now())
+
+
+def test_nothing_changed_says_so(app, client, conn, twins, cards, applications, agent):
+    cif, _, _ = _customer_with_both(cards, applications)
+    html = _post(client, cif).get_data(as_text=True)
+    assert html.count('data-testid="refresh-no-changes"') == 2
+    assert not events(conn, "LOAN_UPDATED", "CUSTOMER_UPDATED")
+
+
+def test_vietnamese_panel(app, client, conn, twins, cards, applications, login_as,
+                          monkeypatch):
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", False)
+    login_as("agent", language="vi")
+    w4, los = twins
+    cif, card, _ = _customer_with_both(cards, applications)
+    _twin_record(w4, card["contract_number"])["total_balance"] = "7654321"
+    los.state.faults.outage = True
+    html = _post(client, cif).get_data(as_text=True)
+    assert "7.654.321" in html
+    assert "Dư nợ" in html
+    assert "LOS hiện không kết nối được (ngừng hoạt động" in html
+
+
+def _refused_source(conn, integration):
+    return conn.execute("SELECT status, note, errors FROM integration_runs WHERE kind = 'refresh' "
+                        "AND integration = %s", (integration,)).fetchone()
+
+
+def test_source_down_is_refused_and_the_other_applied(app, db, client, conn, twins, cards,
+                                                       applications, agent):
+    w4, los = twins
+    cif, card, application = _customer_with_both(cards, applications)
+    _twin_record(w4, card["contract_number"])["total_balance"] = "999"
+    _twin_record(los, application["application_id"])["employer"] = "Không áp dụng"
+    los.state.faults.outage = True
+    html = _post(client, cif).get_data(as_text=True)
+    assert 'data-testid="refresh-source-los" data-status="down"' in html
+    assert "LOS cannot be reached" in html
+    # LOS: nothing written; W4 applied
+    assert conn.execute("SELECT employer FROM loan_applications WHERE application_id = %s",
+                        (application["application_id"],)).fetchone()[0] != "Không áp dụng"
+    assert conn.execute("SELECT outstanding FROM cards WHERE contract_number = %s",
+                        (card["contract_number"],)).fetchone()[0] == 999
+    status, note, errors = _refused_source(conn, "LOS")
+    assert (status, note) == ("failed", f"customer {cif}: down") and "503" in errors[0]
+    assert not [p for _, _, p in events(conn) if p.get("source_system") == "LOS"
+                and p.get("integration_run_id")]
+    row = db.session.scalars(select(AuditLog).where(AuditLog.action == "customer.refresh")).one()
+    assert row.after["outcome"] == "partial"
+    assert not invariants.run_counts_consistent(db.session, clock.now())
+
+
+def test_source_paused_by_ops_is_not_asked(app, db, client, conn, twins, cards, applications,
+                                           agent):
+    w4, _ = twins
+    cif, card, _ = _customer_with_both(cards, applications)
+    _twin_record(w4, card["contract_number"])["total_balance"] = "555"
+    control.pause("W4", None, "maintenance", session=db.session)
+    db.session.commit()
+    control.clear_pause_cache()
+    served = w4.state.served
+    html = _post(client, cif).get_data(as_text=True)
+    assert 'data-testid="refresh-source-w4" data-status="paused"' in html
+    assert "W4 is paused by operations" in html
+    assert w4.state.served == served  # not asked
+    assert conn.execute("SELECT outstanding FROM cards WHERE contract_number = %s",
+                        (card["contract_number"],)).fetchone()[0] != 555
+    assert _refused_source(conn, "W4")[0] == "skipped"
+
+
+def test_customer_the_sources_do_not_know(app, client, conn, twins, agent, make_customer):
+    customer = make_customer()
+    html = _post(client, customer.cif).get_data(as_text=True)
+    assert 'data-testid="refresh-source-w4" data-status="unknown"' in html
+    assert 'data-testid="refresh-source-los" data-status="unknown"' in html
+    assert "W4 does not know this customer" in html
+    assert conn.execute("SELECT count(*) FROM integration_runs WHERE kind = 'refresh' AND "
+                        "status = 'skipped'").fetchone()[0] == 2
+    assert not events(conn, "LOAN_UPDATED", "CUSTOMER_UPDATED")
+
+
+def test_rate_limits_on_the_product_clock(app, db, client, conn, twins, cards, applications,
+                                          agent):
+    cif, _, _ = _customer_with_both(cards, applications)
+    assert _post(client, cif).status_code == 200
+    again = _post(client, cif)
+    assert again.status_code == 422 and int(again.headers["Retry-After"]) > 0
+    assert "refreshed less than 5 minutes ago" in again.get_data(as_text=True)
+    assert _post(client, cif, htmx=False).status_code == 429
+    outcomes = [r.after["outcome"] for r in db.session.scalars(
+        select(AuditLog).where(AuditLog.action == "customer.refresh").order_by(AuditLog.id))]
+    assert outcomes == ["applied", "rate_limited", "rate_limited"]
+    # the limits compare on the clock they are given: later, the customer may be refreshed
+    now = clock.now()
+    later = now + timedelta(minutes=6)
+    refresh.check_limits(app, cif, None, later)
+    with pytest.raises(refresh.RateLimited):
+        refresh.check_limits(app, cif, None, now + timedelta(minutes=4))
+    # per user and minute
+    for n in range(app.config["REFRESH_USER_PER_MINUTE"]):
+        refresh.check_limits(app, f"X{n}", 999, later)
+    with pytest.raises(refresh.RateLimited):
+        refresh.check_limits(app, "Y", 999, later)
+    refresh.check_limits(app, "Y", 999, later + timedelta(minutes=1))
+
+
+def test_who_may_refresh(app, client, login_as, make_customer, twins, monkeypatch):
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", False)
+    customer = make_customer()
+    for role, allowed in (("ops", False), ("auditor", False), ("supervisor", True)):
+        login_as(role)
+        status = _post(client, customer.cif).status_code
+        assert (status == 200) is allowed, (role, status)
+
+
+def test_cli(app, conn, twins, cards, applications):
+    w4, _ = twins
+    cif, card, _ = _customer_with_both(cards, applications)
+    _twin_record(w4, card["contract_number"])["total_balance"] = "4242"
+    result = app.test_cli_runner().invoke(args=["cases", "refresh-customer", cif])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["status"] == "applied"
+    assert conn.execute("SELECT outstanding FROM cards WHERE contract_number = %s",
+                        (card["contract_number"],)).fetchone()[0] == 4242
