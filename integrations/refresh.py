@@ -1,6 +1,9 @@
 """Refresh one customer now: fetch the customer's latest records from each source and apply
 them through the daily sync's own transform, loader, change capture and events.
 
+- T24: the per-customer enquiry (integrations/t24/enquiry.py, ``T24_ENQUIRY_URL``), written as
+  a one-customer delta file set of the enquiry's mapping profile and loaded by the file sync's
+  ``load_set`` (same mapping, contacts, bucket history, events).
 - W4: ``GET /api/v1/clients/<cif>/cards`` (W4Client.client_cards); LOS: ``GET
   /api/v1/customers/<cif>/applications`` (LOSClient.customer_applications). Their records are
   the collection endpoints' records: they go through ``transform_card`` / ``CardLoader`` and
@@ -33,6 +36,8 @@ from integrations.http import ApiError, JsonApiClient, Page, Unavailable
 from integrations.los.load import ApplicationLoader
 from integrations.los.transform import transform_application
 from integrations.sync import SyncError, connect, make_client
+from integrations.t24.enquiry import T24EnquiryClient, apply_position
+from integrations.t24.mapping import load_profile
 from integrations.w4.load import CardLoader
 from integrations.w4.transform import transform_card
 from portal import clock
@@ -113,7 +118,16 @@ class Source:
     loader: Callable
 
 
+def _t24_client(app: Flask) -> T24EnquiryClient:
+    url, key = app.config.get("T24_ENQUIRY_URL"), app.config.get("T24_ENQUIRY_API_KEY")
+    if not url or not key:
+        raise SyncError("the T24 enquiry is not configured (T24_ENQUIRY_URL, "
+                        "T24_ENQUIRY_API_KEY)")
+    return T24EnquiryClient(url, key, breaker=control.breaker("T24"))
+
+
 SOURCES: dict[str, Source] = {
+    "T24": Source("T24", lambda client, cif: client.customer_position(cif), None, None),
     "W4": Source("W4", lambda client, cif: client.client_cards(cif), transform_card,
                  CardLoader),
     "LOS": Source("LOS", lambda client, cif: client.customer_applications(cif),
@@ -139,7 +153,7 @@ def _refresh_one(app: Flask, source: Source, cif: str, user_id: int | None,
         return _refused(app, name, PAUSED, "paused by ops", cif, user_id, correlation_id,
                         "skipped")
     try:
-        client = make_client(app, name)
+        client = _t24_client(app) if name == "T24" else make_client(app, name)
     except SyncError as exc:
         return SourceResult(name, NOT_CONFIGURED, detail=str(exc))
     client.timeout = app.config["REFRESH_HTTP_TIMEOUT"]
@@ -156,6 +170,8 @@ def _refresh_one(app: Flask, source: Source, cif: str, user_id: int | None,
         return _refused(app, name, REFUSED, str(exc), cif, user_id, correlation_id, "failed")
     finally:
         client.close()
+    if name == "T24":
+        return _apply_t24(app, records, cif, user_id, correlation_id)
     page = Page(data=records, cursor=None, next_cursor=None, total=len(records), number=1)
     try:
         with capturing_changes() as captured, connect(app) as conn:
@@ -174,6 +190,36 @@ def _refresh_one(app: Flask, source: Source, cif: str, user_id: int | None,
                for column, value in sorted((diff or {}).items())]
     return SourceResult(name, APPLIED, run_id=run.run_id, received=len(records),
                         changes=changes, detail=run.status)
+
+
+def _apply_t24(app: Flask, position: dict, cif: str, user_id: int | None,
+               correlation_id: str | None) -> SourceResult:
+    changes: list[FieldChange] = []
+
+    def on_change(entity: str, key: str, inserted: bool, diff: dict) -> None:
+        for column, values in sorted(diff.items()):
+            old, new = (values if isinstance(values, list | tuple) and len(values) == 2
+                        else (None, values))
+            changes.append(FieldChange(entity, key, column, old, new, inserted))
+
+    received = len(position["body"])
+    try:
+        profile = load_profile(app.config.get("T24_ENQUIRY_PROFILE") or "t24-dfe")
+        with connect(app) as conn:
+            result = apply_position(conn, position, profile, cif=cif, triggered_by_id=user_id,
+                                    correlation_id=correlation_id, on_change=on_change)
+    except ApiError as exc:  # a record the profile cannot read: nothing loaded
+        return _refused(app, "T24", REFUSED, str(exc), cif, user_id, correlation_id, "failed")
+    except Exception as exc:  # noqa: BLE001 - the run row says failed; report it
+        log.exception("customer refresh failed to apply", extra={"integration": "T24",
+                                                                  "cif": cif})
+        return SourceResult("T24", FAILED, detail=f"{type(exc).__name__}: {exc}"[:500],
+                            received=received)
+    if result.status == "failed":
+        return SourceResult("T24", FAILED, run_id=result.run_id,
+                            detail="; ".join(result.errors)[:500], received=received)
+    return SourceResult("T24", APPLIED, run_id=result.run_id, received=received,
+                        changes=changes, detail=result.status)
 
 
 def _refused(app: Flask, name: str, status: str, detail: str, cif: str, user_id: int | None,

@@ -257,6 +257,11 @@ class Config:
     T24_SFTP_KEY_FILE = os.environ.get("T24_SFTP_KEY_FILE")
     T24_SFTP_REMOTE_DIR = os.environ.get("T24_SFTP_REMOTE_DIR", "outbox")
     T24_SFTP_KNOWN_HOSTS = os.environ.get("T24_SFTP_KNOWN_HOSTS")
+    # T24's per-customer enquiry (integrations/t24/enquiry.py): the bank's enquiry service in
+    # production, the sandbox twin (integrations/sandbox/t24_enquiry.py) in development
+    T24_ENQUIRY_URL = os.environ.get("T24_ENQUIRY_URL")
+    T24_ENQUIRY_API_KEY = os.environ.get("T24_ENQUIRY_API_KEY")
+    T24_ENQUIRY_PROFILE = os.environ.get("T24_ENQUIRY_PROFILE", "t24-dfe")
     W4_API_URL = os.environ.get("W4_API_URL")
     W4_API_KEY = os.environ.get("W4_API_KEY")
     LOS_API_URL = os.environ.get("LOS_API_URL")
@@ -284,6 +289,8 @@ class DevConfig(Config):
     SANDBOX_ENABLED = _bool("SANDBOX_ENABLED", True)
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
     # the sandbox twins of `make run` (integrations/sandbox)
+    T24_ENQUIRY_URL = os.environ.get("T24_ENQUIRY_URL", "http://127.0.0.1:8708")
+    T24_ENQUIRY_API_KEY = os.environ.get("T24_ENQUIRY_API_KEY", "sandbox-t24-enquiry-key")
     W4_API_URL = os.environ.get("W4_API_URL", "http://127.0.0.1:8701")
     W4_API_KEY = os.environ.get("W4_API_KEY", "sandbox-w4-key")
     LOS_API_URL = os.environ.get("LOS_API_URL", "http://127.0.0.1:8702")

@@ -5,6 +5,7 @@ nothing of that source; the rate limits on the product clock; the audit row; the
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import date, timedelta
 
@@ -17,6 +18,7 @@ from integrations.sandbox.t24_files import SeedSource, generate_day
 from integrations.sync import run_sync
 from integrations.t24.load import load_set
 from integrations.t24.manifest import verify
+from integrations.t24.mapping import load_profile
 from portal import clock
 from portal.cases import refresh
 from portal.models import AuditLog
@@ -41,16 +43,31 @@ def applications():
     return seed_applications(CUSTOMERS, PRODUCTS, business_date=BANK_DAY)
 
 
-@pytest.fixture
-def twins(app, conn, cards, applications, tmp_path, monkeypatch):
-    """T24 day 0 loaded, the W4 and LOS twins serving, both synced once (the baseline)."""
-    from integrations.sandbox import los_server, w4_server
+@pytest.fixture(scope="module")
+def positions():
+    from integrations.sandbox.t24_enquiry import read_positions
 
+    return read_positions(CUSTOMERS, PRODUCTS, BANK_DAY)
+
+
+@pytest.fixture
+def twins(app, conn, cards, applications, positions, tmp_path, monkeypatch):
+    """T24 day 0 loaded, the W4 and LOS twins serving, both synced once (the baseline); the
+    T24 enquiry twin serving the same day's records (in T24's field names)."""
+    from integrations.sandbox import los_server, t24_enquiry, w4_server
+
+    # the daily files in the enquiry's profile (T24's field names): one mapping, one set of keys
     source = SeedSource(CUSTOMERS, PRODUCTS, business_date=BANK_DAY)
-    load_set(conn, verify(generate_day(tmp_path / "t24", source)))
+    load_set(conn, verify(generate_day(tmp_path / "t24", source, profile="t24-dfe"),
+                          profile=load_profile("t24-dfe")))
+    enquiry_app = t24_enquiry.create_app(customers=CUSTOMERS, products=PRODUCTS)
+    enquiry_app.extensions["sandbox"].positions = copy.deepcopy(positions)
     with ServerThread(w4_server.create_app([dict(c) for c in cards])) as w4, \
-            ServerThread(los_server.create_app([dict(a) for a in applications])) as los:
-        for key, value in (("W4_API_URL", w4.url), ("W4_API_KEY", w4_server.DEFAULT_API_KEY),
+            ServerThread(los_server.create_app([dict(a) for a in applications])) as los, \
+            ServerThread(enquiry_app) as t24:
+        for key, value in (("T24_ENQUIRY_URL", t24.url),
+                           ("T24_ENQUIRY_API_KEY", t24_enquiry.DEFAULT_API_KEY),
+                           ("W4_API_URL", w4.url), ("W4_API_KEY", w4_server.DEFAULT_API_KEY),
                            ("LOS_API_URL", los.url),
                            ("LOS_API_TOKEN", los_server.DEFAULT_TOKEN),
                            ("SYNC_HTTP_RETRIES", 0), ("REFRESH_HTTP_RETRIES", 0),
@@ -59,7 +76,7 @@ def twins(app, conn, cards, applications, tmp_path, monkeypatch):
         run_sync("W4", app=app, retries=0)
         run_sync("LOS", app=app, retries=0)
         conn.execute("TRUNCATE events CASCADE")
-        yield w4, los
+        yield w4, los, t24
 
 
 def _customer_with_both(cards, applications) -> tuple[str, dict, dict]:
@@ -87,7 +104,7 @@ def agent(app, login_as, monkeypatch):
 
 def test_changed_balances_applied_with_events_panel_run_and_audit(
         app, db, client, conn, twins, cards, applications, agent):
-    w4, los = twins
+    w4, los, _ = twins
     cif, card, application = _customer_with_both(cards, applications)
     _twin_record(w4, card["contract_number"])["total_balance"] = "12345678"
     _twin_record(los, application["application_id"])["employer"] = "Công ty Mới"
@@ -108,9 +125,10 @@ def test_changed_balances_applied_with_events_panel_run_and_audit(
     runs = conn.execute("SELECT integration, status, trigger, loaded, triggered_by_id, note "
                         "FROM integration_runs WHERE kind = 'refresh' ORDER BY id").fetchall()
     assert [(r[0], r[1], r[2], r[4], r[5]) for r in runs] == [
+        ("T24", "succeeded", "manual", agent.id, f"customer {cif}"),
         ("W4", "succeeded", "manual", agent.id, f"customer {cif}"),
         ("LOS", "succeeded", "manual", agent.id, f"customer {cif}")]
-    assert all(r[3] >= 1 for r in runs)
+    assert [r[3] >= 1 for r in runs] == [False, True, True]  # T24 had nothing new
     w4_run = conn.execute("SELECT id FROM integration_runs WHERE kind = 'refresh' AND "
                           "integration = 'W4'").fetchone()[0]
     # the events: the daily sync's types, with the changed fields
@@ -121,8 +139,8 @@ def test_changed_balances_applied_with_events_panel_run_and_audit(
     assert any(p["changes"].get("reference.name", {}).get("new") == "Trần Thị Đổi Tên"
                for p in customer_events)
     completed = [p for _, _, p in events(conn, "SYNC_COMPLETED")]
-    assert {(p["integration"], p["kind"]) for p in completed} == {("W4", "refresh"),
-                                                                  ("LOS", "refresh")}
+    assert {(p["integration"], p["kind"]) for p in completed} == {
+        ("T24", "refresh"), ("W4", "refresh"), ("LOS", "refresh")}
     # the panel: field, old -> new, formatted
     assert 'data-testid="refresh-change"' in html
     assert "12,345,678" in html and "Công ty Mới" in html and "Trần Thị Đổi Tên" in html
@@ -130,7 +148,7 @@ def test_changed_balances_applied_with_events_panel_run_and_audit(
     row = db.session.scalars(select(AuditLog).where(AuditLog.action == "customer.refresh")).one()
     assert (row.actor_id, row.entity_id, row.after["outcome"]) == (agent.id, cif, "applied")
     assert {s["integration"]: s["status"] for s in row.after["sources"]} == {
-        "W4": "applied", "LOS": "applied"}
+        "T24": "applied", "W4": "applied", "LOS": "applied"}
     # the daily sync's cursor did not move; the invariants hold
     assert not invariants.run_counts_consistent(db.session, clock.now())
 
@@ -138,7 +156,7 @@ def test_changed_balances_applied_with_events_panel_run_and_audit(
 def test_nothing_changed_says_so(app, client, conn, twins, cards, applications, agent):
     cif, _, _ = _customer_with_both(cards, applications)
     html = _post(client, cif).get_data(as_text=True)
-    assert html.count('data-testid="refresh-no-changes"') == 2
+    assert html.count('data-testid="refresh-no-changes"') == 3  # T24's own mapping agrees
     assert not events(conn, "LOAN_UPDATED", "CUSTOMER_UPDATED")
 
 
@@ -146,7 +164,7 @@ def test_vietnamese_panel(app, client, conn, twins, cards, applications, login_a
                           monkeypatch):
     monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", False)
     login_as("agent", language="vi")
-    w4, los = twins
+    w4, los, _ = twins
     cif, card, _ = _customer_with_both(cards, applications)
     _twin_record(w4, card["contract_number"])["total_balance"] = "7654321"
     los.state.faults.outage = True
@@ -163,7 +181,7 @@ def _refused_source(conn, integration):
 
 def test_source_down_is_refused_and_the_other_applied(app, db, client, conn, twins, cards,
                                                        applications, agent):
-    w4, los = twins
+    w4, los, _ = twins
     cif, card, application = _customer_with_both(cards, applications)
     _twin_record(w4, card["contract_number"])["total_balance"] = "999"
     _twin_record(los, application["application_id"])["employer"] = "Không áp dụng"
@@ -187,7 +205,7 @@ def test_source_down_is_refused_and_the_other_applied(app, db, client, conn, twi
 
 def test_source_paused_by_ops_is_not_asked(app, db, client, conn, twins, cards, applications,
                                            agent):
-    w4, _ = twins
+    w4, _, _ = twins
     cif, card, _ = _customer_with_both(cards, applications)
     _twin_record(w4, card["contract_number"])["total_balance"] = "555"
     control.pause("W4", None, "maintenance", session=db.session)
@@ -208,9 +226,10 @@ def test_customer_the_sources_do_not_know(app, client, conn, twins, agent, make_
     html = _post(client, customer.cif).get_data(as_text=True)
     assert 'data-testid="refresh-source-w4" data-status="unknown"' in html
     assert 'data-testid="refresh-source-los" data-status="unknown"' in html
+    assert 'data-testid="refresh-source-t24" data-status="unknown"' in html
     assert "W4 does not know this customer" in html
     assert conn.execute("SELECT count(*) FROM integration_runs WHERE kind = 'refresh' AND "
-                        "status = 'skipped'").fetchone()[0] == 2
+                        "status = 'skipped'").fetchone()[0] == 3
     assert not events(conn, "LOAN_UPDATED", "CUSTOMER_UPDATED")
 
 
@@ -249,7 +268,7 @@ def test_who_may_refresh(app, client, login_as, make_customer, twins, monkeypatc
 
 
 def test_cli(app, conn, twins, cards, applications):
-    w4, _ = twins
+    w4, _, _ = twins
     cif, card, _ = _customer_with_both(cards, applications)
     _twin_record(w4, card["contract_number"])["total_balance"] = "4242"
     result = app.test_cli_runner().invoke(args=["cases", "refresh-customer", cif])
@@ -258,3 +277,57 @@ def test_cli(app, conn, twins, cards, applications):
     assert body["status"] == "applied"
     assert conn.execute("SELECT outstanding FROM cards WHERE contract_number = %s",
                         (card["contract_number"],)).fetchone()[0] == 4242
+
+
+def _t24_loan(positions, cif):
+    for source, record in positions.of(cif):
+        if source == "aa_arrangements":
+            return record
+    return None
+
+
+def test_t24_enquiry_applied_through_the_file_mapping(app, db, client, conn, twins, positions,
+                                                      agent):
+    _, _, t24 = twins
+    served = t24.state.positions
+    cif = next(c for c in served.by_customer if _t24_loan(served, c))
+    arrangement = _t24_loan(served, cif)
+    account = conn.execute("SELECT account_number, outstanding FROM loans WHERE "
+                           "account_number = %s", (arrangement["@ID"],)).fetchone()
+    assert account is not None
+    arrangement["OPEN.BALANCE"] = "-31415926"  # T24 books the asset negative
+    customer = served.record("customers", cif)
+    customer["SMS.1"] = "0909000111"
+
+    html = _post(client, cif).get_data(as_text=True)
+    assert 'data-testid="refresh-source-t24" data-status="applied"' in html, html
+    assert conn.execute("SELECT outstanding FROM loans WHERE account_number = %s",
+                        (account[0],)).fetchone()[0] == 31415926
+    assert conn.execute("SELECT count(*) FROM phones WHERE cif = %s AND number LIKE %s AND "
+                        "source_system = 'T24'", (cif, "%909000111")).fetchone()[0] == 1
+    run_id, status, mode = conn.execute(
+        "SELECT id, status, mode FROM integration_runs WHERE kind = 'refresh' AND "
+        "integration = 'T24'").fetchone()
+    assert (status, mode) == ("succeeded", "delta")
+    loan_events = [p for _, _, p in events(conn, "LOAN_UPDATED") if p["source_system"] == "T24"]
+    assert [(p["account_number"], p["changes"]["outstanding"]["new"], p["integration_run_id"])
+            for p in loan_events] == [(account[0], "31415926.00", run_id)]
+    assert "31,415,926" in html
+    # nothing else of the portfolio moved: no loan closed by a one-customer set
+    assert conn.execute("SELECT count(*) FROM loans WHERE status = 'CLOSED' AND close_date = "
+                        "%s", (BANK_DAY,)).fetchone()[0] == 0
+    assert not invariants.run_counts_consistent(db.session, clock.now())
+
+
+def test_t24_down_refused_and_nothing_written(app, client, conn, twins, positions, agent):
+    _, _, t24 = twins
+    served = t24.state.positions
+    cif = next(c for c in served.by_customer if _t24_loan(served, c))
+    _t24_loan(served, cif)["OPEN.BALANCE"] = "-1"
+    t24.state.faults.outage = True
+    html = _post(client, cif).get_data(as_text=True)
+    assert 'data-testid="refresh-source-t24" data-status="down"' in html
+    assert "T24 cannot be reached" in html
+    assert not conn.execute("SELECT count(*) FROM loans WHERE outstanding = 1").fetchone()[0]
+    assert conn.execute("SELECT status FROM integration_runs WHERE kind = 'refresh' AND "
+                        "integration = 'T24'").fetchone()[0] == "failed"
