@@ -204,7 +204,8 @@ def _apply_t24(app: Flask, position: dict, cif: str, user_id: int | None,
 
     received = len(position["body"])
     try:
-        profile = load_profile(app.config.get("T24_ENQUIRY_PROFILE") or "t24-dfe")
+        profile = load_profile(app.config.get("T24_ENQUIRY_PROFILE")
+                               or app.config.get("T24_MAPPING_PROFILE") or "crm-json")
         with connect(app) as conn:
             result = apply_position(conn, position, profile, cif=cif, triggered_by_id=user_id,
                                     correlation_id=correlation_id, on_change=on_change)

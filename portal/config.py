@@ -261,7 +261,9 @@ class Config:
     # production, the sandbox twin (integrations/sandbox/t24_enquiry.py) in development
     T24_ENQUIRY_URL = os.environ.get("T24_ENQUIRY_URL")
     T24_ENQUIRY_API_KEY = os.environ.get("T24_ENQUIRY_API_KEY")
-    T24_ENQUIRY_PROFILE = os.environ.get("T24_ENQUIRY_PROFILE", "t24-dfe")
+    # the mapping profile of the enquiry's records; default: the daily files' (one mapping, one
+    # set of natural keys)
+    T24_ENQUIRY_PROFILE = os.environ.get("T24_ENQUIRY_PROFILE")
     W4_API_URL = os.environ.get("W4_API_URL")
     W4_API_KEY = os.environ.get("W4_API_KEY")
     LOS_API_URL = os.environ.get("LOS_API_URL")

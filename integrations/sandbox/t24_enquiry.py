@@ -13,6 +13,13 @@ field names, as integrations/t24/mappings/t24-dfe.toml reads them.
 
 A multi-value field is a JSON list (its sub-values a list in the list); a single value is a
 string. A customer T24 does not know answers 404 ``{"error": {"code": "customer_not_found"}}``.
+
+The records are in the mapping profile the twin is started with (``--profile``, else
+``T24_ENQUIRY_SANDBOX_PROFILE``, else ``T24_MAPPING_PROFILE``, else ``crm-json``): ``t24-dfe``
+serves T24's field names as above; ``crm-json`` (the product's own T24 wire format, what
+``make run``'s daily files use) serves the same records in that format (sources ``customers``,
+``reference_customers``, ``collaterals``, ``loans``, ``loan_collaterals``). The enquiry must
+speak the profile the daily files are loaded with: one mapping, one set of natural keys.
 The records are the business day of integrations/sandbox/t24_dfe.py (the same portfolio as the
 file twin, the W4 and LOS twins). The shared fault knobs (integrations/sandbox/_api.py: latency,
 outage, API key, injected errors) apply. Run: ``python -m integrations.sandbox.t24_enquiry
@@ -22,6 +29,7 @@ outage, API key, injected errors) apply. Run: ``python -m integrations.sandbox.t
 from __future__ import annotations
 
 import csv
+import json
 import os
 import tempfile
 import threading
@@ -53,12 +61,22 @@ DEFAULT_API_KEY = "sandbox-t24-enquiry-key"
 ENV_PREFIX = "T24_ENQUIRY_SANDBOX"
 ENQUIRY = "CRM.CUSTOMER.POSITION"
 ENQUIRY_PATH = f"/api/v1/enquiries/{ENQUIRY}"
-PROFILE = "t24-dfe"
-# the T24 application each extract source is a record of
-APPLICATIONS = {"customers": "CUSTOMER", "collaterals": "COLLATERAL",
-                "aa_bill_details": "AA.BILL.DETAILS", "aa_arrangements": "AA.ARRANGEMENT",
-                "pd_payment_due": "PD.PAYMENT.DUE", "ld_loans": "LD.LOANS.AND.DEPOSITS",
-                "loan_collaterals": "COLLATERAL.RIGHT"}
+DFE = "t24-dfe"
+# the T24 application each source is a record of (per profile, in the profile's load order)
+APPLICATIONS = {
+    DFE: {"customers": "CUSTOMER", "collaterals": "COLLATERAL",
+          "aa_bill_details": "AA.BILL.DETAILS", "aa_arrangements": "AA.ARRANGEMENT",
+          "pd_payment_due": "PD.PAYMENT.DUE", "ld_loans": "LD.LOANS.AND.DEPOSITS",
+          "loan_collaterals": "COLLATERAL.RIGHT"},
+    "crm-json": {"customers": "CUSTOMER", "reference_customers": "CUSTOMER",
+                 "collaterals": "COLLATERAL", "loans": "ACCOUNT",
+                 "loan_collaterals": "COLLATERAL.RIGHT"},
+}
+
+
+def default_profile() -> str:
+    return (os.environ.get(f"{ENV_PREFIX}_PROFILE") or os.environ.get("T24_MAPPING_PROFILE")
+            or "crm-json")
 
 
 def _split(value: str, vm: str, sm: str):
@@ -72,14 +90,18 @@ def _split(value: str, vm: str, sm: str):
 class Positions:
     """Every customer's records by source, read from the t24-dfe business day."""
 
-    def __init__(self, records: dict[str, list[dict]], business_date: date):
+    def __init__(self, records: dict[str, list[dict]], business_date: date,
+                 profile: str = DFE):
         self.business_date = business_date
+        self.profile = profile
         self.by_customer: dict[str, list[tuple[str, dict]]] = defaultdict(list)
-        owner_of_arrangement = {r["@ID"]: r["CUSTOMER"]
-                                for r in records.get("aa_arrangements", [])}
-        for source in APPLICATIONS:  # the profile's load order: bills before arrangements
+        owner_of_account = {r["@ID"]: r["CUSTOMER"] for r in records.get("aa_arrangements", [])}
+        owner_of_account.update({r["account_number"]: r["cif"]
+                                 for r in records.get("loans", []) if profile != DFE})
+        for source in APPLICATIONS[profile]:  # the profile's load order
             for record in records.get(source, []):
-                owner = _owner(source, record, owner_of_arrangement)
+                owner = (_owner(source, record, owner_of_account) if profile == DFE
+                         else _native_owner(source, record, owner_of_account))
                 if owner:
                     self.by_customer[owner].append((source, record))
 
@@ -90,9 +112,18 @@ class Positions:
         """The stored record (tests and demos change it in place)."""
         for records in self.by_customer.values():
             for s, record in records:
-                if s == source and record["@ID"] == record_id:
+                if s == source and record_id in (record.get("@ID"), record.get("cif"),
+                                                 record.get("account_number")):
                     return record
         return None
+
+
+def _native_owner(source: str, record: dict, accounts: dict[str, str]) -> str | None:
+    if source == "reference_customers":
+        return record.get("primary_cif")
+    if source == "loan_collaterals":
+        return accounts.get(record.get("account_number"))
+    return record.get("cif")
 
 
 def _owner(source: str, record: dict, arrangements: dict[str, str]) -> str | None:
@@ -109,30 +140,37 @@ def _owner(source: str, record: dict, arrangements: dict[str, str]) -> str | Non
     return None
 
 
-def read_positions(customers: int, products: int, business_date: date) -> Positions:
-    """The t24-dfe extract of the seed portfolio's ``business_date``, by customer."""
-    profile = load_profile(PROFILE)
+def read_positions(customers: int, products: int, business_date: date,
+                   profile_name: str = DFE) -> Positions:
+    """The seed portfolio's ``business_date`` as the daily files of ``profile_name`` hold it,
+    by customer."""
+    profile = load_profile(profile_name)
     vm, sm = profile.value_mark, profile.subvalue_mark
     records: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="t24-enquiry-") as tmp:
         manifest = Manifest.load(generate_day(
             Path(tmp), SeedSource(customers, products, business_date=business_date),
-            profile=PROFILE))
+            profile=profile_name))
         for entry in manifest.files:
+            if profile.native:
+                records[entry.entity] = [json.loads(line) for line in (
+                    Path(tmp) / entry.name).read_text(encoding="utf-8").splitlines() if line]
+                continue
             with (Path(tmp) / entry.name).open(encoding=profile.dialect.encoding,
                                                newline="") as fp:
                 reader = csv.DictReader(fp, delimiter=profile.dialect.delimiter,
                                         quotechar=profile.dialect.quote)
                 records[entry.entity] = [
                     {k: _split(v, vm, sm) for k, v in row.items() if v != ""} for row in reader]
-    return Positions(records, business_date)
+    return Positions(records, business_date, profile_name)
 
 
 def create_app(*, customers: int = 200, products: int = 300, api_key: str | None = None,
-               faults: Faults | None = None, seed: int = 0,
+               faults: Faults | None = None, seed: int = 0, profile: str | None = None,
                clock: Callable[[], datetime] = portal_clock.now) -> Flask:
     """The enquiry twin over the seed portfolio of ``customers``/``products`` as of
-    ``clock()``'s bank date (read once, at the first enquiry)."""
+    ``clock()``'s bank date (read once, at the first enquiry), in ``profile``'s records."""
+    profile = profile or default_profile()
     import random
 
     app = Flask("T24-enquiry")
@@ -154,7 +192,7 @@ def create_app(*, customers: int = 200, products: int = 300, api_key: str | None
         with state.lock:
             if state.positions is None:
                 state.positions = read_positions(customers, products,
-                                                 portal_clock.bank_today(clock()))
+                                                 portal_clock.bank_today(clock()), profile)
             return state.positions
 
     @app.get(ENQUIRY_PATH)
@@ -172,10 +210,11 @@ def create_app(*, customers: int = 200, products: int = 300, api_key: str | None
         return jsonify({
             "header": {"id": ENQUIRY, "status": "success", "customerId": cif,
                        "businessDate": f"{data.business_date:%Y%m%d}",
+                       "mapping": data.profile,
                        "audit": {"T24_time": 0, "versionNumber": "1",
                                  "requestParse_time": 0, "responseParse_time": 0},
                        "total_size": len(found)},
-            "body": [{"application": APPLICATIONS[source], "source": source,
+            "body": [{"application": APPLICATIONS[data.profile][source], "source": source,
                       "record": record} for source, record in found]})
 
     @app.get("/health")
@@ -202,10 +241,13 @@ def main(argv: list[str] | None = None) -> int:
                         "Sandbox T24 enquiry service (one customer's position, JSON, API key).")
     parser.add_argument("--api-key", default=os.environ.get(f"{ENV_PREFIX}_API_KEY",
                                                             DEFAULT_API_KEY))
+    parser.add_argument("--profile", default=None, choices=tuple(APPLICATIONS),
+                        help="the mapping profile of the records served (default: "
+                             "T24_ENQUIRY_SANDBOX_PROFILE, T24_MAPPING_PROFILE, crm-json)")
     args = parser.parse_args(argv)
     faults = apply_cli_faults(Faults.from_env(ENV_PREFIX), args)
     serve(create_app(customers=args.customers, products=args.products, api_key=args.api_key,
-                     faults=faults), args.host, args.port)
+                     faults=faults, profile=args.profile), args.host, args.port)
     return 0
 
 

@@ -9,10 +9,12 @@ production points it at the bank's enquiry service).
 T24 does not know is a 404.
 
 Applied through **the file sync's own path**: the body is written as a small *delta* file set of
-the enquiry's mapping profile (``T24_ENQUIRY_PROFILE``, default ``t24-dfe``: the T24 field names
-of integrations/t24/mappings/t24-dfe.toml) — one CSV per source in the profile's dialect, a
-multi-value joined with the profile's value mark, its sub-values with the sub-value mark — with
-its manifest, then verified and loaded by ``integrations.t24.load.load_set``: the same mapping,
+the enquiry's mapping profile (``T24_ENQUIRY_PROFILE``, default the daily files' own
+``T24_MAPPING_PROFILE``: one mapping, one set of natural keys) — for a mapped profile such as
+``t24-dfe`` (T24's field names, integrations/t24/mappings/t24-dfe.toml) one CSV per source in
+the profile's dialect, a multi-value joined with the profile's value mark, its sub-values with
+the sub-value mark; for the native ``crm-json`` one JSON Lines file per entity — with its
+manifest, then verified and loaded by ``integrations.t24.load.load_set``: the same mapping,
 staging, change capture, contacts reconciliation, bucket history, events and run row (kind
 ``refresh``). A delta set closes no loan; a record that does not map is quarantined as in the
 daily load.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import tempfile
 from collections.abc import Callable
 from datetime import date, datetime
@@ -96,18 +99,24 @@ def write_set(position: dict, directory: Path, profile: Profile) -> Path:
         records = by_source.get(source)
         if not records:
             continue
-        header = list(dict.fromkeys(name for record in records for name in record))
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter=profile.dialect.delimiter,
-                            quotechar=profile.dialect.quote, lineterminator="\n")
-        writer.writerow(header)
-        for record in records:
-            writer.writerow([_field(record.get(name), vm, sm) for name in header])
-        data = buffer.getvalue().encode(profile.dialect.encoding)
-        name = data_file_name(source, day, "csv", tuple(profile.sources))
+        if profile.native:  # our own records: JSON Lines, as the daily files
+            fmt = "jsonl"
+            data = "".join(json.dumps(record, ensure_ascii=False) + "\n"
+                           for record in records).encode("utf-8")
+        else:
+            fmt = "csv"
+            header = list(dict.fromkeys(name for record in records for name in record))
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, delimiter=profile.dialect.delimiter,
+                                quotechar=profile.dialect.quote, lineterminator="\n")
+            writer.writerow(header)
+            for record in records:
+                writer.writerow([_field(record.get(name), vm, sm) for name in header])
+            data = buffer.getvalue().encode(profile.dialect.encoding)
+        name = data_file_name(source, day, fmt, tuple(profile.sources))
         (directory / name).write_bytes(data)
         entries.append(FileEntry(entity=source, name=name, records=len(records),
-                                 sha256=hashlib.sha256(data).hexdigest(), format="csv",
+                                 sha256=hashlib.sha256(data).hexdigest(), format=fmt,
                                  bytes=len(data)))
     manifest = Manifest(business_date=day, mode="delta", files=entries,
                         generated_at=clock.running_now().replace(microsecond=0))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
@@ -47,7 +48,7 @@ def applications():
 def positions():
     from integrations.sandbox.t24_enquiry import read_positions
 
-    return read_positions(CUSTOMERS, PRODUCTS, BANK_DAY)
+    return read_positions(CUSTOMERS, PRODUCTS, BANK_DAY, "t24-dfe")
 
 
 @pytest.fixture
@@ -60,12 +61,13 @@ def twins(app, conn, cards, applications, positions, tmp_path, monkeypatch):
     source = SeedSource(CUSTOMERS, PRODUCTS, business_date=BANK_DAY)
     load_set(conn, verify(generate_day(tmp_path / "t24", source, profile="t24-dfe"),
                           profile=load_profile("t24-dfe")))
-    enquiry_app = t24_enquiry.create_app(customers=CUSTOMERS, products=PRODUCTS)
+    enquiry_app = t24_enquiry.create_app(customers=CUSTOMERS, products=PRODUCTS,
+                                         profile="t24-dfe")
     enquiry_app.extensions["sandbox"].positions = copy.deepcopy(positions)
     with ServerThread(w4_server.create_app([dict(c) for c in cards])) as w4, \
             ServerThread(los_server.create_app([dict(a) for a in applications])) as los, \
             ServerThread(enquiry_app) as t24:
-        for key, value in (("T24_ENQUIRY_URL", t24.url),
+        for key, value in (("T24_ENQUIRY_URL", t24.url), ("T24_ENQUIRY_PROFILE", "t24-dfe"),
                            ("T24_ENQUIRY_API_KEY", t24_enquiry.DEFAULT_API_KEY),
                            ("W4_API_URL", w4.url), ("W4_API_KEY", w4_server.DEFAULT_API_KEY),
                            ("LOS_API_URL", los.url),
@@ -331,3 +333,35 @@ def test_t24_down_refused_and_nothing_written(app, client, conn, twins, position
     assert not conn.execute("SELECT count(*) FROM loans WHERE outstanding = 1").fetchone()[0]
     assert conn.execute("SELECT status FROM integration_runs WHERE kind = 'refresh' AND "
                         "integration = 'T24'").fetchone()[0] == "failed"
+
+
+def test_t24_enquiry_in_the_products_own_format(app, conn, tmp_path, monkeypatch):
+    """``make run``'s daily files are crm-json: the enquiry twin then serves crm-json records,
+    and the refresh reads them with that mapping (the same natural keys as the daily load)."""
+    from integrations.refresh import refresh_customer
+    from integrations.sandbox import t24_enquiry
+
+    source = SeedSource(CUSTOMERS, PRODUCTS, business_date=BANK_DAY)
+    load_set(conn, verify(generate_day(tmp_path / "t24", source)))
+    enquiry_app = t24_enquiry.create_app(customers=CUSTOMERS, products=PRODUCTS,
+                                         profile="crm-json")
+    state = enquiry_app.extensions["sandbox"]
+    state.positions = t24_enquiry.read_positions(CUSTOMERS, PRODUCTS, BANK_DAY, "crm-json")
+    with ServerThread(enquiry_app) as t24:
+        monkeypatch.setitem(app.config, "T24_ENQUIRY_URL", t24.url)
+        monkeypatch.setitem(app.config, "T24_ENQUIRY_API_KEY", t24_enquiry.DEFAULT_API_KEY)
+        monkeypatch.setitem(app.config, "T24_ENQUIRY_PROFILE", None)
+        monkeypatch.setitem(app.config, "T24_MAPPING_PROFILE", "crm-json")
+        account, cif = conn.execute("SELECT account_number, cif FROM loans ORDER BY "
+                                    "account_number LIMIT 1").fetchone()
+        unchanged = refresh_customer(app, cif, sources=("T24",)).sources[0]
+        assert (unchanged.status, unchanged.changes) == ("applied", [])
+        state.positions.record("loans", account)["outstanding"] = "2718281.00"
+        changed = refresh_customer(app, cif, sources=("T24",)).sources[0]
+    assert changed.status == "applied"
+    assert [(c.table, c.key, c.field, c.new) for c in changed.changes
+            if c.field == "outstanding"] == [("loans", account, "outstanding", "2718281.00")]
+    assert conn.execute("SELECT outstanding FROM loans WHERE account_number = %s",
+                        (account,)).fetchone()[0] == Decimal("2718281.00")
+    assert conn.execute("SELECT count(*) FROM loans").fetchone()[0] == len(
+        [r for rs in state.positions.by_customer.values() for s, r in rs if s == "loans"])
