@@ -365,3 +365,25 @@ def test_t24_enquiry_in_the_products_own_format(app, conn, tmp_path, monkeypatch
                         (account,)).fetchone()[0] == Decimal("2718281.00")
     assert conn.execute("SELECT count(*) FROM loans").fetchone()[0] == len(
         [r for rs in state.positions.by_customer.values() for s, r in rs if s == "loans"])
+
+
+def test_a_refresh_does_not_hide_a_failed_daily_sync_on_the_ops_page(
+        app, db, conn, twins, cards, applications):
+    from integrations.refresh import refresh_customer
+    from portal.models import IntegrationRun
+    from portal.ops import health as ops_health
+
+    now = clock.running_now()  # after the fixture's W4 sync: the newest sync failed
+    db.session.add(IntegrationRun(integration="W4", kind="sync", trigger="schedule",
+                                  status="failed", attempt=4, started_at=now, finished_at=now,
+                                  errors=["W4 timed out"]))
+    db.session.commit()
+    before = ops_health.card(db.session, "W4")
+    cif, _, _ = _customer_with_both(cards, applications)
+    assert refresh_customer(app, cif, sources=("W4",)).status == "applied"
+    after = ops_health.card(db.session, "W4")
+    assert after.recent[0]["kind"] == "refresh"  # listed with the runs
+    assert after.last_effective_run["kind"] == "sync"
+    assert (after.state, after.last_success, after.last_error) == (
+        before.state, before.last_success, before.last_error)
+    assert after.state != "healthy"
