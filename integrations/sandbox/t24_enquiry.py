@@ -195,6 +195,8 @@ def create_app(*, customers: int = 200, products: int = 300, api_key: str | None
                                                  portal_clock.bank_today(clock()), profile)
             return state.positions
 
+    app.extensions["t24_positions"] = positions  # read ahead by main() at start
+
     @app.get(ENQUIRY_PATH)
     def customer_position():
         refused = gate()
@@ -246,8 +248,11 @@ def main(argv: list[str] | None = None) -> int:
                              "T24_ENQUIRY_SANDBOX_PROFILE, T24_MAPPING_PROFILE, crm-json)")
     args = parser.parse_args(argv)
     faults = apply_cli_faults(Faults.from_env(ENV_PREFIX), args)
-    serve(create_app(customers=args.customers, products=args.products, api_key=args.api_key,
-                     faults=faults, profile=args.profile), args.host, args.port)
+    app = create_app(customers=args.customers, products=args.products, api_key=args.api_key,
+                     faults=faults, profile=args.profile)
+    # the day's records are read while the server starts, not at the first agent's refresh
+    threading.Thread(target=app.extensions["t24_positions"], daemon=True).start()
+    serve(app, args.host, args.port)
     return 0
 
 
