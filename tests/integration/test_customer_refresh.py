@@ -396,3 +396,25 @@ def test_a_refresh_does_not_hide_a_failed_daily_sync_on_the_ops_page(
     assert (after.state, after.last_success, after.last_error) == (
         before.state, before.last_success, before.last_error)
     assert after.state != "healthy"
+
+
+def test_an_agent_may_not_refresh_another_teams_case(app, db, client, conn, twins, cards,
+                                                      applications, make_user, make_team,
+                                                      login, monkeypatch):
+    from portal.models import Case
+
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", False)
+    north, south = make_team(), make_team()
+    other = make_user("agent", team_id=south.id)
+    cif, _, _ = _customer_with_both(cards, applications)
+    db.session.add(Case(cif=cif, assigned_agent_id=other.id))
+    db.session.commit()
+    login(make_user("agent", team_id=north.id))
+    assert _post(client, cif).status_code == 404  # as every view of another team's case
+    assert not conn.execute("SELECT count(*) FROM integration_runs WHERE kind = 'refresh'"
+                            ).fetchone()[0]
+    supervisor = make_user("supervisor")
+    south.supervisor_id = supervisor.id
+    db.session.commit()
+    login(supervisor)  # the case's team's supervisor
+    assert _post(client, cif).status_code == 200
