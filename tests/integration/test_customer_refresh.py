@@ -111,7 +111,7 @@ def agent(app, login_as, monkeypatch):
 
 
 def test_changed_balances_applied_with_events_panel_run_and_audit(
-        app, db, client, conn, twins, cards, applications, agent):
+        app, db, client, conn, twins, cards, applications, agent, login, make_user):
     w4, los, _ = twins
     violations_before = _violations(db)
     cif, card, application = _customer_with_both(cards, applications)
@@ -162,6 +162,14 @@ def test_changed_balances_applied_with_events_panel_run_and_audit(
     # bank date leaves a few account ones of its own)
     assert not invariants.run_counts_consistent(db.session, clock.now())
     assert _violations(db) == violations_before
+    # the trace on the ops pages
+    login(make_user("ops"))
+    page = client.get(f"/ops/integrations/runs/{w4_run}")
+    assert page.status_code == 200
+    assert "Customer refresh" in page.get_data(as_text=True)
+    assert f"customer {cif}" in page.get_data(as_text=True)
+    assert "Customer refresh" in client.get("/ops/integrations/runs?integration=W4").get_data(
+        as_text=True)
 
 
 def test_nothing_changed_says_so(app, client, conn, twins, cards, applications, agent):
