@@ -46,7 +46,10 @@ FIELD_LABELS = {
     "relationship_type": _l("Relationship"), "national_id": _l("National ID"),
     "date_of_birth": _l("Date of birth"), "gender": _l("Gender"), "contacts": _l("Contacts"),
     "primary_cif": _l("Customer"), "type": _l("Type"), "company_name": _l("Company"),
+    "phones": _l("Phone numbers"), "addresses": _l("Addresses"), "emails": _l("E-mail addresses"),
 }
+# T24's contacts of a customer: reconciled as a whole, the change says only that they changed
+CONTACTS = {"phones", "addresses", "emails"}
 MONEY = {"outstanding", "min_due", "credit_limit", "requested_amount", "approved_amount",
          "monthly_income", "amount_due", "value"}
 DATES = {"due_date", "application_date", "decision_date", "disbursement_date", "date_of_birth"}
@@ -186,6 +189,9 @@ def change_lines(result: source_refresh.SourceResult) -> list[ChangeLine]:
         what = f"{TABLE_LABELS.get(change.table, change.table)} {change.key}"
         if change.created:
             what = _("%(what)s (new)", what=what)
+        if change.field in CONTACTS:
+            lines.append(ChangeLine(what, field_label(change.field), "—", _("updated")))
+            continue
         lines.append(ChangeLine(what, field_label(change.field),
                                 format_value(change.field, change.old),
                                 format_value(change.field, change.new)))

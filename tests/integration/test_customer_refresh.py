@@ -332,6 +332,7 @@ def test_t24_enquiry_applied_through_the_file_mapping(app, db, client, conn, twi
     assert [(p["account_number"], p["changes"]["outstanding"]["new"], p["integration_run_id"])
             for p in loan_events] == [(account[0], "31415926.00", run_id)]
     assert "31,415,926" in html
+    assert "Phone numbers" in html  # T24's contacts of the customer: changed as a whole
     # nothing else of the portfolio moved: no loan closed by a one-customer set
     assert conn.execute("SELECT count(*) FROM loans WHERE status = 'CLOSED' AND close_date = "
                         "%s", (BANK_DAY,)).fetchone()[0] == 0
