@@ -346,3 +346,34 @@ def test_the_process_kind_names_the_service():
     assert tracing.otlp_traces_endpoint({
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:9/traces"}) == "http://t:9/traces"
+
+
+# -- the run detail page ------------------------------------------------------------------------
+
+
+def test_the_run_detail_page_shows_the_trace_id_beside_the_correlation_id(client, db, login_as):
+    from datetime import timedelta
+
+    from portal import clock
+
+    at = clock.now() - timedelta(minutes=2)
+    with tracing.tracer().start_as_current_span("a sync") as span:
+        run = IntegrationRun(integration="W4", kind="sync", trigger="manual", status="succeeded",
+                             started_at=at, finished_at=at + timedelta(seconds=1),
+                             correlation_id="cid-trace-page-1")
+        db.session.add(run)
+        db.session.commit()  # the trace id is taken when the row is written, inside the span
+    outside = IntegrationRun(integration="W4", kind="sync", trigger="manual", status="succeeded",
+                             started_at=at, correlation_id="cid-trace-page-2")
+    db.session.add(outside)
+    db.session.commit()
+    trace_id = f"{span.get_span_context().trace_id:032x}"
+    assert run.trace_id == trace_id and outside.trace_id is None
+
+    login_as("ops")
+    html = client.get(f"/ops/integrations/runs/{run.id}").get_data(as_text=True)
+    assert 'data-testid="run-correlation-id" translate="no">cid-trace-page-1<' in html
+    assert f'data-testid="run-trace-id" translate="no">{trace_id}<' in html
+    assert "Trace id" in html
+    html = client.get(f"/ops/integrations/runs/{outside.id}").get_data(as_text=True)
+    assert 'data-testid="run-trace-id"' not in html
