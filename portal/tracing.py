@@ -62,18 +62,24 @@ def process_kind(argv: list[str] | None = None) -> str:
     if program == "rq":
         return "worker"
     if "flask" in program or (program == "__main__.py" and "flask" in argv[0]):
-        words, rest = [], iter(argv[1:])
-        for arg in rest:
-            if arg in ("--app", "-A", "--env-file", "-e"):
-                next(rest, None)  # the option's value
-            elif not arg.startswith("-"):
-                words.append(arg)
+        words = _command_words(argv)
         if words[:2] == ["workers", "run"]:
             return "worker"
         if words[:1] == ["run"]:
             return "web"
         return "cli"
     return "web"
+
+
+def _command_words(argv: list[str]) -> list[str]:
+    """The words of a ``flask`` command line without its options (and --app's value)."""
+    words, rest = [], iter(argv[1:])
+    for arg in rest:
+        if arg in ("--app", "-A", "--env-file", "-e"):
+            next(rest, None)  # the option's value
+        elif not arg.startswith("-"):
+            words.append(arg)
+    return words
 
 
 def otlp_traces_endpoint(config) -> str | None:
@@ -117,8 +123,22 @@ def init_tracing(app) -> TracerProvider:
         _provider_pid = os.getpid()
         _exporting = otlp_traces_endpoint(app.config) is not None
         trace.set_tracer_provider(_provider)
+        if process_kind() == "cli":
+            _start_command_span()
     install_request_tracing(app)
     return _provider
+
+
+def _start_command_span(argv: list[str] | None = None) -> None:
+    """A ``flask`` command (a sync run by hand, a backup) is one trace: a root span made current
+    while the command runs, ended at exit (before the provider's own exit handler exports)."""
+    import atexit
+
+    words = _command_words(list(sys.argv if argv is None else argv))
+    span = tracer().start_span(f"cli {' '.join(words[:2])}".strip(), kind=SpanKind.INTERNAL,
+                               attributes={"process.command_args": " ".join(words)[:200]})
+    otel_context.attach(trace.set_span_in_context(span))
+    atexit.register(span.end)
 
 
 def provider() -> TracerProvider | None:

@@ -377,3 +377,15 @@ def test_the_run_detail_page_shows_the_trace_id_beside_the_correlation_id(client
     assert "Trace id" in html
     html = client.get(f"/ops/integrations/runs/{outside.id}").get_data(as_text=True)
     assert 'data-testid="run-trace-id"' not in html
+
+
+def test_a_flask_command_is_one_trace_exported_by_the_cli_process(app):
+    with Receiver() as receiver:
+        env = worker_env(app, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url)
+        env.pop("PORTAL_PROCESS_KIND", None)
+        result = subprocess.run(flask_command("workers", "schedules"), cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        received = receiver.spans()
+    assert [(service, span.name) for service, span in received] == [
+        ("crm-cli", "cli workers schedules")]
