@@ -33,6 +33,7 @@ from integrations.fields import Quarantine, Row
 from integrations.http import Page
 from portal import clock
 from portal.run_counts import RunCounts
+from portal.tracing import current_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +140,11 @@ def sync_pages(conn: Connection, *, integration: str, pages: Callable[[str | Non
         run_id = conn.execute(
             "INSERT INTO integration_runs (integration, kind, trigger, status, mode, "
             "started_at, triggered_by_id, retry_of_id, attempt, correlation_id, cursor_before, "
-            "progress_done) VALUES (%s, 'sync', %s, 'running', %s, %s, %s, %s, %s, %s, %s, 0) "
-            "RETURNING id",
+            "progress_done, trace_id) VALUES (%s, 'sync', %s, 'running', %s, %s, %s, %s, %s, "
+            "%s, %s, 0, %s) RETURNING id",
             (integration, trigger, "full" if full else "delta", clock.running_now(),
-             triggered_by_id, retry_of_id, attempt, correlation_id, start)).fetchone()[0]
+             triggered_by_id, retry_of_id, attempt, correlation_id, start,
+             current_trace_id())).fetchone()[0]
     run = ApiRun(run_id, integration, full, start, cursor_after=start,
                  correlation_id=correlation_id)
     try:

@@ -12,7 +12,7 @@ import os
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-from portal import clock, db_ping, i18n, models, signing  # noqa: F401  (models: every table on the metadata)
+from portal import clock, db_ping, i18n, models, signing, tracing  # noqa: F401  (models: every table on the metadata)
 from portal.admin import action_codes as admin_action_codes  # noqa: F401  (routes on admin's bp)
 from portal.admin import contact_rules as admin_contact_rules  # noqa: F401  (routes on admin's bp)
 from portal.admin import statuses as admin_statuses  # noqa: F401  (routes on admin's bp)
@@ -103,6 +103,7 @@ def build_app(config: type[Config] | None = None, overrides: dict | None = None)
         )
 
     init_logging(app)
+    tracing.init_tracing(app)  # once per process; a SERVER span around each request
 
     # PostgreSQL's crm_now() runs on the product's clock (portal/clock.py, migration 0013)
     engine_options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
