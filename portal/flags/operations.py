@@ -57,17 +57,27 @@ def _load(session: Session) -> dict[str, FlagState]:
     return states
 
 
+def _cache() -> dict | None:
+    """What this request (app context) has read already: {"states": …, "teams": {user id:
+    team ids}}; None outside an app context."""
+    if not has_app_context():
+        return None
+    cache = g.get(CACHE_KEY)
+    if cache is None:
+        cache = {"states": None, "teams": {}}
+        setattr(g, CACHE_KEY, cache)
+    return cache
+
+
 def states(session: Session | None = None) -> dict[str, FlagState]:
     """{name: state} of every known flag (the request's copy when there is one)."""
     session = session or db.session
-    if has_app_context():
-        cached = g.get(CACHE_KEY)
-        if cached is not None:
-            return cached
-        cached = _load(session)
-        setattr(g, CACHE_KEY, cached)
-        return cached
-    return _load(session)
+    cache = _cache()
+    if cache is None:
+        return _load(session)
+    if cache["states"] is None:
+        cache["states"] = _load(session)
+    return cache["states"]
 
 
 def forget() -> None:
@@ -81,10 +91,16 @@ def state(name: str, session: Session | None = None) -> FlagState:
 
 
 def _teams_of(session: Session, user: Any) -> set[int]:
-    """The user's own team and the teams they supervise."""
+    """The user's own team and the teams they supervise (read once per request)."""
+    cache = _cache()
+    key = (user.id, getattr(user, "team_id", None))
+    if cache is not None and key in cache["teams"]:
+        return cache["teams"][key]
     teams = set(session.scalars(select(Team.id).where(Team.supervisor_id == user.id)))
     if getattr(user, "team_id", None) is not None:
         teams.add(user.team_id)
+    if cache is not None:
+        cache["teams"][key] = teams
     return teams
 
 

@@ -206,6 +206,12 @@ def test_each_migration_down_and_up_with_demo_data(migration_app):
         result = migration_app.test_cli_runner().invoke(
             seed_demo, ["--customers", "150", "--loans", "250"])
         assert result.exit_code == 0, result.output
+        # what the demo leaves empty and a downgrade must handle: a flag on for one team
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO feature_flags (name, mode) VALUES ('strategies', "
+                              "'teams')"))
+            conn.execute(text("INSERT INTO feature_flag_teams (flag_name, team_id) "
+                              "SELECT 'strategies', min(id) FROM teams"))
         revs = revisions(migration_app)
         assert revs[0] == "0001" and len(revs) >= 35
         # before the demo data is stepped through: the data satisfies the invariants
