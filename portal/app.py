@@ -37,6 +37,8 @@ from portal.events.subscribers import load_subscribers
 from portal.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 from portal.field import cli as field_cli  # noqa: F401  (commands on field's bp)
 from portal.field import views as field
+from portal.flags import views as flag_views  # noqa: F401  (routes on ops' bp)
+from portal.flags import web as flags_web
 from portal.kpi import views as kpi
 from portal.logging import init_logging
 from portal.main import views as main
@@ -127,6 +129,7 @@ def build_app(config: type[Config] | None = None, overrides: dict | None = None)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_web(app)
+    flags_web.install(app)
     register_cli(app)
     with app.app_context():
         load_subscribers()
