@@ -63,6 +63,7 @@ LOSES: dict[str, set[str]] = {
              "strategy_steps", "strategy_variants", "strategy_assignments",
              "integration_settings", "integration_runs", "integration_traffic",
              "rejected_notifications", "reconciliation_runs", "quarantined_records"},
+    "0036": {"events", "integration_runs"},
     "0037": {"feature_flags", "feature_flag_teams"},
 }
 
