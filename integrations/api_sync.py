@@ -33,6 +33,7 @@ from integrations.fields import Quarantine, Row
 from integrations.http import Page
 from portal import clock
 from portal.run_counts import RunCounts
+from portal.tracing import current_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +145,11 @@ def sync_pages(conn: Connection, *, integration: str, pages: Callable[[str | Non
         run_id = conn.execute(
             "INSERT INTO integration_runs (integration, kind, trigger, status, mode, "
             "started_at, triggered_by_id, retry_of_id, attempt, correlation_id, cursor_before, "
-            "progress_done, note) VALUES (%s, %s, %s, 'running', %s, %s, %s, %s, %s, %s, %s, 0, "
-            "%s) RETURNING id",
+            "progress_done, note, trace_id) VALUES (%s, %s, %s, 'running', %s, %s, %s, %s, %s, "
+            "%s, %s, 0, %s, %s) RETURNING id",
             (integration, kind, trigger, "full" if full else "delta", clock.running_now(),
-             triggered_by_id, retry_of_id, attempt, correlation_id, start,
-             note)).fetchone()[0]
+             triggered_by_id, retry_of_id, attempt, correlation_id, start, note,
+             current_trace_id())).fetchone()[0]
     run = ApiRun(run_id, integration, full, start, cursor_after=start,
                  correlation_id=correlation_id, kind=kind)
     try:

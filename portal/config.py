@@ -218,6 +218,16 @@ class Config:
     LOG_CAPTURE_MAX_LINES = int(os.environ.get("LOG_CAPTURE_MAX_LINES", "500"))
     LOG_CAPTURE_TTL_DAYS = int(os.environ.get("LOG_CAPTURE_TTL_DAYS", "7"))
 
+    # Distributed tracing (issue 24, portal/tracing.py, docs/operations.md "Tracing"): spans are
+    # exported by OTLP/HTTP only when an endpoint is set (the OpenTelemetry variables: the traces
+    # endpoint as is, else <endpoint>/v1/traces); service.name is <OTEL_SERVICE_NAME>-<kind>
+    # (web, worker, cli). OTEL_EXPORTER_OTLP_HEADERS and OTEL_TRACES_SAMPLER are read by the SDK.
+    OTEL_EXPORTER_OTLP_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    OTEL_EXPORTER_OTLP_TIMEOUT = float(os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT", "10"))
+    OTEL_SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "crm")
+    OTEL_ENVIRONMENT = os.environ.get("OTEL_ENVIRONMENT", "")
+
     # Outbound messages (issue 23): SMS gateway, SMTP, dispatcher retries (portal/messages)
     SMS_GATEWAY_URL = os.environ.get("SMS_GATEWAY_URL")  # unset: SMS wait and fail after retries
     SMS_GATEWAY_API_KEY = os.environ.get("SMS_GATEWAY_API_KEY", "")

@@ -82,6 +82,7 @@ from integrations.t24.mapping import Profile, ReadContext
 from integrations.t24.transform import ControlTotals
 from portal import clock
 from portal.run_counts import RunCounts
+from portal.tracing import current_trace_id
 
 __all__ = ["CONTACT_OWNERS", "CONTACT_TABLES", "load_columns", "load_set", "process_inbox"]
 
@@ -707,11 +708,11 @@ def _start_run(conn: Connection, verification: Verification, trigger: str,
         return conn.execute(
             "INSERT INTO integration_runs (integration, kind, trigger, status, business_date, "
             "mode, started_at, triggered_by_id, retry_of_id, attempt, correlation_id, "
-            "progress_done, progress_total, note) VALUES ('T24', %s, %s, 'running', %s, %s, %s, "
-            "%s, %s, %s, %s, 0, %s, %s) RETURNING id",
+            "progress_done, progress_total, note, trace_id) VALUES ('T24', %s, %s, 'running', "
+            "%s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s) RETURNING id",
             (kind, trigger, manifest.business_date if manifest else None,
              manifest.mode if manifest else None, clock.running_now(), triggered_by_id,
-             retry_of_id, attempt, correlation_id, total, note),
+             retry_of_id, attempt, correlation_id, total, note, current_trace_id()),
         ).fetchone()[0]
 
 

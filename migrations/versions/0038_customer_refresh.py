@@ -2,14 +2,14 @@
 or T24's enquiry, integrations/refresh.py)
 
 Revision ID: 0038
-Revises: 0035
+Revises: 0037
 Create Date: 2026-12-07 10:45:00
 
 """
 from alembic import op
 
 revision = '0038'
-down_revision = '0035'
+down_revision = '0037'
 branch_labels = None
 depends_on = None
 
