@@ -41,6 +41,7 @@ from integrations.t24.mapping import load_profile
 from integrations.w4.load import CardLoader
 from integrations.w4.transform import transform_card
 from portal import clock
+from portal.tracing import current_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -232,11 +233,12 @@ def _refused(app: Flask, name: str, status: str, detail: str, cif: str, user_id:
             now = clock.running_now()
             run_id = conn.execute(
                 "INSERT INTO integration_runs (integration, kind, trigger, status, started_at, "
-                "finished_at, duration_ms, triggered_by_id, correlation_id, note, errors) "
-                "VALUES (%s, %s, 'manual', %s, %s, %s, 0, %s, %s, %s, "
-                "jsonb_build_array(%s::text)) RETURNING id",
+                "finished_at, duration_ms, triggered_by_id, correlation_id, note, errors, "
+                "trace_id) VALUES (%s, %s, 'manual', %s, %s, %s, 0, %s, %s, %s, "
+                "jsonb_build_array(%s::text), %s) RETURNING id",
                 (name, KIND, run_status, now, now, user_id, correlation_id,
-                 f"customer {cif}: {status}", detail[:2000])).fetchone()[0]
+                 f"customer {cif}: {status}", detail[:2000],
+                 current_trace_id())).fetchone()[0]
     except Exception:  # noqa: BLE001 - the refusal itself is still reported
         log.warning("could not record the refused refresh", exc_info=True)
     log.warning("customer refresh refused by a source",
