@@ -19,6 +19,9 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 from psycopg import Connection, sql
@@ -110,6 +113,21 @@ UPSERT_RECORDING_CHANGES = sql.SQL("""
     FROM u LEFT JOIN o ON o.key = u.key""")
 
 
+_capture: ContextVar[list | None] = ContextVar("sync_change_capture", default=None)
+
+
+@contextmanager
+def capturing_changes() -> Iterator[list[tuple[str, str, str | None, bool, dict]]]:
+    """Collect what every ``upsert_changes`` in this context wrote: (table, key, cif, inserted,
+    {column: {"old", "new"}}) per row changed (a customer refresh shows them,
+    integrations/refresh.py). One extra read of ``sync_changes`` per upsert, only here."""
+    token = _capture.set([])
+    try:
+        yield _capture.get()
+    finally:
+        _capture.reset(token)
+
+
 def upsert_changes(conn: Connection, table: str, staging: str, keys, columns,
                    *, owner: str | None, now: datetime, diff_columns=None,
                    timestamps: bool = True, extra_sets=()) -> tuple[int, int]:
@@ -154,6 +172,11 @@ def upsert_changes(conn: Connection, table: str, staging: str, keys, columns,
     conn.execute(statement, {"now": now})
     inserted, total = conn.execute(
         f"SELECT count(*) FILTER (WHERE inserted), count(*) FROM {CHANGES_TABLE}").fetchone()
+    captured = _capture.get()
+    if captured is not None and total:
+        captured.extend((table, key, cif, was_inserted, changes) for key, cif, was_inserted, changes
+                        in conn.execute(f"SELECT key, cif, inserted, changes FROM {CHANGES_TABLE} "
+                                        "ORDER BY key"))
     return inserted, total - inserted
 
 

@@ -128,6 +128,14 @@ class JsonApiClient:
     def get_json(self, path: str, params: dict | None = None) -> dict:
         return self._guarded("GET", path, params=params)
 
+    def get_list(self, path: str, params: dict | None = None) -> list[dict]:
+        """``GET`` an answer ``{"data": [...]}`` (one customer's records) and return the list."""
+        body = self.get_json(path, params)
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise ApiError(f"{self.name}: answer has no 'data' list", url=path)
+        return data
+
     def post_json(self, path: str, body: dict) -> dict:
         """POST a JSON body, with the same retry rules as ``get_json`` (5xx/429/timeouts
         retried with backoff): the caller's request must be safe to repeat."""

@@ -13,6 +13,7 @@ PERMISSIONS: dict[str, str] = {
     "cases.view": "See customers, cases, loans and the case history",
     "cases.work": "Record calls and outcomes, promises to pay, contact details",
     "customers.view_pii": "See national ids and phone numbers unmasked",
+    "customers.refresh": "Fetch a customer's latest data now from W4 and LOS (rate-limited)",
     "field.visits": "See own visit plan and check in at customer visits",
     "field.review": "Review visits whose location could not be verified",
     "field.track": "See the live map of field agents, visits and customers",
@@ -51,18 +52,21 @@ API_SCOPES: tuple[str, ...] = tuple(p for p in PERMISSIONS if p.startswith("api.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "agent": frozenset({
         "portal.access", "cases.view", "cases.work", "customers.view_pii",
+        "customers.refresh",  # their cases (the case scope), issue 24
         "api.profile", "api.cases", "api.calls",
         "documents.view", "documents.upload",
         "messages.send",
     }),
     "field_agent": frozenset({
         "portal.access", "cases.view", "cases.work", "customers.view_pii", "field.visits",
+        "customers.refresh",
         "api.profile", "api.locations", "api.visits", "api.cases",
         "documents.view", "documents.upload",
         "messages.send",
     }),
     "supervisor": frozenset({
         "portal.access", "cases.view", "customers.view_pii", "field.track", "field.review",
+        "customers.refresh",  # their teams' cases
         "field.rejected_positions", "supervisor.board", "supervisor.assign", "supervisor.kpi",
         "api.profile", "api.cases",
         "placements.view", "placements.manage",  # their teams' cases (issue 22)
