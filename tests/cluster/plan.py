@@ -278,6 +278,8 @@ class Throughput:
     errors: int
     jobs: int
     job_seconds: float
+    round: int = 1
+    load: float = 0.0  # the machine's 1-minute load average when the run ended
 
     @property
     def requests_per_s(self) -> float:
@@ -286,6 +288,17 @@ class Throughput:
     @property
     def jobs_per_s(self) -> float:
         return self.jobs / self.job_seconds if self.job_seconds else 0.0
+
+
+def best_runs(runs: Iterable[Throughput]) -> dict[int, dict[str, float]]:
+    """Per number of nodes, the best requests/s and the best jobs/s over the rounds (the
+    machine is shared: the least disturbed round is the closest to its capacity)."""
+    best: dict[int, dict[str, float]] = {}
+    for run in runs:
+        b = best.setdefault(run.nodes, {"requests": 0.0, "jobs": 0.0})
+        b["requests"] = max(b["requests"], run.requests_per_s)
+        b["jobs"] = max(b["jobs"], run.jobs_per_s)
+    return best
 
 
 def ratio(two: float, one: float) -> float:
@@ -298,6 +311,7 @@ class Verdict:
     payments: PaymentAccount
     killed_jobs: list[KilledJob]
     gps_lost: int = 0
+    balancer: Mapping[str, int] = field(default_factory=dict)  # HAProxy's backend counters
 
     @property
     def killed_jobs_wrong(self) -> int:
@@ -344,6 +358,11 @@ def render_report(verdict: Verdict, runs: list[Throughput], *, when: str, machin
         f"| killed worker's delivery jobs finished exactly once | {once} of {len(judged)} "
         f"| all |",
     ]
+    if verdict.balancer:
+        b = verdict.balancer
+        lines.append(f"| HAProxy (backend web): connection errors / response errors / retries / "
+                     f"redispatches | {b.get('econ', 0)} / {b.get('eresp', 0)} / "
+                     f"{b.get('wretr', 0)} / {b.get('wredis', 0)} | — |")
     others = [j for j in verdict.killed_jobs if j.ok is None]
     if others:
         lines.append(f"| killed worker's other jobs (not judged) | "
@@ -355,21 +374,36 @@ def render_report(verdict: Verdict, runs: list[Throughput], *, when: str, machin
         "Throughput, saturating closed loop through HAProxy (requests) and draining the "
         "payments' event backlog (jobs):",
         "",
-        "| nodes (web + worker) | requests | seconds | requests/s | errors | jobs | jobs/s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| nodes (web + worker) | round | requests | seconds | requests/s | errors | jobs "
+        "| jobs/s | load average |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
-        lines.append(f"| {run.nodes} + {run.nodes} | {run.requests:,} | {run.seconds:.0f} "
-                     f"| {run.requests_per_s:.1f} | {run.errors} | {run.jobs:,} "
-                     f"| {run.jobs_per_s:.1f} |")
-    by_nodes = {r.nodes: r for r in runs}
-    if 1 in by_nodes and 2 in by_nodes:
-        one, two = by_nodes[1], by_nodes[2]
-        lines += ["", f"Ratio 2 nodes ÷ 1 node: requests/s ×"
-                  f"{ratio(two.requests_per_s, one.requests_per_s):.2f}, jobs/s ×"
-                  f"{ratio(two.jobs_per_s, one.jobs_per_s):.2f}."]
+        lines.append(f"| {run.nodes} + {run.nodes} | {run.round} | {run.requests:,} "
+                     f"| {run.seconds:.0f} | {run.requests_per_s:.1f} | {run.errors} "
+                     f"| {run.jobs:,} | {run.jobs_per_s:.1f} | {run.load:.1f} |")
+    best = best_runs(runs)
+    if 1 in best and 2 in best:
+        one, two = best[1], best[2]
+        lines += ["", f"Best of each (the least disturbed round): 1 + 1 "
+                  f"{one['requests']:.1f} requests/s, {one['jobs']:.1f} jobs/s; 2 + 2 "
+                  f"{two['requests']:.1f} requests/s, {two['jobs']:.1f} jobs/s. Ratio 2 nodes ÷ "
+                  f"1 node: requests/s ×{ratio(two['requests'], one['requests']):.2f}, jobs/s ×"
+                  f"{ratio(two['jobs'], one['jobs']):.2f}."]
     lines += ["", *notes] if notes else []
     return lines
+
+
+HAPROXY_COUNTERS = {"econ": 13, "eresp": 14, "wretr": 15, "wredis": 16}
+
+
+def balancer_counters(csv: str, backend: str = "web") -> dict[str, int]:
+    """The BACKEND row's error and retry counters from HAProxy's stats CSV."""
+    for line in csv.splitlines():
+        cells = line.split(",")
+        if len(cells) > 17 and cells[0] == backend and cells[1] == "BACKEND":
+            return {name: int(cells[i] or 0) for name, i in HAPROXY_COUNTERS.items()}
+    return {}
 
 
 def counts(rows: Iterable[tuple[str, int]]) -> Counter:

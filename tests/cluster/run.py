@@ -21,7 +21,8 @@ Prints the report, writes it to docs/performance.md ("Cluster") and exits 1 when
 check fails. Namespaces, links and processes are removed on exit, on failure and on Ctrl-C.
 Environment: CLUSTER_DATABASE (crm_cluster), CLUSTER_REDIS_DB (7), CLUSTER_PG / CLUSTER_REDIS
 (127.0.0.1:5432 / 127.0.0.1:6379), CLUSTER_CHAOS_SECONDS (80), CLUSTER_SATURATE_SECONDS (25),
-CLUSTER_CUSTOMERS (400).
+CLUSTER_CUSTOMERS (400),
+CLUSTER_ROUNDS (2).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ REDIS = os.environ.get("CLUSTER_REDIS", "127.0.0.1:6379")
 CHAOS_SECONDS = float(os.environ.get("CLUSTER_CHAOS_SECONDS", "80"))
 SATURATE_SECONDS = float(os.environ.get("CLUSTER_SATURATE_SECONDS", "25"))
 CUSTOMERS = int(os.environ.get("CLUSTER_CUSTOMERS", "400"))
+ROUNDS = int(os.environ.get("CLUSTER_ROUNDS", "2"))  # of 1 + 1 then 2 + 2, interleaved
 PAYMENT_SECRET = "cluster-payments-secret"
 CHAOS_RATES = {  # requests per second, as tests/load/test_load_mix.py × 1.5
     "login": 0.5, "work queue": 2.0, "case view": 3.0, "search": 1.5,
@@ -338,7 +340,7 @@ def saturate(load: RetryingLoad, seconds: float, threads: int) -> tuple[int, int
                 failed[k] += 1
 
     started = time.monotonic()
-    pool = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
+    pool = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
@@ -578,7 +580,8 @@ def now_db() -> datetime:
 # -- the run ------------------------------------------------------------------------------------
 
 
-def throughput(cluster: Cluster, store: Store, world, nodes: int) -> P.Throughput:
+def throughput(cluster: Cluster, store: Store, world, nodes: int,
+               round_: int) -> P.Throughput:
     webs = [f"web{i}" for i in range(1, nodes + 1)]
     workers = [f"worker{i}" for i in range(1, nodes + 1)]
     cluster.start_haproxy(webs=nodes)
@@ -588,7 +591,7 @@ def throughput(cluster: Cluster, store: Store, world, nodes: int) -> P.Throughpu
         cluster.wait_web(name)
     cluster.wait_balanced(nodes)
     load = RetryingLoad(cluster.url, world, {"health": 1.0}, sessions=12,
-                        shift_hours=3 * nodes)
+                        shift_hours=3 * (2 * round_ + nodes))
     load.prepare()
     say(f"{nodes} + {nodes}: saturating closed loop, {SATURATE_SECONDS:.0f} s, 12 clients")
     answered, failed, seconds = saturate(load, SATURATE_SECONDS, threads=12)
@@ -601,7 +604,8 @@ def throughput(cluster: Cluster, store: Store, world, nodes: int) -> P.Throughpu
     say(f"{nodes} + {nodes}: {jobs} deliveries in {job_seconds:.1f} s "
         f"({jobs / job_seconds if job_seconds else 0:.1f}/s)")
     return P.Throughput(nodes=nodes, requests=answered, seconds=seconds, errors=failed,
-                        jobs=jobs, job_seconds=job_seconds)
+                        jobs=jobs, job_seconds=job_seconds, round=round_,
+                        load=os.getloadavg()[0])
 
 
 def chaos(cluster: Cluster, store: Store, world) -> tuple[P.Verdict, str]:
@@ -620,12 +624,15 @@ def chaos(cluster: Cluster, store: Store, world) -> tuple[P.Verdict, str]:
         time.sleep(CHAOS_SECONDS * 0.25)
         worker, web = cluster.nodes["worker1"], cluster.nodes["web1"]
         name = worker.worker_name
-        deadline = time.monotonic() + 15
-        caught = []
-        while time.monotonic() < deadline and not caught:  # wait for a job in its hands
+        # wait for an event delivery in its hands (the jobs whose exactly-once is checked);
+        # after 20 s, kill it with whatever it holds
+        deadline = time.monotonic() + 20
+        caught: list[str] = []
+        while time.monotonic() < deadline:
             caught = store.started_jobs(name)
-            if not caught:
-                time.sleep(0.003)
+            if any(P.DELIVERY_JOB.match(j) for j in caught):
+                break
+            time.sleep(0.002)
         worker.kill()
         killed["jobs"] = sorted(set(caught) | set(store.started_jobs(name)))
         mark(f"SIGKILL worker1 ({name}) with {len(killed['jobs'])} job(s) started: "
@@ -638,13 +645,17 @@ def chaos(cluster: Cluster, store: Store, world) -> tuple[P.Verdict, str]:
         cluster.wait_web("web1")
         mark("web1 and worker1 restarted")
 
-    thread = threading.Thread(target=killer)
+    thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     say(f"chaos: the load mix at {sum(CHAOS_RATES.values()):g} requests/s for "
         f"{CHAOS_SECONDS:.0f} s through HAProxy")
     result = load.run(CHAOS_SECONDS)
     thread.join()
     say(f"chaos: {result.requests} requests, {result.errors} failed beyond retries; draining")
+    balancer = {}
+    with contextlib.suppress(requests.RequestException):
+        balancer = P.balancer_counters(requests.get(
+            f"http://{cluster.topology.gateway}:{P.Ports().stats}/;csv", timeout=5).text)
     store.drain(datetime(2000, 1, 1))
     for name, t in result.types.items():
         if t.error_samples:
@@ -677,12 +688,13 @@ def chaos(cluster: Cluster, store: Store, world) -> tuple[P.Verdict, str]:
         deliveries[(event_id.replace("-", ""), digest)] = (status, attempts)
     rq_status = {}
     for job_id in killed["jobs"]:
-        raw = store.redis.hget(f"rq:job:{job_id}", "status")
-        rq_status[job_id] = raw.decode() if raw else None
+        status, what = store.redis.hmget(f"rq:job:{job_id}", "status", "description")
+        rq_status[job_id] = (f"{status.decode() if status else 'gone'}, "
+                             f"{what.decode()[:60] if what else '?'}")
     judged = P.judge_killed_jobs(killed["jobs"], deliveries, rq_status)
     stored_points = store.points() - points_before
     verdict = P.Verdict(failed_requests=result.errors, payments=account, killed_jobs=judged,
-                        gps_lost=max(0, load.points - stored_points))
+                        gps_lost=max(0, load.points - stored_points), balancer=balancer)
     text = (f"{CHAOS_SECONDS:.0f} s of the load mix at {sum(CHAOS_RATES.values()):g} "
             f"requests/s stated ({result.requests:,} requests, {len(load.attempted):,} payments,"
             f" {load.points:,} GPS points answered, {stored_points:,} stored); "
@@ -732,9 +744,10 @@ def main() -> int:
         store = Store(cluster.services)
         world = store.world()
         runs = []
-        for nodes in (1, 2):
-            runs.append(throughput(cluster, store, world, nodes))
-            if nodes == 1:
+        order = [(r, n) for r in range(1, ROUNDS + 1) for n in (1, 2)]
+        for k, (round_, nodes) in enumerate(order):
+            runs.append(throughput(cluster, store, world, nodes, round_))
+            if k < len(order) - 1:  # the last (2 + 2) stays up for the chaos run
                 cluster.stop_nodes()
         verdict, chaos_text = chaos(cluster, store, world)
         lines = P.render_report(

@@ -121,17 +121,33 @@ def test_killed_jobs_finished_exactly_once_or_not():
 
 def test_report_verdict_and_throughput_ratio():
     clean = P.account_payments({"A"}, {"A"}, {"A": 1}, {"A": 1}, {"A": 1})
-    runs = [P.Throughput(1, 1000, 25.0, 0, 300, 20.0), P.Throughput(2, 1500, 25.0, 0, 300, 10.0)]
-    ok = P.Verdict(0, clean, [P.KilledJob("ev-x", "once", True)])
+    runs = [P.Throughput(1, 1000, 25.0, 0, 300, 20.0, round=1, load=3.0),
+            P.Throughput(2, 1500, 25.0, 0, 300, 10.0, round=1, load=4.0),
+            P.Throughput(1, 500, 25.0, 0, 300, 30.0, round=2, load=9.0),  # a disturbed round
+            P.Throughput(2, 1000, 25.0, 0, 300, 15.0, round=2, load=9.5)]
+    assert P.best_runs(runs) == {1: {"requests": 40.0, "jobs": 15.0},
+                                 2: {"requests": 60.0, "jobs": 30.0}}
+    ok = P.Verdict(0, clean, [P.KilledJob("ev-x", "once", True)],
+                   balancer={"econ": 2, "eresp": 1, "wretr": 3, "wredis": 2})
     lines = P.render_report(ok, runs, when="now", machine="2 cores", chaos="kills")
     text = "\n".join(lines)
     assert "**Verdict: PASS**" in text
-    assert "| 1 + 1 | 1,000 | 25 | 40.0 | 0 | 300 | 15.0 |" in text
+    assert "| 1 + 1 | 1 | 1,000 | 25 | 40.0 | 0 | 300 | 15.0 | 3.0 |" in text
     assert "requests/s ×1.50, jobs/s ×2.00" in text
     assert "| killed worker's delivery jobs finished exactly once | 1 of 1 | all |" in text
+    assert "| 2 / 1 / 3 / 2 |" in text
 
     failed = P.Verdict(2, clean, [])
     assert not failed.ok
     assert "**Verdict: FAIL**" in "\n".join(P.render_report(failed, runs, when="now",
                                                            machine="m", chaos="c"))
     assert not P.Verdict(0, clean, [], gps_lost=1).ok
+
+
+def test_balancer_counters_read_the_backend_row():
+    header = "# pxname,svname," + ",".join(f"c{i}" for i in range(2, 20))
+    server = "web,web1," + ",".join(["9"] * 18)
+    backend = "web,BACKEND,0,0,0,0,0,100,0,0,0,0,0,4,1,6,5,UP,1"
+    assert P.balancer_counters("\n".join([header, server, backend])) == {
+        "econ": 4, "eresp": 1, "wretr": 6, "wredis": 5}
+    assert P.balancer_counters(header) == {}
