@@ -83,7 +83,7 @@ bench-full: $(STAMP)  ## every benchmark at the issues' large sizes (hours)
 # against one PostgreSQL (database crm_cluster) and one Redis (DB 7), while the load mix runs and
 # a web and a worker node are SIGKILLed and restarted; report in docs/performance.md ("Cluster").
 # Needs root (ip netns) and Debian's haproxy (installed here when missing). Not part of make test.
-cluster-test: $(STAMP) $(MO)  ## several nodes behind HAProxy, nodes killed under load (root, ~5 min)
+cluster-test: $(STAMP) $(MO)  ## several nodes behind HAProxy, nodes killed under load (root, ~7 min)
 	@if [ "$$(id -u)" != 0 ]; then echo "make cluster-test needs root (network namespaces)"; exit 2; fi
 	@command -v haproxy >/dev/null || { echo "installing haproxy"; apt-get install -y haproxy; }
 	$(PY) -m tests.cluster.run

@@ -382,6 +382,11 @@ class Cluster:
             run(cmd)
 
     def teardown_network(self, quiet: bool = False) -> None:
+        for node in self.topology.nodes:  # processes an earlier, killed run left in them
+            pids = run(["ip", "netns", "pids", node.netns], check=False, quiet=True).stdout
+            for pid in pids.split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
         for cmd in P.teardown_commands(self.topology):
             run(cmd, check=False, quiet=True)
         self.network_up = False
@@ -389,6 +394,11 @@ class Cluster:
     # haproxy
     def start_haproxy(self, webs: int) -> None:
         self.stop_haproxy()
+        stale = LOGS / "haproxy.pid"  # an earlier, killed run's HAProxy holds the addresses
+        with contextlib.suppress(OSError, ValueError, ProcessLookupError):
+            pid = int(stale.read_text())
+            if b"haproxy" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
         LOGS.mkdir(parents=True, exist_ok=True)
         config = LOGS / "haproxy.cfg"
         config.write_text(P.render_haproxy(self.topology, postgres=PG, redis=REDIS,
@@ -397,6 +407,7 @@ class Cluster:
         self.haproxy = subprocess.Popen(["haproxy", "-db", "-f", str(config)],
                                         stdout=(LOGS / "haproxy.log").open("ab"),
                                         stderr=subprocess.STDOUT, start_new_session=True)
+        (LOGS / "haproxy.pid").write_text(str(self.haproxy.pid))
         time.sleep(0.5)
         if self.haproxy.poll() is not None:
             raise RuntimeError(f"haproxy exited: {(LOGS / 'haproxy.log').read_text()[-1000:]}")
