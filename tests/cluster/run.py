@@ -768,8 +768,10 @@ def main() -> int:
                    "--threads 4 (portal/gunicorn_conf.py); worker node: `flask workers run "
                    "--with-scheduler` (PortalWorker). Load client, HAProxy, PostgreSQL, Redis "
                    "and every node share the same 2 cores: a second node adds processes, not "
-                   "CPU, so the ratio shows the overhead of the topology, not its scaling; on "
-                   "separate machines each node brings its own cores."])
+                   "CPU, so what the ratio gains comes from more processes overlapping their "
+                   "waits on PostgreSQL and Redis, not from more cores; on separate machines "
+                   "each node brings its own cores. The rounds differ with what the other "
+                   "sessions on the machine ran at the time (load average column)."])
         print("\n" + "\n".join(lines))
         from tests.benchmarks.summary import write_detail
         write_detail("cluster-benchmark", "Cluster", lines)
