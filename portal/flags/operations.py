@@ -132,6 +132,15 @@ def job_enabled(name: str, session: Session | None = None) -> bool:
     return flag_on(name, None, session)
 
 
+def rollout_teams(name: str, session: Session | None = None) -> frozenset[int] | None:
+    """The teams a job of the flag's capability works for: None for every team (on for all),
+    the chosen teams (on for chosen teams first), or none at all (off). Raises UnknownFlag."""
+    current = state(name, session)
+    if current.mode == "all":
+        return None
+    return current.team_ids if current.mode == "teams" else frozenset()
+
+
 def describe(current: FlagState, team_names: dict[int, str]) -> dict:
     """The state as the audit log keeps it: mode and team names (sorted)."""
     return {"mode": current.mode,

@@ -110,12 +110,19 @@ def active_versions(session: Session) -> list[StrategyVersion]:
         .order_by(Strategy.rank, Strategy.id)))
 
 
-def assignment_sql(versions: list[StrategyVersion], day: date) -> tuple[str, dict]:
+def assignment_sql(versions: list[StrategyVersion], day: date,
+                   teams: frozenset[int] | None = None) -> tuple[str, dict]:
     """THE query: one row per account that a segment of ``versions`` (in order of precedence)
     takes on ``day``, with its strategy, version, segment, step, variant, draw, segment_since,
-    entered_step, exited and facts. Nothing is written."""
+    entered_step, exited and facts. With ``teams`` (the feature flag on for chosen teams
+    first), only the accounts of cases assigned to those teams' agents. Nothing is written."""
     params: dict = {"day": day, "yesterday": date.fromordinal(day.toordinal() - 1),
                     "zone": str(clock.bank_zone())}
+    rollout = ""
+    if teams is not None:
+        params["rollout_teams"] = sorted(teams)
+        rollout = ("WHERE f.case_id IN (SELECT c.id FROM cases c JOIN users u "
+                   "ON u.id = c.assigned_agent_id WHERE u.team_id = ANY(:rollout_teams))")
     whens = []
     for version in versions:
         for segment in version.segments:
@@ -129,7 +136,7 @@ def assignment_sql(versions: list[StrategyVersion], day: date) -> tuple[str, dic
     sql = f"""
 WITH f AS ({FACTS_SQL}),
 picked AS (
-    SELECT f.*, CASE {' '.join(whens)} END AS segment_id FROM f
+    SELECT f.*, CASE {' '.join(whens)} END AS segment_id FROM f {rollout}
 ),
 variants AS (
     SELECT v.id, v.version_id, v.skip_actions, v.weight_delta,

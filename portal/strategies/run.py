@@ -105,7 +105,8 @@ RUN_LOCK = 0x5354524154  # pg_advisory_xact_lock key: one run at a time
 
 
 def run_business_date(session: Session, business_date: date, *,
-                      progress: Progress | None = None, now: datetime | None = None) -> dict:
+                      progress: Progress | None = None, now: datetime | None = None,
+                      teams: frozenset[int] | None = None) -> dict:
     """Assign and create the work for ``business_date`` (see the module docstring). Returns
     the counts: ``assigned`` (rows inserted now), ``accounts`` (assignments of the date),
     ``exited``, ``per_action`` {action: accounts}, ``messages``, ``cases_weighted``,
@@ -116,9 +117,11 @@ def run_business_date(session: Session, business_date: date, *,
     # a fixed second of JIT compilation per statement buys nothing on these plans
     session.execute(text("SET LOCAL jit = off"))
     versions = engine.active_versions(session)
-    sql, params = engine.assignment_sql(versions, business_date)
+    sql, params = engine.assignment_sql(versions, business_date, teams)
     counts: dict = {"business_date": business_date.isoformat(),
                     "versions": [v.id for v in versions]}
+    if teams is not None:
+        counts["rollout_teams"] = sorted(teams)
     seconds: dict[str, float] = {}
     mark = time.perf_counter()
 
@@ -178,7 +181,7 @@ def run_and_record(session: Session, business_date: date | None = None, *,
     t0 = time.monotonic()
     if not flags.job_enabled("strategies", session):
         # the feature flag is off for everyone: nothing is assigned, the run says why (on for
-        # chosen teams, the run is the bank's as always: the flag gates the teams' pages)
+        # chosen teams first, the run takes only the accounts of those teams' cases)
         run = IntegrationRun(integration="STRATEGIES", kind="assign", trigger=trigger,
                              status="skipped", business_date=business_date,
                              started_at=started, finished_at=started, triggered_by_id=user_id,
@@ -207,7 +210,8 @@ def run_and_record(session: Session, business_date: date | None = None, *,
             side.commit()
 
     try:
-        counts = run_business_date(session, business_date, progress=progress)
+        counts = run_business_date(session, business_date, progress=progress,
+                                   teams=flags.rollout_teams("strategies", session))
     except Exception as exc:
         session.rollback()
         run = session.get(IntegrationRun, run_id)

@@ -261,6 +261,38 @@ def test_run_is_recorded_for_the_ops_page(app, db, portfolio):
     assert invariants.check_all(db.session, names=["run_counts"])[0].violations == 0
 
 
+def test_on_for_chosen_teams_first_the_run_takes_only_their_cases(
+        app, db, portfolio, make_team, make_user):
+    """The strategies flag on for one team (a pilot): the run assigns only the accounts of
+    cases assigned to that team's agents; on for everyone again, the rest join."""
+    from portal.flags import operations as flags
+
+    _strategy, version = build(db, portfolio)
+    operations.activate(db.session, portfolio["supervisor"], version, NOW)
+    pilot_agent = make_user("agent", team_id=portfolio["team"].id)
+    other_agent = make_user("agent", team_id=make_team(name="Đội Huế").id)
+    cases = db.session.scalars(select(Case).order_by(Case.id)).all()
+    for number, case in enumerate(cases):
+        case.assigned_agent_id = (pilot_agent if number % 3 == 0 else other_agent).id
+    pilot_cifs = {case.cif for number, case in enumerate(cases) if number % 3 == 0}
+    flags.set_flag(db.session, "strategies", "teams", [portfolio["team"].id], "test")
+    db.session.commit()
+
+    piloted = run.run_and_record(db.session, TODAY, trigger="manual")
+    assigned = set(db.session.scalars(select(StrategyAssignment.cif)))
+    assert assigned == pilot_cifs and len(pilot_cifs) == 4
+    assert piloted.control_totals["rollout_teams"] == [portfolio["team"].id]
+    assert {m.cif for m in db.session.scalars(select(Message))} <= pilot_cifs
+
+    flags.set_flag(db.session, "strategies", "all", None, "test")
+    db.session.commit()
+    everyone = run.run_and_record(db.session, TODAY, trigger="manual")
+    assert (everyone.extracted, everyone.loaded) == (12, 8)
+    assert "rollout_teams" not in everyone.control_totals
+    results = invariants.check_all(db.session, names=["run_counts", "strategy_assignments"])
+    assert [r.violations for r in results] == [0, 0]
+
+
 def test_activation_is_audited_and_freezes_the_version(db, portfolio):
     strategy, version = build(db, portfolio)
     operations.activate(db.session, portfolio["supervisor"], version, NOW)
