@@ -38,6 +38,10 @@ from portal.vault.personal import JSON_KEYS, PERSONAL_COLUMNS
 log = logging.getLogger(__name__)
 
 MIN_OCCURRENCE = 4  # shorter values are not searched for inside other text
+# Longer values (notes, mostly) are replaced where they stand whole (a JSON string, a column's
+# value), not searched for inside other text: the search pattern grows with every character
+# it holds, and a note is copied into logs whole.
+MAX_OCCURRENCE = 80
 BATCH = 2000
 TEXT_TYPES = {"text", "character varying", "character"}
 JSON_TYPES = {"json", "jsonb"}
@@ -204,15 +208,17 @@ _FEMALE_ONLY = _female_only()
 
 
 def phone_forms(value: str) -> list[str]:
-    """The ways one phone number is written (so that it is found in any of them)."""
+    """The ways one phone number is written (so that it is found in any of them): as given,
+    "84903123456" (inside "+84903123456" too), "0903123456", and as pages show it
+    (portal.phones.phone_national)."""
+    from portal.phones import phone_national
+
     e164 = phone_e164(value)
     if not e164:
         return [value]
-    forms = {value, e164, e164[1:]}
+    forms = {value, e164[1:], phone_national(value)}
     if e164.startswith("+84"):
-        national = "0" + e164[3:]
-        forms |= {national, f"{national[:4]} {national[4:7]} {national[7:]}",
-                  f"{national[:3]} {national[3:7]} {national[7:]}"}
+        forms.add("0" + e164[3:])
     return sorted(forms)
 
 
@@ -252,7 +258,8 @@ class Masker:
         self.pseudonyms = Pseudonyms(key)
         self.replacements: dict[str, str] = {}
         self._collected: dict[str, tuple[str, str]] = {}  # lower form -> (kind, form)
-        self.pattern: re.Pattern = re.compile(trie_pattern([]))
+        self.whole: dict[str, str] = {}  # long values: replaced where they stand whole
+        self.pattern: re.Pattern | None = None
 
     def collect(self, kind: str, value) -> None:
         if not isinstance(value, str) or kind in ("json", "birth_date"):
@@ -264,15 +271,23 @@ class Masker:
                 self._collected.setdefault(form.lower(), (kind, form))
 
     def prepare(self) -> None:
-        words = sorted(self._collected, key=len, reverse=True)
+        words = sorted((w for w in self._collected if len(w) <= MAX_OCCURRENCE), key=len,
+                       reverse=True)
         self.pattern = re.compile(trie_pattern(words), re.IGNORECASE)
-        self.pseudonyms.is_real = lambda text: bool(self.pattern.search(text))
+        long = {w for w in self._collected if len(w) > MAX_OCCURRENCE}
+        self.pseudonyms.is_real = lambda text: (bool(self.pattern.search(text))
+                                                or text.lower() in long)
         self.replacements = {lower: self.pseudonyms(kind, form)
-                             for lower, (kind, form) in self._collected.items()}
+                             for lower, (kind, form) in self._collected.items()
+                             if len(lower) <= MAX_OCCURRENCE}
+        self.whole = {lower: self.pseudonyms(kind, form) for lower, (kind, form)
+                      in self._collected.items() if len(lower) > MAX_OCCURRENCE}
 
     def occurrences(self, text: str) -> str:
-        if not text or not self.replacements:
+        if not text or self.pattern is None:
             return text
+        if len(text) > MAX_OCCURRENCE and text.lower() in self.whole:
+            return self.whole[text.lower()]
         return self.pattern.sub(
             lambda m: self.replacements.get(m.group(0).lower(), "*" * len(m.group(0))), text)
 
