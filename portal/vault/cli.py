@@ -14,6 +14,8 @@ from portal.vault import backup as backups
 from portal.vault import masking
 from portal.vault.pgtools import CopyRefused, describe
 
+DEV_MASKING_KEY = "dev-masking-key-not-secret"  # portal/config.py's default
+
 ops = AppGroup("ops", help="Operations on the whole system: backups, restores, masked copies.")
 
 
@@ -29,6 +31,9 @@ def _source_url() -> str:
 def mask_copy(target: str, instance_dir: Path | None) -> None:
     """Copy the database into TARGET with every personal value replaced by a deterministic
     pseudonym (keyed by MASKING_KEY) and the documents by a placeholder."""
+    if current_app.config["MASKING_KEY"] == DEV_MASKING_KEY:
+        click.echo("warning: MASKING_KEY is the public development default; anyone can "
+                   "recompute these pseudonyms from the real values. Set MASKING_KEY.", err=True)
     started = time.perf_counter()
     try:
         counts = masking.mask_copy(_source_url(), target, current_app.config["MASKING_KEY"],
