@@ -207,10 +207,14 @@ def _female_only() -> frozenset[str]:
 _FEMALE_ONLY = _female_only()
 
 
+# A Vietnamese number written inside text: "+84903123456", "84903123456", "0903123456",
+# "0903 123 456", "0903.123.456"; the shortest run of digits not followed by another digit
+PHONE_IN_TEXT = re.compile(r"(?<![\d+])(?:\+84|84|0)(?:[ .\-]?\d){8,10}?(?!\d)")
+
+
 def phone_forms(value: str) -> list[str]:
-    """The ways one phone number is written (so that it is found in any of them): as given,
-    "84903123456" (inside "+84903123456" too), "0903123456", and as pages show it
-    (portal.phones.phone_national)."""
+    """The usual ways one phone number is written: as given, "84903123456" (inside
+    "+84903123456" too), "0903123456", and as pages show it (portal.phones.phone_national)."""
     from portal.phones import phone_national
 
     e164 = phone_e164(value)
@@ -258,17 +262,27 @@ class Masker:
         self.pseudonyms = Pseudonyms(key)
         self.replacements: dict[str, str] = {}
         self._collected: dict[str, tuple[str, str]] = {}  # lower form -> (kind, form)
+        self.phones: set[str] = set()  # Vietnamese numbers (E.164): found in any written form
         self.whole: dict[str, str] = {}  # long values: replaced where they stand whole
         self.pattern: re.Pattern | None = None
 
     def collect(self, kind: str, value) -> None:
         if not isinstance(value, str) or kind in ("json", "birth_date"):
             return
-        forms = phone_forms(value) if kind in ("phone", "recipient") and "@" not in value \
-            else [value]
-        for form in forms:
-            if len(form.strip()) >= MIN_OCCURRENCE:
-                self._collected.setdefault(form.lower(), (kind, form))
+        if kind in ("phone", "recipient") and "@" not in value:
+            e164 = phone_e164(value)
+            if e164 and e164.startswith("+84"):
+                self.phones.add(e164)
+                return
+        if len(value.strip()) >= MIN_OCCURRENCE:
+            self._collected.setdefault(value.lower(), (kind, value))
+
+    def _real_phone(self, text: str) -> bool:
+        return any(phone_e164(m.group(0)) in self.phones for m in PHONE_IN_TEXT.finditer(text))
+
+    def _phone(self, match: re.Match) -> str:
+        found = match.group(0)
+        return self.pseudonyms("phone", found) if phone_e164(found) in self.phones else found
 
     def prepare(self) -> None:
         words = sorted((w for w in self._collected if len(w) <= MAX_OCCURRENCE), key=len,
@@ -276,7 +290,8 @@ class Masker:
         self.pattern = re.compile(trie_pattern(words), re.IGNORECASE)
         long = {w for w in self._collected if len(w) > MAX_OCCURRENCE}
         self.pseudonyms.is_real = lambda text: (bool(self.pattern.search(text))
-                                                or text.lower() in long)
+                                                or text.lower() in long
+                                                or self._real_phone(text))
         self.replacements = {lower: self.pseudonyms(kind, form)
                              for lower, (kind, form) in self._collected.items()
                              if len(lower) <= MAX_OCCURRENCE}
@@ -288,6 +303,8 @@ class Masker:
             return text
         if len(text) > MAX_OCCURRENCE and text.lower() in self.whole:
             return self.whole[text.lower()]
+        if self.phones:
+            text = PHONE_IN_TEXT.sub(self._phone, text)
         return self.pattern.sub(
             lambda m: self.replacements.get(m.group(0).lower(), "*" * len(m.group(0))), text)
 
