@@ -13,9 +13,11 @@ from portal.vault import cli as vault_cli
 
 
 def register_cli(app: Flask) -> None:
-    for module in (auth_cli, seed_cli, events_cli, ops_cli, vault_cli):
+    for module in (auth_cli, seed_cli, events_cli, ops_cli):
         for command in module.commands:
             app.cli.add_command(command)
+    for command in vault_cli.ops_commands:  # flask ops backup|restore|verify-backup|mask-copy
+        ops_cli.ops.add_command(command)
 
     for command in sync_cli.commands:
         app.cli.add_command(command)

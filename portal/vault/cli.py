@@ -1,5 +1,6 @@
-"""``flask ops mask-copy | backup | restore`` (portal/vault): each refuses with a precise
-message and exit status 1, having written nothing, when its checks fail."""
+"""``flask ops mask-copy | backup | restore | verify-backup`` (portal/vault): each refuses with a
+precise message and exit status 1, having written nothing, when its checks fail. The ``ops``
+group is portal/ops/cli.py's; portal/cli.py adds these commands to it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import with_appcontext
 
 from portal.vault import backup as backups
 from portal.vault import masking
@@ -17,14 +18,13 @@ from portal.vault.pgtools import CopyRefused, describe
 
 DEV_MASKING_KEY = "dev-masking-key-not-secret"  # portal/config.py's default
 
-ops = AppGroup("ops", help="Operations on the whole system: backups, restores, masked copies.")
-
 
 def _source_url() -> str:
     return current_app.config["SQLALCHEMY_DATABASE_URI"]
 
 
-@ops.command("mask-copy")
+@click.command("mask-copy")
+@with_appcontext
 @click.option("--target", required=True, metavar="DATABASE_URL",
               help="an empty database (not this one) to copy into")
 @click.option("--instance-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -45,7 +45,8 @@ def mask_copy(target: str, instance_dir: Path | None) -> None:
                f"{describe(target)} in {time.perf_counter() - started:.1f} s")
 
 
-@ops.command("backup")
+@click.command("backup")
+@with_appcontext
 @click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path),
               help="the directory the backup goes under (default BACKUP_DIR, else "
                    "<instance>/backups)")
@@ -71,7 +72,8 @@ def backup(to: Path | None, prune: bool) -> None:
             click.echo(f"removed {removed}")
 
 
-@ops.command("restore")
+@click.command("restore")
+@with_appcontext
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--target", required=True, metavar="DATABASE_URL",
               help="an empty database to restore into")
@@ -91,7 +93,8 @@ def restore(path: Path, target: str, instance_dir: Path) -> None:
                f"in {time.perf_counter() - started:.1f} s")
 
 
-@ops.command("verify-backup")
+@click.command("verify-backup")
+@with_appcontext
 @click.argument("path", type=click.Path(path_type=Path))
 def verify_backup(path: Path) -> None:
     """Check a backup against its manifest without restoring it."""
@@ -103,4 +106,4 @@ def verify_backup(path: Path) -> None:
                f"{manifest['alembic_revision']}")
 
 
-commands: list = [ops]
+ops_commands: list = [mask_copy, backup, restore, verify_backup]
