@@ -167,7 +167,7 @@ def test_the_nightly_backup_is_scheduled_and_prunes(app, db, tmp_path, monkeypat
     monkeypatch.setitem(app.config, "BACKUP_KEEP_COUNT", 1)
     monkeypatch.setitem(app.config, "BACKUP_KEEP_DAYS", 0)
     first = backup.scheduled(app)
-    second = backup.scheduled(app)
+    second = schedule.resolve()()  # the job entry point the scheduler enqueues
     assert second["removed"] == [first["backup"]]
     assert [p.name for p, _ in backup.backups_in(tmp_path)] == [Path(second["backup"]).name]
     backup.verify(Path(second["backup"]))
