@@ -114,13 +114,13 @@ def _new_name(root: Path, now: datetime) -> str:
 
 def take(database_url: str, areas: Areas, root: Path) -> Path:
     """Write a backup of ``database_url`` and the ``areas`` under ``root``; its directory."""
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
     now = clock.now()
     major = pgtools.server_major(database_url)
     tools = pgtools.tools_for(major)
     name = _new_name(root, now)
     work = root / f"{PARTIAL}{name}"
-    work.mkdir()
+    work.mkdir(mode=0o700)  # every customer's personal data in clear: the portal's user only
     try:
         revision = database_revision(database_url)
         pgtools.run([tools.pg_dump, "--format=custom", "--no-owner", "--no-privileges",

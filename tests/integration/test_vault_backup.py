@@ -70,6 +70,7 @@ def tables_in(url: str) -> list[str]:
 
 def test_a_backup_restores_into_an_empty_database_and_instance_dir(app, taken, database,
                                                                   tmp_path):
+    assert taken.stat().st_mode & 0o077 == 0, "a backup is readable by its owner only"
     manifest = json.loads((taken / "manifest.json").read_text())
     assert manifest["alembic_revision"] in backup.known_revisions()
     assert manifest["server_version"] and manifest["app_version"] and manifest["created_at"]
