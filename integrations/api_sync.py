@@ -33,6 +33,7 @@ from integrations.fields import Quarantine, Row
 from integrations.http import Page
 from portal import clock
 from portal.run_counts import RunCounts
+from portal.tracing import current_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class ApiRun:
     errors: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
     correlation_id: str | None = None
+    kind: str = "sync"
     touched: set[str] = field(default_factory=set)  # cifs whose case totals are to recompute
     all_touched: bool = False  # too many: recompute every case
 
@@ -127,29 +129,34 @@ def sync_pages(conn: Connection, *, integration: str, pages: Callable[[str | Non
                transform: Callable[..., Row | Quarantine], loader: PageLoader,
                full: bool = False, trigger: str = "manual", triggered_by_id: int | None = None,
                retry_of_id: int | None = None, attempt: int = 1,
-               correlation_id: str | None = None) -> ApiRun:
+               correlation_id: str | None = None, kind: str = "sync",
+               note: str | None = None) -> ApiRun:
     """Run one sync of ``integration``. Raises what the client raises (``Unavailable`` …) after
-    recording the run as failed; the pages loaded before stay loaded, with their cursor."""
+    recording the run as failed; the pages loaded before stay loaded, with their cursor.
+
+    ``kind="refresh"`` (one customer fetched now, integrations/refresh.py): the same load, but
+    the stored cursor is neither read nor moved (the daily sync's position is its own)."""
     if conn.info.transaction_status != TransactionStatus.IDLE:
         raise ValueError("sync_pages needs a connection with no transaction in progress")
     started = time.perf_counter()
     with conn.transaction():
-        stored = read_cursor(conn, integration)
+        stored = read_cursor(conn, integration) if kind == "sync" else None
         start = None if full else stored
         run_id = conn.execute(
             "INSERT INTO integration_runs (integration, kind, trigger, status, mode, "
             "started_at, triggered_by_id, retry_of_id, attempt, correlation_id, cursor_before, "
-            "progress_done) VALUES (%s, 'sync', %s, 'running', %s, %s, %s, %s, %s, %s, %s, 0) "
-            "RETURNING id",
-            (integration, trigger, "full" if full else "delta", clock.running_now(),
-             triggered_by_id, retry_of_id, attempt, correlation_id, start)).fetchone()[0]
+            "progress_done, note, trace_id) VALUES (%s, %s, %s, 'running', %s, %s, %s, %s, %s, "
+            "%s, %s, 0, %s, %s) RETURNING id",
+            (integration, kind, trigger, "full" if full else "delta", clock.running_now(),
+             triggered_by_id, retry_of_id, attempt, correlation_id, start, note,
+             current_trace_id())).fetchone()[0]
     run = ApiRun(run_id, integration, full, start, cursor_after=start,
-                 correlation_id=correlation_id)
+                 correlation_id=correlation_id, kind=kind)
     try:
         for page in pages(start):
             with conn.transaction():
                 _load_page(conn, page, transform, loader, run)
-                if page.cursor:
+                if page.cursor and kind == "sync":
                     store_cursor(conn, integration, page.cursor)
                     run.cursor_after = page.cursor
             run.pages += 1
@@ -263,7 +270,7 @@ def _finish(conn: Connection, run: ApiRun, started: float) -> None:
          int((time.perf_counter() - started) * 1000), run.cursor_after, run.extracted,
          run.extracted, run.run_id))
     publish_one(conn, "SYNC_COMPLETED", {
-        "run_id": run.run_id, "integration": run.integration, "kind": "sync",
+        "run_id": run.run_id, "integration": run.integration, "kind": run.kind,
         "status": run.status, "extracted": counts.extracted, "loaded": counts.loaded,
         "failed": counts.failed, "unchanged": counts.unchanged, "events": run.events,
         "full_refresh": run.full, "cursor": run.cursor_after,

@@ -19,6 +19,9 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 from psycopg import Connection, sql
@@ -27,6 +30,7 @@ from psycopg.types.json import Jsonb
 from portal import clock
 from portal.events.catalog import get_event_type, validate_payload
 from portal.events.publish import to_json
+from portal.tracing import current_traceparent
 
 CHANGES_TABLE = "sync_changes"
 # entity -> (event type, aggregate type, payload key of the aggregate id, prefix of change keys)
@@ -109,6 +113,21 @@ UPSERT_RECORDING_CHANGES = sql.SQL("""
     FROM u LEFT JOIN o ON o.key = u.key""")
 
 
+_capture: ContextVar[list | None] = ContextVar("sync_change_capture", default=None)
+
+
+@contextmanager
+def capturing_changes() -> Iterator[list[tuple[str, str, str | None, bool, dict]]]:
+    """Collect what every ``upsert_changes`` in this context wrote: (table, key, cif, inserted,
+    {column: {"old", "new"}}) per row changed (a customer refresh shows them,
+    integrations/refresh.py). One extra read of ``sync_changes`` per upsert, only here."""
+    token = _capture.set([])
+    try:
+        yield _capture.get()
+    finally:
+        _capture.reset(token)
+
+
 def upsert_changes(conn: Connection, table: str, staging: str, keys, columns,
                    *, owner: str | None, now: datetime, diff_columns=None,
                    timestamps: bool = True, extra_sets=()) -> tuple[int, int]:
@@ -153,6 +172,11 @@ def upsert_changes(conn: Connection, table: str, staging: str, keys, columns,
     conn.execute(statement, {"now": now})
     inserted, total = conn.execute(
         f"SELECT count(*) FILTER (WHERE inserted), count(*) FROM {CHANGES_TABLE}").fetchone()
+    captured = _capture.get()
+    if captured is not None and total:
+        captured.extend((table, key, cif, was_inserted, changes) for key, cif, was_inserted, changes
+                        in conn.execute(f"SELECT key, cif, inserted, changes FROM {CHANGES_TABLE} "
+                                        "ORDER BY key"))
     return inserted, total - inserted
 
 
@@ -218,20 +242,21 @@ def publish_changes(conn: Connection, entity: str, *, source_system: str,
     now = clock.running_now()
     statement = sql.SQL("""
         INSERT INTO events (id, type, version, aggregate_type, aggregate_id, payload,
-                            correlation_id, occurred_at)
+                            correlation_id, traceparent, occurred_at)
         SELECT (%(id_prefix)s || lpad(to_hex(%(id_start)s + row_number() OVER ()), 12, '0'))::uuid,
                %(type)s,
                %(version)s, %(aggregate_type)s, {aggregate_id},
                jsonb_build_object({fixed}, {key_field}, c.key, 'cif', c.cif,
                                   'created', c.inserted, 'changes', {changes}),
-               %(correlation_id)s, %(now)s
+               %(correlation_id)s, %(traceparent)s, %(now)s
         FROM {chg} c WHERE c.cif IS NOT NULL""").format(
         aggregate_id=aggregate_id, key_field=sql.Literal(key_field), changes=changes,
         chg=_ident(CHANGES_TABLE), fixed=fixed)
     return conn.execute(statement, {
         "id_prefix": uuid7_prefix(now), "id_start": uuid7_counter_start(), "type": event_type,
         "version": version, "aggregate_type": aggregate_type, "correlation_id": correlation_id,
-        "now": now}).rowcount
+        # one traceparent for the whole statement (no per-row cost)
+        "traceparent": current_traceparent(), "now": now}).rowcount
 
 
 def publish_one(conn: Connection, event_type: str, payload: dict, *,
@@ -243,9 +268,10 @@ def publish_one(conn: Connection, event_type: str, payload: dict, *,
     event_id = uuid.uuid4()
     conn.execute(
         "INSERT INTO events (id, type, version, aggregate_type, aggregate_id, payload, "
-        "correlation_id, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        "correlation_id, traceparent, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (event_id, event_type, kind.version, kind.aggregate_type,
-         str(data[kind.aggregate_key]), Jsonb(data), correlation_id, clock.running_now()))
+         str(data[kind.aggregate_key]), Jsonb(data), correlation_id, current_traceparent(),
+         clock.running_now()))
     return event_id
 
 

@@ -1,6 +1,7 @@
 """A small JSON REST client shared by the HTTP adapters (W4, LOS, payments, GPS, call centre):
 authentication headers, timeouts, an optional circuit breaker, retries with exponential backoff
-and jitter on 5xx / 429 / timeouts / refused connections, and keyset pagination with a resumable
+and jitter on 5xx / 429 / timeouts / refused connections, a tracing CLIENT span and W3C
+``traceparent`` header on every attempt (portal/tracing.py), and keyset pagination with a resumable
 cursor (docs/integrations.md, "Paginated JSON APIs").
 
 Pagination contract (both W4 and LOS): ``GET <path>?limit=N[&cursor=C | &updated_since=T]``
@@ -19,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import requests
+
+from portal.tracing import http_client_span
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -125,6 +128,14 @@ class JsonApiClient:
     def get_json(self, path: str, params: dict | None = None) -> dict:
         return self._guarded("GET", path, params=params)
 
+    def get_list(self, path: str, params: dict | None = None) -> list[dict]:
+        """``GET`` an answer ``{"data": [...]}`` (one customer's records) and return the list."""
+        body = self.get_json(path, params)
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise ApiError(f"{self.name}: answer has no 'data' list", url=path)
+        return data
+
     def post_json(self, path: str, body: dict) -> dict:
         """POST a JSON body, with the same retry rules as ``get_json`` (5xx/429/timeouts
         retried with backoff): the caller's request must be safe to repeat."""
@@ -165,12 +176,17 @@ class JsonApiClient:
             self.stats.requests += 1
             retry_after = None
             try:
-                if method == "GET":
-                    response = self.session.get(url, params=params, headers=headers,
-                                                timeout=self.timeout)
-                else:
-                    response = self.session.request(method, url, params=params, json=json,
-                                                    headers=headers, timeout=self.timeout)
+                # one CLIENT span per attempt; the traceparent sent names it as the parent
+                with http_client_span(method, url, system=self.name,
+                                      resend_count=attempt - 1) as call:
+                    sent = {**headers, **call.headers}
+                    if method == "GET":
+                        response = self.session.get(url, params=params, headers=sent,
+                                                    timeout=self.timeout)
+                    else:
+                        response = self.session.request(method, url, params=params, json=json,
+                                                        headers=sent, timeout=self.timeout)
+                    call.status(response.status_code)
             except requests.Timeout:
                 last_error, last_status = f"timed out after {self.timeout}s", None
             except requests.ConnectionError as exc:

@@ -31,6 +31,7 @@ from flask import current_app, has_app_context
 from psycopg import Connection, sql
 
 from portal.events.catalog import get_event_type
+from portal.tracing import current_traceparent
 
 EVENT = "PRODUCT_OWNER_CHANGED"
 DEFAULT_HOLD_SHARE = 0.05
@@ -173,7 +174,8 @@ def apply(conn: Connection, ids: list[int], *, decided_by_id: int | None = None,
             t=sql.Identifier(table), k=sql.Identifier(key)),
             {"ids": applied, "product": product})
     conn.execute("""
-        INSERT INTO events (type, version, aggregate_type, aggregate_id, payload, correlation_id)
+        INSERT INTO events (type, version, aggregate_type, aggregate_id, payload, correlation_id,
+                            traceparent)
         SELECT %(type)s, %(version)s, 'product', m.product_key,
                jsonb_strip_nulls(jsonb_build_object(
                    'move_id', m.id, 'product', m.product, 'product_key', m.product_key,
@@ -182,10 +184,10 @@ def apply(conn: Connection, ids: list[int], *, decided_by_id: int | None = None,
                    'decided_by_id', m.decided_by_id, 'held', m.decided_by_id IS NOT NULL,
                    'moved_at', to_char(m.decided_at AT TIME ZONE 'UTC',
                                        'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))),
-               %(correlation_id)s
+               %(correlation_id)s, %(traceparent)s
         FROM product_owner_moves m WHERE m.id = ANY(%(ids)s) ORDER BY m.id""",
         {"type": EVENT, "version": get_event_type(EVENT).version, "ids": applied,
-         "correlation_id": correlation_id})
+         "correlation_id": correlation_id, "traceparent": current_traceparent()})
     cifs = {cif for row in conn.execute(
         "SELECT old_cif, new_cif FROM product_owner_moves WHERE id = ANY(%s)", (applied,))
         for cif in row}

@@ -12,7 +12,7 @@ import os
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-from portal import clock, db_ping, i18n, models, signing  # noqa: F401  (models: every table on the metadata)
+from portal import clock, db_ping, i18n, models, signing, tracing  # noqa: F401  (models: every table on the metadata)
 from portal.admin import action_codes as admin_action_codes  # noqa: F401  (routes on admin's bp)
 from portal.admin import contact_rules as admin_contact_rules  # noqa: F401  (routes on admin's bp)
 from portal.admin import statuses as admin_statuses  # noqa: F401  (routes on admin's bp)
@@ -37,6 +37,8 @@ from portal.events.subscribers import load_subscribers
 from portal.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 from portal.field import cli as field_cli  # noqa: F401  (commands on field's bp)
 from portal.field import views as field
+from portal.flags import views as flag_views  # noqa: F401  (routes on ops' bp)
+from portal.flags import web as flags_web
 from portal.kpi import views as kpi
 from portal.logging import init_logging
 from portal.main import views as main
@@ -103,6 +105,7 @@ def build_app(config: type[Config] | None = None, overrides: dict | None = None)
         )
 
     init_logging(app)
+    tracing.init_tracing(app)  # once per process; a SERVER span around each request
 
     # PostgreSQL's crm_now() runs on the product's clock (portal/clock.py, migration 0013)
     engine_options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
@@ -126,6 +129,7 @@ def build_app(config: type[Config] | None = None, overrides: dict | None = None)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_web(app)
+    flags_web.install(app)
     register_cli(app)
     with app.app_context():
         load_subscribers()

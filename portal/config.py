@@ -227,6 +227,16 @@ class Config:
     LOG_CAPTURE_MAX_LINES = int(os.environ.get("LOG_CAPTURE_MAX_LINES", "500"))
     LOG_CAPTURE_TTL_DAYS = int(os.environ.get("LOG_CAPTURE_TTL_DAYS", "7"))
 
+    # Distributed tracing (issue 24, portal/tracing.py, docs/operations.md "Tracing"): spans are
+    # exported by OTLP/HTTP only when an endpoint is set (the OpenTelemetry variables: the traces
+    # endpoint as is, else <endpoint>/v1/traces); service.name is <OTEL_SERVICE_NAME>-<kind>
+    # (web, worker, cli). OTEL_EXPORTER_OTLP_HEADERS and OTEL_TRACES_SAMPLER are read by the SDK.
+    OTEL_EXPORTER_OTLP_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    OTEL_EXPORTER_OTLP_TIMEOUT = float(os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT", "10"))
+    OTEL_SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "crm")
+    OTEL_ENVIRONMENT = os.environ.get("OTEL_ENVIRONMENT", "")
+
     # Outbound messages (issue 23): SMS gateway, SMTP, dispatcher retries (portal/messages)
     SMS_GATEWAY_URL = os.environ.get("SMS_GATEWAY_URL")  # unset: SMS wait and fail after retries
     SMS_GATEWAY_API_KEY = os.environ.get("SMS_GATEWAY_API_KEY", "")
@@ -266,6 +276,13 @@ class Config:
     T24_SFTP_KEY_FILE = os.environ.get("T24_SFTP_KEY_FILE")
     T24_SFTP_REMOTE_DIR = os.environ.get("T24_SFTP_REMOTE_DIR", "outbox")
     T24_SFTP_KNOWN_HOSTS = os.environ.get("T24_SFTP_KNOWN_HOSTS")
+    # T24's per-customer enquiry (integrations/t24/enquiry.py): the bank's enquiry service in
+    # production, the sandbox twin (integrations/sandbox/t24_enquiry.py) in development
+    T24_ENQUIRY_URL = os.environ.get("T24_ENQUIRY_URL")
+    T24_ENQUIRY_API_KEY = os.environ.get("T24_ENQUIRY_API_KEY")
+    # the mapping profile of the enquiry's records; default: the daily files' (one mapping, one
+    # set of natural keys)
+    T24_ENQUIRY_PROFILE = os.environ.get("T24_ENQUIRY_PROFILE")
     W4_API_URL = os.environ.get("W4_API_URL")
     W4_API_KEY = os.environ.get("W4_API_KEY")
     LOS_API_URL = os.environ.get("LOS_API_URL")
@@ -273,6 +290,13 @@ class Config:
     SYNC_PAGE_SIZE = int(os.environ.get("SYNC_PAGE_SIZE", "200"))
     SYNC_HTTP_TIMEOUT = float(os.environ.get("SYNC_HTTP_TIMEOUT", "10"))
     SYNC_HTTP_RETRIES = int(os.environ.get("SYNC_HTTP_RETRIES", "4"))
+    # refresh one customer now (integrations/refresh.py): an agent waits, so few, short tries;
+    # at most one refresh of a customer per REFRESH_CUSTOMER_MINUTES, REFRESH_USER_PER_MINUTE
+    # refreshes per user and minute (on the product clock)
+    REFRESH_HTTP_TIMEOUT = float(os.environ.get("REFRESH_HTTP_TIMEOUT", "5"))
+    REFRESH_HTTP_RETRIES = int(os.environ.get("REFRESH_HTTP_RETRIES", "1"))
+    REFRESH_CUSTOMER_MINUTES = int(os.environ.get("REFRESH_CUSTOMER_MINUTES", "5"))
+    REFRESH_USER_PER_MINUTE = int(os.environ.get("REFRESH_USER_PER_MINUTE", "3"))
     SYNC_RETRIES = int(os.environ.get("SYNC_RETRIES", "3"))  # whole-run retries
     SYNC_RETRY_BACKOFF = float(os.environ.get("SYNC_RETRY_BACKOFF", "30"))  # seconds, doubling
     # a run that would give more than this share of the products it received to another
@@ -286,6 +310,8 @@ class DevConfig(Config):
     SANDBOX_ENABLED = _bool("SANDBOX_ENABLED", True)
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
     # the sandbox twins of `make run` (integrations/sandbox)
+    T24_ENQUIRY_URL = os.environ.get("T24_ENQUIRY_URL", "http://127.0.0.1:8708")
+    T24_ENQUIRY_API_KEY = os.environ.get("T24_ENQUIRY_API_KEY", "sandbox-t24-enquiry-key")
     W4_API_URL = os.environ.get("W4_API_URL", "http://127.0.0.1:8701")
     W4_API_KEY = os.environ.get("W4_API_KEY", "sandbox-w4-key")
     LOS_API_URL = os.environ.get("LOS_API_URL", "http://127.0.0.1:8702")

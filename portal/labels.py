@@ -113,6 +113,7 @@ COMMON = {
     "sync": lazy_pgettext("code", "Sync"),
     "reconcile": lazy_pgettext("code", "Reconciliation"),
     "forward": lazy_pgettext("code", "Forwarding"),
+    "refresh": lazy_pgettext("code", "Customer refresh"),
     "schedule": lazy_pgettext("code", "Scheduled"),
     "retry": lazy_pgettext("code", "Retry"),
     "running": lazy_pgettext("code", "Running"),

@@ -3,7 +3,8 @@
 Every log line carries the correlation id of the work it belongs to: an HTTP request (taken from
 the ``X-Request-ID`` header or created, and returned in the response header), an event (published
 with the id of the request that caused it) and an RQ job (the id travels in ``job.meta`` and is set
-again while the job runs).
+again while the job runs). JSON lines also carry the ``trace_id`` and ``span_id`` of the current
+OpenTelemetry span (portal/tracing.py).
 
 ``LOG_FORMAT`` is ``json`` (one JSON object per line) or ``text``; ``LOG_LEVEL`` the root level.
 """
@@ -22,6 +23,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from flask import Flask, g, has_app_context, request
+from opentelemetry import trace
 from redis import Redis
 from rq import get_current_job
 
@@ -115,6 +117,10 @@ class JsonFormatter(logging.Formatter):
             "correlation_id": getattr(record, "correlation_id", None) or _correlation_id.get(),
             "pid": record.process,
         }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:  # the trace of the request, job or subscriber (portal/tracing.py)
+            entry["trace_id"] = f"{span.trace_id:032x}"
+            entry["span_id"] = f"{span.span_id:016x}"
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRS and key not in entry:
                 entry[key] = value

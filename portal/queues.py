@@ -11,7 +11,8 @@ first, so a long sync never delays event handling on a busy worker; run a second
 ``integrations`` in production).
 
 Jobs are enqueued through ``enqueue``/``enqueue_many`` here, which apply the queue's options and
-carry the current correlation id in ``job.meta``.
+carry the current correlation id and W3C ``traceparent`` in ``job.meta`` (a delivery job carries its
+event's own, portal/events/relay.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from rq.job import Job
 
 from portal.extensions import get_redis
 from portal.logging import get_correlation_id
+from portal.tracing import TRACEPARENT, current_traceparent
 
 DAY = 24 * 3600
 
@@ -81,6 +83,10 @@ def _meta(meta: dict | None) -> dict:
     correlation_id = get_correlation_id()
     if correlation_id and "correlation_id" not in meta:
         meta["correlation_id"] = correlation_id
+    if not meta.get(TRACEPARENT):  # the job's span continues the enqueuer's trace
+        traceparent = current_traceparent()
+        if traceparent:
+            meta[TRACEPARENT] = traceparent
     return meta
 
 

@@ -1,5 +1,5 @@
 """What every job runs inside: a Flask app context, a fresh database session and the
-correlation id of whoever enqueued it.
+correlation id and trace of whoever enqueued it.
 
 RQ's default worker forks a work horse per job; a forked process must not reuse the database
 connections of its parent, so the pool is replaced (without closing the parent's sockets) the
@@ -20,6 +20,7 @@ from rq import get_current_job
 from portal import create_app
 from portal.extensions import db
 from portal.logging import correlation_scope
+from portal.tracing import job_span
 
 log = logging.getLogger("workers.jobs")
 
@@ -55,7 +56,8 @@ def _forget_inherited_connections(app: Flask) -> None:
 
 
 def job(func: Callable) -> Callable:
-    """Decorator for job entry points: app context, own session, correlation id, logging."""
+    """Decorator for job entry points: app context, own session, correlation id, logging, and
+    a CONSUMER span continuing the enqueuer's trace (``job.meta["traceparent"]``)."""
 
     @functools.wraps(func)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -65,7 +67,8 @@ def job(func: Callable) -> Callable:
         correlation_id = None
         if rq_job is not None:  # the enqueuer's id, else the job's own (periodic jobs)
             correlation_id = rq_job.meta.get("correlation_id") or rq_job.id
-        with app.app_context(), correlation_scope(correlation_id):
+        with app.app_context(), correlation_scope(correlation_id) as cid, \
+                job_span(func.__name__, rq_job, cid):
             try:
                 return func(*args, **kwargs)
             finally:

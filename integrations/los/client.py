@@ -4,10 +4,12 @@ keyset pagination and an ``updated_since`` cursor (docs/integrations.md, "LOS").
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import quote
 
 from integrations.http import JsonApiClient, Page
 
 APPLICATIONS_PATH = "/api/v1/applications"
+CUSTOMER_APPLICATIONS_PATH = "/api/v1/customers/{cif}/applications"
 
 
 class LOSClient(JsonApiClient):
@@ -26,3 +28,8 @@ class LOSClient(JsonApiClient):
         ``updated_since``; all of them when both are None."""
         return self.pages(APPLICATIONS_PATH, cursor=cursor, updated_since=updated_since,
                           limit=limit)
+
+    def customer_applications(self, cif: str) -> list[dict]:
+        """Every application of one customer now (``{"data": [...]}``); a customer LOS does
+        not know is a 404 (``ApiError`` with ``status`` 404)."""
+        return self.get_list(CUSTOMER_APPLICATIONS_PATH.format(cif=quote(cif, safe="")))

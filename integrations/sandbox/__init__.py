@@ -3,7 +3,8 @@
 ``SIMULATORS`` is the registry the process runner reads: each HTTP simulator is started as
 ``python -m <module> --port <port>`` (add ``--host``; fault knobs from the environment, see
 docs/integrations.md). The T24 twin is a file generator, not a server: ``python -m
-integrations.sandbox.t24_files --out <inbox>/inbox ...`` writes a business date's files.
+integrations.sandbox.t24_files --out <inbox>/inbox ...`` writes a business date's files; its
+per-customer enquiry service (the customer refresh) is an HTTP twin, ``t24-enquiry``.
 """
 
 from __future__ import annotations
@@ -33,10 +34,16 @@ class Simulator:
 SIMULATORS: tuple[Simulator, ...] = (
     Simulator("t24", "T24", "integrations.sandbox.t24_files", "files", None, "T24_SANDBOX",
               "T24 core banking: business-date file sets (JSON Lines, JSON, XML) + manifest"),
+    Simulator("t24-enquiry", "T24", "integrations.sandbox.t24_enquiry", "http", 8708,
+              "T24_ENQUIRY_SANDBOX",
+              "T24 enquiry service: GET /api/v1/enquiries/CRM.CUSTOMER.POSITION?customerId=, "
+              "X-API-Key; one customer's records in T24 field names (customer refresh)"),
     Simulator("w4", "W4", "integrations.sandbox.w4_server", "http", 8701, "W4_SANDBOX",
-              "W4 card system: GET /api/v1/cards, X-API-Key, keyset pages"),
+              "W4 card system: GET /api/v1/cards, GET /api/v1/clients/<cif>/cards, X-API-Key, "
+              "keyset pages"),
     Simulator("los", "LOS", "integrations.sandbox.los_server", "http", 8702, "LOS_SANDBOX",
-              "LOS: GET /api/v1/applications, Bearer token, keyset pages"),
+              "LOS: GET /api/v1/applications, GET /api/v1/customers/<cif>/applications, "
+              "Bearer token, keyset pages"),
     Simulator("payments", "PAYMENTS", "integrations.sandbox.payments_server", "http", 8703,
               "PAYMENTS_SANDBOX", "Payment system: signed webhooks to PORTAL_URL (fault knobs), "
               "GET /api/v1/reports/<date>/transactions, X-API-Key"),

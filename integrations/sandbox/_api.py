@@ -5,6 +5,8 @@ Endpoints of every simulator app:
 
 - ``GET <collection>?limit=&cursor=|updated_since=`` — a page (authenticated)
 - ``GET <collection>/<key>`` — one record (authenticated)
+- ``GET <customer_path>`` (e.g. ``/api/v1/clients/<cif>/cards``) — every record of one customer,
+  ``{"data": [...], "total": n}``, 404 when the system has none (authenticated)
 - ``GET /health`` — liveness, never faulty
 - ``GET /_sandbox/faults``, ``PUT /_sandbox/faults`` (JSON, partial) — the fault knobs
 - ``POST /_sandbox/touch`` ``{"count": n}`` — n records change now (for incremental syncs)
@@ -111,6 +113,11 @@ class Collection:
     def get(self, key: str) -> dict | None:
         record = self._records.get(key)
         return None if record is None else {**record, "updated_at": iso(self._updated[key])}
+
+    def of_customer(self, field: str, value: str) -> list[dict]:
+        """Every record whose ``field`` is ``value``, in key order."""
+        return [self.get(k) for k in sorted(self._records)
+                if self._records[k].get(field) == value]
 
     def page(self, after: tuple[datetime, str] | None, since: datetime | None,
              limit: int) -> tuple[list[dict], int, tuple[datetime, str] | None, bool]:
@@ -250,9 +257,11 @@ def fault_gate(state, name: str, authenticate: Callable[[], str | None]
 def create_api_app(*, name: str, collection_path: str, build: Callable[[], Collection],
                    authenticate: Callable[[], str | None], malform: Callable[[dict, int], dict],
                    mutate: Callable[[dict, int, datetime], None], faults: Faults | None = None,
-                   seed: int = 0, clock: Callable[[], datetime] = portal_clock.now) -> Flask:
+                   seed: int = 0, clock: Callable[[], datetime] = portal_clock.now,
+                   customer_path: str | None = None, customer_field: str | None = None) -> Flask:
     """``authenticate`` returns None when the request may pass, else an error message (401).
-    ``clock`` dates what the twin changes (``/_sandbox/touch``)."""
+    ``clock`` dates what the twin changes (``/_sandbox/touch``). ``customer_path`` (with a
+    ``<cif>`` part) serves one customer's records: those whose ``customer_field`` is the cif."""
     app = Flask(name)
     state = SandboxState(build, faults or Faults(), seed)
     app.extensions["sandbox"] = state
@@ -307,6 +316,18 @@ def create_api_app(*, name: str, collection_path: str, build: Callable[[], Colle
         if record is None:
             return error(404, "not_found", f"no record {key!r}")
         return jsonify(served_record(record))
+
+    if customer_path:
+        @app.get(customer_path)
+        def customer_records(cif: str):
+            refused = api_gate()
+            if refused is not None:
+                return refused
+            with state.lock:
+                items = state.collection.of_customer(customer_field, cif)
+            if not items:
+                return error(404, "customer_not_found", f"no customer {cif!r}")
+            return jsonify({"data": [served_record(r) for r in items], "total": len(items)})
 
     @app.get("/health")
     def health():

@@ -1,5 +1,6 @@
 """Sandbox twin of LOS: ``GET /api/v1/applications`` (``Authorization: Bearer``), keyset pages
-with an ``updated_since`` cursor, fault knobs (integrations/sandbox/_api.py,
+with an ``updated_since`` cursor, ``GET /api/v1/customers/<cif>/applications`` (one customer's,
+404 for a customer LOS does not know), fault knobs (integrations/sandbox/_api.py,
 docs/integrations.md).
 
 Applications are the demo generator's (``portal.seed.portfolio``); each carries as referees the
@@ -35,6 +36,8 @@ NAME = "LOS"
 DEFAULT_PORT = 8702
 DEFAULT_TOKEN = "sandbox-los-token"
 ENV_PREFIX = "LOS_SANDBOX"
+# one customer's applications (a refresh of one customer)
+CUSTOMER_PATH = "/api/v1/customers/<cif>/applications"
 # Ours -> LOS relationship code (by the referee's gender where LOS distinguishes).
 _LOS_RELATION = {"spouse": ("SPOUSE", "SPOUSE"), "parent": ("FATHER", "MOTHER"),
                  "child": ("SON", "DAUGHTER"), "sibling": ("BROTHER", "SISTER"),
@@ -158,7 +161,8 @@ def create_app(records: Iterable[dict] | Callable[[], Iterable[dict]] | None = N
 
     return create_api_app(name=NAME, collection_path="/api/v1/applications", build=build,
                           authenticate=authenticate, malform=malform, mutate=mutate,
-                          faults=faults or Faults.from_env(ENV_PREFIX), seed=seed, clock=clock)
+                          faults=faults or Faults.from_env(ENV_PREFIX), seed=seed, clock=clock,
+                          customer_path=CUSTOMER_PATH, customer_field="customer_cif")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """Sandbox twin of the W4 card system: ``GET /api/v1/cards`` (``X-API-Key``), keyset pages with
-an ``updated_since`` cursor, fault knobs (integrations/sandbox/_api.py, docs/integrations.md).
+an ``updated_since`` cursor, ``GET /api/v1/clients/<cif>/cards`` (one client's cards, 404 for a
+client W4 does not know), fault knobs (integrations/sandbox/_api.py, docs/integrations.md).
 
 The cards are the demo generator's (``portal.seed.portfolio``), or the records handed to
 :func:`create_app`. Run: ``python -m integrations.sandbox.w4_server --port 8701``; knobs also from
@@ -32,6 +33,7 @@ NAME = "W4"
 DEFAULT_PORT = 8701
 DEFAULT_API_KEY = "sandbox-w4-key"
 ENV_PREFIX = "W4_SANDBOX"
+CUSTOMER_PATH = "/api/v1/clients/<cif>/cards"  # one client's cards (a refresh of one customer)
 
 
 def _text(value):
@@ -120,7 +122,8 @@ def create_app(records: Iterable[dict] | Callable[[], Iterable[dict]] | None = N
 
     return create_api_app(name=NAME, collection_path="/api/v1/cards", build=build,
                           authenticate=authenticate, malform=malform, mutate=mutate,
-                          faults=faults or Faults.from_env(ENV_PREFIX), seed=seed, clock=clock)
+                          faults=faults or Faults.from_env(ENV_PREFIX), seed=seed, clock=clock,
+                          customer_path=CUSTOMER_PATH, customer_field="client_cif")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,6 +82,7 @@ from integrations.t24.mapping import Profile, ReadContext
 from integrations.t24.transform import ControlTotals
 from portal import clock
 from portal.run_counts import RunCounts
+from portal.tracing import current_trace_id
 
 __all__ = ["CONTACT_OWNERS", "CONTACT_TABLES", "load_columns", "load_set", "process_inbox"]
 
@@ -151,6 +152,7 @@ class LoadResult:
     control_differences: dict = field(default_factory=dict)
     events: int = 0  # CUSTOMER/LOAN/COLLATERAL_UPDATED published
     owner_moves: dict = field(default_factory=dict)  # products given other customers
+    kind: str = "sync"  # refresh: one customer's enquiry (integrations/t24/enquiry.py)
 
     @property
     def changed(self) -> int:
@@ -698,18 +700,19 @@ def _tune_session(conn: Connection) -> None:
 
 def _start_run(conn: Connection, verification: Verification, trigger: str,
                triggered_by_id: int | None, retry_of_id: int | None = None,
-               attempt: int = 1, correlation_id: str | None = None) -> int:
+               attempt: int = 1, correlation_id: str | None = None, kind: str = "sync",
+               note: str | None = None) -> int:
     manifest = verification.manifest
     total = sum(entry.records for entry in manifest.files) if manifest else None
     with conn.transaction():
         return conn.execute(
             "INSERT INTO integration_runs (integration, kind, trigger, status, business_date, "
             "mode, started_at, triggered_by_id, retry_of_id, attempt, correlation_id, "
-            "progress_done, progress_total) VALUES ('T24', 'sync', %s, 'running', %s, %s, %s, "
-            "%s, %s, %s, %s, 0, %s) RETURNING id",
-            (trigger, manifest.business_date if manifest else None,
+            "progress_done, progress_total, note, trace_id) VALUES ('T24', %s, %s, 'running', "
+            "%s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s) RETURNING id",
+            (kind, trigger, manifest.business_date if manifest else None,
              manifest.mode if manifest else None, clock.running_now(), triggered_by_id,
-             retry_of_id, attempt, correlation_id, total),
+             retry_of_id, attempt, correlation_id, total, note, current_trace_id()),
         ).fetchone()[0]
 
 
@@ -742,7 +745,8 @@ def _finish_run(conn: Connection, run_id: int, result: LoadResult, started: floa
 def _sync_completed(conn: Connection, result: LoadResult, counts: RunCounts,
                     manifest, correlation_id: str | None, moves: dict | None = None) -> None:
     publish_one(conn, "SYNC_COMPLETED", {
-        "run_id": result.run_id, "integration": "T24", "kind": "sync", "status": result.status,
+        "run_id": result.run_id, "integration": "T24", "kind": result.kind,
+        "status": result.status,
         "business_date": manifest.business_date if manifest else None,
         "extracted": counts.extracted, "loaded": counts.loaded,
         "failed": counts.failed, "unchanged": counts.unchanged,
@@ -852,7 +856,8 @@ def load_set(conn: Connection, verification: Verification, *, trigger: str = "ma
              publish_events: bool = True, update_cases: bool = True,
              retry_of_id: int | None = None, attempt: int = 1,
              correlation_id: str | None = None,
-             progress_conn: Connection | None = None) -> LoadResult:
+             progress_conn: Connection | None = None, kind: str = "sync",
+             note: str | None = None, read_ahead: bool | None = None) -> LoadResult:
     """Load a verified set (``manifest.verify``; made with ``count=False``, its record counts
     are checked here while the reader starts on the files) on a psycopg connection. A set that
     did not verify is not loaded: the run is recorded as failed with the reasons, nothing else is
@@ -869,8 +874,8 @@ def load_set(conn: Connection, verification: Verification, *, trigger: str = "ma
         raise ValueError("load_set needs a connection with no transaction in progress")
     started = time.perf_counter()
     run_id = _start_run(conn, verification, trigger, triggered_by_id, retry_of_id, attempt,
-                        correlation_id)
-    result = LoadResult(run_id, "running")
+                        correlation_id, kind, note)
+    result = LoadResult(run_id, "running", kind=kind)
     if not verification.ok:
         return _rejected(conn, verification, result, started, correlation_id)
     manifest = verification.manifest
@@ -886,7 +891,8 @@ def load_set(conn: Connection, verification: Verification, *, trigger: str = "ma
     context = ReadContext(manifest.business_date)
     try:
         with BatchReader([(entry.entity, path) for entry, path in files], batch_size,
-                         READ_AHEAD, profile, context) as reader:
+                         READ_AHEAD if read_ahead is None else read_ahead, profile,
+                         context) as reader:
             if not verification.counted:  # counted here while the reader starts on the files
                 verification.count_records()
                 if not verification.ok:

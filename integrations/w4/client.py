@@ -4,10 +4,12 @@ pagination and an ``updated_since`` cursor (docs/integrations.md, "W4")."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import quote
 
 from integrations.http import JsonApiClient, Page
 
 CARDS_PATH = "/api/v1/cards"
+CLIENT_CARDS_PATH = "/api/v1/clients/{cif}/cards"
 
 
 class W4Client(JsonApiClient):
@@ -28,3 +30,8 @@ class W4Client(JsonApiClient):
 
     def card(self, contract_number: str) -> dict:
         return self.get_json(f"{CARDS_PATH}/{contract_number}")
+
+    def client_cards(self, cif: str) -> list[dict]:
+        """Every card of one client now (``{"data": [...]}``); a client W4 does not know is a
+        404 (``ApiError`` with ``status`` 404)."""
+        return self.get_list(CLIENT_CARDS_PATH.format(cif=quote(cif, safe="")))

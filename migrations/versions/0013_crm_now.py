@@ -68,6 +68,7 @@ def upgrade():
 
 def downgrade():
     _set_defaults("crm_now()", "now()")
-    op.execute(UUID7.format(offset="interval '0'"))
+    # the function exactly as 0009 created it (so that 0009's downgrade and upgrade agree)
+    op.execute(UUID7.replace(" + {offset}", ""))
     op.execute("DROP FUNCTION crm_now()")
     op.execute("DROP FUNCTION crm_clock_offset()")

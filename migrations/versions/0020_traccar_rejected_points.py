@@ -57,5 +57,6 @@ def upgrade():
 def downgrade():
     op.drop_index("ix_rejected_locations_last_received_at", table_name="rejected_locations")
     op.drop_table("rejected_locations")
-    op.drop_constraint("ck_agent_locations_time_source", "agent_locations", type_="check")
+    # by its full name: drop_constraint would put the naming convention's prefix on it again
+    op.execute("ALTER TABLE agent_locations DROP CONSTRAINT ck_agent_locations_time_source")
     op.drop_column("agent_locations", "time_source")

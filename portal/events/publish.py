@@ -26,6 +26,7 @@ from portal.extensions import db
 from portal.logging import get_correlation_id
 from portal.models.base import utcnow
 from portal.models.events import Event
+from portal.tracing import current_traceparent
 
 SESSION_FLAG = "portal_events_published"
 
@@ -78,6 +79,7 @@ def publish(
         aggregate_id=str(aggregate[1]),
         payload=data,
         correlation_id=correlation_id or get_correlation_id(),
+        traceparent=current_traceparent(),
         occurred_at=occurred_at or utcnow(),
     )
     session.add(event)

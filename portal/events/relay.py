@@ -39,6 +39,7 @@ from portal.models.base import utcnow
 from portal.models.events import Event, EventDelivery
 from portal.queues import JobRequest, enqueue, enqueue_many, make_retry
 from portal.schedules import Jobs
+from portal.tracing import TRACEPARENT
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ class PendingJob:
     subscriber: str
     job_id: str
     correlation_id: str | None
+    traceparent: str | None = None  # the event's: the delivery continues the publisher's trace
 
 
 def relay_once(session: Session, limit: int | None = None) -> tuple[int, int]:
@@ -162,7 +164,7 @@ def relay_once(session: Session, limit: int | None = None) -> tuple[int, int]:
     Returns (events relayed, jobs enqueued)."""
     limit = limit or settings.relay_batch()
     rows = session.execute(
-        select(Event.id, Event.type, Event.correlation_id)
+        select(Event.id, Event.type, Event.correlation_id, Event.traceparent)
         .where(Event.relayed_at.is_(None))
         .order_by(Event.seq)
         .limit(limit)
@@ -174,8 +176,8 @@ def relay_once(session: Session, limit: int | None = None) -> tuple[int, int]:
     now = utcnow()
     values = []
     correlation = {}
-    for event_id, event_type, correlation_id in rows:
-        correlation[event_id] = correlation_id
+    for event_id, event_type, correlation_id, traceparent in rows:
+        correlation[event_id] = (correlation_id, traceparent)
         for sub in subscribers_for(event_type):
             values.append({
                 "event_id": event_id, "subscriber": sub.name, "status": "pending",
@@ -196,7 +198,7 @@ def relay_once(session: Session, limit: int | None = None) -> tuple[int, int]:
         update(Event).where(Event.id.in_([r[0] for r in rows])).values(relayed_at=now)
     )
     session.commit()
-    jobs = [PendingJob(e, s, j, correlation.get(e)) for e, s, j in created]
+    jobs = [PendingJob(e, s, j, *correlation.get(e, (None, None))) for e, s, j in created]
     enqueue_deliveries(jobs)
     return len(rows), len(jobs)
 
@@ -227,6 +229,15 @@ def run_relay(session: Session) -> dict:
     return {"events": events, "jobs": jobs}
 
 
+def _delivery_meta(job: PendingJob) -> dict | None:
+    meta = {}
+    if job.correlation_id:
+        meta["correlation_id"] = job.correlation_id
+    if job.traceparent:
+        meta[TRACEPARENT] = job.traceparent
+    return meta or None
+
+
 def enqueue_deliveries(jobs: list[PendingJob]) -> None:
     if not jobs:
         return
@@ -235,7 +246,7 @@ def enqueue_deliveries(jobs: list[PendingJob]) -> None:
         EVENTS_QUEUE,
         [
             JobRequest(DELIVER_JOB, args=(str(j.event_id), j.subscriber), job_id=j.job_id,
-                       meta={"correlation_id": j.correlation_id} if j.correlation_id else None)
+                       meta=_delivery_meta(j))
             for j in jobs
         ],
         retry=make_retry(settings.retry_intervals()),
@@ -285,10 +296,11 @@ def _requeue(session: Session, rows: list[EventDelivery], tag: str) -> int:
             row.status = "pending"
         pending.append(PendingJob(row.event_id, row.subscriber, row.job_id, None))
     ids = {p.event_id for p in pending}
-    correlation = dict(session.execute(
-        select(Event.id, Event.correlation_id).where(Event.id.in_(ids))).all()) if ids else {}
+    correlation = {row[0]: row[1:] for row in session.execute(
+        select(Event.id, Event.correlation_id, Event.traceparent).where(Event.id.in_(ids)))
+    } if ids else {}
     for p in pending:
-        p.correlation_id = correlation.get(p.event_id)
+        p.correlation_id, p.traceparent = correlation.get(p.event_id, (None, None))
     session.commit()
     enqueue_deliveries(pending)
     return len(pending)

@@ -13,7 +13,8 @@ by create_app, which the relay and every worker build) imports them.
 
 Delivery (``deliver``): claim the ``(event, subscriber)`` row — one UPDATE that locks it and marks
 it delivered unless it already is; if it already is, do nothing; else run the subscriber in the
-same transaction and commit its effects and the mark together.
+same transaction and commit its effects and the mark together. Each call is one span in the
+trace of its event (``portal.tracing.subscriber_span``).
 On an exception: roll back, record the attempt and error in a separate transaction, and re-raise
 so that RQ retries with backoff; after the last retry the row is ``dead``.
 """
@@ -37,6 +38,7 @@ from portal.events.catalog import get_event_type
 from portal.logging import correlation_scope, get_correlation_id
 from portal.models.base import utcnow
 from portal.models.events import Event, EventDelivery
+from portal.tracing import subscriber_span
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +215,8 @@ def deliver(session: Session, event_id, subscriber_name: str, *, last_attempt: b
     try:
         if sub is None:
             raise SubscriberMissing(f"no subscriber named {subscriber_name!r} in this process")
-        with correlation_scope(event.correlation_id or get_correlation_id()):
+        with correlation_scope(event.correlation_id or get_correlation_id()), \
+                subscriber_span(subscriber_name, event):
             sub.func(event, session)
         session.commit()
     except Exception as exc:

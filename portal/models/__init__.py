@@ -15,6 +15,7 @@ from portal.models.customers import Address, Customer, Email, Phone, ReferenceCu
 from portal.models.documents import Document, DocumentDownload
 from portal.models.events import Event, EventDelivery
 from portal.models.field import AgentLocation, AgentStatus, AgentStatusEvent, CallRecord, Visit
+from portal.models.flags import FeatureFlag, FeatureFlagTeam
 from portal.models.gps_rejections import RejectedLocation
 from portal.models.integrations import IntegrationRun, IntegrationSetting, QuarantinedRecord
 from portal.models.kpis import KpiAgentDaily, KpiPortfolioSnapshot  # noqa: F401
@@ -47,6 +48,7 @@ from portal.models.users import ApiToken, PasswordHistory, Team, User
 from portal.models.webhooks import WebhookReceipt  # noqa: F401
 
 __all__ = [
+    "FeatureFlag", "FeatureFlagTeam",
     "Action", "ActionCode", "Address", "AgentLocation", "AgentStatus", "AgentStatusEvent",
     "ApiToken", "AppSetting", "AuditLog", "Base", "CamtImport", "CamtImportTransaction", "Card",
     "CallRecord", "Case", "CaseAssignment", "CaseStatusChange", "MasterNoteVersion",

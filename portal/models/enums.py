@@ -71,7 +71,8 @@ IMPLAUSIBLE_REASONS = ("outside_service_area", "too_fast")
 TIME_SOURCES = ("device", "received")  # agent_locations.time_source
 # STRATEGIES: the strategies' daily run (portal.strategies.run), kind "assign"
 INTEGRATIONS = ("T24", "W4", "LOS", "PAYMENTS", "CTI", "GPS", "EVENTS", "STRATEGIES")
-RUN_KINDS = ("sync", "reconcile", "forward", "assign")
+# refresh: one customer fetched now from a source (integrations/refresh.py)
+RUN_KINDS = ("sync", "reconcile", "forward", "assign", "refresh")
 RUN_TRIGGERS = ("schedule", "manual", "webhook", "retry", "system")
 # skipped: a triggered run that had nothing to do (its note says why)
 RUN_STATUSES = ("running", "succeeded", "partial", "failed", "cancelled", "skipped")

@@ -50,6 +50,9 @@ class Event(Base):
     aggregate_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSONB)
     correlation_id: Mapped[str | None] = mapped_column(String(64))
+    # the W3C traceparent of the span that published it (portal/tracing.py): its delivery jobs
+    # and subscriber spans continue that trace (migration 0036)
+    traceparent: Mapped[str | None] = mapped_column(String(55))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.crm_now())
     relayed_at: Mapped[datetime | None]
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, sql_in, utcnow
 from portal.models.enums import INTEGRATIONS, RUN_KINDS, RUN_STATUSES, RUN_TRIGGERS
+from portal.tracing import current_trace_id
 
 
 class IntegrationRun(Base):
@@ -55,6 +56,8 @@ class IntegrationRun(Base):
     control_totals: Mapped[dict | None] = mapped_column(JSONB)
     errors: Mapped[list | None] = mapped_column(JSONB)
     correlation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # the OpenTelemetry trace the run was created in (32 hex digits; migration 0036)
+    trace_id: Mapped[str | None] = mapped_column(String(32), default=current_trace_id)
     triggered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id",
                                                                    ondelete="SET NULL"))
     retry_of_id: Mapped[int | None] = mapped_column(ForeignKey("integration_runs.id",

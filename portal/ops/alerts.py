@@ -52,6 +52,7 @@ from portal.ops.words import N_, Said, said, said_n, shown_json
 from portal.ops.worker_health import collect_health
 from portal.permissions.roles import roles_with
 from portal.signing import signed_headers
+from portal.tracing import http_client_span
 
 log = logging.getLogger(__name__)
 
@@ -422,7 +423,10 @@ def send_webhooks(session: Session, *, now: datetime | None = None) -> int:
         headers = signed_headers(secret, body) if secret else {"Content-Type": "application/json"}
         alert.webhook_attempts += 1
         try:
-            response = requests.post(url, data=body, headers=headers, timeout=timeout)
+            with http_client_span("POST", url, system="ALERTS") as call:
+                response = requests.post(url, data=body, headers={**headers, **call.headers},
+                                         timeout=timeout)
+                call.status(response.status_code)
             response.raise_for_status()
         except Exception as exc:
             alert.webhook_status = "failed"

@@ -273,15 +273,18 @@ CROSS JOIN LATERAL (
 ) AS r ORDER BY r.integration, r.started_at DESC, r.id DESC
 """)
 
-# the latest success and failure of each integration, whenever they were (index, newest first)
+# the latest success and failure of each integration, whenever they were (index, newest first);
+# a customer's refresh is neither
 _LAST_SQL = text("""
 SELECT n.integration, ok.finished_at AS last_success, ko.finished_at AS last_failure
 FROM unnest(CAST(:names AS text[])) AS n(integration)
 LEFT JOIN LATERAL (SELECT finished_at FROM integration_runs
                    WHERE integration = n.integration AND status IN ('succeeded', 'partial')
+                     AND kind <> 'refresh'
                    ORDER BY started_at DESC LIMIT 1) AS ok ON true
 LEFT JOIN LATERAL (SELECT finished_at FROM integration_runs
                    WHERE integration = n.integration AND status = 'failed'
+                     AND kind <> 'refresh'
                    ORDER BY started_at DESC LIMIT 1) AS ko ON true
 """)
 
@@ -432,11 +435,19 @@ def _finished(run: dict) -> bool:
     return run["status"] != "running"
 
 
+def _effective(run: dict) -> bool:
+    """A finished run that says how the integration does: not one with nothing to do, nor one
+    customer's refresh (integrations/refresh.py: listed with the runs, but one customer fetched
+    now neither proves nor disproves the integration's own runs; its source's breaker counts
+    its failures)."""
+    return _finished(run) and run["status"] != "skipped" and run.get("kind") != "refresh"
+
+
 def derive_state(card: Card, *, now: datetime) -> None:
     """Set ``card.state``, ``reasons`` and ``down_since`` from what was read (see module doc)."""
     reasons_down, reasons_degraded = [], []
     finished = [r for r in card.recent if _finished(r)]
-    effective = [r for r in finished if r["status"] != "skipped"]
+    effective = [r for r in finished if _effective(r)]
     breaker = card.breaker
     breaker_state = getattr(breaker, "state", "closed")
     if breaker_state == "open":
@@ -554,10 +565,10 @@ def collect_cards(session: Session, *, now: datetime | None = None,
             card.last_failure = last[name]["last_failure"]
         card.running = next((r for r in card.recent if r["status"] == "running"), None)
         card.last_run = next((r for r in card.recent if _finished(r)), None)
-        card.last_effective_run = next(
-            (r for r in card.recent if _finished(r) and r["status"] != "skipped"), None)
+        card.last_effective_run = next((r for r in card.recent if _effective(r)), None)
         card.traffic = traffic.get(name)
-        card.last_failed_run = next((r for r in card.recent if r["status"] == "failed"), None)
+        card.last_failed_run = next((r for r in card.recent if r["status"] == "failed"
+                                     and r.get("kind") != "refresh"), None)
         if card.last_failed_run and card.last_failed_run["errors"]:
             errors = card.last_failed_run["errors"]
             first = errors[-1] if isinstance(errors, list) else errors

@@ -349,7 +349,7 @@ def _row(notice: Notice, source: str, raw_body: str | None, signature: str | Non
 
 
 EVENT_COLUMNS = ("id", "type", "version", "aggregate_type", "aggregate_id", "payload",
-                 "correlation_id", "occurred_at")
+                 "correlation_id", "traceparent", "occurred_at")
 
 
 def _event_row(event: Event) -> dict:

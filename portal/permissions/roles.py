@@ -13,6 +13,7 @@ PERMISSIONS: dict[str, str] = {
     "cases.view": "See customers, cases, loans and the case history",
     "cases.work": "Record calls and outcomes, promises to pay, contact details",
     "customers.view_pii": "See national ids and phone numbers unmasked",
+    "customers.refresh": "Fetch a customer's latest data now from W4 and LOS (rate-limited)",
     "field.visits": "See own visit plan and check in at customer visits",
     "field.review": "Review visits whose location could not be verified",
     "field.track": "See the live map of field agents, visits and customers",
@@ -22,6 +23,7 @@ PERMISSIONS: dict[str, str] = {
     "supervisor.kpi": "See team KPIs",
     "ops.integrations": "See integration health: runs, failures, queues and workers",
     "ops.actions": "Pause, resume, retry and resync integrations; retry dead letters",
+    "ops.flags": "Switch feature flags on for everyone, for chosen teams only, or off",
     "admin.users": "Create, deactivate and reset users",
     "admin.tokens": "Create, list and revoke API tokens",
     "admin.workflow": "Manage action codes, contact rules and promise limits",
@@ -50,18 +52,21 @@ API_SCOPES: tuple[str, ...] = tuple(p for p in PERMISSIONS if p.startswith("api.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "agent": frozenset({
         "portal.access", "cases.view", "cases.work", "customers.view_pii",
+        "customers.refresh",  # their cases (the case scope), issue 24
         "api.profile", "api.cases", "api.calls",
         "documents.view", "documents.upload",
         "messages.send",
     }),
     "field_agent": frozenset({
         "portal.access", "cases.view", "cases.work", "customers.view_pii", "field.visits",
+        "customers.refresh",
         "api.profile", "api.locations", "api.visits", "api.cases",
         "documents.view", "documents.upload",
         "messages.send",
     }),
     "supervisor": frozenset({
         "portal.access", "cases.view", "customers.view_pii", "field.track", "field.review",
+        "customers.refresh",  # their teams' cases
         "field.rejected_positions", "supervisor.board", "supervisor.assign", "supervisor.kpi",
         "api.profile", "api.cases",
         "placements.view", "placements.manage",  # their teams' cases (issue 22)
@@ -72,10 +77,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "ops": frozenset({
         "portal.access", "ops.integrations", "ops.actions", "field.rejected_positions",
         "api.profile", "api.integrations",
+        "ops.flags",  # feature flags (issue 24)
     }),
     "admin": frozenset({
         "portal.access", "admin.users", "admin.teams", "admin.tokens", "admin.workflow",
-        "audit.view", "ops.integrations",
+        "audit.view", "ops.integrations", "ops.flags",
         "field.rejected_positions", "api.profile",
         "supervisor.kpi",  # admins see every team's KPIs (issue 10)
         "placements.view",  # every agency's placements and collections (issue 22)
@@ -117,8 +123,13 @@ def has_permission(user: Any, permission: str) -> bool:
 
 
 def can(permission: str) -> bool:
-    """Template helper: ``{% if can("cases.view") %}`` for the current user."""
-    return has_permission(current_user, permission)
+    """Template helper: ``{% if can("cases.view") %}`` for the current user; a permission whose
+    feature flag is off for the user's team is not held here (portal/flags)."""
+    if not has_permission(current_user, permission):
+        return False
+    from portal.flags.web import permission_enabled  # the flags read the database
+
+    return permission_enabled(permission, current_user)
 
 
 def _check_known(permission: str) -> None:

@@ -165,8 +165,8 @@ UNOWNED_URL_VARIABLES: dict[str, str] = {
     "kind": "contact kind (phone, address, email) or status list of the case named by <cif>",
     "value_id": "a value of a status list: workflow configuration, admin.workflow only",
     "contact_id": "a contact of the case named by <cif>: the view refuses one of another CIF",
-    "name": "a case panel of <cif>, an integration / circuit breaker, or a file of the print "
-            "batch named by <batch_id> (ops only)",
+    "name": "a case panel of <cif>, an integration / circuit breaker, a file of the print "
+            "batch named by <batch_id> (ops only), or a feature flag (ops.flags to change it)",
     "code_id": "an action code: workflow configuration, admin.workflow only",
     "token_id": "an API token: admin.tokens only",
     "user_id": "a user account: admin.users only (admins reach every team's users)",

@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from portal import clock
+from portal.flags import operations as flags
 from portal.logging import get_correlation_id
 from portal.models import IntegrationRun
 from portal.run_counts import RunCounts
@@ -175,6 +176,19 @@ def run_and_record(session: Session, business_date: date | None = None, *,
     business_date = business_date or clock.bank_today()
     started = clock.now()
     t0 = time.monotonic()
+    if not flags.job_enabled("strategies", session):
+        # the feature flag is off for everyone: nothing is assigned, the run says why (on for
+        # chosen teams, the run is the bank's as always: the flag gates the teams' pages)
+        run = IntegrationRun(integration="STRATEGIES", kind="assign", trigger=trigger,
+                             status="skipped", business_date=business_date,
+                             started_at=started, finished_at=started, triggered_by_id=user_id,
+                             correlation_id=get_correlation_id(), duration_ms=0,
+                             note="feature flag strategies is off for everyone: nothing "
+                                  "assigned (flask flags set strategies --all)")
+        session.add(run)
+        session.commit()
+        log.info("strategies run skipped: feature flag off")
+        return run
     run = IntegrationRun(integration="STRATEGIES", kind="assign", trigger=trigger,
                          status="running", business_date=business_date, started_at=started,
                          triggered_by_id=user_id, correlation_id=get_correlation_id(),

@@ -326,5 +326,5 @@ def _forget_request_state(exc=None) -> None:
     the API principal, the language). Each request normally has its own app context; when one
     is already pushed (tests, CLI) Flask reuses it and these would leak into the next request."""
     for key in ("_login_user", current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
-                "api_principal", "_flask_babel"):
+                "api_principal", "_flask_babel", "_feature_flags"):
         g.pop(key, None)

@@ -55,6 +55,8 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem(_l("Alerts"), "ops.alerts_page", "ops.integrations", "alert", _l("Operations")),
     NavItem(_l("Truth check"), "ops.invariants_page", "ops.integrations", "check", _l("Operations"),
             ("ops.check_invariants_now",)),
+    NavItem(_l("Feature flags"), "ops.flags_page", "ops.integrations", "shield", _l("Operations"),
+            ("ops.set_flag",)),
     NavItem(_l("Message templates"), "messages.templates", "messages.templates", "message",
             _l("Supervision"), ("messages.new_template", "messages.create_template",
                                 "messages.edit_template", "messages.update_template")),

@@ -245,6 +245,10 @@ ROUTES: dict[tuple[str, str], Check] = {
     ("ops.resume", "POST"): Check({"name": "W4"}, OPS_ACTION_INTRUDERS, form={"reason": "x"}),
     ("ops.force_breaker", "POST"): Check({"name": "W4"}, OPS_ACTION_INTRUDERS,
                                          form={"state": "open", "reason": "x"}),
+    # feature flags: ops and admins switch them (issue 24), nobody else
+    ("ops.set_flag", "POST"): Check({"name": "strategies"}, ("agent_a", "field_a", "sup_a",
+                                                            "auditor"), ("ops", "admin"),
+                                    form={"strategies-mode": "all"}),
     ("payments.resolve_discrepancy", "POST"): Check(
         {"discrepancy_id": "discrepancy"}, OPS_ACTION_INTRUDERS,
         form={"resolution": "accepted", "note": "x"}),
