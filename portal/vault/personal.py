@@ -61,6 +61,7 @@ NOT_PERSONAL: set[str] = {
     "agent_locations.implausible_reason", "agent_status_events.reason",
     "call_records.unmatched_reason", "camt_import_transactions.reason",
     "messages.hold_reason", "payments.failure_reason", "rejected_locations.reason",
+    "feature_flags.name", "feature_flag_teams.flag_name",
     # masked by occurrence (the registered values inside them are replaced)
     "messages.body", "notifications.body", "payments.raw_body", "rejected_notifications.body",
     "quarantined_records.reason", "audit_log.ip_address", "document_downloads.ip_address",
