@@ -192,6 +192,15 @@ class Config:
     DOCUMENT_MAX_BYTES = int(os.environ.get("DOCUMENT_MAX_BYTES", str(10 * 1024 * 1024)))
     DOCUMENT_STORAGE_DIR = os.environ.get("DOCUMENT_STORAGE_DIR", "")
 
+    # Backups and masked copies (portal/vault, docs/operations.md "Backup and restore"): where
+    # the scheduled backup writes (empty: <instance folder>/backups) and how many it keeps (the
+    # newest BACKUP_KEEP_COUNT always, others until BACKUP_KEEP_DAYS old); the secret that keys
+    # the masked copies' pseudonyms (the same key gives the same pseudonyms on every copy)
+    BACKUP_DIR = os.environ.get("BACKUP_DIR", "")
+    BACKUP_KEEP_DAYS = int(os.environ.get("BACKUP_KEEP_DAYS", "7"))
+    BACKUP_KEEP_COUNT = int(os.environ.get("BACKUP_KEEP_COUNT", "7"))
+    MASKING_KEY = os.environ.get("MASKING_KEY", "dev-masking-key-not-secret")
+
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 

@@ -49,6 +49,7 @@ class Jobs:
     DISPATCH_MESSAGE = "workers.jobs.messages.dispatch_message"
     RECONCILE_SMS_REPORTS = "workers.jobs.messages.reconcile_reports"
     BUILD_PRINT_BATCH = "workers.jobs.letters.build_print_batch"
+    TAKE_BACKUP = "workers.jobs.backups.take_backup"
 
     @classmethod
     def all(cls) -> dict[str, str]:
@@ -212,6 +213,14 @@ SCHEDULES: tuple[Schedule, ...] = (
         # 03:40 in Asia/Ho_Chi_Minh: after the night's syncs and a priorities refresh
         "ops.invariants", Jobs.CHECK_INVARIANTS, "default", cron="40 20 * * *", timeout=1800,
         description="check the truths that tie the tables together (flask check invariants)",
+    ),
+    Schedule(
+        # 03:00 in Asia/Ho_Chi_Minh, before the invariants check (BACKUP_CRON to move it):
+        # pg_dump of the database, the instance files, a manifest; then the retention
+        "ops.backup", Jobs.TAKE_BACKUP, "default",
+        cron=os.environ.get("BACKUP_CRON", "0 20 * * *"), timeout=3600,
+        description="back up the database and the instance files into BACKUP_DIR; drop "
+                    "backups past BACKUP_KEEP_DAYS beyond the newest BACKUP_KEEP_COUNT",
     ),
     Schedule(
         # 05:00 in Asia/Ho_Chi_Minh: after the night's syncs and the priorities refresh, before

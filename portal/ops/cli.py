@@ -1,6 +1,9 @@
 """``flask check invariants``: the truths that tie the tables together (portal/ops/invariants.py),
 checked over the whole database. Prints each violation with its ids; exits 1 when there is one
-(2 when a check could not run)."""
+(2 when a check could not run).
+
+``flask ops …``: the group of operations on the whole system; portal/cli.py adds the commands of
+the areas that have them (portal/vault: backup, restore, verify-backup, mask-copy)."""
 
 from __future__ import annotations
 
@@ -52,4 +55,6 @@ def check_invariants(names: tuple[str, ...], record: bool, as_json: bool) -> Non
         sys.exit(1)
 
 
-commands: list = [check]
+ops = AppGroup("ops", help="Operations on the whole system: backups, restores, masked copies.")
+
+commands: list = [check, ops]
