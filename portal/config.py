@@ -199,6 +199,9 @@ class Config:
     BACKUP_DIR = os.environ.get("BACKUP_DIR", "")
     BACKUP_KEEP_DAYS = int(os.environ.get("BACKUP_KEEP_DAYS", "7"))
     BACKUP_KEEP_COUNT = int(os.environ.get("BACKUP_KEEP_COUNT", "7"))
+    # the ops page (Workers and queues) marks the backups stale when the newest is older: a
+    # nightly job plus a few hours' slack
+    BACKUP_STALE_HOURS = float(os.environ.get("BACKUP_STALE_HOURS", "26"))
     MASKING_KEY = os.environ.get("MASKING_KEY", "dev-masking-key-not-secret")
 
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -22,6 +22,7 @@ from portal.ops.forms import BreakerForm, MoveDecisionForm, ReasonForm, RequeueF
 from portal.ops.words import shown
 from portal.ops.worker_health import collect_health
 from portal.permissions.decorators import permission_required, safe_next
+from portal.vault import backup as backups
 
 bp = Blueprint("ops", __name__)
 
@@ -295,7 +296,10 @@ def workers():
         failed = ops_actions.failed_jobs()
     except Exception as exc:  # Redis down: the page says so
         health, failed, error = None, [], f"{type(exc).__name__}: {exc}"
+    seen_backups = backups.seen(backups.root_of(current_app),
+                                current_app.config["BACKUP_STALE_HOURS"])
     return render_template("ops/workers.html", health=health, failed=failed, error=error,
+                           backups=seen_backups,
                            poll=current_app.config.get("OPS_POLL_SECONDS", 10))
 
 

@@ -283,9 +283,40 @@ def prune(root: Path, keep_days: int, keep_count: int, now: datetime | None = No
     return removed
 
 
+def root_of(app) -> Path:
+    """Where the app's backups go: BACKUP_DIR, else ``backups`` under the instance dir."""
+    return Path(app.config.get("BACKUP_DIR") or os.path.join(app.instance_path, "backups"))
+
+
+@dataclass(frozen=True)
+class BackupsSeen:
+    """What the ops page says of the backups: the newest (newest first) and whether the newest
+    is recent enough (``stale_after`` hours; none at all counts as stale)."""
+    newest: list[dict]
+    count: int
+    stale: bool
+
+
+def seen(root: Path, stale_after_hours: float, now: datetime | None = None,
+         limit: int = 5) -> BackupsSeen:
+    """The complete backups under ``root`` as the ops page lists them: name, taken at, bytes,
+    files and revision of the newest ``limit``, read from their manifests (not re-hashed)."""
+    now = now or clock.now()
+    found = backups_in(root)
+    newest = []
+    for path, created in reversed(found[-limit:]):
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        files = manifest.get("files") or []
+        newest.append({"name": path.name, "created_at": created,
+                       "bytes": sum(int(f.get("size") or 0) for f in files),
+                       "files": len(files), "revision": manifest.get("alembic_revision")})
+    stale = not found or found[-1][1] < now - timedelta(hours=stale_after_hours)
+    return BackupsSeen(newest, len(found), stale)
+
+
 def scheduled(app) -> dict:
     """The scheduled job's work: a backup into BACKUP_DIR, then the retention."""
-    root = Path(app.config.get("BACKUP_DIR") or os.path.join(app.instance_path, "backups"))
+    root = root_of(app)
     path = take(app.config["SQLALCHEMY_DATABASE_URI"], Areas.of_app(app), root)
     removed = prune(root, int(app.config["BACKUP_KEEP_DAYS"]),
                     int(app.config["BACKUP_KEEP_COUNT"]), keep=path)

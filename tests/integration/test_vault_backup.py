@@ -218,3 +218,25 @@ def test_a_backup_of_make_runs_embedded_server_restores():
     finally:
         embedded.stop_postgres(root / "pg")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_ops_page_lists_the_backups_and_says_when_they_are_stale(
+        app, db, tmp_path, monkeypatch, frozen_now, client, login_as):
+    """Operations → Workers and queues: the newest backups with their time and size, and a red
+    badge when none was taken within BACKUP_STALE_HOURS (none at all included)."""
+    monkeypatch.setitem(app.config, "BACKUP_DIR", str(tmp_path))
+    login_as("ops", language="en")
+    frozen_now("2028-12-31T16:30:00+00:00")  # 23:30 on 31 December in Hà Nội
+    page = client.get("/ops/workers").get_data(as_text=True)
+    assert "No backup in the last 26 hours" in page and "No backup yet" in page
+
+    taken = Path(backup.scheduled(app)["backup"])
+    page = client.get("/ops/workers").get_data(as_text=True)
+    manifest = json.loads((taken / "manifest.json").read_text())
+    size_mb = sum(f["size"] for f in manifest["files"]) / 1048576
+    assert "Up to date" in page and taken.name in page
+    assert "31/12/2028 23:30" in page and f"{size_mb:,.1f} MB" in page
+
+    frozen_now("2029-01-01T18:31:00+00:00")  # 26 h 1 min later
+    page = client.get("/ops/workers").get_data(as_text=True)
+    assert "No backup in the last 26 hours" in page and taken.name in page
