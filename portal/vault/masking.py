@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -72,6 +73,11 @@ def placeholder_pdf() -> bytes:
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
         len(objects) + 1, xref)
     return bytes(out)
+
+
+# coordinates move by up to 0.01 degree (about 1.1 km): a customer's street is no longer
+# pinned, the province and the map's clusters stay
+COORDINATE_SCALE = Decimal(1_000_000)
 
 
 class Pseudonyms:
@@ -120,6 +126,10 @@ class Pseudonyms:
         if kind == "birth_date":
             shift = int.from_bytes(self._bytes(kind, value.isoformat(), 4), "big") % 181 - 90
             return value + timedelta(days=shift) if isinstance(value, date) else value
+        if kind == "coordinate":  # a home on the map: moved up to ~1 km, the same way each time
+            micro = int.from_bytes(self._bytes(kind, str(value), 4), "big") % 20001 - 10000
+            shift = Decimal(micro if micro else 1) / COORDINATE_SCALE
+            return (Decimal(str(value)) + shift).quantize(Decimal("0.000001"))
         if not isinstance(value, str) or not value.strip():
             return value
         cached = self._cache.get((kind, value))
@@ -382,7 +392,7 @@ def learn_registry(source, masker: Masker) -> int:
             continue
         present = {c for c, _ in _columns(source, table)}
         for column, kind in columns.items():
-            if column not in present or kind in ("json", "birth_date"):
+            if column not in present or kind in ("json", "birth_date", "coordinate"):
                 continue
             with source.cursor(name=f"learn_{table}_{column}") as cur:
                 cur.itersize = 5000

@@ -12,7 +12,9 @@ messages, notifications…) is replaced by the value's pseudonym.
 from __future__ import annotations
 
 # kinds: name, company, national_id, identifier, phone, email, address, full_address, text,
-# recipient (a phone or an e-mail), filename, birth_date, json (masked by JSON_KEYS)
+# recipient (a phone or an e-mail), filename, birth_date, coordinate (a customer's place on
+# the map: moved a little; the agents' own GPS tracks are staff data and kept, their speeds
+# between points must stay plausible), json (masked by JSON_KEYS)
 PERSONAL_COLUMNS: dict[str, dict[str, str]] = {
     "customers": {"name": "name", "national_id": "national_id", "company_name": "company",
                   "registration_number": "identifier", "tax_id": "identifier",
@@ -21,15 +23,17 @@ PERSONAL_COLUMNS: dict[str, dict[str, str]] = {
                             "company_name": "company", "contacts": "json",
                             "date_of_birth": "birth_date"},
     "phones": {"number": "phone", "number_e164": "phone", "notes": "text"},
-    "addresses": {"line1": "address", "line2": "address", "notes": "text"},
+    "addresses": {"line1": "address", "line2": "address", "notes": "text",
+                  "lat": "coordinate", "lon": "coordinate"},
     "emails": {"address": "email", "notes": "text"},
     "users": {"full_name": "name", "email": "email"},
     "agencies": {"contact": "text"},
-    "actions": {"notes": "text"},
+    "actions": {"notes": "text", "lat": "coordinate", "lon": "coordinate"},
     "cases": {"notes": "text"},
     "master_note_versions": {"text": "text"},
     "promises": {"notes": "text"},
-    "visits": {"notes": "text", "review_note": "text"},
+    "visits": {"notes": "text", "review_note": "text", "checkin_lat": "coordinate",
+               "checkin_lon": "coordinate"},
     "payment_plans": {"reason": "text", "cancel_reason": "text"},
     "collaterals": {"property_address": "full_address", "license_plate": "identifier",
                     "chassis_number": "identifier", "engine_number": "identifier",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -109,7 +110,7 @@ def _originals(conn) -> set[str]:
     found: set[str] = set()
     for table, columns in PERSONAL_COLUMNS.items():
         for column, kind in columns.items():
-            if kind in ("json", "birth_date"):
+            if kind in ("json", "birth_date", "coordinate"):
                 continue
             for (value,) in conn.execute(f'SELECT DISTINCT "{column}" FROM "{table}" '
                                          f'WHERE "{column}" IS NOT NULL'):
@@ -242,6 +243,16 @@ def test_masked_copy_hides_every_personal_value_and_keeps_keys_and_amounts(
         assert (tmp_path / "instance" / "documents" / "ab" / doc[0][3:]).read_bytes() \
             == placeholder
 
+        # a customer's place on the map moves (up to 0.01 degree), never stays
+        moved = list(zip(src.execute("SELECT lat, lon FROM addresses WHERE lat IS NOT NULL "
+                                     "ORDER BY id"),
+                         copy.execute("SELECT lat, lon FROM addresses WHERE lat IS NOT NULL "
+                                      "ORDER BY id"), strict=True))
+        assert len(moved) > 20
+        for (lat, lon), (masked_lat, masked_lon) in moved:
+            assert lat != masked_lat and lon != masked_lon
+            assert abs(lat - masked_lat) <= Decimal("0.01") >= abs(lon - masked_lon)
+
         # (d) the same value, the same pseudonym: across tables and runs
         masked_name = copy.execute("SELECT name FROM customers ORDER BY id LIMIT 1").fetchone()[0]
         event = copy.execute("SELECT payload FROM events WHERE seq = 999999").fetchone()[0]
@@ -309,7 +320,8 @@ def test_every_column_that_looks_personal_is_classified(db):
 
     every = {f"{t}.{c}" for t, c in db.session.execute(text(
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
-        "'public' AND data_type IN ('text', 'character varying', 'json', 'jsonb', 'date')"))}
+        "'public' AND data_type IN ('text', 'character varying', 'json', 'jsonb', 'date', "
+        "'numeric')"))}
     looks = {name for name in every if LOOKS_PERSONAL.search(name.split(".")[1])}
     registered = {f"{t}.{c}" for t, cols in PERSONAL_COLUMNS.items() for c in cols}
     assert looks - registered - NOT_PERSONAL == set()
