@@ -110,6 +110,9 @@ ROUTES: dict[tuple[str, str], Check] = {
     ("cases.set_status", "POST"): Check(
         {**CASE_A, "kind": "customer_status"}, TEAM_B_CASE_WORKERS, ("agent_a",),
         form={"value_id": "status_refuses", "reason": "KH từ chối"}),
+    # refresh one customer now (no source configured here: the owner's panel says so)
+    ("cases.refresh_customer", "POST"): Check(CASE_A, TEAM_B_CASE_WORKERS,
+                                              ("agent_a", "sup_a")),
     ("cases.master_note_form", "GET"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",)),
     ("cases.save_master_note", "POST"): Check(CASE_A, TEAM_B_CASE_WORKERS, ("agent_a",),
                                               form={"note": "Ghi chú"}),
