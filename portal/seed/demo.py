@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,7 +23,7 @@ from portal.models.enums import INTEGRATIONS
 from portal.seed import activity
 from portal.seed.action_codes import DEFAULT_ACTION_CODES
 from portal.seed.bulk import BulkWriter
-from portal.seed.context import RANDOM_SEED, SeedContext, Staff, TeamInfo
+from portal.seed.context import RANDOM_SEED, FastRandom, SeedContext, Staff, TeamInfo
 from portal.seed.geo import HANOI, HCMC
 from portal.seed.message_templates import ensure_message_templates
 from portal.seed.portfolio import COLUMNS as PORTFOLIO_COLUMNS
@@ -142,7 +143,11 @@ class DemoSeeder:
         first = self.ctx.teams[0]
         ensure_demo_strategy(self.conn, first.supervisor.id, first.id, clock.now())
         self._integration_settings()
-        portfolio = PortfolioGenerator(self.ctx, self.customers, self.products)
+        # the portfolio draws from its own stream, as the sandbox twins' copy of it does
+        # (integrations/sandbox/t24_files.SeedSource): the staff drawn above must not shift
+        # it, or the twins would describe other customers than the ones seeded here
+        portfolio = PortfolioGenerator(replace(self.ctx, rng=FastRandom(RANDOM_SEED)),
+                                       self.customers, self.products)
         work = activity.ActivityGenerator(self.ctx)
         for start in range(0, self.customers, CHUNK_SIZE):
             end = min(self.customers, start + CHUNK_SIZE)

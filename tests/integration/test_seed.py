@@ -352,3 +352,20 @@ def test_the_demo_has_message_templates_in_both_languages(db, seeded):
         for text_ in (row.subject_vi, row.subject_en, row.body_vi, row.body_en):
             assert unknown_variables(text_) == [], row.code
         assert (row.subject_vi is None) == (row.channel == "sms")
+
+
+def test_the_sandbox_twins_serve_the_customers_and_products_seeded_here(db, seeded):
+    """`make run` seeds the demo and starts the twins over the same portfolio
+    (integrations/sandbox/t24_files.SeedSource): a customer refreshed from T24, W4 or LOS
+    is the customer on the screen, not another drawn from a shifted stream."""
+    from integrations.sandbox.t24_files import SeedSource
+
+    twins = SeedSource(200, 300)
+    customers = {r["cif"]: (r["name"], r["national_id"])
+                 for _, r in twins.table_rows(("customers",))}
+    assert dict((cif, (name, nid)) for cif, name, nid in rows(
+        db, "SELECT cif, name, national_id FROM customers")) == customers
+    cards = {r["contract_number"]: r["cif"] for _, r in twins.table_rows(("cards",))}
+    assert dict(rows(db, "SELECT contract_number, cif FROM cards")) == cards
+    loans = {r["account_number"]: r["cif"] for _, r in twins.table_rows(("loans",))}
+    assert dict(rows(db, "SELECT account_number, cif FROM loans")) == loans
