@@ -37,7 +37,6 @@ from portal.events.subscribers import load_subscribers
 from portal.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 from portal.field import cli as field_cli  # noqa: F401  (commands on field's bp)
 from portal.field import views as field
-from portal.flags import views as flag_views  # noqa: F401  (routes on ops' bp)
 from portal.flags import web as flags_web
 from portal.kpi import views as kpi
 from portal.logging import init_logging
@@ -46,7 +45,10 @@ from portal.messages import cli as messages_cli  # noqa: F401  (commands on mess
 from portal.messages import letters_views as letters
 from portal.messages import views as messages
 from portal.notifications import views as notifications
-from portal.ops import invariant_views  # noqa: F401  (routes on ops' bp)
+from portal.ops import (
+    flag_views,  # noqa: F401  (the Feature flags page, on ops' bp)
+    invariant_views,  # noqa: F401  (routes on ops' bp)
+)
 from portal.ops import metrics as ops_metrics  # noqa: F401  (routes on ops' bp)
 from portal.ops import views as ops
 from portal.pay import views as pay
@@ -54,6 +56,8 @@ from portal.payments import cli as payments_cli  # noqa: F401  (commands on paym
 from portal.payments import effects as payments_effects
 from portal.payments import views as payments
 from portal.placements import views as placements
+from portal.refresh import cli as refresh_cli  # noqa: F401  (commands on cases' bp)
+from portal.refresh import views as refresh_views  # noqa: F401  (routes on cases' bp)
 from portal.strategies import cli as strategies_cli  # noqa: F401  (commands on strategies' bp)
 from portal.strategies import views as strategies
 from portal.supervisor import views as supervisor

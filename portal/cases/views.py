@@ -7,14 +7,12 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from markupsafe import Markup
 
 from portal import clock
-from portal.cases import actions, case_view, contacts, queue, refresh, statuses
+from portal.cases import actions, case_view, contacts, queue, statuses
 from portal.cases import search as customer_search
 from portal.cases.forms import ActionForm, ContactFlagForm, ContactForm
 from portal.extensions import db, partial_request
-from portal.logging import get_correlation_id
 from portal.models.enums import ACTION_TYPES
 from portal.permissions import scopes
 from portal.permissions.decorators import permission_required
@@ -103,9 +101,19 @@ PANELS = {"timeline", "promises", "header", "contacts", "accounts", "history", "
 @bp.get("/<cif>")
 @permission_required("cases.view")
 def view(cif: str):
-    v = _load(cif)
+    return render_case(_load(cif))
+
+
+def load_case(cif: str) -> case_view.CaseView:
+    """The case view of ``cif`` for the signed-in user (404 outside their scope)."""
+    return _load(cif)
+
+
+def render_case(v: case_view.CaseView, **extra) -> str:
+    """The case view page, with ``extra`` in its context (a panel that a feature above the
+    cases adds, e.g. portal/refresh's change panel)."""
     form = _action_form_state(v, {}) if can("cases.work") else None
-    return render_template("cases/view.html", **_context(v, form=form))
+    return render_template("cases/view.html", **_context(v, form=form, **extra))
 
 
 @bp.get("/<cif>/panels/<name>")
@@ -114,39 +122,6 @@ def panel(cif: str, name: str):
     if name not in PANELS:
         abort(404)
     return render_template(f"cases/_panel_{name}.html", **_context(_load(cif)))
-
-
-# --- refresh one customer now ----------------------------------------------------------------
-
-
-@bp.post("/<cif>/refresh")
-@permission_required("customers.refresh")
-def refresh_customer(cif: str):
-    """Fetch the customer's latest data from W4 and LOS now; the panel says what changed, per
-    source, or why a source was refused (portal/cases/refresh.py)."""
-    v = _load(cif)
-    try:
-        outcome = refresh.refresh(current_app._get_current_object(), db.session, cif,
-                                  user=current_user, now=clock.now(),
-                                  correlation_id=get_correlation_id())
-    except refresh.RateLimited as exc:
-        db.session.commit()  # the audit row of the refusal
-        response = current_app.make_response((render_template(
-            "cases/_refresh_panel.html", v=v, outcome=None, refusal=str(exc),
-            refresh=refresh), 422 if partial_request() else 429))
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
-    db.session.commit()
-    panel = render_template("cases/_refresh_panel.html", v=v, outcome=outcome, refusal=None,
-                            refresh=refresh)
-    if not partial_request():
-        page = _context(_load(cif), refresh_panel=Markup(panel))
-        return render_template("cases/view.html", **page,
-                               form=_action_form_state(v, {}) if can("cases.work") else None)
-    response = current_app.make_response(panel)
-    if outcome.applied:
-        response.headers["HX-Trigger"] = "case-updated"
-    return response
 
 
 # --- record an action ------------------------------------------------------------------------

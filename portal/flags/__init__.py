@@ -7,7 +7,8 @@
   nothing until someone switches it.
 - ``web``: the gate — a gated blueprint's pages answer 403 (in the reader's language) to a user
   the flag is off for, and ``can()`` (navigation, templates) hides what they gate.
-- ``views`` (the ops page's Feature flags page) and ``cli`` (``flask flags list|set``).
+- ``cli`` (``flask flags list|set``); the page that switches them is the ops area's
+  (portal/ops/flag_views.py), above the gate that ``can()`` and every blueprint consult.
 
 Who a flag in mode ``teams`` is on for: agents, field agents and supervisors when their own
 team or a team they supervise is chosen; the roles that oversee every team (admin, ops,

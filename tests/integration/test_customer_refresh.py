@@ -21,9 +21,9 @@ from integrations.t24.load import load_set
 from integrations.t24.manifest import verify
 from integrations.t24.mapping import load_profile
 from portal import clock
-from portal.cases import refresh
 from portal.models import AuditLog
 from portal.ops import invariants
+from portal.refresh import operations as refresh
 from tests.integration.sync_helpers import conn_fixture, events  # noqa: F401 - fixture
 
 CUSTOMERS, PRODUCTS = 60, 90

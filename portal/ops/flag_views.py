@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.flags import operations
-from portal.flags.forms import MODE_LABELS, FlagForm
 from portal.flags.registry import FLAGS, UnknownFlag
 from portal.models import Team
+from portal.ops.flag_forms import MODE_LABELS, FlagForm
 from portal.ops.views import bp
 from portal.permissions.decorators import permission_required
 from portal.web import render_error

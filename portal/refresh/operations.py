@@ -1,4 +1,4 @@
-"""Refresh one customer now (the case view's button and ``flask customers refresh``): rate
+"""Refresh one customer now (the case view's button and ``flask cases refresh-customer``): rate
 limits on the product clock, the refresh itself (integrations/refresh.py: W4 and LOS fetched,
 applied through the daily sync's mapping, change capture and events), the audit row, and what
 the change panel shows.
