@@ -50,11 +50,9 @@ from urllib3.util.retry import Retry
 
 from tests.cluster import plan as P
 from tests.load.mix import (
-    CSRF,
     GPS_BATCH,
     GPS_OSMAND,
     TIMEOUT_S,
-    Agent,
     MixedLoad,
     _Failed,
 )
@@ -227,26 +225,8 @@ class RetryingLoad(MixedLoad):
         self.points = 0
         self._mutex = threading.Lock()
 
-    def login(self, agent: Agent) -> requests.Session:
-        session = retrying_session()
-        form = session.get(self.url + "/auth/login", timeout=TIMEOUT_S)
-        match = CSRF.search(form.text)
-        if form.status_code != 200 or not match:
-            raise _Failed(f"login form: {form.status_code}")
-        response = session.post(self.url + "/auth/login", timeout=TIMEOUT_S,
-                                allow_redirects=False,
-                                data={"username": agent.username, "password": agent.password,
-                                      "csrf_token": match.group(1), "next": ""})
-        if response.status_code != 302:
-            raise _Failed(f"login: {response.status_code}")
-        session.agent = agent  # type: ignore[attr-defined]
-        return session
-
-    def _http(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = retrying_session()
-        return session
+    def new_session(self) -> requests.Session:
+        return retrying_session()
 
     def _again(self, call: Callable[[], int]) -> int:
         """The client's own retry of what urllib3 cannot retry: a response cut off while its

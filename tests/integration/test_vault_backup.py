@@ -9,36 +9,11 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from portal.schedules import SCHEDULES, Jobs
 from portal.vault import backup, pgtools
-
-
-def _url(base: str, name: str) -> str:
-    return pgtools.libpq_url(base).rsplit("/", 1)[0] + f"/{name}"
-
-
-@pytest.fixture
-def database(app):
-    """``database(suffix)`` → the URL of a new, empty database (dropped afterwards)."""
-    base = app.config["SQLALCHEMY_DATABASE_URI"]
-    own = pgtools.params(base)["dbname"]
-    made = []
-
-    def make(suffix: str) -> str:
-        name = f"{own}_{suffix}"
-        with psycopg.connect(_url(base, "postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        made.append(name)
-        return _url(base, name)
-
-    yield make
-    with psycopg.connect(_url(base, "postgres"), autocommit=True) as conn:
-        for name in made:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tests.vault_support import database_fixture  # noqa: F401 (fixture)
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ import re
 import uuid
 from decimal import Decimal
 
-import psycopg
 import pytest
 from sqlalchemy import text
 
 from portal.phones import phone_e164
 from portal.vault import masking, pgtools
 from portal.vault.personal import PERSONAL_COLUMNS
+from tests.vault_support import database_fixture  # noqa: F401 (fixture)
 
 HOSTILE_NAME = 'Nguyễn "Văn" O\'Brien\t\\ 😀 Ánh'
 HOSTILE_NID = "079123456789"
@@ -27,31 +27,6 @@ HOSTILE_LINE1 = "Số 12/3B Ngõ 45 Đường Láng; DROP TABLE x;--"
 AMOUNT_TABLES = {"loans": "outstanding", "payments": "amount", "promises": "amount",
                  "cards": "outstanding", "collaterals": "value"}
 
-
-def _url(base: str, name: str) -> str:
-    return pgtools.libpq_url(base).rsplit("/", 1)[0] + f"/{name}"
-
-
-@pytest.fixture
-def database(app):
-    """``database(suffix)`` → the URL of a new, empty database beside the test database
-    (dropped afterwards)."""
-    base = app.config["SQLALCHEMY_DATABASE_URI"]
-    own = pgtools.params(base)["dbname"]
-    made = []
-
-    def make(suffix: str) -> str:
-        name = f"{own}_{suffix}"
-        with psycopg.connect(_url(base, "postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        made.append(name)
-        return _url(base, name)
-
-    yield make
-    with psycopg.connect(_url(base, "postgres"), autocommit=True) as conn:
-        for name in made:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _hostile(db) -> None:

@@ -155,8 +155,12 @@ class MixedLoad:
 
     # -- agents' sessions -----------------------------------------------------------------------
 
+    def new_session(self) -> requests.Session:
+        """An HTTP client session (tests/cluster's load gives one that retries)."""
+        return requests.Session()
+
     def login(self, agent: Agent) -> requests.Session:
-        session = requests.Session()
+        session = self.new_session()
         form = session.get(self.url + "/auth/login", timeout=TIMEOUT_S)
         match = CSRF.search(form.text)
         if form.status_code != 200 or not match:
@@ -192,7 +196,7 @@ class MixedLoad:
         """A keep-alive session per client thread (webhooks and GPS)."""
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
+            session = self._local.session = self.new_session()
         return session
 
     def do_login(self, i: int) -> int:
