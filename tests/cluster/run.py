@@ -281,16 +281,10 @@ class RetryingLoad(MixedLoad):
         return response.status_code
 
     def do_gps_batch(self, i: int) -> int:
-        tokens, size = self.world.field_tokens, self.world.gps_batch_points
-        token = tokens[i % len(tokens)]
-        first = self._batch_base + timedelta(seconds=(i // len(tokens)) * size)
-        points = [{"lat": 10.7769 + k * 1e-5, "lon": 106.7009 + (i % 50) * 1e-4,
-                   "accuracy_m": 8, "speed": 6.5, "heading": 90, "battery": 80,
-                   "recorded_at": (first + timedelta(seconds=k)).isoformat()}
-                  for k in range(size)]
+        token, points = self.gps_batch(i)
         return self._again(lambda: self._points(self._http().post(
             self.url + GPS_BATCH, json={"points": points},
-            headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S), size))
+            headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S), len(points)))
 
     def do_osmand(self, i: int) -> int:
         tokens = self.world.field_tokens

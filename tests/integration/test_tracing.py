@@ -37,7 +37,14 @@ from tests.integration.test_events_support import (  # noqa: F401 - the bus fixt
     worker_env,
 )
 from tests.integration.test_field_forward import post_points
-from tests.integration.test_standard_webhooks import PAY_SECRET, PAY_URL, payment_body, standard
+from tests.integration.test_standard_webhooks import (  # noqa: F401 - fixtures
+    PAY_SECRET,
+    PAY_URL,
+    loan,
+    payment_body,
+    payments_standard,
+    standard,
+)
 
 # -- the in-memory exporter ----------------------------------------------------------------------
 
@@ -85,20 +92,6 @@ def parent_id(span) -> int | None:
 def new_traceparent() -> tuple[str, str, str]:
     trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
     return f"00-{trace_id}-{span_id}-01", trace_id, span_id
-
-
-@pytest.fixture
-def payments_standard(app, monkeypatch):
-    monkeypatch.setitem(app.config, "PAYMENT_WEBHOOK_SCHEME", "standard")
-    monkeypatch.setitem(app.config, "PAYMENT_WEBHOOK_SECRETS", PAY_SECRET)
-
-
-@pytest.fixture
-def loan(db, make_customer, make_loan):
-    from decimal import Decimal
-
-    return make_loan(make_customer(), dpd=12, currency="VND", due_amount=Decimal("10000000"),
-                     outstanding=Decimal("80000000"))
 
 
 # -- the payment webhook's trace -----------------------------------------------------------------

@@ -231,14 +231,18 @@ class MixedLoad:
             raise _Failed(f"{response.status_code} {response.text[:200]}")
         return response.status_code
 
-    def do_gps_batch(self, i: int) -> int:
+    def gps_batch(self, i: int) -> tuple[str, list[dict]]:
+        """The ``i``-th GPS batch: a field agent's token and its points (seconds of their own)."""
         tokens, size = self.world.field_tokens, self.world.gps_batch_points
-        token = tokens[i % len(tokens)]
         first = self._batch_base + timedelta(seconds=(i // len(tokens)) * size)
-        points = [{"lat": 10.7769 + k * 1e-5, "lon": 106.7009 + (i % 50) * 1e-4,
-                   "accuracy_m": 8, "speed": 6.5, "heading": 90, "battery": 80,
-                   "recorded_at": (first + timedelta(seconds=k)).isoformat()}
-                  for k in range(size)]
+        return tokens[i % len(tokens)], [
+            {"lat": 10.7769 + k * 1e-5, "lon": 106.7009 + (i % 50) * 1e-4, "accuracy_m": 8,
+             "speed": 6.5, "heading": 90, "battery": 80,
+             "recorded_at": (first + timedelta(seconds=k)).isoformat()} for k in range(size)]
+
+    def do_gps_batch(self, i: int) -> int:
+        token, points = self.gps_batch(i)
+        size = len(points)
         response = self._http().post(self.url + GPS_BATCH, json={"points": points},
                                      headers={"Authorization": f"Bearer {token}"},
                                      timeout=TIMEOUT_S)
